@@ -1,0 +1,98 @@
+/* The one device model that both sides fill: the inventory loader (what is
+ * wanted) and the domain XML reader (what is there).  Every optional field
+ * has an "is set" bit, because the plan compares only what the inventory
+ * gives.  No I/O here. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pci.h"
+
+typedef enum {
+    ZR_KIND_HOSTDEV,   /* <hostdev mode='subsystem' type='pci'> */
+    ZR_KIND_INTERFACE, /* <interface type='hostdev'> */
+    ZR_KIND__COUNT,
+} zr_kind;
+
+typedef enum {
+    ZR_VPORT_NONE,
+    ZR_VPORT_8021QBH, /* profileid */
+    ZR_VPORT_8021QBG, /* managerid, typeid, typeidversion, instanceid */
+    ZR_VPORT__COUNT,
+} zr_vport_type;
+
+/* A position in an input file, 1-based; 0 when unknown (e.g. from XML). */
+struct zr_mark {
+    unsigned line;
+    unsigned column;
+};
+
+struct zr_virtualport {
+    zr_vport_type type; /* ZR_VPORT_NONE: no <virtualport> */
+    char *profileid;    /* 802.1Qbh; NULL when unset */
+    bool has_managerid, has_typeid, has_typeidversion, has_instanceid;
+    uint32_t managerid;     /* 0..255 */
+    uint32_t typeid;        /* 0..0xffffff */
+    uint32_t typeidversion; /* 0..255 */
+    struct zr_uuid instanceid;
+};
+
+#define ZR_VPORT_MANAGERID_MAX 0xffu
+#define ZR_VPORT_TYPEID_MAX 0xffffffu
+#define ZR_VPORT_TYPEIDVERSION_MAX 0xffu
+
+struct zr_device {
+    zr_kind kind;
+    struct zr_pci_addr source; /* host PCI function: the device's identity */
+
+    bool managed;     /* inventory: defaults to true; XML: absent means no */
+    bool has_managed; /* inventory: written explicitly */
+
+    bool has_zpci_uid, has_zpci_fid;
+    uint32_t zpci_uid;
+    uint32_t zpci_fid;
+
+    bool has_guest_address;
+    struct zr_pci_addr guest_address;
+
+    bool has_mac; /* interfaces only */
+    struct zr_mac mac;
+
+    struct zr_virtualport vport; /* interfaces only */
+
+    bool has_vlan; /* interfaces only: exactly one untagged-native-free tag */
+    uint32_t vlan;
+    /* XML side: a <vlan> the inventory format cannot express (trunk, several
+     * tags, nativeMode).  Never equal to a wanted vlan. */
+    bool vlan_unrepresentable;
+
+    /* XML side only. */
+    char *alias;      /* <alias name=...>, NULL when absent */
+    char *driver;     /* <driver name=...>, NULL when absent */
+    char *xml;        /* the element as it stands in the domain XML */
+
+    struct zr_mark mark; /* inventory side: where the list item starts */
+};
+
+const char *zr_kind_to_string(zr_kind kind);       /* "hostdev" / "interface" */
+const char *zr_vport_type_to_string(zr_vport_type t); /* "802.1Qbh" ... */
+
+void zr_virtualport_finish(struct zr_virtualport *v);
+void zr_virtualport_copy(struct zr_virtualport *dst, const struct zr_virtualport *src);
+void zr_device_finish(struct zr_device *d);
+void zr_device_copy(struct zr_device *dst, const struct zr_device *src);
+
+/* Devices are identified by kind and host source address. */
+int zr_device_key_cmp(const struct zr_device *a, const struct zr_device *b);
+bool zr_device_same_key(const struct zr_device *a, const struct zr_device *b);
+
+/* A list of devices, owned. */
+struct zr_device_list {
+    struct zr_device *items;
+    size_t n;
+};
+
+struct zr_device *zr_device_list_append(struct zr_device_list *l);
+void zr_device_list_finish(struct zr_device_list *l);

@@ -1,0 +1,159 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+
+void *zr_malloc0(size_t size)
+{
+    void *p = calloc(1, size ? size : 1);
+    if (!p)
+        abort();
+    return p;
+}
+
+void *zr_reallocarray(void *ptr, size_t n, size_t size)
+{
+    void *p = reallocarray(ptr, n ? n : 1, size ? size : 1);
+    if (!p)
+        abort();
+    return p;
+}
+
+void *zr_reallocarray_zero(size_t size, size_t n)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        abort();
+    return p;
+}
+
+char *zr_strdup(const char *s)
+{
+    if (!s)
+        return NULL;
+    char *p = strdup(s);
+    if (!p)
+        abort();
+    return p;
+}
+
+char *zr_strndup(const char *s, size_t n)
+{
+    char *p = strndup(s, n);
+    if (!p)
+        abort();
+    return p;
+}
+
+char *zr_vasprintf(const char *fmt, va_list ap)
+{
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        abort();
+    return s;
+}
+
+char *zr_asprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = zr_vasprintf(fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+void zr_error_vset(struct zr_error *e, const char *file, unsigned line, unsigned column,
+                   const char *fmt, va_list ap)
+{
+    if (!e)
+        return;
+    zr_error_finish(e);
+    e->file = zr_strdup(file);
+    e->line = line;
+    e->column = column;
+    e->message = zr_vasprintf(fmt, ap);
+}
+
+void zr_error_set(struct zr_error *e, const char *file, unsigned line, unsigned column,
+                  const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    zr_error_vset(e, file, line, column, fmt, ap);
+    va_end(ap);
+}
+
+void zr_error_finish(struct zr_error *e)
+{
+    if (!e)
+        return;
+    free(e->file);
+    free(e->message);
+    free(e->source_line);
+    *e = (struct zr_error){0};
+}
+
+void zr_error_move(struct zr_error *dst, struct zr_error *src)
+{
+    zr_error_finish(dst);
+    *dst = *src;
+    *src = (struct zr_error){0};
+}
+
+bool zr_errors_add(struct zr_errors *errs, const char *file, unsigned line, unsigned column,
+                   const char *source_line, const char *fmt, ...)
+{
+    if (errs->n >= ZR_ERRORS_MAX) {
+        errs->truncated = true;
+        return false;
+    }
+    struct zr_error *e = ZR_APPEND(errs->items, errs->n);
+    va_list ap;
+    va_start(ap, fmt);
+    zr_error_vset(e, file, line, column, fmt, ap);
+    va_end(ap);
+    e->source_line = zr_strdup(source_line);
+    return true;
+}
+
+void zr_errors_finish(struct zr_errors *errs)
+{
+    for (size_t i = 0; i < errs->n; i++)
+        zr_error_finish(&errs->items[i]);
+    free(errs->items);
+    *errs = (struct zr_errors){0};
+}
+
+void zr_error_print(const struct zr_error *e, FILE *f)
+{
+    if (e->file && e->line && e->column)
+        fprintf(f, "%s:%u:%u: error: %s\n", e->file, e->line, e->column, e->message);
+    else if (e->file && e->line)
+        fprintf(f, "%s:%u: error: %s\n", e->file, e->line, e->message);
+    else if (e->file)
+        fprintf(f, "%s: error: %s\n", e->file, e->message);
+    else
+        fprintf(f, "error: %s\n", e->message);
+
+    if (e->source_line && e->column) {
+        fprintf(f, "%s\n", e->source_line);
+        /* Columns count characters, not bytes; keep tabs so the caret
+         * lines up under tab-indented text. */
+        const unsigned char *p = (const unsigned char *)e->source_line;
+        for (unsigned col = 1; col < e->column && *p; p++) {
+            if ((*p & 0xc0) == 0x80)
+                continue;
+            fputc(*p == '\t' ? '\t' : ' ', f);
+            col++;
+        }
+        fputs("^\n", f);
+    }
+}
+
+void zr_errors_print(const struct zr_errors *errs, FILE *f)
+{
+    for (size_t i = 0; i < errs->n; i++)
+        zr_error_print(&errs->items[i], f);
+    if (errs->truncated)
+        fprintf(f, "too many errors; stopped after %d\n", ZR_ERRORS_MAX);
+}

@@ -1,0 +1,44 @@
+/* Errors as values: a position (file, 1-based line and column, 0 when not
+ * known) and a message, optionally the source line for a caret.  Modules
+ * fill them; only main.c and apply.c print them. */
+#pragma once
+
+#include <stdio.h>
+
+#include "util.h"
+
+struct zr_error {
+    char *file;        /* NULL when the error has no source position */
+    unsigned line;     /* 1-based, 0 = none */
+    unsigned column;   /* 1-based, 0 = none */
+    char *message;
+    char *source_line; /* the offending line of the input, for the caret */
+};
+
+/* Errors collected over a whole input, capped so a broken file cannot flood
+ * the terminal. */
+#define ZR_ERRORS_MAX 20
+
+struct zr_errors {
+    struct zr_error *items;
+    size_t n;
+    bool truncated; /* more errors than ZR_ERRORS_MAX were found */
+};
+
+void zr_error_set(struct zr_error *e, const char *file, unsigned line, unsigned column,
+                  const char *fmt, ...) _printf_(5, 6);
+void zr_error_vset(struct zr_error *e, const char *file, unsigned line, unsigned column,
+                   const char *fmt, va_list ap) _printf_(5, 0);
+void zr_error_finish(struct zr_error *e);
+void zr_error_move(struct zr_error *dst, struct zr_error *src);
+
+/* Adds an error; returns false when the cap was reached (the error is then
+ * only counted as truncation). */
+bool zr_errors_add(struct zr_errors *errs, const char *file, unsigned line, unsigned column,
+                   const char *source_line, const char *fmt, ...) _printf_(6, 7);
+void zr_errors_finish(struct zr_errors *errs);
+
+/* Writes "FILE:LINE:COLUMN: error: MESSAGE", then the source line and a
+ * caret under the column when both are known. */
+void zr_error_print(const struct zr_error *e, FILE *f);
+void zr_errors_print(const struct zr_errors *errs, FILE *f);

@@ -1,0 +1,103 @@
+/* Wanted model + current models -> ordered list of actions.  A pure
+ * function of its inputs: no libvirt, no files, no clock, no printing, so
+ * nearly all behaviour is unit-tested without a hypervisor. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "device.h"
+#include "inventory.h"
+
+typedef enum {
+    ZR_OP_DETACH,
+    ZR_OP_ATTACH,
+    ZR_OP__COUNT,
+} zr_op;
+
+typedef enum {
+    ZR_RESULT_PLANNED,
+    ZR_RESULT_DONE,
+    ZR_RESULT_FAILED,
+    ZR_RESULT_SKIPPED,
+    ZR_RESULT_ROLLED_BACK,
+    ZR_RESULT__COUNT,
+} zr_result;
+
+struct zr_action {
+    size_t guest_index;  /* into zr_plan.guests */
+    zr_op op;
+    zr_kind kind;
+    struct zr_pci_addr source;
+    bool live, config;   /* VIR_DOMAIN_AFFECT_* to use */
+    char *reason;        /* "missing", "not in inventory", "changed: a,b" */
+    char *changes;       /* for a replacement: "zpci.uid 0x0001 → 0x0002, ..." */
+    char *xml;           /* device XML sent to libvirt */
+    struct zr_device device; /* what the XML describes (for text output) */
+    size_t *deps;        /* indices of detaches this attach waits for */
+    size_t n_deps;
+
+    zr_result result;    /* filled by apply */
+    char *error;         /* FAILED: libvirt's message; SKIPPED: why */
+};
+
+struct zr_warning {
+    char *host;
+    char *guest;  /* NULL when not about one guest */
+    bool has_source;
+    struct zr_pci_addr source;
+    char *message;
+};
+
+/* One guest the plan covered, in inventory order. */
+struct zr_plan_guest {
+    char *host;
+    char *uri;     /* the URI actually used, NULL for libvirt's default */
+    char *guest;
+    char *error;   /* the guest could not be planned (not found, unreadable) */
+    bool changed;  /* at least one action */
+};
+
+struct zr_plan {
+    struct zr_plan_guest *guests;
+    size_t n_guests;
+    struct zr_action *actions;
+    size_t n_actions;
+    struct zr_warning *warnings;
+    size_t n_warnings;
+};
+
+struct zr_plan_options {
+    /* Only the persistent definition is changed; live drift becomes a
+     * warning. */
+    bool config_only;
+};
+
+/* Plans one guest.  `config` is the persistent definition's devices, `live`
+ * the running guest's (NULL when the guest is not running).  Actions are
+ * appended; call zr_plan_finalize() once every guest is planned. */
+void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
+                   const struct zr_guest *wanted, const struct zr_device_list *config,
+                   const struct zr_device_list *live, const struct zr_plan_options *opts);
+
+/* Records a guest that could not be planned. */
+void zr_plan_guest_error(struct zr_plan *plan, const char *host, const char *uri,
+                         const char *guest, const char *fmt, ...) _printf_(5, 6);
+
+void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *guest,
+                         const struct zr_pci_addr *source, const char *fmt, ...) _printf_(5, 6);
+
+/* Orders the actions (per host: every detach before any attach, guests in
+ * inventory order, devices by source) and records which detaches each
+ * attach depends on. */
+void zr_plan_finalize(struct zr_plan *plan);
+
+void zr_plan_finish(struct zr_plan *plan);
+
+const char *zr_op_to_string(zr_op op);
+const char *zr_result_to_string(zr_result r);
+
+struct zr_plan_counts {
+    size_t attach, detach, replace, failed, guests_changed, guests_in_sync, guests_failed;
+};
+void zr_plan_count(const struct zr_plan *plan, struct zr_plan_counts *c);

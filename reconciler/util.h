@@ -1,0 +1,64 @@
+/* Small helpers shared by every module: cleanup attributes, ownership
+ * transfer and checked allocation.  Nothing here may do I/O or know about
+ * inventories, domains or libvirt. */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_free_ _cleanup_(zr_freep)
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _unused_ __attribute__((unused))
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+/* Hand a pointer out of a cleanup scope: returns it and leaves NULL behind. */
+#define TAKE_PTR(p)                                                          \
+    __extension__({                                                          \
+        __typeof__(p) _taken = (p);                                          \
+        (p) = NULL;                                                          \
+        _taken;                                                              \
+    })
+
+/* Defines `name##p(type *)`, calling `func` on a non-NULL pointer. */
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                              \
+    static inline void func##p(type *p)                                      \
+    {                                                                        \
+        if (*p)                                                              \
+            func(*p);                                                        \
+    }
+
+static inline void zr_freep(void *p)
+{
+    free(*(void **)p);
+}
+
+/* Allocation failure is not recoverable in a command-line tool: these abort
+ * rather than thread ENOMEM through every caller. */
+void *zr_malloc0(size_t size);
+void *zr_reallocarray(void *ptr, size_t n, size_t size);
+char *zr_strdup(const char *s);
+char *zr_strndup(const char *s, size_t n);
+char *zr_asprintf(const char *fmt, ...) _printf_(1, 2);
+char *zr_vasprintf(const char *fmt, va_list ap) _printf_(1, 0);
+
+#define zr_new0(type, n) ((type *)zr_reallocarray_zero(sizeof(type), (n)))
+void *zr_reallocarray_zero(size_t size, size_t n);
+
+/* Grow a dynamic array `*v` holding `*n` items by one zeroed element and
+ * return a pointer to it. */
+#define ZR_APPEND(v, n)                                                      \
+    __extension__({                                                          \
+        (v) = zr_reallocarray((v), (n) + 1, sizeof(*(v)));                   \
+        memset(&(v)[(n)], 0, sizeof(*(v)));                                  \
+        &(v)[(n)++];                                                         \
+    })
+
+static inline bool zr_streq(const char *a, const char *b)
+{
+    return a == b || (a && b && __builtin_strcmp(a, b) == 0);
+}
