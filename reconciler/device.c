@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,4 +86,53 @@ void zr_device_list_finish(struct zr_device_list *l)
         zr_device_finish(&l->items[i]);
     free(l->items);
     *l = (struct zr_device_list){0};
+}
+
+char *zr_device_describe(const struct zr_device *d)
+{
+    char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    if (!f)
+        abort();
+    char buf[ZR_UUID_STRLEN > ZR_PCI_ADDR_STRLEN ? ZR_UUID_STRLEN : ZR_PCI_ADDR_STRLEN];
+
+    fprintf(f, "%s %s", zr_kind_to_string(d->kind), zr_pci_addr_format(&d->source, buf));
+    if (!d->managed)
+        fputs(" managed=no", f);
+    if (d->has_mac)
+        fprintf(f, " mac=%s", zr_mac_format(&d->mac, buf));
+    if (d->has_zpci_uid || d->has_zpci_fid) {
+        fputs(" zpci", f);
+        if (d->has_zpci_uid)
+            fprintf(f, " uid=0x%04x", d->zpci_uid);
+        if (d->has_zpci_fid)
+            fprintf(f, " fid=0x%08x", d->zpci_fid);
+    }
+    if (d->has_guest_address)
+        fprintf(f, " guest_address=%s", zr_pci_addr_format(&d->guest_address, buf));
+    switch (d->vport.type) {
+    case ZR_VPORT_8021QBH:
+        fprintf(f, " virtualport=802.1Qbh profileid=%s", d->vport.profileid ? d->vport.profileid : "");
+        break;
+    case ZR_VPORT_8021QBG:
+        fputs(" virtualport=802.1Qbg", f);
+        if (d->vport.has_managerid)
+            fprintf(f, " managerid=%u", d->vport.managerid);
+        if (d->vport.has_typeid)
+            fprintf(f, " typeid=%u", d->vport.typeid);
+        if (d->vport.has_typeidversion)
+            fprintf(f, " typeidversion=%u", d->vport.typeidversion);
+        if (d->vport.has_instanceid)
+            fprintf(f, " instanceid=%s", zr_uuid_format(&d->vport.instanceid, buf));
+        break;
+    case ZR_VPORT_NONE:
+    case ZR_VPORT__COUNT:
+        break;
+    }
+    if (d->has_vlan)
+        fprintf(f, " vlan=%u", d->vlan);
+    if (fclose(f) != 0)
+        abort();
+    return s;
 }

@@ -1,0 +1,330 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "output.h"
+
+#define C_RESET "\033[0m"
+#define C_GREEN "\033[32m"
+#define C_RED "\033[31m"
+#define C_YELLOW "\033[33m"
+#define C_BOLD "\033[1m"
+#define C_DIM "\033[2m"
+
+void zr_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        switch (*p) {
+        case '"':
+            fputs("\\\"", f);
+            break;
+        case '\\':
+            fputs("\\\\", f);
+            break;
+        case '\n':
+            fputs("\\n", f);
+            break;
+        case '\r':
+            fputs("\\r", f);
+            break;
+        case '\t':
+            fputs("\\t", f);
+            break;
+        default:
+            if (*p < 0x20 || *p == 0x7f)
+                fprintf(f, "\\u%04x", *p);
+            else
+                fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
+static const char *flags_string(const struct zr_action *a)
+{
+    if (a->live && a->config)
+        return "live+config";
+    return a->live ? "live" : "config";
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+static void json_action(FILE *f, const struct zr_plan *plan, const struct zr_action *a)
+{
+    const struct zr_plan_guest *g = &plan->guests[a->guest_index];
+    char src[ZR_PCI_ADDR_STRLEN];
+
+    fputs("    {\"host\": ", f);
+    zr_json_string(f, g->host);
+    fputs(", \"uri\": ", f);
+    if (g->uri)
+        zr_json_string(f, g->uri);
+    else
+        fputs("null", f);
+    fputs(", \"guest\": ", f);
+    zr_json_string(f, g->guest);
+    fprintf(f, ", \"op\": \"%s\", \"kind\": \"%s\", \"source\": \"%s\"", zr_op_to_string(a->op),
+            zr_kind_to_string(a->kind), zr_pci_addr_format(&a->source, src));
+    fprintf(f, ", \"live\": %s, \"config\": %s", a->live ? "true" : "false",
+            a->config ? "true" : "false");
+    fputs(", \"reason\": ", f);
+    zr_json_string(f, a->reason);
+    fputs(", \"xml\": ", f);
+    zr_json_string(f, a->xml);
+    fprintf(f, ", \"result\": \"%s\"", zr_result_to_string(a->result));
+    if (a->error) {
+        fputs(a->result == ZR_RESULT_SKIPPED ? ", \"skip_reason\": " : ", \"error\": ", f);
+        zr_json_string(f, a->error);
+    }
+    fputc('}', f);
+}
+
+static void output_json(FILE *f, const struct zr_plan *plan)
+{
+    struct zr_plan_counts c;
+    zr_plan_count(plan, &c);
+    size_t n_attach = 0, n_detach = 0;
+    for (size_t i = 0; i < plan->n_actions; i++)
+        *(plan->actions[i].op == ZR_OP_ATTACH ? &n_attach : &n_detach) += 1;
+
+    fputs("{\n  \"version\": 1,\n  \"actions\": [", f);
+    for (size_t i = 0; i < plan->n_actions; i++) {
+        fputs(i ? ",\n" : "\n", f);
+        json_action(f, plan, &plan->actions[i]);
+    }
+    fputs(plan->n_actions ? "\n  ],\n" : "],\n", f);
+
+    fputs("  \"warnings\": [", f);
+    for (size_t i = 0; i < plan->n_warnings; i++) {
+        const struct zr_warning *w = &plan->warnings[i];
+        char src[ZR_PCI_ADDR_STRLEN];
+        fputs(i ? ",\n    {\"host\": " : "\n    {\"host\": ", f);
+        zr_json_string(f, w->host);
+        fputs(", \"guest\": ", f);
+        if (w->guest)
+            zr_json_string(f, w->guest);
+        else
+            fputs("null", f);
+        fputs(", \"source\": ", f);
+        if (w->has_source)
+            zr_json_string(f, zr_pci_addr_format(&w->source, src));
+        else
+            fputs("null", f);
+        fputs(", \"message\": ", f);
+        zr_json_string(f, w->message);
+        fputc('}', f);
+    }
+    fputs(plan->n_warnings ? "\n  ],\n" : "],\n", f);
+
+    fputs("  \"errors\": [", f);
+    bool first = true;
+    for (size_t i = 0; i < plan->n_guests; i++) {
+        const struct zr_plan_guest *g = &plan->guests[i];
+        if (!g->error)
+            continue;
+        fputs(first ? "\n    {\"host\": " : ",\n    {\"host\": ", f);
+        first = false;
+        zr_json_string(f, g->host);
+        fputs(", \"guest\": ", f);
+        zr_json_string(f, g->guest);
+        fputs(", \"message\": ", f);
+        zr_json_string(f, g->error);
+        fputc('}', f);
+    }
+    fputs(first ? "],\n" : "\n  ],\n", f);
+
+    fprintf(f,
+            "  \"summary\": {\"attach\": %zu, \"detach\": %zu, \"replace\": %zu, \"failed\": %zu, "
+            "\"guests_changed\": %zu, \"guests_in_sync\": %zu, \"guests_failed\": %zu}\n}\n",
+            n_attach, n_detach, c.replace, c.failed, c.guests_changed, c.guests_in_sync,
+            c.guests_failed);
+}
+
+/* ---- text ---------------------------------------------------------------- */
+
+/* One line of a guest's block: an attach, a detach, or a replacement pair. */
+struct line {
+    const struct zr_action *first;  /* the detach of a pair, or the action */
+    const struct zr_action *second; /* the attach of a pair, or NULL */
+};
+
+static int line_cmp(const void *pa, const void *pb)
+{
+    const struct line *a = pa, *b = pb;
+    int r = zr_pci_addr_cmp(&a->first->source, &b->first->source);
+    if (r)
+        return r;
+    if (a->first->kind != b->first->kind)
+        return a->first->kind < b->first->kind ? -1 : 1;
+    if (a->first->op != b->first->op)
+        return a->first->op < b->first->op ? -1 : 1;
+    /* Same key and op: live+config, config, live. */
+    int wa = (a->first->config ? 2 : 0) + (a->first->live ? 1 : 0);
+    int wb = (b->first->config ? 2 : 0) + (b->first->live ? 1 : 0);
+    return wb - wa;
+}
+
+static const char *result_suffix(const struct zr_action *a, const struct zr_action *b,
+                                 const char **error)
+{
+    *error = NULL;
+    const struct zr_action *pair[2] = {a, b};
+    for (int i = 0; i < 2; i++)
+        if (pair[i] && pair[i]->result == ZR_RESULT_FAILED) {
+            *error = pair[i]->error;
+            return "failed";
+        }
+    for (int i = 0; i < 2; i++)
+        if (pair[i] && pair[i]->result == ZR_RESULT_ROLLED_BACK)
+            return "rolled back";
+    for (int i = 0; i < 2; i++)
+        if (pair[i] && pair[i]->result == ZR_RESULT_SKIPPED) {
+            *error = pair[i]->error;
+            return "skipped";
+        }
+    return zr_result_to_string(a->result);
+}
+
+static void text_line(FILE *f, const struct line *l, const struct zr_output_options *o)
+{
+    const struct zr_action *a = l->first;
+    const char *marker, *verb, *color;
+    const struct zr_action *shown = l->second ? l->second : a;
+
+    if (l->second) {
+        marker = "~";
+        verb = "replace";
+        color = C_YELLOW;
+    } else if (a->op == ZR_OP_ATTACH) {
+        marker = "+";
+        verb = "attach";
+        color = C_GREEN;
+    } else {
+        marker = "-";
+        verb = "detach";
+        color = C_RED;
+    }
+    _cleanup_free_ char *desc = zr_device_describe(&shown->device);
+    fprintf(f, "  %s%s %s %s%s [%s]", o->color ? color : "", marker, verb, desc,
+            o->color ? C_RESET : "", flags_string(shown));
+    if (!l->second && a->op == ZR_OP_DETACH)
+        fprintf(f, " (%s)", a->reason);
+    if (o->applied) {
+        const char *error;
+        const char *res = result_suffix(a, l->second, &error);
+        bool bad = strcmp(res, "done") != 0;
+        fprintf(f, " %s%s%s", o->color && bad ? C_RED C_BOLD : "", res,
+                o->color && bad ? C_RESET : "");
+        if (error)
+            fprintf(f, ": %s", error);
+    }
+    fputc('\n', f);
+    if (l->second && l->second->changes)
+        fprintf(f, "      %s%s%s\n", o->color ? C_DIM : "", l->second->changes,
+                o->color ? C_RESET : "");
+}
+
+static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi,
+                       const struct zr_output_options *o)
+{
+    const struct zr_plan_guest *g = &plan->guests[gi];
+    if (g->error) {
+        fprintf(f, "%s%s:%s %serror:%s %s\n", o->color ? C_BOLD : "", g->guest,
+                o->color ? C_RESET : "", o->color ? C_RED C_BOLD : "", o->color ? C_RESET : "",
+                g->error);
+        return;
+    }
+    if (!g->changed) {
+        fprintf(f, "%s%s:%s in sync\n", o->color ? C_BOLD : "", g->guest, o->color ? C_RESET : "");
+        return;
+    }
+    fprintf(f, "%s%s:%s\n", o->color ? C_BOLD : "", g->guest, o->color ? C_RESET : "");
+
+    _cleanup_free_ struct line *lines = NULL;
+    _cleanup_free_ bool *used = zr_new0(bool, plan->n_actions);
+    size_t n = 0;
+    for (size_t i = 0; i < plan->n_actions; i++) {
+        const struct zr_action *a = &plan->actions[i];
+        if (a->guest_index != gi || used[i])
+            continue;
+        used[i] = true;
+        struct line *l = ZR_APPEND(lines, n);
+        l->first = a;
+        if (a->op != ZR_OP_DETACH || !a->changes)
+            continue;
+        /* Pair a replacement's detach with its attach. */
+        for (size_t j = 0; j < plan->n_actions; j++) {
+            const struct zr_action *b = &plan->actions[j];
+            if (!used[j] && b->guest_index == gi && b->op == ZR_OP_ATTACH && b->changes &&
+                b->kind == a->kind && zr_pci_addr_eq(&b->source, &a->source)) {
+                used[j] = true;
+                l->second = b;
+                break;
+            }
+        }
+    }
+    qsort(lines, n, sizeof(*lines), line_cmp);
+    for (size_t i = 0; i < n; i++)
+        text_line(f, &lines[i], o);
+}
+
+static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+{
+    struct zr_plan_counts c;
+    zr_plan_count(plan, &c);
+
+    if (!o->quiet) {
+        const char *host = NULL;
+        for (size_t i = 0; i < plan->n_guests; i++) {
+            const struct zr_plan_guest *g = &plan->guests[i];
+            if (!zr_streq(g->host, "default") && !zr_streq(g->host, host)) {
+                fprintf(f, "%s== host %s (%s) ==%s\n", o->color ? C_BOLD : "", g->host,
+                        g->uri ? g->uri : "libvirt default", o->color ? C_RESET : "");
+                host = g->host;
+            }
+            text_guest(f, plan, i, o);
+        }
+        if (plan->n_warnings)
+            fputs("\nWarnings:\n", f);
+        for (size_t i = 0; i < plan->n_warnings; i++) {
+            const struct zr_warning *w = &plan->warnings[i];
+            char src[ZR_PCI_ADDR_STRLEN];
+            fputs("  ", f);
+            if (!zr_streq(w->host, "default"))
+                fprintf(f, "%s: ", w->host);
+            if (w->guest)
+                fprintf(f, "%s: ", w->guest);
+            if (w->has_source)
+                fprintf(f, "%s: ", zr_pci_addr_format(&w->source, src));
+            fprintf(f, "%s\n", w->message);
+        }
+        fputc('\n', f);
+    }
+
+    size_t total = c.guests_changed + c.guests_in_sync + c.guests_failed;
+    if (o->applied) {
+        fprintf(f, "Apply: %zu attached, %zu detached, %zu replaced, %zu failed on %zu of %zu guests",
+                c.attach, c.detach, c.replace, c.failed, c.guests_changed, total);
+    } else if (c.attach + c.detach + c.replace == 0) {
+        fprintf(f, "Plan: no changes; %zu of %zu guests in sync", c.guests_in_sync, total);
+    } else {
+        fprintf(f, "Plan: %zu to attach, %zu to detach, %zu to replace on %zu of %zu guests",
+                c.attach, c.detach, c.replace, c.guests_changed, total);
+    }
+    if (c.guests_failed)
+        fprintf(f, " (%zu with errors)", c.guests_failed);
+    fputs(".\n", f);
+}
+
+void zr_output_plan(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+{
+    switch (o->format) {
+    case ZR_FORMAT_JSON:
+        output_json(f, plan);
+        break;
+    case ZR_FORMAT_TEXT:
+    case ZR_FORMAT__COUNT:
+        output_text(f, plan, o);
+        break;
+    }
+}

@@ -1,0 +1,27 @@
+/* Plans and apply results for people (a diff per guest, a summary line)
+ * and for machines (the JSON object of CONTRACT.md).  Writes only to the
+ * FILE it is given; decides nothing. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "plan.h"
+
+typedef enum {
+    ZR_FORMAT_TEXT,
+    ZR_FORMAT_JSON,
+    ZR_FORMAT__COUNT,
+} zr_format;
+
+struct zr_output_options {
+    zr_format format;
+    bool color;   /* ANSI colours in text */
+    bool quiet;   /* text: only the summary line */
+    bool applied; /* results are apply's, not a plan's */
+};
+
+void zr_output_plan(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o);
+
+/* JSON string literal with every character that needs it escaped. */
+void zr_json_string(FILE *f, const char *s);

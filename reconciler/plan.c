@@ -1,0 +1,598 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "domain.h"
+#include "plan.h"
+
+const char *zr_op_to_string(zr_op op)
+{
+    switch (op) {
+    case ZR_OP_DETACH:
+        return "detach";
+    case ZR_OP_ATTACH:
+        return "attach";
+    case ZR_OP__COUNT:
+        break;
+    }
+    return "?";
+}
+
+const char *zr_result_to_string(zr_result r)
+{
+    switch (r) {
+    case ZR_RESULT_PLANNED:
+        return "planned";
+    case ZR_RESULT_DONE:
+        return "done";
+    case ZR_RESULT_FAILED:
+        return "failed";
+    case ZR_RESULT_SKIPPED:
+        return "skipped";
+    case ZR_RESULT_ROLLED_BACK:
+        return "rolled back";
+    case ZR_RESULT__COUNT:
+        break;
+    }
+    return "?";
+}
+
+/* A growing string for field lists like "zpci.uid,mac". */
+struct strbuf {
+    char *s;
+    size_t len;
+};
+
+static void strbuf_addf(struct strbuf *b, const char *sep, const char *fmt, ...) _printf_(3, 4);
+static void strbuf_addf(struct strbuf *b, const char *sep, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *piece = zr_vasprintf(fmt, ap);
+    va_end(ap);
+    size_t add = strlen(piece) + (b->len ? strlen(sep) : 0);
+    b->s = zr_reallocarray(b->s, b->len + add + 1, 1);
+    if (b->len)
+        memcpy(b->s + b->len, sep, strlen(sep));
+    memcpy(b->s + b->len + (b->len ? strlen(sep) : 0), piece, strlen(piece) + 1);
+    b->len += add;
+}
+
+/* What differs between a wanted device and the current one with the same
+ * key.  Only fields the inventory gives are compared; `managed` always is. */
+struct diff {
+    struct strbuf fields;  /* "zpci.uid,mac" */
+    struct strbuf changes; /* "zpci.uid 0x0001 → 0x0002, mac ..." */
+};
+
+static void diff_finish(struct diff *d)
+{
+    free(d->fields.s);
+    free(d->changes.s);
+}
+
+static void diff_add(struct diff *d, const char *field, const char *old, const char *new)
+{
+    strbuf_addf(&d->fields, ",", "%s", field);
+    strbuf_addf(&d->changes, ", ", "%s %s → %s", field, old, new);
+}
+
+/* hex_digits 0 prints decimal, otherwise 0x and that many digits. */
+static void format_u32(char *buf, size_t size, unsigned hex_digits, uint32_t v)
+{
+    if (hex_digits)
+        snprintf(buf, size, "0x%0*x", (int)hex_digits, v);
+    else
+        snprintf(buf, size, "%u", v);
+}
+
+static void diff_add_u32(struct diff *d, const char *field, unsigned hex_digits, bool old_set,
+                         uint32_t old, uint32_t new)
+{
+    char o[32] = "(none)", n[32];
+    if (old_set)
+        format_u32(o, sizeof(o), hex_digits, old);
+    format_u32(n, sizeof(n), hex_digits, new);
+    diff_add(d, field, o, n);
+}
+
+static void diff_virtualport(struct diff *d, const struct zr_virtualport *w,
+                             const struct zr_virtualport *c)
+{
+    if (w->type == ZR_VPORT_NONE)
+        return;
+    if (w->type != c->type) {
+        diff_add(d, "virtualport.type",
+                 c->type == ZR_VPORT_NONE ? "(none)" : zr_vport_type_to_string(c->type),
+                 zr_vport_type_to_string(w->type));
+        return;
+    }
+    switch (w->type) {
+    case ZR_VPORT_8021QBH:
+        if (!zr_streq(w->profileid, c->profileid))
+            diff_add(d, "virtualport.profileid", c->profileid ? c->profileid : "(none)",
+                     w->profileid);
+        break;
+    case ZR_VPORT_8021QBG:
+        if (w->has_managerid && (!c->has_managerid || c->managerid != w->managerid))
+            diff_add_u32(d, "virtualport.managerid", 0, c->has_managerid, c->managerid,
+                         w->managerid);
+        if (w->has_typeid && (!c->has_typeid || c->typeid != w->typeid))
+            diff_add_u32(d, "virtualport.typeid", 0, c->has_typeid, c->typeid, w->typeid);
+        if (w->has_typeidversion &&
+            (!c->has_typeidversion || c->typeidversion != w->typeidversion))
+            diff_add_u32(d, "virtualport.typeidversion", 0, c->has_typeidversion,
+                         c->typeidversion, w->typeidversion);
+        if (w->has_instanceid &&
+            (!c->has_instanceid || !zr_uuid_eq(&c->instanceid, &w->instanceid))) {
+            char o[ZR_UUID_STRLEN] = "(none)", n[ZR_UUID_STRLEN];
+            if (c->has_instanceid)
+                zr_uuid_format(&c->instanceid, o);
+            diff_add(d, "virtualport.instanceid", o, zr_uuid_format(&w->instanceid, n));
+        }
+        break;
+    case ZR_VPORT_NONE:
+    case ZR_VPORT__COUNT:
+        break;
+    }
+}
+
+static void diff_devices(struct diff *d, const struct zr_device *w, const struct zr_device *c)
+{
+    if (w->managed != c->managed)
+        diff_add(d, "managed", c->managed ? "yes" : "no", w->managed ? "yes" : "no");
+    if (w->has_zpci_uid && (!c->has_zpci_uid || c->zpci_uid != w->zpci_uid))
+        diff_add_u32(d, "zpci.uid", 4, c->has_zpci_uid, c->zpci_uid, w->zpci_uid);
+    if (w->has_zpci_fid && (!c->has_zpci_fid || c->zpci_fid != w->zpci_fid))
+        diff_add_u32(d, "zpci.fid", 8, c->has_zpci_fid, c->zpci_fid, w->zpci_fid);
+    if (w->has_guest_address &&
+        (!c->has_guest_address || !zr_pci_addr_eq(&c->guest_address, &w->guest_address))) {
+        char o[ZR_PCI_ADDR_STRLEN] = "(none)", n[ZR_PCI_ADDR_STRLEN];
+        if (c->has_guest_address)
+            zr_pci_addr_format(&c->guest_address, o);
+        diff_add(d, "guest_address", o, zr_pci_addr_format(&w->guest_address, n));
+    }
+    if (w->has_mac && (!c->has_mac || !zr_mac_eq(&c->mac, &w->mac))) {
+        char o[ZR_MAC_STRLEN] = "(none)", n[ZR_MAC_STRLEN];
+        if (c->has_mac)
+            zr_mac_format(&c->mac, o);
+        diff_add(d, "mac", o, zr_mac_format(&w->mac, n));
+    }
+    diff_virtualport(d, &w->vport, &c->vport);
+    if (w->has_vlan && (!c->has_vlan || c->vlan_unrepresentable || c->vlan != w->vlan)) {
+        char o[32] = "(none)", n[32];
+        if (c->vlan_unrepresentable)
+            snprintf(o, sizeof(o), "(several tags or trunk)");
+        else if (c->has_vlan)
+            snprintf(o, sizeof(o), "%u", c->vlan);
+        snprintf(n, sizeof(n), "%u", w->vlan);
+        diff_add(d, "vlan", o, n);
+    }
+}
+
+/* The device a replacement attaches: the wanted fields, and the current
+ * value of every field the inventory leaves out, so only the listed
+ * differences change. */
+static void merge_device(struct zr_device *out, const struct zr_device *w,
+                         const struct zr_device *c)
+{
+    zr_device_copy(out, w);
+    free(out->xml);
+    out->xml = NULL;
+    if (!c)
+        return;
+    if (!w->has_zpci_uid && c->has_zpci_uid) {
+        out->has_zpci_uid = true;
+        out->zpci_uid = c->zpci_uid;
+    }
+    if (!w->has_zpci_fid && c->has_zpci_fid) {
+        out->has_zpci_fid = true;
+        out->zpci_fid = c->zpci_fid;
+    }
+    if (!w->has_guest_address && c->has_guest_address) {
+        out->has_guest_address = true;
+        out->guest_address = c->guest_address;
+    }
+    if (w->kind != ZR_KIND_INTERFACE)
+        return;
+    if (!w->has_mac && c->has_mac) {
+        out->has_mac = true;
+        out->mac = c->mac;
+    }
+    if (w->vport.type == ZR_VPORT_NONE && c->vport.type != ZR_VPORT_NONE) {
+        zr_virtualport_finish(&out->vport);
+        zr_virtualport_copy(&out->vport, &c->vport);
+    } else if (w->vport.type == ZR_VPORT_8021QBG && c->vport.type == ZR_VPORT_8021QBG &&
+               !w->vport.has_instanceid && c->vport.has_instanceid) {
+        out->vport.has_instanceid = true;
+        out->vport.instanceid = c->vport.instanceid;
+    }
+    /* libvirt refuses a vlan beside a virtualport on a hostdev interface. */
+    if (!w->has_vlan && c->has_vlan && !c->vlan_unrepresentable &&
+        out->vport.type == ZR_VPORT_NONE) {
+        out->has_vlan = true;
+        out->vlan = c->vlan;
+    }
+}
+
+/* The outcome for one device key in one flavour (persistent or live). */
+struct step {
+    const struct zr_device *detach; /* current device to remove, or NULL */
+    struct zr_device attach;        /* valid when has_attach */
+    bool has_attach;
+    char *reason;
+    char *changes;
+};
+
+static void step_finish(struct step *s)
+{
+    if (s->has_attach)
+        zr_device_finish(&s->attach);
+    free(s->reason);
+    free(s->changes);
+    *s = (struct step){0};
+}
+
+static void step_compute(struct step *s, const struct zr_device *w, const struct zr_device *c,
+                         bool prune)
+{
+    *s = (struct step){0};
+    if (w && !c) {
+        merge_device(&s->attach, w, NULL);
+        s->has_attach = true;
+        s->reason = zr_strdup("missing");
+    } else if (w && c) {
+        struct diff d = {0};
+        diff_devices(&d, w, c);
+        if (d.fields.len) {
+            s->detach = c;
+            merge_device(&s->attach, w, c);
+            s->has_attach = true;
+            s->reason = zr_asprintf("changed: %s", d.fields.s);
+            s->changes = TAKE_PTR(d.changes.s);
+        }
+        diff_finish(&d);
+    } else if (!w && c && prune) {
+        s->detach = c;
+        s->reason = zr_strdup("not in inventory");
+    }
+}
+
+static bool step_empty(const struct step *s)
+{
+    return !s->detach && !s->has_attach;
+}
+
+static size_t plan_add_guest(struct zr_plan *plan, const char *host, const char *uri,
+                             const char *guest)
+{
+    struct zr_plan_guest *g = ZR_APPEND(plan->guests, plan->n_guests);
+    g->host = zr_strdup(host);
+    g->uri = zr_strdup(uri);
+    g->guest = zr_strdup(guest);
+    return plan->n_guests - 1;
+}
+
+static void plan_add_action(struct zr_plan *plan, size_t guest_index, zr_op op,
+                            const struct zr_device *dev, bool live, bool config,
+                            const char *reason, const char *changes, char *xml)
+{
+    struct zr_action *a = ZR_APPEND(plan->actions, plan->n_actions);
+    a->guest_index = guest_index;
+    a->op = op;
+    a->kind = dev->kind;
+    a->source = dev->source;
+    a->live = live;
+    a->config = config;
+    a->reason = zr_strdup(reason);
+    a->changes = zr_strdup(changes);
+    a->xml = xml;
+    zr_device_copy(&a->device, dev);
+    free(a->device.xml);
+    a->device.xml = NULL;
+    a->result = ZR_RESULT_PLANNED;
+    plan->guests[guest_index].changed = true;
+}
+
+/* One detach call can serve both flavours when libvirt will find the same
+ * device with the same XML in both: hostdevs are matched by source alone,
+ * interfaces by MAC and guest address. */
+static bool detach_combinable(const struct zr_device *a, const struct zr_device *b)
+{
+    if (a->kind == ZR_KIND_HOSTDEV)
+        return true;
+    if (a->has_mac != b->has_mac || (a->has_mac && !zr_mac_eq(&a->mac, &b->mac)))
+        return false;
+    if (a->has_guest_address && b->has_guest_address &&
+        !zr_pci_addr_eq(&a->guest_address, &b->guest_address))
+        return false;
+    return true;
+}
+
+static void emit_steps(struct zr_plan *plan, size_t gi, struct step *cfg, struct step *live)
+{
+    /* Detaches. */
+    if (cfg && cfg->detach && live && live->detach && zr_streq(cfg->reason, live->reason) &&
+        detach_combinable(cfg->detach, live->detach)) {
+        plan_add_action(plan, gi, ZR_OP_DETACH, cfg->detach, true, true, cfg->reason,
+                        cfg->changes, zr_domain_detach_xml(cfg->detach));
+    } else {
+        if (cfg && cfg->detach)
+            plan_add_action(plan, gi, ZR_OP_DETACH, cfg->detach, false, true, cfg->reason,
+                            cfg->changes, zr_domain_detach_xml(cfg->detach));
+        if (live && live->detach)
+            plan_add_action(plan, gi, ZR_OP_DETACH, live->detach, true, false, live->reason,
+                            live->changes, zr_domain_detach_xml(live->detach));
+    }
+
+    /* Attaches: one call when both flavours want the very same XML. */
+    _cleanup_free_ char *cfg_xml = cfg && cfg->has_attach ? zr_domain_device_xml(&cfg->attach) : NULL;
+    _cleanup_free_ char *live_xml =
+        live && live->has_attach ? zr_domain_device_xml(&live->attach) : NULL;
+    if (cfg_xml && live_xml && zr_streq(cfg_xml, live_xml) && zr_streq(cfg->reason, live->reason)) {
+        plan_add_action(plan, gi, ZR_OP_ATTACH, &cfg->attach, true, true, cfg->reason,
+                        cfg->changes, TAKE_PTR(cfg_xml));
+        return;
+    }
+    if (cfg_xml)
+        plan_add_action(plan, gi, ZR_OP_ATTACH, &cfg->attach, false, true, cfg->reason,
+                        cfg->changes, TAKE_PTR(cfg_xml));
+    if (live_xml)
+        plan_add_action(plan, gi, ZR_OP_ATTACH, &live->attach, true, false, live->reason,
+                        live->changes, TAKE_PTR(live_xml));
+}
+
+static const struct zr_device *find_key(const struct zr_device_list *l, const struct zr_device *k)
+{
+    if (!l)
+        return NULL;
+    for (size_t i = 0; i < l->n; i++)
+        if (zr_device_same_key(&l->items[i], k))
+            return &l->items[i];
+    return NULL;
+}
+
+/* The keys to visit, each once: wanted first (inventory order), then the
+ * current devices the inventory does not list (document order). */
+static void collect_keys(const struct zr_device ***keys, size_t *n, const struct zr_device_list *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < *n && !seen; j++)
+            seen = zr_device_same_key((*keys)[j], &l->items[i]);
+        if (!seen)
+            *ZR_APPEND(*keys, *n) = &l->items[i];
+    }
+}
+
+static void live_drift_warning(struct zr_plan *plan, const char *host, const char *guest,
+                               const struct step *s)
+{
+    const struct zr_device *d = s->detach ? s->detach : &s->attach;
+    if (s->detach && s->has_attach)
+        zr_plan_add_warning(plan, host, guest, &d->source,
+                            "live drift not fixed (--config-only): running %s %s", zr_kind_to_string(d->kind),
+                            s->reason);
+    else if (s->detach)
+        zr_plan_add_warning(plan, host, guest, &d->source,
+                            "live drift not fixed (--config-only): running guest has %s not in inventory",
+                            zr_kind_to_string(d->kind));
+    else
+        zr_plan_add_warning(plan, host, guest, &d->source,
+                            "live drift not fixed (--config-only): %s missing in running guest",
+                            zr_kind_to_string(d->kind));
+}
+
+/* Refuses a plan that would leave one host function in a guest twice:
+ * wanted as one kind while prune: false keeps it as the other kind.
+ * libvirt accepts that at config level, so we must not ask for it. */
+static const struct zr_device *kept_other_kind(const struct zr_guest *wanted,
+                                               const struct zr_device_list *cur,
+                                               const struct zr_device *w)
+{
+    if (wanted->prune || !cur)
+        return NULL;
+    for (size_t i = 0; i < cur->n; i++) {
+        const struct zr_device *c = &cur->items[i];
+        if (c->kind != w->kind && zr_pci_addr_eq(&c->source, &w->source) &&
+            !find_key(&wanted->devices, c))
+            return c;
+    }
+    return NULL;
+}
+
+void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
+                   const struct zr_guest *wanted, const struct zr_device_list *config,
+                   const struct zr_device_list *live, const struct zr_plan_options *opts)
+{
+    size_t gi = plan_add_guest(plan, host, uri, wanted->name);
+
+    for (size_t i = 0; i < wanted->devices.n; i++) {
+        const struct zr_device *w = &wanted->devices.items[i];
+        const struct zr_device *c = kept_other_kind(wanted, config, w);
+        if (!c)
+            c = kept_other_kind(wanted, live, w);
+        if (c) {
+            char src[ZR_PCI_ADDR_STRLEN];
+            plan->guests[gi].error = zr_asprintf(
+                "%s %s is wanted, but the guest holds that function as an %s that prune: false "
+                "keeps; detach it or list it",
+                zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src),
+                zr_kind_to_string(c->kind));
+            return;
+        }
+    }
+
+    _cleanup_free_ const struct zr_device **keys = NULL;
+    size_t n_keys = 0;
+    collect_keys(&keys, &n_keys, &wanted->devices);
+    collect_keys(&keys, &n_keys, config);
+    collect_keys(&keys, &n_keys, live);
+
+    for (size_t i = 0; i < n_keys; i++) {
+        const struct zr_device *w = find_key(&wanted->devices, keys[i]);
+        struct step cfg, lv = {0};
+        step_compute(&cfg, w, find_key(config, keys[i]), wanted->prune);
+        if (live)
+            step_compute(&lv, w, find_key(live, keys[i]), wanted->prune);
+
+        if (live && opts && opts->config_only) {
+            if (!step_empty(&lv))
+                live_drift_warning(plan, host, wanted->name, &lv);
+            emit_steps(plan, gi, &cfg, NULL);
+        } else {
+            emit_steps(plan, gi, &cfg, live ? &lv : NULL);
+        }
+        step_finish(&cfg);
+        step_finish(&lv);
+    }
+}
+
+void zr_plan_guest_error(struct zr_plan *plan, const char *host, const char *uri,
+                         const char *guest, const char *fmt, ...)
+{
+    size_t gi = plan_add_guest(plan, host, uri, guest);
+    va_list ap;
+    va_start(ap, fmt);
+    plan->guests[gi].error = zr_vasprintf(fmt, ap);
+    va_end(ap);
+}
+
+void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *guest,
+                         const struct zr_pci_addr *source, const char *fmt, ...)
+{
+    struct zr_warning *w = ZR_APPEND(plan->warnings, plan->n_warnings);
+    w->host = zr_strdup(host);
+    w->guest = zr_strdup(guest);
+    if (source) {
+        w->has_source = true;
+        w->source = *source;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    w->message = zr_vasprintf(fmt, ap);
+    va_end(ap);
+}
+
+/* Resources a guest holds that an attach may need freed first: the zPCI
+ * ids, guest slot and MAC of a device being detached from the same guest. */
+static bool shares_guest_resource(const struct zr_device *a, const struct zr_device *d)
+{
+    if (a->has_zpci_uid && d->has_zpci_uid && a->zpci_uid == d->zpci_uid)
+        return true;
+    if (a->has_zpci_fid && d->has_zpci_fid && a->zpci_fid == d->zpci_fid)
+        return true;
+    if (a->has_guest_address && d->has_guest_address &&
+        zr_pci_addr_eq(&a->guest_address, &d->guest_address))
+        return true;
+    if (a->has_mac && d->has_mac && zr_mac_eq(&a->mac, &d->mac))
+        return true;
+    return false;
+}
+
+static void compute_deps(struct zr_plan *plan, size_t first, size_t end)
+{
+    for (size_t i = first; i < end; i++) {
+        struct zr_action *a = &plan->actions[i];
+        if (a->op != ZR_OP_ATTACH)
+            continue;
+        for (size_t j = first; j < end; j++) {
+            const struct zr_action *d = &plan->actions[j];
+            if (d->op != ZR_OP_DETACH)
+                continue;
+            bool same_source = zr_pci_addr_eq(&d->source, &a->source);
+            bool same_guest = d->guest_index == a->guest_index;
+            if (same_source || (same_guest && shares_guest_resource(&a->device, &d->device))) {
+                a->deps = zr_reallocarray(a->deps, a->n_deps + 1, sizeof(*a->deps));
+                a->deps[a->n_deps++] = j;
+            }
+        }
+    }
+}
+
+void zr_plan_finalize(struct zr_plan *plan)
+{
+    /* Actions were appended guest by guest, and guests host by host; make
+     * every host's detaches come before its attaches, keeping the order
+     * otherwise (a stable partition within each host's run). */
+    _cleanup_free_ struct zr_action *sorted =
+        zr_reallocarray(NULL, plan->n_actions, sizeof(*sorted));
+    size_t out = 0;
+    for (size_t start = 0; start < plan->n_actions;) {
+        const char *host = plan->guests[plan->actions[start].guest_index].host;
+        size_t end = start;
+        while (end < plan->n_actions &&
+               zr_streq(plan->guests[plan->actions[end].guest_index].host, host))
+            end++;
+        size_t first = out;
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t i = start; i < end; i++)
+                if ((plan->actions[i].op == ZR_OP_DETACH) == (pass == 0))
+                    sorted[out++] = plan->actions[i];
+        memcpy(plan->actions + first, sorted + first, (end - start) * sizeof(*sorted));
+        compute_deps(plan, first, out);
+        start = end;
+    }
+}
+
+void zr_plan_count(const struct zr_plan *plan, struct zr_plan_counts *c)
+{
+    *c = (struct zr_plan_counts){0};
+    for (size_t i = 0; i < plan->n_actions; i++) {
+        const struct zr_action *a = &plan->actions[i];
+        bool replace = a->changes != NULL;
+        if (a->result == ZR_RESULT_FAILED)
+            c->failed++;
+        if (a->result == ZR_RESULT_SKIPPED)
+            c->skipped++;
+        /* Planned or done: what a plan announces and an apply reports. */
+        if (a->result != ZR_RESULT_PLANNED && a->result != ZR_RESULT_DONE)
+            continue;
+        if (replace) {
+            if (a->op == ZR_OP_ATTACH)
+                c->replace++;
+        } else if (a->op == ZR_OP_ATTACH) {
+            c->attach++;
+        } else {
+            c->detach++;
+        }
+    }
+    for (size_t i = 0; i < plan->n_guests; i++) {
+        if (plan->guests[i].error)
+            c->guests_failed++;
+        else if (plan->guests[i].changed)
+            c->guests_changed++;
+        else
+            c->guests_in_sync++;
+    }
+}
+
+void zr_plan_finish(struct zr_plan *plan)
+{
+    for (size_t i = 0; i < plan->n_guests; i++) {
+        free(plan->guests[i].host);
+        free(plan->guests[i].uri);
+        free(plan->guests[i].guest);
+        free(plan->guests[i].error);
+    }
+    free(plan->guests);
+    for (size_t i = 0; i < plan->n_actions; i++) {
+        struct zr_action *a = &plan->actions[i];
+        free(a->reason);
+        free(a->changes);
+        free(a->xml);
+        zr_device_finish(&a->device);
+        free(a->deps);
+        free(a->error);
+    }
+    free(plan->actions);
+    for (size_t i = 0; i < plan->n_warnings; i++) {
+        free(plan->warnings[i].host);
+        free(plan->warnings[i].guest);
+        free(plan->warnings[i].message);
+    }
+    free(plan->warnings);
+    *plan = (struct zr_plan){0};
+}

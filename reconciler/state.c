@@ -1,0 +1,266 @@
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libvirt/virterror.h>
+
+#include "domain.h"
+#include "state.h"
+
+static pthread_once_t event_once = PTHREAD_ONCE_INIT;
+static int event_status;
+
+static void *event_loop(void *arg)
+{
+    for (;;)
+        if (virEventRunDefaultImpl() < 0)
+            break;
+    return NULL;
+}
+
+/* libvirt prints errors to stderr by default; we report them ourselves. */
+static void silent_error(void *data, virErrorPtr e)
+{
+}
+
+static void event_setup(void)
+{
+    virSetErrorFunc(NULL, silent_error);
+    if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
+        event_status = -EIO;
+        return;
+    }
+    pthread_t t;
+    if (pthread_create(&t, NULL, event_loop, NULL) != 0) {
+        event_status = -EAGAIN;
+        return;
+    }
+    pthread_detach(t);
+}
+
+int zr_libvirt_init(struct zr_error *err)
+{
+    pthread_once(&event_once, event_setup);
+    if (event_status < 0)
+        zr_error_set(err, NULL, 0, 0, "cannot start libvirt's event loop: %s", zr_libvirt_error());
+    return event_status;
+}
+
+const char *zr_libvirt_error(void)
+{
+    const char *m = virGetLastErrorMessage();
+    return m && *m ? m : "unknown libvirt error";
+}
+
+virConnectPtr zr_connect(const char *uri, struct zr_error *err)
+{
+    if (zr_libvirt_init(err) < 0)
+        return NULL;
+    virConnectPtr c = virConnectOpen(uri);
+    if (!c)
+        zr_error_set(err, NULL, 0, 0, "cannot connect to %s: %s", uri ? uri : "libvirt's default URI",
+                     zr_libvirt_error());
+    return c;
+}
+
+char *zr_connect_uri(virConnectPtr conn)
+{
+    char *u = virConnectGetURI(conn);
+    char *r = zr_strdup(u);
+    free(u);
+    return r;
+}
+
+static int read_flavour(virDomainPtr dom, unsigned flags, const char *guest, const char *flavour,
+                        struct zr_device_list *out, char **error)
+{
+    char *xml = virDomainGetXMLDesc(dom, flags);
+    if (!xml) {
+        *error = zr_asprintf("cannot read the %s definition: %s", flavour, zr_libvirt_error());
+        return -EIO;
+    }
+    _cleanup_free_ char *what = zr_asprintf("%s (%s)", guest, flavour);
+    struct zr_error e = {0};
+    int r = zr_domain_parse_devices(xml, strlen(xml), what, out, &e);
+    free(xml);
+    if (r < 0) {
+        *error = zr_strdup(e.message);
+        zr_error_finish(&e);
+    }
+    return r;
+}
+
+int zr_state_read_guest(virConnectPtr conn, struct zr_guest_state *st)
+{
+    const char *name = st->wanted->name;
+
+    zr_device_list_finish(&st->config);
+    zr_device_list_finish(&st->live);
+    free(st->error);
+    st->error = NULL;
+
+    if (!st->dom) {
+        st->dom = virDomainLookupByName(conn, name);
+        if (!st->dom) {
+            virErrorPtr e = virGetLastError();
+            if (e && e->code == VIR_ERR_NO_DOMAIN)
+                st->error = zr_asprintf("guest '%s' not found", name);
+            else
+                st->error = zr_asprintf("cannot look up guest '%s': %s", name, zr_libvirt_error());
+            return -ENOENT;
+        }
+    }
+    int active = virDomainIsActive(st->dom);
+    if (active < 0) {
+        st->error = zr_asprintf("cannot read the state of guest '%s': %s", name, zr_libvirt_error());
+        return -EIO;
+    }
+    st->active = active == 1;
+    int r = read_flavour(st->dom, VIR_DOMAIN_XML_INACTIVE, name, "persistent", &st->config,
+                         &st->error);
+    if (r < 0)
+        return r;
+    if (st->active)
+        r = read_flavour(st->dom, 0, name, "live", &st->live, &st->error);
+    return r;
+}
+
+struct pool {
+    virConnectPtr conn;
+    struct zr_guest_state *states;
+    size_t n;
+    atomic_size_t next;
+};
+
+static void *pool_worker(void *arg)
+{
+    struct pool *p = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n)
+            break;
+        zr_state_read_guest(p->conn, &p->states[i]);
+    }
+    return NULL;
+}
+
+struct zr_guest_state *zr_state_read(virConnectPtr conn, const struct zr_host *host,
+                                     unsigned jobs)
+{
+    struct zr_guest_state *states = zr_new0(struct zr_guest_state, host->n_guests);
+    for (size_t i = 0; i < host->n_guests; i++)
+        states[i].wanted = &host->guests[i];
+
+    struct pool p = {.conn = conn, .states = states, .n = host->n_guests};
+    atomic_init(&p.next, 0);
+
+    /* Each XMLDesc is a round trip to the daemon; a few in flight hide the
+     * latency.  The calling thread works too. */
+    size_t n_threads = jobs > 1 ? jobs - 1 : 0;
+    if (n_threads + 1 > host->n_guests)
+        n_threads = host->n_guests > 0 ? host->n_guests - 1 : 0;
+    _cleanup_free_ pthread_t *threads = zr_new0(pthread_t, n_threads);
+    size_t started = 0;
+    for (; started < n_threads; started++)
+        if (pthread_create(&threads[started], NULL, pool_worker, &p) != 0)
+            break;
+    pool_worker(&p);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    return states;
+}
+
+void zr_state_free(struct zr_guest_state *states, size_t n)
+{
+    if (!states)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (states[i].dom)
+            virDomainFree(states[i].dom);
+        zr_device_list_finish(&states[i].config);
+        zr_device_list_finish(&states[i].live);
+        free(states[i].error);
+    }
+    free(states);
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    _cleanup_free_ size_t *row = zr_new0(size_t, lb + 1);
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+char *zr_state_near_miss(virConnectPtr conn, const char *name)
+{
+    virDomainPtr *doms = NULL;
+    int n = virConnectListAllDomains(conn, &doms, 0);
+    if (n < 0)
+        return NULL;
+    char *best = NULL;
+    /* A few typos, more for longer names; ties keep the first listed. */
+    size_t limit = strlen(name) / 3 > 2 ? strlen(name) / 3 : 2;
+    size_t best_d = limit + 1;
+    for (int i = 0; i < n; i++) {
+        const char *cand = virDomainGetName(doms[i]);
+        size_t d = cand ? edit_distance(name, cand) : SIZE_MAX;
+        if (d > 0 && d < best_d) {
+            free(best);
+            best = zr_strdup(cand);
+            best_d = d;
+        }
+        virDomainFree(doms[i]);
+    }
+    free(doms);
+    return best;
+}
+
+int zr_state_host_pci(virConnectPtr conn, struct zr_pci_addr **out, size_t *n,
+                      struct zr_error *err)
+{
+    virNodeDevicePtr *devs = NULL;
+    *out = NULL;
+    *n = 0;
+    int count = virConnectListAllNodeDevices(conn, &devs, VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV);
+    if (count < 0) {
+        virErrorPtr e = virGetLastError();
+        if (e && (e->code == VIR_ERR_NO_SUPPORT || e->code == VIR_ERR_OPERATION_UNSUPPORTED))
+            return -ENOTSUP;
+        zr_error_set(err, NULL, 0, 0, "cannot list the host's PCI devices: %s", zr_libvirt_error());
+        return -EIO;
+    }
+    struct zr_pci_addr *addrs = zr_new0(struct zr_pci_addr, (size_t)count);
+    size_t k = 0;
+    for (int i = 0; i < count; i++) {
+        /* Node device names are pci_DDDD_BB_SS_F. */
+        unsigned d, b, s, f;
+        char tail;
+        const char *nm = virNodeDeviceGetName(devs[i]);
+        if (nm && sscanf(nm, "pci_%4x_%2x_%2x_%1x%c", &d, &b, &s, &f, &tail) == 4 &&
+            b <= ZR_PCI_BUS_MAX && s <= ZR_PCI_SLOT_MAX && f <= ZR_PCI_FUNCTION_MAX)
+            addrs[k++] = (struct zr_pci_addr){d, (uint8_t)b, (uint8_t)s, (uint8_t)f};
+        virNodeDeviceFree(devs[i]);
+    }
+    free(devs);
+    *out = addrs;
+    *n = k;
+    return 0;
+}

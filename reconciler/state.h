@@ -1,0 +1,53 @@
+/* What is there: opens libvirt connections (with the event loop libvirt
+ * needs, so qemu:///embed works) and reads each inventory guest's
+ * persistent and live devices, several guests at once.  Returns errors as
+ * values; never prints and never changes a guest. */
+#pragma once
+
+#include <libvirt/libvirt.h>
+#include <stdbool.h>
+
+#include "device.h"
+#include "error.h"
+#include "inventory.h"
+
+/* Registers libvirt's default event loop and runs it on a thread.  Safe to
+ * call more than once; must precede the first connection. */
+int zr_libvirt_init(struct zr_error *err);
+
+/* Opens `uri` (NULL: libvirt's default) read-write.  On failure returns
+ * NULL with libvirt's message in err. */
+virConnectPtr zr_connect(const char *uri, struct zr_error *err);
+
+/* The URI libvirt actually connected to; newly allocated. */
+char *zr_connect_uri(virConnectPtr conn);
+
+struct zr_guest_state {
+    const struct zr_guest *wanted;
+    virDomainPtr dom;  /* NULL when the guest could not be found */
+    bool active;
+    struct zr_device_list config; /* persistent definition */
+    struct zr_device_list live;   /* running guest (active only) */
+    char *error;       /* why the guest could not be read */
+};
+
+/* Reads every guest of `host` with up to `jobs` threads.  Returns an array
+ * of host->n_guests states, in inventory order. */
+struct zr_guest_state *zr_state_read(virConnectPtr conn, const struct zr_host *host,
+                                     unsigned jobs);
+void zr_state_free(struct zr_guest_state *states, size_t n);
+
+/* Re-reads one guest (after apply changed it). */
+int zr_state_read_guest(virConnectPtr conn, struct zr_guest_state *st);
+
+/* libvirt's last error message on this thread, or a fallback. */
+const char *zr_libvirt_error(void);
+
+/* The name of a defined guest closest to `name` (a likely typo), or NULL. */
+char *zr_state_near_miss(virConnectPtr conn, const char *name);
+
+/* The host's PCI functions, from one node device listing.  Returns 0,
+ * -ENOTSUP when the connection has no node devices (qemu:///embed), or
+ * another negative value with err filled. */
+int zr_state_host_pci(virConnectPtr conn, struct zr_pci_addr **out, size_t *n,
+                      struct zr_error *err);

@@ -1,0 +1,270 @@
+/* Table-driven plan cases: tests/data/plan/<case>/ holds inventory.yaml,
+ * <guest>.xml (persistent definition; absent = guest not found),
+ * <guest>.live.xml (running guest; absent = not running), an optional
+ * `options` file (words: config-only), and the expected plan as
+ * expected.json and expected.txt.  ZR_REGENERATE=1 rewrites the expected
+ * files. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+#include "inventory.h"
+#include "output.h"
+#include "plan.h"
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        buf = realloc(buf, cap += 65536);
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+static void write_file(const char *path, const char *data)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "cannot write %s", path);
+    fputs(data, f);
+    fclose(f);
+}
+
+/* Paths are built on the heap: no truncation to reason about. */
+static char *pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *pathf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, fmt);
+    cr_assert_geq(vasprintf(&s, fmt, ap), 0);
+    va_end(ap);
+    return s;
+}
+
+static bool load_devices(const char *path, struct zr_device_list *out)
+{
+    size_t len;
+    char *xml = read_file(path, &len);
+    if (!xml)
+        return false;
+    struct zr_error err = {0};
+    int r = zr_domain_parse_devices(xml, len, path, out, &err);
+    cr_assert_eq(r, 0, "%s: %s", path, err.message ? err.message : "");
+    free(xml);
+    return true;
+}
+
+static struct zr_plan *plan_case(const char *dir)
+{
+    char *path = pathf("%s/inventory.yaml", dir);
+    struct zr_errors errs = {0};
+    struct zr_inventory *inv = zr_inventory_load(path, &errs);
+    if (!inv)
+        zr_errors_print(&errs, stderr);
+    cr_assert_not_null(inv, "%s does not load", path);
+    free(path);
+
+    struct zr_plan_options opts = {0};
+    path = pathf("%s/options", dir);
+    char *words = read_file(path, NULL);
+    free(path);
+    if (words && strstr(words, "config-only"))
+        opts.config_only = true;
+    free(words);
+
+    struct zr_plan *plan = calloc(1, sizeof(*plan));
+    for (size_t h = 0; h < inv->n_hosts; h++) {
+        const struct zr_host *host = &inv->hosts[h];
+        for (size_t g = 0; g < host->n_guests; g++) {
+            const struct zr_guest *guest = &host->guests[g];
+            struct zr_device_list config = {0}, live = {0};
+            path = pathf("%s/%s.xml", dir, guest->name);
+            bool found = load_devices(path, &config);
+            free(path);
+            if (!found) {
+                zr_plan_guest_error(plan, host->name, host->uri, guest->name,
+                                    "guest '%s' not found", guest->name);
+                continue;
+            }
+            path = pathf("%s/%s.live.xml", dir, guest->name);
+            bool running = load_devices(path, &live);
+            free(path);
+            zr_plan_guest(plan, host->name, host->uri, guest, &config, running ? &live : NULL,
+                          &opts);
+            zr_device_list_finish(&config);
+            zr_device_list_finish(&live);
+        }
+    }
+    zr_plan_finalize(plan);
+    zr_inventory_free(inv);
+    zr_errors_finish(&errs);
+    return plan;
+}
+
+static char *render(const struct zr_plan *plan, zr_format format)
+{
+    char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    struct zr_output_options o = {.format = format};
+    zr_output_plan(f, plan, &o);
+    fclose(f);
+    return s;
+}
+
+static void check_expected(const char *dir, const char *name, const char *actual)
+{
+    char *path = pathf("%s/%s", dir, name);
+    const char *regen = getenv("ZR_REGENERATE");
+    if (regen && *regen) {
+        write_file(path, actual);
+        free(path);
+        return;
+    }
+    char *expected = read_file(path, NULL);
+    cr_assert_not_null(expected, "%s is missing (run with ZR_REGENERATE=1 and review)", path);
+    cr_expect_str_eq(actual, expected, "%s differs.\n--- actual ---\n%s", path, actual);
+    free(expected);
+    free(path);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+Test(plan, table_driven_cases)
+{
+    const char *src = getenv("ZR_SRCDIR");
+    cr_assert_not_null(src, "ZR_SRCDIR is not set");
+    char *root = pathf("%s/tests/data/plan", src);
+    DIR *d = opendir(root);
+    cr_assert_not_null(d, "%s: %s", root, strerror(errno));
+
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        names = realloc(names, (n + 1) * sizeof(*names));
+        names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof(*names), name_cmp);
+    cr_assert_geq(n, 30, "expected at least 30 plan cases, found %zu", n);
+
+    for (size_t i = 0; i < n; i++) {
+        char *dir = pathf("%s/%s", root, names[i]);
+        struct zr_plan *plan = plan_case(dir);
+        char *json = render(plan, ZR_FORMAT_JSON);
+        char *text = render(plan, ZR_FORMAT_TEXT);
+        check_expected(dir, "expected.json", json);
+        check_expected(dir, "expected.txt", text);
+        free(json);
+        free(text);
+        zr_plan_finish(plan);
+        free(plan);
+        free(names[i]);
+        free(dir);
+    }
+    free(names);
+    free(root);
+}
+
+/* Helpers for the invariant tests below. */
+static struct zr_device hostdev(const char *source, int uid)
+{
+    struct zr_device d = {.kind = ZR_KIND_HOSTDEV, .managed = true};
+    cr_assert_eq(zr_pci_addr_parse(source, &d.source), 0);
+    if (uid > 0) {
+        d.has_zpci_uid = true;
+        d.zpci_uid = (uint32_t)uid;
+    }
+    return d;
+}
+
+Test(plan, uid_swap_attaches_wait_for_both_detaches)
+{
+    struct zr_guest g = {.name = "g", .prune = true};
+    *zr_device_list_append(&g.devices) = hostdev("0001:00:00.0", 2);
+    *zr_device_list_append(&g.devices) = hostdev("0002:00:00.0", 1);
+    struct zr_device_list cur = {0};
+    *zr_device_list_append(&cur) = hostdev("0001:00:00.0", 1);
+    *zr_device_list_append(&cur) = hostdev("0002:00:00.0", 2);
+
+    struct zr_plan plan = {0};
+    zr_plan_guest(&plan, "default", NULL, &g, &cur, NULL, NULL);
+    zr_plan_finalize(&plan);
+
+    cr_assert_eq(plan.n_actions, 4);
+    cr_assert_eq(plan.actions[0].op, ZR_OP_DETACH);
+    cr_assert_eq(plan.actions[1].op, ZR_OP_DETACH);
+    for (size_t i = 2; i < 4; i++) {
+        /* Each attach needs its own function freed and its uid freed by the
+         * other detach. */
+        cr_assert_eq(plan.actions[i].op, ZR_OP_ATTACH);
+        cr_assert_eq(plan.actions[i].n_deps, 2, "attach %zu has %zu deps", i,
+                     plan.actions[i].n_deps);
+    }
+    zr_plan_finish(&plan);
+    zr_device_list_finish(&g.devices);
+    zr_device_list_finish(&cur);
+}
+
+Test(plan, in_sync_guest_gets_no_action)
+{
+    struct zr_guest g = {.name = "g", .prune = true};
+    *zr_device_list_append(&g.devices) = hostdev("0001:00:00.0", 0);
+    struct zr_device_list cur = {0};
+    *zr_device_list_append(&cur) = hostdev("0001:00:00.0", 7); /* uid filled by libvirt */
+
+    struct zr_plan plan = {0};
+    zr_plan_guest(&plan, "default", NULL, &g, &cur, &cur, NULL);
+    zr_plan_finalize(&plan);
+    cr_assert_eq(plan.n_actions, 0);
+    cr_assert_not(plan.guests[0].changed);
+    zr_plan_finish(&plan);
+    zr_device_list_finish(&g.devices);
+    zr_device_list_finish(&cur);
+}
+
+Test(plan, detaches_of_every_guest_precede_attaches_per_host)
+{
+    struct zr_guest a = {.name = "a", .prune = true}, b = {.name = "b", .prune = true};
+    *zr_device_list_append(&b.devices) = hostdev("0003:00:00.0", 0);
+    struct zr_device_list cur_a = {0}, cur_b = {0};
+    *zr_device_list_append(&cur_a) = hostdev("0003:00:00.0", 0);
+
+    struct zr_plan plan = {0};
+    /* b first: its attach must still come after a's detach. */
+    zr_plan_guest(&plan, "default", NULL, &b, &cur_b, NULL, NULL);
+    zr_plan_guest(&plan, "default", NULL, &a, &cur_a, NULL, NULL);
+    zr_plan_finalize(&plan);
+    cr_assert_eq(plan.n_actions, 2);
+    cr_assert_eq(plan.actions[0].op, ZR_OP_DETACH);
+    cr_assert_str_eq(plan.guests[plan.actions[0].guest_index].guest, "a");
+    cr_assert_eq(plan.actions[1].op, ZR_OP_ATTACH);
+    cr_assert_eq(plan.actions[1].n_deps, 1);
+    cr_assert_eq(plan.actions[1].deps[0], 0);
+    zr_plan_finish(&plan);
+    zr_device_list_finish(&b.devices);
+    zr_device_list_finish(&cur_a);
+}
