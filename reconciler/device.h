@@ -67,6 +67,11 @@ struct zr_device {
     /* XML side: a <vlan> the inventory format cannot express (trunk, several
      * tags, nativeMode).  Never equal to a wanted vlan. */
     bool vlan_unrepresentable;
+    /* XML side: a <virtualport> the inventory format cannot express (a type
+     * other than 802.1Qbh/802.1Qbg, e.g. openvswitch, or none at all); vport
+     * then stays ZR_VPORT_NONE.  Export warns about it, and it never equals
+     * a wanted virtualport. */
+    bool vport_unrepresentable;
 
     /* XML side only. */
     char *alias;      /* <alias name=...>, NULL when absent */

@@ -4,32 +4,69 @@
  * Never talks to libvirt and never prints. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "device.h"
 #include "error.h"
 
 /* Parses a whole <domain> document (never with network access or entity
- * expansion).  Appends every in-scope device to `out`, each with its element
+ * expansion; a document with a DOCTYPE is refused, libvirt never writes
+ * one).  Appends every in-scope device to `out`, each with its element
  * serialised in `xml`; out-of-scope devices are skipped.  `what` names the
  * input in messages (e.g. "linux1 (persistent)").  Returns 0 or -EINVAL
- * with err filled. */
+ * with err filled (file = what, line = the offending element's line); `out`
+ * is left untouched on error.
+ *
+ * What the reader makes of libvirt's XML (see docs/domain-xml.md):
+ * - Numbers are read as libvirt reads them (strtoul, base 0: "0x21" hex,
+ *   "021" octal, "33" decimal; vlan tag ids base 10).
+ * - A guest <address type='pci'> is a guest address only when domain, bus
+ *   or slot is non-zero: libvirt treats 0000:00:00.x as "pick one for me".
+ *   Its <zpci> child is read either way, so <address type='pci'><zpci
+ *   uid=.../></address> gives zpci ids and no guest address.
+ * - zPCI ids are kept as written, even values libvirt's validation refuses
+ *   (uid 0): the reader reports what is there, libvirt judges it.
+ * - <vlan> with one plain tag sets has_vlan; trunks, several tags or
+ *   nativeMode set vlan_unrepresentable.  A <virtualport> other than
+ *   802.1Qbh/802.1Qbg sets vport_unrepresentable.
+ * - A missing or malformed host source address is an error: libvirt never
+ *   writes one, and guessing would detach or keep the wrong device.
+ * - <interface type='hostdev'> with a non-PCI (USB) source is out of scope. */
 int zr_domain_parse_devices(const char *xml, size_t len, const char *what,
                             struct zr_device_list *out, struct zr_error *err);
 
-/* Parses a single device element (<hostdev> or <interface>) into `out`.
- * Returns 0, -ENOENT when the element is well-formed but out of scope, or
- * -EINVAL with err filled. */
+/* Parses a single device element (<hostdev> or <interface>) into `out`,
+ * with the rules above ("device XML" names it in messages).  Returns 0,
+ * -ENOENT when the element is well-formed but out of scope, or -EINVAL with
+ * err filled. */
 int zr_domain_parse_device(const char *xml, size_t len, struct zr_device *out,
                            struct zr_error *err);
 
 /* Builds the device XML to attach `d`: <driver name='vfio'/>, the source,
- * managed, and each field that is set.  Never emits <model> for an
- * interface.  Returns a newly allocated string (no XML declaration). */
+ * managed, and each field that is set, in the order libvirt formats them.
+ * zPCI ids alone give <address type='pci'><zpci .../></address>, so libvirt
+ * picks the guest slot and fills the other id.  Never emits <model> for an
+ * interface.  Returns a newly allocated string (no XML declaration); NULL
+ * for a kind that is not a device or a profileid that fails
+ * zr_domain_profileid_ok(). */
 char *zr_domain_device_xml(const struct zr_device *d);
 
+/* libvirt 9.0 writes <parameters profileid='...'/> without escaping it: a
+ * profileid holding ' < or & leaves a persistent definition libvirt cannot
+ * read back (the guest is gone at the next daemon start), and a control
+ * character comes back as a space.  libvirt refuses an empty one or one
+ * over 39 bytes.  True when `s` is safe to send; the inventory should
+ * refuse the others, the builder refuses them too. */
+#define ZR_VPORT_PROFILEID_MAX 39
+bool zr_domain_profileid_ok(const char *s);
+
 /* The XML to detach a device found in a domain: its element as it stands,
- * minus a libvirt-generated alias (persistent definitions do not carry
- * those, so keeping it would stop the config part from matching).
- * Returns a newly allocated string. */
+ * minus a libvirt-generated alias (anything but a "ua-" user alias).
+ * Persistent definitions never hold generated aliases (libvirt drops them
+ * when it parses inactive XML), so the element sent for LIVE|CONFIG must
+ * not depend on one: it is matched by source (hostdev) or MAC and guest
+ * address (interface).  A device without `xml` (not read from a domain)
+ * gets zr_domain_device_xml().  Returns a newly allocated string, NULL if
+ * `xml` does not parse. */
 char *zr_domain_detach_xml(const struct zr_device *current);

@@ -1,0 +1,696 @@
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xmlerror.h>
+
+#include "domain.h"
+#include "util.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(xmlDocPtr, xmlFreeDoc)
+DEFINE_TRIVIAL_CLEANUP_FUNC(xmlParserCtxtPtr, xmlFreeParserCtxt)
+DEFINE_TRIVIAL_CLEANUP_FUNC(xmlBufferPtr, xmlBufferFree)
+
+/* No NOENT and no DTDLOAD: entities are never expanded and no external DTD
+ * is fetched; NONET on top in case a future libxml2 default changes.
+ * NOERROR/NOWARNING keep libxml2 from printing: the error comes back in
+ * struct zr_error instead.  BIG_LINES so xmlGetLineNo() stays right past
+ * line 65535. */
+#define ZR_XML_PARSE_OPTIONS                                                 \
+    (XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR |              \
+     XML_PARSE_NOWARNING | XML_PARSE_BIG_LINES)
+
+#define ZR_USER_ALIAS_PREFIX "ua-" /* libvirt keeps these in definitions */
+
+/* Where messages point: the input's name and the caller's error. */
+struct reader {
+    const char *what;
+    struct zr_error *err;
+};
+
+static unsigned node_line(const xmlNode *node)
+{
+    long line = node ? xmlGetLineNo(node) : -1;
+    return line > 0 && line <= (long)UINT_MAX ? (unsigned)line : 0;
+}
+
+_printf_(3, 4) static int reader_fail(const struct reader *r, const xmlNode *node,
+                                      const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *msg = zr_vasprintf(fmt, ap);
+    va_end(ap);
+    zr_error_set(r->err, r->what, node_line(node), 0, "%s", msg);
+    return -EINVAL;
+}
+
+static bool is_element(const xmlNode *node, const char *name)
+{
+    /* libvirt looks its elements up with un-prefixed XPath, which only
+     * matches elements in no namespace; do the same so a foreign
+     * <x:hostdev> is never taken for libvirt's. */
+    return node && node->type == XML_ELEMENT_NODE && !node->ns &&
+           xmlStrEqual(node->name, BAD_CAST name);
+}
+
+static xmlNode *child_element(const xmlNode *parent, const char *name)
+{
+    for (xmlNode *c = parent->children; c; c = c->next)
+        if (is_element(c, name))
+            return c;
+    return NULL;
+}
+
+/* An attribute as a malloc()ed string, so _cleanup_free_ can own it. */
+static char *xml_prop(const xmlNode *node, const char *name)
+{
+    xmlChar *v = xmlGetNoNsProp(node, BAD_CAST name);
+    if (!v)
+        return NULL;
+    char *s = zr_strdup((const char *)v);
+    xmlFree(v);
+    return s;
+}
+
+/* libvirt reads numeric attributes with strtoul() (virXMLPropUInt,
+ * virStrToLong_uip): base 0 makes "0x21" hex, "021" octal and "33" decimal;
+ * '-' is refused and the value must fit an unsigned int.  Reading them the
+ * same way means a number means here what it means to libvirt. */
+static int parse_libvirt_uint(const char *s, int base, unsigned long max, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, base);
+    if (end == s || *end || errno || memchr(s, '-', (size_t)(end - s)) || v > UINT_MAX)
+        return -EINVAL;
+    if (v > max)
+        return -ERANGE;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* 1 when set, 0 when absent, -EINVAL (err filled) when malformed. */
+static int prop_uint(const struct reader *r, const xmlNode *node, const char *name, int base,
+                     unsigned long max, uint32_t *out)
+{
+    _cleanup_free_ char *v = xml_prop(node, name);
+    if (!v)
+        return 0;
+    int ret = parse_libvirt_uint(v, base, max, out);
+    if (ret == -ERANGE)
+        return reader_fail(r, node, "<%s %s='%s'>: out of range (at most %#lx)",
+                           (const char *)node->name, name, v, max);
+    if (ret < 0)
+        return reader_fail(r, node, "<%s %s='%s'>: not a non-negative %sinteger",
+                           (const char *)node->name, name, v, base == 10 ? "decimal " : "");
+    return 1;
+}
+
+static int read_managed(const struct reader *r, const xmlNode *node, bool *out)
+{
+    _cleanup_free_ char *v = xml_prop(node, "managed");
+    /* Absent means no: that is libvirt's default for hostdevs. */
+    if (!v || strcmp(v, "no") == 0) {
+        *out = false;
+        return 0;
+    }
+    if (strcmp(v, "yes") == 0) {
+        *out = true;
+        return 0;
+    }
+    return reader_fail(r, node, "<%s managed='%s'>: expected 'yes' or 'no'",
+                       (const char *)node->name, v);
+}
+
+/* domain, bus, slot and function of an <address>.  A missing one is 0
+ * (libvirt's rule) unless `required_by` names the device element: its host
+ * source needs all four.  libvirt always writes all four there, so a
+ * missing one means the input is not what libvirt wrote, and the source is
+ * the device's identity: guessing it could detach the wrong device. */
+static int read_pci_attrs(const struct reader *r, const xmlNode *addr,
+                          const xmlNode *required_by, struct zr_pci_addr *out)
+{
+    static const struct {
+        const char *name;
+        unsigned long max;
+    } fields[] = {
+        {"domain", UINT32_MAX},
+        {"bus", ZR_PCI_BUS_MAX},
+        {"slot", ZR_PCI_SLOT_MAX},
+        {"function", ZR_PCI_FUNCTION_MAX},
+    };
+    uint32_t v[ELEMENTSOF(fields)] = {0};
+
+    for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+        int ret = prop_uint(r, addr, fields[i].name, 0, fields[i].max, &v[i]);
+        if (ret < 0)
+            return ret;
+        if (ret == 0 && required_by)
+            return reader_fail(r, addr, "<%s>: source <address> has no '%s' attribute",
+                               (const char *)required_by->name, fields[i].name);
+    }
+    *out = (struct zr_pci_addr){
+        .domain = v[0],
+        .bus = (uint8_t)v[1],
+        .slot = (uint8_t)v[2],
+        .function = (uint8_t)v[3],
+    };
+    return 0;
+}
+
+/* The guest side: <address type='pci' ...> with an optional <zpci>. */
+static int read_guest_address(const struct reader *r, const xmlNode *device, struct zr_device *d)
+{
+    xmlNode *addr = child_element(device, "address");
+    if (!addr)
+        return 0;
+    _cleanup_free_ char *type = xml_prop(addr, "type");
+    /* 'unassigned', 'ccw', ...: no guest PCI address to compare. */
+    if (!zr_streq(type, "pci"))
+        return 0;
+
+    struct zr_pci_addr a;
+    int ret = read_pci_attrs(r, addr, NULL, &a);
+    if (ret < 0)
+        return ret;
+    /* libvirt's virPCIDeviceAddressIsEmpty(): with domain, bus and slot all
+     * zero it assigns a slot itself, so such an address requests nothing. */
+    d->has_guest_address = a.domain || a.bus || a.slot;
+    if (d->has_guest_address)
+        d->guest_address = a;
+
+    xmlNode *zpci = child_element(addr, "zpci");
+    if (!zpci)
+        return 0;
+    /* Parsed like libvirt's XML reader does (any unsigned int); the range
+     * rules (uid 1..0xffff) belong to libvirt's validation, and a domain
+     * libvirt returned has passed them. */
+    if ((ret = prop_uint(r, zpci, "uid", 0, UINT32_MAX, &d->zpci_uid)) < 0)
+        return ret;
+    d->has_zpci_uid = ret > 0;
+    if ((ret = prop_uint(r, zpci, "fid", 0, UINT32_MAX, &d->zpci_fid)) < 0)
+        return ret;
+    d->has_zpci_fid = ret > 0;
+    return 0;
+}
+
+static void read_common(const xmlNode *device, struct zr_device *d)
+{
+    xmlNode *n;
+    if ((n = child_element(device, "driver")))
+        d->driver = xml_prop(n, "name");
+    if ((n = child_element(device, "alias")))
+        d->alias = xml_prop(n, "name");
+}
+
+static int read_mac(const struct reader *r, const xmlNode *device, struct zr_device *d)
+{
+    xmlNode *mac = child_element(device, "mac");
+    if (!mac)
+        return 0;
+    _cleanup_free_ char *v = xml_prop(mac, "address");
+    if (!v)
+        return 0;
+    int ret = zr_mac_parse(v, &d->mac);
+    if (ret == -EDOM)
+        return reader_fail(r, mac, "<mac address='%s'>: multicast, not a NIC address", v);
+    if (ret < 0)
+        return reader_fail(r, mac, "<mac address='%s'>: not a MAC address", v);
+    d->has_mac = true;
+    return 0;
+}
+
+static int read_vlan(const struct reader *r, const xmlNode *device, struct zr_device *d)
+{
+    xmlNode *vlan = child_element(device, "vlan");
+    if (!vlan)
+        return 0;
+
+    size_t n_tags = 0;
+    bool native = false;
+    uint32_t first = 0;
+    for (xmlNode *c = vlan->children; c; c = c->next) {
+        if (!is_element(c, "tag"))
+            continue;
+        uint32_t id;
+        /* libvirt reads tag ids in base 10 only. */
+        int ret = prop_uint(r, c, "id", 10, ZR_VLAN_MAX, &id);
+        if (ret < 0)
+            return ret;
+        if (ret == 0)
+            return reader_fail(r, c, "<vlan><tag>: no 'id' attribute");
+        if (n_tags++ == 0)
+            first = id;
+        if (xmlHasProp(c, BAD_CAST "nativeMode"))
+            native = true;
+    }
+    _cleanup_free_ char *trunk = xml_prop(vlan, "trunk");
+    bool is_trunk = trunk && strcasecmp(trunk, "yes") == 0;
+
+    /* The inventory says "vlan: N": one tag, no trunk, no native VLAN.
+     * Anything richer is kept out of has_vlan so it never compares equal
+     * and export can say what it left out. */
+    if (n_tags == 1 && !native && !is_trunk) {
+        d->has_vlan = true;
+        d->vlan = first;
+    } else {
+        d->vlan_unrepresentable = true;
+    }
+    return 0;
+}
+
+static int read_virtualport(const struct reader *r, const xmlNode *device, struct zr_device *d)
+{
+    xmlNode *vp = child_element(device, "virtualport");
+    if (!vp)
+        return 0;
+    _cleanup_free_ char *type = xml_prop(vp, "type");
+    xmlNode *params = child_element(vp, "parameters");
+    struct zr_virtualport *v = &d->vport;
+
+    if (zr_streq(type, "802.1Qbh")) {
+        v->type = ZR_VPORT_8021QBH;
+        v->profileid = params ? xml_prop(params, "profileid") : NULL;
+        return 0;
+    }
+    if (!zr_streq(type, "802.1Qbg")) {
+        /* openvswitch, midonet, or no type: libvirt accepts some of these
+         * in a definition, the inventory cannot say them. */
+        d->vport_unrepresentable = true;
+        return 0;
+    }
+
+    v->type = ZR_VPORT_8021QBG;
+    if (!params)
+        return 0;
+    int ret;
+    if ((ret = prop_uint(r, params, "managerid", 0, ZR_VPORT_MANAGERID_MAX, &v->managerid)) < 0)
+        return ret;
+    v->has_managerid = ret > 0;
+    if ((ret = prop_uint(r, params, "typeid", 0, ZR_VPORT_TYPEID_MAX, &v->typeid)) < 0)
+        return ret;
+    v->has_typeid = ret > 0;
+    if ((ret = prop_uint(r, params, "typeidversion", 0, ZR_VPORT_TYPEIDVERSION_MAX,
+                         &v->typeidversion)) < 0)
+        return ret;
+    v->has_typeidversion = ret > 0;
+
+    _cleanup_free_ char *instanceid = xml_prop(params, "instanceid");
+    if (instanceid) {
+        if (zr_uuid_parse(instanceid, &v->instanceid) < 0)
+            return reader_fail(r, params, "<parameters instanceid='%s'>: not a UUID",
+                               instanceid);
+        v->has_instanceid = true;
+    }
+    return 0;
+}
+
+static char *node_to_string(xmlNode *node)
+{
+    _cleanup_(xmlBufferFreep) xmlBufferPtr buf = xmlBufferCreate();
+    if (!buf)
+        abort();
+    /* format=1: elements without text children come out indented the way
+     * libvirt writes them, whatever whitespace the input had. */
+    if (xmlNodeDump(buf, node->doc, node, 0, 1) < 0)
+        abort();
+    return zr_strdup((const char *)xmlBufferContent(buf));
+}
+
+/* The kind-specific parts; parse_element() adds what every device has. */
+static int read_hostdev(const struct reader *r, const xmlNode *node, struct zr_device *d)
+{
+    int ret;
+    d->kind = ZR_KIND_HOSTDEV;
+    if ((ret = read_managed(r, node, &d->managed)) < 0)
+        return ret;
+    xmlNode *src = child_element(node, "source");
+    if (!src)
+        return reader_fail(r, node, "<hostdev type='pci'>: no <source>");
+    xmlNode *addr = child_element(src, "address");
+    if (!addr)
+        return reader_fail(r, src, "<hostdev type='pci'>: <source> has no <address>");
+    return read_pci_attrs(r, addr, node, &d->source);
+}
+
+static int read_interface(const struct reader *r, const xmlNode *node, struct zr_device *d)
+{
+    int ret;
+    d->kind = ZR_KIND_INTERFACE;
+    xmlNode *src = child_element(node, "source");
+    if (!src)
+        return reader_fail(r, node, "<interface type='hostdev'>: no <source>");
+    xmlNode *addr = child_element(src, "address");
+    if (!addr) {
+        /* libvirt takes <source><vendor> as a USB device. */
+        if (child_element(src, "vendor"))
+            return -ENOENT;
+        return reader_fail(r, src, "<interface type='hostdev'>: <source> has no <address>");
+    }
+    _cleanup_free_ char *type = xml_prop(addr, "type");
+    if (!type)
+        return reader_fail(r, addr,
+                           "<interface type='hostdev'>: source <address> has no 'type'");
+    if (strcmp(type, "pci") != 0)
+        return -ENOENT;
+
+    if ((ret = read_managed(r, node, &d->managed)) < 0 ||
+        (ret = read_pci_attrs(r, addr, node, &d->source)) < 0 ||
+        (ret = read_mac(r, node, d)) < 0 || (ret = read_vlan(r, node, d)) < 0)
+        return ret;
+    return read_virtualport(r, node, d);
+}
+
+/* 0 parsed, -ENOENT out of scope, -EINVAL malformed (err filled). */
+static int parse_element(const struct reader *r, xmlNode *node, struct zr_device *out)
+{
+    _cleanup_(zr_device_finish) struct zr_device d = {0};
+    int ret;
+
+    if (is_element(node, "hostdev")) {
+        _cleanup_free_ char *mode = xml_prop(node, "mode");
+        _cleanup_free_ char *type = xml_prop(node, "type");
+        /* libvirt defaults a missing mode to subsystem. */
+        if ((mode && strcmp(mode, "subsystem") != 0) || !zr_streq(type, "pci"))
+            return -ENOENT;
+        ret = read_hostdev(r, node, &d);
+    } else if (is_element(node, "interface")) {
+        _cleanup_free_ char *type = xml_prop(node, "type");
+        if (!zr_streq(type, "hostdev"))
+            return -ENOENT;
+        ret = read_interface(r, node, &d);
+    } else {
+        return -ENOENT;
+    }
+    if (ret < 0 || (ret = read_guest_address(r, node, &d)) < 0)
+        return ret;
+    read_common(node, &d);
+    d.xml = node_to_string(node);
+
+    *out = d;
+    d = (struct zr_device){0};
+    return 0;
+}
+
+struct doctype_seen {
+    bool seen;
+    unsigned line;
+};
+
+/* Replaces libxml2's internalSubset SAX handler: it runs when the DOCTYPE
+ * name is read, before any declaration inside it, so stopping here means
+ * no entity is ever declared, let alone expanded. */
+static void refuse_doctype(void *user, const xmlChar *name, const xmlChar *external_id,
+                           const xmlChar *system_id)
+{
+    xmlParserCtxtPtr ctxt = user;
+    struct doctype_seen *seen = ctxt->_private;
+    seen->seen = true;
+    seen->line = ctxt->input && ctxt->input->line > 0 ? (unsigned)ctxt->input->line : 0;
+    xmlStopParser(ctxt);
+}
+
+static int load_doc(const struct reader *r, const char *xml, size_t len, xmlDocPtr *out)
+{
+    if (!xml)
+        return reader_fail(r, NULL, "no XML");
+    if (len > INT_MAX)
+        return reader_fail(r, NULL, "XML too large (%zu bytes)", len);
+
+    _cleanup_(xmlFreeParserCtxtp) xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
+    if (!ctxt || !ctxt->sax)
+        abort();
+    struct doctype_seen seen = {0};
+    ctxt->_private = &seen;
+    ctxt->sax->internalSubset = refuse_doctype;
+
+    _cleanup_(xmlFreeDocp) xmlDocPtr doc =
+        xmlCtxtReadMemory(ctxt, xml, (int)len, NULL, NULL, ZR_XML_PARSE_OPTIONS);
+    if (seen.seen) {
+        zr_error_set(r->err, r->what, seen.line, 0,
+                     "DOCTYPE declaration refused: libvirt never writes one, and its "
+                     "entities and external DTD must not be processed");
+        return -EINVAL;
+    }
+    if (!doc) {
+        const xmlError *e = xmlCtxtGetLastError(ctxt);
+        const char *msg = e && e->message ? e->message : "unknown error";
+        size_t n = strlen(msg);
+        while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+            n--;
+        zr_error_set(r->err, r->what, e && e->line > 0 ? (unsigned)e->line : 0, 0,
+                     "not well-formed XML: %.*s", (int)n, msg);
+        return -EINVAL;
+    }
+    *out = TAKE_PTR(doc);
+    return 0;
+}
+
+int zr_domain_parse_devices(const char *xml, size_t len, const char *what,
+                            struct zr_device_list *out, struct zr_error *err)
+{
+    const struct reader r = {what ? what : "domain XML", err};
+    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
+    int ret = load_doc(&r, xml, len, &doc);
+    if (ret < 0)
+        return ret;
+
+    xmlNode *root = xmlDocGetRootElement(doc);
+    if (!is_element(root, "domain"))
+        return reader_fail(&r, root, "the document's root is <%s>, not <domain>",
+                           root ? (const char *)root->name : "");
+
+    /* Collected aside so `out` is untouched when a later device fails. */
+    _cleanup_(zr_device_list_finish) struct zr_device_list found = {0};
+    xmlNode *devices = child_element(root, "devices");
+    for (xmlNode *c = devices ? devices->children : NULL; c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE)
+            continue;
+        struct zr_device d;
+        ret = parse_element(&r, c, &d);
+        if (ret == -ENOENT)
+            continue;
+        if (ret < 0)
+            return ret;
+        *zr_device_list_append(&found) = d;
+    }
+
+    for (size_t i = 0; i < found.n; i++)
+        *zr_device_list_append(out) = found.items[i];
+    free(found.items);
+    found = (struct zr_device_list){0};
+    return 0;
+}
+
+int zr_domain_parse_device(const char *xml, size_t len, struct zr_device *out,
+                           struct zr_error *err)
+{
+    const struct reader r = {"device XML", err};
+    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
+    int ret = load_doc(&r, xml, len, &doc);
+    if (ret < 0)
+        return ret;
+    return parse_element(&r, xmlDocGetRootElement(doc), out);
+}
+
+/* ---- building ---------------------------------------------------------- */
+
+static xmlNode *new_child(xmlNode *parent, const char *name)
+{
+    xmlNode *n = xmlNewChild(parent, NULL, BAD_CAST name, NULL);
+    if (!n)
+        abort();
+    return n;
+}
+
+/* xmlNewProp escapes the value when the tree is written out, so no value
+ * (a profileid with quotes, say) can break the markup. */
+_printf_(3, 4) static void set_prop(xmlNode *node, const char *name, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *v = zr_vasprintf(fmt, ap);
+    va_end(ap);
+    if (!xmlNewProp(node, BAD_CAST name, BAD_CAST v))
+        abort();
+}
+
+/* Attribute formats are libvirt's own (virPCIDeviceAddressFormat), so the
+ * XML we send reads like the XML libvirt gives back. */
+static void set_pci_props(xmlNode *addr, const struct zr_pci_addr *a)
+{
+    set_prop(addr, "domain", "0x%04x", (unsigned)a->domain);
+    set_prop(addr, "bus", "0x%02x", (unsigned)a->bus);
+    set_prop(addr, "slot", "0x%02x", (unsigned)a->slot);
+    set_prop(addr, "function", "0x%x", (unsigned)a->function);
+}
+
+static void add_source(xmlNode *device, const struct zr_pci_addr *a, bool typed)
+{
+    xmlNode *addr = new_child(new_child(device, "source"), "address");
+    /* An interface's source needs the type to parse; a hostdev's has it
+     * from the element. */
+    if (typed)
+        set_prop(addr, "type", "pci");
+    set_pci_props(addr, a);
+}
+
+static void add_guest_address(xmlNode *device, const struct zr_device *d)
+{
+    if (!d->has_guest_address && !d->has_zpci_uid && !d->has_zpci_fid)
+        return;
+    xmlNode *addr = new_child(device, "address");
+    set_prop(addr, "type", "pci");
+    if (d->has_guest_address)
+        set_pci_props(addr, &d->guest_address);
+    if (d->has_zpci_uid || d->has_zpci_fid) {
+        /* Only what is set: libvirt fills the other id itself. */
+        xmlNode *zpci = new_child(addr, "zpci");
+        if (d->has_zpci_uid)
+            set_prop(zpci, "uid", "0x%04x", (unsigned)d->zpci_uid);
+        if (d->has_zpci_fid)
+            set_prop(zpci, "fid", "0x%08x", (unsigned)d->zpci_fid);
+    }
+}
+
+static void add_virtualport(xmlNode *device, const struct zr_virtualport *v)
+{
+    xmlNode *vp, *params;
+    char uuid[ZR_UUID_STRLEN];
+
+    switch (v->type) {
+    case ZR_VPORT_NONE:
+    case ZR_VPORT__COUNT:
+        return;
+    case ZR_VPORT_8021QBH:
+        vp = new_child(device, "virtualport");
+        set_prop(vp, "type", "%s", zr_vport_type_to_string(v->type));
+        if (v->profileid)
+            set_prop(new_child(vp, "parameters"), "profileid", "%s", v->profileid);
+        return;
+    case ZR_VPORT_8021QBG:
+        vp = new_child(device, "virtualport");
+        set_prop(vp, "type", "%s", zr_vport_type_to_string(v->type));
+        if (!v->has_managerid && !v->has_typeid && !v->has_typeidversion && !v->has_instanceid)
+            return;
+        params = new_child(vp, "parameters");
+        if (v->has_managerid)
+            set_prop(params, "managerid", "%u", (unsigned)v->managerid);
+        if (v->has_typeid)
+            set_prop(params, "typeid", "%u", (unsigned)v->typeid);
+        if (v->has_typeidversion)
+            set_prop(params, "typeidversion", "%u", (unsigned)v->typeidversion);
+        /* Left out, libvirt generates one. */
+        if (v->has_instanceid)
+            set_prop(params, "instanceid", "%s", zr_uuid_format(&v->instanceid, uuid));
+        return;
+    }
+}
+
+static void build_hostdev(xmlNode *root, const struct zr_device *d)
+{
+    set_prop(root, "mode", "subsystem");
+    set_prop(root, "type", "pci");
+    set_prop(root, "managed", "%s", d->managed ? "yes" : "no");
+    set_prop(new_child(root, "driver"), "name", "vfio");
+    add_source(root, &d->source, false);
+    add_guest_address(root, d);
+}
+
+static void build_interface(xmlNode *root, const struct zr_device *d)
+{
+    char mac[ZR_MAC_STRLEN];
+
+    set_prop(root, "type", "hostdev");
+    set_prop(root, "managed", "%s", d->managed ? "yes" : "no");
+    if (d->has_mac)
+        set_prop(new_child(root, "mac"), "address", "%s", zr_mac_format(&d->mac, mac));
+    set_prop(new_child(root, "driver"), "name", "vfio");
+    add_source(root, &d->source, true);
+    if (d->has_vlan)
+        set_prop(new_child(new_child(root, "vlan"), "tag"), "id", "%u", (unsigned)d->vlan);
+    add_virtualport(root, &d->vport);
+    /* Never a <model>: libvirt refuses it on s390x hostdev interfaces. */
+    add_guest_address(root, d);
+}
+
+bool zr_domain_profileid_ok(const char *s)
+{
+    if (!s || !*s || strlen(s) > ZR_VPORT_PROFILEID_MAX)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || *p == '\'' || *p == '<' || *p == '&')
+            return false;
+    return true;
+}
+
+char *zr_domain_device_xml(const struct zr_device *d)
+{
+    const char *name;
+    switch (d->kind) {
+    case ZR_KIND_HOSTDEV:
+        name = "hostdev";
+        break;
+    case ZR_KIND_INTERFACE:
+        name = "interface";
+        break;
+    case ZR_KIND__COUNT:
+    default:
+        return NULL;
+    }
+    if (d->kind == ZR_KIND_INTERFACE && d->vport.type == ZR_VPORT_8021QBH && d->vport.profileid &&
+        !zr_domain_profileid_ok(d->vport.profileid))
+        return NULL;
+
+    _cleanup_(xmlFreeDocp) xmlDocPtr doc = xmlNewDoc(BAD_CAST "1.0");
+    xmlNode *root = doc ? xmlNewNode(NULL, BAD_CAST name) : NULL;
+    if (!root)
+        abort();
+    xmlDocSetRootElement(doc, root);
+
+    switch (d->kind) {
+    case ZR_KIND_HOSTDEV:
+        build_hostdev(root, d);
+        break;
+    case ZR_KIND_INTERFACE:
+        build_interface(root, d);
+        break;
+    case ZR_KIND__COUNT:
+        break;
+    }
+    return node_to_string(root);
+}
+
+char *zr_domain_detach_xml(const struct zr_device *current)
+{
+    if (!current->xml)
+        return zr_domain_device_xml(current);
+
+    const struct reader r = {"device XML", NULL};
+    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
+    if (load_doc(&r, current->xml, strlen(current->xml), &doc) < 0)
+        return NULL;
+    xmlNode *root = xmlDocGetRootElement(doc);
+    if (!root)
+        return NULL;
+
+    xmlNode *next;
+    for (xmlNode *c = root->children; c; c = next) {
+        next = c->next;
+        if (!is_element(c, "alias"))
+            continue;
+        _cleanup_free_ char *name = xml_prop(c, "name");
+        if (name && strncmp(name, ZR_USER_ALIAS_PREFIX, strlen(ZR_USER_ALIAS_PREFIX)) == 0)
+            continue;
+        xmlUnlinkNode(c);
+        xmlFreeNode(c);
+    }
+    return node_to_string(root);
+}
