@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libxml/parser.h>
+
 #include "apply.h"
 #include "config.h"
 #include "inventory.h"
@@ -479,6 +481,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "zpci-reconcile: %s is only for apply\n", o.dry_run ? "--dry-run" : "--atomic");
         return EXIT_ERROR;
     }
+
+    /* libxml2 must be initialised before threads read domain XML at once. */
+    xmlInitParser();
 
     if (strcmp(o.verb, "validate") == 0)
         return verb_validate(&o, o.args[0]);

@@ -248,6 +248,10 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
             s->detach = c;
             merge_device(&s->attach, w, c);
             s->has_attach = true;
+            /* Say so when the replacement cannot keep a field the inventory
+             * leaves out. */
+            if (c->has_vlan && !s->attach.has_vlan)
+                strbuf_addf(&d.changes, ", ", "vlan %u → (none: libvirt refuses a vlan beside a virtualport)", c->vlan);
             s->reason = zr_asprintf("changed: %s", d.fields.s);
             s->changes = TAKE_PTR(d.changes.s);
         }
@@ -261,6 +265,16 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
 static bool step_empty(const struct step *s)
 {
     return !s->detach && !s->has_attach;
+}
+
+static void action_finish(struct zr_action *a)
+{
+    free(a->reason);
+    free(a->changes);
+    free(a->xml);
+    zr_device_finish(&a->device);
+    free(a->deps);
+    free(a->error);
 }
 
 static size_t plan_add_guest(struct zr_plan *plan, const char *host, const char *uri,
@@ -311,6 +325,21 @@ static bool detach_combinable(const struct zr_device *a, const struct zr_device 
 
 static void emit_steps(struct zr_plan *plan, size_t gi, struct step *cfg, struct step *live)
 {
+    /* Build the attach XML first: a device the builder refuses (a profileid
+     * libvirt would store unescaped) must stop the guest before any detach. */
+    _cleanup_free_ char *cfg_xml = cfg && cfg->has_attach ? zr_domain_device_xml(&cfg->attach) : NULL;
+    _cleanup_free_ char *live_xml =
+        live && live->has_attach ? zr_domain_device_xml(&live->attach) : NULL;
+    if ((cfg && cfg->has_attach && !cfg_xml) || (live && live->has_attach && !live_xml)) {
+        const struct zr_device *d = cfg && cfg->has_attach ? &cfg->attach : &live->attach;
+        char src[ZR_PCI_ADDR_STRLEN];
+        if (!plan->guests[gi].error)
+            plan->guests[gi].error =
+                zr_asprintf("cannot build the XML of %s %s (a profileid libvirt cannot store?)",
+                            zr_kind_to_string(d->kind), zr_pci_addr_format(&d->source, src));
+        return;
+    }
+
     /* Detaches. */
     if (cfg && cfg->detach && live && live->detach && zr_streq(cfg->reason, live->reason) &&
         detach_combinable(cfg->detach, live->detach)) {
@@ -326,9 +355,6 @@ static void emit_steps(struct zr_plan *plan, size_t gi, struct step *cfg, struct
     }
 
     /* Attaches: one call when both flavours want the very same XML. */
-    _cleanup_free_ char *cfg_xml = cfg && cfg->has_attach ? zr_domain_device_xml(&cfg->attach) : NULL;
-    _cleanup_free_ char *live_xml =
-        live && live->has_attach ? zr_domain_device_xml(&live->attach) : NULL;
     if (cfg_xml && live_xml && zr_streq(cfg_xml, live_xml) && zr_streq(cfg->reason, live->reason)) {
         plan_add_action(plan, gi, ZR_OP_ATTACH, &cfg->attach, true, true, cfg->reason,
                         cfg->changes, TAKE_PTR(cfg_xml));
@@ -447,6 +473,17 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
         }
         step_finish(&cfg);
         step_finish(&lv);
+    }
+
+    /* A guest with an error gets no action at all: nothing half-done. */
+    if (plan->guests[gi].error) {
+        size_t keep = plan->n_actions;
+        while (keep > 0 && plan->actions[keep - 1].guest_index == gi)
+            keep--;
+        for (size_t i = keep; i < plan->n_actions; i++)
+            action_finish(&plan->actions[i]);
+        plan->n_actions = keep;
+        plan->guests[gi].changed = false;
     }
 }
 
@@ -578,15 +615,8 @@ void zr_plan_finish(struct zr_plan *plan)
         free(plan->guests[i].error);
     }
     free(plan->guests);
-    for (size_t i = 0; i < plan->n_actions; i++) {
-        struct zr_action *a = &plan->actions[i];
-        free(a->reason);
-        free(a->changes);
-        free(a->xml);
-        zr_device_finish(&a->device);
-        free(a->deps);
-        free(a->error);
-    }
+    for (size_t i = 0; i < plan->n_actions; i++)
+        action_finish(&plan->actions[i]);
     free(plan->actions);
     for (size_t i = 0; i < plan->n_warnings; i++) {
         free(plan->warnings[i].host);

@@ -136,7 +136,7 @@ class PlanApplyTest(EmbedTestCase):
         self.assertIn('+ attach hostdev 0002:00:00.0', out)
         self.assertIn('+ attach interface 0003:00:00.0', out)
         self.assertIn('linux3: in sync', out)
-        self.assertIn('Plan: 3 to attach, 1 to detach, 1 to replace on 3 of 4 guests.', out)
+        self.assertIn('Plan: 4 to attach, 1 to detach, 1 to replace on 3 of 4 guests.', out)
         self.assertNotIn('db1', out)
 
         rc, out, err = self.tool('plan', '-o', 'json', self.inv_path)
@@ -150,6 +150,7 @@ class PlanApplyTest(EmbedTestCase):
             ('linux1', 'detach', '0004:00:00.0', 'not in inventory'),
             ('linux2', 'attach', '0002:00:00.0', 'missing'),
             ('linux2', 'attach', '0003:00:00.0', 'missing'),
+            ('linux4', 'attach', '0007:00:00.0', 'missing'),
         ])
         for a in doc['actions']:
             self.assertEqual((a['live'], a['config'], a['result']), (False, True, 'planned'))
@@ -159,15 +160,15 @@ class PlanApplyTest(EmbedTestCase):
         for a in doc['actions']:
             seen_attach |= a['op'] == 'attach'
             self.assertFalse(seen_attach and a['op'] == 'detach', doc['actions'])
-        self.assertEqual(doc['summary']['guests_changed'], 2)
-        self.assertEqual(doc['summary']['guests_in_sync'], 2)
+        self.assertEqual(doc['summary']['guests_changed'], 3)
+        self.assertEqual(doc['summary']['guests_in_sync'], 1)
         self.assertEqual(self.snapshot(self.names), before, 'plan -o json changed a definition')
 
     def test_apply_converges_and_touches_nothing_else(self):
         before = self.snapshot(self.names)
         rc, out, err = self.tool('apply', self.inv_path)
         self.assertEqual(rc, 0, out + err)
-        self.assertIn('Apply: 2 attached, 1 detached, 1 replaced, 0 failed on 2 of 4 guests.', out)
+        self.assertIn('Apply: 3 attached, 1 detached, 1 replaced, 0 failed on 3 of 4 guests.', out)
 
         dev = {n: self.lab.devices(n) for n in self.names}
         l1 = summary(dev['linux1'])
@@ -308,7 +309,7 @@ class ErrorsTest(EmbedTestCase):
             """)
         rc, out, err = self.tool('apply', self.inv_path)
         self.assertEqual(rc, 1)
-        self.assertIn(self.inv_path + ':5:', err)
+        self.assertIn(self.inv_path + ":6:21: error: 'uid' must be", err)
         self.assertEqual(out, '')
         self.assertEqual(self.lab.dumpxml('linux1'), before)
 
