@@ -26,6 +26,7 @@ Skipping: raise Skip (unittest.SkipTest) anywhere; main() exits 77, meson's skip
 when every test of the run was skipped.
 """
 
+import atexit
 import os
 import pwd
 import shutil
@@ -271,11 +272,25 @@ class _Lab:
                 self.undefine(name)
 
 
+_open_labs = set()
+
+
+@atexit.register
+def _close_open_labs():
+    # also reached on SIGTERM (a meson timeout) through main()'s handler
+    for lab in list(_open_labs):
+        try:
+            lab.close()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
 class EmbedLab(_Lab):
     """A qemu:///embed root. root_dir=None makes a temporary one, removed by close().
 
-    Use as a context manager, or call close(): it destroys guests still running in the
-    root (they outlive the processes that started them) before removing a temporary root.
+    Use as a context manager, or call close() (left open, it is closed at exit): it
+    destroys guests still running in the root (they outlive the processes that started
+    them) before removing a temporary root.
     """
 
     def __init__(self, root_dir=None):
@@ -284,8 +299,10 @@ class EmbedLab(_Lab):
         self.root = os.path.abspath(root_dir or tempfile.mkdtemp(prefix='zrlab-embed-'))
         os.makedirs(self.root, exist_ok=True)
         super().__init__('qemu:///embed?root=' + self.root)
+        _open_labs.add(self)
 
     def close(self):
+        _open_labs.discard(self)
         if not os.path.isdir(self.root):
             return
         try:
@@ -401,11 +418,22 @@ def main(argv=None):
     Arguments select TestCase classes or Class.method names from __main__.
     """
     argv = sys.argv[1:] if argv is None else argv
+
+    # meson ends a test that times out with SIGTERM. Stop as on ^C (the one exception
+    # unittest lets through) so that atexit still closes the labs.
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt('SIGTERM')
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     loader = unittest.TestLoader()
     module = sys.modules['__main__']
     suite = (loader.loadTestsFromNames(argv, module) if argv
              else loader.loadTestsFromModule(module))
-    result = unittest.TextTestRunner(stream=sys.stdout, verbosity=2).run(suite)
+    try:
+        result = unittest.TextTestRunner(stream=sys.stdout, verbosity=2).run(suite)
+    except KeyboardInterrupt as e:
+        print('interrupted: %s' % (e or 'SIGINT'), file=sys.stderr)
+        sys.exit(1)
     if not result.wasSuccessful():
         sys.exit(1)
     if result.testsRun == 0 or len(result.skipped) == result.testsRun:
