@@ -29,6 +29,9 @@ fi
 ninja -C build >/dev/null
 zr="$top/build/reconciler/zpci-reconcile"
 
+# As root, libvirt's QEMU driver (embedded too) needs the libvirt-qemu account.
+bash "$top/tests/start-libvirtd.sh" --prepare-only
+
 # A fresh lab each time, so the demo always shows the same story.
 demo="$top/demo"
 rm -rf "$demo"
