@@ -530,19 +530,16 @@ static int on_alias(struct loader *l, const yaml_event_t *ev, struct node **root
     struct node *target = anchors_get(&l->anchors, name);
     _cleanup_free_ char *s = shown(name, strlen(name));
 
-    if (!target || !target->complete) {
-        if (!target)
-            report(l, m, "alias '*%s' refers to no anchor '&%s' before it", s, s);
-        else
-            report(l, m, "alias '*%s' is inside the node it refers to; an inventory cannot "
-                         "contain itself", s);
-        if (check_budget(l, 1, m) < 0)
-            return -E2BIG;
-        struct node *n = node_new(l, NODE_SCALAR, m);
-        n->text = zr_strdup("");
-        n->null = true;
-        attach(l, n, root);
-        return 0;
+    /* Fatal: a stand-in value would only add errors that are not the
+     * user's. */
+    if (!target) {
+        report(l, m, "alias '*%s' refers to no anchor '&%s' before it", s, s);
+        return -EINVAL;
+    }
+    if (!target->complete) {
+        report(l, m, "alias '*%s' is inside the node it refers to; an inventory cannot "
+                     "contain itself", s);
+        return -EINVAL;
     }
     if (l->depth + target->height > MAX_DEPTH) {
         report(l, m, "alias '*%s' nests the inventory deeper than %d levels", s, MAX_DEPTH);
@@ -1333,23 +1330,31 @@ static void parse_top(struct loader *l, const struct node *root, struct zr_inven
 {
     _cleanup_free_ char *uri = NULL;
     struct top_spec spec = {0};
+    /* The form is decided by the keys written, even when their value is
+     * wrong, so a mistyped 'guests' is not also reported missing. */
+    const struct node *hosts = mapping_find(root, "hosts");
+    const struct node *guests = mapping_find(root, "guests");
+    const struct node *uri_key = mapping_find(root, "uri");
 
     parse_mapping(l, root, &top_table, "the inventory", &spec);
     uri = spec.uri;
 
+    if (hosts && uri_key)
+        report(l, uri_key->mark,
+               "top-level 'uri' cannot be combined with 'hosts' (line %u); give each host its "
+               "own 'uri'",
+               hosts->mark.line);
+    if (hosts && guests)
+        report(l, guests->mark,
+               "top-level 'guests' cannot be combined with 'hosts' (line %u); list the guests "
+               "under each host",
+               hosts->mark.line);
+    if (!hosts && !guests)
+        report(l, root->mark,
+               "missing required key 'guests' in the inventory (or 'hosts', for several "
+               "hypervisors)");
+
     if (spec.hosts) {
-        const struct node *hosts = mapping_find(root, "hosts");
-        const struct node *key;
-        if ((key = mapping_find(root, "uri")))
-            report(l, key->mark,
-                   "top-level 'uri' cannot be combined with 'hosts' (line %u); give each host "
-                   "its own 'uri'",
-                   hosts->mark.line);
-        if ((key = mapping_find(root, "guests")))
-            report(l, key->mark,
-                   "top-level 'guests' cannot be combined with 'hosts' (line %u); list the "
-                   "guests under each host",
-                   hosts->mark.line);
         inv->has_hosts = true;
         parse_hosts(l, spec.hosts, inv);
     } else if (spec.guests) {
@@ -1359,10 +1364,7 @@ static void parse_top(struct loader *l, const struct node *root, struct zr_inven
         inv->hosts[0].uri = TAKE_PTR(uri);
         inv->hosts[0].mark = root->mark;
         parse_guests(l, spec.guests, &inv->hosts[0]);
-    } else
-        report(l, root->mark,
-               "missing required key 'guests' in the inventory (or 'hosts', for several "
-               "hypervisors)");
+    }
 }
 
 /* ---- entry points ------------------------------------------------------- */
