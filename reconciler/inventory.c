@@ -68,10 +68,12 @@ struct uses {
     size_t n, cap;
 };
 
+/* Values that must not repeat, and over what scope. */
 typedef enum {
-    USE_SOURCE,
-    USE_UID,
-    USE_FID,
+    USE_NONE,
+    USE_SOURCE, /* per host */
+    USE_UID,    /* per guest */
+    USE_FID,    /* per guest */
     USE__COUNT,
 } use_kind;
 
@@ -89,8 +91,7 @@ struct loader {
     size_t depth, cap_stack;
     struct anchors anchors;
 
-    struct uses sources; /* per host */
-    struct uses uids, fids; /* per guest */
+    struct uses uses[USE__COUNT];
 };
 
 #define APPEND(v, n, cap)                                                    \
@@ -450,9 +451,8 @@ static void loader_finish(struct loader *l)
     free(l->nodes);
     free(l->stack);
     anchors_finish(&l->anchors);
-    free(l->sources.items);
-    free(l->uids.items);
-    free(l->fids.items);
+    for (size_t i = 0; i < USE__COUNT; i++)
+        free(l->uses[i].items);
 }
 
 static struct node *node_new(struct loader *l, node_type type, struct zr_mark mark)
@@ -676,20 +676,23 @@ struct field;
 typedef int (*field_parser)(struct loader *l, const struct field *f, const struct node *v,
                             void *obj);
 
-#define NO_BIT SIZE_MAX
-
 struct table;
 
 struct field {
     const char *key;
     field_parser parse;
     size_t offset;        /* of the value in the object */
-    size_t has;           /* of its "is set" bit, or NO_BIT */
+    size_t has;           /* HAS(): 1 + offset of its "is set" bit; 0 for none */
     bool required;
     uint64_t min, max;    /* numbers; max is also a string's length limit */
     const char *expect;   /* completes "'KEY' must be ..." */
     const struct table *sub; /* a nested mapping filling the same object */
+    use_kind unique;      /* values that must not repeat */
 };
+
+/* Offset 0 is a valid place for a bit, and tables leave `has` out where
+ * there is none, so it is stored one up. */
+#define HAS(type, member) (offsetof(type, member) + 1)
 
 struct table {
     const struct field *fields;
@@ -705,10 +708,16 @@ static bool is_text(const struct node *n)
     return n->type == NODE_SCALAR && !n->null;
 }
 
+/* Where a mapping may be empty, null is one way to write that. */
+static bool is_mapping_or_null(const struct node *n)
+{
+    return n->type == NODE_MAPPING || (n->type == NODE_SCALAR && n->null);
+}
+
 static void set_bit(const struct field *f, void *obj)
 {
-    if (f->has != NO_BIT)
-        *FIELD_PTR(obj, f->has, bool) = true;
+    if (f->has)
+        *FIELD_PTR(obj, f->has - 1, bool) = true;
 }
 
 static int type_error(struct loader *l, const struct field *f, const struct node *v)
@@ -831,6 +840,22 @@ static void parse_mapping(struct loader *l, const struct node *map, const struct
 
 /* ---- field parsers ------------------------------------------------------ */
 
+static uint64_t pci_addr_key(const struct zr_pci_addr *a)
+{
+    return (uint64_t)a->domain << 24 | (uint64_t)a->bus << 16 | (uint64_t)a->slot << 8 |
+           a->function;
+}
+
+/* Remembers where a value that must be unique was used; the checks run
+ * once the whole guest or host is read. */
+static void track(struct loader *l, const struct field *f, uint64_t value, struct zr_mark use)
+{
+    if (f->unique == USE_NONE)
+        return;
+    struct uses *u = &l->uses[f->unique];
+    *APPEND(u->items, u->n, u->cap) = (struct use){value, use};
+}
+
 static int parse_number(struct loader *l, const struct field *f, const struct node *v, void *obj)
 {
     uint64_t n;
@@ -838,6 +863,7 @@ static int parse_number(struct loader *l, const struct field *f, const struct no
         return type_error(l, f, v);
     *FIELD_PTR(obj, f->offset, uint32_t) = (uint32_t)n;
     set_bit(f, obj);
+    track(l, f, n, v->use);
     return 0;
 }
 
@@ -884,46 +910,7 @@ static int parse_pci_addr(struct loader *l, const struct field *f, const struct 
         return type_error(l, f, v);
     *FIELD_PTR(obj, f->offset, struct zr_pci_addr) = a;
     set_bit(f, obj);
-    return 0;
-}
-
-static void uses_add(struct uses *u, uint64_t value, struct zr_mark mark)
-{
-    *APPEND(u->items, u->n, u->cap) = (struct use){value, mark};
-}
-
-static uint64_t pci_addr_key(const struct zr_pci_addr *a)
-{
-    return (uint64_t)a->domain << 24 | (uint64_t)a->bus << 16 | (uint64_t)a->slot << 8 |
-           a->function;
-}
-
-static int parse_source(struct loader *l, const struct field *f, const struct node *v, void *obj)
-{
-    int r = parse_pci_addr(l, f, v, obj);
-    if (r < 0)
-        return r;
-    uses_add(&l->sources, pci_addr_key(FIELD_PTR(obj, f->offset, struct zr_pci_addr)), v->use);
-    return 0;
-}
-
-static int parse_zpci_uid(struct loader *l, const struct field *f, const struct node *v,
-                          void *obj)
-{
-    int r = parse_number(l, f, v, obj);
-    if (r < 0)
-        return r;
-    uses_add(&l->uids, *FIELD_PTR(obj, f->offset, uint32_t), v->use);
-    return 0;
-}
-
-static int parse_zpci_fid(struct loader *l, const struct field *f, const struct node *v,
-                          void *obj)
-{
-    int r = parse_number(l, f, v, obj);
-    if (r < 0)
-        return r;
-    uses_add(&l->fids, *FIELD_PTR(obj, f->offset, uint32_t), v->use);
+    track(l, f, pci_addr_key(&a), v->use);
     return 0;
 }
 
@@ -970,7 +957,7 @@ static int parse_vport_type(struct loader *l, const struct field *f, const struc
 static int parse_submapping(struct loader *l, const struct field *f, const struct node *v,
                             void *obj)
 {
-    if (v->type != NODE_MAPPING && !(v->type == NODE_SCALAR && v->null))
+    if (!is_mapping_or_null(v))
         return type_error(l, f, v);
     parse_mapping(l, v, f->sub, f->key, FIELD_PTR(obj, f->offset, void));
     return 0;
@@ -979,7 +966,7 @@ static int parse_submapping(struct loader *l, const struct field *f, const struc
 /* Keeps a mapping (or null) to walk once every key around it is known. */
 static int keep_mapping(struct loader *l, const struct field *f, const struct node *v, void *obj)
 {
-    if (v->type != NODE_MAPPING && !(v->type == NODE_SCALAR && v->null))
+    if (!is_mapping_or_null(v))
         return type_error(l, f, v);
     *FIELD_PTR(obj, f->offset, const struct node *) = v;
     return 0;
@@ -993,13 +980,15 @@ static void check_zpci(struct loader *l, const struct node *map, void *obj)
         report(l, map->mark, "'zpci' needs 'uid', 'fid' or both");
 }
 
+#define DEV(member) offsetof(struct zr_device, member)
+#define DEV_HAS(member) HAS(struct zr_device, member)
+
 static const struct field zpci_fields[] = {
-    {"uid", parse_zpci_uid, offsetof(struct zr_device, zpci_uid),
-     offsetof(struct zr_device, has_zpci_uid), false, ZR_ZPCI_UID_MIN, ZR_ZPCI_UID_MAX,
-     "a number from 0x0001 to 0xffff", NULL},
-    {"fid", parse_zpci_fid, offsetof(struct zr_device, zpci_fid),
-     offsetof(struct zr_device, has_zpci_fid), false, 0, ZR_ZPCI_FID_MAX,
-     "a number from 0 to 0xffffffff", NULL},
+    {.key = "uid", .parse = parse_number, .offset = DEV(zpci_uid), .has = DEV_HAS(has_zpci_uid),
+     .min = ZR_ZPCI_UID_MIN, .max = ZR_ZPCI_UID_MAX, .expect = "a number from 0x0001 to 0xffff",
+     .unique = USE_UID},
+    {.key = "fid", .parse = parse_number, .offset = DEV(zpci_fid), .has = DEV_HAS(has_zpci_fid),
+     .max = ZR_ZPCI_FID_MAX, .expect = "a number from 0 to 0xffffffff", .unique = USE_FID},
 };
 static const struct table zpci_table = {zpci_fields, ELEMENTSOF(zpci_fields), check_zpci};
 
@@ -1036,42 +1025,51 @@ static void check_virtualport(struct loader *l, const struct node *map, void *ob
             report(l, map->mark, "missing required key '%s' in an %s virtualport", *k, type);
 }
 
+/* libvirt keeps a profileid in a 40-byte buffer, NUL included. */
+#define PROFILEID_MAX 39
+
 #define VP(member) offsetof(struct zr_virtualport, member)
+#define VP_HAS(member) HAS(struct zr_virtualport, member)
 static const struct field virtualport_fields[] = {
-    {"type", parse_vport_type, VP(type), NO_BIT, true, 0, 0, "802.1Qbh or 802.1Qbg", NULL},
-    {"profileid", parse_string, VP(profileid), NO_BIT, false, 0, 39,
-     "a port profile name of 1 to 39 bytes", NULL},
-    {"managerid", parse_number, VP(managerid), VP(has_managerid), false, 0,
-     ZR_VPORT_MANAGERID_MAX, "a number from 0 to 255", NULL},
-    {"typeid", parse_number, VP(typeid), VP(has_typeid), false, 0, ZR_VPORT_TYPEID_MAX,
-     "a number from 0 to 0xffffff", NULL},
-    {"typeidversion", parse_number, VP(typeidversion), VP(has_typeidversion), false, 0,
-     ZR_VPORT_TYPEIDVERSION_MAX, "a number from 0 to 255", NULL},
-    {"instanceid", parse_uuid, VP(instanceid), VP(has_instanceid), false, 0, 0,
-     "a UUID like 09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f", NULL},
+    {.key = "type", .parse = parse_vport_type, .offset = VP(type), .required = true,
+     .expect = "802.1Qbh or 802.1Qbg"},
+    {.key = "profileid", .parse = parse_string, .offset = VP(profileid), .max = PROFILEID_MAX,
+     .expect = "a port profile name of 1 to 39 bytes"},
+    {.key = "managerid", .parse = parse_number, .offset = VP(managerid),
+     .has = VP_HAS(has_managerid), .max = ZR_VPORT_MANAGERID_MAX,
+     .expect = "a number from 0 to 255"},
+    {.key = "typeid", .parse = parse_number, .offset = VP(typeid), .has = VP_HAS(has_typeid),
+     .max = ZR_VPORT_TYPEID_MAX, .expect = "a number from 0 to 0xffffff"},
+    {.key = "typeidversion", .parse = parse_number, .offset = VP(typeidversion),
+     .has = VP_HAS(has_typeidversion), .max = ZR_VPORT_TYPEIDVERSION_MAX,
+     .expect = "a number from 0 to 255"},
+    {.key = "instanceid", .parse = parse_uuid, .offset = VP(instanceid),
+     .has = VP_HAS(has_instanceid), .expect = "a UUID like 09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f"},
 };
 #undef VP
+#undef VP_HAS
 static const struct table virtualport_table = {virtualport_fields,
                                                ELEMENTSOF(virtualport_fields), check_virtualport};
 
-#define DEV(member) offsetof(struct zr_device, member)
 #define PCI_ADDR_EXPECT \
     "a PCI address DDDD:BB:SS.F or BB:SS.F (hex, slot up to 1f, function up to 7)"
-#define SOURCE_FIELD \
-    {"source", parse_source, DEV(source), NO_BIT, true, 0, 0, PCI_ADDR_EXPECT, NULL}
-#define MANAGED_FIELD                                                                    \
-    {"managed", parse_bool, DEV(managed), DEV(has_managed), false, 0, 0,                 \
-     "true, false, yes or no", NULL}
-#define ZPCI_FIELD                                                                       \
-    {"zpci", parse_submapping, 0, NO_BIT, false, 0, 0, "a mapping with uid and/or fid",  \
-     &zpci_table}
+#define SOURCE_FIELD                                                                       \
+    {.key = "source", .parse = parse_pci_addr, .offset = DEV(source), .required = true,    \
+     .expect = PCI_ADDR_EXPECT, .unique = USE_SOURCE}
+#define MANAGED_FIELD                                                                      \
+    {.key = "managed", .parse = parse_bool, .offset = DEV(managed),                        \
+     .has = DEV_HAS(has_managed), .expect = "true, false, yes or no"}
+/* The ids are fields of the device itself, hence offset 0. */
+#define ZPCI_FIELD                                                                         \
+    {.key = "zpci", .parse = parse_submapping, .offset = 0,                                \
+     .expect = "a mapping with uid and/or fid", .sub = &zpci_table}
 
 static const struct field hostdev_fields[] = {
     SOURCE_FIELD,
     MANAGED_FIELD,
     ZPCI_FIELD,
-    {"guest_address", parse_pci_addr, DEV(guest_address), DEV(has_guest_address), false, 0, 0,
-     PCI_ADDR_EXPECT, NULL},
+    {.key = "guest_address", .parse = parse_pci_addr, .offset = DEV(guest_address),
+     .has = DEV_HAS(has_guest_address), .expect = PCI_ADDR_EXPECT},
 };
 static const struct table hostdev_table = {hostdev_fields, ELEMENTSOF(hostdev_fields), NULL};
 
@@ -1088,18 +1086,19 @@ static void check_interface(struct loader *l, const struct node *map, void *obj)
 
 static const struct field interface_fields[] = {
     SOURCE_FIELD,
-    {"mac", parse_mac, DEV(mac), DEV(has_mac), false, 0, 0,
-     "a MAC address like 02:00:00:00:00:01", NULL},
+    {.key = "mac", .parse = parse_mac, .offset = DEV(mac), .has = DEV_HAS(has_mac),
+     .expect = "a MAC address like 02:00:00:00:00:01"},
     MANAGED_FIELD,
-    {"virtualport", parse_submapping, DEV(vport), NO_BIT, false, 0, 0,
-     "a mapping with a type (802.1Qbh or 802.1Qbg)", &virtualport_table},
-    {"vlan", parse_number, DEV(vlan), DEV(has_vlan), false, 0, ZR_VLAN_MAX,
-     "a number from 0 to 4095", NULL},
+    {.key = "virtualport", .parse = parse_submapping, .offset = DEV(vport),
+     .expect = "a mapping with a type (802.1Qbh or 802.1Qbg)", .sub = &virtualport_table},
+    {.key = "vlan", .parse = parse_number, .offset = DEV(vlan), .has = DEV_HAS(has_vlan),
+     .max = ZR_VLAN_MAX, .expect = "a number from 0 to 4095"},
     ZPCI_FIELD,
 };
 static const struct table interface_table = {interface_fields, ELEMENTSOF(interface_fields),
                                              check_interface};
 #undef DEV
+#undef DEV_HAS
 
 static const struct table *device_table(zr_kind kind)
 {
@@ -1174,6 +1173,7 @@ static char *use_format(use_kind kind, uint64_t v)
         return zr_asprintf("zPCI uid 0x%04" PRIx64, v);
     case USE_FID:
         return zr_asprintf("zPCI fid 0x%08" PRIx64, v);
+    case USE_NONE:
     case USE__COUNT:
         break;
     }
@@ -1181,8 +1181,9 @@ static char *use_format(use_kind kind, uint64_t v)
 }
 
 /* Reports every use of a value after its first, then forgets them all. */
-static void check_uses(struct loader *l, struct uses *u, use_kind kind, const char *where)
+static void check_uses(struct loader *l, use_kind kind, const char *where)
 {
+    struct uses *u = &l->uses[kind];
     qsort(u->items, u->n, sizeof(*u->items), use_cmp);
     for (size_t j = 1, first = 0; j < u->n; j++) {
         if (u->items[j].value != u->items[first].value) {
@@ -1205,33 +1206,43 @@ struct guest_spec {
 };
 
 static const struct field guest_fields[] = {
-    {"prune", parse_bool, offsetof(struct guest_spec, prune), NO_BIT, false, 0, 0,
-     "true, false, yes or no", NULL},
-    {"hostdevs", parse_hostdevs, offsetof(struct guest_spec, hostdevs), NO_BIT, false, 0, 0,
-     "a list of hostdevs", NULL},
-    {"interfaces", parse_interfaces, offsetof(struct guest_spec, interfaces), NO_BIT, false, 0,
-     0, "a list of interfaces", NULL},
+    {.key = "prune", .parse = parse_bool, .offset = offsetof(struct guest_spec, prune),
+     .expect = "true, false, yes or no"},
+    {.key = "hostdevs", .parse = parse_hostdevs, .offset = offsetof(struct guest_spec, hostdevs),
+     .expect = "a list of hostdevs"},
+    {.key = "interfaces", .parse = parse_interfaces,
+     .offset = offsetof(struct guest_spec, interfaces), .expect = "a list of interfaces"},
 };
 static const struct table guest_table = {guest_fields, ELEMENTSOF(guest_fields), NULL};
+
+/* An entry under guests: or hosts:, named by its key. */
+static void parse_named(struct loader *l, const struct node *key, const struct node *v,
+                        const char *noun, const struct table *t, void *obj)
+{
+    _cleanup_free_ char *name = shown(key->text, key->len);
+    _cleanup_free_ char *what = zr_asprintf("%s '%s'", noun, name);
+
+    if (key->len == 0)
+        report(l, key->mark, "a %s name must not be empty", noun);
+    if (is_mapping_or_null(v))
+        parse_mapping(l, v, t, what, obj);
+    else {
+        _cleanup_free_ char *keys = expected_keys(t);
+        _cleanup_free_ char *got = describe(v);
+        report(l, v->mark, "%s must be a mapping (%s), got %s", what, keys, got);
+    }
+}
 
 static void parse_guest(struct loader *l, const struct node *key, const struct node *v,
                         struct zr_guest *g)
 {
     struct guest_spec spec = {.prune = true};
     _cleanup_free_ char *name = shown(key->text, key->len);
-    _cleanup_free_ char *what = zr_asprintf("guest '%s'", name);
+    _cleanup_free_ char *in = zr_asprintf("in guest '%s'", name);
 
     g->name = zr_strdup(key->text);
     g->mark = key->use;
-    if (key->len == 0)
-        report(l, key->mark, "a guest name must not be empty");
-    if (v->type == NODE_MAPPING || (v->type == NODE_SCALAR && v->null))
-        parse_mapping(l, v, &guest_table, what, &spec);
-    else {
-        _cleanup_free_ char *got = describe(v);
-        report(l, v->mark, "%s must be a mapping (prune, hostdevs, interfaces), got %s", what,
-               got);
-    }
+    parse_named(l, key, v, "guest", &guest_table, &spec);
 
     g->prune = spec.prune;
     g->devices.n = spec.hostdevs.n + spec.interfaces.n;
@@ -1244,9 +1255,8 @@ static void parse_guest(struct loader *l, const struct node *key, const struct n
     free(spec.hostdevs.items);
     free(spec.interfaces.items);
 
-    _cleanup_free_ char *in = zr_asprintf("in %s", what);
-    check_uses(l, &l->uids, USE_UID, in);
-    check_uses(l, &l->fids, USE_FID, in);
+    check_uses(l, USE_UID, in);
+    check_uses(l, USE_FID, in);
 }
 
 /* Guests of one host; `v` is a mapping or null. */
@@ -1262,7 +1272,7 @@ static void parse_guests(struct loader *l, const struct node *v, struct zr_host 
             if (!skip[i / 2])
                 parse_guest(l, v->items[i], v->items[i + 1], &h->guests[h->n_guests++]);
     }
-    check_uses(l, &l->sources, USE_SOURCE, where);
+    check_uses(l, USE_SOURCE, where);
 }
 
 struct host_spec {
@@ -1271,10 +1281,10 @@ struct host_spec {
 };
 
 static const struct field host_fields[] = {
-    {"uri", parse_string, offsetof(struct host_spec, uri), NO_BIT, true, 0, 0,
-     "a libvirt URI", NULL},
-    {"guests", keep_mapping, offsetof(struct host_spec, guests), NO_BIT, true, 0, 0,
-     "a mapping of guest names to their devices", NULL},
+    {.key = "uri", .parse = parse_string, .offset = offsetof(struct host_spec, uri),
+     .required = true, .expect = "a libvirt URI"},
+    {.key = "guests", .parse = keep_mapping, .offset = offsetof(struct host_spec, guests),
+     .required = true, .expect = "a mapping of guest names to their devices"},
 };
 static const struct table host_table = {host_fields, ELEMENTSOF(host_fields), NULL};
 
@@ -1293,16 +1303,7 @@ static void parse_hosts(struct loader *l, const struct node *v, struct zr_invent
         struct zr_host *h = &inv->hosts[inv->n_hosts++];
         h->name = zr_strdup(key->text);
         h->mark = key->use;
-        _cleanup_free_ char *name = shown(key->text, key->len);
-        _cleanup_free_ char *what = zr_asprintf("host '%s'", name);
-        if (key->len == 0)
-            report(l, key->mark, "a host name must not be empty");
-        if (val->type == NODE_MAPPING || (val->type == NODE_SCALAR && val->null))
-            parse_mapping(l, val, &host_table, what, &spec);
-        else {
-            _cleanup_free_ char *got = describe(val);
-            report(l, val->mark, "%s must be a mapping (uri, guests), got %s", what, got);
-        }
+        parse_named(l, key, val, "host", &host_table, &spec);
         h->uri = TAKE_PTR(spec.uri);
         parse_guests(l, spec.guests, h);
     }
@@ -1315,14 +1316,14 @@ struct top_spec {
 };
 
 static const struct field top_fields[] = {
-    {"version", parse_version, offsetof(struct top_spec, version), NO_BIT, true, 1, 1, "1",
-     NULL},
-    {"uri", parse_string, offsetof(struct top_spec, uri), NO_BIT, false, 0, 0, "a libvirt URI",
-     NULL},
-    {"guests", keep_mapping, offsetof(struct top_spec, guests), NO_BIT, false, 0, 0,
-     "a mapping of guest names to their devices", NULL},
-    {"hosts", keep_mapping, offsetof(struct top_spec, hosts), NO_BIT, false, 0, 0,
-     "a mapping of host names to their uri and guests", NULL},
+    {.key = "version", .parse = parse_version, .offset = offsetof(struct top_spec, version),
+     .required = true, .min = 1, .max = 1, .expect = "1"},
+    {.key = "uri", .parse = parse_string, .offset = offsetof(struct top_spec, uri),
+     .expect = "a libvirt URI"},
+    {.key = "guests", .parse = keep_mapping, .offset = offsetof(struct top_spec, guests),
+     .expect = "a mapping of guest names to their devices"},
+    {.key = "hosts", .parse = keep_mapping, .offset = offsetof(struct top_spec, hosts),
+     .expect = "a mapping of host names to their uri and guests"},
 };
 static const struct table top_table = {top_fields, ELEMENTSOF(top_fields), NULL};
 

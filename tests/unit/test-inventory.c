@@ -563,100 +563,85 @@ static char *load_error(const char *path)
     return text;
 }
 
-static char *temp_dir(void)
+/* A path in a fresh temporary directory; scratch_drop removes both. */
+static char *scratch_path(const char *name)
 {
-    char *dir = zr_strdup("/tmp/zr-test-inventory-XXXXXX");
+    char dir[] = "/tmp/zr-test-inventory-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
-    return dir;
+    return zr_asprintf("%s/%s", dir, name);
 }
+
+static void scratch_drop(char *path)
+{
+    unlink(path);
+    *strrchr(path, '/') = '\0';
+    rmdir(path);
+    free(path);
+}
+
+/* Expects loading `path` to fail with "PATH: error: MESSAGE". */
+static void expect_load_error(const char *path, const char *message)
+{
+    char *text = load_error(path);
+    char *want = zr_asprintf("%s: error: %s\n", path, message);
+    cr_expect_str_eq(text, want);
+    free(want);
+    free(text);
+}
+
+#define NOT_REGULAR "not a regular file; to read a pipe, give '-' and redirect it to standard input"
 
 Test(inventory_load, directory)
 {
     enter(DATA_DIR);
-    char *text = load_error("ok");
-    cr_expect_str_eq(text, "ok: error: is a directory, not an inventory file\n");
-    free(text);
+    expect_load_error("ok", "is a directory, not an inventory file");
 }
 
 Test(inventory_load, missing_file)
 {
     enter(DATA_DIR);
-    char *text = load_error("ok/no-such-file.yaml");
-    cr_expect_str_eq(text, "ok/no-such-file.yaml: error: cannot open: No such file or directory\n");
-    free(text);
+    expect_load_error("ok/no-such-file.yaml", "cannot open: No such file or directory");
 }
 
 Test(inventory_load, fifo_is_refused_without_waiting_for_a_writer)
 {
-    char *dir = temp_dir();
-    char *fifo = zr_asprintf("%s/fifo", dir);
+    char *fifo = scratch_path("fifo");
     cr_assert_eq(mkfifo(fifo, 0600), 0);
-
-    char *text = load_error(fifo);
-    char *want = zr_asprintf("%s: error: not a regular file; to read a pipe, give '-' and "
-                             "redirect it to standard input\n",
-                             fifo);
-    cr_expect_str_eq(text, want);
-    unlink(fifo);
-    rmdir(dir);
-    free(want);
-    free(text);
-    free(fifo);
-    free(dir);
+    expect_load_error(fifo, NOT_REGULAR);
+    scratch_drop(fifo);
 }
 
 Test(inventory_load, device_is_refused)
 {
-    char *text = load_error("/dev/zero");
-    cr_expect_str_eq(text, "/dev/zero: error: not a regular file; to read a pipe, give '-' "
-                           "and redirect it to standard input\n");
-    free(text);
+    expect_load_error("/dev/zero", NOT_REGULAR);
 }
 
 Test(inventory_load, oversized_file_is_refused_by_its_size)
 {
-    char *dir = temp_dir();
-    char *path = zr_asprintf("%s/big.yaml", dir);
+    char *path = scratch_path("big.yaml");
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     cr_assert_geq(fd, 0);
     /* Sparse: costs no disk, and the loader must not read it anyway. */
     cr_assert_eq(ftruncate(fd, (off_t)ZR_INVENTORY_MAX_BYTES + 1), 0);
     close(fd);
-
-    char *text = load_error(path);
-    char *want = zr_asprintf("%s: error: is 16777217 bytes, larger than the limit of 16777216 "
-                             "bytes (16 MiB); refusing to read it\n",
-                             path);
-    cr_expect_str_eq(text, want);
-    unlink(path);
-    rmdir(dir);
-    free(want);
-    free(text);
-    free(path);
-    free(dir);
+    expect_load_error(path, "is 16777217 bytes, larger than the limit of 16777216 bytes "
+                            "(16 MiB); refusing to read it");
+    scratch_drop(path);
 }
 
 Test(inventory_load, unreadable_file)
 {
-    char *dir = temp_dir();
-    char *path = zr_asprintf("%s/secret.yaml", dir);
+    char *path = scratch_path("secret.yaml");
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0000);
     cr_assert_geq(fd, 0);
     close(fd);
-
     /* Root opens any file whatever its mode; a file whose read fails
      * stands in for it there. */
-    bool root = geteuid() == 0;
-    char *text = load_error(root ? "/proc/self/mem" : path);
-    char *want = root ? zr_strdup("/proc/self/mem: error: cannot read: Input/output error\n")
-                      : zr_asprintf("%s: error: cannot open: Permission denied\n", path);
-    cr_expect_str_eq(text, want);
-    unlink(path);
-    rmdir(dir);
-    free(want);
-    free(text);
-    free(path);
-    free(dir);
+    if (geteuid() == 0)
+        expect_load_error("/proc/self/mem", "cannot read: Input/output error");
+    else
+        expect_load_error(path, "cannot open: Permission denied");
+    scratch_drop(path);
 }
 
 /* Points standard input at `path` for one call, then puts it back. */
