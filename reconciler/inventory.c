@@ -1184,6 +1184,8 @@ static char *use_format(use_kind kind, uint64_t v)
 static void check_uses(struct loader *l, use_kind kind, const char *where)
 {
     struct uses *u = &l->uses[kind];
+    if (u->n == 0)
+        return; /* items may be NULL, which qsort must not see */
     qsort(u->items, u->n, sizeof(*u->items), use_cmp);
     for (size_t j = 1, first = 0; j < u->n; j++) {
         if (u->items[j].value != u->items[first].value) {
