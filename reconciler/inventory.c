@@ -17,11 +17,11 @@
  * an alias becomes a real copy, so the walker below never meets a cycle. */
 
 enum {
-    MAX_DEPTH = 64,          /* nested collections; a real inventory needs 8 */
-    MAX_NODES = 500000,      /* after alias expansion: ~75 MiB of tree at most,
-                                room for 100000 devices */
-    MAX_SHOWN = 40,          /* characters of a value quoted in a message */
-    MAX_SOURCE_LINE = 512,   /* longer lines are not echoed under a message */
+    MAX_DEPTH = 64,        /* nested collections; a real inventory needs 8 */
+    MAX_NODES = 500000,    /* after alias expansion: ~75 MiB of tree at most,
+                              room for 100000 devices */
+    MAX_SHOWN = 40,        /* characters of a value quoted in a message */
+    MAX_SOURCE_LINE = 512, /* longer lines are not echoed under a message */
 };
 
 typedef enum {
@@ -42,8 +42,8 @@ struct node {
     size_t len;
     struct node **items; /* sequence items; mapping keys and values in turn */
     size_t n_items, cap_items;
-    size_t weight;       /* nodes in this subtree */
-    unsigned height;     /* nested collections in this subtree */
+    size_t weight;   /* nodes in this subtree */
+    unsigned height; /* nested collections in this subtree */
 };
 
 struct anchor {
@@ -94,14 +94,14 @@ struct loader {
     struct uses uses[USE__COUNT];
 };
 
-#define APPEND(v, n, cap)                                                    \
-    __extension__({                                                          \
-        if ((n) == (cap)) {                                                  \
-            (cap) = (cap) ? 2 * (cap) : 8;                                   \
-            (v) = zr_reallocarray((v), (cap), sizeof(*(v)));                 \
-        }                                                                    \
-        memset(&(v)[(n)], 0, sizeof(*(v)));                                  \
-        &(v)[(n)++];                                                         \
+#define APPEND(v, n, cap)                                                                          \
+    __extension__({                                                                                \
+        if ((n) == (cap)) {                                                                        \
+            (cap) = (cap) ? 2 * (cap) : 8;                                                         \
+            (v) = zr_reallocarray((v), (cap), sizeof(*(v)));                                       \
+        }                                                                                          \
+        memset(&(v)[(n)], 0, sizeof(*(v)));                                                        \
+        &(v)[(n)++];                                                                               \
     })
 
 static void closep(int *fd)
@@ -133,8 +133,11 @@ static size_t break_len(const char *p, const char *end)
 static size_t utf8_len(const char *p, const char *end)
 {
     unsigned char c = (unsigned char)p[0];
-    size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-                         : (c & 0xf8) == 0xf0 ? 4 : 0;
+    size_t n = c < 0x80             ? 1
+               : (c & 0xe0) == 0xc0 ? 2
+               : (c & 0xf0) == 0xe0 ? 3
+               : (c & 0xf8) == 0xf0 ? 4
+                                    : 0;
     if (n == 0 || (size_t)(end - p) < n)
         return 0;
     for (size_t i = 1; i < n; i++)
@@ -319,9 +322,8 @@ static void sort_errors(struct loader *l)
     for (size_t i = l->first_error + 1; i < l->errs->n; i++) {
         struct zr_error cur = e[i];
         size_t j = i;
-        while (j > l->first_error &&
-               (e[j - 1].line > cur.line ||
-                (e[j - 1].line == cur.line && e[j - 1].column > cur.column))) {
+        while (j > l->first_error && (e[j - 1].line > cur.line || (e[j - 1].line == cur.line &&
+                                                                   e[j - 1].column > cur.column))) {
             e[j] = e[j - 1];
             j--;
         }
@@ -342,8 +344,7 @@ static void report_yaml_error(struct loader *l, const yaml_parser_t *p)
                    "NUL byte in the inventory; it must be a UTF-8 text file");
         else if (zr_streq(p->problem, "control characters are not allowed"))
             report(l, offset_to_mark(l, p->problem_offset),
-                   "control character U+%04X is not allowed in YAML",
-                   (unsigned)p->problem_value);
+                   "control character U+%04X is not allowed in YAML", (unsigned)p->problem_value);
         else if (bad == l->data && l->len >= 2 &&
                  ((bad[0] == '\xff' && bad[1] == '\xfe') || (bad[0] == '\xfe' && bad[1] == '\xff')))
             report(l, (struct zr_mark){1, 1},
@@ -499,8 +500,8 @@ static void attach(struct loader *l, struct node *n, struct node **root)
 static bool is_null_word(const char *s, size_t len)
 {
     return len == 0 || (len == 1 && s[0] == '~') ||
-           (len == 4 && (memcmp(s, "null", 4) == 0 || memcmp(s, "Null", 4) == 0 ||
-                         memcmp(s, "NULL", 4) == 0));
+           (len == 4 &&
+            (memcmp(s, "null", 4) == 0 || memcmp(s, "Null", 4) == 0 || memcmp(s, "NULL", 4) == 0));
 }
 
 static int check_budget(struct loader *l, size_t more, struct zr_mark m)
@@ -511,8 +512,8 @@ static int check_budget(struct loader *l, size_t more, struct zr_mark m)
     return -E2BIG;
 }
 
-static void note_anchor_and_tag(struct loader *l, const yaml_char_t *anchor,
-                                const yaml_char_t *tag, struct node *n)
+static void note_anchor_and_tag(struct loader *l, const yaml_char_t *anchor, const yaml_char_t *tag,
+                                struct node *n)
 {
     if (anchor)
         anchors_put(&l->anchors, (const char *)anchor, n);
@@ -537,8 +538,10 @@ static int on_alias(struct loader *l, const yaml_event_t *ev, struct node **root
         return -EINVAL;
     }
     if (!target->complete) {
-        report(l, m, "alias '*%s' is inside the node it refers to; an inventory cannot "
-                     "contain itself", s);
+        report(l, m,
+               "alias '*%s' is inside the node it refers to; an inventory cannot "
+               "contain itself",
+               s);
         return -EINVAL;
     }
     if (l->depth + target->height > MAX_DEPTH) {
@@ -546,8 +549,10 @@ static int on_alias(struct loader *l, const yaml_event_t *ev, struct node **root
         return -E2BIG;
     }
     if (l->n_nodes + target->weight > MAX_NODES) {
-        report(l, m, "alias '*%s' would expand the inventory to more than %d YAML nodes; "
-                     "refusing it (too many nested aliases)", s, MAX_NODES);
+        report(l, m,
+               "alias '*%s' would expand the inventory to more than %d YAML nodes; "
+               "refusing it (too many nested aliases)",
+               s, MAX_NODES);
         return -E2BIG;
     }
     attach(l, node_copy(l, target, m), root);
@@ -681,13 +686,13 @@ struct table;
 struct field {
     const char *key;
     field_parser parse;
-    size_t offset;        /* of the value in the object */
-    size_t has;           /* HAS(): 1 + offset of its "is set" bit; 0 for none */
+    size_t offset; /* of the value in the object */
+    size_t has;    /* HAS(): 1 + offset of its "is set" bit; 0 for none */
     bool required;
-    uint64_t min, max;    /* numbers; max is also a string's length limit */
-    const char *expect;   /* completes "'KEY' must be ..." */
+    uint64_t min, max;       /* numbers; max is also a string's length limit */
+    const char *expect;      /* completes "'KEY' must be ..." */
     const struct table *sub; /* a nested mapping filling the same object */
-    use_kind unique;      /* values that must not repeat */
+    use_kind unique;         /* values that must not repeat */
 };
 
 /* Offset 0 is a valid place for a bit, and tables leave `has` out where
@@ -784,8 +789,8 @@ static bool *find_bad_keys(struct loader *l, const struct node *map, const char 
             continue;
         }
         _cleanup_free_ char *s = shown(refs[j].key->text, refs[j].key->len);
-        report(l, refs[j].key->use, "duplicate %s '%s' %s (first used at line %u)", noun, s,
-               where, refs[first].key->use.line);
+        report(l, refs[j].key->use, "duplicate %s '%s' %s (first used at line %u)", noun, s, where,
+               refs[first].key->use.line);
         skip[refs[j].index] = true;
     }
     return skip;
@@ -807,7 +812,7 @@ static char *expected_keys(const struct table *t)
 static void parse_mapping(struct loader *l, const struct node *map, const struct table *t,
                           const char *what, void *obj)
 {
-    uint64_t seen = 0;
+    uint64_t seen = 0; /* one bit per field: no table has more than 64 */
 
     if (map->type == NODE_MAPPING) {
         _cleanup_free_ char *where = zr_asprintf("in %s", what);
@@ -823,8 +828,7 @@ static void parse_mapping(struct loader *l, const struct node *map, const struct
             if (!f) {
                 _cleanup_free_ char *s = shown(key->text, key->len);
                 _cleanup_free_ char *keys = expected_keys(t);
-                report(l, key->mark, "unknown key '%s' %s (expected one of: %s)", s, where,
-                       keys);
+                report(l, key->mark, "unknown key '%s' %s (expected one of: %s)", s, where, keys);
                 continue;
             }
             seen |= UINT64_C(1) << (f - t->fields);
@@ -867,8 +871,7 @@ static int parse_number(struct loader *l, const struct field *f, const struct no
     return 0;
 }
 
-static int parse_version(struct loader *l, const struct field *f, const struct node *v,
-                         void *obj)
+static int parse_version(struct loader *l, const struct field *f, const struct node *v, void *obj)
 {
     uint64_t n;
     if (!is_text(v) || zr_uint_parse(v->text, UINT64_MAX, &n) < 0)
@@ -902,8 +905,7 @@ static int parse_string(struct loader *l, const struct field *f, const struct no
     return 0;
 }
 
-static int parse_pci_addr(struct loader *l, const struct field *f, const struct node *v,
-                          void *obj)
+static int parse_pci_addr(struct loader *l, const struct field *f, const struct node *v, void *obj)
 {
     struct zr_pci_addr a;
     if (!is_text(v) || zr_pci_addr_parse(v->text, &a) < 0)
@@ -984,11 +986,21 @@ static void check_zpci(struct loader *l, const struct node *map, void *obj)
 #define DEV_HAS(member) HAS(struct zr_device, member)
 
 static const struct field zpci_fields[] = {
-    {.key = "uid", .parse = parse_number, .offset = DEV(zpci_uid), .has = DEV_HAS(has_zpci_uid),
-     .min = ZR_ZPCI_UID_MIN, .max = ZR_ZPCI_UID_MAX, .expect = "a number from 0x0001 to 0xffff",
+    {.key = "uid",
+     .parse = parse_number,
+     .offset = DEV(zpci_uid),
+     .has = DEV_HAS(has_zpci_uid),
+     .min = ZR_ZPCI_UID_MIN,
+     .max = ZR_ZPCI_UID_MAX,
+     .expect = "a number from 0x0001 to 0xffff",
      .unique = USE_UID},
-    {.key = "fid", .parse = parse_number, .offset = DEV(zpci_fid), .has = DEV_HAS(has_zpci_fid),
-     .max = ZR_ZPCI_FID_MAX, .expect = "a number from 0 to 0xffffffff", .unique = USE_FID},
+    {.key = "fid",
+     .parse = parse_number,
+     .offset = DEV(zpci_fid),
+     .has = DEV_HAS(has_zpci_fid),
+     .max = ZR_ZPCI_FID_MAX,
+     .expect = "a number from 0 to 0xffffffff",
+     .unique = USE_FID},
 };
 static const struct table zpci_table = {zpci_fields, ELEMENTSOF(zpci_fields), check_zpci};
 
@@ -1031,45 +1043,73 @@ static void check_virtualport(struct loader *l, const struct node *map, void *ob
 #define VP(member) offsetof(struct zr_virtualport, member)
 #define VP_HAS(member) HAS(struct zr_virtualport, member)
 static const struct field virtualport_fields[] = {
-    {.key = "type", .parse = parse_vport_type, .offset = VP(type), .required = true,
+    {.key = "type",
+     .parse = parse_vport_type,
+     .offset = VP(type),
+     .required = true,
      .expect = "802.1Qbh or 802.1Qbg"},
-    {.key = "profileid", .parse = parse_string, .offset = VP(profileid), .max = PROFILEID_MAX,
+    {.key = "profileid",
+     .parse = parse_string,
+     .offset = VP(profileid),
+     .max = PROFILEID_MAX,
      .expect = "a port profile name of 1 to 39 bytes"},
-    {.key = "managerid", .parse = parse_number, .offset = VP(managerid),
-     .has = VP_HAS(has_managerid), .max = ZR_VPORT_MANAGERID_MAX,
+    {.key = "managerid",
+     .parse = parse_number,
+     .offset = VP(managerid),
+     .has = VP_HAS(has_managerid),
+     .max = ZR_VPORT_MANAGERID_MAX,
      .expect = "a number from 0 to 255"},
-    {.key = "typeid", .parse = parse_number, .offset = VP(typeid), .has = VP_HAS(has_typeid),
-     .max = ZR_VPORT_TYPEID_MAX, .expect = "a number from 0 to 0xffffff"},
-    {.key = "typeidversion", .parse = parse_number, .offset = VP(typeidversion),
-     .has = VP_HAS(has_typeidversion), .max = ZR_VPORT_TYPEIDVERSION_MAX,
+    {.key = "typeid",
+     .parse = parse_number,
+     .offset = VP(typeid),
+     .has = VP_HAS(has_typeid),
+     .max = ZR_VPORT_TYPEID_MAX,
+     .expect = "a number from 0 to 0xffffff"},
+    {.key = "typeidversion",
+     .parse = parse_number,
+     .offset = VP(typeidversion),
+     .has = VP_HAS(has_typeidversion),
+     .max = ZR_VPORT_TYPEIDVERSION_MAX,
      .expect = "a number from 0 to 255"},
-    {.key = "instanceid", .parse = parse_uuid, .offset = VP(instanceid),
-     .has = VP_HAS(has_instanceid), .expect = "a UUID like 09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f"},
+    {.key = "instanceid",
+     .parse = parse_uuid,
+     .offset = VP(instanceid),
+     .has = VP_HAS(has_instanceid),
+     .expect = "a UUID like 09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f"},
 };
 #undef VP
 #undef VP_HAS
-static const struct table virtualport_table = {virtualport_fields,
-                                               ELEMENTSOF(virtualport_fields), check_virtualport};
+static const struct table virtualport_table = {virtualport_fields, ELEMENTSOF(virtualport_fields),
+                                               check_virtualport};
 
-#define PCI_ADDR_EXPECT \
+#define PCI_ADDR_EXPECT                                                                            \
     "a PCI address DDDD:BB:SS.F or BB:SS.F (hex, slot up to 1f, function up to 7)"
-#define SOURCE_FIELD                                                                       \
-    {.key = "source", .parse = parse_pci_addr, .offset = DEV(source), .required = true,    \
-     .expect = PCI_ADDR_EXPECT, .unique = USE_SOURCE}
-#define MANAGED_FIELD                                                                      \
-    {.key = "managed", .parse = parse_bool, .offset = DEV(managed),                        \
-     .has = DEV_HAS(has_managed), .expect = "true, false, yes or no"}
+#define SOURCE_FIELD                                                                               \
+    {                                                                                              \
+        .key = "source", .parse = parse_pci_addr, .offset = DEV(source), .required = true,         \
+        .expect = PCI_ADDR_EXPECT, .unique = USE_SOURCE                                            \
+    }
+#define MANAGED_FIELD                                                                              \
+    {                                                                                              \
+        .key = "managed", .parse = parse_bool, .offset = DEV(managed),                             \
+        .has = DEV_HAS(has_managed), .expect = "true, false, yes or no"                            \
+    }
 /* The ids are fields of the device itself, hence offset 0. */
-#define ZPCI_FIELD                                                                         \
-    {.key = "zpci", .parse = parse_submapping, .offset = 0,                                \
-     .expect = "a mapping with uid and/or fid", .sub = &zpci_table}
+#define ZPCI_FIELD                                                                                 \
+    {                                                                                              \
+        .key = "zpci", .parse = parse_submapping, .offset = 0,                                     \
+        .expect = "a mapping with uid and/or fid", .sub = &zpci_table                              \
+    }
 
 static const struct field hostdev_fields[] = {
     SOURCE_FIELD,
     MANAGED_FIELD,
     ZPCI_FIELD,
-    {.key = "guest_address", .parse = parse_pci_addr, .offset = DEV(guest_address),
-     .has = DEV_HAS(has_guest_address), .expect = PCI_ADDR_EXPECT},
+    {.key = "guest_address",
+     .parse = parse_pci_addr,
+     .offset = DEV(guest_address),
+     .has = DEV_HAS(has_guest_address),
+     .expect = PCI_ADDR_EXPECT},
 };
 static const struct table hostdev_table = {hostdev_fields, ELEMENTSOF(hostdev_fields), NULL};
 
@@ -1086,13 +1126,23 @@ static void check_interface(struct loader *l, const struct node *map, void *obj)
 
 static const struct field interface_fields[] = {
     SOURCE_FIELD,
-    {.key = "mac", .parse = parse_mac, .offset = DEV(mac), .has = DEV_HAS(has_mac),
+    {.key = "mac",
+     .parse = parse_mac,
+     .offset = DEV(mac),
+     .has = DEV_HAS(has_mac),
      .expect = "a MAC address like 02:00:00:00:00:01"},
     MANAGED_FIELD,
-    {.key = "virtualport", .parse = parse_submapping, .offset = DEV(vport),
-     .expect = "a mapping with a type (802.1Qbh or 802.1Qbg)", .sub = &virtualport_table},
-    {.key = "vlan", .parse = parse_number, .offset = DEV(vlan), .has = DEV_HAS(has_vlan),
-     .max = ZR_VLAN_MAX, .expect = "a number from 0 to 4095"},
+    {.key = "virtualport",
+     .parse = parse_submapping,
+     .offset = DEV(vport),
+     .expect = "a mapping with a type (802.1Qbh or 802.1Qbg)",
+     .sub = &virtualport_table},
+    {.key = "vlan",
+     .parse = parse_number,
+     .offset = DEV(vlan),
+     .has = DEV_HAS(has_vlan),
+     .max = ZR_VLAN_MAX,
+     .expect = "a number from 0 to 4095"},
     ZPCI_FIELD,
 };
 static const struct table interface_table = {interface_fields, ELEMENTSOF(interface_fields),
@@ -1113,8 +1163,8 @@ static const struct table *device_table(zr_kind kind)
     abort();
 }
 
-static int parse_devices(struct loader *l, const struct field *f, const struct node *v,
-                         void *obj, zr_kind kind)
+static int parse_devices(struct loader *l, const struct field *f, const struct node *v, void *obj,
+                         zr_kind kind)
 {
     struct zr_device_list *list = FIELD_PTR(obj, f->offset, struct zr_device_list);
 
@@ -1140,8 +1190,7 @@ static int parse_devices(struct loader *l, const struct field *f, const struct n
     return 0;
 }
 
-static int parse_hostdevs(struct loader *l, const struct field *f, const struct node *v,
-                          void *obj)
+static int parse_hostdevs(struct loader *l, const struct field *f, const struct node *v, void *obj)
 {
     return parse_devices(l, f, v, obj, ZR_KIND_HOSTDEV);
 }
@@ -1208,12 +1257,18 @@ struct guest_spec {
 };
 
 static const struct field guest_fields[] = {
-    {.key = "prune", .parse = parse_bool, .offset = offsetof(struct guest_spec, prune),
+    {.key = "prune",
+     .parse = parse_bool,
+     .offset = offsetof(struct guest_spec, prune),
      .expect = "true, false, yes or no"},
-    {.key = "hostdevs", .parse = parse_hostdevs, .offset = offsetof(struct guest_spec, hostdevs),
+    {.key = "hostdevs",
+     .parse = parse_hostdevs,
+     .offset = offsetof(struct guest_spec, hostdevs),
      .expect = "a list of hostdevs"},
-    {.key = "interfaces", .parse = parse_interfaces,
-     .offset = offsetof(struct guest_spec, interfaces), .expect = "a list of interfaces"},
+    {.key = "interfaces",
+     .parse = parse_interfaces,
+     .offset = offsetof(struct guest_spec, interfaces),
+     .expect = "a list of interfaces"},
 };
 static const struct table guest_table = {guest_fields, ELEMENTSOF(guest_fields), NULL};
 
@@ -1283,10 +1338,16 @@ struct host_spec {
 };
 
 static const struct field host_fields[] = {
-    {.key = "uri", .parse = parse_string, .offset = offsetof(struct host_spec, uri),
-     .required = true, .expect = "a libvirt URI"},
-    {.key = "guests", .parse = keep_mapping, .offset = offsetof(struct host_spec, guests),
-     .required = true, .expect = "a mapping of guest names to their devices"},
+    {.key = "uri",
+     .parse = parse_string,
+     .offset = offsetof(struct host_spec, uri),
+     .required = true,
+     .expect = "a libvirt URI"},
+    {.key = "guests",
+     .parse = keep_mapping,
+     .offset = offsetof(struct host_spec, guests),
+     .required = true,
+     .expect = "a mapping of guest names to their devices"},
 };
 static const struct table host_table = {host_fields, ELEMENTSOF(host_fields), NULL};
 
@@ -1318,13 +1379,24 @@ struct top_spec {
 };
 
 static const struct field top_fields[] = {
-    {.key = "version", .parse = parse_version, .offset = offsetof(struct top_spec, version),
-     .required = true, .min = 1, .max = 1, .expect = "1"},
-    {.key = "uri", .parse = parse_string, .offset = offsetof(struct top_spec, uri),
+    {.key = "version",
+     .parse = parse_version,
+     .offset = offsetof(struct top_spec, version),
+     .required = true,
+     .min = 1,
+     .max = 1,
+     .expect = "1"},
+    {.key = "uri",
+     .parse = parse_string,
+     .offset = offsetof(struct top_spec, uri),
      .expect = "a libvirt URI"},
-    {.key = "guests", .parse = keep_mapping, .offset = offsetof(struct top_spec, guests),
+    {.key = "guests",
+     .parse = keep_mapping,
+     .offset = offsetof(struct top_spec, guests),
      .expect = "a mapping of guest names to their devices"},
-    {.key = "hosts", .parse = keep_mapping, .offset = offsetof(struct top_spec, hosts),
+    {.key = "hosts",
+     .parse = keep_mapping,
+     .offset = offsetof(struct top_spec, hosts),
      .expect = "a mapping of host names to their uri and guests"},
 };
 static const struct table top_table = {top_fields, ELEMENTSOF(top_fields), NULL};

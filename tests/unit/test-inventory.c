@@ -180,8 +180,7 @@ ParameterizedTest(struct file_param *p, inventory_files, bad)
     struct zr_errors errs = {0};
     enter(DATA_DIR);
     char *path = zr_asprintf("bad/%s", p->name);
-    char *err_path = zr_asprintf("bad/%.*s.err", (int)(strlen(p->name) - strlen(".yaml")),
-                                 p->name);
+    char *err_path = zr_asprintf("bad/%.*s.err", (int)(strlen(p->name) - strlen(".yaml")), p->name);
     struct zr_inventory *inv = zr_inventory_load(path, &errs);
     char *actual = errors_text(&errs);
 
@@ -194,8 +193,7 @@ ParameterizedTest(struct file_param *p, inventory_files, bad)
         fclose(f);
     } else {
         char *expected = read_text(err_path);
-        cr_expect_not_null(expected, "%s is missing (build with -Dregenerate=true once)",
-                           err_path);
+        cr_expect_not_null(expected, "%s is missing (build with -Dregenerate=true once)", err_path);
         if (expected)
             cr_expect_str_eq(actual, expected, "%s: messages differ from %s", path, err_path);
         free(expected);
@@ -345,8 +343,8 @@ Test(inventory_model, full_every_field)
     const struct zr_device *qbg = &g->devices.items[3];
     cr_expect_eq(qbg->vport.type, ZR_VPORT_8021QBG);
     cr_expect_null(qbg->vport.profileid);
-    cr_expect(qbg->vport.has_managerid && qbg->vport.has_typeid &&
-              qbg->vport.has_typeidversion && qbg->vport.has_instanceid);
+    cr_expect(qbg->vport.has_managerid && qbg->vport.has_typeid && qbg->vport.has_typeidversion &&
+              qbg->vport.has_instanceid);
     cr_expect_eq(qbg->vport.managerid, 11);
     cr_expect_eq(qbg->vport.typeid, 0x123456);
     cr_expect_eq(qbg->vport.typeidversion, 2);
@@ -563,6 +561,21 @@ static char *load_error(const char *path)
     return text;
 }
 
+/* Points standard input at `path` for one call, then puts it back. */
+static struct zr_inventory *load_stdin_from(const char *path, struct zr_errors *errs)
+{
+    int saved = dup(STDIN_FILENO);
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(saved, 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(dup2(fd, STDIN_FILENO), STDIN_FILENO);
+    close(fd);
+    struct zr_inventory *inv = zr_inventory_load("-", errs);
+    dup2(saved, STDIN_FILENO);
+    close(saved);
+    return inv;
+}
+
 /* A path in a fresh temporary directory; scratch_drop removes both. */
 static char *scratch_path(const char *name)
 {
@@ -626,6 +639,15 @@ Test(inventory_load, oversized_file_is_refused_by_its_size)
     close(fd);
     expect_load_error(path, "is 16777217 bytes, larger than the limit of 16777216 bytes "
                             "(16 MiB); refusing to read it");
+
+    /* Standard input has no size to look at: it is read up to the limit. */
+    struct zr_errors errs = {0};
+    cr_expect_null(load_stdin_from(path, &errs));
+    char *text = errors_text(&errs);
+    cr_expect_str_eq(text, "<stdin>: error: larger than the limit of 16777216 bytes (16 MiB); "
+                           "refusing to read it\n");
+    free(text);
+    zr_errors_finish(&errs);
     scratch_drop(path);
 }
 
@@ -642,21 +664,6 @@ Test(inventory_load, unreadable_file)
     else
         expect_load_error(path, "cannot open: Permission denied");
     scratch_drop(path);
-}
-
-/* Points standard input at `path` for one call, then puts it back. */
-static struct zr_inventory *load_stdin_from(const char *path, struct zr_errors *errs)
-{
-    int saved = dup(STDIN_FILENO);
-    int fd = open(path, O_RDONLY);
-    cr_assert_geq(saved, 0);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(dup2(fd, STDIN_FILENO), STDIN_FILENO);
-    close(fd);
-    struct zr_inventory *inv = zr_inventory_load("-", errs);
-    dup2(saved, STDIN_FILENO);
-    close(saved);
-    return inv;
 }
 
 Test(inventory_load, dash_is_stdin)
