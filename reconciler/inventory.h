@@ -39,8 +39,11 @@ struct zr_inventory {
 struct zr_inventory *zr_inventory_parse(const char *file, const char *data, size_t len,
                                         struct zr_errors *errs);
 
-/* Reads a path ("-" for standard input) and parses it.  Refuses
- * directories, FIFOs that never end, files over ZR_INVENTORY_MAX_BYTES. */
+/* Reads a path ("-" for standard input, named "<stdin>" in messages) and
+ * parses it.  A path must be a regular file: directories, FIFOs and devices
+ * are refused without blocking (a pipe is read through "-").  Input over
+ * ZR_INVENTORY_MAX_BYTES is refused, by its size where known, else after
+ * reading one byte more than the limit. */
 struct zr_inventory *zr_inventory_load(const char *path, struct zr_errors *errs);
 
 void zr_inventory_free(struct zr_inventory *inv);

@@ -119,3 +119,79 @@ Test(booleans, yaml_core_words_only)
     cr_assert_eq(zr_bool_parse("on", &b), -EINVAL);
     cr_assert_eq(zr_bool_parse("1", &b), -EINVAL);
 }
+
+Test(numbers, uint64_edges_and_no_whitespace)
+{
+    uint64_t v;
+    cr_assert_eq(zr_uint_parse("18446744073709551615", UINT64_MAX, &v), 0);
+    cr_assert_eq(v, UINT64_MAX);
+    cr_assert_eq(zr_uint_parse("18446744073709551616", UINT64_MAX, &v), -ERANGE);
+    cr_assert_eq(zr_uint_parse("0xffffffffffffffff", UINT64_MAX, &v), 0);
+    cr_assert_eq(v, UINT64_MAX);
+    cr_assert_eq(zr_uint_parse("0x10000000000000000", UINT64_MAX, &v), -ERANGE);
+    cr_assert_eq(zr_uint_parse(" 1", 10, &v), -EINVAL);
+    cr_assert_eq(zr_uint_parse("1 ", 10, &v), -EINVAL);
+    cr_assert_eq(zr_uint_parse("0o7", 10, &v), -EINVAL);
+    cr_assert_eq(zr_uint_parse("1e3", 10000, &v), -EINVAL);
+}
+
+Test(numbers, decimal_range_edges)
+{
+    uint32_t v;
+    cr_assert_eq(zr_zpci_uid_parse("1", &v), 0);
+    cr_assert_eq(zr_zpci_uid_parse("0", &v), -ERANGE);
+    cr_assert_eq(zr_zpci_uid_parse("65535", &v), 0);
+    cr_assert_eq(v, 0xffff);
+    cr_assert_eq(zr_zpci_uid_parse("65536", &v), -ERANGE);
+    cr_assert_eq(zr_zpci_fid_parse("4294967295", &v), 0);
+    cr_assert_eq(zr_zpci_fid_parse("4294967296", &v), -ERANGE);
+    cr_assert_eq(zr_vlan_parse("0", &v), 0);
+    cr_assert_eq(v, 0);
+    cr_assert_eq(zr_vlan_parse("0x1000", &v), -ERANGE);
+}
+
+Test(parsers, null_and_empty_are_malformed)
+{
+    uint64_t n;
+    struct zr_pci_addr a;
+    struct zr_mac m;
+    struct zr_uuid u;
+    bool b;
+    cr_assert_eq(zr_uint_parse(NULL, 10, &n), -EINVAL);
+    cr_assert_eq(zr_pci_addr_parse(NULL, &a), -EINVAL);
+    cr_assert_eq(zr_mac_parse(NULL, &m), -EINVAL);
+    cr_assert_eq(zr_mac_parse("", &m), -EINVAL);
+    cr_assert_eq(zr_uuid_parse(NULL, &u), -EINVAL);
+    cr_assert_eq(zr_uuid_parse("", &u), -EINVAL);
+    cr_assert_eq(zr_bool_parse(NULL, &b), -EINVAL);
+    cr_assert_eq(zr_bool_parse("", &b), -EINVAL);
+    cr_assert_eq(zr_bool_parse("yes ", &b), -EINVAL);
+}
+
+Test(pci_addr, edges)
+{
+    struct zr_pci_addr a;
+    char buf[ZR_PCI_ADDR_STRLEN];
+    cr_assert_eq(zr_pci_addr_parse("0:0:0.0", &a), 0);
+    cr_assert_str_eq(zr_pci_addr_format(&a, buf), "0000:00:00.0");
+    cr_assert_eq(zr_pci_addr_parse("0000:00:1f.8", &a), -ERANGE);
+    cr_assert_eq(zr_pci_addr_parse("0000:100:00.0", &a), -EINVAL);
+    cr_assert_eq(zr_pci_addr_parse("0000:00:00.0\n", &a), -EINVAL);
+}
+
+Test(mac, trailing_text_and_wrong_separator)
+{
+    struct zr_mac m;
+    cr_assert_eq(zr_mac_parse("02:00:00:00:00:01 ", &m), -EINVAL);
+    cr_assert_eq(zr_mac_parse("02:00:00:00:00-01", &m), -EINVAL);
+    /* Locally administered unicast (02) is fine; the multicast bit is bit 0. */
+    cr_assert_eq(zr_mac_parse("fe:ff:ff:ff:ff:ff", &m), 0);
+    cr_assert_eq(zr_mac_parse("03:00:00:00:00:00", &m), -EDOM);
+}
+
+Test(uuid, dashes_must_be_in_place)
+{
+    struct zr_uuid u;
+    cr_assert_eq(zr_uuid_parse("09b11c538-b5c-4eeb-8f00-d84eaa0aaa4f", &u), -EINVAL);
+    cr_assert_eq(zr_uuid_parse("09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4g", &u), -EINVAL);
+}

@@ -1,0 +1,1614 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "inventory.h"
+#include "util.h"
+
+/* The YAML event stream is read into a small tree of our own instead of
+ * libyaml's document API: depth, node count and alias expansion are then
+ * checked as the events arrive, before a hostile input can cost memory, and
+ * an alias becomes a real copy, so the walker below never meets a cycle. */
+
+enum {
+    MAX_DEPTH = 64,        /* nested collections; a real inventory needs 8 */
+    MAX_NODES = 500000,    /* after alias expansion: ~75 MiB of tree at most,
+                              room for 100000 devices */
+    MAX_SHOWN = 40,        /* characters of a value quoted in a message */
+    MAX_SOURCE_LINE = 512, /* longer lines are not echoed under a message */
+};
+
+typedef enum {
+    NODE_SCALAR,
+    NODE_SEQUENCE,
+    NODE_MAPPING,
+    NODE__COUNT,
+} node_type;
+
+struct node {
+    node_type type;
+    struct zr_mark mark; /* where it is written: messages about its content */
+    struct zr_mark use;  /* where it is used: the alias, for a copy */
+    bool null;           /* plain empty, ~ or null */
+    bool complete;       /* false while the collection is still open */
+    bool copy;           /* text is borrowed from the original */
+    char *text;          /* scalars: NUL-terminated */
+    size_t len;
+    struct node **items; /* sequence items; mapping keys and values in turn */
+    size_t n_items, cap_items;
+    size_t weight;   /* nodes in this subtree */
+    unsigned height; /* nested collections in this subtree */
+};
+
+struct anchor {
+    char *name;
+    struct node *node;
+};
+
+/* Open addressing: a file may hold many anchors and many aliases, and a
+ * linear search would make that quadratic. */
+struct anchors {
+    struct anchor *slots;
+    size_t cap, n;
+};
+
+struct use {
+    uint64_t value;
+    struct zr_mark mark;
+};
+
+struct uses {
+    struct use *items;
+    size_t n, cap;
+};
+
+/* Values that must not repeat, and over what scope. */
+typedef enum {
+    USE_NONE,
+    USE_SOURCE, /* per host */
+    USE_UID,    /* per guest */
+    USE_FID,    /* per guest */
+    USE__COUNT,
+} use_kind;
+
+struct loader {
+    const char *file;
+    const char *data;
+    size_t len;
+    struct zr_errors *errs;
+    size_t first_error; /* errs->items[first_error..] are ours */
+    bool failed;        /* set by every report, even one over the cap */
+
+    struct node **nodes; /* every node, so they are freed in one place */
+    size_t n_nodes, cap_nodes;
+    struct node **stack; /* collections still open */
+    size_t depth, cap_stack;
+    struct anchors anchors;
+
+    struct uses uses[USE__COUNT];
+};
+
+#define APPEND(v, n, cap)                                                                          \
+    __extension__({                                                                                \
+        if ((n) == (cap)) {                                                                        \
+            (cap) = (cap) ? 2 * (cap) : 8;                                                         \
+            (v) = zr_reallocarray((v), (cap), sizeof(*(v)));                                       \
+        }                                                                                          \
+        memset(&(v)[(n)], 0, sizeof(*(v)));                                                        \
+        &(v)[(n)++];                                                                               \
+    })
+
+static void closep(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+}
+
+/* ---- positions and source lines ---------------------------------------- */
+
+/* libyaml counts CR LF, CR, LF, NEL, LS and PS as line breaks; so must we,
+ * or the line under a message would not be the one libyaml meant.  Returns
+ * the length of the break at p, 0 when there is none. */
+static size_t break_len(const char *p, const char *end)
+{
+    if (p[0] == '\r')
+        return p + 1 < end && p[1] == '\n' ? 2 : 1;
+    if (p[0] == '\n')
+        return 1;
+    if (end - p >= 2 && (unsigned char)p[0] == 0xc2 && (unsigned char)p[1] == 0x85)
+        return 2;
+    if (end - p >= 3 && (unsigned char)p[0] == 0xe2 && (unsigned char)p[1] == 0x80 &&
+        ((unsigned char)p[2] == 0xa8 || (unsigned char)p[2] == 0xa9))
+        return 3;
+    return 0;
+}
+
+/* Bytes of the UTF-8 character at p, or 0 when it is not valid UTF-8. */
+static size_t utf8_len(const char *p, const char *end)
+{
+    unsigned char c = (unsigned char)p[0];
+    size_t n = c < 0x80             ? 1
+               : (c & 0xe0) == 0xc0 ? 2
+               : (c & 0xf0) == 0xe0 ? 3
+               : (c & 0xf8) == 0xf0 ? 4
+                                    : 0;
+    if (n == 0 || (size_t)(end - p) < n)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if (((unsigned char)p[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* One character as libyaml's columns count it; a byte that is not UTF-8
+ * counts as one. */
+static size_t char_len(const char *p, const char *end)
+{
+    size_t n = utf8_len(p, end);
+    return n ? n : 1;
+}
+
+static const char *line_start(const struct loader *l, unsigned line)
+{
+    const char *p = l->data, *end = l->data + l->len;
+    for (unsigned cur = 1; cur < line && p < end; p++) {
+        size_t b = break_len(p, end);
+        if (b) {
+            p += b - 1;
+            cur++;
+        }
+    }
+    return p;
+}
+
+/* The text of a line for the caret: NULL when the line does not exist or
+ * is too long to be useful; bytes a terminal should not see become '?'. */
+static char *source_line(const struct loader *l, unsigned line)
+{
+    const char *end = l->data + l->len;
+    const char *p = line_start(l, line);
+    if (line == 0 || p >= end)
+        return NULL;
+    const char *q = p;
+    while (q < end && !break_len(q, end))
+        q++;
+    if (q - p > MAX_SOURCE_LINE)
+        return NULL;
+
+    char *s = zr_malloc0((size_t)(q - p) + 1), *o = s;
+    while (p < q) {
+        size_t n = utf8_len(p, q);
+        unsigned char c = (unsigned char)*p;
+        if (n == 0 || (n == 1 && ((c < 0x20 && c != '\t') || c == 0x7f))) {
+            *o++ = '?';
+            p++;
+            continue;
+        }
+        memcpy(o, p, n);
+        o += n;
+        p += n;
+    }
+    return s;
+}
+
+static const char *first_non_utf8(const struct loader *l)
+{
+    const char *p = l->data, *end = l->data + l->len;
+    for (size_t n; p < end; p += n)
+        if (!(n = utf8_len(p, end)))
+            return p;
+    return NULL;
+}
+
+static struct zr_mark offset_to_mark(const struct loader *l, size_t offset)
+{
+    struct zr_mark m = {1, 1};
+    const char *p = l->data, *end = l->data + l->len, *stop = l->data + offset;
+    while (p < stop && p < end) {
+        size_t b = break_len(p, end);
+        if (b) {
+            m.line++;
+            m.column = 1;
+            p += b;
+        } else {
+            m.column++;
+            p += char_len(p, end);
+        }
+    }
+    return m;
+}
+
+static const char *mark_to_ptr(const struct loader *l, struct zr_mark m)
+{
+    const char *end = l->data + l->len;
+    const char *p = line_start(l, m.line);
+    for (unsigned col = 1; col < m.column && p < end && !break_len(p, end); col++)
+        p += char_len(p, end);
+    return p;
+}
+
+static struct zr_mark mark1(yaml_mark_t m)
+{
+    return (struct zr_mark){(unsigned)m.line + 1, (unsigned)m.column + 1};
+}
+
+static bool mark_eq(struct zr_mark a, struct zr_mark b)
+{
+    return a.line == b.line && a.column == b.column;
+}
+
+static int mark_cmp(struct zr_mark a, struct zr_mark b)
+{
+    if (a.line != b.line)
+        return a.line < b.line ? -1 : 1;
+    if (a.column != b.column)
+        return a.column < b.column ? -1 : 1;
+    return 0;
+}
+
+/* ---- messages ---------------------------------------------------------- */
+
+static void report(struct loader *l, struct zr_mark m, const char *fmt, ...) _printf_(3, 4);
+static void report(struct loader *l, struct zr_mark m, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *msg = zr_vasprintf(fmt, ap);
+    va_end(ap);
+
+    l->failed = true;
+    /* An anchored node used twice would otherwise say the same thing twice. */
+    for (size_t i = l->first_error; i < l->errs->n; i++) {
+        const struct zr_error *e = &l->errs->items[i];
+        if (e->line == m.line && e->column == m.column && zr_streq(e->message, msg))
+            return;
+    }
+    _cleanup_free_ char *line = l->errs->n < ZR_ERRORS_MAX ? source_line(l, m.line) : NULL;
+    zr_errors_add(l->errs, l->file, m.line, m.column, line, "%s", msg);
+}
+
+/* A value quoted in a message: control characters escaped, long values cut. */
+static char *shown(const char *s, size_t len)
+{
+    const char *p = s, *end = s + len;
+    size_t n = 0;
+    /* Each character takes at most four bytes, escaped or not. */
+    char *out = zr_malloc0(MAX_SHOWN * 4 + sizeof("...")), *o = out;
+    while (p < end && n < MAX_SHOWN) {
+        unsigned char c = (unsigned char)*p;
+        size_t w = char_len(p, end);
+        if (c < 0x20 || c == 0x7f)
+            o += sprintf(o, "\\x%02x", c);
+        else {
+            memcpy(o, p, w);
+            o += w;
+        }
+        p += w;
+        n++;
+    }
+    if (p < end)
+        strcpy(o, "...");
+    return out;
+}
+
+static char *describe(const struct node *n)
+{
+    switch (n->type) {
+    case NODE_MAPPING:
+        return zr_strdup("a mapping");
+    case NODE_SEQUENCE:
+        return zr_strdup("a list");
+    case NODE_SCALAR:
+        break;
+    case NODE__COUNT:
+        abort();
+    }
+    if (n->null)
+        return zr_strdup(n->len == 0 ? "nothing" : "null");
+    _cleanup_free_ char *s = shown(n->text, n->len);
+    return zr_asprintf("'%s'", s);
+}
+
+/* Errors come out in file order, whichever check found them. */
+static void sort_errors(struct loader *l)
+{
+    struct zr_error *e = l->errs->items;
+    for (size_t i = l->first_error + 1; i < l->errs->n; i++) {
+        struct zr_error cur = e[i];
+        size_t j = i;
+        while (j > l->first_error && (e[j - 1].line > cur.line || (e[j - 1].line == cur.line &&
+                                                                   e[j - 1].column > cur.column))) {
+            e[j] = e[j - 1];
+            j--;
+        }
+        e[j] = cur;
+    }
+}
+
+static void report_yaml_error(struct loader *l, const yaml_parser_t *p)
+{
+    switch (p->error) {
+    case YAML_READER_ERROR: {
+        /* libyaml's offset is where it noticed, often the byte after the
+         * culprit (a Latin-1 letter before a plain one): name the first
+         * byte that does not decode instead. */
+        const char *bad = first_non_utf8(l);
+        if (zr_streq(p->problem, "control characters are not allowed") && p->problem_value == 0)
+            report(l, offset_to_mark(l, p->problem_offset),
+                   "NUL byte in the inventory; it must be a UTF-8 text file");
+        else if (zr_streq(p->problem, "control characters are not allowed"))
+            report(l, offset_to_mark(l, p->problem_offset),
+                   "control character U+%04X is not allowed in YAML", (unsigned)p->problem_value);
+        else if (bad == l->data && l->len >= 2 &&
+                 ((bad[0] == '\xff' && bad[1] == '\xfe') || (bad[0] == '\xfe' && bad[1] == '\xff')))
+            report(l, (struct zr_mark){1, 1},
+                   "the inventory is UTF-16 (it starts with a UTF-16 byte order mark); save it "
+                   "as UTF-8");
+        else if (bad)
+            report(l, offset_to_mark(l, (size_t)(bad - l->data)),
+                   "the inventory is not valid UTF-8 (byte 0x%02x); save it as UTF-8",
+                   (unsigned char)*bad);
+        else
+            report(l, offset_to_mark(l, p->problem_offset),
+                   "the inventory is not valid UTF-8 (%s); save it as UTF-8", p->problem);
+        return;
+    }
+    case YAML_SCANNER_ERROR:
+    case YAML_PARSER_ERROR: {
+        struct zr_mark m = mark1(p->problem_mark), c = mark1(p->context_mark);
+        const char *at = mark_to_ptr(l, m);
+        const char *hint = at < l->data + l->len && *at == '\t'
+                               ? "; YAML does not allow tabs for indentation, use spaces"
+                               : "";
+        if (p->context && !mark_eq(m, c))
+            report(l, m, "YAML syntax error: %s (%s that starts at line %u, column %u)%s",
+                   p->problem, p->context, c.line, c.column, hint);
+        else if (p->context)
+            report(l, m, "YAML syntax error: %s (%s)%s", p->problem, p->context, hint);
+        else
+            report(l, m, "YAML syntax error: %s%s", p->problem, hint);
+        return;
+    }
+    case YAML_MEMORY_ERROR:
+        abort();
+    case YAML_NO_ERROR:
+    case YAML_COMPOSER_ERROR:
+    case YAML_WRITER_ERROR:
+    case YAML_EMITTER_ERROR:
+        break;
+    }
+    report(l, (struct zr_mark){0, 0}, "YAML error: %s", p->problem ? p->problem : "unknown");
+}
+
+/* ---- anchors ----------------------------------------------------------- */
+
+static size_t hash_name(const char *s)
+{
+    size_t h = 14695981039346656037u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+static struct anchor *anchors_slot(struct anchor *slots, size_t cap, const char *name)
+{
+    for (size_t i = hash_name(name) & (cap - 1);; i = (i + 1) & (cap - 1))
+        if (!slots[i].name || strcmp(slots[i].name, name) == 0)
+            return &slots[i];
+}
+
+/* A later anchor of the same name replaces the earlier one, as YAML says. */
+static void anchors_put(struct anchors *a, const char *name, struct node *n)
+{
+    if (2 * (a->n + 1) > a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 16;
+        struct anchor *slots = zr_new0(struct anchor, cap);
+        for (size_t i = 0; i < a->cap; i++)
+            if (a->slots[i].name)
+                *anchors_slot(slots, cap, a->slots[i].name) = a->slots[i];
+        free(a->slots);
+        a->slots = slots;
+        a->cap = cap;
+    }
+    struct anchor *s = anchors_slot(a->slots, a->cap, name);
+    if (!s->name) {
+        s->name = zr_strdup(name);
+        a->n++;
+    }
+    s->node = n;
+}
+
+static struct node *anchors_get(const struct anchors *a, const char *name)
+{
+    if (a->cap == 0)
+        return NULL;
+    return anchors_slot(a->slots, a->cap, name)->node;
+}
+
+static void anchors_finish(struct anchors *a)
+{
+    for (size_t i = 0; i < a->cap; i++)
+        free(a->slots[i].name);
+    free(a->slots);
+    *a = (struct anchors){0};
+}
+
+/* ---- the tree ---------------------------------------------------------- */
+
+static void loader_finish(struct loader *l)
+{
+    for (size_t i = 0; i < l->n_nodes; i++) {
+        if (!l->nodes[i]->copy)
+            free(l->nodes[i]->text);
+        free(l->nodes[i]->items);
+        free(l->nodes[i]);
+    }
+    free(l->nodes);
+    free(l->stack);
+    anchors_finish(&l->anchors);
+    for (size_t i = 0; i < USE__COUNT; i++)
+        free(l->uses[i].items);
+}
+
+static struct node *node_new(struct loader *l, node_type type, struct zr_mark mark)
+{
+    struct node *n = zr_new0(struct node, 1);
+    *APPEND(l->nodes, l->n_nodes, l->cap_nodes) = n;
+    n->type = type;
+    n->mark = n->use = mark;
+    n->weight = 1;
+    n->complete = type == NODE_SCALAR;
+    return n;
+}
+
+static struct node *node_copy(struct loader *l, const struct node *src, struct zr_mark use)
+{
+    struct node *n = node_new(l, src->type, src->mark);
+    n->use = use;
+    n->null = src->null;
+    n->complete = true;
+    n->copy = true;
+    n->text = src->text;
+    n->len = src->len;
+    n->weight = src->weight;
+    n->height = src->height;
+    if (src->n_items) {
+        n->items = zr_new0(struct node *, src->n_items);
+        n->n_items = n->cap_items = src->n_items;
+        for (size_t i = 0; i < src->n_items; i++)
+            n->items[i] = node_copy(l, src->items[i], use);
+    }
+    return n;
+}
+
+static void attach(struct loader *l, struct node *n, struct node **root)
+{
+    if (l->depth == 0) {
+        *root = n;
+        return;
+    }
+    struct node *parent = l->stack[l->depth - 1];
+    *APPEND(parent->items, parent->n_items, parent->cap_items) = n;
+}
+
+static bool is_null_word(const char *s, size_t len)
+{
+    return len == 0 || (len == 1 && s[0] == '~') ||
+           (len == 4 &&
+            (memcmp(s, "null", 4) == 0 || memcmp(s, "Null", 4) == 0 || memcmp(s, "NULL", 4) == 0));
+}
+
+static int check_budget(struct loader *l, size_t more, struct zr_mark m)
+{
+    if (l->n_nodes + more <= MAX_NODES)
+        return 0;
+    report(l, m, "the inventory has more than %d YAML nodes; refusing to read it", MAX_NODES);
+    return -E2BIG;
+}
+
+static void note_anchor_and_tag(struct loader *l, const yaml_char_t *anchor, const yaml_char_t *tag,
+                                struct node *n)
+{
+    if (anchor)
+        anchors_put(&l->anchors, (const char *)anchor, n);
+    if (tag)
+        report(l, n->mark,
+               "YAML tag '%s' is not supported: every key has a fixed type, and quotes "
+               "are enough to keep a value as text",
+               (const char *)tag);
+}
+
+static int on_alias(struct loader *l, const yaml_event_t *ev, struct node **root)
+{
+    const char *name = (const char *)ev->data.alias.anchor;
+    struct zr_mark m = mark1(ev->start_mark);
+    struct node *target = anchors_get(&l->anchors, name);
+    _cleanup_free_ char *s = shown(name, strlen(name));
+
+    /* Fatal: a stand-in value would only add errors that are not the
+     * user's. */
+    if (!target) {
+        report(l, m, "alias '*%s' refers to no anchor '&%s' before it", s, s);
+        return -EINVAL;
+    }
+    if (!target->complete) {
+        report(l, m,
+               "alias '*%s' is inside the node it refers to; an inventory cannot "
+               "contain itself",
+               s);
+        return -EINVAL;
+    }
+    if (l->depth + target->height > MAX_DEPTH) {
+        report(l, m, "alias '*%s' nests the inventory deeper than %d levels", s, MAX_DEPTH);
+        return -E2BIG;
+    }
+    if (l->n_nodes + target->weight > MAX_NODES) {
+        report(l, m,
+               "alias '*%s' would expand the inventory to more than %d YAML nodes; "
+               "refusing it (too many nested aliases)",
+               s, MAX_NODES);
+        return -E2BIG;
+    }
+    attach(l, node_copy(l, target, m), root);
+    return 0;
+}
+
+static int on_scalar(struct loader *l, const yaml_event_t *ev, struct node **root)
+{
+    struct zr_mark m = mark1(ev->start_mark);
+    if (check_budget(l, 1, m) < 0)
+        return -E2BIG;
+
+    struct node *n = node_new(l, NODE_SCALAR, m);
+    n->len = ev->data.scalar.length;
+    n->text = zr_malloc0(n->len + 1);
+    memcpy(n->text, ev->data.scalar.value, n->len);
+    n->null = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && is_null_word(n->text, n->len);
+    /* A "\0" escape would silently cut every C string made from this one. */
+    if (memchr(n->text, '\0', n->len))
+        report(l, m, "NUL character in a string");
+    note_anchor_and_tag(l, ev->data.scalar.anchor, ev->data.scalar.tag, n);
+    attach(l, n, root);
+    return 0;
+}
+
+static int on_collection_start(struct loader *l, const yaml_event_t *ev, node_type type,
+                               struct node **root)
+{
+    struct zr_mark m = mark1(ev->start_mark);
+    if (l->depth >= MAX_DEPTH) {
+        report(l, m, "the inventory nests deeper than %d levels", MAX_DEPTH);
+        return -E2BIG;
+    }
+    if (check_budget(l, 1, m) < 0)
+        return -E2BIG;
+
+    struct node *n = node_new(l, type, m);
+    if (type == NODE_MAPPING)
+        note_anchor_and_tag(l, ev->data.mapping_start.anchor, ev->data.mapping_start.tag, n);
+    else
+        note_anchor_and_tag(l, ev->data.sequence_start.anchor, ev->data.sequence_start.tag, n);
+    attach(l, n, root);
+    *APPEND(l->stack, l->depth, l->cap_stack) = n;
+    return 0;
+}
+
+static void on_collection_end(struct loader *l)
+{
+    struct node *n = l->stack[--l->depth];
+    for (size_t i = 0; i < n->n_items; i++) {
+        n->weight += n->items[i]->weight;
+        if (n->items[i]->height > n->height)
+            n->height = n->items[i]->height;
+    }
+    n->height++;
+    n->complete = true;
+}
+
+/* Reads the stream into *root.  Returns -EINVAL (syntax) or -E2BIG (a
+ * limit) after reporting; 0 otherwise, *root NULL for an empty stream. */
+static int read_tree(struct loader *l, struct node **root)
+{
+    _cleanup_(yaml_parser_delete) yaml_parser_t parser;
+    unsigned documents = 0;
+
+    *root = NULL;
+    if (!yaml_parser_initialize(&parser))
+        abort();
+    /* Forcing UTF-8 turns a UTF-16 file into a clear encoding error instead
+     * of positions that no longer match the bytes we show. */
+    yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)l->data, l->len);
+
+    for (;;) {
+        yaml_event_t ev;
+        int r = 0;
+        bool done = false;
+
+        if (!yaml_parser_parse(&parser, &ev)) {
+            report_yaml_error(l, &parser);
+            return -EINVAL;
+        }
+        switch (ev.type) {
+        case YAML_DOCUMENT_START_EVENT:
+            if (++documents == 2) {
+                report(l, mark1(ev.start_mark),
+                       "a second YAML document; an inventory is exactly one document");
+                done = true;
+            }
+            break;
+        case YAML_ALIAS_EVENT:
+            r = on_alias(l, &ev, root);
+            break;
+        case YAML_SCALAR_EVENT:
+            r = on_scalar(l, &ev, root);
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+            r = on_collection_start(l, &ev, NODE_SEQUENCE, root);
+            break;
+        case YAML_MAPPING_START_EVENT:
+            r = on_collection_start(l, &ev, NODE_MAPPING, root);
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            on_collection_end(l);
+            break;
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        case YAML_NO_EVENT:
+        case YAML_STREAM_START_EVENT:
+        case YAML_DOCUMENT_END_EVENT:
+            break;
+        }
+        yaml_event_delete(&ev);
+        if (r < 0)
+            return r;
+        if (done)
+            return 0;
+    }
+}
+
+/* ---- walking the tree: key tables --------------------------------------- */
+
+struct field;
+typedef int (*field_parser)(struct loader *l, const struct field *f, const struct node *v,
+                            void *obj);
+
+struct table;
+
+struct field {
+    const char *key;
+    field_parser parse;
+    size_t offset; /* of the value in the object */
+    size_t has;    /* HAS(): 1 + offset of its "is set" bit; 0 for none */
+    bool required;
+    uint64_t min, max;       /* numbers; max is also a string's length limit */
+    const char *expect;      /* completes "'KEY' must be ..." */
+    const struct table *sub; /* a nested mapping filling the same object */
+    use_kind unique;         /* values that must not repeat */
+};
+
+/* Offset 0 is a valid place for a bit, and tables leave `has` out where
+ * there is none, so it is stored one up. */
+#define HAS(type, member) (offsetof(type, member) + 1)
+
+struct table {
+    const struct field *fields;
+    size_t n_fields;
+    /* Rules across keys, run after every key was read. */
+    void (*check)(struct loader *l, const struct node *map, void *obj);
+};
+
+#define FIELD_PTR(obj, off, type) ((type *)(void *)((char *)(obj) + (off)))
+
+static bool is_text(const struct node *n)
+{
+    return n->type == NODE_SCALAR && !n->null;
+}
+
+/* Where a mapping may be empty, null is one way to write that. */
+static bool is_mapping_or_null(const struct node *n)
+{
+    return n->type == NODE_MAPPING || (n->type == NODE_SCALAR && n->null);
+}
+
+static void set_bit(const struct field *f, void *obj)
+{
+    if (f->has)
+        *FIELD_PTR(obj, f->has - 1, bool) = true;
+}
+
+static int type_error(struct loader *l, const struct field *f, const struct node *v)
+{
+    _cleanup_free_ char *got = describe(v);
+    report(l, v->mark, "'%s' must be %s, got %s", f->key, f->expect, got);
+    return -EINVAL;
+}
+
+static const struct node *mapping_find(const struct node *map, const char *key)
+{
+    if (map->type != NODE_MAPPING)
+        return NULL;
+    for (size_t i = 0; i + 1 < map->n_items; i += 2)
+        if (map->items[i]->type == NODE_SCALAR && strcmp(map->items[i]->text, key) == 0)
+            return map->items[i];
+    return NULL;
+}
+
+struct key_ref {
+    const struct node *key;
+    size_t index;
+};
+
+static int text_cmp(const struct node *a, const struct node *b)
+{
+    if (a->len != b->len)
+        return a->len < b->len ? -1 : 1;
+    return memcmp(a->text, b->text, a->len);
+}
+
+static int key_ref_cmp(const void *a, const void *b)
+{
+    const struct key_ref *x = a, *y = b;
+    int c = text_cmp(x->key, y->key);
+    if (c)
+        return c;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Reports keys that are not strings and keys given twice (libyaml accepts
+ * both); returns which pairs to skip.  Sorting keeps a mapping of many
+ * guests from costing quadratic time. */
+static bool *find_bad_keys(struct loader *l, const struct node *map, const char *noun,
+                           const char *where)
+{
+    size_t n = map->n_items / 2, m = 0;
+    bool *skip = zr_new0(bool, n);
+    _cleanup_free_ struct key_ref *refs = zr_new0(struct key_ref, n);
+
+    for (size_t i = 0; i < n; i++) {
+        const struct node *key = map->items[2 * i];
+        if (key->type != NODE_SCALAR) {
+            _cleanup_free_ char *got = describe(key);
+            report(l, key->mark, "%s names %s must be strings, got %s", noun, where, got);
+            skip[i] = true;
+        } else
+            refs[m++] = (struct key_ref){key, i};
+    }
+    qsort(refs, m, sizeof(*refs), key_ref_cmp);
+    for (size_t j = 1, first = 0; j < m; j++) {
+        if (text_cmp(refs[j].key, refs[first].key) != 0) {
+            first = j;
+            continue;
+        }
+        _cleanup_free_ char *s = shown(refs[j].key->text, refs[j].key->len);
+        report(l, refs[j].key->use, "duplicate %s '%s' %s (first used at line %u)", noun, s, where,
+               refs[first].key->use.line);
+        skip[refs[j].index] = true;
+    }
+    return skip;
+}
+
+static char *expected_keys(const struct table *t)
+{
+    char *s = zr_strdup("");
+    for (size_t i = 0; i < t->n_fields; i++) {
+        char *next = zr_asprintf("%s%s%s", s, i ? ", " : "", t->fields[i].key);
+        free(s);
+        s = next;
+    }
+    return s;
+}
+
+/* `map` is a mapping or null (an empty mapping); `what` names it in
+ * messages ("hostdev", "guest 'linux1'"). */
+static void parse_mapping(struct loader *l, const struct node *map, const struct table *t,
+                          const char *what, void *obj)
+{
+    uint64_t seen = 0; /* one bit per field: no table has more than 64 */
+
+    if (map->type == NODE_MAPPING) {
+        _cleanup_free_ char *where = zr_asprintf("in %s", what);
+        _cleanup_free_ bool *skip = find_bad_keys(l, map, "key", where);
+        for (size_t i = 0; i + 1 < map->n_items; i += 2) {
+            const struct node *key = map->items[i];
+            const struct field *f = NULL;
+            if (skip[i / 2])
+                continue;
+            for (size_t j = 0; j < t->n_fields && !f; j++)
+                if (strcmp(t->fields[j].key, key->text) == 0)
+                    f = &t->fields[j];
+            if (!f) {
+                _cleanup_free_ char *s = shown(key->text, key->len);
+                _cleanup_free_ char *keys = expected_keys(t);
+                report(l, key->mark, "unknown key '%s' %s (expected one of: %s)", s, where, keys);
+                continue;
+            }
+            seen |= UINT64_C(1) << (f - t->fields);
+            f->parse(l, f, map->items[i + 1], obj);
+        }
+    }
+    for (size_t j = 0; j < t->n_fields; j++)
+        if (t->fields[j].required && !(seen & (UINT64_C(1) << j)))
+            report(l, map->mark, "missing required key '%s' in %s", t->fields[j].key, what);
+    if (t->check)
+        t->check(l, map, obj);
+}
+
+/* ---- field parsers ------------------------------------------------------ */
+
+static uint64_t pci_addr_key(const struct zr_pci_addr *a)
+{
+    return (uint64_t)a->domain << 24 | (uint64_t)a->bus << 16 | (uint64_t)a->slot << 8 |
+           a->function;
+}
+
+/* Remembers where a value that must be unique was used; the checks run
+ * once the whole guest or host is read. */
+static void track(struct loader *l, const struct field *f, uint64_t value, struct zr_mark use)
+{
+    if (f->unique == USE_NONE)
+        return;
+    struct uses *u = &l->uses[f->unique];
+    *APPEND(u->items, u->n, u->cap) = (struct use){value, use};
+}
+
+static int parse_number(struct loader *l, const struct field *f, const struct node *v, void *obj)
+{
+    uint64_t n;
+    if (!is_text(v) || zr_uint_parse(v->text, f->max, &n) < 0 || n < f->min)
+        return type_error(l, f, v);
+    *FIELD_PTR(obj, f->offset, uint32_t) = (uint32_t)n;
+    set_bit(f, obj);
+    track(l, f, n, v->use);
+    return 0;
+}
+
+static int parse_version(struct loader *l, const struct field *f, const struct node *v, void *obj)
+{
+    uint64_t n;
+    if (!is_text(v) || zr_uint_parse(v->text, UINT64_MAX, &n) < 0)
+        return type_error(l, f, v);
+    if (n != 1) {
+        _cleanup_free_ char *s = shown(v->text, v->len);
+        report(l, v->mark, "unsupported inventory version %s; this zpci-reconcile reads version 1",
+               s);
+        return -EINVAL;
+    }
+    return parse_number(l, f, v, obj);
+}
+
+static int parse_bool(struct loader *l, const struct field *f, const struct node *v, void *obj)
+{
+    bool b;
+    if (!is_text(v) || zr_bool_parse(v->text, &b) < 0)
+        return type_error(l, f, v);
+    *FIELD_PTR(obj, f->offset, bool) = b;
+    set_bit(f, obj);
+    return 0;
+}
+
+static int parse_string(struct loader *l, const struct field *f, const struct node *v, void *obj)
+{
+    if (!is_text(v) || v->len == 0 || (f->max && v->len > f->max))
+        return type_error(l, f, v);
+    char **dst = FIELD_PTR(obj, f->offset, char *);
+    free(*dst);
+    *dst = zr_strdup(v->text);
+    return 0;
+}
+
+static int parse_pci_addr(struct loader *l, const struct field *f, const struct node *v, void *obj)
+{
+    struct zr_pci_addr a;
+    if (!is_text(v) || zr_pci_addr_parse(v->text, &a) < 0)
+        return type_error(l, f, v);
+    *FIELD_PTR(obj, f->offset, struct zr_pci_addr) = a;
+    set_bit(f, obj);
+    track(l, f, pci_addr_key(&a), v->use);
+    return 0;
+}
+
+static int parse_mac(struct loader *l, const struct field *f, const struct node *v, void *obj)
+{
+    struct zr_mac m;
+    int r = is_text(v) ? zr_mac_parse(v->text, &m) : -EINVAL;
+    if (r == -EDOM) {
+        _cleanup_free_ char *s = shown(v->text, v->len);
+        report(l, v->mark,
+               "'%s' %s is a multicast address; libvirt needs a unicast MAC (first octet even)",
+               f->key, s);
+        return r;
+    }
+    if (r < 0)
+        return type_error(l, f, v);
+    *FIELD_PTR(obj, f->offset, struct zr_mac) = m;
+    set_bit(f, obj);
+    return 0;
+}
+
+static int parse_uuid(struct loader *l, const struct field *f, const struct node *v, void *obj)
+{
+    struct zr_uuid u;
+    if (!is_text(v) || zr_uuid_parse(v->text, &u) < 0)
+        return type_error(l, f, v);
+    *FIELD_PTR(obj, f->offset, struct zr_uuid) = u;
+    set_bit(f, obj);
+    return 0;
+}
+
+static int parse_vport_type(struct loader *l, const struct field *f, const struct node *v,
+                            void *obj)
+{
+    static const zr_vport_type types[] = {ZR_VPORT_8021QBH, ZR_VPORT_8021QBG};
+    for (size_t i = 0; is_text(v) && i < ELEMENTSOF(types); i++)
+        if (strcmp(v->text, zr_vport_type_to_string(types[i])) == 0) {
+            *FIELD_PTR(obj, f->offset, zr_vport_type) = types[i];
+            return 0;
+        }
+    return type_error(l, f, v);
+}
+
+static int parse_submapping(struct loader *l, const struct field *f, const struct node *v,
+                            void *obj)
+{
+    if (!is_mapping_or_null(v))
+        return type_error(l, f, v);
+    parse_mapping(l, v, f->sub, f->key, FIELD_PTR(obj, f->offset, void));
+    return 0;
+}
+
+/* Keeps a mapping (or null) to walk once every key around it is known. */
+static int keep_mapping(struct loader *l, const struct field *f, const struct node *v, void *obj)
+{
+    if (!is_mapping_or_null(v))
+        return type_error(l, f, v);
+    *FIELD_PTR(obj, f->offset, const struct node *) = v;
+    return 0;
+}
+
+/* ---- devices ------------------------------------------------------------ */
+
+static void check_zpci(struct loader *l, const struct node *map, void *obj)
+{
+    if (!mapping_find(map, "uid") && !mapping_find(map, "fid"))
+        report(l, map->mark, "'zpci' needs 'uid', 'fid' or both");
+}
+
+#define DEV(member) offsetof(struct zr_device, member)
+#define DEV_HAS(member) HAS(struct zr_device, member)
+
+static const struct field zpci_fields[] = {
+    {.key = "uid",
+     .parse = parse_number,
+     .offset = DEV(zpci_uid),
+     .has = DEV_HAS(has_zpci_uid),
+     .min = ZR_ZPCI_UID_MIN,
+     .max = ZR_ZPCI_UID_MAX,
+     .expect = "a number from 0x0001 to 0xffff",
+     .unique = USE_UID},
+    {.key = "fid",
+     .parse = parse_number,
+     .offset = DEV(zpci_fid),
+     .has = DEV_HAS(has_zpci_fid),
+     .max = ZR_ZPCI_FID_MAX,
+     .expect = "a number from 0 to 0xffffffff",
+     .unique = USE_FID},
+};
+static const struct table zpci_table = {zpci_fields, ELEMENTSOF(zpci_fields), check_zpci};
+
+/* The keys each virtualport type takes; all but instanceid are required. */
+static const char *const qbh_keys[] = {"profileid", NULL};
+static const char *const qbg_keys[] = {"managerid", "typeid", "typeidversion", "instanceid", NULL};
+
+static void check_virtualport(struct loader *l, const struct node *map, void *obj)
+{
+    const struct zr_virtualport *vp = obj;
+    const char *const *own = NULL, *const *other = NULL;
+
+    switch (vp->type) {
+    case ZR_VPORT_8021QBH:
+        own = qbh_keys;
+        other = qbg_keys;
+        break;
+    case ZR_VPORT_8021QBG:
+        own = qbg_keys;
+        other = qbh_keys;
+        break;
+    case ZR_VPORT_NONE: /* no or a bad type: already reported */
+    case ZR_VPORT__COUNT:
+        return;
+    }
+    const char *type = zr_vport_type_to_string(vp->type);
+    for (const char *const *k = other; *k; k++) {
+        const struct node *key = mapping_find(map, *k);
+        if (key)
+            report(l, key->mark, "'%s' does not belong in an %s virtualport", *k, type);
+    }
+    for (const char *const *k = own; *k; k++)
+        if (strcmp(*k, "instanceid") != 0 && !mapping_find(map, *k))
+            report(l, map->mark, "missing required key '%s' in an %s virtualport", *k, type);
+}
+
+/* libvirt keeps a profileid in a 40-byte buffer, NUL included. */
+#define PROFILEID_MAX 39
+
+#define VP(member) offsetof(struct zr_virtualport, member)
+#define VP_HAS(member) HAS(struct zr_virtualport, member)
+static const struct field virtualport_fields[] = {
+    {.key = "type",
+     .parse = parse_vport_type,
+     .offset = VP(type),
+     .required = true,
+     .expect = "802.1Qbh or 802.1Qbg"},
+    {.key = "profileid",
+     .parse = parse_string,
+     .offset = VP(profileid),
+     .max = PROFILEID_MAX,
+     .expect = "a port profile name of 1 to 39 bytes"},
+    {.key = "managerid",
+     .parse = parse_number,
+     .offset = VP(managerid),
+     .has = VP_HAS(has_managerid),
+     .max = ZR_VPORT_MANAGERID_MAX,
+     .expect = "a number from 0 to 255"},
+    {.key = "typeid",
+     .parse = parse_number,
+     .offset = VP(typeid),
+     .has = VP_HAS(has_typeid),
+     .max = ZR_VPORT_TYPEID_MAX,
+     .expect = "a number from 0 to 0xffffff"},
+    {.key = "typeidversion",
+     .parse = parse_number,
+     .offset = VP(typeidversion),
+     .has = VP_HAS(has_typeidversion),
+     .max = ZR_VPORT_TYPEIDVERSION_MAX,
+     .expect = "a number from 0 to 255"},
+    {.key = "instanceid",
+     .parse = parse_uuid,
+     .offset = VP(instanceid),
+     .has = VP_HAS(has_instanceid),
+     .expect = "a UUID like 09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f"},
+};
+#undef VP
+#undef VP_HAS
+static const struct table virtualport_table = {virtualport_fields, ELEMENTSOF(virtualport_fields),
+                                               check_virtualport};
+
+#define PCI_ADDR_EXPECT                                                                            \
+    "a PCI address DDDD:BB:SS.F or BB:SS.F (hex, slot up to 1f, function up to 7)"
+#define SOURCE_FIELD                                                                               \
+    {                                                                                              \
+        .key = "source", .parse = parse_pci_addr, .offset = DEV(source), .required = true,         \
+        .expect = PCI_ADDR_EXPECT, .unique = USE_SOURCE                                            \
+    }
+#define MANAGED_FIELD                                                                              \
+    {                                                                                              \
+        .key = "managed", .parse = parse_bool, .offset = DEV(managed),                             \
+        .has = DEV_HAS(has_managed), .expect = "true, false, yes or no"                            \
+    }
+/* The ids are fields of the device itself, hence offset 0. */
+#define ZPCI_FIELD                                                                                 \
+    {                                                                                              \
+        .key = "zpci", .parse = parse_submapping, .offset = 0,                                     \
+        .expect = "a mapping with uid and/or fid", .sub = &zpci_table                              \
+    }
+
+static const struct field hostdev_fields[] = {
+    SOURCE_FIELD,
+    MANAGED_FIELD,
+    ZPCI_FIELD,
+    {.key = "guest_address",
+     .parse = parse_pci_addr,
+     .offset = DEV(guest_address),
+     .has = DEV_HAS(has_guest_address),
+     .expect = PCI_ADDR_EXPECT},
+};
+static const struct table hostdev_table = {hostdev_fields, ELEMENTSOF(hostdev_fields), NULL};
+
+/* libvirt refuses a <vlan> beside a <virtualport> when it starts or
+ * hotplugs a hostdev interface; better to say so before anything is done. */
+static void check_interface(struct loader *l, const struct node *map, void *obj)
+{
+    const struct node *vlan = mapping_find(map, "vlan");
+    if (vlan && mapping_find(map, "virtualport"))
+        report(l, vlan->mark,
+               "'vlan' cannot be combined with 'virtualport' on a hostdev interface "
+               "(libvirt refuses the pair)");
+}
+
+static const struct field interface_fields[] = {
+    SOURCE_FIELD,
+    {.key = "mac",
+     .parse = parse_mac,
+     .offset = DEV(mac),
+     .has = DEV_HAS(has_mac),
+     .expect = "a MAC address like 02:00:00:00:00:01"},
+    MANAGED_FIELD,
+    {.key = "virtualport",
+     .parse = parse_submapping,
+     .offset = DEV(vport),
+     .expect = "a mapping with a type (802.1Qbh or 802.1Qbg)",
+     .sub = &virtualport_table},
+    {.key = "vlan",
+     .parse = parse_number,
+     .offset = DEV(vlan),
+     .has = DEV_HAS(has_vlan),
+     .max = ZR_VLAN_MAX,
+     .expect = "a number from 0 to 4095"},
+    ZPCI_FIELD,
+};
+static const struct table interface_table = {interface_fields, ELEMENTSOF(interface_fields),
+                                             check_interface};
+#undef DEV
+#undef DEV_HAS
+
+static const struct table *device_table(zr_kind kind)
+{
+    switch (kind) {
+    case ZR_KIND_HOSTDEV:
+        return &hostdev_table;
+    case ZR_KIND_INTERFACE:
+        return &interface_table;
+    case ZR_KIND__COUNT:
+        break;
+    }
+    abort();
+}
+
+static int parse_devices(struct loader *l, const struct field *f, const struct node *v, void *obj,
+                         zr_kind kind)
+{
+    struct zr_device_list *list = FIELD_PTR(obj, f->offset, struct zr_device_list);
+
+    if (v->type == NODE_SCALAR && v->null)
+        return 0;
+    if (v->type != NODE_SEQUENCE)
+        return type_error(l, f, v);
+    list->items = zr_new0(struct zr_device, v->n_items);
+    for (size_t i = 0; i < v->n_items; i++) {
+        const struct node *item = v->items[i];
+        struct zr_device *d = &list->items[list->n++];
+        d->kind = kind;
+        d->managed = true;
+        d->mark = item->use;
+        if (item->type != NODE_MAPPING) {
+            _cleanup_free_ char *got = describe(item);
+            report(l, item->mark, "each item of '%s' must be a mapping with a 'source', got %s",
+                   f->key, got);
+            continue;
+        }
+        parse_mapping(l, item, device_table(kind), zr_kind_to_string(kind), d);
+    }
+    return 0;
+}
+
+static int parse_hostdevs(struct loader *l, const struct field *f, const struct node *v, void *obj)
+{
+    return parse_devices(l, f, v, obj, ZR_KIND_HOSTDEV);
+}
+
+static int parse_interfaces(struct loader *l, const struct field *f, const struct node *v,
+                            void *obj)
+{
+    return parse_devices(l, f, v, obj, ZR_KIND_INTERFACE);
+}
+
+/* ---- guests and hosts --------------------------------------------------- */
+
+static int use_cmp(const void *a, const void *b)
+{
+    const struct use *x = a, *y = b;
+    if (x->value != y->value)
+        return x->value < y->value ? -1 : 1;
+    return mark_cmp(x->mark, y->mark);
+}
+
+static char *use_format(use_kind kind, uint64_t v)
+{
+    switch (kind) {
+    case USE_SOURCE:
+        return zr_asprintf("source %04x:%02x:%02x.%x", (unsigned)(v >> 24),
+                           (unsigned)(v >> 16) & 0xff, (unsigned)(v >> 8) & 0xff,
+                           (unsigned)v & 0xff);
+    case USE_UID:
+        return zr_asprintf("zPCI uid 0x%04" PRIx64, v);
+    case USE_FID:
+        return zr_asprintf("zPCI fid 0x%08" PRIx64, v);
+    case USE_NONE:
+    case USE__COUNT:
+        break;
+    }
+    abort();
+}
+
+/* Reports every use of a value after its first, then forgets them all. */
+static void check_uses(struct loader *l, use_kind kind, const char *where)
+{
+    struct uses *u = &l->uses[kind];
+    if (u->n == 0)
+        return; /* items may be NULL, which qsort must not see */
+    qsort(u->items, u->n, sizeof(*u->items), use_cmp);
+    for (size_t j = 1, first = 0; j < u->n; j++) {
+        if (u->items[j].value != u->items[first].value) {
+            first = j;
+            continue;
+        }
+        /* Both inside one alias: the anchored original reports it. */
+        if (mark_eq(u->items[j].mark, u->items[first].mark))
+            continue;
+        _cleanup_free_ char *what = use_format(kind, u->items[j].value);
+        report(l, u->items[j].mark, "duplicate %s %s (first used at line %u)", what, where,
+               u->items[first].mark.line);
+    }
+    u->n = 0;
+}
+
+struct guest_spec {
+    bool prune;
+    struct zr_device_list hostdevs, interfaces;
+};
+
+static const struct field guest_fields[] = {
+    {.key = "prune",
+     .parse = parse_bool,
+     .offset = offsetof(struct guest_spec, prune),
+     .expect = "true, false, yes or no"},
+    {.key = "hostdevs",
+     .parse = parse_hostdevs,
+     .offset = offsetof(struct guest_spec, hostdevs),
+     .expect = "a list of hostdevs"},
+    {.key = "interfaces",
+     .parse = parse_interfaces,
+     .offset = offsetof(struct guest_spec, interfaces),
+     .expect = "a list of interfaces"},
+};
+static const struct table guest_table = {guest_fields, ELEMENTSOF(guest_fields), NULL};
+
+/* An entry under guests: or hosts:, named by its key. */
+static void parse_named(struct loader *l, const struct node *key, const struct node *v,
+                        const char *noun, const struct table *t, void *obj)
+{
+    _cleanup_free_ char *name = shown(key->text, key->len);
+    _cleanup_free_ char *what = zr_asprintf("%s '%s'", noun, name);
+
+    if (key->len == 0)
+        report(l, key->mark, "a %s name must not be empty", noun);
+    if (is_mapping_or_null(v))
+        parse_mapping(l, v, t, what, obj);
+    else {
+        _cleanup_free_ char *keys = expected_keys(t);
+        _cleanup_free_ char *got = describe(v);
+        report(l, v->mark, "%s must be a mapping (%s), got %s", what, keys, got);
+    }
+}
+
+static void parse_guest(struct loader *l, const struct node *key, const struct node *v,
+                        struct zr_guest *g)
+{
+    struct guest_spec spec = {.prune = true};
+    _cleanup_free_ char *name = shown(key->text, key->len);
+    _cleanup_free_ char *in = zr_asprintf("in guest '%s'", name);
+
+    g->name = zr_strdup(key->text);
+    g->mark = key->use;
+    parse_named(l, key, v, "guest", &guest_table, &spec);
+
+    g->prune = spec.prune;
+    g->devices.n = spec.hostdevs.n + spec.interfaces.n;
+    g->devices.items = zr_new0(struct zr_device, g->devices.n);
+    if (spec.hostdevs.n)
+        memcpy(g->devices.items, spec.hostdevs.items, spec.hostdevs.n * sizeof(struct zr_device));
+    if (spec.interfaces.n)
+        memcpy(g->devices.items + spec.hostdevs.n, spec.interfaces.items,
+               spec.interfaces.n * sizeof(struct zr_device));
+    free(spec.hostdevs.items);
+    free(spec.interfaces.items);
+
+    check_uses(l, USE_UID, in);
+    check_uses(l, USE_FID, in);
+}
+
+/* Guests of one host; `v` is a mapping or null. */
+static void parse_guests(struct loader *l, const struct node *v, struct zr_host *h)
+{
+    _cleanup_free_ char *name = shown(h->name, strlen(h->name));
+    _cleanup_free_ char *where = zr_asprintf("on host '%s'", name);
+
+    if (v && v->type == NODE_MAPPING) {
+        _cleanup_free_ bool *skip = find_bad_keys(l, v, "guest", where);
+        h->guests = zr_new0(struct zr_guest, v->n_items / 2);
+        for (size_t i = 0; i + 1 < v->n_items; i += 2)
+            if (!skip[i / 2])
+                parse_guest(l, v->items[i], v->items[i + 1], &h->guests[h->n_guests++]);
+    }
+    check_uses(l, USE_SOURCE, where);
+}
+
+struct host_spec {
+    char *uri;
+    const struct node *guests;
+};
+
+static const struct field host_fields[] = {
+    {.key = "uri",
+     .parse = parse_string,
+     .offset = offsetof(struct host_spec, uri),
+     .required = true,
+     .expect = "a libvirt URI"},
+    {.key = "guests",
+     .parse = keep_mapping,
+     .offset = offsetof(struct host_spec, guests),
+     .required = true,
+     .expect = "a mapping of guest names to their devices"},
+};
+static const struct table host_table = {host_fields, ELEMENTSOF(host_fields), NULL};
+
+static void parse_hosts(struct loader *l, const struct node *v, struct zr_inventory *inv)
+{
+    if (v->type != NODE_MAPPING)
+        return;
+    _cleanup_free_ bool *skip = find_bad_keys(l, v, "host", "under 'hosts'");
+    inv->hosts = zr_new0(struct zr_host, v->n_items / 2);
+    for (size_t i = 0; i + 1 < v->n_items; i += 2) {
+        const struct node *key = v->items[i], *val = v->items[i + 1];
+        struct host_spec spec = {0};
+        if (skip[i / 2])
+            continue;
+
+        struct zr_host *h = &inv->hosts[inv->n_hosts++];
+        h->name = zr_strdup(key->text);
+        h->mark = key->use;
+        parse_named(l, key, val, "host", &host_table, &spec);
+        h->uri = TAKE_PTR(spec.uri);
+        parse_guests(l, spec.guests, h);
+    }
+}
+
+struct top_spec {
+    uint32_t version;
+    char *uri;
+    const struct node *guests, *hosts;
+};
+
+static const struct field top_fields[] = {
+    {.key = "version",
+     .parse = parse_version,
+     .offset = offsetof(struct top_spec, version),
+     .required = true,
+     .min = 1,
+     .max = 1,
+     .expect = "1"},
+    {.key = "uri",
+     .parse = parse_string,
+     .offset = offsetof(struct top_spec, uri),
+     .expect = "a libvirt URI"},
+    {.key = "guests",
+     .parse = keep_mapping,
+     .offset = offsetof(struct top_spec, guests),
+     .expect = "a mapping of guest names to their devices"},
+    {.key = "hosts",
+     .parse = keep_mapping,
+     .offset = offsetof(struct top_spec, hosts),
+     .expect = "a mapping of host names to their uri and guests"},
+};
+static const struct table top_table = {top_fields, ELEMENTSOF(top_fields), NULL};
+
+static void parse_top(struct loader *l, const struct node *root, struct zr_inventory *inv)
+{
+    _cleanup_free_ char *uri = NULL;
+    struct top_spec spec = {0};
+    /* The form is decided by the keys written, even when their value is
+     * wrong, so a mistyped 'guests' is not also reported missing. */
+    const struct node *hosts = mapping_find(root, "hosts");
+    const struct node *guests = mapping_find(root, "guests");
+    const struct node *uri_key = mapping_find(root, "uri");
+
+    parse_mapping(l, root, &top_table, "the inventory", &spec);
+    uri = spec.uri;
+
+    if (hosts && uri_key)
+        report(l, uri_key->mark,
+               "top-level 'uri' cannot be combined with 'hosts' (line %u); give each host its "
+               "own 'uri'",
+               hosts->mark.line);
+    if (hosts && guests)
+        report(l, guests->mark,
+               "top-level 'guests' cannot be combined with 'hosts' (line %u); list the guests "
+               "under each host",
+               hosts->mark.line);
+    if (!hosts && !guests)
+        report(l, root->mark,
+               "missing required key 'guests' in the inventory (or 'hosts', for several "
+               "hypervisors)");
+
+    if (spec.hosts) {
+        inv->has_hosts = true;
+        parse_hosts(l, spec.hosts, inv);
+    } else if (spec.guests) {
+        inv->hosts = zr_new0(struct zr_host, 1);
+        inv->n_hosts = 1;
+        inv->hosts[0].name = zr_strdup("default");
+        inv->hosts[0].uri = TAKE_PTR(uri);
+        inv->hosts[0].mark = root->mark;
+        parse_guests(l, spec.guests, &inv->hosts[0]);
+    }
+}
+
+/* ---- entry points ------------------------------------------------------- */
+
+struct zr_inventory *zr_inventory_parse(const char *file, const char *data, size_t len,
+                                        struct zr_errors *errs)
+{
+    _cleanup_(loader_finish) struct loader l = {
+        .file = file,
+        .data = data,
+        .len = len,
+        .errs = errs,
+        .first_error = errs->n,
+    };
+    _cleanup_(zr_inventory_freep) struct zr_inventory *inv = NULL;
+    struct node *root = NULL;
+
+    if (len > ZR_INVENTORY_MAX_BYTES) {
+        report(&l, (struct zr_mark){0, 0},
+               "the inventory is %zu bytes; the limit is %u bytes (16 MiB)", len,
+               ZR_INVENTORY_MAX_BYTES);
+        return NULL;
+    }
+    /* Editors on Windows like to start UTF-8 with a byte order mark;
+     * libyaml, told the encoding, would read it as text in column 1. */
+    if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0) {
+        l.data += 3;
+        l.len -= 3;
+    }
+    if (read_tree(&l, &root) < 0)
+        return NULL;
+
+    if (!root || (root->type == NODE_SCALAR && root->null))
+        report(&l, (struct zr_mark){1, 1},
+               "the inventory is empty; it must be a mapping that starts with 'version: 1'");
+    else if (root->type != NODE_MAPPING) {
+        _cleanup_free_ char *got = describe(root);
+        report(&l, root->mark,
+               "the inventory must be a mapping that starts with 'version: 1', got %s", got);
+    } else {
+        inv = zr_new0(struct zr_inventory, 1);
+        inv->file = zr_strdup(file);
+        parse_top(&l, root, inv);
+    }
+    sort_errors(&l);
+    return l.failed ? NULL : TAKE_PTR(inv);
+}
+
+static int read_all(int fd, const char *name, char **data, size_t *len, struct zr_errors *errs)
+{
+    _cleanup_free_ char *buf = NULL;
+    size_t n = 0, cap = 0;
+
+    for (;;) {
+        if (cap - n < 65536) {
+            cap = cap ? 2 * cap : 65536;
+            /* One byte past the limit tells "too big" from "exactly the limit". */
+            if (cap > (size_t)ZR_INVENTORY_MAX_BYTES + 1)
+                cap = (size_t)ZR_INVENTORY_MAX_BYTES + 1;
+            buf = zr_reallocarray(buf, cap, 1);
+        }
+        if (n == cap) {
+            zr_errors_add(errs, name, 0, 0, NULL,
+                          "larger than the limit of %u bytes (16 MiB); refusing to read it",
+                          ZR_INVENTORY_MAX_BYTES);
+            return -EFBIG;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            zr_errors_add(errs, name, 0, 0, NULL, "cannot read: %s", strerror(e));
+            return -e;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    *len = n;
+    *data = TAKE_PTR(buf);
+    return 0;
+}
+
+static int read_path(const char *path, char **data, size_t *len, struct zr_errors *errs)
+{
+    struct stat st;
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer before we can
+     * refuse it. */
+    _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int e = errno;
+        zr_errors_add(errs, path, 0, 0, NULL, "cannot open: %s", strerror(e));
+        return -e;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        zr_errors_add(errs, path, 0, 0, NULL, "is a directory, not an inventory file");
+        return -EISDIR;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        zr_errors_add(errs, path, 0, 0, NULL,
+                      "not a regular file; to read a pipe, give '-' and redirect it to "
+                      "standard input");
+        return -EINVAL;
+    }
+    if ((uintmax_t)st.st_size > ZR_INVENTORY_MAX_BYTES) {
+        zr_errors_add(errs, path, 0, 0, NULL,
+                      "is %jd bytes, larger than the limit of %u bytes (16 MiB); refusing "
+                      "to read it",
+                      (intmax_t)st.st_size, ZR_INVENTORY_MAX_BYTES);
+        return -EFBIG;
+    }
+    return read_all(fd, path, data, len, errs);
+}
+
+struct zr_inventory *zr_inventory_load(const char *path, struct zr_errors *errs)
+{
+    bool from_stdin = zr_streq(path, "-");
+    const char *name = from_stdin ? "<stdin>" : path;
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+
+    int r = from_stdin ? read_all(STDIN_FILENO, name, &data, &len, errs)
+                       : read_path(path, &data, &len, errs);
+    if (r < 0)
+        return NULL;
+    return zr_inventory_parse(name, data, len, errs);
+}
+
+static void guest_finish(struct zr_guest *g)
+{
+    free(g->name);
+    zr_device_list_finish(&g->devices);
+}
+
+static void host_finish(struct zr_host *h)
+{
+    free(h->name);
+    free(h->uri);
+    for (size_t i = 0; i < h->n_guests; i++)
+        guest_finish(&h->guests[i]);
+    free(h->guests);
+}
+
+void zr_inventory_free(struct zr_inventory *inv)
+{
+    if (!inv)
+        return;
+    for (size_t i = 0; i < inv->n_hosts; i++)
+        host_finish(&inv->hosts[i]);
+    free(inv->hosts);
+    free(inv->file);
+    free(inv);
+}
+
+size_t zr_inventory_count_guests(const struct zr_inventory *inv)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < inv->n_hosts; i++)
+        n += inv->hosts[i].n_guests;
+    return n;
+}
+
+size_t zr_inventory_count_devices(const struct zr_inventory *inv)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < inv->n_hosts; i++)
+        for (size_t j = 0; j < inv->hosts[i].n_guests; j++)
+            n += inv->hosts[i].guests[j].devices.n;
+    return n;
+}
