@@ -8,8 +8,8 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-packages=(libyaml-dev libvirt-dev libxml2-dev libcriterion-dev meson ninja-build pkg-config
-          libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-misc)
+packages=(gcc libc6-dev libyaml-dev libvirt-dev libxml2-dev libcriterion-dev meson ninja-build
+          pkg-config python3 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-misc)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,11 +21,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 echo "== building"
-if [ -d build/meson-private ]; then
-    meson setup --reconfigure build -Dtests=false >/dev/null
-else
-    meson setup build -Dtests=false >/dev/null
-fi
+# The same build directory as tests/run-all.sh, with the same options.
+[ -d build/meson-private ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 zr="$top/build/reconciler/zpci-reconcile"
 
