@@ -141,7 +141,7 @@ timings+=("$(printf '%-10s %4ds' libvirtd $((SECONDS - t0)))")
 
 t0=$SECONDS
 plain_ok=0
-if build build; then
+if build build -Dtests=true; then
   plain_ok=1
   timings+=("$(printf '%-10s %4ds' build $((SECONDS - t0)))")
   run_tests plain build zr-plain
@@ -150,7 +150,7 @@ else
 fi
 
 t0=$SECONDS
-if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
+if build build-asan -Dtests=true -Db_sanitize=address,undefined -Db_lundef=false; then
   timings+=("$(printf '%-10s %4ds' build-asan $((SECONDS - t0)))")
   run_tests asan build-asan zr-asan --timeout-multiplier 2 \
     --wrap "$src/tests/memcheck.sh sanitizers"

@@ -184,12 +184,19 @@ class SystemLabTest(unittest.TestCase):
         self.assertIn(NO_VFIO, cm.exception.stderr)
 
     def test_cleanup_removes_only_prefixed(self):
+        # Other tests use the same daemon at the same time, so only guests this test
+        # made are looked at: two with the prefix, one bystander without it.
+        bystander = 'zrtestkeep-' + self.PREFIX.rstrip('-')
         self.lab.define(lab.s390x_guest(self.PREFIX + 'x'))
         self.lab.define(lab.s390x_guest(self.PREFIX + 'y'))
+        self.lab.define(lab.s390x_guest(bystander))
+        self.addCleanup(self.lab.cleanup, bystander)
         self.lab.start(self.PREFIX + 'y')
-        before = [n for n in self.lab.list_names() if not n.startswith(self.PREFIX)]
         self.lab.cleanup(self.PREFIX)
-        self.assertEqual(self.lab.list_names(), before)
+        names = self.lab.list_names()
+        self.assertNotIn(self.PREFIX + 'x', names)
+        self.assertNotIn(self.PREFIX + 'y', names)
+        self.assertIn(bystander, names)
 
 
 class RunToolTest(unittest.TestCase):
