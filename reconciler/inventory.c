@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "domain.h"
 #include "inventory.h"
 #include "util.h"
 
@@ -905,6 +906,16 @@ static int parse_string(struct loader *l, const struct field *f, const struct no
     return 0;
 }
 
+/* libvirt 9.0 stores a profileid unescaped: a quote, '<' or '&' would leave
+ * a persistent definition libvirt cannot read back (see domain.h). */
+static int parse_profileid(struct loader *l, const struct field *f, const struct node *v,
+                           void *obj)
+{
+    if (!is_text(v) || strlen(v->text) != v->len || !zr_domain_profileid_ok(v->text))
+        return type_error(l, f, v);
+    return parse_string(l, f, v, obj);
+}
+
 static int parse_pci_addr(struct loader *l, const struct field *f, const struct node *v, void *obj)
 {
     struct zr_pci_addr a;
@@ -1037,9 +1048,6 @@ static void check_virtualport(struct loader *l, const struct node *map, void *ob
             report(l, map->mark, "missing required key '%s' in an %s virtualport", *k, type);
 }
 
-/* libvirt keeps a profileid in a 40-byte buffer, NUL included. */
-#define PROFILEID_MAX 39
-
 #define VP(member) offsetof(struct zr_virtualport, member)
 #define VP_HAS(member) HAS(struct zr_virtualport, member)
 static const struct field virtualport_fields[] = {
@@ -1049,10 +1057,10 @@ static const struct field virtualport_fields[] = {
      .required = true,
      .expect = "802.1Qbh or 802.1Qbg"},
     {.key = "profileid",
-     .parse = parse_string,
+     .parse = parse_profileid,
      .offset = VP(profileid),
-     .max = PROFILEID_MAX,
-     .expect = "a port profile name of 1 to 39 bytes"},
+     .max = ZR_VPORT_PROFILEID_MAX,
+     .expect = "a port profile name of 1 to 39 bytes without ', <, & or control characters"},
     {.key = "managerid",
      .parse = parse_number,
      .offset = VP(managerid),
