@@ -101,6 +101,10 @@ int zr_state_read_guest(virConnectPtr conn, struct zr_guest_state *st)
     free(st->error);
     st->error = NULL;
 
+    if (st->listed && !st->dom) {
+        st->error = zr_asprintf("guest '%s' not found", name);
+        return -ENOENT;
+    }
     if (!st->dom) {
         st->dom = virDomainLookupByName(conn, name);
         if (!st->dom) {
@@ -112,12 +116,15 @@ int zr_state_read_guest(virConnectPtr conn, struct zr_guest_state *st)
             return -ENOENT;
         }
     }
-    int active = virDomainIsActive(st->dom);
-    if (active < 0) {
-        st->error = zr_asprintf("cannot read the state of guest '%s': %s", name, zr_libvirt_error());
-        return -EIO;
+    if (!st->listed) {
+        int active = virDomainIsActive(st->dom);
+        if (active < 0) {
+            st->error =
+                zr_asprintf("cannot read the state of guest '%s': %s", name, zr_libvirt_error());
+            return -EIO;
+        }
+        st->active = active == 1;
     }
-    st->active = active == 1;
     int r = read_flavour(st->dom, VIR_DOMAIN_XML_INACTIVE, name, "persistent", &st->config,
                          &st->error);
     if (r < 0)
@@ -146,12 +153,70 @@ static void *pool_worker(void *arg)
     return NULL;
 }
 
+static int domain_name_cmp(const void *a, const void *b)
+{
+    return strcmp(virDomainGetName(*(virDomainPtr const *)a),
+                  virDomainGetName(*(virDomainPtr const *)b));
+}
+
+static virDomainPtr find_domain(virDomainPtr *doms, size_t n, const char *name)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(virDomainGetName(doms[mid]), name);
+        if (c == 0)
+            return doms[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static void free_domains(virDomainPtr *doms, int n)
+{
+    for (int i = 0; i < n; i++)
+        virDomainFree(doms[i]);
+    free(doms);
+}
+
+/* Two listings of the host's domains replace a lookup and an IsActive round
+ * trip per guest; on a daemon that cannot list, each guest is looked up. */
+static void resolve_domains(virConnectPtr conn, struct zr_guest_state *states, size_t n)
+{
+    virDomainPtr *all = NULL, *active = NULL;
+    int n_all = virConnectListAllDomains(conn, &all, 0);
+    if (n_all < 0)
+        return;
+    int n_active = virConnectListAllDomains(conn, &active, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    if (n_active < 0) {
+        free_domains(all, n_all);
+        return;
+    }
+    qsort(all, (size_t)n_all, sizeof(*all), domain_name_cmp);
+    qsort(active, (size_t)n_active, sizeof(*active), domain_name_cmp);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = states[i].wanted->name;
+        virDomainPtr d = find_domain(all, (size_t)n_all, name);
+        states[i].listed = true;
+        if (d && virDomainRef(d) == 0) {
+            states[i].dom = d;
+            states[i].active = find_domain(active, (size_t)n_active, name) != NULL;
+        }
+    }
+    free_domains(all, n_all);
+    free_domains(active, n_active);
+}
+
 struct zr_guest_state *zr_state_read(virConnectPtr conn, const struct zr_host *host,
                                      unsigned jobs)
 {
     struct zr_guest_state *states = zr_new0(struct zr_guest_state, host->n_guests);
     for (size_t i = 0; i < host->n_guests; i++)
         states[i].wanted = &host->guests[i];
+    resolve_domains(conn, states, host->n_guests);
 
     struct pool p = {.conn = conn, .states = states, .n = host->n_guests};
     atomic_init(&p.next, 0);

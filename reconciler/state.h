@@ -29,6 +29,7 @@ struct zr_guest_state {
     struct zr_device_list config; /* persistent definition */
     struct zr_device_list live;   /* running guest (active only) */
     char *error;       /* why the guest could not be read */
+    bool listed;       /* dom and active come from the host's domain listing */
 };
 
 /* Reads every guest of `host` with up to `jobs` threads.  Returns an array
