@@ -6,15 +6,24 @@
 /* The messages are what zpci-reconcile printed against real libvirt 9.0
  * (Debian 12); the comment above each says how it was produced. */
 
+/* The hint for `message`, which must exist and mention each of `words`. */
+static const char *expect_hint(const char *message, const char *const *words)
+{
+    const char *h = zr_hint_for(message);
+    cr_assert_not_null(h, "no hint for: %s", message);
+    for (; *words; words++)
+        cr_expect(strstr(h, *words), "the hint for '%s' lacks '%s': %s", message, *words, h);
+    return h;
+}
+
+#define WORDS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
 Test(hints, vfio_missing_on_live_attach)
 {
     /* apply, qemu:///system, a running guest, no vfio-pci on the host */
-    const char *h = zr_hint_for("unsupported configuration: host doesn't support VFIO PCI "
-                                "passthrough");
-    cr_assert_not_null(h);
-    cr_expect(strstr(h, "vfio-pci"), "%s", h);
-    cr_expect(strstr(h, "IOMMU"), "%s", h);
-    cr_expect(strstr(h, "--config-only"), "%s", h);
+    const char *h = expect_hint("unsupported configuration: host doesn't support VFIO PCI "
+                                "passthrough",
+                                WORDS("vfio-pci", "IOMMU", "--config-only"));
     cr_expect_eq(zr_hint_for("unsupported configuration: host doesn't support passthrough of "
                              "host PCI devices"),
                  h);
@@ -23,12 +32,9 @@ Test(hints, vfio_missing_on_live_attach)
 Test(hints, socket_permission_denied)
 {
     /* runuser -u nobody -- zpci-reconcile plan -c qemu:///system */
-    const char *h = zr_hint_for("cannot connect to qemu:///system: Failed to connect socket to "
-                                "'/var/run/libvirt/libvirt-sock': Permission denied");
-    cr_assert_not_null(h);
-    cr_expect(strstr(h, "root"), "%s", h);
-    cr_expect(strstr(h, "'libvirt' group"), "%s", h);
-    cr_expect(strstr(h, "qemu:///session"), "%s", h);
+    const char *h = expect_hint("cannot connect to qemu:///system: Failed to connect socket to "
+                                "'/var/run/libvirt/libvirt-sock': Permission denied",
+                                WORDS("root", "'libvirt' group", "qemu:///session"));
     /* polkit says no where the socket is open to everyone: same advice */
     cr_expect_eq(zr_hint_for("cannot connect to qemu:///system: authentication unavailable: no "
                              "polkit agent available to authenticate action "
@@ -39,39 +45,36 @@ Test(hints, socket_permission_denied)
 Test(hints, no_daemon)
 {
     /* -c 'qemu+unix:///system?socket=/nonexistent' */
-    const char *h = zr_hint_for("cannot connect to qemu:///system: Failed to connect socket to "
-                                "'/var/run/libvirt/libvirt-sock': No such file or directory");
-    cr_assert_not_null(h);
-    cr_expect(strstr(h, "libvirtd"), "%s", h);
+    const char *h = expect_hint("cannot connect to qemu:///system: Failed to connect socket to "
+                                "'/var/run/libvirt/libvirt-sock': No such file or directory",
+                                WORDS("libvirtd"));
+    /* a socket file left behind by a daemon that is gone */
     cr_expect_eq(zr_hint_for("Failed to connect socket to '/run/libvirt/virtqemud-sock': "
                              "Connection refused"),
                  h);
-    /* a socket that is there and refuses us is not a missing daemon */
+    /* a socket we may not open is not a missing daemon */
     cr_expect_neq(zr_hint_for("Failed to connect socket to '/x': Permission denied"), h);
 }
 
 Test(hints, guest_not_found_without_near_miss)
 {
-    const char *h = zr_hint_for("guest 'ghost' not found");
-    cr_assert_not_null(h);
-    cr_expect(strstr(h, "virsh list --all"), "%s", h);
+    expect_hint("guest 'ghost' not found", WORDS("virsh list --all"));
     /* the message already names the likely guest */
     cr_expect_null(zr_hint_for("guest 'linux01' not found (did you mean 'linux1'?)"));
 }
 
 Test(hints, host_check)
 {
-    cr_expect_not_null(zr_hint_for("host has no PCI function 0001:00:00.0"));
-    cr_expect_not_null(zr_hint_for("host check skipped: qemu:///embed?root=/tmp/x lists no node "
-                                   "devices"));
+    expect_hint("host has no PCI function 0001:00:00.0", WORDS("nodedev-list", "--no-host-check"));
+    expect_hint("host check skipped: qemu:///embed?root=/tmp/x lists no node devices",
+                WORDS("--no-host-check"));
 }
 
 Test(hints, detach_timeout)
 {
-    const char *h = zr_hint_for("libvirt accepted the detach, but the guest still holds the device "
-                                "after 30 s (--timeout)");
-    cr_assert_not_null(h);
-    cr_expect(strstr(h, "--timeout"), "%s", h);
+    expect_hint("libvirt accepted the detach, but the guest still holds the device after 30 s "
+                "(--timeout)",
+                WORDS("--timeout", "--config-only"));
 }
 
 Test(hints, nothing_for_other_messages)
