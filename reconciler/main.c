@@ -80,7 +80,8 @@ static void help(void)
            "  -h, --help            show this help\n"
            "      --version         show the version\n"
            "\n"
-           "Exit status: 0 in sync / done, 1 error, 2 changes pending (plan).\n");
+           "Exit status: 0 in sync / done, 1 error, 2 changes pending (plan).\n"
+           "See zpci-reconcile(1) and, for the inventory, zpci-reconcile-inventory(5).\n");
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)

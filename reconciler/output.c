@@ -1,6 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hints.h"
 #include "output.h"
 
 #define C_RESET "\033[0m"
@@ -142,6 +143,26 @@ static void output_json(FILE *f, const struct zr_plan *plan)
 
 /* ---- text ---------------------------------------------------------------- */
 
+/* Hints already printed: each is shown once, under the first message that
+ * calls for it (a host that cannot be reached fails every guest alike). */
+struct hints_seen {
+    const char **items;
+    size_t n;
+};
+
+static void text_hint(FILE *f, const char *message, const char *indent, struct hints_seen *seen,
+                      const struct zr_output_options *o)
+{
+    const char *hint = zr_hint_for(message);
+    if (!hint)
+        return;
+    for (size_t i = 0; i < seen->n; i++)
+        if (seen->items[i] == hint)
+            return;
+    *ZR_APPEND(seen->items, seen->n) = hint;
+    fprintf(f, "%s%shint:%s %s\n", indent, o->color ? C_BOLD : "", o->color ? C_RESET : "", hint);
+}
+
 /* One line of a guest's block: an attach, a detach, or a replacement pair. */
 struct line {
     const struct zr_action *first;  /* the detach of a pair, or the action */
@@ -185,7 +206,8 @@ static const char *result_suffix(const struct zr_action *a, const struct zr_acti
     return zr_result_to_string(a->result);
 }
 
-static void text_line(FILE *f, const struct line *l, const struct zr_output_options *o)
+static void text_line(FILE *f, const struct line *l, struct hints_seen *seen,
+                      const struct zr_output_options *o)
 {
     const struct zr_action *a = l->first;
     const char *marker, *verb, *color;
@@ -209,8 +231,8 @@ static void text_line(FILE *f, const struct line *l, const struct zr_output_opti
             o->color ? C_RESET : "", flags_string(shown));
     if (!l->second && a->op == ZR_OP_DETACH)
         fprintf(f, " (%s)", a->reason);
+    const char *error = NULL;
     if (o->applied) {
-        const char *error;
         const char *res = result_suffix(a, l->second, &error);
         bool bad = strcmp(res, "done") != 0;
         fprintf(f, " %s%s%s", o->color && bad ? C_RED C_BOLD : "", res,
@@ -222,9 +244,11 @@ static void text_line(FILE *f, const struct line *l, const struct zr_output_opti
     if (l->second && l->second->changes)
         fprintf(f, "      %s%s%s\n", o->color ? C_DIM : "", l->second->changes,
                 o->color ? C_RESET : "");
+    if (error)
+        text_hint(f, error, "      ", seen, o);
 }
 
-static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi,
+static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi, struct hints_seen *seen,
                        const struct zr_output_options *o)
 {
     const struct zr_plan_guest *g = &plan->guests[gi];
@@ -232,6 +256,7 @@ static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi,
         fprintf(f, "%s%s:%s %serror:%s %s\n", o->color ? C_BOLD : "", g->guest,
                 o->color ? C_RESET : "", o->color ? C_RED C_BOLD : "", o->color ? C_RESET : "",
                 g->error);
+        text_hint(f, g->error, "  ", seen, o);
         return;
     }
     if (!g->changed) {
@@ -265,7 +290,7 @@ static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi,
     }
     qsort(lines, n, sizeof(*lines), line_cmp);
     for (size_t i = 0; i < n; i++)
-        text_line(f, &lines[i], o);
+        text_line(f, &lines[i], seen, o);
 }
 
 static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
@@ -274,6 +299,7 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
     zr_plan_count(plan, &c);
 
     if (!o->quiet) {
+        struct hints_seen seen = {0};
         const char *host = NULL;
         for (size_t i = 0; i < plan->n_guests; i++) {
             const struct zr_plan_guest *g = &plan->guests[i];
@@ -282,7 +308,7 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
                         g->uri ? g->uri : "libvirt default", o->color ? C_RESET : "");
                 host = g->host;
             }
-            text_guest(f, plan, i, o);
+            text_guest(f, plan, i, &seen, o);
         }
         if (plan->n_warnings)
             fputs("\nWarnings:\n", f);
@@ -297,7 +323,9 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
             if (w->has_source)
                 fprintf(f, "%s: ", zr_pci_addr_format(&w->source, src));
             fprintf(f, "%s\n", w->message);
+            text_hint(f, w->message, "    ", &seen, o);
         }
+        free(seen.items);
         fputc('\n', f);
     }
 

@@ -28,6 +28,9 @@ packages=(
   libyaml-dev libvirt-dev libxml2-dev libcriterion-dev
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-misc
   python3 python3-jsonschema python3-yaml libxml2-utils scdoc valgrind procps
+  # what users meet: man -l renders the man pages, script gives the colour tests a
+  # terminal, bash-completion.pc says where the completion is installed
+  groff-base man-db bsdutils util-linux bash-completion
 )
 
 passed=0 failed=0 skipped=0
