@@ -366,7 +366,9 @@ static bool use_color(const struct options *o)
         break;
     }
     const char *term = getenv("TERM");
-    return isatty(STDOUT_FILENO) && !getenv("NO_COLOR") && term && strcmp(term, "dumb") != 0;
+    /* no-color.org: only a non-empty NO_COLOR turns colour off. */
+    const char *no_color = getenv("NO_COLOR");
+    return isatty(STDOUT_FILENO) && !(no_color && *no_color) && term && strcmp(term, "dumb") != 0;
 }
 
 static int verb_plan_apply(const struct options *o, const char *path, bool applying)

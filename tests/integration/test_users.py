@@ -158,6 +158,10 @@ class FiveGuestLab(unittest.TestCase):
                 self.assertNotIn('\x1b', out)
                 self.assertEqual(out, textwrap.dedent(self.EXPECTED))
 
+    def test_empty_no_color_does_not_turn_colour_off(self):
+        # no-color.org: only a non-empty value counts
+        self.assertIn('\x1b', self.on_tty(env={'NO_COLOR': ''}))
+
     def test_colour_always_when_piped(self):
         out = self.piped('--color', 'always')
         self.assertIn(GREEN + '+ attach', out)
