@@ -127,9 +127,12 @@ int zr_state_read_guest(virConnectPtr conn, struct zr_guest_state *st)
     return r;
 }
 
+/* Runs fn(ctx, i) for every i < n on up to `jobs` threads sharing one
+ * connection: each XMLDesc is a round trip to the daemon, and a few in
+ * flight hide the latency.  The calling thread works too. */
 struct pool {
-    virConnectPtr conn;
-    struct zr_guest_state *states;
+    void (*fn)(void *ctx, size_t i);
+    void *ctx;
     size_t n;
     atomic_size_t next;
 };
@@ -141,26 +144,18 @@ static void *pool_worker(void *arg)
         size_t i = atomic_fetch_add(&p->next, 1);
         if (i >= p->n)
             break;
-        zr_state_read_guest(p->conn, &p->states[i]);
+        p->fn(p->ctx, i);
     }
     return NULL;
 }
 
-struct zr_guest_state *zr_state_read(virConnectPtr conn, const struct zr_host *host,
-                                     unsigned jobs)
+static void run_pool(size_t n, unsigned jobs, void (*fn)(void *ctx, size_t i), void *ctx)
 {
-    struct zr_guest_state *states = zr_new0(struct zr_guest_state, host->n_guests);
-    for (size_t i = 0; i < host->n_guests; i++)
-        states[i].wanted = &host->guests[i];
-
-    struct pool p = {.conn = conn, .states = states, .n = host->n_guests};
+    struct pool p = {.fn = fn, .ctx = ctx, .n = n};
     atomic_init(&p.next, 0);
-
-    /* Each XMLDesc is a round trip to the daemon; a few in flight hide the
-     * latency.  The calling thread works too. */
     size_t n_threads = jobs > 1 ? jobs - 1 : 0;
-    if (n_threads + 1 > host->n_guests)
-        n_threads = host->n_guests > 0 ? host->n_guests - 1 : 0;
+    if (n_threads + 1 > n)
+        n_threads = n > 0 ? n - 1 : 0;
     _cleanup_free_ pthread_t *threads = zr_new0(pthread_t, n_threads);
     size_t started = 0;
     for (; started < n_threads; started++)
@@ -169,6 +164,27 @@ struct zr_guest_state *zr_state_read(virConnectPtr conn, const struct zr_host *h
     pool_worker(&p);
     for (size_t i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
+}
+
+struct read_ctx {
+    virConnectPtr conn;
+    struct zr_guest_state *states;
+};
+
+static void read_one(void *ctx, size_t i)
+{
+    struct read_ctx *c = ctx;
+    zr_state_read_guest(c->conn, &c->states[i]);
+}
+
+struct zr_guest_state *zr_state_read(virConnectPtr conn, const struct zr_host *host,
+                                     unsigned jobs)
+{
+    struct zr_guest_state *states = zr_new0(struct zr_guest_state, host->n_guests);
+    for (size_t i = 0; i < host->n_guests; i++)
+        states[i].wanted = &host->guests[i];
+    struct read_ctx c = {.conn = conn, .states = states};
+    run_pool(host->n_guests, jobs, read_one, &c);
     return states;
 }
 
@@ -263,4 +279,85 @@ int zr_state_host_pci(virConnectPtr conn, struct zr_pci_addr **out, size_t *n,
     *out = addrs;
     *n = k;
     return 0;
+}
+
+struct others_ctx {
+    virDomainPtr *doms;
+    struct zr_other_guest *out;
+};
+
+static void read_other(void *ctx, size_t i)
+{
+    struct others_ctx *c = ctx;
+    struct zr_other_guest *o = &c->out[i];
+    char *xml = virDomainGetXMLDesc(c->doms[i], VIR_DOMAIN_XML_INACTIVE);
+    if (!xml) {
+        virErrorPtr e = virGetLastError();
+        /* Undefined since the listing: it holds nothing any more. */
+        if (e && e->code == VIR_ERR_NO_DOMAIN)
+            o->gone = true;
+        else
+            o->error = zr_strdup(zr_libvirt_error());
+        return;
+    }
+    _cleanup_free_ char *what = zr_asprintf("%s (persistent)", o->name);
+    struct zr_error e = {0};
+    if (zr_domain_parse_devices(xml, strlen(xml), what, &o->config, &e) < 0) {
+        o->error = zr_strdup(e.message);
+        zr_error_finish(&e);
+    }
+    free(xml);
+}
+
+static bool names_guest(const struct zr_host *host, const char *name)
+{
+    for (size_t i = 0; i < host->n_guests; i++)
+        if (strcmp(host->guests[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+int zr_state_read_others(virConnectPtr conn, const struct zr_host *host, unsigned jobs,
+                         struct zr_other_guest **out, size_t *n, struct zr_error *err)
+{
+    virDomainPtr *all = NULL;
+    *out = NULL;
+    *n = 0;
+    int count = virConnectListAllDomains(conn, &all, 0);
+    if (count < 0) {
+        zr_error_set(err, NULL, 0, 0, "cannot list the host's guests: %s", zr_libvirt_error());
+        return -EIO;
+    }
+    _cleanup_free_ virDomainPtr *doms = zr_new0(virDomainPtr, (size_t)count);
+    struct zr_other_guest *others = zr_new0(struct zr_other_guest, (size_t)count);
+    size_t k = 0;
+    for (int i = 0; i < count; i++) {
+        const char *name = virDomainGetName(all[i]);
+        if (!name || names_guest(host, name)) {
+            virDomainFree(all[i]);
+            continue;
+        }
+        others[k].name = zr_strdup(name);
+        doms[k++] = all[i];
+    }
+    free(all);
+    struct others_ctx c = {.doms = doms, .out = others};
+    run_pool(k, jobs, read_other, &c);
+    for (size_t i = 0; i < k; i++)
+        virDomainFree(doms[i]);
+    *out = others;
+    *n = k;
+    return 0;
+}
+
+void zr_other_guests_free(struct zr_other_guest *others, size_t n)
+{
+    if (!others)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(others[i].name);
+        zr_device_list_finish(&others[i].config);
+        free(others[i].error);
+    }
+    free(others);
 }
