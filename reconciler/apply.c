@@ -151,13 +151,17 @@ static void set_result(struct zr_action *a, zr_result r, char *error)
  * to act on it: a guest that stopped since it was read gets a hint. */
 static char *call_error(virDomainPtr dom, const struct zr_action *a)
 {
-    const char *msg = zr_libvirt_error();
+    /* A copy: the next libvirt call resets (frees) the thread's error. */
+    char *msg = zr_strdup(zr_libvirt_error());
     virErrorPtr e = virGetLastError();
-    if (a->live && e && e->code == VIR_ERR_OPERATION_INVALID && virDomainIsActive(dom) == 0)
-        return zr_asprintf("%s (the guest stopped since it was read; apply again to change "
-                           "its persistent definition)",
-                           msg);
-    return zr_strdup(msg);
+    if (a->live && e && e->code == VIR_ERR_OPERATION_INVALID && virDomainIsActive(dom) == 0) {
+        char *more = zr_asprintf("%s (the guest stopped since it was read; apply again to "
+                                 "change its persistent definition)",
+                                 msg);
+        free(msg);
+        return more;
+    }
+    return msg;
 }
 
 static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_watch *w,
@@ -228,9 +232,15 @@ static char *unmet_dependency(const struct zr_plan *plan, const struct zr_action
 /* ---- one host's run ------------------------------------------------------- */
 
 /* A guest's in-scope devices as --atomic saved them: each device's element
- * without generated aliases, sorted, so a re-read can be compared. */
+ * without generated aliases (what is compared) and its description (what
+ * a message shows), sorted by element, so a re-read can be compared. */
+struct saved_device {
+    char *xml;
+    char *desc;
+};
+
 struct saved_devices {
-    char **xml;
+    struct saved_device *items;
     size_t n;
 };
 
@@ -254,15 +264,17 @@ struct host_run {
 
 static void saved_devices_finish(struct saved_devices *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        free(s->xml[i]);
-    free(s->xml);
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->items[i].xml);
+        free(s->items[i].desc);
+    }
+    free(s->items);
     *s = (struct saved_devices){0};
 }
 
-static int cmp_str(const void *a, const void *b)
+static int cmp_saved(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(((const struct saved_device *)a)->xml, ((const struct saved_device *)b)->xml);
 }
 
 static int save_devices(virDomainPtr dom, bool live, struct saved_devices *out, char **error)
@@ -282,37 +294,47 @@ static int save_devices(virDomainPtr dom, bool live, struct saved_devices *out, 
         zr_error_finish(&e);
         return r;
     }
-    out->xml = zr_new0(char *, devs.n);
+    out->items = zr_new0(struct saved_device, devs.n);
     for (size_t i = 0; i < devs.n; i++) {
-        out->xml[i] = zr_domain_detach_xml(&devs.items[i]);
-        if (!out->xml[i])
-            out->xml[i] = zr_strdup("");
+        char *x = zr_domain_detach_xml(&devs.items[i]);
+        out->items[i].xml = x ? x : zr_strdup("");
+        out->items[i].desc = zr_device_describe(&devs.items[i]);
     }
     out->n = devs.n;
     zr_device_list_finish(&devs);
-    qsort(out->xml, out->n, sizeof(*out->xml), cmp_str);
+    qsort(out->items, out->n, sizeof(*out->items), cmp_saved);
     return 0;
 }
 
-/* What differs between two saved device sets, for a person. */
+/* What differs between two saved device sets, for a person: "now holds
+ * hostdev ... (not before); no longer holds hostdev ...", or NULL. */
 static char *saved_diff(const struct saved_devices *before, const struct saved_devices *after)
 {
-    size_t i = 0, j = 0, lost = 0, extra = 0;
+    char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    if (!f)
+        abort();
+    size_t i = 0, j = 0;
+    bool any = false;
     while (i < before->n || j < after->n) {
-        int c = i == before->n ? 1 : j == after->n ? -1 : strcmp(before->xml[i], after->xml[j]);
+        int c = i == before->n   ? 1
+                : j == after->n ? -1
+                                : strcmp(before->items[i].xml, after->items[j].xml);
         if (c == 0) {
             i++, j++;
-        } else if (c < 0) {
-            lost++, i++;
-        } else {
-            extra++, j++;
+            continue;
         }
+        fprintf(f, "%s%s %s", any ? "; " : "", c < 0 ? "no longer holds" : "now holds",
+                c < 0 ? before->items[i++].desc : after->items[j++].desc);
+        any = true;
     }
-    if (!lost && !extra)
+    fclose(f);
+    if (!any) {
+        free(s);
         return NULL;
-    return zr_asprintf("%zu device%s it had %s missing, %zu it did not have %s there", lost,
-                       lost == 1 ? "" : "s", lost == 1 ? "is" : "are", extra,
-                       extra == 1 ? "is" : "are");
+    }
+    return s;
 }
 
 /* --atomic: the in-scope devices of every guest the host's actions touch,
@@ -544,16 +566,21 @@ size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectP
         /* Registered before the first detach, so no event can be missed.
          * Without them a live detach is still confirmed by re-reading the
          * XML every second. */
+        _cleanup_free_ char *no_events = NULL;
         int cb_removed = virConnectDomainEventRegisterAny(
             conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
             VIR_DOMAIN_EVENT_CALLBACK(on_removed), &h.w, NULL);
+        if (cb_removed < 0)
+            no_events = zr_strdup(zr_libvirt_error());
         int cb_failed = virConnectDomainEventRegisterAny(
             conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
             VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed), &h.w, NULL);
-        if ((cb_removed < 0 || cb_failed < 0) && o->progress)
+        if (cb_failed < 0 && !no_events)
+            no_events = zr_strdup(zr_libvirt_error());
+        if (no_events && o->progress)
             fprintf(stderr, "zpci-reconcile: no device removal events (%s); a live detach is "
                             "checked every second instead\n",
-                    zr_libvirt_error());
+                    no_events);
 
         failed = run_host(&h);
 
