@@ -131,7 +131,10 @@ def _holds(pid, path):
 
 
 class SystemLabTest(unittest.TestCase):
-    PREFIX = 'zrtest-lab-'
+    # libvirtd is shared by everyone testing on this machine, often running this very
+    # file at once: names carry this process's pid, so runs never clean up each other
+    # (and no longer start with the zrtest-lab- that older copies of this file remove).
+    PREFIX = 'zrapply-lab-%d-' % os.getpid()
 
     @classmethod
     def setUpClass(cls):
@@ -187,9 +190,16 @@ class SystemLabTest(unittest.TestCase):
         self.lab.define(lab.s390x_guest(self.PREFIX + 'x'))
         self.lab.define(lab.s390x_guest(self.PREFIX + 'y'))
         self.lab.start(self.PREFIX + 'y')
-        before = [n for n in self.lab.list_names() if not n.startswith(self.PREFIX)]
-        self.lab.cleanup(self.PREFIX)
-        self.assertEqual(self.lab.list_names(), before)
+        # a bystander of ours that merely looks alike (others' guests come and go meanwhile)
+        bystander = self.PREFIX.rstrip('-')
+        self.lab.define(lab.s390x_guest(bystander))
+        try:
+            self.lab.cleanup(self.PREFIX)
+            names = self.lab.list_names()
+            self.assertEqual([n for n in names if n.startswith(self.PREFIX)], [])
+            self.assertIn(bystander, names)
+        finally:
+            self.lab.undefine(bystander)
 
 
 class RunToolTest(unittest.TestCase):
