@@ -118,6 +118,13 @@ char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *u
                          unsigned jobs, bool applying)
 {
     struct zr_preflight_input in = {.host = wanted->name, .wanted = wanted, .states = states};
+    size_t n_wanted = 0;
+    for (size_t g = 0; g < wanted->n_guests; g++)
+        n_wanted += states[g].error ? 0 : wanted->guests[g].devices.n;
+    /* Nothing to attach, nothing to check: spare the listings. */
+    if (n_wanted == 0)
+        return zr_new0(char *, wanted->n_guests);
+
     _cleanup_free_ struct zr_pci_addr *pci = NULL;
     struct zr_other_guest *others = NULL;
     _cleanup_free_ char *refuse = NULL; /* apply: why no guest of the host is changed */

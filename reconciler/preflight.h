@@ -40,7 +40,8 @@ char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input 
 
 /* Reads what the check needs and runs it: one node device listing, one
  * domain listing and one persistent XMLDesc per guest the inventory does
- * not name (on up to `jobs` threads).  A host without node devices
+ * not name (on up to `jobs` threads); none of it when the host's guests
+ * want no device at all.  A host without node devices
  * (qemu:///embed) is only not checked for functions, with a warning.  A
  * listing that fails is a warning in plan and an error for every guest of
  * the host in apply. */
