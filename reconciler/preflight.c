@@ -113,6 +113,19 @@ char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input 
     return errors;
 }
 
+/* A listing the check needs failed: plan warns; apply refuses the host
+ * (the first reason wins). */
+static void listing_failed(struct zr_plan *plan, const char *host, const char *check,
+                           bool applying, struct zr_error *err, char **refuse)
+{
+    if (!applying)
+        zr_plan_add_warning(plan, host, NULL, NULL, "%s skipped: %s", check, err->message);
+    else if (!*refuse)
+        *refuse = zr_asprintf("%s; nothing changed (--no-host-check skips this check)",
+                              err->message);
+    zr_error_finish(err);
+}
+
 char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
                          const struct zr_host *wanted, const struct zr_guest_state *states,
                          unsigned jobs, bool applying)
@@ -135,13 +148,7 @@ char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *u
         zr_plan_add_warning(plan, wanted->name, NULL, NULL,
                             "host check skipped: %s lists no node devices", uri);
     } else if (r < 0) {
-        if (applying)
-            refuse = zr_asprintf("%s; nothing changed (--no-host-check skips this check)",
-                                 err.message);
-        else
-            zr_plan_add_warning(plan, wanted->name, NULL, NULL, "host check skipped: %s",
-                                err.message);
-        zr_error_finish(&err);
+        listing_failed(plan, wanted->name, "host check", applying, &err, &refuse);
     } else {
         in.have_pci = true;
         in.pci = pci;
@@ -149,13 +156,7 @@ char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *u
 
     r = zr_state_read_others(conn, wanted, jobs, &others, &in.n_others, &err);
     if (r < 0) {
-        if (applying && !refuse)
-            refuse = zr_asprintf("%s; nothing changed (--no-host-check skips this check)",
-                                 err.message);
-        else if (!applying)
-            zr_plan_add_warning(plan, wanted->name, NULL, NULL, "conflict check skipped: %s",
-                                err.message);
-        zr_error_finish(&err);
+        listing_failed(plan, wanted->name, "conflict check", applying, &err, &refuse);
     } else {
         in.have_others = true;
         in.others = others;

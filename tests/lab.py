@@ -533,6 +533,15 @@ def run_tool(args, stdin=None, env=None, binary=None, timeout=120):
     to (or, with value None, removed from) this process's environment.
     Returns (returncode, stdout, stderr). Skips when the binary has not been built.
     """
+    argv, child_env = _tool_command(args, env, binary)
+    proc = subprocess.run(argv, input=stdin,
+                          stdin=None if stdin is not None else subprocess.DEVNULL,
+                          capture_output=True, text=True, env=child_env, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _tool_command(args, env, binary):
+    """argv and environment for the tool; see run_tool."""
     binary = binary or os.environ.get('ZR_BINARY')
     if not binary:
         raise RuntimeError('ZR_BINARY is not set (run through meson test)')
@@ -544,10 +553,7 @@ def run_tool(args, stdin=None, env=None, binary=None, timeout=120):
             child_env.pop(key, None)
         else:
             child_env[key] = str(value)
-    proc = subprocess.run([binary] + [str(a) for a in args], input=stdin,
-                          stdin=None if stdin is not None else subprocess.DEVNULL,
-                          capture_output=True, text=True, env=child_env, timeout=timeout)
-    return proc.returncode, proc.stdout, proc.stderr
+    return [binary] + [str(a) for a in args], child_env
 
 
 def fault_env(fault=None, counts=None):
@@ -577,18 +583,9 @@ def read_counts(path):
 
 def start_tool(args, env=None, binary=None):
     """Start zpci-reconcile without waiting: a Popen with stdout and stderr as text pipes."""
-    binary = binary or os.environ.get('ZR_BINARY')
-    if not binary or not os.access(binary, os.X_OK):
-        raise Skip('%s is not built' % binary)
-    child_env = dict(os.environ)
-    for key, value in (env or {}).items():
-        if value is None:
-            child_env.pop(key, None)
-        else:
-            child_env[key] = str(value)
-    return subprocess.Popen([binary] + [str(a) for a in args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=child_env)
+    argv, child_env = _tool_command(args, env, binary)
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=child_env)
 
 
 def wait_stopped(proc, timeout=120):
