@@ -245,8 +245,8 @@ struct saved_devices {
 };
 
 struct saved_guest {
-    bool touched;       /* some action of this host is on the guest */
-    bool live;          /* some of them change the running guest */
+    bool touched; /* some action of this host is on the guest */
+    bool live;    /* some of them change the running guest */
     struct saved_devices config, running;
 };
 
@@ -257,9 +257,9 @@ struct host_run {
     virDomainPtr *doms;
     const struct zr_apply_options *o;
     struct removal_watch w;
-    bool *gone;             /* per plan guest: libvirt no longer knows it */
+    bool *gone;                /* per plan guest: libvirt no longer knows it */
     struct saved_guest *saved; /* per plan guest, with --atomic */
-    char *lost;             /* libvirt's message when the connection dropped */
+    char *lost;                /* libvirt's message when the connection dropped */
 };
 
 static void saved_devices_finish(struct saved_devices *s)
@@ -286,8 +286,8 @@ static int save_devices(virDomainPtr dom, bool live, struct saved_devices *out, 
     }
     struct zr_device_list devs = {0};
     struct zr_error e = {0};
-    int r = zr_domain_parse_devices(xml, strlen(xml), live ? "running guest" : "persistent definition",
-                                    &devs, &e);
+    int r = zr_domain_parse_devices(xml, strlen(xml),
+                                    live ? "running guest" : "persistent definition", &devs, &e);
     free(xml);
     if (r < 0) {
         *error = zr_strdup(e.message);
@@ -318,7 +318,7 @@ static char *saved_diff(const struct saved_devices *before, const struct saved_d
     size_t i = 0, j = 0;
     bool any = false;
     while (i < before->n || j < after->n) {
-        int c = i == before->n   ? 1
+        int c = i == before->n  ? 1
                 : j == after->n ? -1
                                 : strcmp(before->items[i].xml, after->items[j].xml);
         if (c == 0) {
@@ -567,9 +567,9 @@ size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectP
          * Without them a live detach is still confirmed by re-reading the
          * XML every second. */
         _cleanup_free_ char *no_events = NULL;
-        int cb_removed = virConnectDomainEventRegisterAny(
-            conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
-            VIR_DOMAIN_EVENT_CALLBACK(on_removed), &h.w, NULL);
+        int cb_removed =
+            virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                             VIR_DOMAIN_EVENT_CALLBACK(on_removed), &h.w, NULL);
         if (cb_removed < 0)
             no_events = zr_strdup(zr_libvirt_error());
         int cb_failed = virConnectDomainEventRegisterAny(
@@ -578,8 +578,9 @@ size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectP
         if (cb_failed < 0 && !no_events)
             no_events = zr_strdup(zr_libvirt_error());
         if (no_events && o->progress)
-            fprintf(stderr, "zpci-reconcile: no device removal events (%s); a live detach is "
-                            "checked every second instead\n",
+            fprintf(stderr,
+                    "zpci-reconcile: no device removal events (%s); a live detach is "
+                    "checked every second instead\n",
                     no_events);
 
         failed = run_host(&h);

@@ -308,8 +308,8 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
 
     size_t total = c.guests_changed + c.guests_in_sync + c.guests_failed;
     if (o->applied) {
-        fprintf(f, "Apply: %zu attached, %zu detached, %zu replaced, %zu failed", c.attach, c.detach,
-                c.replace, c.failed);
+        fprintf(f, "Apply: %zu attached, %zu detached, %zu replaced, %zu failed", c.attach,
+                c.detach, c.replace, c.failed);
         if (c.skipped)
             fprintf(f, ", %zu skipped", c.skipped);
         if (c.rolled_back)

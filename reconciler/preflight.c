@@ -100,8 +100,7 @@ static bool check_pass(struct zr_plan *plan, const struct zr_preflight_input *in
     return refused;
 }
 
-char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input *in,
-                          bool applying)
+char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input *in, bool applying)
 {
     char **errors = zr_new0(char *, in->wanted->n_guests);
     /* A refused guest keeps what it holds, which may refuse another one:
@@ -115,14 +114,14 @@ char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input 
 
 /* A listing the check needs failed: plan warns; apply refuses the host
  * (the first reason wins). */
-static void listing_failed(struct zr_plan *plan, const char *host, const char *check,
-                           bool applying, struct zr_error *err, char **refuse)
+static void listing_failed(struct zr_plan *plan, const char *host, const char *check, bool applying,
+                           struct zr_error *err, char **refuse)
 {
     if (!applying)
         zr_plan_add_warning(plan, host, NULL, NULL, "%s skipped: %s", check, err->message);
     else if (!*refuse)
-        *refuse = zr_asprintf("%s; nothing changed (--no-host-check skips this check)",
-                              err->message);
+        *refuse =
+            zr_asprintf("%s; nothing changed (--no-host-check skips this check)", err->message);
     zr_error_finish(err);
 }
 

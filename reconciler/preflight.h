@@ -13,7 +13,7 @@
 #include "state.h"
 
 struct zr_preflight_input {
-    const char *host;                    /* name in warnings */
+    const char *host; /* name in warnings */
     const struct zr_host *wanted;
     const struct zr_guest_state *states; /* wanted->n_guests, inventory order */
     bool have_pci;                       /* the host listed its PCI functions */
@@ -35,8 +35,7 @@ struct zr_preflight_input {
  * what it holds, which may refuse another guest in turn.  Returns
  * wanted->n_guests error messages (NULL: go ahead), each newly allocated;
  * warnings go to `plan`. */
-char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input *in,
-                          bool applying);
+char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input *in, bool applying);
 
 /* Reads what the check needs and runs it: one node device listing, one
  * domain listing and one persistent XMLDesc per guest the inventory does

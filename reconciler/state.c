@@ -177,8 +177,7 @@ static void read_one(void *ctx, size_t i)
     zr_state_read_guest(c->conn, &c->states[i]);
 }
 
-struct zr_guest_state *zr_state_read(virConnectPtr conn, const struct zr_host *host,
-                                     unsigned jobs)
+struct zr_guest_state *zr_state_read(virConnectPtr conn, const struct zr_host *host, unsigned jobs)
 {
     struct zr_guest_state *states = zr_new0(struct zr_guest_state, host->n_guests);
     for (size_t i = 0; i < host->n_guests; i++)

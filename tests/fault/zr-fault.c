@@ -30,18 +30,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WRAPPED(X)                                                            \
-    X(virConnectOpen)                                                         \
-    X(virConnectGetURI)                                                       \
-    X(virConnectListAllDomains)                                               \
-    X(virConnectListAllNodeDevices)                                           \
-    X(virNodeDeviceLookupByName)                                              \
-    X(virDomainLookupByName)                                                  \
-    X(virDomainIsActive)                                                      \
-    X(virDomainGetXMLDesc)                                                    \
-    X(virDomainAttachDeviceFlags)                                             \
-    X(virDomainDetachDeviceFlags)                                             \
-    X(virConnectDomainEventRegisterAny)                                       \
+#define WRAPPED(X)                                                                                 \
+    X(virConnectOpen)                                                                              \
+    X(virConnectGetURI)                                                                            \
+    X(virConnectListAllDomains)                                                                    \
+    X(virConnectListAllNodeDevices)                                                                \
+    X(virNodeDeviceLookupByName)                                                                   \
+    X(virDomainLookupByName)                                                                       \
+    X(virDomainIsActive)                                                                           \
+    X(virDomainGetXMLDesc)                                                                         \
+    X(virDomainAttachDeviceFlags)                                                                  \
+    X(virDomainDetachDeviceFlags)                                                                  \
+    X(virConnectDomainEventRegisterAny)                                                            \
     X(virEventRegisterDefaultImpl)
 
 #define AS_ID(f) ID_##f,
@@ -197,16 +197,16 @@ __attribute__((destructor)) static void write_counts(void)
 }
 
 /* One wrapper per function: count, maybe fail, else call through. */
-#define WRAP(ret, fn, fail, params, args)                                     \
-    ret fn params                                                             \
-    {                                                                         \
-        if (inject(ID_##fn))                                                  \
-            return fail;                                                      \
-        ret(*next) params;                                                    \
-        void *sym = real(ID_##fn);                                            \
-        /* ISO C has no cast from object to function pointer. */             \
-        memcpy(&next, &sym, sizeof(next));                                    \
-        return next args;                                                     \
+#define WRAP(ret, fn, fail, params, args)                                                          \
+    ret fn params                                                                                  \
+    {                                                                                              \
+        if (inject(ID_##fn))                                                                       \
+            return fail;                                                                           \
+        ret(*next) params;                                                                         \
+        void *sym = real(ID_##fn);                                                                 \
+        /* ISO C has no cast from object to function pointer. */                                   \
+        memcpy(&next, &sym, sizeof(next));                                                         \
+        return next args;                                                                          \
     }
 
 WRAP(virConnectPtr, virConnectOpen, NULL, (const char *name), (name))
@@ -214,8 +214,7 @@ WRAP(char *, virConnectGetURI, NULL, (virConnectPtr conn), (conn))
 WRAP(int, virConnectListAllDomains, -1,
      (virConnectPtr conn, virDomainPtr **domains, unsigned int flags), (conn, domains, flags))
 WRAP(int, virConnectListAllNodeDevices, -1,
-     (virConnectPtr conn, virNodeDevicePtr **devices, unsigned int flags),
-     (conn, devices, flags))
+     (virConnectPtr conn, virNodeDevicePtr **devices, unsigned int flags), (conn, devices, flags))
 WRAP(virNodeDevicePtr, virNodeDeviceLookupByName, NULL, (virConnectPtr conn, const char *name),
      (conn, name))
 WRAP(virDomainPtr, virDomainLookupByName, NULL, (virConnectPtr conn, const char *name),
