@@ -446,10 +446,14 @@ static void rollback(struct host_run *h)
             run_action(&undo, dom, &h->w, h->o);
             why = TAKE_PTR(undo.error);
         }
-        if (xml && undo.result == ZR_RESULT_DONE)
+        if (xml && undo.result == ZR_RESULT_DONE) {
             set_result(a, ZR_RESULT_ROLLED_BACK, NULL);
-        else
+        } else {
             set_result(a, ZR_RESULT_DONE, zr_asprintf("rollback failed: %s", why));
+            /* The rest cannot be undone over a dead connection either. */
+            if (virConnectIsAlive(h->conn) == 0)
+                h->lost = zr_strdup(why);
+        }
         free(why);
         if (h->o->progress)
             fprintf(stderr, "rollback: %s %s %s on %s [%s]: %s\n", zr_op_to_string(undo.op),

@@ -517,6 +517,29 @@ class PrivateDaemonTest(DaemonTestCase):
         for x in names:
             self.assertEqual(self.definition_sources(x), [wanted[x]])
 
+    def test_daemon_killed_mid_atomic_apply_leaves_nothing_to_undo_with(self):
+        names = self.many_guests(60)
+        proc = self.start_tool('apply', '--atomic', '-v', '--no-host-check', '-o', 'json',
+                               self.inv)
+        try:
+            for line in proc.stderr:
+                if line.startswith('[30/60] '):
+                    break
+            self.daemon.kill(signal.SIGKILL)
+        finally:
+            out, err = proc.communicate(timeout=600)
+        self.assertEqual(proc.returncode, 1, err)
+        doc = json.loads(out)
+        done = [a for a in doc['actions'] if a['result'] == 'done']
+        self.assertGreaterEqual(len(done), 29)
+        self.assertEqual({a['error'] for a in done},
+                         {'not rolled back: the connection to libvirt was lost'})
+        self.assertNotIn('rolled back', [a['result'] for a in doc['actions']])
+        self.daemon.start()
+        rc, out, err = self.tool('apply', '--atomic', '--no-host-check', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(sum(1 for x in names if self.definition_sources(x)), 60)
+
     def test_sigint_during_a_long_apply_stops_after_the_current_call(self):
         names = self.many_guests()
         # ^C lands while the 50th attach is being made (the shim raises it in that thread)
