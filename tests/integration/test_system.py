@@ -540,6 +540,24 @@ class PrivateDaemonTest(DaemonTestCase):
         self.assertEqual(rc, 0, out + err)
         self.assertEqual(sum(1 for x in names if self.definition_sources(x)), 60)
 
+    def test_daemon_killed_during_the_rollback(self):
+        self.many_guests(10)
+        # the 5th attach fails; the rollback's first undo (a detach) waits for the kill
+        proc = self.start_tool('apply', '--atomic', '--no-host-check', '-o', 'json', self.inv,
+                               fault='virDomainAttachDeviceFlags:5,'
+                                     'virDomainDetachDeviceFlags:1:stop')
+        try:
+            lab.wait_stopped(proc)
+            self.daemon.kill(signal.SIGKILL)
+        finally:
+            rc, out, err = self.resume(proc)
+        self.assertEqual(rc, 1, err)
+        results = [(a['result'], a.get('error', '').split(':')[0]) for a in json.loads(out)[
+            'actions']]
+        self.assertEqual(results, [('done', 'not rolled back')] * 3 +
+                                  [('done', 'rollback failed')] +
+                                  [('failed', 'zr-fault')] + [('skipped', '')] * 5)
+
     def test_sigint_during_a_long_apply_stops_after_the_current_call(self):
         names = self.many_guests()
         # ^C lands while the 50th attach is being made (the shim raises it in that thread)
