@@ -437,6 +437,10 @@ int main(int argc, char **argv)
 
     /* libxml2 must be initialised before threads read domain XML at once. */
     xmlInitParser();
+    /* A write to the socket of a libvirtd that just died must fail with EPIPE,
+     * so apply can report the lost connection; by default SIGPIPE would end
+     * the process with nothing said.  libvirt leaves this to its clients. */
+    signal(SIGPIPE, SIG_IGN);
 
     if (strcmp(o.verb, "validate") == 0)
         return verb_validate(&o, o.args[0]);

@@ -60,6 +60,13 @@ def sources(devices):
     return sorted(d['source'] for d in devices)
 
 
+def ignores_signal(pid, sig):
+    """Whether process pid ignores sig (the SigIgn mask in /proc/PID/status)."""
+    with open('/proc/%d/status' % pid) as f:
+        mask = next(int(line.split()[1], 16) for line in f if line.startswith('SigIgn:'))
+    return bool(mask & (1 << (sig - 1)))
+
+
 def actions_by(doc):
     """{(guest, op, source): action} of a JSON plan/apply document."""
     return {(a['guest'], a['op'], a['source']): a for a in doc['actions']}
@@ -548,6 +555,9 @@ class PrivateDaemonTest(DaemonTestCase):
                                      'virDomainDetachDeviceFlags:1:stop')
         try:
             lab.wait_stopped(proc)
+            # The next RPC may be written before libvirt's event thread sees the hangup;
+            # that write must fail with EPIPE, not kill the tool with SIGPIPE.
+            self.assertTrue(ignores_signal(proc.pid, signal.SIGPIPE))
             self.daemon.kill(signal.SIGKILL)
         finally:
             rc, out, err = self.resume(proc)
