@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libvirt/virterror.h>
+
 #include "apply.h"
 #include "domain.h"
 #include "state.h"
@@ -133,6 +135,11 @@ static unsigned action_flags(const struct zr_action *a)
     return (a->live ? VIR_DOMAIN_AFFECT_LIVE : 0) | (a->config ? VIR_DOMAIN_AFFECT_CONFIG : 0);
 }
 
+static const char *flags_string(const struct zr_action *a)
+{
+    return a->live && a->config ? "live+config" : a->live ? "live" : "config";
+}
+
 static void set_result(struct zr_action *a, zr_result r, char *error)
 {
     a->result = r;
@@ -140,16 +147,29 @@ static void set_result(struct zr_action *a, zr_result r, char *error)
     a->error = error;
 }
 
+/* libvirt's message for a failed mutating call, with what a reader needs
+ * to act on it: a guest that stopped since it was read gets a hint. */
+static char *call_error(virDomainPtr dom, const struct zr_action *a)
+{
+    /* A copy: the next libvirt call resets (frees) the thread's error. */
+    char *msg = zr_strdup(zr_libvirt_error());
+    virErrorPtr e = virGetLastError();
+    if (a->live && e && e->code == VIR_ERR_OPERATION_INVALID && virDomainIsActive(dom) == 0) {
+        char *more = zr_asprintf("%s (the guest stopped since it was read; apply again to "
+                                 "change its persistent definition)",
+                                 msg);
+        free(msg);
+        return more;
+    }
+    return msg;
+}
+
 static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_watch *w,
                        const struct zr_apply_options *o)
 {
-    if (!dom) {
-        set_result(a, ZR_RESULT_SKIPPED, zr_strdup("the guest is gone"));
-        return;
-    }
     if (a->op == ZR_OP_ATTACH) {
         if (virDomainAttachDeviceFlags(dom, a->xml, action_flags(a)) < 0)
-            set_result(a, ZR_RESULT_FAILED, zr_strdup(zr_libvirt_error()));
+            set_result(a, ZR_RESULT_FAILED, call_error(dom, a));
         else
             set_result(a, ZR_RESULT_DONE, NULL);
         return;
@@ -165,13 +185,22 @@ static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_wat
         pthread_mutex_unlock(&w->lock);
     }
     if (virDomainDetachDeviceFlags(dom, a->xml, action_flags(a)) < 0) {
-        set_result(a, ZR_RESULT_FAILED, zr_strdup(zr_libvirt_error()));
+        set_result(a, ZR_RESULT_FAILED, call_error(dom, a));
     } else if (a->live) {
         char *error = NULL;
-        if (wait_removed(w, dom, a, o->timeout_s, &error) < 0)
+        if (wait_removed(w, dom, a, o->timeout_s, &error) < 0) {
+            /* With CONFIG, libvirt has already removed it from the
+             * definition: say so, the running guest and the definition now
+             * disagree. */
+            if (a->config) {
+                char *more = zr_asprintf("%s; the persistent definition no longer has it", error);
+                free(error);
+                error = more;
+            }
             set_result(a, ZR_RESULT_FAILED, error);
-        else
+        } else {
             set_result(a, ZR_RESULT_DONE, NULL);
+        }
     } else {
         set_result(a, ZR_RESULT_DONE, NULL);
     }
@@ -200,16 +229,180 @@ static char *unmet_dependency(const struct zr_plan *plan, const struct zr_action
     return NULL;
 }
 
+/* ---- one host's run ------------------------------------------------------- */
+
+/* A guest's in-scope devices as --atomic saved them: each device's element
+ * without generated aliases (what is compared) and its description (what
+ * a message shows), sorted by element, so a re-read can be compared. */
+struct saved_device {
+    char *xml;
+    char *desc;
+};
+
+struct saved_devices {
+    struct saved_device *items;
+    size_t n;
+};
+
+struct saved_guest {
+    bool touched; /* some action of this host is on the guest */
+    bool live;    /* some of them change the running guest */
+    struct saved_devices config, running;
+};
+
+struct host_run {
+    struct zr_plan *plan;
+    size_t first, end;
+    virConnectPtr conn;
+    virDomainPtr *doms;
+    const struct zr_apply_options *o;
+    struct removal_watch w;
+    bool *gone;                /* per plan guest: libvirt no longer knows it */
+    struct saved_guest *saved; /* per plan guest, with --atomic */
+    char *lost;                /* libvirt's message when the connection dropped */
+};
+
+static void saved_devices_finish(struct saved_devices *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->items[i].xml);
+        free(s->items[i].desc);
+    }
+    free(s->items);
+    *s = (struct saved_devices){0};
+}
+
+static int cmp_saved(const void *a, const void *b)
+{
+    return strcmp(((const struct saved_device *)a)->xml, ((const struct saved_device *)b)->xml);
+}
+
+static int save_devices(virDomainPtr dom, bool live, struct saved_devices *out, char **error)
+{
+    char *xml = virDomainGetXMLDesc(dom, live ? 0 : VIR_DOMAIN_XML_INACTIVE);
+    if (!xml) {
+        *error = zr_strdup(zr_libvirt_error());
+        return -EIO;
+    }
+    struct zr_device_list devs = {0};
+    struct zr_error e = {0};
+    int r = zr_domain_parse_devices(xml, strlen(xml),
+                                    live ? "running guest" : "persistent definition", &devs, &e);
+    free(xml);
+    if (r < 0) {
+        *error = zr_strdup(e.message);
+        zr_error_finish(&e);
+        return r;
+    }
+    out->items = zr_new0(struct saved_device, devs.n);
+    for (size_t i = 0; i < devs.n; i++) {
+        char *x = zr_domain_detach_xml(&devs.items[i]);
+        out->items[i].xml = x ? x : zr_strdup("");
+        out->items[i].desc = zr_device_describe(&devs.items[i]);
+    }
+    out->n = devs.n;
+    zr_device_list_finish(&devs);
+    qsort(out->items, out->n, sizeof(*out->items), cmp_saved);
+    return 0;
+}
+
+/* What differs between two saved device sets, for a person: "now holds
+ * hostdev ... (not before); no longer holds hostdev ...", or NULL. */
+static char *saved_diff(const struct saved_devices *before, const struct saved_devices *after)
+{
+    char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    if (!f)
+        abort();
+    size_t i = 0, j = 0;
+    bool any = false;
+    while (i < before->n || j < after->n) {
+        int c = i == before->n  ? 1
+                : j == after->n ? -1
+                                : strcmp(before->items[i].xml, after->items[j].xml);
+        if (c == 0) {
+            i++, j++;
+            continue;
+        }
+        fprintf(f, "%s%s %s", any ? "; " : "", c < 0 ? "no longer holds" : "now holds",
+                c < 0 ? before->items[i++].desc : after->items[j++].desc);
+        any = true;
+    }
+    fclose(f);
+    if (!any) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* --atomic: the in-scope devices of every guest the host's actions touch,
+ * read right before the first call (one XMLDesc per guest and state). */
+static int save_host(struct host_run *h, char **error)
+{
+    for (size_t i = h->first; i < h->end; i++) {
+        const struct zr_action *a = &h->plan->actions[i];
+        struct saved_guest *s = &h->saved[a->guest_index];
+        s->touched = true;
+        s->live |= a->live;
+    }
+    for (size_t g = 0; g < h->plan->n_guests; g++) {
+        struct saved_guest *s = &h->saved[g];
+        if (!s->touched)
+            continue;
+        char *why = NULL;
+        if (save_devices(h->doms[g], false, &s->config, &why) < 0 ||
+            (s->live && save_devices(h->doms[g], true, &s->running, &why) < 0)) {
+            *error = zr_asprintf("--atomic could not save guest '%s' before changing it: %s",
+                                 h->plan->guests[g].guest, why);
+            free(why);
+            return -EIO;
+        }
+    }
+    return 0;
+}
+
+/* After a rollback: re-read each touched guest and say where it is not as
+ * it was. */
+static void verify_rollback(struct host_run *h)
+{
+    for (size_t g = 0; g < h->plan->n_guests; g++) {
+        struct saved_guest *s = &h->saved[g];
+        if (!s->touched)
+            continue;
+        const struct zr_plan_guest *pg = &h->plan->guests[g];
+        for (int live = 0; live <= (s->live ? 1 : 0); live++) {
+            struct saved_devices now = {0};
+            char *why = NULL;
+            const char *what = live ? "running guest" : "persistent definition";
+            if (save_devices(h->doms[g], live, &now, &why) < 0) {
+                zr_plan_add_warning(h->plan, pg->host, pg->guest, NULL,
+                                    "after rollback, cannot re-read the %s: %s", what, why);
+                free(why);
+                continue;
+            }
+            _cleanup_free_ char *diff = saved_diff(live ? &s->running : &s->config, &now);
+            if (diff)
+                zr_plan_add_warning(h->plan, pg->host, pg->guest, NULL,
+                                    "after rollback, the %s is not as before: %s", what, diff);
+            saved_devices_finish(&now);
+        }
+    }
+}
+
 /* The XML that undoes a done action: a detach is undone by attaching what
  * was removed; an attach by detaching what libvirt now holds (it may have
  * filled in a MAC or zPCI ids the attach XML did not carry). */
-static char *undo_xml(const struct zr_action *a, virDomainPtr dom)
+static char *undo_xml(const struct zr_action *a, virDomainPtr dom, char **error)
 {
     if (a->op == ZR_OP_DETACH)
         return zr_strdup(a->xml);
     char *xml = virDomainGetXMLDesc(dom, a->live ? 0 : VIR_DOMAIN_XML_INACTIVE);
-    if (!xml)
+    if (!xml) {
+        *error = zr_asprintf("cannot re-read the guest: %s", zr_libvirt_error());
         return NULL;
+    }
     struct zr_device_list devs = {0};
     char *out = NULL;
     if (zr_domain_parse_devices(xml, strlen(xml), "rollback", &devs, NULL) == 0)
@@ -218,18 +411,28 @@ static char *undo_xml(const struct zr_action *a, virDomainPtr dom)
                 out = zr_domain_detach_xml(&devs.items[i]);
     zr_device_list_finish(&devs);
     free(xml);
+    if (!out)
+        *error = zr_strdup("the attached device is no longer in the guest");
     return out;
 }
 
-static void rollback(struct zr_plan *plan, size_t first, size_t end, virDomainPtr *doms,
-                     struct removal_watch *w, const struct zr_apply_options *o)
+static void rollback(struct host_run *h)
 {
-    for (size_t i = end; i-- > first;) {
+    struct zr_plan *plan = h->plan;
+    for (size_t i = h->end; i-- > h->first;) {
         struct zr_action *a = &plan->actions[i];
         if (a->result != ZR_RESULT_DONE)
             continue;
-        virDomainPtr dom = doms[a->guest_index];
-        _cleanup_free_ char *xml = undo_xml(a, dom);
+        virDomainPtr dom = h->doms[a->guest_index];
+        char src[ZR_PCI_ADDR_STRLEN];
+        zr_pci_addr_format(&a->source, src);
+        if (h->lost) {
+            set_result(a, ZR_RESULT_DONE,
+                       zr_strdup("not rolled back: the connection to libvirt was lost"));
+            continue;
+        }
+        char *why = NULL;
+        _cleanup_free_ char *xml = undo_xml(a, dom, &why);
         struct zr_action undo = {
             .guest_index = a->guest_index,
             .op = a->op == ZR_OP_ATTACH ? ZR_OP_DETACH : ZR_OP_ATTACH,
@@ -239,74 +442,165 @@ static void rollback(struct zr_plan *plan, size_t first, size_t end, virDomainPt
             .config = a->config,
             .xml = xml,
         };
-        if (!xml) {
-            set_result(a, ZR_RESULT_DONE,
-                       zr_asprintf("rollback failed: cannot find the attached device: %s",
-                                   zr_libvirt_error()));
+        if (xml) {
+            run_action(&undo, dom, &h->w, h->o);
+            why = TAKE_PTR(undo.error);
+        }
+        if (xml && undo.result == ZR_RESULT_DONE) {
+            set_result(a, ZR_RESULT_ROLLED_BACK, NULL);
+        } else {
+            set_result(a, ZR_RESULT_DONE, zr_asprintf("rollback failed: %s", why));
+            /* The rest cannot be undone over a dead connection either. */
+            if (virConnectIsAlive(h->conn) == 0)
+                h->lost = zr_strdup(why);
+        }
+        free(why);
+        if (h->o->progress)
+            fprintf(stderr, "rollback: %s %s %s on %s [%s]: %s\n", zr_op_to_string(undo.op),
+                    zr_kind_to_string(a->kind), src, plan->guests[a->guest_index].guest,
+                    flags_string(a), a->result == ZR_RESULT_ROLLED_BACK ? "done" : a->error);
+    }
+}
+
+/* Why an action is not run, or NULL to run it. */
+static char *skip_reason(struct host_run *h, const struct zr_action *a, size_t failed,
+                         bool interrupted)
+{
+    if (h->lost)
+        return zr_strdup("not run: the connection to libvirt was lost");
+    if (interrupted)
+        return zr_strdup("not run: interrupted by a signal");
+    if (h->o->atomic && failed)
+        return zr_strdup("not run: an earlier action on this host failed (--atomic)");
+    if (h->gone[a->guest_index] || !h->doms[a->guest_index])
+        return zr_strdup("not run: the guest no longer exists");
+    if (a->op == ZR_OP_ATTACH)
+        return unmet_dependency(h->plan, a);
+    return NULL;
+}
+
+/* After a failed call: was it the connection, or the guest itself? */
+static void after_failure(struct host_run *h, struct zr_action *a)
+{
+    virErrorPtr e = virGetLastError();
+    int code = e ? e->code : VIR_ERR_OK;
+    if (virConnectIsAlive(h->conn) == 0) {
+        h->lost = zr_strdup(a->error);
+        char *msg = zr_asprintf("lost the connection to libvirt: %s; the change may or may not "
+                                "have been made",
+                                a->error);
+        set_result(a, ZR_RESULT_FAILED, msg);
+    } else if (code == VIR_ERR_NO_DOMAIN) {
+        h->gone[a->guest_index] = true;
+    }
+}
+
+/* Runs the host's actions in order; returns the number that failed. */
+static size_t run_host(struct host_run *h)
+{
+    struct zr_plan *plan = h->plan;
+    const struct zr_apply_options *o = h->o;
+    size_t failed = 0, not_run = 0;
+    bool interrupted = false;
+    for (size_t i = h->first; i < h->end; i++) {
+        struct zr_action *a = &plan->actions[i];
+        interrupted = interrupted || (o->interrupt && *o->interrupt);
+        char *skip = skip_reason(h, a, failed, interrupted);
+        if (skip) {
+            set_result(a, ZR_RESULT_SKIPPED, skip);
+            not_run++;
             continue;
         }
-        run_action(&undo, dom, w, o);
-        if (undo.result == ZR_RESULT_DONE)
-            set_result(a, ZR_RESULT_ROLLED_BACK, NULL);
-        else
-            set_result(a, ZR_RESULT_DONE, zr_asprintf("rollback failed: %s", undo.error));
-        free(undo.error);
-        if (o->progress) {
-            char src[ZR_PCI_ADDR_STRLEN];
-            fprintf(stderr, "rollback: %s %s %s on %s: %s\n", zr_op_to_string(undo.op),
-                    zr_kind_to_string(a->kind), zr_pci_addr_format(&a->source, src),
-                    plan->guests[a->guest_index].guest,
-                    a->result == ZR_RESULT_ROLLED_BACK ? "done" : a->error);
-        }
+        char src[ZR_PCI_ADDR_STRLEN];
+        zr_pci_addr_format(&a->source, src);
+        const char *guest = plan->guests[a->guest_index].guest;
+        size_t n = i - h->first + 1, total = h->end - h->first;
+        if (o->progress)
+            fprintf(stderr, "[%zu/%zu] %s %s %s on %s [%s]\n", n, total, zr_op_to_string(a->op),
+                    zr_kind_to_string(a->kind), src, guest, flags_string(a));
+        run_action(a, h->doms[a->guest_index], &h->w, o);
+        if (a->result != ZR_RESULT_FAILED)
+            continue;
+        failed++;
+        after_failure(h, a);
+        if (o->progress)
+            fprintf(stderr, "[%zu/%zu] failed: %s %s %s on %s: %s\n", n, total,
+                    zr_op_to_string(a->op), zr_kind_to_string(a->kind), src, guest, a->error);
     }
+    if (h->lost)
+        fprintf(stderr, "zpci-reconcile: lost the connection to %s: %s; %zu action%s not run\n",
+                plan->guests[plan->actions[h->first].guest_index].uri, h->lost, not_run,
+                not_run == 1 ? "" : "s");
+    /* An interrupted transaction did not finish either: undo it too. */
+    if (o->atomic && (failed || interrupted)) {
+        rollback(h);
+        if (!h->lost)
+            verify_rollback(h);
+    }
+    return failed;
 }
 
 size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectPtr conn,
                      virDomainPtr *doms, const struct zr_apply_options *o)
 {
-    struct removal_watch w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
-    /* Registered before the first detach, so no event can be missed. */
-    int cb_removed = virConnectDomainEventRegisterAny(
-        conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
-        VIR_DOMAIN_EVENT_CALLBACK(on_removed), &w, NULL);
-    int cb_failed = virConnectDomainEventRegisterAny(
-        conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
-        VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed), &w, NULL);
-
+    if (first == end)
+        return 0;
+    _cleanup_free_ bool *gone = zr_new0(bool, plan->n_guests);
+    _cleanup_free_ struct saved_guest *saved = zr_new0(struct saved_guest, plan->n_guests);
+    struct host_run h = {
+        .plan = plan,
+        .first = first,
+        .end = end,
+        .conn = conn,
+        .doms = doms,
+        .o = o,
+        .w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER},
+        .gone = gone,
+        .saved = saved,
+    };
     size_t failed = 0;
-    for (size_t i = first; i < end; i++) {
-        struct zr_action *a = &plan->actions[i];
-        char src[ZR_PCI_ADDR_STRLEN];
-        if (o->interrupt && *o->interrupt) {
-            set_result(a, ZR_RESULT_SKIPPED, zr_strdup("interrupted by a signal"));
-            continue;
-        }
-        if (o->atomic && failed) {
-            set_result(a, ZR_RESULT_SKIPPED, zr_strdup("an earlier action on this host failed (--atomic)"));
-            continue;
-        }
-        char *unmet = a->op == ZR_OP_ATTACH ? unmet_dependency(plan, a) : NULL;
-        if (unmet) {
-            set_result(a, ZR_RESULT_SKIPPED, unmet);
-            continue;
-        }
-        if (o->progress)
-            fprintf(stderr, "[%zu/%zu] %s %s %s on %s [%s]\n", i - first + 1, end - first,
-                    zr_op_to_string(a->op), zr_kind_to_string(a->kind),
-                    zr_pci_addr_format(&a->source, src), plan->guests[a->guest_index].guest,
-                    a->live && a->config ? "live+config" : a->live ? "live" : "config");
-        run_action(a, doms[a->guest_index], &w, o);
-        if (a->result == ZR_RESULT_FAILED)
-            failed++;
-    }
-    if (o->atomic && failed)
-        rollback(plan, first, end, doms, &w, o);
+    char *error = NULL;
 
-    if (cb_removed >= 0)
-        virConnectDomainEventDeregisterAny(conn, cb_removed);
-    if (cb_failed >= 0)
-        virConnectDomainEventDeregisterAny(conn, cb_failed);
-    free(w.domain_uuid);
+    if (o->atomic && save_host(&h, &error) < 0) {
+        /* Without the saved state there is nothing to roll back to. */
+        for (size_t i = first; i < end; i++)
+            set_result(&plan->actions[i], ZR_RESULT_SKIPPED, zr_asprintf("not run: %s", error));
+        free(error);
+    } else {
+        /* Registered before the first detach, so no event can be missed.
+         * Without them a live detach is still confirmed by re-reading the
+         * XML every second. */
+        _cleanup_free_ char *no_events = NULL;
+        int cb_removed =
+            virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                             VIR_DOMAIN_EVENT_CALLBACK(on_removed), &h.w, NULL);
+        if (cb_removed < 0)
+            no_events = zr_strdup(zr_libvirt_error());
+        int cb_failed = virConnectDomainEventRegisterAny(
+            conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
+            VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed), &h.w, NULL);
+        if (cb_failed < 0 && !no_events)
+            no_events = zr_strdup(zr_libvirt_error());
+        if (no_events && o->progress)
+            fprintf(stderr,
+                    "zpci-reconcile: no device removal events (%s); a live detach is "
+                    "checked every second instead\n",
+                    no_events);
+
+        failed = run_host(&h);
+
+        if (cb_removed >= 0)
+            virConnectDomainEventDeregisterAny(conn, cb_removed);
+        if (cb_failed >= 0)
+            virConnectDomainEventDeregisterAny(conn, cb_failed);
+    }
+
+    free(h.w.domain_uuid);
+    free(h.lost);
+    for (size_t g = 0; g < plan->n_guests; g++) {
+        saved_devices_finish(&saved[g].config);
+        saved_devices_finish(&saved[g].running);
+    }
     return failed;
 }
 

@@ -15,6 +15,7 @@
 #include "inventory.h"
 #include "output.h"
 #include "plan.h"
+#include "preflight.h"
 #include "state.h"
 
 enum {
@@ -241,57 +242,6 @@ struct host_run {
     char *error;
 };
 
-static bool source_on_host(const struct zr_pci_addr *pci, size_t n, const struct zr_pci_addr *s)
-{
-    for (size_t i = 0; i < n; i++)
-        if (zr_pci_addr_eq(&pci[i], s))
-            return true;
-    return false;
-}
-
-/* Looks every wanted source up among the host's PCI functions (one listing).
- * A missing one is a warning in plan and an error for its guest in apply;
- * returns, per guest, the error text or NULL. */
-static char **host_check(struct zr_plan *plan, struct host_run *h, bool applying)
-{
-    char **errors = zr_new0(char *, h->host->n_guests);
-    struct zr_pci_addr *pci = NULL;
-    size_t n_pci = 0;
-    struct zr_error err = {0};
-    int r = zr_state_host_pci(h->conn, &pci, &n_pci, &err);
-    if (r == -ENOTSUP) {
-        zr_plan_add_warning(plan, h->host->name, NULL, NULL,
-                            "host check skipped: %s lists no node devices", h->uri);
-        return errors;
-    }
-    if (r < 0) {
-        zr_plan_add_warning(plan, h->host->name, NULL, NULL, "host check skipped: %s",
-                            err.message);
-        zr_error_finish(&err);
-        return errors;
-    }
-    for (size_t g = 0; g < h->host->n_guests; g++) {
-        const struct zr_guest *guest = &h->host->guests[g];
-        for (size_t d = 0; d < guest->devices.n; d++) {
-            const struct zr_device *dev = &guest->devices.items[d];
-            char src[ZR_PCI_ADDR_STRLEN];
-            if (source_on_host(pci, n_pci, &dev->source))
-                continue;
-            zr_pci_addr_format(&dev->source, src);
-            if (applying && !errors[g])
-                errors[g] = zr_asprintf("host has no PCI function %s (node device pci_%04x_%02x_%02x_%x); "
-                                        "nothing changed on this guest",
-                                        src, dev->source.domain, dev->source.bus,
-                                        dev->source.slot, dev->source.function);
-            else if (!applying)
-                zr_plan_add_warning(plan, h->host->name, guest->name, &dev->source,
-                                    "host has no PCI function %s", src);
-        }
-    }
-    free(pci);
-    return errors;
-}
-
 static void plan_host(struct zr_plan *plan, struct host_run *h, const struct options *o,
                       bool applying)
 {
@@ -310,6 +260,8 @@ static void plan_host(struct zr_plan *plan, struct host_run *h, const struct opt
         return;
     }
     h->uri = zr_connect_uri(h->conn);
+    if (!h->uri) /* libvirt could not say: name it as asked */
+        h->uri = zr_strdup(uri ? uri : "libvirt's default URI");
 
     if (applying) {
         h->lock_fd = zr_apply_lock(h->uri, &err);
@@ -323,8 +275,9 @@ static void plan_host(struct zr_plan *plan, struct host_run *h, const struct opt
     }
 
     h->states = zr_state_read(h->conn, host, o->jobs);
-    _cleanup_free_ char **check = o->no_host_check ? zr_new0(char *, host->n_guests)
-                                                   : host_check(plan, h, applying);
+    char **check = o->no_host_check ? zr_new0(char *, host->n_guests)
+                                    : zr_preflight_host(plan, h->conn, h->uri, host, h->states,
+                                                        o->jobs, applying);
     for (size_t g = 0; g < host->n_guests; g++) {
         struct zr_guest_state *st = &h->states[g];
         if (st->error) {
@@ -340,8 +293,8 @@ static void plan_host(struct zr_plan *plan, struct host_run *h, const struct opt
             zr_plan_guest(plan, host->name, h->uri, st->wanted, &st->config,
                           st->active ? &st->live : NULL, &popts);
         }
-        free(check[g]);
     }
+    zr_preflight_errors_free(check, host->n_guests);
 }
 
 static void host_run_finish(struct host_run *h)
@@ -487,6 +440,10 @@ int main(int argc, char **argv)
 
     /* libxml2 must be initialised before threads read domain XML at once. */
     xmlInitParser();
+    /* A write to the socket of a libvirtd that just died must fail with EPIPE,
+     * so apply can report the lost connection; by default SIGPIPE would end
+     * the process with nothing said.  libvirt leaves this to its clients. */
+    signal(SIGPIPE, SIG_IGN);
 
     if (strcmp(o.verb, "validate") == 0)
         return verb_validate(&o, o.args[0]);

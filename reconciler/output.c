@@ -136,9 +136,10 @@ static void output_json(FILE *f, const struct zr_plan *plan)
 
     fprintf(f,
             "  \"summary\": {\"attach\": %zu, \"detach\": %zu, \"replace\": %zu, \"failed\": %zu, "
+            "\"skipped\": %zu, \"rolled_back\": %zu, "
             "\"guests_changed\": %zu, \"guests_in_sync\": %zu, \"guests_failed\": %zu}\n}\n",
-            n_attach, n_detach, c.replace, c.failed, c.guests_changed, c.guests_in_sync,
-            c.guests_failed);
+            n_attach, n_detach, c.replace, c.failed, c.skipped, c.rolled_back, c.guests_changed,
+            c.guests_in_sync, c.guests_failed);
 }
 
 /* ---- text ---------------------------------------------------------------- */
@@ -203,6 +204,10 @@ static const char *result_suffix(const struct zr_action *a, const struct zr_acti
             *error = pair[i]->error;
             return "skipped";
         }
+    /* A done action whose rollback failed (or was not tried) says why. */
+    for (int i = 0; i < 2; i++)
+        if (pair[i] && pair[i]->error)
+            *error = pair[i]->error;
     return zr_result_to_string(a->result);
 }
 
@@ -234,7 +239,7 @@ static void text_line(FILE *f, const struct line *l, struct hints_seen *seen,
     const char *error = NULL;
     if (o->applied) {
         const char *res = result_suffix(a, l->second, &error);
-        bool bad = strcmp(res, "done") != 0;
+        bool bad = strcmp(res, "done") != 0 || error;
         fprintf(f, " %s%s%s", o->color && bad ? C_RED C_BOLD : "", res,
                 o->color && bad ? C_RESET : "");
         if (error)
@@ -331,8 +336,13 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
 
     size_t total = c.guests_changed + c.guests_in_sync + c.guests_failed;
     if (o->applied) {
-        fprintf(f, "Apply: %zu attached, %zu detached, %zu replaced, %zu failed on %zu of %zu guests",
-                c.attach, c.detach, c.replace, c.failed, c.guests_changed, total);
+        fprintf(f, "Apply: %zu attached, %zu detached, %zu replaced, %zu failed", c.attach,
+                c.detach, c.replace, c.failed);
+        if (c.skipped)
+            fprintf(f, ", %zu skipped", c.skipped);
+        if (c.rolled_back)
+            fprintf(f, ", %zu rolled back", c.rolled_back);
+        fprintf(f, " on %zu of %zu guests", c.guests_changed, total);
     } else if (c.attach + c.detach + c.replace == 0) {
         fprintf(f, "Plan: no changes; %zu of %zu guests in sync", c.guests_in_sync, total);
     } else {

@@ -584,6 +584,8 @@ void zr_plan_count(const struct zr_plan *plan, struct zr_plan_counts *c)
             c->failed++;
         if (a->result == ZR_RESULT_SKIPPED)
             c->skipped++;
+        if (a->result == ZR_RESULT_ROLLED_BACK)
+            c->rolled_back++;
         /* Planned or done: what a plan announces and an apply reports. */
         if (a->result != ZR_RESULT_PLANNED && a->result != ZR_RESULT_DONE)
             continue;

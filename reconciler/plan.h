@@ -98,6 +98,7 @@ const char *zr_op_to_string(zr_op op);
 const char *zr_result_to_string(zr_result r);
 
 struct zr_plan_counts {
-    size_t attach, detach, replace, failed, skipped, guests_changed, guests_in_sync, guests_failed;
+    size_t attach, detach, replace, failed, skipped, rolled_back;
+    size_t guests_changed, guests_in_sync, guests_failed;
 };
 void zr_plan_count(const struct zr_plan *plan, struct zr_plan_counts *c);

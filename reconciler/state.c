@@ -134,9 +134,12 @@ int zr_state_read_guest(virConnectPtr conn, struct zr_guest_state *st)
     return r;
 }
 
+/* Runs fn(ctx, i) for every i < n on up to `jobs` threads sharing one
+ * connection: each XMLDesc is a round trip to the daemon, and a few in
+ * flight hide the latency.  The calling thread works too. */
 struct pool {
-    virConnectPtr conn;
-    struct zr_guest_state *states;
+    void (*fn)(void *ctx, size_t i);
+    void *ctx;
     size_t n;
     atomic_size_t next;
 };
@@ -148,9 +151,37 @@ static void *pool_worker(void *arg)
         size_t i = atomic_fetch_add(&p->next, 1);
         if (i >= p->n)
             break;
-        zr_state_read_guest(p->conn, &p->states[i]);
+        p->fn(p->ctx, i);
     }
     return NULL;
+}
+
+static void run_pool(size_t n, unsigned jobs, void (*fn)(void *ctx, size_t i), void *ctx)
+{
+    struct pool p = {.fn = fn, .ctx = ctx, .n = n};
+    atomic_init(&p.next, 0);
+    size_t n_threads = jobs > 1 ? jobs - 1 : 0;
+    if (n_threads + 1 > n)
+        n_threads = n > 0 ? n - 1 : 0;
+    _cleanup_free_ pthread_t *threads = zr_new0(pthread_t, n_threads);
+    size_t started = 0;
+    for (; started < n_threads; started++)
+        if (pthread_create(&threads[started], NULL, pool_worker, &p) != 0)
+            break;
+    pool_worker(&p);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+}
+
+struct read_ctx {
+    virConnectPtr conn;
+    struct zr_guest_state *states;
+};
+
+static void read_one(void *ctx, size_t i)
+{
+    struct read_ctx *c = ctx;
+    zr_state_read_guest(c->conn, &c->states[i]);
 }
 
 static int domain_name_cmp(const void *a, const void *b)
@@ -182,58 +213,36 @@ static void free_domains(virDomainPtr *doms, int n)
     free(doms);
 }
 
-/* Two listings of the host's domains replace a lookup and an IsActive round
- * trip per guest; on a daemon that cannot list, each guest is looked up. */
+/* One listing of the host's domains replaces a lookup and an IsActive round
+ * trip per guest: a listed domain carries its id, which libvirt sets to -1
+ * for an inactive one.  On a daemon that cannot list, each guest is looked
+ * up instead. */
 static void resolve_domains(virConnectPtr conn, struct zr_guest_state *states, size_t n)
 {
-    virDomainPtr *all = NULL, *active = NULL;
+    virDomainPtr *all = NULL;
     int n_all = virConnectListAllDomains(conn, &all, 0);
     if (n_all < 0)
         return;
-    int n_active = virConnectListAllDomains(conn, &active, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
-    if (n_active < 0) {
-        free_domains(all, n_all);
-        return;
-    }
     qsort(all, (size_t)n_all, sizeof(*all), domain_name_cmp);
-    qsort(active, (size_t)n_active, sizeof(*active), domain_name_cmp);
     for (size_t i = 0; i < n; i++) {
-        const char *name = states[i].wanted->name;
-        virDomainPtr d = find_domain(all, (size_t)n_all, name);
+        virDomainPtr d = find_domain(all, (size_t)n_all, states[i].wanted->name);
         states[i].listed = true;
         if (d && virDomainRef(d) == 0) {
             states[i].dom = d;
-            states[i].active = find_domain(active, (size_t)n_active, name) != NULL;
+            states[i].active = virDomainGetID(d) != (unsigned int)-1;
         }
     }
     free_domains(all, n_all);
-    free_domains(active, n_active);
 }
 
-struct zr_guest_state *zr_state_read(virConnectPtr conn, const struct zr_host *host,
-                                     unsigned jobs)
+struct zr_guest_state *zr_state_read(virConnectPtr conn, const struct zr_host *host, unsigned jobs)
 {
     struct zr_guest_state *states = zr_new0(struct zr_guest_state, host->n_guests);
     for (size_t i = 0; i < host->n_guests; i++)
         states[i].wanted = &host->guests[i];
     resolve_domains(conn, states, host->n_guests);
-
-    struct pool p = {.conn = conn, .states = states, .n = host->n_guests};
-    atomic_init(&p.next, 0);
-
-    /* Each XMLDesc is a round trip to the daemon; a few in flight hide the
-     * latency.  The calling thread works too. */
-    size_t n_threads = jobs > 1 ? jobs - 1 : 0;
-    if (n_threads + 1 > host->n_guests)
-        n_threads = host->n_guests > 0 ? host->n_guests - 1 : 0;
-    _cleanup_free_ pthread_t *threads = zr_new0(pthread_t, n_threads);
-    size_t started = 0;
-    for (; started < n_threads; started++)
-        if (pthread_create(&threads[started], NULL, pool_worker, &p) != 0)
-            break;
-    pool_worker(&p);
-    for (size_t i = 0; i < started; i++)
-        pthread_join(threads[i], NULL);
+    struct read_ctx c = {.conn = conn, .states = states};
+    run_pool(host->n_guests, jobs, read_one, &c);
     return states;
 }
 
@@ -328,4 +337,85 @@ int zr_state_host_pci(virConnectPtr conn, struct zr_pci_addr **out, size_t *n,
     *out = addrs;
     *n = k;
     return 0;
+}
+
+struct others_ctx {
+    virDomainPtr *doms;
+    struct zr_other_guest *out;
+};
+
+static void read_other(void *ctx, size_t i)
+{
+    struct others_ctx *c = ctx;
+    struct zr_other_guest *o = &c->out[i];
+    char *xml = virDomainGetXMLDesc(c->doms[i], VIR_DOMAIN_XML_INACTIVE);
+    if (!xml) {
+        virErrorPtr e = virGetLastError();
+        /* Undefined since the listing: it holds nothing any more. */
+        if (e && e->code == VIR_ERR_NO_DOMAIN)
+            o->gone = true;
+        else
+            o->error = zr_strdup(zr_libvirt_error());
+        return;
+    }
+    _cleanup_free_ char *what = zr_asprintf("%s (persistent)", o->name);
+    struct zr_error e = {0};
+    if (zr_domain_parse_devices(xml, strlen(xml), what, &o->config, &e) < 0) {
+        o->error = zr_strdup(e.message);
+        zr_error_finish(&e);
+    }
+    free(xml);
+}
+
+static bool names_guest(const struct zr_host *host, const char *name)
+{
+    for (size_t i = 0; i < host->n_guests; i++)
+        if (strcmp(host->guests[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+int zr_state_read_others(virConnectPtr conn, const struct zr_host *host, unsigned jobs,
+                         struct zr_other_guest **out, size_t *n, struct zr_error *err)
+{
+    virDomainPtr *all = NULL;
+    *out = NULL;
+    *n = 0;
+    int count = virConnectListAllDomains(conn, &all, 0);
+    if (count < 0) {
+        zr_error_set(err, NULL, 0, 0, "cannot list the host's guests: %s", zr_libvirt_error());
+        return -EIO;
+    }
+    _cleanup_free_ virDomainPtr *doms = zr_new0(virDomainPtr, (size_t)count);
+    struct zr_other_guest *others = zr_new0(struct zr_other_guest, (size_t)count);
+    size_t k = 0;
+    for (int i = 0; i < count; i++) {
+        const char *name = virDomainGetName(all[i]);
+        if (!name || names_guest(host, name)) {
+            virDomainFree(all[i]);
+            continue;
+        }
+        others[k].name = zr_strdup(name);
+        doms[k++] = all[i];
+    }
+    free(all);
+    struct others_ctx c = {.doms = doms, .out = others};
+    run_pool(k, jobs, read_other, &c);
+    for (size_t i = 0; i < k; i++)
+        virDomainFree(doms[i]);
+    *out = others;
+    *n = k;
+    return 0;
+}
+
+void zr_other_guests_free(struct zr_other_guest *others, size_t n)
+{
+    if (!others)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(others[i].name);
+        zr_device_list_finish(&others[i].config);
+        free(others[i].error);
+    }
+    free(others);
 }

@@ -52,3 +52,20 @@ char *zr_state_near_miss(virConnectPtr conn, const char *name);
  * another negative value with err filled. */
 int zr_state_host_pci(virConnectPtr conn, struct zr_pci_addr **out, size_t *n,
                       struct zr_error *err);
+
+/* A guest of the host that the inventory does not name, as far as the
+ * conflict check needs it: the devices of its persistent definition. */
+struct zr_other_guest {
+    char *name;
+    struct zr_device_list config;
+    bool gone;   /* undefined between the listing and the read */
+    char *error; /* could not be read */
+};
+
+/* Every guest of the host that `host` does not name, with its persistent
+ * in-scope devices: one domain listing, then one XMLDesc per guest on up
+ * to `jobs` threads.  Returns 0, or a negative value with err filled when
+ * the listing fails (a guest that cannot be read has its error set). */
+int zr_state_read_others(virConnectPtr conn, const struct zr_host *host, unsigned jobs,
+                         struct zr_other_guest **out, size_t *n, struct zr_error *err);
+void zr_other_guests_free(struct zr_other_guest *others, size_t n);

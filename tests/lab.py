@@ -27,6 +27,7 @@ when every test of the run was skipped.
 """
 
 import atexit
+import glob
 import os
 import pwd
 import shutil
@@ -224,6 +225,17 @@ class _Lab:
     def define(self, xml_str):
         return self._with_file(xml_str, 'define', None)
 
+    def define_many(self, xml_strs):
+        """Define several guests with one virsh child (one connection, one embed-root open)."""
+        with tempfile.TemporaryDirectory(prefix='zrlab-') as d:
+            cmds = []
+            for i, text in enumerate(xml_strs):
+                path = os.path.join(d, '%d.xml' % i)
+                with open(path, 'w') as f:
+                    f.write(text)
+                cmds.append('define %s' % path)
+            return self.virsh(' ; '.join(cmds)) if cmds else ''
+
     def dumpxml(self, name, inactive=True):
         return self.virsh('dumpxml', *(['--inactive'] if inactive else []), name)
 
@@ -380,6 +392,136 @@ class SystemLab(_Lab):
         super().__init__(SYSTEM_URI)
 
 
+class PrivateDaemon:
+    """A libvirtd of the test's own, serving the QEMU driver in system mode (root only).
+
+    libvirtd is shared with whoever else tests on this machine, so a test that must kill,
+    stop or restart a daemon gets one of its own. A second system-mode libvirtd cannot
+    share the first one's directories (the QEMU driver holds /run/libvirt/qemu/driver.pid,
+    and definitions live in /etc/libvirt/qemu), so this one runs in a private mount
+    namespace (unshare -m) where /etc/libvirt, /run/libvirt, /var/lib/libvirt,
+    /var/cache/libvirt and /var/log/libvirt are bind mounts of directories under
+    self.dir; its socket is self.dir/sock/libvirt-sock, outside the namespace, reached
+    with self.uri (qemu:///system?socket=...). It starts with no guests and no virtlogd
+    (stdio_handler = "file"), sees only the s390x and host-arch QEMU, and gets a copy of
+    the host's QEMU capability cache, so it is ready in about a second. Nothing it does is
+    visible to the shared daemon, and nothing of it outlives close().
+
+    start(), kill(sig) and start() again restart it on the same directories: the guests
+    it had defined come back, as after a real daemon restart.
+    """
+
+    DIRS = {'etc': '/etc/libvirt', 'run': '/run/libvirt', 'lib': '/var/lib/libvirt',
+            'cache': '/var/cache/libvirt', 'log': '/var/log/libvirt'}
+
+    def __init__(self, prefix='zrapply-daemon-'):
+        require_root()
+        _prepare_host()
+        if not shutil.which('unshare'):
+            raise Skip('unshare (util-linux) is not installed')
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        for sub in list(self.DIRS) + ['sock']:
+            os.makedirs(os.path.join(self.dir, sub))
+        etc = os.path.join(self.dir, 'etc')
+        qemu_conf = ''
+        if os.path.exists('/etc/libvirt/qemu.conf'):
+            with open('/etc/libvirt/qemu.conf') as f:
+                qemu_conf = f.read()
+        with open(os.path.join(etc, 'qemu.conf'), 'w') as f:
+            f.write(qemu_conf + '\nstdio_handler = "file"\n')
+        if os.path.isdir('/var/cache/libvirt/qemu'):
+            shutil.copytree('/var/cache/libvirt/qemu', os.path.join(self.dir, 'cache', 'qemu'))
+        self.conf = os.path.join(self.dir, 'libvirtd.conf')
+        with open(self.conf, 'w') as f:
+            f.write('unix_sock_dir = "%s"\n' % os.path.join(self.dir, 'sock'))
+        self.socket = os.path.join(self.dir, 'sock', 'libvirt-sock')
+        self.uri = 'qemu:///system?socket=' + self.socket
+        self.proc = None
+        self.lab = _Lab(self.uri)
+        _open_labs.add(self)
+
+    def definition_path(self, name):
+        """Where the daemon keeps a guest's persistent definition (read it, never write it)."""
+        return os.path.join(self.dir, 'etc', 'qemu', name + '.xml')
+
+    def start(self, timeout=300):
+        if self.proc and self.proc.poll() is None:
+            return self
+        mounts = ['mount --bind %s %s' % (os.path.join(self.dir, k), v)
+                  for k, v in self.DIRS.items()]
+        # The QEMU driver probes every qemu-system-* it finds at its first connection,
+        # and those it could not cache again at every start (seconds each under load);
+        # the tests need s390x (and libvirt the host's own arch, for its version), so the
+        # others are hidden behind /dev/null, which libvirt skips as not executable.
+        keep = {'/usr/bin/qemu-system-s390x', '/usr/bin/qemu-system-' + os.uname().machine}
+        mounts += ['mount --bind /dev/null %s' % b
+                   for b in sorted(glob.glob('/usr/bin/qemu-system-*')) if b not in keep]
+        mounts = ' && '.join(mounts)
+        script = '%s && exec libvirtd -f %s -p %s' % (
+            mounts, self.conf, os.path.join(self.dir, 'libvirtd.pid'))
+        self.log = open(os.path.join(self.dir, 'libvirtd.out'), 'ab')
+        self.proc = subprocess.Popen(['unshare', '--mount', '--propagation', 'private',
+                                      'sh', '-c', script],
+                                     stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError('private libvirtd exited with %d; see %s' % (
+                    self.proc.returncode, os.path.join(self.dir, 'libvirtd.out')))
+            if os.path.exists(self.socket):
+                try:
+                    self.lab.virsh('version', timeout=timeout)
+                    return self
+                except (VirshError, subprocess.TimeoutExpired):
+                    pass
+            if time.monotonic() > deadline:
+                raise RuntimeError('private libvirtd not ready after %ds' % timeout)
+            time.sleep(0.1)
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def kill(self, sig=signal.SIGKILL):
+        """Ends the daemon with sig and waits for it; guests' QEMU processes are not touched."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=60)
+        if os.path.exists(self.socket):    # a killed daemon leaves its socket behind
+            os.unlink(self.socket)
+
+    def close(self):
+        _open_labs.discard(self)
+        try:
+            if self.proc and self.proc.poll() is None:
+                for name in self.lab.list_names(all=False):
+                    self.lab.destroy(name)
+        finally:
+            # Its state is thrown away with self.dir: no need for the graceful (and, in
+            # libvirtd 9.0, seconds long) SIGTERM shutdown.
+            if self.proc and self.proc.poll() is None:
+                self.kill(signal.SIGKILL)
+            # QEMU processes outlive a killed daemon; the pid files say which are ours.
+            qemu_run = os.path.join(self.dir, 'run', 'qemu')
+            for f in os.listdir(qemu_run) if os.path.isdir(qemu_run) else []:
+                if f.endswith('.pid'):
+                    try:
+                        with open(os.path.join(qemu_run, f)) as pf:
+                            os.kill(int(pf.read().strip()), signal.SIGKILL)
+                    except (ValueError, OSError):
+                        pass
+            if getattr(self, 'log', None):
+                self.log.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 # ---------------------------------------------------------------------------------------
 # The tool under test
 
@@ -391,6 +533,15 @@ def run_tool(args, stdin=None, env=None, binary=None, timeout=120):
     to (or, with value None, removed from) this process's environment.
     Returns (returncode, stdout, stderr). Skips when the binary has not been built.
     """
+    argv, child_env = _tool_command(args, env, binary)
+    proc = subprocess.run(argv, input=stdin,
+                          stdin=None if stdin is not None else subprocess.DEVNULL,
+                          capture_output=True, text=True, env=child_env, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _tool_command(args, env, binary):
+    """argv and environment for the tool; see run_tool."""
     binary = binary or os.environ.get('ZR_BINARY')
     if not binary:
         raise RuntimeError('ZR_BINARY is not set (run through meson test)')
@@ -402,10 +553,63 @@ def run_tool(args, stdin=None, env=None, binary=None, timeout=120):
             child_env.pop(key, None)
         else:
             child_env[key] = str(value)
-    proc = subprocess.run([binary] + [str(a) for a in args], input=stdin,
-                          stdin=None if stdin is not None else subprocess.DEVNULL,
-                          capture_output=True, text=True, env=child_env, timeout=timeout)
-    return proc.returncode, proc.stdout, proc.stderr
+    return [binary] + [str(a) for a in args], child_env
+
+
+def fault_env(fault=None, counts=None):
+    """Environment for run_tool/start_tool that preloads the fault shim (tests/fault/).
+
+    fault: ZR_FAULT, e.g. 'virDomainAttachDeviceFlags:2' (see zr-fault.c); counts: a path
+    where the shim writes how often each wrapped libvirt function was called.
+    """
+    lib = os.environ.get('ZR_FAULT_LIB')
+    if not lib or not os.path.exists(lib):
+        raise Skip('the fault shim is not built (ZR_FAULT_LIB)')
+    asan = os.environ.get('ASAN_OPTIONS', '')
+    return {
+        'LD_PRELOAD': lib,
+        'ZR_FAULT': fault or '',
+        'ZR_FAULT_COUNTS': counts or '',
+        # an ASan build wants its runtime first; the shim is preloaded before it
+        'ASAN_OPTIONS': (asan + ':' if asan else '') + 'verify_asan_link_order=0',
+    }
+
+
+def read_counts(path):
+    """The shim's ZR_FAULT_COUNTS file as {function: calls}."""
+    with open(path) as f:
+        return {fn: int(n) for fn, n in (line.split() for line in f if line.strip())}
+
+
+def start_tool(args, env=None, binary=None):
+    """Start zpci-reconcile without waiting: a Popen with stdout and stderr as text pipes."""
+    argv, child_env = _tool_command(args, env, binary)
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=child_env)
+
+
+def wait_stopped(proc, timeout=120):
+    """Wait until proc is stopped (the shim's 'stop' action raised SIGSTOP).
+
+    Raises RuntimeError when it exits first or never stops: a safety net, not a timing
+    assertion.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open('/proc/%d/stat' % proc.pid) as f:
+                state = f.read().rsplit(')', 1)[1].split()[0]
+        except FileNotFoundError:
+            state = 'gone'
+        if state == 'T':
+            return
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise RuntimeError('tool exited (%d) before stopping: %s%s' % (
+                proc.returncode, out, err))
+        if time.monotonic() > deadline:
+            raise RuntimeError('tool did not stop within %ds' % timeout)
+        time.sleep(0.02)
 
 
 # ---------------------------------------------------------------------------------------

@@ -131,7 +131,10 @@ def _holds(pid, path):
 
 
 class SystemLabTest(unittest.TestCase):
-    PREFIX = 'zrtest-lab-'
+    # libvirtd is shared by everyone testing on this machine, often running this very
+    # file at once: names carry this process's pid, so runs never clean up each other
+    # (and no longer start with the zrtest-lab- that older copies of this file remove).
+    PREFIX = 'zrapply-lab-%d-' % os.getpid()
 
     @classmethod
     def setUpClass(cls):

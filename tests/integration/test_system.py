@@ -1,0 +1,640 @@
+#!/usr/bin/env python3
+"""plan and apply against a real libvirtd on qemu:///system.
+
+SharedDaemonTest   the machine's libvirtd (lab.SystemLab), shared with whoever else tests
+                   here: only guests named zrapply-sys-<pid>-* are created and removed,
+                   and the daemon is never stopped. Running s390x guests make the live
+                   path real; without VFIO a live attach fails the way it does on a host
+                   without it. The tool is pointed at the daemon as
+                   qemu:///system?socket=/run/libvirt/libvirt-sock: the same daemon and
+                   driver, but a URI of its own, so the per-URI apply lock this file takes
+                   (also while a run is held stopped) never makes a parallel apply on
+                   plain qemu:///system fail.
+PrivateDaemonTest  a libvirtd of the test's own (lab.PrivateDaemon) for what would disturb
+                   others: killing the daemon mid-apply, holding the apply lock, long runs
+                   interrupted by signals.
+
+Races ("between plan and apply") are made deterministic with the fault shim's stop
+action: the tool raises SIGSTOP right before a chosen libvirt call, the test changes the
+world with virsh, then lets it continue.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import tempfile
+import unittest
+import xml.etree.ElementTree as ET
+
+import lab
+from lab import hostdev_xml, s390x_guest
+
+SHARED_URI = 'qemu:///system?socket=/run/libvirt/libvirt-sock'
+NO_VFIO = "unsupported configuration: host doesn't support VFIO PCI passthrough"
+LIVE_DRIFT_MISSING = 'live drift not fixed (--config-only): hostdev missing in running guest'
+NOT_IN_INVENTORY = '(not in inventory)'
+
+
+def write_inventory(path, guests):
+    """guests: {name: {'hostdevs': [source or {'source':, 'uid':}], 'prune': bool}}."""
+    lines = ['version: 1', 'guests:']
+    for name, spec in guests.items():
+        lines.append('  %s:' % name)
+        if 'prune' in spec:
+            lines.append('    prune: %s' % ('true' if spec['prune'] else 'false'))
+        devs = spec.get('hostdevs', [])
+        lines.append('    hostdevs:' + ('' if devs else ' []'))
+        for d in devs:
+            d = {'source': d} if isinstance(d, str) else d
+            lines.append('      - source: %s' % d['source'])
+            if 'uid' in d:
+                lines.append('        zpci: {uid: 0x%04x}' % d['uid'])
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    return path
+
+
+def sources(devices):
+    return sorted(d['source'] for d in devices)
+
+
+def ignores_signal(pid, sig):
+    """Whether process pid ignores sig (the SigIgn mask in /proc/PID/status)."""
+    with open('/proc/%d/status' % pid) as f:
+        mask = next(int(line.split()[1], 16) for line in f if line.startswith('SigIgn:'))
+    return bool(mask & (1 << (sig - 1)))
+
+
+def actions_by(doc):
+    """{(guest, op, source): action} of a JSON plan/apply document."""
+    return {(a['guest'], a['op'], a['source']): a for a in doc['actions']}
+
+
+class DaemonTestCase(unittest.TestCase):
+    """What both classes share: a temp dir, an inventory writer, the tool on self.uri."""
+
+    uri = None
+    lab = None
+    PREFIX = None
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix='zrapply-test-')
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.inv = os.path.join(self.dir, 'inventory.yaml')
+
+    def name(self, short):
+        return self.PREFIX + short
+
+    def inventory(self, guests):
+        return write_inventory(self.inv, guests)
+
+    def tool(self, *args, env=None):
+        e = {'LIBVIRT_DEFAULT_URI': None}
+        e.update(env or {})
+        return lab.run_tool(list(args) + ['-c', self.uri], env=e, timeout=600)
+
+    def tool_json(self, *args, env=None):
+        rc, out, err = self.tool('-o', 'json', *args, env=env)
+        try:
+            return rc, json.loads(out), err
+        except ValueError:
+            self.fail('not JSON (rc %d): %s\n%s' % (rc, out, err))
+
+    def start_tool(self, *args, fault=None):
+        env = lab.fault_env(fault)
+        env['LIBVIRT_DEFAULT_URI'] = None
+        return lab.start_tool(list(args) + ['-c', self.uri], env=env)
+
+    def resume(self, proc):
+        os.kill(proc.pid, signal.SIGCONT)
+        out, err = proc.communicate(timeout=600)
+        return proc.returncode, out, err
+
+
+class SharedDaemonTest(DaemonTestCase):
+    PREFIX = 'zrapply-sys-%d-' % os.getpid()
+    uri = SHARED_URI
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = lab.SystemLab()
+        # Guests an earlier run of this file left behind (it was killed): their pid is gone.
+        for n in cls.lab.list_names():
+            m = re.match(r'zrapply-sys-(\d+)-', n)
+            if m and not os.path.exists('/proc/' + m.group(1)):
+                cls.lab.cleanup(m.group(0))
+
+    def setUp(self):
+        super().setUp()
+        self.lab.cleanup(self.PREFIX)
+        self.addCleanup(self.lab.cleanup, self.PREFIX)
+
+    def define(self, short, *devices, start=False):
+        name = self.name(short)
+        self.lab.define(s390x_guest(name, ''.join(devices)))
+        if start:
+            self.lab.start(name)
+            self.assertTrue(self.lab.state(name).startswith('crashed'), self.lab.state(name))
+        return name
+
+    def free_functions(self, n):
+        """n of the host's PCI functions that no guest's definition holds right now.
+
+        Other people's guests live on this daemon too; a function one of them holds
+        would turn this test's attach into a (correct) conflict error.
+        """
+        names = self.lab.list_names()
+        held = set()
+        if names:
+            try:
+                out = self.lab.virsh(' ; '.join('dumpxml --inactive %s' % x for x in names))
+            except lab.VirshError:   # a guest vanished meanwhile: read them one by one
+                out = ''
+                for x in names:
+                    try:
+                        out += self.lab.dumpxml(x)
+                    except lab.VirshError:
+                        pass
+            for doc in out.split('</domain>'):
+                if '<domain' in doc:
+                    held.update(d['source'] for d in lab.parse_devices(doc + '</domain>'))
+        free = [p for p in lab.SystemDaemon.pci_node_devices() if p not in held]
+        if len(free) < n:
+            raise lab.Skip('needs %d PCI functions no guest holds, the host has %d' % (
+                n, len(free)))
+        return free[-n:]
+
+    # ---- the live path, for real ------------------------------------------------------
+
+    def test_live_attach_fails_for_vfio_and_the_definition_stays_unchanged(self):
+        run = self.define('run', start=True)
+        off = self.define('off')
+        f0, f1 = self.free_functions(2)
+        self.inventory({run: {'hostdevs': [f0]}, off: {'hostdevs': [f1]}})
+        before, before_live = self.lab.dumpxml(run), self.lab.dumpxml(run, inactive=False)
+
+        rc, out, err = self.tool('plan', self.inv)
+        self.assertEqual(rc, 2, out + err)
+        self.assertIn('  + attach hostdev %s [live+config]\n' % f0, out)
+        self.assertIn('  + attach hostdev %s [config]\n' % f1, out)
+
+        rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        # libvirt's own message, under the guest's name, on the device's line
+        self.assertIn('%s:\n  + attach hostdev %s [live+config] failed: %s\n' % (run, f0, NO_VFIO),
+                      out)
+        self.assertIn('%s:\n  + attach hostdev %s [config] done\n' % (off, f1), out)
+        self.assertIn('Apply: 1 attached, 0 detached, 0 replaced, 1 failed on 2 of 2 guests.',
+                      out)
+        # LIVE|CONFIG failed live: the definition was not written, byte for byte
+        self.assertEqual(self.lab.dumpxml(run), before)
+        self.assertEqual(self.lab.dumpxml(run, inactive=False), before_live)
+        self.assertTrue(self.lab.is_active(run))
+        # the inactive guest in the same run still converged
+        self.assertEqual(sources(self.lab.devices(off)), [f1])
+
+        rc, doc, err = self.tool_json('apply', self.inv)
+        self.assertEqual(rc, 1, err)
+        [a] = doc['actions']
+        self.assertEqual((a['guest'], a['op'], a['source'], a['live'], a['config']),
+                         (run, 'attach', f0, True, True))
+        self.assertEqual((a['result'], a['error']), ('failed', NO_VFIO))
+        self.assertEqual(doc['summary']['failed'], 1)
+        self.assertEqual(a['uri'], SHARED_URI)
+
+        # --config-only changes the running guest's definition and leaves it running
+        rc, out, err = self.tool('apply', '--config-only', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn('  + attach hostdev %s [config] done\n' % f0, out)
+        self.assertEqual(sources(self.lab.devices(run)), [f0])
+        self.assertEqual(self.lab.devices(run, inactive=False), [])
+        self.assertTrue(self.lab.is_active(run))
+
+        rc, doc, err = self.tool_json('plan', '--config-only', self.inv)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(doc['actions'], [])
+        self.assertIn({'host': 'default', 'guest': run, 'source': f0,
+                       'message': LIVE_DRIFT_MISSING}, doc['warnings'])
+        rc, out, err = self.tool('plan', self.inv)
+        self.assertEqual(rc, 2, out + err)
+        self.assertIn('  + attach hostdev %s [live]\n' % f0, out)
+
+    # ---- host preflight against real node devices ---------------------------------------
+
+    def test_host_check_with_the_real_node_devices(self):
+        a, b = self.define('a'), self.define('b')
+        f0, f1 = self.free_functions(2)
+        missing = '00ff:00:1f.7'
+        self.assertNotIn(missing, lab.SystemDaemon.pci_node_devices())
+        self.inventory({a: {'hostdevs': [f0]}, b: {'hostdevs': [f1, missing]}})
+        before_b = self.lab.dumpxml(b)
+
+        rc, doc, err = self.tool_json('plan', self.inv)
+        self.assertEqual(rc, 2, err)
+        self.assertIn({'host': 'default', 'guest': b, 'source': missing,
+                       'message': 'host has no PCI function 00ff:00:1f.7'}, doc['warnings'])
+        self.assertEqual(doc['errors'], [])
+
+        counts = os.path.join(self.dir, 'counts')
+        rc, out, err = self.tool('apply', self.inv, env=lab.fault_env(counts=counts))
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('%s: error: host has no PCI function 00ff:00:1f.7 (node device '
+                      'pci_00ff_00_1f_7); nothing changed on this guest\n' % b, out)
+        self.assertEqual(self.lab.dumpxml(b), before_b)
+        # a config attach of a real function to an inactive guest works without VFIO
+        self.assertIn('%s:\n  + attach hostdev %s [config] done\n' % (a, f0), out)
+        self.assertEqual(sources(self.lab.devices(a)), [f0])
+        # one node device listing for the host, never a lookup per device
+        calls = lab.read_counts(counts)
+        self.assertEqual(calls.get('virConnectListAllNodeDevices'), 1, calls)
+        self.assertNotIn('virNodeDeviceLookupByName', calls)
+        # one domain listing to read the inventory's guests, one for the conflict check
+        self.assertEqual(calls.get('virConnectListAllDomains'), 2, calls)
+
+        # --no-host-check: libvirt itself accepts a function the host does not have
+        rc, out, err = self.tool('apply', '--no-host-check', self.inv,
+                                 env=lab.fault_env(counts=counts))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(sources(self.lab.devices(b)), sorted([f1, missing]))
+        calls = lab.read_counts(counts)
+        self.assertNotIn('virConnectListAllNodeDevices', calls)
+        # only the listing that reads the inventory's guests: no conflict check
+        self.assertEqual(calls.get('virConnectListAllDomains'), 1, calls)
+
+    def test_a_function_held_by_a_guest_the_inventory_does_not_name(self):
+        f0, f1 = self.free_functions(2)
+        x = self.define('x', hostdev_xml(f0))
+        y, z = self.define('y'), self.define('z')
+        self.inventory({y: {'hostdevs': [f0]}, z: {'hostdevs': [f1]}})
+        before = {n: self.lab.dumpxml(n) for n in (x, y)}
+
+        rc, doc, err = self.tool_json('plan', self.inv)
+        self.assertEqual(rc, 2, err)
+        self.assertIn({'host': 'default', 'guest': y, 'source': f0,
+                       'message': "held by guest '%s', which the inventory does not name; "
+                                  "apply will refuse to attach it here" % x}, doc['warnings'])
+
+        rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("%s: error: %s is held by guest '%s', which the inventory does not name; "
+                      "libvirt would let both definitions hold it, so nothing changed on this "
+                      "guest\n" % (y, f0, x), out)
+        self.assertEqual({n: self.lab.dumpxml(n) for n in (x, y)}, before)
+        self.assertEqual(sources(self.lab.devices(z)), [f1])
+
+        # What the check prevents: without it libvirt lets both definitions hold f0.
+        rc, out, err = self.tool('apply', '--no-host-check', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(sources(self.lab.devices(x)), [f0])
+        self.assertEqual(sources(self.lab.devices(y)), [f0])
+        rc, out, err = self.tool('plan', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("%s: also held by guest '%s', which the inventory does not name: both "
+                      "definitions hold this function" % (f0, x), out)
+
+    # ---- --atomic ----------------------------------------------------------------------
+
+    def test_atomic_undoes_the_host_when_a_live_attach_fails_in_the_middle(self):
+        # a: detach 0001 + attach 0002; r (running): live+config attach fails for VFIO;
+        # c: attach 0004, never tried. The host check is off: these functions are made up.
+        a = self.define('a', hostdev_xml('0001:00:00.0', zpci_uid=1, zpci_fid=0))
+        r = self.define('r', start=True)
+        c = self.define('c')
+        self.inventory({a: {'hostdevs': ['0002:00:00.0']}, r: {'hostdevs': ['0003:00:00.0']},
+                        c: {'hostdevs': ['0004:00:00.0']}})
+        names = (a, r, c)
+        before = {n: self.lab.dumpxml(n) for n in names}
+        before_live = self.lab.dumpxml(r, inactive=False)
+
+        rc, doc, err = self.tool_json('apply', '--atomic', '--no-host-check', '-v', self.inv)
+        self.assertEqual(rc, 1, err)
+        got = [(x['guest'], x['op'], x['source'], x['result']) for x in doc['actions']]
+        self.assertEqual(got, [
+            (a, 'detach', '0001:00:00.0', 'rolled back'),
+            (a, 'attach', '0002:00:00.0', 'rolled back'),
+            (r, 'attach', '0003:00:00.0', 'failed'),
+            (c, 'attach', '0004:00:00.0', 'skipped'),
+        ])
+        by = actions_by(doc)
+        self.assertEqual(by[(r, 'attach', '0003:00:00.0')]['error'], NO_VFIO)
+        self.assertEqual(by[(c, 'attach', '0004:00:00.0')]['skip_reason'],
+                         'not run: an earlier action on this host failed (--atomic)')
+        self.assertEqual(doc['summary']['rolled_back'], 2)
+        self.assertEqual(doc['warnings'], [], 'the re-read after rollback found a difference')
+        # undone in reverse order: the attach first, then the detach
+        self.assertEqual(re.findall(r'^rollback: .*$', err, re.M), [
+            'rollback: detach hostdev 0002:00:00.0 on %s [config]: done' % a,
+            'rollback: attach hostdev 0001:00:00.0 on %s [config]: done' % a,
+        ])
+        for n in names:
+            self.assertEqual(self.lab.dumpxml(n), before[n], n)
+        self.assertEqual(self.lab.dumpxml(r, inactive=False), before_live)
+
+        rc, out, err = self.tool('apply', '--atomic', '--no-host-check', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('  - detach hostdev 0001:00:00.0 zpci uid=0x0001 fid=0x00000000 '
+                      'guest_address=0000:00:01.0 [config] (not in inventory) rolled back\n', out)
+        self.assertIn('  + attach hostdev 0002:00:00.0 [config] rolled back\n', out)
+        self.assertIn('  + attach hostdev 0004:00:00.0 [config] skipped: not run: an earlier '
+                      'action on this host failed (--atomic)\n', out)
+        self.assertIn('Apply: 0 attached, 0 detached, 0 replaced, 1 failed, 1 skipped, '
+                      '2 rolled back on 3 of 3 guests.', out)
+
+        # Without --atomic the independent actions stay done.
+        rc, out, err = self.tool('apply', '--no-host-check', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(sources(self.lab.devices(a)), ['0002:00:00.0'])
+        self.assertEqual(sources(self.lab.devices(c)), ['0004:00:00.0'])
+
+    def test_atomic_undoes_the_host_when_libvirt_refuses_a_zpci_uid_clash(self):
+        # k keeps 0001 (uid 1) through prune: false, and wants 0002 with uid 1 too:
+        # libvirt refuses that attach. j's attach before it is undone.
+        j = self.define('j')
+        k = self.define('k', hostdev_xml('0001:00:00.0', zpci_uid=1, zpci_fid=0))
+        l_ = self.define('l')
+        self.inventory({j: {'hostdevs': ['0003:00:00.0']},
+                        k: {'prune': False, 'hostdevs': [{'source': '0002:00:00.0', 'uid': 1}]},
+                        l_: {'hostdevs': ['0004:00:00.0']}})
+        before = {n: self.lab.dumpxml(n) for n in (j, k, l_)}
+        rc, doc, err = self.tool_json('apply', '--atomic', '--no-host-check', self.inv)
+        self.assertEqual(rc, 1, err)
+        got = [(x['guest'], x['source'], x['result']) for x in doc['actions']]
+        self.assertEqual(got, [(j, '0003:00:00.0', 'rolled back'),
+                               (k, '0002:00:00.0', 'failed'),
+                               (l_, '0004:00:00.0', 'skipped')])
+        self.assertIn('is already reserved', doc['actions'][1]['error'])
+        for n in (j, k, l_):
+            self.assertEqual(self.lab.dumpxml(n), before[n], n)
+
+    # ---- the world changes between reading and applying ---------------------------------
+
+    def run_stopped(self, args, change, fault='virDomainAttachDeviceFlags:1:stop'):
+        """Start apply, let `change()` run while it is stopped before its first attach."""
+        proc = self.start_tool(*args, fault=fault)
+        try:
+            lab.wait_stopped(proc)
+            change()
+        finally:
+            rc, out, err = self.resume(proc)
+        return rc, out, err
+
+    def test_guest_undefined_during_apply(self):
+        u1, u2 = self.define('u1'), self.define('u2')
+        self.inventory({u1: {'hostdevs': ['0001:00:00.0', '0002:00:00.0']},
+                        u2: {'hostdevs': ['0003:00:00.0']}})
+        rc, out, err = self.run_stopped(['apply', '-j', '1', '--no-host-check', '-o', 'json',
+                                         self.inv], lambda: self.lab.undefine(u1))
+        self.assertEqual(rc, 1, out + err)
+        by = actions_by(json.loads(out))
+        first = by[(u1, 'attach', '0001:00:00.0')]
+        self.assertEqual(first['result'], 'failed')
+        self.assertRegex(first['error'], r"^Domain not found: no domain with matching uuid "
+                                         r"'[0-9a-f-]{36}' \(%s\)$" % u1)
+        self.assertEqual((by[(u1, 'attach', '0002:00:00.0')]['result'],
+                          by[(u1, 'attach', '0002:00:00.0')]['skip_reason']),
+                         ('skipped', 'not run: the guest no longer exists'))
+        self.assertEqual(by[(u2, 'attach', '0003:00:00.0')]['result'], 'done')
+        self.assertNotIn(u1, self.lab.list_names())
+
+        rc, out, err = self.tool('apply', '--no-host-check', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("%s: error: guest '%s' not found" % (u1, u1), out)
+        self.assertIn('%s: in sync' % u2, out)
+
+    def test_guest_started_during_apply(self):
+        s = self.define('s')
+        self.inventory({s: {'hostdevs': ['0001:00:00.0']}})
+        rc, out, err = self.run_stopped(['apply', '--no-host-check', self.inv],
+                                        lambda: self.lab.start(s))
+        # read inactive, so the plan was a config attach: still right for the definition
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn('  + attach hostdev 0001:00:00.0 [config] done\n', out)
+        self.assertTrue(self.lab.is_active(s))
+        self.assertEqual(sources(self.lab.devices(s)), ['0001:00:00.0'])
+        # the next plan sees the running guest lacks it
+        rc, out, err = self.tool('plan', '--no-host-check', self.inv)
+        self.assertEqual(rc, 2, out + err)
+        self.assertIn('  + attach hostdev 0001:00:00.0 [live]\n', out)
+
+    def test_guest_stopped_during_apply(self):
+        t = self.define('t', start=True)
+        self.inventory({t: {'hostdevs': ['0001:00:00.0']}})
+        before = self.lab.dumpxml(t)
+        rc, out, err = self.run_stopped(['apply', '--no-host-check', self.inv],
+                                        lambda: self.lab.destroy(t))
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('  + attach hostdev 0001:00:00.0 [live+config] failed: Requested '
+                      'operation is not valid: domain is not running (the guest stopped since '
+                      'it was read; apply again to change its persistent definition)\n', out)
+        self.assertEqual(self.lab.dumpxml(t), before)
+        rc, out, err = self.tool('apply', '--no-host-check', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn('  + attach hostdev 0001:00:00.0 [config] done\n', out)
+
+    def test_device_attached_by_someone_else_during_apply(self):
+        d = self.define('d')
+        self.inventory({d: {'hostdevs': ['0001:00:00.0', '0002:00:00.0']}})
+        rc, out, err = self.run_stopped(
+            ['apply', '--no-host-check', self.inv],
+            lambda: self.lab.attach(d, hostdev_xml('0001:00:00.0')))
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('  + attach hostdev 0001:00:00.0 [config] failed: Requested operation is '
+                      'not valid: device is already in the domain configuration\n', out)
+        self.assertIn('  + attach hostdev 0002:00:00.0 [config] done\n', out)
+        rc, out, err = self.tool('plan', '--no-host-check', self.inv)
+        self.assertEqual(rc, 0, out + err)
+
+
+class PrivateDaemonTest(DaemonTestCase):
+    """Things one must not do to a shared daemon, done to one of our own."""
+
+    PREFIX = 'zrapply-priv-'
+    N = 200
+
+    def setUp(self):
+        super().setUp()
+        # A fresh daemon per test (it starts in half a second): no guests to clean up.
+        self.daemon = lab.PrivateDaemon()
+        self.addCleanup(self.daemon.close)
+        self.daemon.start()
+        self.lab = self.daemon.lab
+        self.uri = self.daemon.uri
+
+    def many_guests(self, n=None):
+        """n inactive guests, each wanting one hostdev of its own: n config attaches."""
+        n = n or self.N
+        names = ['%s%03d' % (self.PREFIX, i) for i in range(n)]
+        self.lab.define_many([s390x_guest(x) for x in names])
+        self.inventory({x: {'hostdevs': ['0001:%02x:%02x.0' % (i // 32, i % 32)]}
+                        for i, x in enumerate(names)})
+        return names
+
+    def definition_sources(self, name):
+        """The in-scope sources of the definition file the daemon wrote (it must parse)."""
+        with open(self.daemon.definition_path(name)) as f:
+            text = f.read()
+        ET.fromstring(text)     # raises on a corrupted file
+        return sources(lab.parse_devices(text))
+
+    def test_daemon_killed_mid_apply(self):
+        names = self.many_guests()
+        wanted = {x: '0001:%02x:%02x.0' % (i // 32, i % 32) for i, x in enumerate(names)}
+        proc = self.start_tool('apply', '-v', '--no-host-check', '-o', 'json', self.inv)
+        try:
+            # Kill it once the 100th call is under way: progress goes to stderr first.
+            for line in proc.stderr:
+                if line.startswith('[100/%d] ' % self.N):
+                    break
+            self.daemon.kill(signal.SIGKILL)
+        finally:
+            rest_out, rest_err = proc.communicate(timeout=600)
+        rc, doc = proc.returncode, json.loads(rest_out)
+        self.assertEqual(rc, 1, rest_err)
+        results = [a['result'] for a in doc['actions']]
+        self.assertEqual(results.count('failed'), 1, rest_err)
+        failed = next(a for a in doc['actions'] if a['result'] == 'failed')
+        self.assertTrue(failed['error'].startswith('lost the connection to libvirt: '),
+                        failed['error'])
+        self.assertTrue(failed['error'].endswith('; the change may or may not have been made'),
+                        failed['error'])
+        self.assertGreaterEqual(results.count('done'), 99)
+        skipped = [a for a in doc['actions'] if a['result'] == 'skipped']
+        self.assertEqual({a['skip_reason'] for a in skipped},
+                         {'not run: the connection to libvirt was lost'})
+        self.assertEqual(len(skipped) + results.count('done') + 1, self.N)
+        self.assertRegex(rest_err, r'zpci-reconcile: lost the connection to %s: .+; %d actions '
+                                   r'not run\n' % (re.escape(self.uri), len(skipped)))
+
+        # Every definition on disk parses and holds the old or the new device set, and
+        # the one for each done action has it.
+        for a in doc['actions']:
+            got = self.definition_sources(a['guest'])
+            self.assertIn(got, ([], [wanted[a['guest']]]), a['guest'])
+            if a['result'] == 'done':
+                self.assertEqual(got, [wanted[a['guest']]], a['guest'])
+            if a['result'] == 'skipped':
+                self.assertEqual(got, [], a['guest'])
+
+        self.daemon.start()
+        self.assertEqual(len([x for x in self.lab.list_names() if x in wanted]), self.N)
+        rc, out, err = self.tool('apply', '--no-host-check', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        rc, out, err = self.tool('plan', '--no-host-check', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        for x in names:
+            self.assertEqual(self.definition_sources(x), [wanted[x]])
+
+    def test_daemon_killed_mid_atomic_apply_leaves_nothing_to_undo_with(self):
+        names = self.many_guests(60)
+        proc = self.start_tool('apply', '--atomic', '-v', '--no-host-check', '-o', 'json',
+                               self.inv)
+        try:
+            for line in proc.stderr:
+                if line.startswith('[30/60] '):
+                    break
+            self.daemon.kill(signal.SIGKILL)
+        finally:
+            out, err = proc.communicate(timeout=600)
+        self.assertEqual(proc.returncode, 1, err)
+        doc = json.loads(out)
+        done = [a for a in doc['actions'] if a['result'] == 'done']
+        self.assertGreaterEqual(len(done), 29)
+        self.assertEqual({a['error'] for a in done},
+                         {'not rolled back: the connection to libvirt was lost'})
+        self.assertNotIn('rolled back', [a['result'] for a in doc['actions']])
+        self.daemon.start()
+        rc, out, err = self.tool('apply', '--atomic', '--no-host-check', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(sum(1 for x in names if self.definition_sources(x)), 60)
+
+    def test_daemon_killed_during_the_rollback(self):
+        self.many_guests(10)
+        # the 5th attach fails; the rollback's first undo (a detach) waits for the kill
+        proc = self.start_tool('apply', '--atomic', '--no-host-check', '-o', 'json', self.inv,
+                               fault='virDomainAttachDeviceFlags:5,'
+                                     'virDomainDetachDeviceFlags:1:stop')
+        try:
+            lab.wait_stopped(proc)
+            # The next RPC may be written before libvirt's event thread sees the hangup;
+            # that write must fail with EPIPE, not kill the tool with SIGPIPE.
+            self.assertTrue(ignores_signal(proc.pid, signal.SIGPIPE))
+            self.daemon.kill(signal.SIGKILL)
+        finally:
+            rc, out, err = self.resume(proc)
+        self.assertEqual(rc, 1, err)
+        results = [(a['result'], a.get('error', '').split(':')[0]) for a in json.loads(out)[
+            'actions']]
+        self.assertEqual(results, [('done', 'not rolled back')] * 3 +
+                                  [('done', 'rollback failed')] +
+                                  [('failed', 'zr-fault')] + [('skipped', '')] * 5)
+
+    def test_sigint_during_a_long_apply_stops_after_the_current_call(self):
+        names = self.many_guests()
+        # ^C lands while the 50th attach is being made (the shim raises it in that thread)
+        rc, doc, err = self.tool_json('apply', '--no-host-check', self.inv,
+                                      env=lab.fault_env('virDomainAttachDeviceFlags:50:sigint'))
+        self.assertEqual(rc, 1, err)
+        results = [a['result'] for a in doc['actions']]
+        self.assertEqual(results, ['done'] * 50 + ['skipped'] * (self.N - 50))
+        self.assertEqual({a['skip_reason'] for a in doc['actions'][50:]},
+                         {'not run: interrupted by a signal'})
+        self.assertIn('zpci-reconcile: interrupted by signal 2; stopped after the current call\n',
+                      err)
+        self.assertEqual(sum(1 for x in names if self.definition_sources(x)), 50)
+        rc, out, err = self.tool('apply', '--no-host-check', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn('Apply: %d attached, 0 detached, 0 replaced, 0 failed on %d of %d guests.'
+                      % (self.N - 50, self.N - 50, self.N), out)
+
+    def test_sigterm_from_outside_during_a_long_apply(self):
+        names = self.many_guests()
+        proc = self.start_tool('apply', '--no-host-check', self.inv,
+                               fault='virDomainAttachDeviceFlags:120:stop')
+        try:
+            lab.wait_stopped(proc)
+            os.kill(proc.pid, signal.SIGTERM)   # queued while stopped, handled on SIGCONT
+        finally:
+            rc, out, err = self.resume(proc)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('zpci-reconcile: interrupted by signal 15; stopped after the current call\n',
+                      err)
+        done = out.count('] done\n')
+        skipped = out.count('] skipped: not run: interrupted by a signal\n')
+        # The signal is handled by whichever thread runs first after SIGCONT: the 120th
+        # call, and at most the one after it, were made; nothing later was.
+        self.assertIn(done, (120, 121), out)
+        self.assertEqual(done + skipped, self.N, out)
+        self.assertEqual(sum(1 for x in names if self.definition_sources(x)), done)
+        rc, out, err = self.tool('apply', '--no-host-check', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(sum(1 for x in names if self.definition_sources(x)), self.N)
+
+    def test_two_applies_at_once(self):
+        g = self.name('lock')
+        self.lab.define(s390x_guest(g))
+        self.inventory({g: {'hostdevs': ['0001:00:00.0']}})
+        first = self.start_tool('apply', '--no-host-check', self.inv,
+                                fault='virDomainAttachDeviceFlags:1:stop')
+        try:
+            lab.wait_stopped(first)   # it holds the lock and is about to attach
+            rc, out, err = self.tool('apply', '--no-host-check', self.inv)
+            self.assertEqual(rc, 1, out + err)
+            self.assertRegex(out, r"%s: error: another zpci-reconcile apply \(pid %d\) is "
+                                  r"changing %s; lock file /\S+\.lock\n" % (
+                                      g, first.pid, re.escape(self.uri)))
+            self.assertEqual(self.lab.devices(g), [])
+            rc, out, err = self.tool('plan', '--no-host-check', self.inv)   # no lock needed
+            self.assertEqual(rc, 2, out + err)
+        finally:
+            rc, out, err = self.resume(first)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(sources(self.lab.devices(g)), ['0001:00:00.0'])
+        rc, out, err = self.tool('apply', '--no-host-check', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn('%s: in sync' % g, out)
+
+
+if __name__ == '__main__':
+    lab.main()
