@@ -1457,6 +1457,11 @@ struct zr_inventory *zr_inventory_parse(const char *file, const char *data, size
     _cleanup_(zr_inventory_freep) struct zr_inventory *inv = NULL;
     struct node *root = NULL;
 
+    /* libyaml asserts on a NULL input, even an empty one. */
+    if (!data) {
+        l.data = "";
+        l.len = 0;
+    }
     if (len > ZR_INVENTORY_MAX_BYTES) {
         report(&l, (struct zr_mark){0, 0},
                "the inventory is %zu bytes; the limit is %u bytes (16 MiB)", len,
@@ -1465,7 +1470,7 @@ struct zr_inventory *zr_inventory_parse(const char *file, const char *data, size
     }
     /* Editors on Windows like to start UTF-8 with a byte order mark;
      * libyaml, told the encoding, would read it as text in column 1. */
-    if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0) {
+    if (l.len >= 3 && memcmp(l.data, "\xef\xbb\xbf", 3) == 0) {
         l.data += 3;
         l.len -= 3;
     }
