@@ -916,6 +916,28 @@ static int parse_pci_addr(struct loader *l, const struct field *f, const struct 
     return 0;
 }
 
+/* libvirt takes a guest address whose domain, bus and slot are all zero as
+ * "pick a slot" (virPCIDeviceAddressIsEmpty) and the domain reader reads it
+ * as no address, so it could never compare equal: every run would replace
+ * the device again. */
+static int parse_guest_address(struct loader *l, const struct field *f, const struct node *v,
+                               void *obj)
+{
+    int r = parse_pci_addr(l, f, v, obj);
+    if (r < 0)
+        return r;
+    const struct zr_pci_addr *a = FIELD_PTR(obj, f->offset, struct zr_pci_addr);
+    if (a->domain == 0 && a->bus == 0 && a->slot == 0) {
+        _cleanup_free_ char *s = shown(v->text, v->len);
+        report(l, v->mark,
+               "'%s' %s has domain, bus and slot 0, which libvirt reads as no address (it picks "
+               "a slot itself); give a non-zero slot, or leave '%s' out",
+               f->key, s, f->key);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int parse_mac(struct loader *l, const struct field *f, const struct node *v, void *obj)
 {
     struct zr_mac m;
@@ -1106,7 +1128,7 @@ static const struct field hostdev_fields[] = {
     MANAGED_FIELD,
     ZPCI_FIELD,
     {.key = "guest_address",
-     .parse = parse_pci_addr,
+     .parse = parse_guest_address,
      .offset = DEV(guest_address),
      .has = DEV_HAS(has_guest_address),
      .expect = PCI_ADDR_EXPECT},
