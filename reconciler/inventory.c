@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "domain.h"
 #include "inventory.h"
 #include "util.h"
 
@@ -938,6 +939,26 @@ static int parse_guest_address(struct loader *l, const struct field *f, const st
     return 0;
 }
 
+/* A profileid the device XML builder refuses would only fail at plan time,
+ * after validate said yes: libvirt 9.0 writes it into the definition
+ * unescaped (see zr_domain_profileid_ok). */
+static int parse_profileid(struct loader *l, const struct field *f, const struct node *v,
+                           void *obj)
+{
+    int r = parse_string(l, f, v, obj);
+    if (r < 0)
+        return r;
+    if (!zr_domain_profileid_ok(*FIELD_PTR(obj, f->offset, char *))) {
+        _cleanup_free_ char *s = shown(v->text, v->len);
+        report(l, v->mark,
+               "'%s' must not hold ', <, & or control characters (libvirt stores it "
+               "unescaped and could not read the guest's definition back), got '%s'",
+               f->key, s);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int parse_mac(struct loader *l, const struct field *f, const struct node *v, void *obj)
 {
     struct zr_mac m;
@@ -1071,7 +1092,7 @@ static const struct field virtualport_fields[] = {
      .required = true,
      .expect = "802.1Qbh or 802.1Qbg"},
     {.key = "profileid",
-     .parse = parse_string,
+     .parse = parse_profileid,
      .offset = VP(profileid),
      .max = PROFILEID_MAX,
      .expect = "a port profile name of 1 to 39 bytes"},

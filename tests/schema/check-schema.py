@@ -39,6 +39,7 @@ REJECTED = [
     "no-guests-no-hosts",
     "not-a-mapping",
     "profileid-on-qbg",
+    "profileid-quote",
     "profileid-too-long",
     "prune-on",
     "qbg-missing-typeid",
