@@ -18,14 +18,10 @@ static void check_device(const struct zr_device *d)
     zr_fuzz_assert(xml, "valid inventory device the builder refuses: %s", what);
 
     struct zr_device back = {0};
-    struct zr_error err = {0};
-    int r = zr_domain_parse_device(xml, strlen(xml), &back, &err);
-    zr_fuzz_assert(r == 0, "built XML does not read back (%d: %s): %s", r,
-                   err.message ? err.message : "", xml);
+    zr_fuzz_read_device(xml, "built XML", &back);
     zr_fuzz_assert(zr_device_same_key(&back, d), "built XML reads back as another device: %s",
                    xml);
     zr_device_finish(&back);
-    zr_error_finish(&err);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -109,13 +109,9 @@ static void simulate(struct zr_device_list *sim, const struct zr_action *a, cons
     zr_fuzz_assert(!find_key(sim, a->kind, &a->source), "%s attach of %s %s, already there",
                    flavour, zr_kind_to_string(a->kind), src);
     struct zr_device *d = zr_device_list_append(sim);
-    struct zr_error err = {0};
-    int r = zr_domain_parse_device(a->xml, strlen(a->xml), d, &err);
-    zr_fuzz_assert(r == 0, "attach XML does not read back (%d: %s):\n%s", r,
-                   err.message ? err.message : "", a->xml);
+    zr_fuzz_read_device(a->xml, "attach XML", d);
     zr_fuzz_assert(d->kind == a->kind && zr_pci_addr_eq(&d->source, &a->source),
                    "attach XML for %s is another device:\n%s", src, a->xml);
-    zr_error_finish(&err);
 }
 
 static void check_action(const struct zr_plan *plan, const struct zr_action *a)
@@ -131,16 +127,13 @@ static void check_action(const struct zr_plan *plan, const struct zr_action *a)
 
     /* The detach XML must find this very device: same key, in scope. */
     struct zr_device d = {0};
-    struct zr_error err = {0};
-    int r = zr_domain_parse_device(a->xml, strlen(a->xml), &d, &err);
-    zr_fuzz_assert(r == 0 && zr_device_same_key(&d, &a->device),
-                   "%s XML is not the action's device (%d):\n%s", zr_op_to_string(a->op), r,
-                   a->xml);
+    zr_fuzz_read_device(a->xml, zr_op_to_string(a->op), &d);
+    zr_fuzz_assert(zr_device_same_key(&d, &a->device), "%s XML is not the action's device:\n%s",
+                   zr_op_to_string(a->op), a->xml);
     if (a->op == ZR_OP_ATTACH)
         zr_fuzz_assert(!(d.has_vlan && d.vport.type != ZR_VPORT_NONE),
                        "attach XML with a vlan beside a virtualport:\n%s", a->xml);
     zr_device_finish(&d);
-    zr_error_finish(&err);
 }
 
 /* sim's keys must be wanted's (and, without prune, cur's too). */

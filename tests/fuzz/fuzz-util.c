@@ -1,6 +1,8 @@
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "domain.h"
 #include "fuzz.h"
 #include "util.h"
 
@@ -77,4 +79,13 @@ const char *zr_fuzz_device_diff(const struct zr_device *a, const struct zr_devic
             return "alias";
     }
     return NULL;
+}
+
+void zr_fuzz_read_device(const char *xml, const char *what, struct zr_device *out)
+{
+    struct zr_error err = {0};
+    int r = zr_domain_parse_device(xml, strlen(xml), out, &err);
+    zr_fuzz_assert(r == 0, "%s does not read back (%d: %s):\n%s", what, r,
+                   err.message ? err.message : "", xml);
+    zr_error_finish(&err);
 }

@@ -49,3 +49,7 @@ void zr_fuzz_sink_free(struct zr_fuzz_sink *s);
  * `with_xml_only`, also driver and alias, which only the reader fills. */
 const char *zr_fuzz_device_diff(const struct zr_device *a, const struct zr_device *b,
                                 bool with_xml_only);
+
+/* Reads device XML the tool made (`what` says which, for the message) into
+ * `out`; aborts unless it parses as an in-scope device. */
+void zr_fuzz_read_device(const char *xml, const char *what, struct zr_device *out);
