@@ -175,7 +175,7 @@ if CC=clang build build-fuzz -Dfuzz=true -Dtests=false; then
     if ZR_FUZZ_WORK=$work bash "$src/tests/fuzz/run.sh" "$target" "${ZR_FUZZ_SECONDS:-30}" \
       >"$work/log" 2>&1; then
       passed=$((passed + 1))
-      grep -E '^#[0-9]+ +DONE' "$work/log" || true
+      grep -E '^#[0-9]+[[:space:]]+DONE' "$work/log" || true
     else
       tail -n 40 "$work/log"
       ls "$work/artifacts/$target" 2>/dev/null
