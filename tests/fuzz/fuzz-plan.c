@@ -244,14 +244,12 @@ static void check_output(const struct zr_plan *plan, zr_format format)
     zr_fuzz_sink_free(&sink);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+void zr_fuzz_plan_check(const uint8_t *data, size_t size)
 {
-    if (size > ZR_FUZZ_MAX_INPUT)
-        return 0;
     struct input in;
     split(data, size, &in);
     if (in.n < 2)
-        return 0;
+        return;
 
     struct zr_plan_options opts = {0};
     _cleanup_free_ char *words = zr_strndup(in.part[0], in.len[0]);
@@ -261,7 +259,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct zr_inventory *inv = zr_inventory_parse("fuzz.yaml", in.part[1], in.len[1], &errs);
     zr_errors_finish(&errs);
     if (!inv)
-        return 0;
+        return;
 
     struct zr_plan plan = {0};
     size_t k = 0;
@@ -308,5 +306,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     zr_plan_finish(&plan);
     zr_inventory_free(inv);
+}
+
+#ifndef ZR_FUZZ_PLAN_NO_ENTRY
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size <= ZR_FUZZ_MAX_INPUT)
+        zr_fuzz_plan_check(data, size);
     return 0;
 }
+#endif

@@ -53,3 +53,7 @@ const char *zr_fuzz_device_diff(const struct zr_device *a, const struct zr_devic
 /* Reads device XML the tool made (`what` says which, for the message) into
  * `out`; aborts unless it parses as an in-scope device. */
 void zr_fuzz_read_device(const char *xml, const char *what, struct zr_device *out);
+
+/* fuzz-plan's checks on one input in its NUL-separated form (fuzz-plan.c);
+ * fuzz-plan-gen builds such inputs from a structured description. */
+void zr_fuzz_plan_check(const uint8_t *data, size_t size);

@@ -3,7 +3,7 @@
 #
 #   tests/fuzz/run.sh TARGET [SECONDS [LIBFUZZER-OPTION...]]
 #
-# TARGET is inventory, domain or plan; SECONDS defaults to 600.  The build is
+# TARGET is inventory, domain, plan or plan-gen; SECONDS defaults to 600.  The build is
 # $ZR_FUZZ_BUILD (default build-fuzz, made with
 # `CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false`).  New inputs go
 # to $ZR_FUZZ_WORK/TARGET (default build-fuzz/fuzz-work), crashes to
@@ -13,7 +13,7 @@
 set -euo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-target=${1:?usage: $0 inventory|domain|plan [SECONDS [LIBFUZZER-OPTION...]]}
+target=${1:?usage: $0 inventory|domain|plan|plan-gen [SECONDS [LIBFUZZER-OPTION...]]}
 seconds=${2:-600}
 shift $(($# < 2 ? $# : 2))
 build=${ZR_FUZZ_BUILD:-$src/build-fuzz}
@@ -36,8 +36,13 @@ case $target in
     dict=plan
     seeds=("$src/tests/fuzz/corpus/plan")
     ;;
+  plan-gen)
+    # bytes are choices, not text: no dictionary
+    dict=
+    seeds=("$src/tests/fuzz/corpus/plan-gen")
+    ;;
   *)
-    echo "$0: unknown target '$target' (inventory, domain or plan)" >&2
+    echo "$0: unknown target '$target' (inventory, domain, plan or plan-gen)" >&2
     exit 2
     ;;
 esac
@@ -51,5 +56,5 @@ mkdir -p "$work/$target" "$work/artifacts/$target"
 
 # -timeout: an input taking over 5 s is a bug here (every stage is near linear).
 exec "$exe" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
-  -dict="$src/tests/fuzz/$dict.dict" -artifact_prefix="$work/artifacts/$target/" \
+  ${dict:+-dict="$src/tests/fuzz/$dict.dict"} -artifact_prefix="$work/artifacts/$target/" \
   "$@" "$work/$target" "${seeds[@]}"
