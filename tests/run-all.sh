@@ -169,7 +169,7 @@ fi
 # Longer runs: docs/fuzzing.md.
 t0=$SECONDS
 if CC=clang build build-fuzz -Dfuzz=true -Dtests=false; then
-  for target in inventory domain plan; do
+  for target in inventory domain plan plan-gen; do
     banner "fuzz $target: ${ZR_FUZZ_SECONDS:-30}s"
     work=$(mktemp -d "${TMPDIR:-/tmp}/zr-fuzz.XXXXXX")
     if ZR_FUZZ_WORK=$work bash "$src/tests/fuzz/run.sh" "$target" "${ZR_FUZZ_SECONDS:-30}" \
