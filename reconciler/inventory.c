@@ -906,16 +906,6 @@ static int parse_string(struct loader *l, const struct field *f, const struct no
     return 0;
 }
 
-/* libvirt 9.0 stores a profileid unescaped: a quote, '<' or '&' would leave
- * a persistent definition libvirt cannot read back (see domain.h). */
-static int parse_profileid(struct loader *l, const struct field *f, const struct node *v,
-                           void *obj)
-{
-    if (!is_text(v) || strlen(v->text) != v->len || !zr_domain_profileid_ok(v->text))
-        return type_error(l, f, v);
-    return parse_string(l, f, v, obj);
-}
-
 static int parse_pci_addr(struct loader *l, const struct field *f, const struct node *v, void *obj)
 {
     struct zr_pci_addr a;
@@ -924,6 +914,48 @@ static int parse_pci_addr(struct loader *l, const struct field *f, const struct 
     *FIELD_PTR(obj, f->offset, struct zr_pci_addr) = a;
     set_bit(f, obj);
     track(l, f, pci_addr_key(&a), v->use);
+    return 0;
+}
+
+/* libvirt takes a guest address whose domain, bus and slot are all zero as
+ * "pick a slot" (virPCIDeviceAddressIsEmpty) and the domain reader reads it
+ * as no address, so it could never compare equal: every run would replace
+ * the device again. */
+static int parse_guest_address(struct loader *l, const struct field *f, const struct node *v,
+                               void *obj)
+{
+    int r = parse_pci_addr(l, f, v, obj);
+    if (r < 0)
+        return r;
+    const struct zr_pci_addr *a = FIELD_PTR(obj, f->offset, struct zr_pci_addr);
+    if (a->domain == 0 && a->bus == 0 && a->slot == 0) {
+        _cleanup_free_ char *s = shown(v->text, v->len);
+        report(l, v->mark,
+               "'%s' %s has domain, bus and slot 0, which libvirt reads as no address (it picks "
+               "a slot itself); give a non-zero slot, or leave '%s' out",
+               f->key, s, f->key);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* A profileid the device XML builder refuses would only fail at plan time,
+ * after validate said yes: libvirt 9.0 writes it into the definition
+ * unescaped (see zr_domain_profileid_ok). */
+static int parse_profileid(struct loader *l, const struct field *f, const struct node *v,
+                           void *obj)
+{
+    int r = parse_string(l, f, v, obj);
+    if (r < 0)
+        return r;
+    if (!zr_domain_profileid_ok(*FIELD_PTR(obj, f->offset, char *))) {
+        _cleanup_free_ char *s = shown(v->text, v->len);
+        report(l, v->mark,
+               "'%s' must not hold ', <, & or control characters (libvirt stores it "
+               "unescaped and could not read the guest's definition back), got '%s'",
+               f->key, s);
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -1060,7 +1092,7 @@ static const struct field virtualport_fields[] = {
      .parse = parse_profileid,
      .offset = VP(profileid),
      .max = ZR_VPORT_PROFILEID_MAX,
-     .expect = "a port profile name of 1 to 39 bytes without ', <, & or control characters"},
+     .expect = "a port profile name of 1 to 39 bytes"},
     {.key = "managerid",
      .parse = parse_number,
      .offset = VP(managerid),
@@ -1114,7 +1146,7 @@ static const struct field hostdev_fields[] = {
     MANAGED_FIELD,
     ZPCI_FIELD,
     {.key = "guest_address",
-     .parse = parse_pci_addr,
+     .parse = parse_guest_address,
      .offset = DEV(guest_address),
      .has = DEV_HAS(has_guest_address),
      .expect = PCI_ADDR_EXPECT},
@@ -1465,6 +1497,11 @@ struct zr_inventory *zr_inventory_parse(const char *file, const char *data, size
     _cleanup_(zr_inventory_freep) struct zr_inventory *inv = NULL;
     struct node *root = NULL;
 
+    /* libyaml asserts on a NULL input, even an empty one. */
+    if (!data) {
+        l.data = "";
+        l.len = 0;
+    }
     if (len > ZR_INVENTORY_MAX_BYTES) {
         report(&l, (struct zr_mark){0, 0},
                "the inventory is %zu bytes; the limit is %u bytes (16 MiB)", len,
@@ -1473,7 +1510,7 @@ struct zr_inventory *zr_inventory_parse(const char *file, const char *data, size
     }
     /* Editors on Windows like to start UTF-8 with a byte order mark;
      * libyaml, told the encoding, would read it as text in column 1. */
-    if (len >= 3 && memcmp(data, "\xef\xbb\xbf", 3) == 0) {
+    if (l.len >= 3 && memcmp(l.data, "\xef\xbb\xbf", 3) == 0) {
         l.data += 3;
         l.len -= 3;
     }

@@ -199,7 +199,9 @@ static void merge_device(struct zr_device *out, const struct zr_device *w,
         out->has_mac = true;
         out->mac = c->mac;
     }
-    if (w->vport.type == ZR_VPORT_NONE && c->vport.type != ZR_VPORT_NONE) {
+    /* libvirt refuses a vlan beside a virtualport on a hostdev interface:
+     * a wanted vlan wins over a virtualport the inventory leaves out. */
+    if (w->vport.type == ZR_VPORT_NONE && c->vport.type != ZR_VPORT_NONE && !w->has_vlan) {
         zr_virtualport_finish(&out->vport);
         zr_virtualport_copy(&out->vport, &c->vport);
     } else if (w->vport.type == ZR_VPORT_8021QBG && c->vport.type == ZR_VPORT_8021QBG &&
@@ -252,6 +254,9 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
              * leaves out. */
             if (c->has_vlan && !s->attach.has_vlan)
                 strbuf_addf(&d.changes, ", ", "vlan %u → (none: libvirt refuses a vlan beside a virtualport)", c->vlan);
+            if (c->vport.type != ZR_VPORT_NONE && s->attach.vport.type == ZR_VPORT_NONE)
+                strbuf_addf(&d.changes, ", ", "virtualport %s → (none: libvirt refuses a virtualport beside a vlan)",
+                            zr_vport_type_to_string(c->vport.type));
             s->reason = zr_asprintf("changed: %s", d.fields.s);
             s->changes = TAKE_PTR(d.changes.s);
         }

@@ -5,7 +5,7 @@
 # libvirtd for the qemu:///system tests, then runs the suites three ways:
 #   build/       all suites (unit, integration)
 #   build-asan/  all suites again, built with ASan + UBSan
-#   build/       the unit suite under valgrind memcheck
+#   build/       the unit and fuzz-replay suites under valgrind memcheck
 # Both memory checks go through tests/memcheck.sh, which also catches leaks in the child
 # processes Criterion runs each test in (a plain --wrap=valgrind does not).
 #
@@ -21,10 +21,11 @@ set -uo pipefail
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$src" || exit 1
 
-# Build and test dependencies, Debian package names. clang (libFuzzer) is left out:
-# fuzz corpora are replayed by the ordinary build.
+# Build and test dependencies, Debian package names. clang and its runtime (libFuzzer)
+# build the fuzz targets for a short smoke run; their corpora are replayed by the
+# ordinary builds.
 packages=(
-  gcc libc6-dev pkg-config meson ninja-build
+  gcc libc6-dev pkg-config meson ninja-build clang libclang-rt-14-dev
   libyaml-dev libvirt-dev libxml2-dev libcriterion-dev
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-misc
   python3 python3-jsonschema python3-yaml libxml2-utils scdoc valgrind procps
@@ -162,8 +163,33 @@ else
 fi
 
 if [ "$plain_ok" -eq 1 ]; then
-  run_tests valgrind build zr-valgrind --suite unit --timeout-multiplier 4 \
+  run_tests valgrind build zr-valgrind --suite unit --suite fuzz --timeout-multiplier 4 \
     --wrap "$src/tests/memcheck.sh valgrind"
+fi
+
+# The libFuzzer targets: build with clang, run each for $ZR_FUZZ_SECONDS (default 30),
+# so the -Dfuzz=true build cannot rot; each target that runs clean counts as one test.
+# Longer runs: docs/fuzzing.md.
+t0=$SECONDS
+if CC=clang build build-fuzz -Dfuzz=true -Dtests=false; then
+  for target in inventory domain plan plan-gen; do
+    banner "fuzz $target: ${ZR_FUZZ_SECONDS:-30}s"
+    work=$(mktemp -d "${TMPDIR:-/tmp}/zr-fuzz.XXXXXX")
+    if ZR_FUZZ_WORK=$work bash "$src/tests/fuzz/run.sh" "$target" "${ZR_FUZZ_SECONDS:-30}" \
+      >"$work/log" 2>&1; then
+      passed=$((passed + 1))
+      grep -E '^#[0-9]+[[:space:]]+DONE' "$work/log" || true
+    else
+      tail -n 40 "$work/log"
+      ls "$work/artifacts/$target" 2>/dev/null
+      stage_failed "fuzz $target found a crash (inputs kept in $work)"
+      continue
+    fi
+    rm -rf "$work"
+  done
+  timings+=("$(printf '%-10s %4ds' fuzz $((SECONDS - t0)))")
+else
+  stage_failed "build in build-fuzz/ (clang, -Dfuzz=true)"
 fi
 
 banner "summary"

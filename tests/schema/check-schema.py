@@ -24,6 +24,7 @@ except ImportError as e:
 REJECTED = [
     "fid-too-big",
     "guest-address-malformed",
+    "guest-address-zero-slot",
     "guest-name-empty",
     "guests-with-hosts",
     "host-without-uri",
