@@ -133,11 +133,37 @@ static void output_json(FILE *f, const struct zr_plan *plan)
     }
     fputs(first ? "],\n" : "\n  ],\n", f);
 
+    /* Plans built without host records (the plan unit tests) keep the
+     * shape they had before hosts were recorded. */
+    if (plan->n_hosts) {
+        fputs("  \"hosts\": [", f);
+        for (size_t i = 0; i < plan->n_hosts; i++) {
+            const struct zr_plan_host *h = &plan->hosts[i];
+            fputs(i ? ",\n    {\"host\": " : "\n    {\"host\": ", f);
+            zr_json_string(f, h->name);
+            fputs(", \"uri\": ", f);
+            if (h->uri)
+                zr_json_string(f, h->uri);
+            else
+                fputs("null", f);
+            fprintf(f, ", \"reached\": %s, \"error\": ", h->reached ? "true" : "false");
+            if (h->error)
+                zr_json_string(f, h->error);
+            else
+                fputs("null", f);
+            fputc('}', f);
+        }
+        fputs("\n  ],\n", f);
+    }
+
     fprintf(f,
             "  \"summary\": {\"attach\": %zu, \"detach\": %zu, \"replace\": %zu, \"failed\": %zu, "
-            "\"guests_changed\": %zu, \"guests_in_sync\": %zu, \"guests_failed\": %zu}\n}\n",
+            "\"guests_changed\": %zu, \"guests_in_sync\": %zu, \"guests_failed\": %zu",
             n_attach, n_detach, c.replace, c.failed, c.guests_changed, c.guests_in_sync,
             c.guests_failed);
+    if (plan->n_hosts)
+        fprintf(f, ", \"hosts_failed\": %zu", c.hosts_failed);
+    fputs("}\n}\n", f);
 }
 
 /* ---- text ---------------------------------------------------------------- */
@@ -268,21 +294,43 @@ static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi,
         text_line(f, &lines[i], o);
 }
 
+/* Nothing for the one host of an inventory without hosts:. */
+static void text_host_header(FILE *f, const char *host, const char *uri,
+                             const struct zr_output_options *o)
+{
+    if (zr_streq(host, "default"))
+        return;
+    fprintf(f, "%s== host %s (%s) ==%s\n", o->color ? C_BOLD : "", host,
+            uri ? uri : "libvirt default", o->color ? C_RESET : "");
+}
+
 static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
 {
     struct zr_plan_counts c;
     zr_plan_count(plan, &c);
 
     if (!o->quiet) {
-        const char *host = NULL;
-        for (size_t i = 0; i < plan->n_guests; i++) {
-            const struct zr_plan_guest *g = &plan->guests[i];
-            if (!zr_streq(g->host, "default") && !zr_streq(g->host, host)) {
-                fprintf(f, "%s== host %s (%s) ==%s\n", o->color ? C_BOLD : "", g->host,
-                        g->uri ? g->uri : "libvirt default", o->color ? C_RESET : "");
-                host = g->host;
-            }
-            text_guest(f, plan, i, o);
+        /* Guests come host by host, in the order of the host records.  A
+         * host's error gets a line of its own only when no guest line
+         * carries it (a host without guests). */
+        size_t gi = 0;
+        for (size_t h = 0; h < plan->n_hosts; h++) {
+            const struct zr_plan_host *host = &plan->hosts[h];
+            size_t first = gi;
+            text_host_header(f, host->name, host->uri, o);
+            for (; gi < plan->n_guests && zr_streq(plan->guests[gi].host, host->name); gi++)
+                text_guest(f, plan, gi, o);
+            if (host->error && gi == first)
+                fprintf(f, "%serror:%s %s\n", o->color ? C_RED C_BOLD : "", o->color ? C_RESET : "",
+                        host->error);
+        }
+        /* Guests without a host record: plans built by hand (unit tests). */
+        for (const char *host = NULL; gi < plan->n_guests; gi++) {
+            const struct zr_plan_guest *g = &plan->guests[gi];
+            if (!zr_streq(g->host, host))
+                text_host_header(f, g->host, g->uri, o);
+            host = g->host;
+            text_guest(f, plan, gi, o);
         }
         if (plan->n_warnings)
             fputs("\nWarnings:\n", f);
@@ -313,6 +361,8 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
     }
     if (c.guests_failed)
         fprintf(f, " (%zu with errors)", c.guests_failed);
+    if (c.hosts_failed)
+        fprintf(f, "; %zu of %zu hosts failed", c.hosts_failed, plan->n_hosts);
     fputs(".\n", f);
 }
 

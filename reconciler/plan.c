@@ -497,6 +497,41 @@ void zr_plan_guest_error(struct zr_plan *plan, const char *host, const char *uri
     va_end(ap);
 }
 
+struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, const char *uri)
+{
+    struct zr_plan_host *h = ZR_APPEND(plan->hosts, plan->n_hosts);
+    h->name = zr_strdup(name);
+    h->uri = zr_strdup(uri);
+    return h;
+}
+
+/* Moves the items of array `src` (n_src of them) to the end of `dst`. */
+#define MOVE_ITEMS(dst, n_dst, src, n_src)                                   \
+    do {                                                                     \
+        if ((n_src) > 0) {                                                   \
+            (dst) = zr_reallocarray((dst), (n_dst) + (n_src), sizeof(*(dst))); \
+            memcpy((dst) + (n_dst), (src), (n_src) * sizeof(*(dst)));        \
+            (n_dst) += (n_src);                                              \
+        }                                                                    \
+        free(src);                                                           \
+    } while (0)
+
+void zr_plan_append(struct zr_plan *dst, struct zr_plan *src)
+{
+    size_t guest_base = dst->n_guests, action_base = dst->n_actions;
+    for (size_t i = 0; i < src->n_actions; i++) {
+        struct zr_action *a = &src->actions[i];
+        a->guest_index += guest_base;
+        for (size_t j = 0; j < a->n_deps; j++)
+            a->deps[j] += action_base;
+    }
+    MOVE_ITEMS(dst->guests, dst->n_guests, src->guests, src->n_guests);
+    MOVE_ITEMS(dst->actions, dst->n_actions, src->actions, src->n_actions);
+    MOVE_ITEMS(dst->warnings, dst->n_warnings, src->warnings, src->n_warnings);
+    MOVE_ITEMS(dst->hosts, dst->n_hosts, src->hosts, src->n_hosts);
+    *src = (struct zr_plan){0};
+}
+
 void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *guest,
                          const struct zr_pci_addr *source, const char *fmt, ...)
 {
@@ -596,6 +631,9 @@ void zr_plan_count(const struct zr_plan *plan, struct zr_plan_counts *c)
             c->detach++;
         }
     }
+    for (size_t i = 0; i < plan->n_hosts; i++)
+        if (plan->hosts[i].error)
+            c->hosts_failed++;
     for (size_t i = 0; i < plan->n_guests; i++) {
         if (plan->guests[i].error)
             c->guests_failed++;
@@ -624,5 +662,11 @@ void zr_plan_finish(struct zr_plan *plan)
         free(plan->warnings[i].message);
     }
     free(plan->warnings);
+    for (size_t i = 0; i < plan->n_hosts; i++) {
+        free(plan->hosts[i].name);
+        free(plan->hosts[i].uri);
+        free(plan->hosts[i].error);
+    }
+    free(plan->hosts);
     *plan = (struct zr_plan){0};
 }
