@@ -250,8 +250,9 @@ static void text_line(FILE *f, const struct line *l, const struct zr_output_opti
                 o->color ? C_RESET : "");
 }
 
-static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi,
-                       const struct zr_output_options *o)
+/* `acts` are the indices of the guest's actions, in plan order. */
+static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi, const size_t *acts,
+                       size_t n_acts, const struct zr_output_options *o)
 {
     const struct zr_plan_guest *g = &plan->guests[gi];
     if (g->error) {
@@ -267,11 +268,11 @@ static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi,
     fprintf(f, "%s%s:%s\n", o->color ? C_BOLD : "", g->guest, o->color ? C_RESET : "");
 
     _cleanup_free_ struct line *lines = NULL;
-    _cleanup_free_ bool *used = zr_new0(bool, plan->n_actions);
+    _cleanup_free_ bool *used = zr_new0(bool, n_acts);
     size_t n = 0;
-    for (size_t i = 0; i < plan->n_actions; i++) {
-        const struct zr_action *a = &plan->actions[i];
-        if (a->guest_index != gi || used[i])
+    for (size_t i = 0; i < n_acts; i++) {
+        const struct zr_action *a = &plan->actions[acts[i]];
+        if (used[i])
             continue;
         used[i] = true;
         struct line *l = ZR_APPEND(lines, n);
@@ -279,10 +280,10 @@ static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi,
         if (a->op != ZR_OP_DETACH || !a->changes)
             continue;
         /* Pair a replacement's detach with its attach. */
-        for (size_t j = 0; j < plan->n_actions; j++) {
-            const struct zr_action *b = &plan->actions[j];
-            if (!used[j] && b->guest_index == gi && b->op == ZR_OP_ATTACH && b->changes &&
-                b->kind == a->kind && zr_pci_addr_eq(&b->source, &a->source)) {
+        for (size_t j = 0; j < n_acts; j++) {
+            const struct zr_action *b = &plan->actions[acts[j]];
+            if (!used[j] && b->op == ZR_OP_ATTACH && b->changes && b->kind == a->kind &&
+                zr_pci_addr_eq(&b->source, &a->source)) {
                 used[j] = true;
                 l->second = b;
                 break;
@@ -292,6 +293,34 @@ static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi,
     qsort(lines, n, sizeof(*lines), line_cmp);
     for (size_t i = 0; i < n; i++)
         text_line(f, &lines[i], o);
+}
+
+/* The plan's action indices grouped by guest, each group in plan order:
+ * guest i's are order[start[i] .. start[i + 1]).  One pass, so the text
+ * output stays linear in guests and actions. */
+struct by_guest {
+    size_t *order;
+    size_t *start;
+};
+
+static void by_guest_init(struct by_guest *b, const struct zr_plan *plan)
+{
+    b->order = zr_new0(size_t, plan->n_actions);
+    b->start = zr_new0(size_t, plan->n_guests + 1);
+    for (size_t i = 0; i < plan->n_actions; i++)
+        b->start[plan->actions[i].guest_index + 1]++;
+    for (size_t g = 0; g < plan->n_guests; g++)
+        b->start[g + 1] += b->start[g];
+    _cleanup_free_ size_t *fill = zr_new0(size_t, plan->n_guests + 1);
+    memcpy(fill, b->start, (plan->n_guests + 1) * sizeof(*fill));
+    for (size_t i = 0; i < plan->n_actions; i++)
+        b->order[fill[plan->actions[i].guest_index]++] = i;
+}
+
+static void by_guest_finish(struct by_guest *b)
+{
+    free(b->order);
+    free(b->start);
 }
 
 /* Nothing for the one host of an inventory without hosts:. */
@@ -313,13 +342,16 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
         /* Guests come host by host, in the order of the host records.  A
          * host's error gets a line of its own only when no guest line
          * carries it (a host without guests). */
+        _cleanup_(by_guest_finish) struct by_guest acts = {0};
+        by_guest_init(&acts, plan);
+#define GUEST_ACTIONS(gi) acts.order + acts.start[gi], acts.start[(gi) + 1] - acts.start[gi]
         size_t gi = 0;
         for (size_t h = 0; h < plan->n_hosts; h++) {
             const struct zr_plan_host *host = &plan->hosts[h];
             size_t first = gi;
             text_host_header(f, host->name, host->uri, o);
             for (; gi < plan->n_guests && zr_streq(plan->guests[gi].host, host->name); gi++)
-                text_guest(f, plan, gi, o);
+                text_guest(f, plan, gi, GUEST_ACTIONS(gi), o);
             if (host->error && gi == first)
                 fprintf(f, "%serror:%s %s\n", o->color ? C_RED C_BOLD : "", o->color ? C_RESET : "",
                         host->error);
@@ -330,8 +362,9 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
             if (!zr_streq(g->host, host))
                 text_host_header(f, g->host, g->uri, o);
             host = g->host;
-            text_guest(f, plan, gi, o);
+            text_guest(f, plan, gi, GUEST_ACTIONS(gi), o);
         }
+#undef GUEST_ACTIONS
         if (plan->n_warnings)
             fputs("\nWarnings:\n", f);
         for (size_t i = 0; i < plan->n_warnings; i++) {

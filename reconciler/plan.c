@@ -564,23 +564,87 @@ static bool shares_guest_resource(const struct zr_device *a, const struct zr_dev
     return false;
 }
 
+/* A detach, as the dependency search looks it up. */
+struct detach_key {
+    struct zr_pci_addr source;
+    size_t guest;
+    size_t index; /* into plan->actions */
+};
+
+static int key_by_source(const void *pa, const void *pb)
+{
+    const struct detach_key *a = pa, *b = pb;
+    int r = zr_pci_addr_cmp(&a->source, &b->source);
+    return r ? r : (a->index > b->index) - (a->index < b->index);
+}
+
+static int key_by_guest(const void *pa, const void *pb)
+{
+    const struct detach_key *a = pa, *b = pb;
+    if (a->guest != b->guest)
+        return a->guest < b->guest ? -1 : 1;
+    return (a->index > b->index) - (a->index < b->index);
+}
+
+/* The first key not below `probe` (index 0 sorts first among equals). */
+static size_t lower_bound(const struct detach_key *keys, size_t n, const struct detach_key *probe,
+                          int (*cmp)(const void *, const void *))
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cmp(&keys[mid], probe) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int index_cmp(const void *pa, const void *pb)
+{
+    size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
+    return (a > b) - (a < b);
+}
+
+/* Each attach waits for the detaches of its host function (any guest) and
+ * for those of its own guest that free a resource it uses.  The host's
+ * detaches are sorted by source and by guest once, so an attach looks at
+ * its matches only: n log n for a host of any size, not attaches times
+ * detaches. */
 static void compute_deps(struct zr_plan *plan, size_t first, size_t end)
 {
+    size_t n = 0;
+    _cleanup_free_ struct detach_key *by_source = zr_new0(struct detach_key, end - first);
+    for (size_t j = first; j < end; j++)
+        if (plan->actions[j].op == ZR_OP_DETACH)
+            by_source[n++] = (struct detach_key){plan->actions[j].source,
+                                                 plan->actions[j].guest_index, j};
+    if (n == 0)
+        return;
+    _cleanup_free_ struct detach_key *by_guest = zr_new0(struct detach_key, n);
+    memcpy(by_guest, by_source, n * sizeof(*by_guest));
+    qsort(by_source, n, sizeof(*by_source), key_by_source);
+    qsort(by_guest, n, sizeof(*by_guest), key_by_guest);
+
     for (size_t i = first; i < end; i++) {
         struct zr_action *a = &plan->actions[i];
         if (a->op != ZR_OP_ATTACH)
             continue;
-        for (size_t j = first; j < end; j++) {
-            const struct zr_action *d = &plan->actions[j];
-            if (d->op != ZR_OP_DETACH)
-                continue;
-            bool same_source = zr_pci_addr_eq(&d->source, &a->source);
-            bool same_guest = d->guest_index == a->guest_index;
-            if (same_source || (same_guest && shares_guest_resource(&a->device, &d->device))) {
-                a->deps = zr_reallocarray(a->deps, a->n_deps + 1, sizeof(*a->deps));
-                a->deps[a->n_deps++] = j;
-            }
+        struct detach_key probe = {a->source, a->guest_index, 0};
+        for (size_t k = lower_bound(by_source, n, &probe, key_by_source);
+             k < n && zr_pci_addr_eq(&by_source[k].source, &a->source); k++)
+            *ZR_APPEND(a->deps, a->n_deps) = by_source[k].index;
+        for (size_t k = lower_bound(by_guest, n, &probe, key_by_guest);
+             k < n && by_guest[k].guest == a->guest_index; k++) {
+            const struct zr_action *d = &plan->actions[by_guest[k].index];
+            if (!zr_pci_addr_eq(&d->source, &a->source) &&
+                shares_guest_resource(&a->device, &d->device))
+                *ZR_APPEND(a->deps, a->n_deps) = by_guest[k].index;
         }
+        /* In plan order, as apply reports the first one unmet. */
+        if (a->n_deps > 1)
+            qsort(a->deps, a->n_deps, sizeof(*a->deps), index_cmp);
     }
 }
 
