@@ -46,10 +46,10 @@ static int use_cmp(const void *pa, const void *pb)
 }
 
 struct selection {
-    size_t *first;      /* per guest: index of its first device in drop/holder */
-    enum drop *drop;    /* per device */
-    size_t *holder;     /* DROP_OTHER_GUEST: the guest that keeps the function */
-    bool *prune;        /* per guest */
+    size_t *first;   /* per guest: index of its first device in drop/holder */
+    enum drop *drop; /* per device */
+    size_t *holder;  /* DROP_OTHER_GUEST: the guest that keeps the function */
+    bool *prune;     /* per guest */
 };
 
 static void selection_finish(struct selection *s)
@@ -160,8 +160,8 @@ _printf_(2, 3) static void emit_plainf(struct emitter *em, const char *fmt, ...)
  * (": ", a leading "-", flow indicators inside a flow mapping). */
 static bool plain_is_string(const char *s)
 {
-    static const char *const words[] = {"null", "~", "true", "false", "yes", "no",
-                                        "on",   "off", "y",  "n"};
+    static const char *const words[] = {"null", "~",  "true", "false", "yes",
+                                        "no",   "on", "off",  "y",     "n"};
     if (!*s)
         return false;
     for (size_t i = 0; i < ELEMENTSOF(words); i++)
@@ -173,17 +173,16 @@ static bool plain_is_string(const char *s)
 
 static void emit_string(struct emitter *em, const char *s)
 {
-    emit_scalar(em, s, plain_is_string(s) ? YAML_PLAIN_SCALAR_STYLE
-                                          : YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+    emit_scalar(em, s,
+                plain_is_string(s) ? YAML_PLAIN_SCALAR_STYLE : YAML_DOUBLE_QUOTED_SCALAR_STYLE);
 }
 
 static void emit_mapping_start(struct emitter *em, bool flow)
 {
     yaml_event_t ev;
     emit(em, &ev,
-         yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
-                                             flow ? YAML_FLOW_MAPPING_STYLE
-                                                  : YAML_BLOCK_MAPPING_STYLE));
+         yaml_mapping_start_event_initialize(
+             &ev, NULL, NULL, 1, flow ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE));
 }
 
 static void emit_mapping_end(struct emitter *em)
@@ -248,8 +247,7 @@ static bool emit_virtualport(struct emitter *em, const char *guest, const struct
     char uuid[ZR_UUID_STRLEN];
 
     if (d->vport_unrepresentable) {
-        warn(em, guest, d,
-             "virtualport left out: only 802.1Qbh and 802.1Qbg ports can be written");
+        warn(em, guest, d, "virtualport left out: only 802.1Qbh and 802.1Qbg ports can be written");
         return false;
     }
     switch (v->type) {
@@ -350,8 +348,8 @@ static void emit_device(struct emitter *em, const char *guest, const struct zr_d
 }
 
 static void emit_device_list(struct emitter *em, const struct zr_export_guest *g,
-                             const struct selection *s, size_t gi, zr_kind kind,
-                             const char *key, const struct zr_export_guest *guests)
+                             const struct selection *s, size_t gi, zr_kind kind, const char *key,
+                             const struct zr_export_guest *guests)
 {
     const struct zr_device_list *l = g->devices;
     bool started = false;

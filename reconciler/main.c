@@ -554,8 +554,7 @@ static void worker_finish(const struct options *o, struct worker *w, const struc
         ;
     w->pid = 0;
     _cleanup_free_ char *buf = TAKE_PTR(w->buf);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
-        zr_wire_decode(buf, w->len, result) == 0)
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && zr_wire_decode(buf, w->len, result) == 0)
         return;
     _cleanup_free_ char *why = NULL;
     if (WIFSIGNALED(status))
@@ -569,8 +568,8 @@ static void worker_finish(const struct options *o, struct worker *w, const struc
     host_not_run(o, host, result, why);
 }
 
-static void run_hosts_forked(const struct options *o, const struct zr_inventory *inv,
-                             bool applying, struct zr_plan *plan)
+static void run_hosts_forked(const struct options *o, const struct zr_inventory *inv, bool applying,
+                             struct zr_plan *plan)
 {
     size_t n = inv->n_hosts, next = 0, running = 0, done = 0;
     _cleanup_free_ struct worker *w = zr_new0(struct worker, n);
@@ -606,9 +605,8 @@ static void run_hosts_forked(const struct options *o, const struct zr_inventory 
         while (running < o->jobs && next < n && !interrupted) {
             int r = start_worker(o, inv, next, applying, w, &mask);
             if (r < 0) {
-                _cleanup_free_ char *why =
-                    zr_asprintf("cannot start a process for host '%s': %s",
-                                inv->hosts[next].name, strerror(-r));
+                _cleanup_free_ char *why = zr_asprintf("cannot start a process for host '%s': %s",
+                                                       inv->hosts[next].name, strerror(-r));
                 host_not_run(o, &inv->hosts[next], &results[next], why);
                 done++;
             } else {
@@ -702,7 +700,8 @@ static int verb_plan_apply(const struct options *o, const char *path, bool apply
     else
         run_hosts_forked(o, inv, applying, &plan);
     if (interrupted)
-        fprintf(stderr, "zpci-reconcile: interrupted by signal %d; stopped after the current call\n",
+        fprintf(stderr,
+                "zpci-reconcile: interrupted by signal %d; stopped after the current call\n",
                 (int)interrupted);
 
     struct zr_output_options oo = {
@@ -886,15 +885,16 @@ int main(int argc, char **argv)
     bool is_apply = strcmp(o.verb, "apply") == 0;
     bool is_export = strcmp(o.verb, "export") == 0;
     bool is_run = is_apply || strcmp(o.verb, "plan") == 0;
-    const char *misplaced = (o.dry_run && !is_apply)       ? "--dry-run is only for apply"
-                            : (o.atomic && !is_apply)      ? "--atomic is only for apply"
-                            : (o.live && !is_export)       ? "--live is only for export"
-                            : (o.all && !is_export)        ? "--all is only for export"
-                            : (o.metrics_file && !is_run)  ? "--metrics-file is only for plan and apply"
-                            : (o.all && o.n_args > 0)      ? "export takes guest names or --all, not both"
-                            : (is_export && o.format == ZR_FORMAT_JSON)
-                                ? "export writes YAML; --output json is for plan and apply"
-                                : NULL;
+    const char *misplaced =
+        (o.dry_run && !is_apply)      ? "--dry-run is only for apply"
+        : (o.atomic && !is_apply)     ? "--atomic is only for apply"
+        : (o.live && !is_export)      ? "--live is only for export"
+        : (o.all && !is_export)       ? "--all is only for export"
+        : (o.metrics_file && !is_run) ? "--metrics-file is only for plan and apply"
+        : (o.all && o.n_args > 0)     ? "export takes guest names or --all, not both"
+        : (is_export && o.format == ZR_FORMAT_JSON)
+            ? "export writes YAML; --output json is for plan and apply"
+            : NULL;
     if (misplaced) {
         fprintf(stderr, "zpci-reconcile: %s\n", misplaced);
         return EXIT_ERROR;

@@ -94,8 +94,8 @@ static struct host_counts *count(const struct zr_plan *plan)
         if (h == SIZE_MAX)
             continue;
         guest_state s = g->error || bad[i] ? GUEST_FAILED
-                        : g->changed      ? GUEST_DRIFTED
-                                          : GUEST_IN_SYNC;
+                        : g->changed       ? GUEST_DRIFTED
+                                           : GUEST_IN_SYNC;
         c[h].guests[s]++;
     }
     for (size_t i = 0; i < plan->n_actions; i++) {
@@ -163,9 +163,8 @@ void zr_metrics_format(FILE *f, const struct zr_plan *plan, const struct zr_metr
                         continue;
                     fputs(PREFIX "actions{host=", f);
                     label_value(f, plan->hosts[h].name);
-                    fprintf(f, ",op=\"%s\",kind=\"%s\",result=\"%s\"} %zu\n",
-                            zr_op_to_string(op), zr_kind_to_string(k), result_label(r),
-                            c[h].actions[op][k][r]);
+                    fprintf(f, ",op=\"%s\",kind=\"%s\",result=\"%s\"} %zu\n", zr_op_to_string(op),
+                            zr_kind_to_string(k), result_label(r), c[h].actions[op][k][r]);
                 }
 }
 

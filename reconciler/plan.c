@@ -506,14 +506,14 @@ struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, co
 }
 
 /* Moves the items of array `src` (n_src of them) to the end of `dst`. */
-#define MOVE_ITEMS(dst, n_dst, src, n_src)                                   \
-    do {                                                                     \
-        if ((n_src) > 0) {                                                   \
-            (dst) = zr_reallocarray((dst), (n_dst) + (n_src), sizeof(*(dst))); \
-            memcpy((dst) + (n_dst), (src), (n_src) * sizeof(*(dst)));        \
-            (n_dst) += (n_src);                                              \
-        }                                                                    \
-        free(src);                                                           \
+#define MOVE_ITEMS(dst, n_dst, src, n_src)                                                         \
+    do {                                                                                           \
+        if ((n_src) > 0) {                                                                         \
+            (dst) = zr_reallocarray((dst), (n_dst) + (n_src), sizeof(*(dst)));                     \
+            memcpy((dst) + (n_dst), (src), (n_src) * sizeof(*(dst)));                              \
+            (n_dst) += (n_src);                                                                    \
+        }                                                                                          \
+        free(src);                                                                                 \
     } while (0)
 
 void zr_plan_append(struct zr_plan *dst, struct zr_plan *src)
@@ -618,8 +618,8 @@ static void compute_deps(struct zr_plan *plan, size_t first, size_t end)
     _cleanup_free_ struct detach_key *by_source = zr_new0(struct detach_key, end - first);
     for (size_t j = first; j < end; j++)
         if (plan->actions[j].op == ZR_OP_DETACH)
-            by_source[n++] = (struct detach_key){plan->actions[j].source,
-                                                 plan->actions[j].guest_index, j};
+            by_source[n++] =
+                (struct detach_key){plan->actions[j].source, plan->actions[j].guest_index, j};
     if (n == 0)
         return;
     _cleanup_free_ struct detach_key *by_guest = zr_new0(struct detach_key, n);

@@ -114,11 +114,42 @@ Test(export, every_domain_test_file_round_trips)
     "' bus='0' slot='0' function='0'/></source>" extra "</hostdev>"
 
 static const char *const tricky_names[] = {
-    "plain",   "it's",      "a: b",     "\"quoted\"", "null",   "~",       "yes",
-    "No",      "123",       "0x10",     "1:20",       "-dash",  "#hash",   "with space",
-    "[x]",     "{y}",       "*star",    "&anchor",    "!tag",   "%pct",    "@at",
-    "`tick",   "ünïcödé",   "日本語",   "trailing ",  " lead",  "a,b",     "q?",
-    "back\\s", "tab\there", "x\x7f" "del", "…",         ">fold",  "|lit",    "=eq",
+    "plain",
+    "it's",
+    "a: b",
+    "\"quoted\"",
+    "null",
+    "~",
+    "yes",
+    "No",
+    "123",
+    "0x10",
+    "1:20",
+    "-dash",
+    "#hash",
+    "with space",
+    "[x]",
+    "{y}",
+    "*star",
+    "&anchor",
+    "!tag",
+    "%pct",
+    "@at",
+    "`tick",
+    "ünïcödé",
+    "日本語",
+    "trailing ",
+    " lead",
+    "a,b",
+    "q?",
+    "back\\s",
+    "tab\there",
+    "x\x7f"
+    "del",
+    "…",
+    ">fold",
+    "|lit",
+    "=eq",
 };
 
 Test(export, guest_names_that_need_quoting_come_back_unchanged)
@@ -128,10 +159,8 @@ Test(export, guest_names_that_need_quoting_come_back_unchanged)
     struct zr_export_guest *guests = calloc(n, sizeof(*guests));
     for (size_t i = 0; i < n; i++) {
         char *xml = NULL;
-        cr_assert_geq(asprintf(&xml,
-                               "<domain><devices>" HOSTDEV("%zu", "") "</devices></domain>",
-                               i + 1),
-                      0);
+        cr_assert_geq(
+            asprintf(&xml, "<domain><devices>" HOSTDEV("%zu", "") "</devices></domain>", i + 1), 0);
         parse_xml(xml, &devs[i]);
         free(xml);
         guests[i] = (struct zr_export_guest){tricky_names[i], &devs[i]};
@@ -227,11 +256,13 @@ Test(export, a_function_held_twice_is_kept_by_prune_false)
     struct zr_device_list a = {0}, b = {0}, c = {0};
     parse_xml("<domain><devices>" HOSTDEV("5", "") HOSTDEV("6", "") "</devices></domain>", &a);
     parse_xml("<domain><devices>" HOSTDEV("5", "") HOSTDEV("7", "") "</devices></domain>", &b);
-    parse_xml("<domain><devices>" HOSTDEV("8", "")
-              "<interface type='hostdev'><mac address='02:00:00:00:00:01'/>"
-              "<source><address type='pci' domain='8' bus='0' slot='0' function='0'/></source>"
-              "</interface></devices></domain>",
-              &c);
+    parse_xml(
+        "<domain><devices>" HOSTDEV(
+            "8",
+            "") "<interface type='hostdev'><mac address='02:00:00:00:00:01'/>"
+                "<source><address type='pci' domain='8' bus='0' slot='0' function='0'/></source>"
+                "</interface></devices></domain>",
+        &c);
     struct zr_export_guest g[] = {{"a", &a}, {"b", &b}, {"c", &c}};
     struct zr_export_warnings w = {0};
     char *yaml = round_trip(g, 3, &w);

@@ -29,7 +29,7 @@ static struct zr_plan make_plan(void)
     struct zr_guest g = {.name = "g", .prune = true}, s = {.name = "s", .prune = true};
     struct zr_device cur = {.kind = ZR_KIND_HOSTDEV, .source = {.domain = 1}};
     struct zr_device_list l = {.items = &cur, .n = 1}, none = {0};
-    zr_plan_guest(&plan, "kvm\"1\\\n", NULL, &g, &l, NULL, NULL); /* one detach */
+    zr_plan_guest(&plan, "kvm\"1\\\n", NULL, &g, &l, NULL, NULL);    /* one detach */
     zr_plan_guest(&plan, "kvm\"1\\\n", NULL, &s, &none, NULL, NULL); /* in sync */
     zr_plan_guest_error(&plan, "down", NULL, "x", "refused");
     zr_plan_finalize(&plan);
@@ -39,18 +39,28 @@ static struct zr_plan make_plan(void)
 Test(metrics, counts_per_host_and_escaped_labels)
 {
     struct zr_plan plan = make_plan();
-    struct zr_metrics_run run = {.command = "plan", .end_time = 1700000000.5, .seconds = 2,
-                                 .exit_status = 1};
+    struct zr_metrics_run run = {
+        .command = "plan", .end_time = 1700000000.5, .seconds = 2, .exit_status = 1};
     char *m = format(&plan, &run);
-    cr_assert_not_null(strstr(m, "zpci_reconcile_last_run_timestamp_seconds{command=\"plan\"} 1700000000.500\n"), "%s", m);
-    cr_assert_not_null(strstr(m, "zpci_reconcile_last_run_exit_status{command=\"plan\"} 1\n"), "%s", m);
+    cr_assert_not_null(
+        strstr(m, "zpci_reconcile_last_run_timestamp_seconds{command=\"plan\"} 1700000000.500\n"),
+        "%s", m);
+    cr_assert_not_null(strstr(m, "zpci_reconcile_last_run_exit_status{command=\"plan\"} 1\n"), "%s",
+                       m);
     cr_assert_not_null(strstr(m, "zpci_reconcile_host_up{host=\"kvm\\\"1\\\\\\n\"} 1\n"), "%s", m);
     cr_assert_not_null(strstr(m, "zpci_reconcile_host_up{host=\"down\"} 0\n"), "%s", m);
-    cr_assert_not_null(strstr(m, "zpci_reconcile_guests{host=\"kvm\\\"1\\\\\\n\",state=\"drifted\"} 1\n"), "%s", m);
-    cr_assert_not_null(strstr(m, "zpci_reconcile_guests{host=\"kvm\\\"1\\\\\\n\",state=\"in_sync\"} 1\n"), "%s", m);
-    cr_assert_not_null(strstr(m, "zpci_reconcile_guests{host=\"down\",state=\"failed\"} 1\n"), "%s", m);
-    cr_assert_not_null(strstr(m, "op=\"detach\",kind=\"hostdev\",result=\"planned\"} 1\n"), "%s", m);
-    cr_assert_not_null(strstr(m, "op=\"attach\",kind=\"interface\",result=\"planned\"} 0\n"), "%s", m);
+    cr_assert_not_null(
+        strstr(m, "zpci_reconcile_guests{host=\"kvm\\\"1\\\\\\n\",state=\"drifted\"} 1\n"), "%s",
+        m);
+    cr_assert_not_null(
+        strstr(m, "zpci_reconcile_guests{host=\"kvm\\\"1\\\\\\n\",state=\"in_sync\"} 1\n"), "%s",
+        m);
+    cr_assert_not_null(strstr(m, "zpci_reconcile_guests{host=\"down\",state=\"failed\"} 1\n"), "%s",
+                       m);
+    cr_assert_not_null(strstr(m, "op=\"detach\",kind=\"hostdev\",result=\"planned\"} 1\n"), "%s",
+                       m);
+    cr_assert_not_null(strstr(m, "op=\"attach\",kind=\"interface\",result=\"planned\"} 0\n"), "%s",
+                       m);
     cr_assert_null(strstr(m, "result=\"done\""), "a plan has no results:\n%s", m);
     free(m);
 
@@ -60,9 +70,11 @@ Test(metrics, counts_per_host_and_escaped_labels)
     run.applied = true;
     m = format(&plan, &run);
     cr_assert_not_null(strstr(m, "op=\"detach\",kind=\"hostdev\",result=\"failed\"} 1\n"), "%s", m);
-    cr_assert_not_null(strstr(m, "op=\"detach\",kind=\"hostdev\",result=\"planned\"} 1\n"), "%s", m);
+    cr_assert_not_null(strstr(m, "op=\"detach\",kind=\"hostdev\",result=\"planned\"} 1\n"), "%s",
+                       m);
     cr_assert_not_null(strstr(m, "result=\"rolled_back\"} 0\n"), "%s", m);
-    cr_assert_not_null(strstr(m, "zpci_reconcile_guests{host=\"kvm\\\"1\\\\\\n\",state=\"failed\"} 1\n"), "%s", m);
+    cr_assert_not_null(
+        strstr(m, "zpci_reconcile_guests{host=\"kvm\\\"1\\\\\\n\",state=\"failed\"} 1\n"), "%s", m);
     free(m);
     zr_plan_finish(&plan);
 }

@@ -73,7 +73,8 @@ static struct zr_plan make_plan(void)
     /* As apply leaves them: one of each result. */
     for (size_t i = 0; i < plan.n_actions; i++) {
         plan.actions[i].result = (zr_result)(i % ZR_RESULT__COUNT);
-        if (plan.actions[i].result == ZR_RESULT_FAILED || plan.actions[i].result == ZR_RESULT_SKIPPED)
+        if (plan.actions[i].result == ZR_RESULT_FAILED ||
+            plan.actions[i].result == ZR_RESULT_SKIPPED)
             plan.actions[i].error = strdup("libvirt said no");
     }
     zr_device_list_finish(&cur);
