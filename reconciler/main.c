@@ -285,12 +285,16 @@ static double seconds_now(clockid_t clock)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int pci_addr_cmp(const void *a, const void *b)
+{
+    return zr_pci_addr_cmp(a, b);
+}
+
+/* `pci` is sorted: a host with thousands of guests and of functions is
+ * checked in n log n. */
 static bool source_on_host(const struct zr_pci_addr *pci, size_t n, const struct zr_pci_addr *s)
 {
-    for (size_t i = 0; i < n; i++)
-        if (zr_pci_addr_eq(&pci[i], s))
-            return true;
-    return false;
+    return n > 0 && bsearch(s, pci, n, sizeof(*pci), pci_addr_cmp);
 }
 
 /* Looks every wanted source up among the host's PCI functions (one listing).
@@ -314,6 +318,8 @@ static char **host_check(struct zr_plan *plan, struct host_run *h, bool applying
         zr_error_finish(&err);
         return errors;
     }
+    if (n_pci > 0)
+        qsort(pci, n_pci, sizeof(*pci), pci_addr_cmp);
     for (size_t g = 0; g < h->host->n_guests; g++) {
         const struct zr_guest *guest = &h->host->guests[g];
         for (size_t d = 0; d < guest->devices.n; d++) {

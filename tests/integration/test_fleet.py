@@ -67,6 +67,7 @@ class FleetTest(unittest.TestCase):
                                    hostdev_xml('0004:00:00.0', zpci_uid=3)))
         self.e2.define(s390x_guest(t + 'e2'))
         self.system.define(s390x_guest(t + 's1'))
+        self.system.define(s390x_guest(t + 's2'))
 
     def inventory(self, local=True, down=True):
         t, p = self.tag, self.pci
@@ -95,6 +96,8 @@ class FleetTest(unittest.TestCase):
                   guests:
                     %(t)ss1:
                       hostdevs: [{source: %(p2)s}]
+                    %(t)ss2:
+                      hostdevs: [{source: 00ff:1f:1f.7}]
                 ''') % dict(t=t, p2=p[2]), '  ')
         if down:
             text += textwrap.indent(textwrap.dedent('''\
@@ -147,6 +150,7 @@ class FleetTest(unittest.TestCase):
             ('remote', 'r2', 'attach', self.pci[1]),
             ('embed1', 'e1', 'detach', '0004:00:00.0'),
             ('local', 's1', 'attach', self.pci[2]),
+            ('local', 's2', 'attach', '00ff:1f:1f.7'),
             ('embed2', 'e2', 'attach', '0003:00:00.0'),
         ]))
         # Grouped by host in inventory order; on each host detaches first.
@@ -155,8 +159,14 @@ class FleetTest(unittest.TestCase):
         for h in hosts:
             ops = [a['op'] for a in doc['actions'] if a['host'] == h]
             self.assertEqual(ops, sorted(ops, key=lambda op: op != 'detach'), h)
-        # The remote host was checked through its own connection: no warning for it.
-        self.assertEqual(sorted({w['host'] for w in doc['warnings']}), ['embed1', 'embed2'])
+        # Sources are looked up among each host's own PCI functions, the remote one's
+        # through its connection: only the one this machine lacks is reported.
+        self.assertEqual(sorted((w['host'], w['guest'], w['message']) for w in doc['warnings']),
+                         [('embed1', None, 'host check skipped: %s lists no node devices'
+                           % self.e1.uri),
+                          ('embed2', None, 'host check skipped: %s lists no node devices'
+                           % self.e2.uri),
+                          ('local', self.tag + 's2', 'host has no PCI function 00ff:1f:1f.7')])
 
         rc, text, err = self.tool('plan', inv)
         self.assertEqual(rc, 1, text + err)
