@@ -347,10 +347,10 @@ static void emit_device(struct emitter *em, const char *guest, const struct zr_d
     emit_mapping_end(em);
 }
 
-static void emit_device_list(struct emitter *em, const struct zr_export_guest *g,
-                             const struct selection *s, size_t gi, zr_kind kind, const char *key,
-                             const struct zr_export_guest *guests)
+static void emit_device_list(struct emitter *em, const struct zr_export_guest *guests, size_t gi,
+                             const struct selection *s, zr_kind kind, const char *key)
 {
+    const struct zr_export_guest *g = &guests[gi];
     const struct zr_device_list *l = g->devices;
     bool started = false;
     for (size_t d = 0; l && d < l->n; d++) {
@@ -424,8 +424,8 @@ int zr_export_write(FILE *f, const char *uri, const struct zr_export_guest *gues
             emit_plain(&em, "prune");
             emit_plain(&em, "false");
         }
-        emit_device_list(&em, &guests[g], &s, g, ZR_KIND_HOSTDEV, "hostdevs", guests);
-        emit_device_list(&em, &guests[g], &s, g, ZR_KIND_INTERFACE, "interfaces", guests);
+        emit_device_list(&em, guests, g, &s, ZR_KIND_HOSTDEV, "hostdevs");
+        emit_device_list(&em, guests, g, &s, ZR_KIND_INTERFACE, "interfaces");
         emit_mapping_end(&em);
     }
     emit_mapping_end(&em);
