@@ -134,12 +134,38 @@ static void output_json(FILE *f, const struct zr_plan *plan)
     }
     fputs(first ? "],\n" : "\n  ],\n", f);
 
+    /* Plans built without host records (the plan unit tests) keep the
+     * shape they had before hosts were recorded. */
+    if (plan->n_hosts) {
+        fputs("  \"hosts\": [", f);
+        for (size_t i = 0; i < plan->n_hosts; i++) {
+            const struct zr_plan_host *h = &plan->hosts[i];
+            fputs(i ? ",\n    {\"host\": " : "\n    {\"host\": ", f);
+            zr_json_string(f, h->name);
+            fputs(", \"uri\": ", f);
+            if (h->uri)
+                zr_json_string(f, h->uri);
+            else
+                fputs("null", f);
+            fprintf(f, ", \"reached\": %s, \"error\": ", h->reached ? "true" : "false");
+            if (h->error)
+                zr_json_string(f, h->error);
+            else
+                fputs("null", f);
+            fputc('}', f);
+        }
+        fputs("\n  ],\n", f);
+    }
+
     fprintf(f,
             "  \"summary\": {\"attach\": %zu, \"detach\": %zu, \"replace\": %zu, \"failed\": %zu, "
             "\"skipped\": %zu, \"rolled_back\": %zu, "
-            "\"guests_changed\": %zu, \"guests_in_sync\": %zu, \"guests_failed\": %zu}\n}\n",
+            "\"guests_changed\": %zu, \"guests_in_sync\": %zu, \"guests_failed\": %zu",
             n_attach, n_detach, c.replace, c.failed, c.skipped, c.rolled_back, c.guests_changed,
             c.guests_in_sync, c.guests_failed);
+    if (plan->n_hosts)
+        fprintf(f, ", \"hosts_failed\": %zu", c.hosts_failed);
+    fputs("}\n}\n", f);
 }
 
 /* ---- text ---------------------------------------------------------------- */
@@ -253,8 +279,9 @@ static void text_line(FILE *f, const struct line *l, struct hints_seen *seen,
         text_hint(f, error, "      ", seen, o);
 }
 
-static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi, struct hints_seen *seen,
-                       const struct zr_output_options *o)
+/* `acts` are the indices of the guest's actions, in plan order. */
+static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi, const size_t *acts,
+                       size_t n_acts, struct hints_seen *seen, const struct zr_output_options *o)
 {
     const struct zr_plan_guest *g = &plan->guests[gi];
     if (g->error) {
@@ -271,11 +298,11 @@ static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi, struct hi
     fprintf(f, "%s%s:%s\n", o->color ? C_BOLD : "", g->guest, o->color ? C_RESET : "");
 
     _cleanup_free_ struct line *lines = NULL;
-    _cleanup_free_ bool *used = zr_new0(bool, plan->n_actions);
+    _cleanup_free_ bool *used = zr_new0(bool, n_acts);
     size_t n = 0;
-    for (size_t i = 0; i < plan->n_actions; i++) {
-        const struct zr_action *a = &plan->actions[i];
-        if (a->guest_index != gi || used[i])
+    for (size_t i = 0; i < n_acts; i++) {
+        const struct zr_action *a = &plan->actions[acts[i]];
+        if (used[i])
             continue;
         used[i] = true;
         struct line *l = ZR_APPEND(lines, n);
@@ -283,10 +310,10 @@ static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi, struct hi
         if (a->op != ZR_OP_DETACH || !a->changes)
             continue;
         /* Pair a replacement's detach with its attach. */
-        for (size_t j = 0; j < plan->n_actions; j++) {
-            const struct zr_action *b = &plan->actions[j];
-            if (!used[j] && b->guest_index == gi && b->op == ZR_OP_ATTACH && b->changes &&
-                b->kind == a->kind && zr_pci_addr_eq(&b->source, &a->source)) {
+        for (size_t j = 0; j < n_acts; j++) {
+            const struct zr_action *b = &plan->actions[acts[j]];
+            if (!used[j] && b->op == ZR_OP_ATTACH && b->changes && b->kind == a->kind &&
+                zr_pci_addr_eq(&b->source, &a->source)) {
                 used[j] = true;
                 l->second = b;
                 break;
@@ -298,23 +325,79 @@ static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi, struct hi
         text_line(f, &lines[i], seen, o);
 }
 
+/* The plan's action indices grouped by guest, each group in plan order:
+ * guest i's are order[start[i] .. start[i + 1]).  One pass, so the text
+ * output stays linear in guests and actions. */
+struct by_guest {
+    size_t *order;
+    size_t *start;
+};
+
+static void by_guest_init(struct by_guest *b, const struct zr_plan *plan)
+{
+    b->order = zr_new0(size_t, plan->n_actions);
+    b->start = zr_new0(size_t, plan->n_guests + 1);
+    for (size_t i = 0; i < plan->n_actions; i++)
+        b->start[plan->actions[i].guest_index + 1]++;
+    for (size_t g = 0; g < plan->n_guests; g++)
+        b->start[g + 1] += b->start[g];
+    _cleanup_free_ size_t *fill = zr_new0(size_t, plan->n_guests + 1);
+    memcpy(fill, b->start, (plan->n_guests + 1) * sizeof(*fill));
+    for (size_t i = 0; i < plan->n_actions; i++)
+        b->order[fill[plan->actions[i].guest_index]++] = i;
+}
+
+static void by_guest_finish(struct by_guest *b)
+{
+    free(b->order);
+    free(b->start);
+}
+
+/* Nothing for the one host of an inventory without hosts:. */
+static void text_host_header(FILE *f, const char *host, const char *uri,
+                             const struct zr_output_options *o)
+{
+    if (zr_streq(host, "default"))
+        return;
+    fprintf(f, "%s== host %s (%s) ==%s\n", o->color ? C_BOLD : "", host,
+            uri ? uri : "libvirt default", o->color ? C_RESET : "");
+}
+
 static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
 {
     struct zr_plan_counts c;
     zr_plan_count(plan, &c);
 
     if (!o->quiet) {
+        /* Guests come host by host, in the order of the host records.  A
+         * host's error gets a line of its own only when no guest line
+         * carries it (a host without guests). */
         struct hints_seen seen = {0};
-        const char *host = NULL;
-        for (size_t i = 0; i < plan->n_guests; i++) {
-            const struct zr_plan_guest *g = &plan->guests[i];
-            if (!zr_streq(g->host, "default") && !zr_streq(g->host, host)) {
-                fprintf(f, "%s== host %s (%s) ==%s\n", o->color ? C_BOLD : "", g->host,
-                        g->uri ? g->uri : "libvirt default", o->color ? C_RESET : "");
-                host = g->host;
+        _cleanup_(by_guest_finish) struct by_guest acts = {0};
+        by_guest_init(&acts, plan);
+#define GUEST_ACTIONS(gi) acts.order + acts.start[gi], acts.start[(gi) + 1] - acts.start[gi]
+        size_t gi = 0;
+        for (size_t h = 0; h < plan->n_hosts; h++) {
+            const struct zr_plan_host *host = &plan->hosts[h];
+            size_t first = gi;
+            text_host_header(f, host->name, host->uri, o);
+            for (; gi < plan->n_guests && zr_streq(plan->guests[gi].host, host->name); gi++)
+                text_guest(f, plan, gi, GUEST_ACTIONS(gi), &seen, o);
+            if (host->error && gi == first) {
+                fprintf(f, "%serror:%s %s\n", o->color ? C_RED C_BOLD : "", o->color ? C_RESET : "",
+                        host->error);
+                text_hint(f, host->error, "  ", &seen, o);
             }
-            text_guest(f, plan, i, &seen, o);
         }
+        /* Guests without a host record: plans built by hand (unit tests). */
+        for (const char *host = NULL; gi < plan->n_guests; gi++) {
+            const struct zr_plan_guest *g = &plan->guests[gi];
+            if (!zr_streq(g->host, host))
+                text_host_header(f, g->host, g->uri, o);
+            host = g->host;
+            text_guest(f, plan, gi, GUEST_ACTIONS(gi), &seen, o);
+        }
+#undef GUEST_ACTIONS
         if (plan->n_warnings)
             fputs("\nWarnings:\n", f);
         for (size_t i = 0; i < plan->n_warnings; i++) {
@@ -351,6 +434,8 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
     }
     if (c.guests_failed)
         fprintf(f, " (%zu with errors)", c.guests_failed);
+    if (c.hosts_failed)
+        fprintf(f, "; %zu of %zu hosts failed", c.hosts_failed, plan->n_hosts);
     fputs(".\n", f);
 }
 

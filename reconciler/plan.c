@@ -502,6 +502,41 @@ void zr_plan_guest_error(struct zr_plan *plan, const char *host, const char *uri
     va_end(ap);
 }
 
+struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, const char *uri)
+{
+    struct zr_plan_host *h = ZR_APPEND(plan->hosts, plan->n_hosts);
+    h->name = zr_strdup(name);
+    h->uri = zr_strdup(uri);
+    return h;
+}
+
+/* Moves the items of array `src` (n_src of them) to the end of `dst`. */
+#define MOVE_ITEMS(dst, n_dst, src, n_src)                                                         \
+    do {                                                                                           \
+        if ((n_src) > 0) {                                                                         \
+            (dst) = zr_reallocarray((dst), (n_dst) + (n_src), sizeof(*(dst)));                     \
+            memcpy((dst) + (n_dst), (src), (n_src) * sizeof(*(dst)));                              \
+            (n_dst) += (n_src);                                                                    \
+        }                                                                                          \
+        free(src);                                                                                 \
+    } while (0)
+
+void zr_plan_append(struct zr_plan *dst, struct zr_plan *src)
+{
+    size_t guest_base = dst->n_guests, action_base = dst->n_actions;
+    for (size_t i = 0; i < src->n_actions; i++) {
+        struct zr_action *a = &src->actions[i];
+        a->guest_index += guest_base;
+        for (size_t j = 0; j < a->n_deps; j++)
+            a->deps[j] += action_base;
+    }
+    MOVE_ITEMS(dst->guests, dst->n_guests, src->guests, src->n_guests);
+    MOVE_ITEMS(dst->actions, dst->n_actions, src->actions, src->n_actions);
+    MOVE_ITEMS(dst->warnings, dst->n_warnings, src->warnings, src->n_warnings);
+    MOVE_ITEMS(dst->hosts, dst->n_hosts, src->hosts, src->n_hosts);
+    *src = (struct zr_plan){0};
+}
+
 void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *guest,
                          const struct zr_pci_addr *source, const char *fmt, ...)
 {
@@ -534,23 +569,87 @@ static bool shares_guest_resource(const struct zr_device *a, const struct zr_dev
     return false;
 }
 
+/* A detach, as the dependency search looks it up. */
+struct detach_key {
+    struct zr_pci_addr source;
+    size_t guest;
+    size_t index; /* into plan->actions */
+};
+
+static int key_by_source(const void *pa, const void *pb)
+{
+    const struct detach_key *a = pa, *b = pb;
+    int r = zr_pci_addr_cmp(&a->source, &b->source);
+    return r ? r : (a->index > b->index) - (a->index < b->index);
+}
+
+static int key_by_guest(const void *pa, const void *pb)
+{
+    const struct detach_key *a = pa, *b = pb;
+    if (a->guest != b->guest)
+        return a->guest < b->guest ? -1 : 1;
+    return (a->index > b->index) - (a->index < b->index);
+}
+
+/* The first key not below `probe` (index 0 sorts first among equals). */
+static size_t lower_bound(const struct detach_key *keys, size_t n, const struct detach_key *probe,
+                          int (*cmp)(const void *, const void *))
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cmp(&keys[mid], probe) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int index_cmp(const void *pa, const void *pb)
+{
+    size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
+    return (a > b) - (a < b);
+}
+
+/* Each attach waits for the detaches of its host function (any guest) and
+ * for those of its own guest that free a resource it uses.  The host's
+ * detaches are sorted by source and by guest once, so an attach looks at
+ * its matches only: n log n for a host of any size, not attaches times
+ * detaches. */
 static void compute_deps(struct zr_plan *plan, size_t first, size_t end)
 {
+    size_t n = 0;
+    _cleanup_free_ struct detach_key *by_source = zr_new0(struct detach_key, end - first);
+    for (size_t j = first; j < end; j++)
+        if (plan->actions[j].op == ZR_OP_DETACH)
+            by_source[n++] =
+                (struct detach_key){plan->actions[j].source, plan->actions[j].guest_index, j};
+    if (n == 0)
+        return;
+    _cleanup_free_ struct detach_key *by_guest = zr_new0(struct detach_key, n);
+    memcpy(by_guest, by_source, n * sizeof(*by_guest));
+    qsort(by_source, n, sizeof(*by_source), key_by_source);
+    qsort(by_guest, n, sizeof(*by_guest), key_by_guest);
+
     for (size_t i = first; i < end; i++) {
         struct zr_action *a = &plan->actions[i];
         if (a->op != ZR_OP_ATTACH)
             continue;
-        for (size_t j = first; j < end; j++) {
-            const struct zr_action *d = &plan->actions[j];
-            if (d->op != ZR_OP_DETACH)
-                continue;
-            bool same_source = zr_pci_addr_eq(&d->source, &a->source);
-            bool same_guest = d->guest_index == a->guest_index;
-            if (same_source || (same_guest && shares_guest_resource(&a->device, &d->device))) {
-                a->deps = zr_reallocarray(a->deps, a->n_deps + 1, sizeof(*a->deps));
-                a->deps[a->n_deps++] = j;
-            }
+        struct detach_key probe = {a->source, a->guest_index, 0};
+        for (size_t k = lower_bound(by_source, n, &probe, key_by_source);
+             k < n && zr_pci_addr_eq(&by_source[k].source, &a->source); k++)
+            *ZR_APPEND(a->deps, a->n_deps) = by_source[k].index;
+        for (size_t k = lower_bound(by_guest, n, &probe, key_by_guest);
+             k < n && by_guest[k].guest == a->guest_index; k++) {
+            const struct zr_action *d = &plan->actions[by_guest[k].index];
+            if (!zr_pci_addr_eq(&d->source, &a->source) &&
+                shares_guest_resource(&a->device, &d->device))
+                *ZR_APPEND(a->deps, a->n_deps) = by_guest[k].index;
         }
+        /* In plan order, as apply reports the first one unmet. */
+        if (a->n_deps > 1)
+            qsort(a->deps, a->n_deps, sizeof(*a->deps), index_cmp);
     }
 }
 
@@ -603,6 +702,9 @@ void zr_plan_count(const struct zr_plan *plan, struct zr_plan_counts *c)
             c->detach++;
         }
     }
+    for (size_t i = 0; i < plan->n_hosts; i++)
+        if (plan->hosts[i].error)
+            c->hosts_failed++;
     for (size_t i = 0; i < plan->n_guests; i++) {
         if (plan->guests[i].error)
             c->guests_failed++;
@@ -631,5 +733,11 @@ void zr_plan_finish(struct zr_plan *plan)
         free(plan->warnings[i].message);
     }
     free(plan->warnings);
+    for (size_t i = 0; i < plan->n_hosts; i++) {
+        free(plan->hosts[i].name);
+        free(plan->hosts[i].uri);
+        free(plan->hosts[i].error);
+    }
+    free(plan->hosts);
     *plan = (struct zr_plan){0};
 }

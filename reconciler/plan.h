@@ -58,6 +58,17 @@ struct zr_plan_guest {
     bool changed;  /* at least one action */
 };
 
+/* One host the run covered, in inventory order.  The caller records it;
+ * plan.c only carries it (so output and metrics see every host, also one
+ * without guests or one that could not be reached). */
+struct zr_plan_host {
+    char *name;
+    char *uri;      /* as libvirt reports it, else as configured; NULL: default */
+    bool reached;   /* connected (and, for apply, locked) */
+    char *error;    /* why the host as a whole failed; NULL when it did not */
+    double seconds; /* wall time spent on the host, filled by the caller */
+};
+
 struct zr_plan {
     struct zr_plan_guest *guests;
     size_t n_guests;
@@ -65,6 +76,8 @@ struct zr_plan {
     size_t n_actions;
     struct zr_warning *warnings;
     size_t n_warnings;
+    struct zr_plan_host *hosts;
+    size_t n_hosts;
 };
 
 struct zr_plan_options {
@@ -87,6 +100,14 @@ void zr_plan_guest_error(struct zr_plan *plan, const char *host, const char *uri
 void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *guest,
                          const struct zr_pci_addr *source, const char *fmt, ...) _printf_(5, 6);
 
+/* Records a host; returns it for the caller to fill in. */
+struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, const char *uri);
+
+/* Moves everything `src` holds to the end of `dst` (guest and action
+ * indices renumbered) and leaves `src` empty.  For plans of different
+ * hosts, each finalized on its own: the result keeps every host's order. */
+void zr_plan_append(struct zr_plan *dst, struct zr_plan *src);
+
 /* Orders the actions (per host: every detach before any attach, guests in
  * inventory order, devices by source) and records which detaches each
  * attach depends on. */
@@ -100,5 +121,6 @@ const char *zr_result_to_string(zr_result r);
 struct zr_plan_counts {
     size_t attach, detach, replace, failed, skipped, rolled_back;
     size_t guests_changed, guests_in_sync, guests_failed;
+    size_t hosts_failed;
 };
 void zr_plan_count(const struct zr_plan *plan, struct zr_plan_counts *c);

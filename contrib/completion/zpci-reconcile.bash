@@ -56,10 +56,10 @@ _zpci_reconcile_words()
 
 _zpci_reconcile()
 {
-    local commands='validate plan apply'
-    local opts_with_arg='-c --connect -o --output --timeout -j --jobs --color'
+    local commands='validate plan apply export'
+    local opts_with_arg='-c --connect -o --output --timeout -j --jobs --color --metrics-file'
     local opts="$opts_with_arg --config-only --dry-run --atomic --no-host-check
-                -q --quiet -v --verbose -h --help --version"
+                --live --all -q --quiet -v --verbose -h --help --version"
 
     local _zr_words _zr_cword _zr_cur
     _zpci_reconcile_words
@@ -124,6 +124,10 @@ _zpci_reconcile()
         ;;
     --timeout | -j | --jobs)
         # a number: nothing to offer
+        ;;
+    --metrics-file)
+        compopt -o filenames 2>/dev/null
+        mapfile -t replies < <(compgen -f -- "$cur")
         ;;
     *)
         if [[ $dashdash -eq 0 && $cur == -* ]]; then

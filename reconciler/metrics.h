@@ -1,0 +1,27 @@
+/* Prometheus text-format metrics of one plan or apply run, in the form
+ * node_exporter's textfile collector reads, written atomically (a
+ * temporary file renamed over the old one in the same directory).  Reads
+ * no clock: the caller passes the times.  Decides nothing. */
+#pragma once
+
+#include <stdio.h>
+
+#include "error.h"
+#include "plan.h"
+
+struct zr_metrics_run {
+    const char *command; /* "plan" or "apply" */
+    bool applied;        /* the plan holds apply's results */
+    double end_time;     /* Unix time when the run ended, in seconds */
+    double seconds;      /* how long the run took */
+    int exit_status;     /* the status the process exits with */
+};
+
+/* Writes the metrics for every host recorded in the plan. */
+void zr_metrics_format(FILE *f, const struct zr_plan *plan, const struct zr_metrics_run *run);
+
+/* zr_metrics_format() into PATH, atomically and readable by all (the
+ * collector usually runs as another user).  Returns 0 or a negative errno
+ * with err filled; the old file is then left as it was. */
+int zr_metrics_write_file(const char *path, const struct zr_plan *plan,
+                          const struct zr_metrics_run *run, struct zr_error *err);

@@ -1,0 +1,355 @@
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire.h"
+
+/* Every field of these structs is written below; a new field must be too,
+ * or a plan that crossed a process boundary silently loses it.  The sizes
+ * trip when a struct changes (LP64 builds only, where they are known). */
+#if __SIZEOF_POINTER__ == 8 && __SIZEOF_LONG__ == 8
+_Static_assert(sizeof(struct zr_device) == 144, "struct zr_device changed: update wire.c");
+_Static_assert(sizeof(struct zr_action) == 232, "struct zr_action changed: update wire.c");
+_Static_assert(sizeof(struct zr_plan_guest) == 40, "struct zr_plan_guest changed: update wire.c");
+_Static_assert(sizeof(struct zr_warning) == 40, "struct zr_warning changed: update wire.c");
+_Static_assert(sizeof(struct zr_plan_host) == 40, "struct zr_plan_host changed: update wire.c");
+#endif
+
+#define WIRE_MAGIC "zr-wire-1"
+#define NULL_STRING UINT32_MAX
+
+/* ---- writing ------------------------------------------------------------- */
+
+static void put(FILE *f, const void *p, size_t n)
+{
+    if (n && fwrite(p, 1, n, f) != n)
+        abort();
+}
+
+static void put_u32(FILE *f, uint32_t v)
+{
+    put(f, &v, sizeof(v));
+}
+
+static void put_u64(FILE *f, uint64_t v)
+{
+    put(f, &v, sizeof(v));
+}
+
+static void put_bool(FILE *f, bool v)
+{
+    put_u32(f, v ? 1 : 0);
+}
+
+static void put_str(FILE *f, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n >= NULL_STRING)
+        abort();
+    put_u32(f, s ? (uint32_t)n : NULL_STRING);
+    put(f, s, n);
+}
+
+static void put_pci(FILE *f, const struct zr_pci_addr *a)
+{
+    put_u32(f, a->domain);
+    put_u32(f, (uint32_t)a->bus << 16 | (uint32_t)a->slot << 8 | a->function);
+}
+
+static void put_device(FILE *f, const struct zr_device *d)
+{
+    const struct zr_virtualport *v = &d->vport;
+    put_u32(f, (uint32_t)d->kind);
+    put_pci(f, &d->source);
+    put_bool(f, d->managed);
+    put_bool(f, d->has_managed);
+    put_bool(f, d->has_zpci_uid);
+    put_bool(f, d->has_zpci_fid);
+    put_u32(f, d->zpci_uid);
+    put_u32(f, d->zpci_fid);
+    put_bool(f, d->has_guest_address);
+    put_pci(f, &d->guest_address);
+    put_bool(f, d->has_mac);
+    put(f, d->mac.b, sizeof(d->mac.b));
+    put_u32(f, (uint32_t)v->type);
+    put_str(f, v->profileid);
+    put_bool(f, v->has_managerid);
+    put_bool(f, v->has_typeid);
+    put_bool(f, v->has_typeidversion);
+    put_bool(f, v->has_instanceid);
+    put_u32(f, v->managerid);
+    put_u32(f, v->typeid);
+    put_u32(f, v->typeidversion);
+    put(f, v->instanceid.b, sizeof(v->instanceid.b));
+    put_bool(f, d->has_vlan);
+    put_u32(f, d->vlan);
+    put_bool(f, d->vlan_unrepresentable);
+    put_bool(f, d->vport_unrepresentable);
+    put_str(f, d->alias);
+    put_str(f, d->driver);
+    put_str(f, d->xml);
+    put_u32(f, d->mark.line);
+    put_u32(f, d->mark.column);
+}
+
+char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
+{
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    if (!f)
+        abort();
+    put(f, WIRE_MAGIC, sizeof(WIRE_MAGIC));
+
+    put_u64(f, plan->n_guests);
+    for (size_t i = 0; i < plan->n_guests; i++) {
+        const struct zr_plan_guest *g = &plan->guests[i];
+        put_str(f, g->host);
+        put_str(f, g->uri);
+        put_str(f, g->guest);
+        put_str(f, g->error);
+        put_bool(f, g->changed);
+    }
+    put_u64(f, plan->n_actions);
+    for (size_t i = 0; i < plan->n_actions; i++) {
+        const struct zr_action *a = &plan->actions[i];
+        put_u64(f, a->guest_index);
+        put_u32(f, (uint32_t)a->op);
+        put_u32(f, (uint32_t)a->kind);
+        put_pci(f, &a->source);
+        put_bool(f, a->live);
+        put_bool(f, a->config);
+        put_str(f, a->reason);
+        put_str(f, a->changes);
+        put_str(f, a->xml);
+        put_device(f, &a->device);
+        put_u64(f, a->n_deps);
+        for (size_t j = 0; j < a->n_deps; j++)
+            put_u64(f, a->deps[j]);
+        put_u32(f, (uint32_t)a->result);
+        put_str(f, a->error);
+    }
+    put_u64(f, plan->n_warnings);
+    for (size_t i = 0; i < plan->n_warnings; i++) {
+        const struct zr_warning *w = &plan->warnings[i];
+        put_str(f, w->host);
+        put_str(f, w->guest);
+        put_bool(f, w->has_source);
+        put_pci(f, &w->source);
+        put_str(f, w->message);
+    }
+    put_u64(f, plan->n_hosts);
+    for (size_t i = 0; i < plan->n_hosts; i++) {
+        const struct zr_plan_host *h = &plan->hosts[i];
+        put_str(f, h->name);
+        put_str(f, h->uri);
+        put_bool(f, h->reached);
+        put_str(f, h->error);
+        put(f, &h->seconds, sizeof(h->seconds));
+    }
+    if (fclose(f) != 0)
+        abort();
+    return buf;
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+/* A cursor that turns every read past the end into zeros and remembers it,
+ * so the decoder checks once at the end instead of after every field. */
+struct reader {
+    const char *p;
+    size_t left;
+    bool bad;
+};
+
+static void get(struct reader *r, void *out, size_t n)
+{
+    if (r->bad || n > r->left) {
+        r->bad = true;
+        memset(out, 0, n);
+        return;
+    }
+    memcpy(out, r->p, n);
+    r->p += n;
+    r->left -= n;
+}
+
+static uint32_t get_u32(struct reader *r)
+{
+    uint32_t v;
+    get(r, &v, sizeof(v));
+    return v;
+}
+
+static uint64_t get_u64(struct reader *r)
+{
+    uint64_t v;
+    get(r, &v, sizeof(v));
+    return v;
+}
+
+static bool get_bool(struct reader *r)
+{
+    uint32_t v = get_u32(r);
+    if (v > 1)
+        r->bad = true;
+    return v == 1;
+}
+
+static uint32_t get_enum(struct reader *r, uint32_t count)
+{
+    uint32_t v = get_u32(r);
+    if (v >= count) {
+        r->bad = true;
+        return 0;
+    }
+    return v;
+}
+
+static char *get_str(struct reader *r)
+{
+    uint32_t n = get_u32(r);
+    if (r->bad || n == NULL_STRING)
+        return NULL;
+    if (n > r->left || memchr(r->p, '\0', n)) {
+        r->bad = true;
+        return NULL;
+    }
+    char *s = zr_strndup(r->p, n);
+    r->p += n;
+    r->left -= n;
+    return s;
+}
+
+/* A count of items that each take at least `min_size` bytes: more than the
+ * rest of the input can hold is malformed, not a reason to allocate. */
+static size_t get_count(struct reader *r, size_t min_size)
+{
+    uint64_t n = get_u64(r);
+    if (r->bad || n > r->left / min_size) {
+        r->bad = true;
+        return 0;
+    }
+    return (size_t)n;
+}
+
+static void get_pci(struct reader *r, struct zr_pci_addr *a)
+{
+    a->domain = get_u32(r);
+    uint32_t bsf = get_u32(r);
+    a->bus = (uint8_t)(bsf >> 16);
+    a->slot = (uint8_t)(bsf >> 8);
+    a->function = (uint8_t)bsf;
+}
+
+static void get_device(struct reader *r, struct zr_device *d)
+{
+    struct zr_virtualport *v = &d->vport;
+    d->kind = (zr_kind)get_enum(r, ZR_KIND__COUNT);
+    get_pci(r, &d->source);
+    d->managed = get_bool(r);
+    d->has_managed = get_bool(r);
+    d->has_zpci_uid = get_bool(r);
+    d->has_zpci_fid = get_bool(r);
+    d->zpci_uid = get_u32(r);
+    d->zpci_fid = get_u32(r);
+    d->has_guest_address = get_bool(r);
+    get_pci(r, &d->guest_address);
+    d->has_mac = get_bool(r);
+    get(r, d->mac.b, sizeof(d->mac.b));
+    v->type = (zr_vport_type)get_enum(r, ZR_VPORT__COUNT);
+    v->profileid = get_str(r);
+    v->has_managerid = get_bool(r);
+    v->has_typeid = get_bool(r);
+    v->has_typeidversion = get_bool(r);
+    v->has_instanceid = get_bool(r);
+    v->managerid = get_u32(r);
+    v->typeid = get_u32(r);
+    v->typeidversion = get_u32(r);
+    get(r, v->instanceid.b, sizeof(v->instanceid.b));
+    d->has_vlan = get_bool(r);
+    d->vlan = get_u32(r);
+    d->vlan_unrepresentable = get_bool(r);
+    d->vport_unrepresentable = get_bool(r);
+    d->alias = get_str(r);
+    d->driver = get_str(r);
+    d->xml = get_str(r);
+    d->mark.line = get_u32(r);
+    d->mark.column = get_u32(r);
+}
+
+int zr_wire_decode(const char *data, size_t len, struct zr_plan *out)
+{
+    struct reader r = {.p = data, .left = len};
+    char magic[sizeof(WIRE_MAGIC)];
+    get(&r, magic, sizeof(magic));
+    if (r.bad || memcmp(magic, WIRE_MAGIC, sizeof(magic)) != 0)
+        return -EBADMSG;
+
+    /* Minimum sizes: a guest is 4 strings and a flag, an action at least
+     * its fixed fields, a warning 3 strings and 3 words, a host 3 strings,
+     * a flag and a double. */
+    size_t n = get_count(&r, 5 * 4);
+    out->guests = zr_new0(struct zr_plan_guest, n);
+    for (; out->n_guests < n; out->n_guests++) {
+        struct zr_plan_guest *g = &out->guests[out->n_guests];
+        g->host = get_str(&r);
+        g->uri = get_str(&r);
+        g->guest = get_str(&r);
+        g->error = get_str(&r);
+        g->changed = get_bool(&r);
+    }
+    n = get_count(&r, 100);
+    out->actions = zr_new0(struct zr_action, n);
+    for (; out->n_actions < n; out->n_actions++) {
+        struct zr_action *a = &out->actions[out->n_actions];
+        a->guest_index = (size_t)get_u64(&r);
+        if (a->guest_index >= out->n_guests)
+            r.bad = true;
+        a->op = (zr_op)get_enum(&r, ZR_OP__COUNT);
+        a->kind = (zr_kind)get_enum(&r, ZR_KIND__COUNT);
+        get_pci(&r, &a->source);
+        a->live = get_bool(&r);
+        a->config = get_bool(&r);
+        a->reason = get_str(&r);
+        a->changes = get_str(&r);
+        a->xml = get_str(&r);
+        get_device(&r, &a->device);
+        size_t n_deps = get_count(&r, 8);
+        a->deps = n_deps ? zr_new0(size_t, n_deps) : NULL;
+        for (; a->n_deps < n_deps; a->n_deps++) {
+            a->deps[a->n_deps] = (size_t)get_u64(&r);
+            if (a->deps[a->n_deps] >= n)
+                r.bad = true;
+        }
+        a->result = (zr_result)get_enum(&r, ZR_RESULT__COUNT);
+        a->error = get_str(&r);
+    }
+    n = get_count(&r, 6 * 4);
+    out->warnings = zr_new0(struct zr_warning, n);
+    for (; out->n_warnings < n; out->n_warnings++) {
+        struct zr_warning *w = &out->warnings[out->n_warnings];
+        w->host = get_str(&r);
+        w->guest = get_str(&r);
+        w->has_source = get_bool(&r);
+        get_pci(&r, &w->source);
+        w->message = get_str(&r);
+    }
+    n = get_count(&r, 4 * 4 + 8);
+    out->hosts = zr_new0(struct zr_plan_host, n);
+    for (; out->n_hosts < n; out->n_hosts++) {
+        struct zr_plan_host *h = &out->hosts[out->n_hosts];
+        h->name = get_str(&r);
+        h->uri = get_str(&r);
+        h->reached = get_bool(&r);
+        h->error = get_str(&r);
+        get(&r, &h->seconds, sizeof(h->seconds));
+    }
+
+    if (r.bad || r.left) {
+        zr_plan_finish(out);
+        return -EBADMSG;
+    }
+    return 0;
+}
