@@ -257,6 +257,12 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
             if (c->vport.type != ZR_VPORT_NONE && s->attach.vport.type == ZR_VPORT_NONE)
                 strbuf_addf(&d.changes, ", ", "virtualport %s → (none: libvirt refuses a virtualport beside a vlan)",
                             zr_vport_type_to_string(c->vport.type));
+            /* The model cannot carry these, so the device XML cannot keep
+             * them: say so rather than drop them silently. */
+            if (c->vlan_unrepresentable && !w->has_vlan)
+                strbuf_addf(&d.changes, ", ", "vlan (trunk or several tags) → (none: the inventory format cannot express it)");
+            if (c->vport_unrepresentable && w->vport.type == ZR_VPORT_NONE)
+                strbuf_addf(&d.changes, ", ", "virtualport (a type the inventory format cannot express) → (none)");
             s->reason = zr_asprintf("changed: %s", d.fields.s);
             s->changes = TAKE_PTR(d.changes.s);
         }
