@@ -93,13 +93,6 @@ void zr_error_finish(struct zr_error *e)
     *e = (struct zr_error){0};
 }
 
-void zr_error_move(struct zr_error *dst, struct zr_error *src)
-{
-    zr_error_finish(dst);
-    *dst = *src;
-    *src = (struct zr_error){0};
-}
-
 bool zr_errors_add(struct zr_errors *errs, const char *file, unsigned line, unsigned column,
                    const char *source_line, const char *fmt, ...)
 {

@@ -30,7 +30,6 @@ void zr_error_set(struct zr_error *e, const char *file, unsigned line, unsigned 
 void zr_error_vset(struct zr_error *e, const char *file, unsigned line, unsigned column,
                    const char *fmt, va_list ap) _printf_(5, 0);
 void zr_error_finish(struct zr_error *e);
-void zr_error_move(struct zr_error *dst, struct zr_error *src);
 
 /* Adds an error; returns false when the cap was reached (the error is then
  * only counted as truncation). */
