@@ -90,7 +90,9 @@ static void help(void)
            "      --timeout SECONDS wait this long for a live detach to complete (default 30)\n"
            "      --dry-run         with apply: only plan\n"
            "      --atomic          with apply: undo a host's done actions if one fails\n"
-           "      --no-host-check   do not look wanted sources up among the host's PCI devices\n"
+           "      --no-host-check   skip the host's node devices: functions the host lacks,\n"
+           "                        IOMMU groups, SR-IOV, drivers, NUMA, hotplug ports (the\n"
+           "                        check that no other guest holds a function still runs)\n"
            "  -j, --jobs N          hosts handled at once with hosts: (default 4)\n"
            "      --metrics-file PATH\n"
            "                        with plan/apply: write Prometheus metrics of the run\n"
@@ -330,9 +332,10 @@ static void plan_host(struct zr_plan *plan, size_t hi, struct host_run *h, const
     }
 
     h->states = zr_state_read(h->conn, host, READ_THREADS);
-    char **check = o->no_host_check ? zr_new0(char *, host->n_guests)
-                                    : zr_preflight_host(plan, h->conn, h->uri, host, h->states,
-                                                        READ_THREADS, applying);
+    /* --no-host-check skips the node device lookups only: the conflict
+     * check still runs. */
+    char **check = zr_preflight_host(plan, h->conn, h->uri, host, h->states, &popts,
+                                     !o->no_host_check, READ_THREADS, applying);
     for (size_t g = 0; g < host->n_guests; g++) {
         struct zr_guest_state *st = &h->states[g];
         if (st->error) {

@@ -14,19 +14,67 @@ static bool list_holds(const struct zr_device_list *l, const struct zr_pci_addr 
 
 static bool host_has(const struct zr_preflight_input *in, const struct zr_pci_addr *s)
 {
-    for (size_t i = 0; i < in->n_pci; i++)
-        if (zr_pci_addr_eq(&in->pci[i], s))
+    size_t lo = 0, hi = in->n_pci;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = zr_pci_addr_cmp(&in->pci[mid], s);
+        if (c == 0)
             return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return false;
 }
+
+static const struct zr_function_info *function_of(const struct zr_preflight_input *in,
+                                                  const struct zr_pci_addr *s)
+{
+    size_t lo = 0, hi = in->n_functions;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = zr_pci_addr_cmp(&in->functions[mid].addr, s);
+        if (c == 0)
+            return &in->functions[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static bool wants(const struct zr_guest *g, const struct zr_pci_addr *s)
+{
+    return list_holds(&g->devices, s);
+}
+
+/* Bound to nothing, or to a driver VFIO accepts beside an assigned
+ * function of the same group. */
+static bool vfio_ready(const char *driver)
+{
+    return !driver || strcmp(driver, "vfio-pci") == 0 || strcmp(driver, "pci-stub") == 0;
+}
+
+/* One pass's state: which guests are refused so far. */
+struct pass {
+    struct zr_plan *plan;
+    const struct zr_preflight_input *in;
+    bool applying;
+    bool warn;
+    char **errors;
+    bool refused; /* refused a guest that was fine before */
+    const size_t *first; /* in->planned: guest g's actions are [first[g], first[g + 1]) */
+};
 
 /* Who else keeps `s` after this run, as words for a message ("guest 'x',
  * which the inventory does not name"), or NULL.  A guest of the inventory
  * gives the function up when it is planned and prunes; `errors` says
- * which guests will not be planned. */
-static char *holder(const struct zr_preflight_input *in, size_t self, char *const *errors,
-                    const struct zr_pci_addr *s)
+ * which guests will be refused. */
+static char *holder(const struct pass *p, size_t self, const struct zr_pci_addr *s)
 {
+    const struct zr_preflight_input *in = p->in;
     for (size_t i = 0; i < in->n_others; i++) {
         const struct zr_other_guest *o = &in->others[i];
         if (!o->gone && !o->error && list_holds(&o->config, s))
@@ -38,20 +86,235 @@ static char *holder(const struct zr_preflight_input *in, size_t self, char *cons
             continue;
         if (!st->wanted->prune)
             return zr_asprintf("guest '%s', whose prune: false keeps it", st->wanted->name);
-        if (errors[g])
-            return zr_asprintf("guest '%s', which this run leaves alone (it has an error)",
-                               st->wanted->name);
+        if (p->errors[g])
+            return p->applying
+                       ? zr_asprintf("guest '%s', which this run leaves alone (it has an error)",
+                                     st->wanted->name)
+                       : zr_asprintf("guest '%s', which apply will leave alone (see its warnings)",
+                                     st->wanted->name);
     }
     return NULL;
 }
 
-/* One pass over every wanted source.  Sets errors of guests that must not
- * be changed; with `warn`, adds the warnings.  Returns true when it
- * refused a guest that was fine before. */
-static bool check_pass(struct zr_plan *plan, const struct zr_preflight_input *in, bool applying,
-                       bool warn, char **errors)
+/* holder(), or another guest of the inventory that this run gives `s`. */
+static char *claimant(const struct pass *p, size_t self, const struct zr_pci_addr *s)
 {
-    bool refused = false;
+    char *who = holder(p, self, s);
+    if (who)
+        return who;
+    const struct zr_preflight_input *in = p->in;
+    for (size_t g = 0; g < in->wanted->n_guests; g++)
+        if (g != self && !in->states[g].error && !p->errors[g] && wants(in->states[g].wanted, s))
+            return zr_asprintf("wanted by guest '%s'", in->states[g].wanted->name);
+    return NULL;
+}
+
+/* A finding that makes apply leave guest g alone: `error` is the guest's
+ * error in apply (the first one wins), `warning` the plan's warning. */
+static void refuse(struct pass *p, size_t g, const struct zr_pci_addr *s, const char *error,
+                   const char *warning)
+{
+    if (!p->errors[g]) {
+        p->errors[g] = zr_strdup(error);
+        p->refused = true;
+    }
+    if (p->warn && !p->applying)
+        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s",
+                            warning);
+}
+
+/* A finding that is only worth knowing: a warning in plan, and in apply
+ * for a guest that is changed. */
+static void notice(struct pass *p, size_t g, const struct zr_pci_addr *s, const char *message)
+{
+    if (p->warn && (!p->applying || !p->errors[g]))
+        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s",
+                            message);
+}
+
+/* A topology finding that refuses: the same words in plan and apply. */
+static void refuse_topology(struct pass *p, size_t g, const struct zr_pci_addr *s,
+                            const char *body)
+{
+    char src[ZR_PCI_ADDR_STRLEN];
+    _cleanup_free_ char *error =
+        zr_asprintf("%s: %s; nothing changed on this guest", zr_pci_addr_format(s, src), body);
+    _cleanup_free_ char *warning = zr_asprintf("%s; apply will leave this guest alone", body);
+    refuse(p, g, s, error, warning);
+}
+
+static void check_iommu_group(struct pass *p, size_t g, const struct zr_pci_function *fn)
+{
+    const struct zr_guest *guest = p->in->states[g].wanted;
+    _cleanup_free_ char *others = NULL;
+    for (size_t i = 0; i < fn->n_group; i++) {
+        const struct zr_pci_addr *m = &fn->group[i];
+        if (zr_pci_addr_eq(m, &fn->addr) || wants(guest, m))
+            continue;
+        const struct zr_function_info *mi = function_of(p->in, m);
+        if (mi && mi->read && mi->fn.bridge)
+            continue; /* bridges stay with the host */
+        _cleanup_free_ char *who = claimant(p, g, m);
+        if (!who && mi && mi->read && vfio_ready(mi->fn.driver))
+            continue;
+        char ms[ZR_PCI_ADDR_STRLEN];
+        _cleanup_free_ char *drv = !mi || !mi->read ? zr_strdup("node device not readable")
+                                   : mi->fn.driver  ? zr_asprintf("driver %s", mi->fn.driver)
+                                                    : zr_strdup("no driver");
+        char *item = zr_asprintf("%s%s%s (%s%s%s)", others ? others : "", others ? ", " : "",
+                                 zr_pci_addr_format(m, ms), drv, who ? ", " : "", who ? who : "");
+        free(others);
+        others = item;
+    }
+    if (!others)
+        return;
+    char src[ZR_PCI_ADDR_STRLEN];
+    _cleanup_free_ char *body = zr_asprintf(
+        "IOMMU group %u of %s also holds %s; a group goes to one guest as a whole: assign "
+        "them to this guest too, or bind them to vfio-pci and leave them to no other guest",
+        fn->iommu_group, zr_pci_addr_format(&fn->addr, src), others);
+    refuse_topology(p, g, &fn->addr, body);
+}
+
+static const struct zr_host_use *host_use_of(const struct zr_preflight_input *in,
+                                             const struct zr_pci_addr *s)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "pci_%04x_%02x_%02x_%x", (unsigned)s->domain, (unsigned)s->bus,
+             (unsigned)s->slot, (unsigned)s->function);
+    for (size_t i = 0; i < in->n_uses; i++)
+        if (in->uses[i].in_use && zr_streq(in->uses[i].parent, name))
+            return &in->uses[i];
+    return NULL;
+}
+
+/* The checks of one function that `planned` attaches to guest g. */
+static void check_attach(struct pass *p, size_t g, const struct zr_device *want,
+                         const struct zr_function_info *fi)
+{
+    const struct zr_pci_addr *s = &want->source;
+    char src[ZR_PCI_ADDR_STRLEN];
+    zr_pci_addr_format(s, src);
+
+    if (!fi->read) {
+        _cleanup_free_ char *error = zr_asprintf(
+            "%s; nothing changed on this guest (--no-host-check skips this check)", fi->error);
+        _cleanup_free_ char *warning = zr_asprintf("host check skipped: %s", fi->error);
+        refuse(p, g, s, error, warning);
+        return;
+    }
+    const struct zr_pci_function *fn = &fi->fn;
+    const char *drv = fn->driver;
+
+    if (fn->has_iommu_group)
+        check_iommu_group(p, g, fn);
+
+    if (want->kind == ZR_KIND_INTERFACE && !fn->is_vf) {
+        _cleanup_free_ char *what =
+            fn->is_pf ? zr_asprintf("a physical function%s", fn->vfs_max ? " with virtual functions" : "")
+                      : zr_asprintf("a plain PCI function, driver %s", drv ? drv : "none");
+        _cleanup_free_ char *body = zr_asprintf(
+            "%s is not an SR-IOV virtual function (it is %s); libvirt takes an interface of "
+            "type hostdev on virtual functions only: list one of its virtual functions, or "
+            "list it under hostdevs:",
+            src, what);
+        refuse_topology(p, g, s, body);
+    }
+
+    if (want->has_managed && !want->managed && (!drv || strcmp(drv, "vfio-pci") != 0)) {
+        _cleanup_free_ char *body = zr_asprintf(
+            "managed: false needs %s bound to vfio-pci already (libvirt will not rebind it), "
+            "but it is bound to %s: bind it (e.g. driverctl set-override %s vfio-pci) or use "
+            "managed: true",
+            src, drv ? drv : "no driver", src);
+        refuse_topology(p, g, s, body);
+    } else if (want->managed && !vfio_ready(drv) && p->in->have_uses) {
+        const struct zr_host_use *u = host_use_of(p->in, s);
+        if (u) {
+            _cleanup_free_ char *m = zr_asprintf(
+                "managed: true lets libvirt take %s from its host driver %s, but the host "
+                "uses it: %s",
+                src, drv, u->what);
+            notice(p, g, s, m);
+        }
+    }
+
+    const struct zr_guest_topology *t = p->in->guests ? &p->in->guests[g] : NULL;
+    if (t && t->nodeset && fn->numa_node >= 0 &&
+        zr_nodeset_has(t->nodeset, (unsigned)fn->numa_node) == 0) {
+        _cleanup_free_ char *m = zr_asprintf(
+            "the guest's memory is pinned to NUMA node(s) %s (<numatune>), but %s sits on "
+            "NUMA node %d: its DMA would cross nodes",
+            t->nodeset, src, fn->numa_node);
+        notice(p, g, s, m);
+    }
+}
+
+/* A live attach without a guest address into a q35 guest takes a free
+ * hotpluggable PCIe port; libvirt adds none to a running guest. */
+static void check_hotplug(struct pass *p, size_t g)
+{
+    const struct zr_guest_topology *t = p->in->guests ? &p->in->guests[g] : NULL;
+    if (!t || !t->q35)
+        return;
+    const struct zr_plan *pl = p->in->planned;
+    size_t need = 0, freed = 0;
+    const struct zr_pci_addr *first = NULL;
+    for (size_t i = p->first[g]; i < p->first[g + 1]; i++) {
+        const struct zr_action *a = &pl->actions[i];
+        if (!a->live)
+            continue;
+        bool replaced = false; /* a replacement's attach keeps the port it had */
+        for (size_t j = p->first[g]; j < p->first[g + 1]; j++)
+            if (j != i && pl->actions[j].op != a->op && pl->actions[j].kind == a->kind &&
+                zr_pci_addr_eq(&pl->actions[j].source, &a->source))
+                replaced = true;
+        if (a->op == ZR_OP_ATTACH && !a->device.has_guest_address) {
+            need++;
+            if (!first)
+                first = &a->source;
+        } else if (a->op == ZR_OP_DETACH && !replaced && a->device.has_guest_address) {
+            for (size_t k = 0; k < t->n_ports; k++)
+                if (t->ports[k].index == a->device.guest_address.bus && !t->ports[k].free)
+                    freed++;
+        }
+    }
+    size_t avail = zr_guest_topology_free_ports(t) + freed;
+    if (need <= avail)
+        return;
+    _cleanup_free_ char *m = zr_asprintf(
+        "%zu live attach%s without a guest address, but the running guest has %zu free "
+        "hotpluggable PCIe root port%s: libvirt will fail with \"No more available PCI "
+        "slots\"; add pcie-root-port controllers to its definition (they take effect at its "
+        "next start), or use --config-only",
+        need, need == 1 ? "" : "es", avail, avail == 1 ? "" : "s");
+    notice(p, g, first, m);
+}
+
+/* The topology checks of guest g: each function planned attaches, once. */
+static void check_topology(struct pass *p, size_t g)
+{
+    const struct zr_preflight_input *in = p->in;
+    const struct zr_guest *guest = in->states[g].wanted;
+    const struct zr_plan *pl = in->planned;
+    for (size_t d = 0; d < guest->devices.n; d++) {
+        const struct zr_device *want = &guest->devices.items[d];
+        bool attached = false;
+        for (size_t i = p->first[g]; i < p->first[g + 1] && !attached; i++)
+            attached = pl->actions[i].op == ZR_OP_ATTACH && pl->actions[i].kind == want->kind &&
+                       zr_pci_addr_eq(&pl->actions[i].source, &want->source);
+        const struct zr_function_info *fi = attached ? function_of(in, &want->source) : NULL;
+        if (fi)
+            check_attach(p, g, want, fi);
+    }
+    check_hotplug(p, g);
+}
+
+/* One pass over every wanted source.  Sets errors of guests that must not
+ * be changed; with `warn`, adds the warnings. */
+static void check_pass(struct pass *p)
+{
+    const struct zr_preflight_input *in = p->in;
     for (size_t g = 0; g < in->wanted->n_guests; g++) {
         const struct zr_guest_state *st = &in->states[g];
         const struct zr_guest *guest = st->wanted;
@@ -63,71 +326,263 @@ static bool check_pass(struct zr_plan *plan, const struct zr_preflight_input *in
             zr_pci_addr_format(s, src);
 
             if (in->have_pci && !host_has(in, s)) {
-                if (applying && !errors[g]) {
-                    errors[g] = zr_asprintf("host has no PCI function %s (node device "
-                                            "pci_%04x_%02x_%02x_%x); nothing changed on this guest",
-                                            src, s->domain, s->bus, s->slot, s->function);
-                    refused = true;
-                } else if (warn && !applying) {
-                    zr_plan_add_warning(plan, in->host, guest->name, s,
-                                        "host has no PCI function %s", src);
-                }
+                _cleanup_free_ char *error =
+                    zr_asprintf("host has no PCI function %s (node device "
+                                "pci_%04x_%02x_%02x_%x); nothing changed on this guest",
+                                src, s->domain, s->bus, s->slot, s->function);
+                _cleanup_free_ char *warning = zr_asprintf("host has no PCI function %s", src);
+                refuse(p, g, s, error, warning);
             }
 
-            _cleanup_free_ char *who = holder(in, g, errors, s);
+            _cleanup_free_ char *who = holder(p, g, s);
             if (!who)
                 continue;
             if (list_holds(&st->config, s)) {
                 /* Nothing new is attached here; it is only worth knowing. */
-                if (warn)
-                    zr_plan_add_warning(plan, in->host, guest->name, s,
+                if (p->warn)
+                    zr_plan_add_warning(p->plan, in->host, guest->name, s,
                                         "also held by %s: both definitions hold this function",
                                         who);
-            } else if (applying) {
-                if (!errors[g]) {
-                    errors[g] = zr_asprintf("%s is held by %s; libvirt would let both "
-                                            "definitions hold it, so nothing changed on this "
-                                            "guest",
-                                            src, who);
-                    refused = true;
-                }
-            } else if (warn) {
-                zr_plan_add_warning(plan, in->host, guest->name, s,
-                                    "held by %s; apply will refuse to attach it here", who);
+            } else {
+                _cleanup_free_ char *error =
+                    zr_asprintf("%s is held by %s; libvirt would let both definitions hold "
+                                "it, so nothing changed on this guest",
+                                src, who);
+                _cleanup_free_ char *warning =
+                    zr_asprintf("held by %s; apply will refuse to attach it here", who);
+                refuse(p, g, s, error, warning);
             }
         }
+        if (in->planned && in->functions)
+            check_topology(p, g);
     }
-    return refused;
 }
 
 char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input *in, bool applying)
 {
-    char **errors = zr_new0(char *, in->wanted->n_guests);
+    size_t n = in->wanted->n_guests;
+    _cleanup_free_ size_t *first = zr_new0(size_t, n + 1);
+    if (in->planned) {
+        /* zr_preflight_plan() appends each guest's actions together. */
+        for (size_t i = 0; i < in->planned->n_actions; i++)
+            if (in->planned->actions[i].guest_index < n)
+                first[in->planned->actions[i].guest_index + 1]++;
+        for (size_t g = 0; g < n; g++)
+            first[g + 1] += first[g];
+    }
+    struct pass p = {
+        .plan = plan, .in = in, .applying = applying, .errors = zr_new0(char *, n), .first = first};
     /* A refused guest keeps what it holds, which may refuse another one:
-     * repeat until nothing changes (each pass refuses a guest or stops). */
-    if (applying)
-        while (check_pass(plan, in, applying, false, errors))
-            ;
-    check_pass(plan, in, applying, true, errors);
-    return errors;
+     * repeat until nothing changes (each pass refuses a guest or stops).
+     * plan follows the same cascade, so its warnings say what apply will
+     * do. */
+    do {
+        p.refused = false;
+        check_pass(&p);
+    } while (p.refused);
+    p.warn = true;
+    check_pass(&p);
+    if (!applying)
+        for (size_t g = 0; g < n; g++) {
+            free(p.errors[g]);
+            p.errors[g] = NULL;
+        }
+    return p.errors;
+}
+
+void zr_preflight_plan(struct zr_plan *out, const struct zr_host *wanted,
+                       const struct zr_guest_state *states, const struct zr_plan_options *popts)
+{
+    for (size_t g = 0; g < wanted->n_guests; g++) {
+        const struct zr_guest_state *st = &states[g];
+        if (st->error)
+            zr_plan_guest_error(out, wanted->name, NULL, wanted->guests[g].name, "%s", st->error);
+        else
+            zr_plan_guest(out, wanted->name, NULL, st->wanted, &st->config,
+                          st->active ? &st->live : NULL, popts);
+    }
 }
 
 /* A listing the check needs failed: plan warns; apply refuses the host
  * (the first reason wins). */
-static void listing_failed(struct zr_plan *plan, const char *host, const char *check, bool applying,
-                           struct zr_error *err, char **refuse)
+static void listing_failed(struct zr_plan *plan, const char *host, const char *check,
+                           const char *advice, bool applying, struct zr_error *err, char **refuse)
 {
     if (!applying)
         zr_plan_add_warning(plan, host, NULL, NULL, "%s skipped: %s", check, err->message);
     else if (!*refuse)
-        *refuse =
-            zr_asprintf("%s; nothing changed (--no-host-check skips this check)", err->message);
+        *refuse = zr_asprintf("%s; nothing changed%s", err->message, advice);
     zr_error_finish(err);
+}
+
+/* Everything the topology checks read, owned. */
+struct topology_read {
+    struct zr_function_info *functions;
+    size_t n_functions;
+    struct zr_host_use *uses;
+    size_t n_uses;
+    bool have_uses;
+    struct zr_guest_topology *guests;
+    size_t n_guests;
+};
+
+static void topology_read_finish(struct topology_read *t)
+{
+    for (size_t i = 0; i < t->n_functions; i++) {
+        zr_pci_function_finish(&t->functions[i].fn);
+        free(t->functions[i].error);
+    }
+    free(t->functions);
+    for (size_t i = 0; i < t->n_uses; i++)
+        zr_host_use_finish(&t->uses[i]);
+    free(t->uses);
+    for (size_t i = 0; i < t->n_guests; i++)
+        zr_guest_topology_finish(&t->guests[i]);
+    free(t->guests);
+}
+
+/* Reads the node devices of the functions marked in `mark` (indices into
+ * pci) that are not read yet, into xml/errors. */
+static void read_marked(const struct zr_host_pci *pci, const bool *mark, bool *done,
+                        unsigned jobs, char **xml, char **errors)
+{
+    _cleanup_free_ size_t *idx = zr_new0(size_t, pci->n);
+    size_t k = 0;
+    for (size_t i = 0; i < pci->n; i++)
+        if (mark[i] && !done[i]) {
+            idx[k++] = i;
+            done[i] = true;
+        }
+    if (k == 0)
+        return;
+    _cleanup_free_ char **x = zr_new0(char *, k);
+    _cleanup_free_ char **e = zr_new0(char *, k);
+    zr_state_read_node_devices(pci, idx, k, jobs, x, e);
+    for (size_t i = 0; i < k; i++) {
+        xml[idx[i]] = x[i];
+        errors[idx[i]] = e[i];
+    }
+}
+
+static void parse_function(struct zr_function_info *fi, const struct zr_pci_addr *a, char *xml,
+                           char *error)
+{
+    fi->addr = *a;
+    if (!xml) {
+        fi->error = error ? error : zr_strdup("cannot read its node device");
+        return;
+    }
+    char name[ZR_PCI_ADDR_STRLEN];
+    _cleanup_free_ char *what = zr_asprintf("node device of %s", zr_pci_addr_format(a, name));
+    struct zr_error e = {0};
+    if (zr_pci_function_parse(xml, strlen(xml), what, &fi->fn, &e) < 0) {
+        fi->error = zr_asprintf("%s: %s", what, e.message);
+        zr_error_finish(&e);
+    } else {
+        fi->read = true;
+    }
+    free(xml);
+}
+
+/* Node device XML of each function `planned` attaches and of the other
+ * functions of their IOMMU groups (two rounds, each on `jobs` threads);
+ * what the host uses on its functions when a managed attach would take one
+ * from a host driver; the guests' own XML for NUMA and hotplug. */
+static void topology_read(struct topology_read *t, struct zr_plan *plan, virConnectPtr conn,
+                          const struct zr_host *wanted, const struct zr_guest_state *states,
+                          const struct zr_plan *planned, const struct zr_host_pci *pci,
+                          unsigned jobs)
+{
+    _cleanup_free_ bool *mark = zr_new0(bool, pci->n);
+    _cleanup_free_ bool *done = zr_new0(bool, pci->n);
+    _cleanup_free_ bool *attaching = zr_new0(bool, wanted->n_guests);
+    _cleanup_free_ char **xml = zr_new0(char *, pci->n);
+    _cleanup_free_ char **errors = zr_new0(char *, pci->n);
+    size_t n_attach = 0;
+    for (size_t i = 0; i < planned->n_actions; i++) {
+        const struct zr_action *a = &planned->actions[i];
+        if (a->op != ZR_OP_ATTACH)
+            continue;
+        attaching[a->guest_index] = true;
+        long k = zr_host_pci_find(pci, &a->source);
+        if (k >= 0 && !mark[k]) {
+            mark[k] = true;
+            n_attach++;
+        }
+    }
+    if (n_attach == 0)
+        return; /* steady state: no node device is read */
+    read_marked(pci, mark, done, jobs, xml, errors);
+
+    /* Round two: the rest of their IOMMU groups.  Parse round one first
+     * to learn the groups. */
+    t->functions = zr_new0(struct zr_function_info, pci->n);
+    _cleanup_free_ bool *parsed = zr_new0(bool, pci->n);
+    bool need_uses = false;
+    _cleanup_free_ struct zr_function_info *round1 = zr_new0(struct zr_function_info, pci->n);
+    for (size_t i = 0; i < pci->n; i++) {
+        if (!done[i])
+            continue;
+        parse_function(&round1[i], &pci->addrs[i], xml[i], errors[i]);
+        parsed[i] = true;
+        const struct zr_pci_function *fn = &round1[i].fn;
+        for (size_t m = 0; round1[i].read && m < fn->n_group; m++) {
+            long k = zr_host_pci_find(pci, &fn->group[m]);
+            if (k >= 0)
+                mark[k] = true;
+        }
+        if (round1[i].read && !vfio_ready(fn->driver))
+            need_uses = true;
+    }
+    read_marked(pci, mark, done, jobs, xml, errors);
+    for (size_t i = 0; i < pci->n; i++) {
+        if (!done[i])
+            continue;
+        if (parsed[i])
+            t->functions[t->n_functions++] = round1[i];
+        else
+            parse_function(&t->functions[t->n_functions++], &pci->addrs[i], xml[i], errors[i]);
+    }
+
+    if (need_uses) {
+        char **docs = NULL;
+        size_t n_docs = 0;
+        struct zr_error err = {0};
+        if (zr_state_read_host_uses(conn, jobs, &docs, &n_docs, &err) < 0) {
+            zr_plan_add_warning(plan, wanted->name, NULL, NULL,
+                                "host check cannot tell what the host uses: %s", err.message);
+            zr_error_finish(&err);
+        } else {
+            t->have_uses = true;
+            t->uses = zr_new0(struct zr_host_use, n_docs);
+            for (size_t i = 0; i < n_docs; i++) {
+                if (docs[i] && zr_host_use_parse(docs[i], strlen(docs[i]), "node device",
+                                                 &t->uses[t->n_uses], &err) == 0)
+                    t->n_uses++;
+                zr_error_finish(&err);
+                free(docs[i]);
+            }
+            free(docs);
+        }
+    }
+
+    t->guests = zr_new0(struct zr_guest_topology, wanted->n_guests);
+    t->n_guests = wanted->n_guests;
+    for (size_t g = 0; g < wanted->n_guests; g++) {
+        const struct zr_guest_state *st = &states[g];
+        const char *x = st->active && st->live_xml ? st->live_xml : st->config_xml;
+        if (!attaching[g] || st->error || !x)
+            continue;
+        struct zr_error err = {0};
+        if (zr_guest_topology_parse(x, strlen(x), st->wanted->name, &t->guests[g], &err) < 0)
+            zr_error_finish(&err); /* domain.c read it already; nothing to add */
+    }
 }
 
 char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
                          const struct zr_host *wanted, const struct zr_guest_state *states,
-                         unsigned jobs, bool applying)
+                         const struct zr_plan_options *popts, bool host_check, unsigned jobs,
+                         bool applying)
 {
     struct zr_preflight_input in = {.host = wanted->name, .wanted = wanted, .states = states};
     size_t n_wanted = 0;
@@ -137,25 +592,29 @@ char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *u
     if (n_wanted == 0)
         return zr_new0(char *, wanted->n_guests);
 
-    _cleanup_free_ struct zr_pci_addr *pci = NULL;
+    struct zr_host_pci pci = {0};
     struct zr_other_guest *others = NULL;
     _cleanup_free_ char *refuse = NULL; /* apply: why no guest of the host is changed */
     struct zr_error err = {0};
 
-    int r = zr_state_host_pci(conn, &pci, &in.n_pci, &err);
-    if (r == -ENOTSUP) {
-        zr_plan_add_warning(plan, wanted->name, NULL, NULL,
-                            "host check skipped: %s lists no node devices", uri);
-    } else if (r < 0) {
-        listing_failed(plan, wanted->name, "host check", applying, &err, &refuse);
-    } else {
-        in.have_pci = true;
-        in.pci = pci;
+    if (host_check) {
+        int r = zr_state_host_pci(conn, &pci, &err);
+        if (r == -ENOTSUP) {
+            zr_plan_add_warning(plan, wanted->name, NULL, NULL,
+                                "host check skipped: %s lists no node devices", uri);
+        } else if (r < 0) {
+            listing_failed(plan, wanted->name, "host check", " (--no-host-check skips this check)",
+                           applying, &err, &refuse);
+        } else {
+            in.have_pci = true;
+            in.pci = pci.addrs;
+            in.n_pci = pci.n;
+        }
     }
 
-    r = zr_state_read_others(conn, wanted, jobs, &others, &in.n_others, &err);
+    int r = zr_state_read_others(conn, wanted, jobs, &others, &in.n_others, &err);
     if (r < 0) {
-        listing_failed(plan, wanted->name, "conflict check", applying, &err, &refuse);
+        listing_failed(plan, wanted->name, "conflict check", "", applying, &err, &refuse);
     } else {
         in.have_others = true;
         in.others = others;
@@ -166,8 +625,25 @@ char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *u
                                     others[i].error);
     }
 
+    struct zr_plan planned = {0};
+    struct topology_read t = {0};
+    if (in.have_pci) {
+        zr_preflight_plan(&planned, wanted, states, popts);
+        topology_read(&t, plan, conn, wanted, states, &planned, &pci, jobs);
+        in.planned = &planned;
+        in.functions = t.functions;
+        in.n_functions = t.n_functions;
+        in.uses = t.uses;
+        in.n_uses = t.n_uses;
+        in.have_uses = t.have_uses;
+        in.guests = t.guests;
+    }
+
     char **errors = zr_preflight_check(plan, &in, applying);
+    topology_read_finish(&t);
+    zr_plan_finish(&planned);
     zr_other_guests_free(others, in.n_others);
+    zr_host_pci_finish(&pci);
     if (refuse)
         for (size_t g = 0; g < wanted->n_guests; g++) {
             free(errors[g]);

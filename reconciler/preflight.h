@@ -1,8 +1,12 @@
-/* Host preflight, before any change: every wanted source must be one of the
- * host's PCI functions, and no guest this run leaves alone may keep holding
- * it.  zr_preflight_check() decides from what was read (pure, unit-tested);
- * zr_preflight_host() reads it.  Never changes a guest.  A finding is a
- * warning in plan and an error for that guest in apply. */
+/* Host preflight, before any change, in two parts.  The conflict check
+ * (always): no guest this run leaves alone may keep holding a wanted
+ * function.  The host check (--no-host-check skips it): every wanted
+ * source is one of the host's PCI functions, and each function an action
+ * attaches fits the host's topology (IOMMU group, SR-IOV, driver binding,
+ * NUMA, hotplug ports).  zr_preflight_check() decides from what was read
+ * (pure, unit-tested); zr_preflight_host() reads it.  Never changes a
+ * guest.  A refusing finding is a warning in plan and an error for that
+ * guest in apply; the others are warnings in both. */
 #pragma once
 
 #include <libvirt/libvirt.h>
@@ -11,41 +15,70 @@
 #include "inventory.h"
 #include "plan.h"
 #include "state.h"
+#include "topology.h"
+
+/* A function's node device as read: parsed, or why not. */
+struct zr_function_info {
+    struct zr_pci_addr addr;
+    bool read;                 /* fn holds the parsed XML */
+    struct zr_pci_function fn;
+    char *error;               /* !read: why */
+};
 
 struct zr_preflight_input {
     const char *host; /* name in warnings */
     const struct zr_host *wanted;
     const struct zr_guest_state *states; /* wanted->n_guests, inventory order */
     bool have_pci;                       /* the host listed its PCI functions */
-    const struct zr_pci_addr *pci;
+    const struct zr_pci_addr *pci;       /* sorted */
     size_t n_pci;
     bool have_others;                    /* the host listed its guests */
     const struct zr_other_guest *others; /* guests the inventory does not name */
     size_t n_others;
+
+    /* The topology checks; all absent (NULL) with --no-host-check. */
+    const struct zr_plan *planned; /* what plan will do, guest i = inventory guest i */
+    const struct zr_function_info *functions; /* sorted by addr: attached functions, group mates */
+    size_t n_functions;
+    const struct zr_host_use *uses; /* what the host uses on its functions */
+    size_t n_uses;
+    bool have_uses;
+    const struct zr_guest_topology *guests; /* wanted->n_guests; NULL: not read */
 };
 
 /* Checks every wanted source of every readable guest:
  * - not a PCI function of the host (when have_pci);
  * - held by a guest that keeps it after this run: one the inventory does
  *   not name, one whose prune: false keeps it, or one this run does not
- *   change because it has an error.  libvirt lets two definitions hold one
- *   function, and only one of those guests can then start.
+ *   change because it is refused.  libvirt lets two definitions hold one
+ *   function, and only one of those guests can then start;
+ * - for each function `planned` attaches: its IOMMU group, SR-IOV (for an
+ *   interface), driver binding, NUMA node, and the guest's hotplug ports.
  * A source the guest already holds itself is only ever a warning (nothing
- * new is attached).  In apply, a guest refused here no longer gives up
- * what it holds, which may refuse another guest in turn.  Returns
- * wanted->n_guests error messages (NULL: go ahead), each newly allocated;
+ * new is attached).  A refused guest no longer gives up what it holds,
+ * which may refuse another guest in turn: plan follows the same cascade
+ * as apply and says so in its warnings.  Returns wanted->n_guests error
+ * messages (NULL: go ahead; always NULL in plan), each newly allocated;
  * warnings go to `plan`. */
 char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input *in, bool applying);
 
-/* Reads what the check needs and runs it: one node device listing, one
- * domain listing and one persistent XMLDesc per guest the inventory does
- * not name (on up to `jobs` threads); none of it when the host's guests
- * want no device at all.  A host without node devices
- * (qemu:///embed) is only not checked for functions, with a warning.  A
- * listing that fails is a warning in plan and an error for every guest of
- * the host in apply. */
+/* What plan will do for the readable guests of `wanted`, into `out` (guest
+ * i is inventory guest i): the actions whose attaches the topology checks
+ * look at. */
+void zr_preflight_plan(struct zr_plan *out, const struct zr_host *wanted,
+                       const struct zr_guest_state *states, const struct zr_plan_options *popts);
+
+/* Reads what the checks need and runs them: one node device listing
+ * (unless !host_check), one domain listing and one persistent XMLDesc per
+ * guest the inventory does not name (on up to `jobs` threads), and node
+ * device XML only for the functions an action attaches and the other
+ * functions of their IOMMU groups; none of it when the host's guests want
+ * no device at all.  A host without node devices (qemu:///embed) is only
+ * not checked for functions, with a warning.  A listing that fails is a
+ * warning in plan and an error for every guest of the host in apply. */
 char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
                          const struct zr_host *wanted, const struct zr_guest_state *states,
-                         unsigned jobs, bool applying);
+                         const struct zr_plan_options *popts, bool host_check, unsigned jobs,
+                         bool applying);
 
 void zr_preflight_errors_free(char **errors, size_t n);

@@ -74,7 +74,7 @@ char *zr_connect_uri(virConnectPtr conn)
 }
 
 static int read_flavour(virDomainPtr dom, unsigned flags, const char *guest, const char *flavour,
-                        struct zr_device_list *out, char **error)
+                        struct zr_device_list *out, char **keep, char **error)
 {
     char *xml = virDomainGetXMLDesc(dom, flags);
     if (!xml) {
@@ -84,7 +84,8 @@ static int read_flavour(virDomainPtr dom, unsigned flags, const char *guest, con
     _cleanup_free_ char *what = zr_asprintf("%s (%s)", guest, flavour);
     struct zr_error e = {0};
     int r = zr_domain_parse_devices(xml, strlen(xml), what, out, &e);
-    free(xml);
+    free(*keep);
+    *keep = xml;
     if (r < 0) {
         *error = zr_strdup(e.message);
         zr_error_finish(&e);
@@ -126,11 +127,11 @@ int zr_state_read_guest(virConnectPtr conn, struct zr_guest_state *st)
         st->active = active == 1;
     }
     int r = read_flavour(st->dom, VIR_DOMAIN_XML_INACTIVE, name, "persistent", &st->config,
-                         &st->error);
+                         &st->config_xml, &st->error);
     if (r < 0)
         return r;
     if (st->active)
-        r = read_flavour(st->dom, 0, name, "live", &st->live, &st->error);
+        r = read_flavour(st->dom, 0, name, "live", &st->live, &st->live_xml, &st->error);
     return r;
 }
 
@@ -256,6 +257,8 @@ void zr_state_free(struct zr_guest_state *states, size_t n)
         zr_device_list_finish(&states[i].config);
         zr_device_list_finish(&states[i].live);
         free(states[i].error);
+        free(states[i].config_xml);
+        free(states[i].live_xml);
     }
     free(states);
 }
@@ -307,12 +310,21 @@ char *zr_state_near_miss(virConnectPtr conn, const char *name)
     return best;
 }
 
-int zr_state_host_pci(virConnectPtr conn, struct zr_pci_addr **out, size_t *n,
-                      struct zr_error *err)
+struct pci_entry {
+    struct zr_pci_addr addr;
+    virNodeDevicePtr dev;
+};
+
+static int pci_entry_cmp(const void *a, const void *b)
+{
+    return zr_pci_addr_cmp(&((const struct pci_entry *)a)->addr,
+                           &((const struct pci_entry *)b)->addr);
+}
+
+int zr_state_host_pci(virConnectPtr conn, struct zr_host_pci *out, struct zr_error *err)
 {
     virNodeDevicePtr *devs = NULL;
-    *out = NULL;
-    *n = 0;
+    *out = (struct zr_host_pci){0};
     int count = virConnectListAllNodeDevices(conn, &devs, VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV);
     if (count < 0) {
         virErrorPtr e = virGetLastError();
@@ -321,7 +333,7 @@ int zr_state_host_pci(virConnectPtr conn, struct zr_pci_addr **out, size_t *n,
         zr_error_set(err, NULL, 0, 0, "cannot list the host's PCI devices: %s", zr_libvirt_error());
         return -EIO;
     }
-    struct zr_pci_addr *addrs = zr_new0(struct zr_pci_addr, (size_t)count);
+    _cleanup_free_ struct pci_entry *entries = zr_new0(struct pci_entry, (size_t)count);
     size_t k = 0;
     for (int i = 0; i < count; i++) {
         /* Node device names are pci_DDDD_BB_SS_F. */
@@ -330,12 +342,98 @@ int zr_state_host_pci(virConnectPtr conn, struct zr_pci_addr **out, size_t *n,
         const char *nm = virNodeDeviceGetName(devs[i]);
         if (nm && sscanf(nm, "pci_%4x_%2x_%2x_%1x%c", &d, &b, &s, &f, &tail) == 4 &&
             b <= ZR_PCI_BUS_MAX && s <= ZR_PCI_SLOT_MAX && f <= ZR_PCI_FUNCTION_MAX)
-            addrs[k++] = (struct zr_pci_addr){d, (uint8_t)b, (uint8_t)s, (uint8_t)f};
+            entries[k++] = (struct pci_entry){{d, (uint8_t)b, (uint8_t)s, (uint8_t)f}, devs[i]};
+        else
+            virNodeDeviceFree(devs[i]);
+    }
+    free(devs);
+    qsort(entries, k, sizeof(*entries), pci_entry_cmp);
+    out->addrs = zr_new0(struct zr_pci_addr, k);
+    out->devs = zr_new0(virNodeDevicePtr, k);
+    for (size_t i = 0; i < k; i++) {
+        out->addrs[i] = entries[i].addr;
+        out->devs[i] = entries[i].dev;
+    }
+    out->n = k;
+    return 0;
+}
+
+void zr_host_pci_finish(struct zr_host_pci *pci)
+{
+    for (size_t i = 0; i < pci->n; i++)
+        virNodeDeviceFree(pci->devs[i]);
+    free(pci->devs);
+    free(pci->addrs);
+    *pci = (struct zr_host_pci){0};
+}
+
+long zr_host_pci_find(const struct zr_host_pci *pci, const struct zr_pci_addr *a)
+{
+    size_t lo = 0, hi = pci->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = zr_pci_addr_cmp(&pci->addrs[mid], a);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+struct nodedev_ctx {
+    virNodeDevicePtr *devs; /* the i-th device to read */
+    char **xml;
+    char **errors;
+};
+
+static void read_nodedev(void *ctx, size_t i)
+{
+    struct nodedev_ctx *c = ctx;
+    c->xml[i] = virNodeDeviceGetXMLDesc(c->devs[i], 0);
+    if (!c->xml[i])
+        c->errors[i] = zr_asprintf("cannot read node device %s: %s",
+                                   virNodeDeviceGetName(c->devs[i]), zr_libvirt_error());
+}
+
+void zr_state_read_node_devices(const struct zr_host_pci *pci, const size_t *idx, size_t n,
+                                unsigned jobs, char **xml, char **errors)
+{
+    _cleanup_free_ virNodeDevicePtr *devs = zr_new0(virNodeDevicePtr, n);
+    for (size_t i = 0; i < n; i++)
+        devs[i] = pci->devs[idx[i]];
+    struct nodedev_ctx c = {.devs = devs, .xml = xml, .errors = errors};
+    run_pool(n, jobs, read_nodedev, &c);
+}
+
+int zr_state_read_host_uses(virConnectPtr conn, unsigned jobs, char ***xml, size_t *n,
+                            struct zr_error *err)
+{
+    virNodeDevicePtr *devs = NULL;
+    *xml = NULL;
+    *n = 0;
+    int count = virConnectListAllNodeDevices(conn, &devs,
+                                             VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET |
+                                                 VIR_CONNECT_LIST_NODE_DEVICES_CAP_STORAGE);
+    if (count < 0) {
+        zr_error_set(err, NULL, 0, 0, "cannot list the host's network and storage devices: %s",
+                     zr_libvirt_error());
+        return -EIO;
+    }
+    char **out = zr_new0(char *, (size_t)count);
+    _cleanup_free_ char **errors = zr_new0(char *, (size_t)count);
+    struct nodedev_ctx c = {.devs = devs, .xml = out, .errors = errors};
+    run_pool((size_t)count, jobs, read_nodedev, &c);
+    for (int i = 0; i < count; i++) {
+        /* One that vanished or cannot be read tells nothing. */
+        free(errors[i]);
         virNodeDeviceFree(devs[i]);
     }
     free(devs);
-    *out = addrs;
-    *n = k;
+    *xml = out;
+    *n = (size_t)count;
     return 0;
 }
 

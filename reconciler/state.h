@@ -30,6 +30,10 @@ struct zr_guest_state {
     struct zr_device_list live;   /* running guest (active only) */
     char *error;       /* why the guest could not be read */
     bool listed;       /* dom and active come from the host's domain listing */
+    /* The XML the device lists came from, kept for the host check, which
+     * reads more of it only for guests that get a device. */
+    char *config_xml;
+    char *live_xml;
 };
 
 /* Reads every guest of `host` with up to `jobs` threads.  Returns an array
@@ -47,11 +51,33 @@ const char *zr_libvirt_error(void);
 /* The name of a defined guest closest to `name` (a likely typo), or NULL. */
 char *zr_state_near_miss(virConnectPtr conn, const char *name);
 
-/* The host's PCI functions, from one node device listing.  Returns 0,
- * -ENOTSUP when the connection has no node devices (qemu:///embed), or
- * another negative value with err filled. */
-int zr_state_host_pci(virConnectPtr conn, struct zr_pci_addr **out, size_t *n,
-                      struct zr_error *err);
+/* The host's PCI functions, from one node device listing, sorted by
+ * address; the handles stay open so that a function's XML can be read
+ * later without a lookup by name. */
+struct zr_host_pci {
+    struct zr_pci_addr *addrs;
+    virNodeDevicePtr *devs; /* devs[i] is the node device of addrs[i] */
+    size_t n;
+};
+
+/* Returns 0, -ENOTSUP when the connection has no node devices
+ * (qemu:///embed), or another negative value with err filled. */
+int zr_state_host_pci(virConnectPtr conn, struct zr_host_pci *out, struct zr_error *err);
+void zr_host_pci_finish(struct zr_host_pci *pci);
+/* Index of `a` in pci->addrs, or -1. */
+long zr_host_pci_find(const struct zr_host_pci *pci, const struct zr_pci_addr *a);
+
+/* The node device XML of the functions pci->addrs[idx[i]], read on up to
+ * `jobs` threads: xml[i] is newly allocated, or NULL with errors[i] set. */
+void zr_state_read_node_devices(const struct zr_host_pci *pci, const size_t *idx, size_t n,
+                                unsigned jobs, char **xml, char **errors);
+
+/* The XML of every net and storage node device of the host (one listing,
+ * then one read each on up to `jobs` threads): what the host uses on its
+ * functions.  Returns 0 with *n documents (newly allocated, NULL for one
+ * that could not be read), or a negative value with err filled. */
+int zr_state_read_host_uses(virConnectPtr conn, unsigned jobs, char ***xml, size_t *n,
+                            struct zr_error *err);
 
 /* A guest of the host that the inventory does not name, as far as the
  * conflict check needs it: the devices of its persistent definition. */

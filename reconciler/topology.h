@@ -1,0 +1,71 @@
+/* The host's PCI topology and a guest's side of it, as libvirt's XML
+ * describes them: node device XML -> one PCI function (driver, IOMMU group,
+ * SR-IOV, NUMA node), a net or storage node device -> what the host uses on
+ * a function, domain XML -> the guest's NUMA pinning and hotplug ports.
+ * Pure parsing with libxml2: no libvirt calls, no decisions (preflight.c
+ * decides). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+#include "pci.h"
+
+struct zr_pci_function {
+    struct zr_pci_addr addr;
+    char *driver;          /* bound host driver; NULL: none */
+    bool bridge;           /* a bridge or root port, not an endpoint */
+    int numa_node;         /* -1: libvirt gives none */
+    bool has_iommu_group;
+    unsigned iommu_group;
+    struct zr_pci_addr *group; /* every function of the group, itself included */
+    size_t n_group;
+    bool is_vf;                /* <capability type='phys_function'> */
+    struct zr_pci_addr pf;     /* its physical function */
+    bool is_pf;                /* <capability type='virt_functions'> */
+    unsigned vfs_max;          /* maxCount, 0 when not given */
+};
+
+/* One PCI node device's XML (virNodeDeviceGetXMLDesc).  Returns 0, or a
+ * negative value with err naming `what` when it is not a PCI function's. */
+int zr_pci_function_parse(const char *xml, size_t len, const char *what,
+                          struct zr_pci_function *out, struct zr_error *err);
+void zr_pci_function_finish(struct zr_pci_function *f);
+
+/* What the host itself uses on a PCI function, from a net or storage node
+ * device: a network interface whose link is up, or a disk.  `in_use` stays
+ * false for an interface that is down (or a device of another kind). */
+struct zr_host_use {
+    char *parent; /* the node device it sits on, e.g. pci_0000_00_03_0 */
+    bool in_use;
+    char *what;   /* "network interface eth0 (link up)", "disk /dev/vda" */
+};
+
+int zr_host_use_parse(const char *xml, size_t len, const char *what, struct zr_host_use *out,
+                      struct zr_error *err);
+void zr_host_use_finish(struct zr_host_use *u);
+
+/* A PCIe port a device can be hot-plugged into. */
+struct zr_guest_port {
+    unsigned index; /* the controller's index: the bus its device sits on */
+    bool free;      /* no device sits on it */
+};
+
+struct zr_guest_topology {
+    char *nodeset;   /* <numatune><memory nodeset=...>, NULL when not pinned */
+    bool q35;        /* x86 q35: a hotplugged PCIe device needs a free root port */
+    struct zr_guest_port *ports; /* hotpluggable pcie-root-ports and switch downstream ports */
+    size_t n_ports;
+};
+
+/* A domain's XML (live for a running guest).  Returns 0 or a negative value
+ * with err filled. */
+int zr_guest_topology_parse(const char *xml, size_t len, const char *what,
+                            struct zr_guest_topology *out, struct zr_error *err);
+void zr_guest_topology_finish(struct zr_guest_topology *t);
+size_t zr_guest_topology_free_ports(const struct zr_guest_topology *t);
+
+/* Whether libvirt's nodeset syntax ("0-3,^2,5") names `node`: 1 yes, 0 no,
+ * -EINVAL when the set is malformed. */
+int zr_nodeset_has(const char *nodeset, unsigned node);
