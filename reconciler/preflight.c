@@ -96,7 +96,9 @@ static char *holder(const struct pass *p, size_t self, const struct zr_pci_addr 
     return NULL;
 }
 
-/* holder(), or another guest of the inventory that this run gives `s`. */
+/* holder(), or another guest of the inventory that wants `s`: an
+ * inventory that splits a group between guests is refused on both sides,
+ * whichever is refused first. */
 static char *claimant(const struct pass *p, size_t self, const struct zr_pci_addr *s)
 {
     char *who = holder(p, self, s);
@@ -104,7 +106,7 @@ static char *claimant(const struct pass *p, size_t self, const struct zr_pci_add
         return who;
     const struct zr_preflight_input *in = p->in;
     for (size_t g = 0; g < in->wanted->n_guests; g++)
-        if (g != self && !in->states[g].error && !p->errors[g] && wants(in->states[g].wanted, s))
+        if (g != self && !in->states[g].error && wants(in->states[g].wanted, s))
             return zr_asprintf("wanted by guest '%s'", in->states[g].wanted->name);
     return NULL;
 }

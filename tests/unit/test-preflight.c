@@ -3,6 +3,8 @@
  * a warning (plan, or a function the guest already holds) or an error for
  * the guest (apply). */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "preflight.h"
@@ -19,6 +21,14 @@ struct lab {
     size_t n_pci;
     struct zr_plan plan;
     char **errors;
+    /* the topology checks (node device XML from tests/data/nodedev) */
+    bool topology;
+    struct zr_function_info functions[8];
+    size_t n_functions;
+    struct zr_host_use uses[4];
+    size_t n_uses;
+    struct zr_guest_topology guest_topology[MAX_GUESTS];
+    struct zr_plan planned;
 };
 
 static struct zr_pci_addr addr(const char *s)
@@ -64,8 +74,21 @@ static void add_pci(struct lab *l, const char *s)
     l->pci[l->n_pci++] = addr(s);
 }
 
+static int addr_cmp(const void *a, const void *b)
+{
+    return zr_pci_addr_cmp(a, b);
+}
+
+static int function_cmp(const void *a, const void *b)
+{
+    return zr_pci_addr_cmp(&((const struct zr_function_info *)a)->addr,
+                           &((const struct zr_function_info *)b)->addr);
+}
+
 static void run(struct lab *l, bool applying)
 {
+    /* the host check searches the host's sorted listing */
+    qsort(l->pci, l->n_pci, sizeof(l->pci[0]), addr_cmp);
     struct zr_preflight_input in = {
         .host = "default",
         .wanted = &l->host,
@@ -77,6 +100,18 @@ static void run(struct lab *l, bool applying)
         .others = l->others,
         .n_others = l->n_others,
     };
+    if (l->topology) {
+        qsort(l->functions, l->n_functions, sizeof(l->functions[0]), function_cmp);
+        zr_plan_finish(&l->planned);
+        zr_preflight_plan(&l->planned, &l->host, l->states, NULL);
+        in.planned = &l->planned;
+        in.functions = l->functions;
+        in.n_functions = l->n_functions;
+        in.uses = l->uses;
+        in.n_uses = l->n_uses;
+        in.have_uses = true;
+        in.guests = l->guest_topology;
+    }
     l->errors = zr_preflight_check(&l->plan, &in, applying);
 }
 
@@ -86,10 +121,79 @@ static void finish(struct lab *l)
     for (size_t g = 0; g < l->host.n_guests; g++) {
         zr_device_list_finish(&l->guests[g].devices);
         zr_device_list_finish(&l->states[g].config);
+        zr_device_list_finish(&l->states[g].live);
+        zr_guest_topology_finish(&l->guest_topology[g]);
     }
     for (size_t i = 0; i < l->n_others; i++)
         zr_device_list_finish(&l->others[i].config);
+    for (size_t i = 0; i < l->n_functions; i++)
+        zr_pci_function_finish(&l->functions[i].fn);
+    for (size_t i = 0; i < l->n_uses; i++)
+        zr_host_use_finish(&l->uses[i]);
     zr_plan_finish(&l->plan);
+    zr_plan_finish(&l->planned);
+}
+
+/* A second run of the same lab (plan after apply, or the other way). */
+static void rerun(struct lab *l, bool applying)
+{
+    zr_preflight_errors_free(l->errors, l->host.n_guests);
+    zr_plan_finish(&l->plan);
+    run(l, applying);
+}
+
+static char *fixture(const char *name)
+{
+    const char *top = getenv("ZR_SRCDIR");
+    cr_assert(top, "ZR_SRCDIR is not set");
+    _cleanup_free_ char *path = zr_asprintf("%s/tests/data/nodedev/%s", top, name);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "cannot open %s", path);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        fwrite(chunk, 1, n, m);
+    fclose(f);
+    fclose(m);
+    return buf;
+}
+
+/* A host function, from its node device XML; it is on the host too. */
+static struct zr_pci_function *add_function(struct lab *l, const char *file)
+{
+    _cleanup_free_ char *xml = fixture(file);
+    struct zr_function_info *fi = &l->functions[l->n_functions++];
+    struct zr_error err = {0};
+    cr_assert_eq(zr_pci_function_parse(xml, strlen(xml), file, &fi->fn, &err), 0, "%s",
+                 err.message);
+    fi->addr = fi->fn.addr;
+    fi->read = true;
+    l->pci[l->n_pci++] = fi->addr;
+    l->topology = true;
+    return &fi->fn;
+}
+
+static void add_use(struct lab *l, const char *file)
+{
+    _cleanup_free_ char *xml = fixture(file);
+    struct zr_error err = {0};
+    cr_assert_eq(zr_host_use_parse(xml, strlen(xml), file, &l->uses[l->n_uses++], &err), 0);
+}
+
+static struct zr_device *last_wanted(struct lab *l)
+{
+    struct zr_guest *g = &l->guests[l->host.n_guests - 1];
+    return &g->devices.items[g->devices.n - 1];
+}
+
+static void set_guest_xml(struct lab *l, size_t g, const char *xml)
+{
+    struct zr_error err = {0};
+    cr_assert_eq(zr_guest_topology_parse(xml, strlen(xml), "guest", &l->guest_topology[g], &err),
+                 0, "%s", err.message);
 }
 
 static const char *const NONE[] = {NULL};
@@ -233,5 +337,265 @@ Test(preflight, guests_gone_or_unreadable_hold_nothing)
     l.others[1].error = (char *)"cannot read";
     run(&l, true);
     cr_assert_null(l.errors[0]);
+    finish(&l);
+}
+
+/* ---- plan predicts apply ------------------------------------------------- */
+
+/* b is refused by the host check (its other function is missing), so it
+ * keeps 0001, which a wants: apply refuses both, and plan must say so for
+ * both, not show a as if it would change. */
+Test(preflight, plan_follows_the_cascade_apply_follows)
+{
+    struct lab l = {0};
+    add_pci(&l, "0001:00:00.0");
+    add_guest(&l, "a", true, (const char *[]){"0001:00:00.0", NULL}, NONE);
+    add_guest(&l, "b", true, (const char *[]){"00ff:00:1f.7", NULL},
+              (const char *[]){"0001:00:00.0", NULL});
+    run(&l, true);
+    cr_assert_str_eq(l.errors[1], "host has no PCI function 00ff:00:1f.7 (node device "
+                                  "pci_00ff_00_1f_7); nothing changed on this guest");
+    cr_assert_str_eq(l.errors[0], "0001:00:00.0 is held by guest 'b', which this run leaves "
+                                  "alone (it has an error); libvirt would let both "
+                                  "definitions hold it, so nothing changed on this guest");
+
+    rerun(&l, false);
+    cr_assert_null(l.errors[0]);
+    cr_assert_null(l.errors[1]);
+    cr_assert_eq(l.plan.n_warnings, 2);
+    cr_assert_str_eq(l.plan.warnings[0].guest, "a");
+    cr_assert_str_eq(l.plan.warnings[0].message,
+                     "held by guest 'b', which apply will leave alone (see its warnings); "
+                     "apply will refuse to attach it here");
+    cr_assert_str_eq(l.plan.warnings[1].guest, "b");
+    cr_assert_str_eq(l.plan.warnings[1].message, "host has no PCI function 00ff:00:1f.7");
+    finish(&l);
+}
+
+/* ---- the topology checks, on libvirt's node device XML ------------------- */
+
+Test(preflight, an_interface_needs_a_virtual_function)
+{
+    struct lab l = {0};
+    add_function(&l, "pci_0000_02_10_7_sriov.xml");
+    add_function(&l, "host-pci_0000_00_03_0.xml");
+    add_function(&l, "pci_0000_02_10_7_sriov_zero_vfs_max_count.xml");
+    add_guest(&l, "vf", true, (const char *[]){"0000:02:10.7", NULL}, NONE);
+    last_wanted(&l)->kind = ZR_KIND_INTERFACE;
+    add_guest(&l, "virtio", true, (const char *[]){"0000:00:03.0", NULL}, NONE);
+    last_wanted(&l)->kind = ZR_KIND_INTERFACE;
+    run(&l, true);
+    cr_assert_null(l.errors[0]);
+    cr_assert_str_eq(l.errors[1],
+                     "0000:00:03.0: 0000:00:03.0 is not an SR-IOV virtual function (it is a "
+                     "plain PCI function, driver virtio-pci); libvirt takes an interface of "
+                     "type hostdev on virtual functions only: list one of its virtual "
+                     "functions, or list it under hostdevs:; nothing changed on this guest");
+    cr_assert_eq(l.plan.n_warnings, 0);
+
+    /* the same function as a hostdev is fine */
+    last_wanted(&l)->kind = ZR_KIND_HOSTDEV;
+    rerun(&l, true);
+    cr_assert_null(l.errors[1]);
+    finish(&l);
+
+    /* a physical function (SR-IOV capable, fixture with maxCount) */
+    struct lab m = {0};
+    struct zr_pci_function *pf = add_function(&m, "pci_0000_02_10_7_sriov_zero_vfs_max_count.xml");
+    cr_assert(pf->is_pf);
+    add_guest(&m, "pf", true, (const char *[]){"0000:02:10.7", NULL}, NONE);
+    last_wanted(&m)->kind = ZR_KIND_INTERFACE;
+    run(&m, false);
+    cr_assert_null(m.errors[0]);
+    cr_assert_eq(m.plan.n_warnings, 1);
+    cr_assert_str_eq(m.plan.warnings[0].message,
+                     "0000:02:10.7 is not an SR-IOV virtual function (it is a physical "
+                     "function with virtual functions); libvirt takes an interface of type "
+                     "hostdev on virtual functions only: list one of its virtual functions, or "
+                     "list it under hostdevs:; apply will leave this guest alone");
+    finish(&m);
+}
+
+Test(preflight, managed_false_needs_vfio_pci)
+{
+    struct lab l = {0};
+    add_function(&l, "host-pci_0000_00_03_0.xml");
+    add_guest(&l, "a", true, (const char *[]){"0000:00:03.0", NULL}, NONE);
+    last_wanted(&l)->managed = false;
+    last_wanted(&l)->has_managed = true;
+    run(&l, true);
+    cr_assert_str_eq(l.errors[0],
+                     "0000:00:03.0: managed: false needs 0000:00:03.0 bound to vfio-pci "
+                     "already (libvirt will not rebind it), but it is bound to virtio-pci: bind "
+                     "it (e.g. driverctl set-override 0000:00:03.0 vfio-pci) or use managed: "
+                     "true; nothing changed on this guest");
+    finish(&l);
+
+    struct lab m = {0};
+    add_function(&m, "hand-pci_0000_02_00_1-vfio-pci.xml");
+    add_function(&m, "pci_8086_10c9_sriov_pf.xml"); /* its group mate, unbound */
+    add_guest(&m, "a", true, (const char *[]){"0000:02:00.1", NULL}, NONE);
+    last_wanted(&m)->managed = false;
+    last_wanted(&m)->has_managed = true;
+    run(&m, true);
+    cr_assert_null(m.errors[0]);
+    cr_assert_eq(m.plan.n_warnings, 0);
+    finish(&m);
+}
+
+Test(preflight, managed_true_on_a_function_the_host_uses_is_a_warning)
+{
+    struct lab l = {0};
+    add_function(&l, "host-pci_0000_00_03_0.xml");
+    add_use(&l, "host-net_eth0.xml");
+    add_use(&l, "host-block_vda.xml");
+    add_guest(&l, "a", true, (const char *[]){"0000:00:03.0", NULL}, NONE);
+    run(&l, true);
+    cr_assert_null(l.errors[0]);
+    cr_assert_eq(l.plan.n_warnings, 1);
+    cr_assert_str_eq(l.plan.warnings[0].message,
+                     "managed: true lets libvirt take 0000:00:03.0 from its host driver "
+                     "virtio-pci, but the host uses it: network interface eth0 (link up)");
+    finish(&l);
+}
+
+/* pci_8086_10c9_sriov_pf.xml: IOMMU group 12 holds 02:00.0 and 02:00.1. */
+Test(preflight, an_iommu_group_goes_to_one_guest)
+{
+    struct lab l = {0};
+    add_function(&l, "pci_8086_10c9_sriov_pf.xml");
+    add_function(&l, "hand-pci_0000_02_00_1-igb.xml");
+    add_guest(&l, "a", true, (const char *[]){"0000:02:00.0", NULL}, NONE);
+    run(&l, true);
+    cr_assert_str_eq(l.errors[0],
+                     "0000:02:00.0: IOMMU group 12 of 0000:02:00.0 also holds 0000:02:00.1 "
+                     "(driver igb); a group goes to one guest as a whole: assign them to this "
+                     "guest too, or bind them to vfio-pci and leave them to no other guest; "
+                     "nothing changed on this guest");
+    rerun(&l, false);
+    cr_assert_eq(l.plan.n_warnings, 1);
+    cr_assert_str_eq(l.plan.warnings[0].message,
+                     "IOMMU group 12 of 0000:02:00.0 also holds 0000:02:00.1 (driver igb); a "
+                     "group goes to one guest as a whole: assign them to this guest too, or "
+                     "bind them to vfio-pci and leave them to no other guest; apply will leave "
+                     "this guest alone");
+
+    /* both to the same guest: fine */
+    add_device(&l.guests[0].devices, "0000:02:00.1");
+    rerun(&l, true);
+    cr_assert_null(l.errors[0]);
+    finish(&l);
+
+    /* the mate on vfio-pci and held by nobody: fine; held by another
+     * guest: refused, naming it */
+    struct lab m = {0};
+    add_function(&m, "pci_8086_10c9_sriov_pf.xml");
+    add_function(&m, "hand-pci_0000_02_00_1-vfio-pci.xml");
+    add_guest(&m, "a", true, (const char *[]){"0000:02:00.0", NULL}, NONE);
+    run(&m, true);
+    cr_assert_null(m.errors[0]);
+    add_other(&m, "db1", "0000:02:00.1");
+    rerun(&m, true);
+    cr_assert_str_eq(m.errors[0],
+                     "0000:02:00.0: IOMMU group 12 of 0000:02:00.0 also holds 0000:02:00.1 "
+                     "(driver vfio-pci, guest 'db1', which the inventory does not name); a "
+                     "group goes to one guest as a whole: assign them to this guest too, or "
+                     "bind them to vfio-pci and leave them to no other guest; nothing changed "
+                     "on this guest");
+    finish(&m);
+
+    /* wanted by another guest of the inventory in the same run */
+    struct lab n = {0};
+    add_function(&n, "pci_8086_10c9_sriov_pf.xml");
+    add_function(&n, "hand-pci_0000_02_00_1-vfio-pci.xml");
+    add_guest(&n, "a", true, (const char *[]){"0000:02:00.0", NULL}, NONE);
+    add_guest(&n, "b", true, (const char *[]){"0000:02:00.1", NULL}, NONE);
+    run(&n, true);
+    cr_assert(strstr(n.errors[0], "0000:02:00.1 (driver vfio-pci, wanted by guest 'b')"),
+              "%s", n.errors[0]);
+    cr_assert(strstr(n.errors[1], "0000:02:00.0 (no driver, wanted by guest 'a')"), "%s",
+              n.errors[1]);
+    finish(&n);
+}
+
+Test(preflight, bridges_in_a_group_are_not_endpoints)
+{
+    struct lab l = {0};
+    struct zr_pci_function *fn = add_function(&l, "hand-pci_0000_02_00_1-vfio-pci.xml");
+    struct zr_pci_function *bridge = add_function(&l, "pci_0000_00_1c_0_header_type.xml");
+    /* put the root port in the function's group, as on hosts without ACS */
+    fn->group[0] = bridge->addr; /* in place of 02:00.0 */
+    add_guest(&l, "a", true, (const char *[]){"0000:02:00.1", NULL}, NONE);
+    run(&l, true);
+    cr_assert_null(l.errors[0]);
+    cr_assert_eq(l.plan.n_warnings, 0);
+    finish(&l);
+}
+
+Test(preflight, numa_pinning_that_misses_the_function_is_a_warning)
+{
+    struct lab l = {0};
+    add_function(&l, "pci_0000_02_10_7_sriov.xml"); /* NUMA node 0 */
+    add_guest(&l, "a", true, (const char *[]){"0000:02:10.7", NULL}, NONE);
+    set_guest_xml(&l, 0,
+                  "<domain><numatune><memory mode='strict' nodeset='1'/></numatune>"
+                  "<os><type arch='s390x' machine='s390-ccw-virtio'>hvm</type></os></domain>");
+    run(&l, true);
+    cr_assert_null(l.errors[0], "a warning only");
+    cr_assert_eq(l.plan.n_warnings, 1);
+    cr_assert_str_eq(l.plan.warnings[0].message,
+                     "the guest's memory is pinned to NUMA node(s) 1 (<numatune>), but "
+                     "0000:02:10.7 sits on NUMA node 0: its DMA would cross nodes");
+    zr_guest_topology_finish(&l.guest_topology[0]);
+    set_guest_xml(&l, 0, "<domain><numatune><memory nodeset='0-1'/></numatune></domain>");
+    rerun(&l, true);
+    cr_assert_eq(l.plan.n_warnings, 0);
+    finish(&l);
+}
+
+static const char *Q35_FULL =
+    "<domain><os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type></os><devices>"
+    "<controller type='pci' index='1' model='pcie-root-port'/>"
+    "<controller type='usb' index='0'><address type='pci' bus='0x01' slot='0' function='0'/>"
+    "</controller></devices></domain>";
+
+Test(preflight, a_live_attach_needs_a_free_root_port)
+{
+    struct lab l = {0};
+    add_function(&l, "hand-pci_0000_02_00_1-vfio-pci.xml");
+    add_function(&l, "pci_8086_10c9_sriov_pf.xml");
+    add_guest(&l, "a", true, (const char *[]){"0000:02:00.1", "0000:02:00.0", NULL}, NONE);
+    l.states[0].active = true;
+    set_guest_xml(&l, 0, Q35_FULL);
+    run(&l, true);
+    cr_assert_null(l.errors[0], "a warning only");
+    cr_assert_eq(l.plan.n_warnings, 1);
+    cr_assert_str_eq(l.plan.warnings[0].message,
+                     "2 live attaches without a guest address, but the running guest has 0 "
+                     "free hotpluggable PCIe root ports: libvirt will fail with \"No more "
+                     "available PCI slots\"; add pcie-root-port controllers to its definition "
+                     "(they take effect at its next start), or use --config-only");
+
+    /* with a guest address for each, libvirt needs no free port */
+    for (size_t d = 0; d < 2; d++) {
+        l.guests[0].devices.items[d].has_guest_address = true;
+        l.guests[0].devices.items[d].guest_address = (struct zr_pci_addr){0, 5, (uint8_t)d, 0};
+    }
+    rerun(&l, true);
+    cr_assert_eq(l.plan.n_warnings, 0);
+    finish(&l);
+}
+
+Test(preflight, no_host_check_leaves_the_conflict_check)
+{
+    /* what --no-host-check gives zr_preflight_check: no listing, no
+     * topology; the other guest still refuses the attach */
+    struct lab l = {0};
+    add_guest(&l, "a", true, (const char *[]){"0001:00:00.0", "00ff:00:1f.7", NULL}, NONE);
+    add_other(&l, "db1", "0001:00:00.0");
+    run(&l, true);
+    cr_assert_str_eq(l.errors[0], "0001:00:00.0 is held by guest 'db1', which the inventory "
+                                  "does not name; libvirt would let both definitions hold "
+                                  "it, so nothing changed on this guest");
     finish(&l);
 }
