@@ -36,6 +36,7 @@
     X(virConnectListAllDomains)                                                                    \
     X(virConnectListAllNodeDevices)                                                                \
     X(virNodeDeviceLookupByName)                                                                   \
+    X(virNodeDeviceGetXMLDesc)                                                                     \
     X(virDomainLookupByName)                                                                       \
     X(virDomainIsActive)                                                                           \
     X(virDomainGetXMLDesc)                                                                         \
@@ -217,6 +218,8 @@ WRAP(int, virConnectListAllNodeDevices, -1,
      (virConnectPtr conn, virNodeDevicePtr **devices, unsigned int flags), (conn, devices, flags))
 WRAP(virNodeDevicePtr, virNodeDeviceLookupByName, NULL, (virConnectPtr conn, const char *name),
      (conn, name))
+WRAP(char *, virNodeDeviceGetXMLDesc, NULL, (virNodeDevicePtr dev, unsigned int flags),
+     (dev, flags))
 WRAP(virDomainPtr, virDomainLookupByName, NULL, (virConnectPtr conn, const char *name),
      (conn, name))
 WRAP(int, virDomainIsActive, -1, (virDomainPtr dom), (dom))

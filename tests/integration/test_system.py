@@ -246,12 +246,18 @@ class SharedDaemonTest(DaemonTestCase):
         # a config attach of a real function to an inactive guest works without VFIO
         self.assertIn('%s:\n  + attach hostdev %s [config] done\n' % (a, f0), out)
         self.assertEqual(sources(self.lab.devices(a)), [f0])
-        # one node device listing for the host, never a lookup per device
+        # one PCI node device listing for the host, never a lookup per device; the
+        # functions are bound to virtio-pci, so one more listing finds what the host
+        # uses on them (net and storage node devices)
         calls = lab.read_counts(counts)
-        self.assertEqual(calls.get('virConnectListAllNodeDevices'), 1, calls)
+        self.assertEqual(calls.get('virConnectListAllNodeDevices'), 2, calls)
         self.assertNotIn('virNodeDeviceLookupByName', calls)
         # one domain listing to read the inventory's guests, one for the conflict check
         self.assertEqual(calls.get('virConnectListAllDomains'), 2, calls)
+
+        # node device XML only of the functions an action attaches (f0, f1), and of
+        # what the host uses on them
+        self.assertGreaterEqual(calls.get('virNodeDeviceGetXMLDesc'), 2, calls)
 
         # --no-host-check: libvirt itself accepts a function the host does not have
         rc, out, err = self.tool('apply', '--no-host-check', self.inv,
@@ -260,8 +266,16 @@ class SharedDaemonTest(DaemonTestCase):
         self.assertEqual(sources(self.lab.devices(b)), sorted([f1, missing]))
         calls = lab.read_counts(counts)
         self.assertNotIn('virConnectListAllNodeDevices', calls)
-        # only the listing that reads the inventory's guests: no conflict check
-        self.assertEqual(calls.get('virConnectListAllDomains'), 1, calls)
+        self.assertNotIn('virNodeDeviceGetXMLDesc', calls)
+        # the conflict check still lists the host's guests
+        self.assertEqual(calls.get('virConnectListAllDomains'), 2, calls)
+
+        # in sync: one listing, and no node device XML is read at all
+        rc, out, err = self.tool('plan', self.inv, env=lab.fault_env(counts=counts))
+        self.assertEqual(rc, 0, out + err)
+        calls = lab.read_counts(counts)
+        self.assertEqual(calls.get('virConnectListAllNodeDevices'), 1, calls)
+        self.assertNotIn('virNodeDeviceGetXMLDesc', calls)
 
     def test_a_function_held_by_a_guest_the_inventory_does_not_name(self):
         f0, f1 = self.free_functions(2)
@@ -284,15 +298,107 @@ class SharedDaemonTest(DaemonTestCase):
         self.assertEqual({n: self.lab.dumpxml(n) for n in (x, y)}, before)
         self.assertEqual(sources(self.lab.devices(z)), [f1])
 
-        # What the check prevents: without it libvirt lets both definitions hold f0.
+        # --no-host-check skips the node device lookups only: the conflict check runs
         rc, out, err = self.tool('apply', '--no-host-check', self.inv)
-        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("%s: error: %s is held by guest '%s'" % (y, f0, x), out)
+        self.assertEqual({n: self.lab.dumpxml(n) for n in (x, y)}, before)
+
+        # What the check prevents: libvirt lets both definitions hold f0.
+        self.lab.attach(y, hostdev_xml(f0))
         self.assertEqual(sources(self.lab.devices(x)), [f0])
         self.assertEqual(sources(self.lab.devices(y)), [f0])
         rc, out, err = self.tool('plan', self.inv)
         self.assertEqual(rc, 0, out + err)
         self.assertIn("%s: also held by guest '%s', which the inventory does not name: both "
                       "definitions hold this function" % (f0, x), out)
+
+    # ---- the host's topology, on this machine's real virtio functions -----------------
+
+    def write_yaml(self, text):
+        with open(self.inv, 'w') as f:
+            f.write(text)
+        return self.inv
+
+    def test_an_interface_on_a_function_that_is_no_virtual_function(self):
+        a, b = self.define('a'), self.define('b')
+        f0, f1 = self.free_functions(2)
+        self.write_yaml('version: 1\nguests:\n  %s:\n    interfaces:\n      - source: %s\n'
+                        '  %s:\n    hostdevs:\n      - source: %s\n' % (a, f0, b, f1))
+        before = self.lab.dumpxml(a)
+        body = ('%s is not an SR-IOV virtual function (it is a plain PCI function, driver '
+                'virtio-pci); libvirt takes an interface of type hostdev on virtual functions '
+                'only: list one of its virtual functions, or list it under hostdevs:' % f0)
+
+        rc, doc, err = self.tool_json('plan', self.inv)
+        self.assertEqual(rc, 2, err)
+        self.assertIn({'host': 'default', 'guest': a, 'source': f0,
+                       'message': body + '; apply will leave this guest alone'},
+                      doc['warnings'])
+
+        rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('%s: error: %s: %s; nothing changed on this guest\n' % (a, f0, body), out)
+        self.assertEqual(self.lab.dumpxml(a), before)
+        # the other guest converged
+        self.assertEqual(sources(self.lab.devices(b)), [f1])
+
+        # without the host check libvirt takes it into the definition
+        rc, out, err = self.tool('apply', '--no-host-check', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual([(d['kind'], d['source']) for d in self.lab.devices(a)],
+                         [('interface', f0)])
+
+    def test_managed_false_on_a_function_bound_to_virtio_pci(self):
+        a = self.define('a')
+        [f0] = self.free_functions(1)
+        self.write_yaml('version: 1\nguests:\n  %s:\n    hostdevs:\n      - source: %s\n'
+                        '        managed: false\n' % (a, f0))
+        before = self.lab.dumpxml(a)
+        rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('%s: error: %s: managed: false needs %s bound to vfio-pci already '
+                      '(libvirt will not rebind it), but it is bound to virtio-pci: bind it '
+                      '(e.g. driverctl set-override %s vfio-pci) or use managed: true; nothing '
+                      'changed on this guest\n' % (a, f0, f0, f0), out)
+        self.assertEqual(self.lab.dumpxml(a), before)
+        # managed: true is what libvirt can do itself (it rebinds the function)
+        self.write_yaml('version: 1\nguests:\n  %s:\n    hostdevs:\n      - source: %s\n'
+                        % (a, f0))
+        rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(sources(self.lab.devices(a)), [f0])
+
+    def test_plan_shows_the_cascade_apply_follows(self):
+        # b holds f0 and is refused (it also wants a function the host lacks), so it keeps
+        # f0; a wants f0: apply refuses both, and plan must say so for both.
+        f0, f1 = self.free_functions(2)
+        a = self.define('a')
+        b = self.define('b', hostdev_xml(f0))
+        c = self.define('c')
+        missing = '00ff:00:1f.7'
+        self.inventory({a: {'hostdevs': [f0]}, b: {'hostdevs': [missing]},
+                        c: {'hostdevs': [f1]}})
+
+        rc, doc, err = self.tool_json('plan', self.inv)
+        self.assertEqual(rc, 2, err)
+        self.assertIn({'host': 'default', 'guest': a, 'source': f0,
+                       'message': "held by guest '%s', which apply will leave alone (see its "
+                                  "warnings); apply will refuse to attach it here" % b},
+                      doc['warnings'])
+        self.assertIn({'host': 'default', 'guest': b, 'source': missing,
+                       'message': 'host has no PCI function %s' % missing}, doc['warnings'])
+        planned_refused = {w['guest'] for w in doc['warnings']
+                           if 'apply will' in w['message'] or 'host has no' in w['message']}
+
+        rc, doc, err = self.tool_json('apply', self.inv)
+        self.assertEqual(rc, 1, err)
+        refused = {e['guest'] for e in doc['errors']}
+        self.assertEqual(refused, {a, b})
+        self.assertEqual(planned_refused, refused)
+        self.assertEqual(sources(self.lab.devices(b)), [f0])
+        self.assertEqual(self.lab.devices(a), [])
+        self.assertEqual(sources(self.lab.devices(c)), [f1])
 
     # ---- --atomic ----------------------------------------------------------------------
 
