@@ -11,13 +11,16 @@
 #     threads, see reconciler/main.c; -j counts hosts, bench/fleet.sh).
 # Usage: bench/plan.sh [N] [BUILDDIR]   (guests are named zrbench-NNNN and
 # removed at the end; set KEEP=1 to keep them for a second run).
+# SYNC=1: the inventory wants each guest as it is (plan has nothing to do,
+# the steady state); CHECK=1: run the host check too (no --no-host-check);
+# ZR_BIN=PATH: time another zpci-reconcile binary (an older build).
 set -euo pipefail
 
 n=${1:-1000}
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${2:-$top/build}
 uri=qemu:///system
-zr="$build/reconciler/zpci-reconcile"
+zr=${ZR_BIN:-$build/reconciler/zpci-reconcile}
 loop="$build/bench/xmldesc-loop"
 [ -x "$zr" ] && [ -x "$loop" ] || { echo "build first: meson setup build && ninja -C build" >&2; exit 1; }
 
@@ -54,7 +57,8 @@ fi
     echo "guests:"
     for name in "${names[@]}"; do
         dom=$(( (10#${name#zrbench-}) ))
-        printf '  %s:\n    hostdevs:\n      - source: %04x:00:00.0\n        zpci: {uid: 2}\n' "$name" "$dom"
+        printf '  %s:\n    hostdevs:\n      - source: %04x:00:00.0\n        zpci: {uid: %d}\n' \
+            "$name" "$dom" "$(( ${SYNC:-0} == 1 ? 1 : 2 ))"
     done
 } > "$work/inventory.yaml"
 
@@ -67,7 +71,9 @@ api=$(elapsed "$t0" "$t1")
 t0=$(now)
 for name in "${names[@]}"; do virsh -q -c "$uri" dumpxml --inactive "$name" >/dev/null; done
 t1=$(now); dumpxml=$(elapsed "$t0" "$t1")
-t0=$(now); "$zr" plan -q --no-host-check -c "$uri" "$work/inventory.yaml" >/dev/null || [ $? -eq 2 ]; t1=$(now)
+check=(--no-host-check)
+[ "${CHECK:-0}" = 1 ] && check=()
+t0=$(now); "$zr" plan -q "${check[@]}" -c "$uri" "$work/inventory.yaml" >/dev/null || [ $? -eq 2 ]; t1=$(now)
 plan=$(elapsed "$t0" "$t1")
 
 printf '%-42s %8s s\n' "guests" "$n"

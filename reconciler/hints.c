@@ -43,10 +43,23 @@ static const struct hint_rule rules[] = {
      NULL,
      "virsh nodedev-list --cap pci lists the host's functions (lspci -D gives the same "
      "addresses); --no-host-check skips this check"},
+    /* Only the node device lookups are missing there: the conflict check
+     * (no other guest holds the function) still runs, with or without
+     * --no-host-check, so the hint must not read as "turn the checks off". */
     {{"lists no node devices"},
      NULL,
-     "this connection has no host devices to check (qemu:///embed has none); "
-     "--no-host-check skips the check"},
+     "this connection has no node devices (qemu:///embed has none), so functions, IOMMU "
+     "groups, SR-IOV and drivers are not checked there; --no-host-check says you know (it "
+     "skips only these lookups: the check that no other guest holds a function still runs)"},
+    {{"is not an SR-IOV virtual function"},
+     NULL,
+     "a physical function gets virtual functions with echo N > "
+     "/sys/bus/pci/devices/DDDD:BB:SS.F/sriov_numvfs; virsh nodedev-dumpxml on it lists them "
+     "(capability virt_functions)"},
+    {{"IOMMU group"},
+     NULL,
+     "virsh nodedev-dumpxml pci_DDDD_BB_SS_F shows a function's IOMMU group; a group splits "
+     "only where the platform isolates its functions (ACS)"},
     {{"still holds the device after"},
      NULL,
      "a running guest's OS must release the device itself: a longer --timeout gives it "

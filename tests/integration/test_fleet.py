@@ -161,7 +161,10 @@ class FleetTest(unittest.TestCase):
             self.assertEqual(ops, sorted(ops, key=lambda op: op != 'detach'), h)
         # Sources are looked up among each host's own PCI functions, the remote one's
         # through its connection: only the one this machine lacks is reported.
-        self.assertEqual(sorted((w['host'], w['guest'], w['message']) for w in doc['warnings']),
+        # (What the host uses on a function, e.g. its disk, depends on the machine:
+        # test_system.py checks those warnings.)
+        self.assertEqual(sorted((w['host'], w['guest'], w['message']) for w in doc['warnings']
+                                if not w['message'].startswith('managed: true lets libvirt')),
                          [('embed1', None, 'host check skipped: %s lists no node devices'
                            % self.e1.uri),
                           ('embed2', None, 'host check skipped: %s lists no node devices'

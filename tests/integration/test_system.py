@@ -369,6 +369,34 @@ class SharedDaemonTest(DaemonTestCase):
         self.assertEqual(rc, 0, out + err)
         self.assertEqual(sources(self.lab.devices(a)), [f0])
 
+    def test_managed_true_on_a_function_the_host_uses_warns(self):
+        # The function under the machine's own network interface (link up), found the
+        # way the tool finds it: the net node device's parent.
+        used = None
+        for name in self.lab.virsh('nodedev-list', '--cap', 'net').split():
+            xml = ET.fromstring(self.lab.virsh('nodedev-dumpxml', name))
+            link = xml.find('capability/link')
+            parent = xml.findtext('parent') or ''
+            if parent.startswith('pci_') and link is not None and link.get('state') == 'up':
+                driver = ET.fromstring(self.lab.virsh('nodedev-dumpxml', parent)).findtext(
+                    'driver/name')
+                used = (lab.node_name_to_pci(parent), xml.findtext('capability/interface'),
+                        driver)
+                break
+        if not used:
+            raise lab.Skip('no network interface with its link up sits on a PCI function')
+        f, ifname, driver = used
+        a = self.define('a')
+        self.write_yaml('version: 1\nguests:\n  %s:\n    hostdevs:\n      - source: %s\n'
+                        % (a, f))
+        rc, doc, err = self.tool_json('plan', self.inv)
+        self.assertEqual(rc, 2, err)
+        self.assertIn({'host': 'default', 'guest': a, 'source': f,
+                       'message': 'managed: true lets libvirt take %s from its host driver '
+                                  '%s, but the host uses it: network interface %s '
+                                  '(link up)' % (f, driver, ifname)}, doc['warnings'])
+        self.assertEqual(doc['errors'], [])
+
     def test_plan_shows_the_cascade_apply_follows(self):
         # b holds f0 and is refused (it also wants a function the host lacks), so it keeps
         # f0; a wants f0: apply refuses both, and plan must say so for both.

@@ -67,7 +67,13 @@ Test(hints, host_check)
 {
     expect_hint("host has no PCI function 0001:00:00.0", WORDS("nodedev-list", "--no-host-check"));
     expect_hint("host check skipped: qemu:///embed?root=/tmp/x lists no node devices",
-                WORDS("--no-host-check"));
+                WORDS("--no-host-check", "the check that no other guest holds a function still "
+                                         "runs"));
+    expect_hint("0000:00:03.0: 0000:00:03.0 is not an SR-IOV virtual function (it is a plain "
+                "PCI function, driver virtio-pci); ...",
+                WORDS("sriov_numvfs"));
+    expect_hint("IOMMU group 12 of 0000:02:00.0 also holds 0000:02:00.1 (driver igb); ...",
+                WORDS("nodedev-dumpxml", "ACS"));
 }
 
 Test(hints, detach_timeout)
