@@ -334,8 +334,10 @@ static void plan_host(struct zr_plan *plan, size_t hi, struct host_run *h, const
     h->states = zr_state_read(h->conn, host, READ_THREADS);
     /* --no-host-check skips the node device lookups only: the conflict
      * check still runs. */
+    struct zr_preflight_notes notes = {0};
+    size_t first_action = plan->n_actions;
     char **check = zr_preflight_host(plan, h->conn, h->uri, host, h->states, &popts,
-                                     !o->no_host_check, READ_THREADS, applying);
+                                     !o->no_host_check, READ_THREADS, applying, &notes);
     for (size_t g = 0; g < host->n_guests; g++) {
         struct zr_guest_state *st = &h->states[g];
         if (st->error) {
@@ -352,6 +354,8 @@ static void plan_host(struct zr_plan *plan, size_t hi, struct host_run *h, const
                           st->active ? &st->live : NULL, &popts);
         }
     }
+    zr_preflight_annotate(plan, first_action, h->first_guest, &notes);
+    zr_preflight_notes_finish(&notes);
     zr_preflight_errors_free(check, host->n_guests);
 }
 

@@ -70,6 +70,10 @@ static void json_action(FILE *f, const struct zr_plan *plan, const struct zr_act
             a->config ? "true" : "false");
     fputs(", \"reason\": ", f);
     zr_json_string(f, a->reason);
+    if (a->note) {
+        fputs(", \"note\": ", f);
+        zr_json_string(f, a->note);
+    }
     fputs(", \"xml\": ", f);
     zr_json_string(f, a->xml);
     fprintf(f, ", \"result\": \"%s\"", zr_result_to_string(a->result));
@@ -275,6 +279,8 @@ static void text_line(FILE *f, const struct line *l, struct hints_seen *seen,
     if (l->second && l->second->changes)
         fprintf(f, "      %s%s%s\n", o->color ? C_DIM : "", l->second->changes,
                 o->color ? C_RESET : "");
+    if (shown->note)
+        fprintf(f, "      %s%s%s\n", o->color ? C_DIM : "", shown->note, o->color ? C_RESET : "");
     if (error)
         text_hint(f, error, "      ", seen, o);
 }

@@ -282,6 +282,7 @@ static void action_finish(struct zr_action *a)
 {
     free(a->reason);
     free(a->changes);
+    free(a->note);
     free(a->xml);
     zr_device_finish(&a->device);
     free(a->deps);

@@ -32,6 +32,7 @@ struct zr_action {
     bool live, config;   /* VIR_DOMAIN_AFFECT_* to use */
     char *reason;        /* "missing", "not in inventory", "changed: a,b" */
     char *changes;       /* for a replacement: "zpci.uid 0x0001 → 0x0002, ..." */
+    char *note;          /* what the host check learned, e.g. a VF's physical function */
     char *xml;           /* device XML sent to libvirt */
     struct zr_device device; /* what the XML describes (for text output) */
     size_t *deps;        /* indices of detaches this attach waits for */

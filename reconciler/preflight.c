@@ -392,17 +392,28 @@ char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input 
     return p.errors;
 }
 
-void zr_preflight_plan(struct zr_plan *out, const struct zr_host *wanted,
-                       const struct zr_guest_state *states, const struct zr_plan_options *popts)
+/* `skip`: guests not to plan (NULL: none); they get an error instead, so
+ * that guest i stays inventory guest i. */
+static void plan_guests(struct zr_plan *out, const struct zr_host *wanted,
+                        const struct zr_guest_state *states, const struct zr_plan_options *popts,
+                        const bool *skip)
 {
     for (size_t g = 0; g < wanted->n_guests; g++) {
         const struct zr_guest_state *st = &states[g];
-        if (st->error)
+        if (skip && skip[g])
+            zr_plan_guest_error(out, wanted->name, NULL, wanted->guests[g].name, "not checked");
+        else if (st->error)
             zr_plan_guest_error(out, wanted->name, NULL, wanted->guests[g].name, "%s", st->error);
         else
             zr_plan_guest(out, wanted->name, NULL, st->wanted, &st->config,
                           st->active ? &st->live : NULL, popts);
     }
+}
+
+void zr_preflight_plan(struct zr_plan *out, const struct zr_host *wanted,
+                       const struct zr_guest_state *states, const struct zr_plan_options *popts)
+{
+    plan_guests(out, wanted, states, popts, NULL);
 }
 
 /* A listing the check needs failed: plan warns; apply refuses the host
@@ -584,7 +595,7 @@ static void topology_read(struct topology_read *t, struct zr_plan *plan, virConn
 char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
                          const struct zr_host *wanted, const struct zr_guest_state *states,
                          const struct zr_plan_options *popts, bool host_check, unsigned jobs,
-                         bool applying)
+                         bool applying, struct zr_preflight_notes *notes)
 {
     struct zr_preflight_input in = {.host = wanted->name, .wanted = wanted, .states = states};
     size_t n_wanted = 0;
@@ -630,7 +641,16 @@ char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *u
     struct zr_plan planned = {0};
     struct topology_read t = {0};
     if (in.have_pci) {
-        zr_preflight_plan(&planned, wanted, states, popts);
+        /* A guest none of whose wanted functions is on the host has no
+         * topology to check: spare planning it twice. */
+        _cleanup_free_ bool *skip = zr_new0(bool, wanted->n_guests);
+        for (size_t g = 0; g < wanted->n_guests; g++) {
+            const struct zr_device_list *l = &wanted->guests[g].devices;
+            skip[g] = true;
+            for (size_t d = 0; d < l->n && skip[g]; d++)
+                skip[g] = zr_host_pci_find(&pci, &l->items[d].source) < 0;
+        }
+        plan_guests(&planned, wanted, states, popts, skip);
         topology_read(&t, plan, conn, wanted, states, &planned, &pci, jobs);
         in.planned = &planned;
         in.functions = t.functions;
@@ -642,6 +662,8 @@ char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *u
     }
 
     char **errors = zr_preflight_check(plan, &in, applying);
+    if (notes)
+        zr_preflight_collect_notes(&in, notes);
     topology_read_finish(&t);
     zr_plan_finish(&planned);
     zr_other_guests_free(others, in.n_others);
@@ -652,6 +674,45 @@ char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *u
             errors[g] = zr_strdup(refuse);
         }
     return errors;
+}
+
+void zr_preflight_collect_notes(const struct zr_preflight_input *in,
+                                struct zr_preflight_notes *notes)
+{
+    for (size_t g = 0; g < in->wanted->n_guests; g++) {
+        const struct zr_device_list *l = &in->wanted->guests[g].devices;
+        for (size_t d = 0; d < l->n; d++) {
+            const struct zr_function_info *fi = function_of(in, &l->items[d].source);
+            if (l->items[d].kind != ZR_KIND_INTERFACE || !fi || !fi->read || !fi->fn.is_vf)
+                continue;
+            char pf[ZR_PCI_ADDR_STRLEN];
+            *ZR_APPEND(notes->items, notes->n) = (struct zr_preflight_note){
+                g, ZR_KIND_INTERFACE, l->items[d].source,
+                zr_asprintf("SR-IOV virtual function of %s", zr_pci_addr_format(&fi->fn.pf, pf))};
+        }
+    }
+}
+
+void zr_preflight_annotate(struct zr_plan *plan, size_t first_action, size_t first_guest,
+                           const struct zr_preflight_notes *notes)
+{
+    for (size_t i = first_action; notes && i < plan->n_actions; i++) {
+        struct zr_action *a = &plan->actions[i];
+        for (size_t k = 0; a->op == ZR_OP_ATTACH && !a->note && k < notes->n; k++) {
+            const struct zr_preflight_note *n = &notes->items[k];
+            if (first_guest + n->guest == a->guest_index && n->kind == a->kind &&
+                zr_pci_addr_eq(&n->source, &a->source))
+                a->note = zr_strdup(n->text);
+        }
+    }
+}
+
+void zr_preflight_notes_finish(struct zr_preflight_notes *notes)
+{
+    for (size_t i = 0; i < notes->n; i++)
+        free(notes->items[i].text);
+    free(notes->items);
+    *notes = (struct zr_preflight_notes){0};
 }
 
 void zr_preflight_errors_free(char **errors, size_t n)

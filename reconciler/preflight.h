@@ -68,6 +68,30 @@ char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input 
 void zr_preflight_plan(struct zr_plan *out, const struct zr_host *wanted,
                        const struct zr_guest_state *states, const struct zr_plan_options *popts);
 
+/* What the host check learned about a function an action attaches, for
+ * the plan text: an interface's physical function. */
+struct zr_preflight_note {
+    size_t guest; /* inventory index */
+    zr_kind kind;
+    struct zr_pci_addr source;
+    char *text;
+};
+
+struct zr_preflight_notes {
+    struct zr_preflight_note *items;
+    size_t n;
+};
+
+/* The notes of the functions `in` read (pure). */
+void zr_preflight_collect_notes(const struct zr_preflight_input *in,
+                                struct zr_preflight_notes *notes);
+
+/* Puts the notes on the matching attach actions of plan->actions[first_action..];
+ * inventory guest g of the host is plan guest first_guest + g. */
+void zr_preflight_annotate(struct zr_plan *plan, size_t first_action, size_t first_guest,
+                           const struct zr_preflight_notes *notes);
+void zr_preflight_notes_finish(struct zr_preflight_notes *notes);
+
 /* Reads what the checks need and runs them: one node device listing
  * (unless !host_check), one domain listing and one persistent XMLDesc per
  * guest the inventory does not name (on up to `jobs` threads), and node
@@ -75,10 +99,11 @@ void zr_preflight_plan(struct zr_plan *out, const struct zr_host *wanted,
  * functions of their IOMMU groups; none of it when the host's guests want
  * no device at all.  A host without node devices (qemu:///embed) is only
  * not checked for functions, with a warning.  A listing that fails is a
- * warning in plan and an error for every guest of the host in apply. */
+ * warning in plan and an error for every guest of the host in apply.
+ * `notes` (may be NULL) receives what the plan text says about functions. */
 char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
                          const struct zr_host *wanted, const struct zr_guest_state *states,
                          const struct zr_plan_options *popts, bool host_check, unsigned jobs,
-                         bool applying);
+                         bool applying, struct zr_preflight_notes *notes);
 
 void zr_preflight_errors_free(char **errors, size_t n);

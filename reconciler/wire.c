@@ -11,7 +11,7 @@
  * trip when a struct changes (LP64 builds only, where they are known). */
 #if __SIZEOF_POINTER__ == 8 && __SIZEOF_LONG__ == 8
 _Static_assert(sizeof(struct zr_device) == 144, "struct zr_device changed: update wire.c");
-_Static_assert(sizeof(struct zr_action) == 232, "struct zr_action changed: update wire.c");
+_Static_assert(sizeof(struct zr_action) == 240, "struct zr_action changed: update wire.c");
 _Static_assert(sizeof(struct zr_plan_guest) == 40, "struct zr_plan_guest changed: update wire.c");
 _Static_assert(sizeof(struct zr_warning) == 40, "struct zr_warning changed: update wire.c");
 _Static_assert(sizeof(struct zr_plan_host) == 40, "struct zr_plan_host changed: update wire.c");
@@ -122,6 +122,7 @@ char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
         put_bool(f, a->config);
         put_str(f, a->reason);
         put_str(f, a->changes);
+        put_str(f, a->note);
         put_str(f, a->xml);
         put_device(f, &a->device);
         put_u64(f, a->n_deps);
@@ -314,6 +315,7 @@ int zr_wire_decode(const char *data, size_t len, struct zr_plan *out)
         a->config = get_bool(&r);
         a->reason = get_str(&r);
         a->changes = get_str(&r);
+        a->note = get_str(&r);
         a->xml = get_str(&r);
         get_device(&r, &a->device);
         size_t n_deps = get_count(&r, 8);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "output.h"
 #include "preflight.h"
 
 #define MAX_GUESTS 4
@@ -29,6 +30,7 @@ struct lab {
     size_t n_uses;
     struct zr_guest_topology guest_topology[MAX_GUESTS];
     struct zr_plan planned;
+    struct zr_preflight_input in;
 };
 
 static struct zr_pci_addr addr(const char *s)
@@ -113,6 +115,7 @@ static void run(struct lab *l, bool applying)
         in.guests = l->guest_topology;
     }
     l->errors = zr_preflight_check(&l->plan, &in, applying);
+    l->in = in;
 }
 
 static void finish(struct lab *l)
@@ -597,5 +600,39 @@ Test(preflight, no_host_check_leaves_the_conflict_check)
     cr_assert_str_eq(l.errors[0], "0001:00:00.0 is held by guest 'db1', which the inventory "
                                   "does not name; libvirt would let both definitions hold "
                                   "it, so nothing changed on this guest");
+    finish(&l);
+}
+
+/* The plan text says which physical function an interface's VF belongs to. */
+Test(preflight, the_plan_names_a_virtual_functions_physical_function)
+{
+    struct lab l = {0};
+    add_function(&l, "pci_0000_02_10_7_sriov.xml");
+    add_guest(&l, "a", true, (const char *[]){"0000:02:10.7", NULL}, NONE);
+    last_wanted(&l)->kind = ZR_KIND_INTERFACE;
+    run(&l, false);
+    cr_assert_eq(l.plan.n_warnings, 0);
+    struct zr_preflight_notes notes = {0};
+    zr_preflight_collect_notes(&l.in, &notes);
+    cr_assert_eq(notes.n, 1);
+
+    struct zr_plan plan = {0};
+    zr_plan_guest(&plan, "default", NULL, &l.guests[0], &l.states[0].config, NULL, NULL);
+    zr_plan_finalize(&plan);
+    zr_preflight_annotate(&plan, 0, 0, &notes);
+    zr_preflight_notes_finish(&notes);
+    cr_assert_eq(plan.n_actions, 1);
+    cr_assert_str_eq(plan.actions[0].note, "SR-IOV virtual function of 0000:02:00.1");
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    zr_output_plan(f, &plan, &(struct zr_output_options){.format = ZR_FORMAT_TEXT});
+    fclose(f);
+    cr_assert(strstr(text, "a:\n  + attach interface 0000:02:10.7 [config]\n"
+                           "      SR-IOV virtual function of 0000:02:00.1\n"),
+              "%s", text);
+    free(text);
+    zr_plan_finish(&plan);
     finish(&l);
 }

@@ -76,6 +76,8 @@ static struct zr_plan make_plan(void)
         if (plan.actions[i].result == ZR_RESULT_FAILED ||
             plan.actions[i].result == ZR_RESULT_SKIPPED)
             plan.actions[i].error = strdup("libvirt said no");
+        if (i % 2)
+            plan.actions[i].note = strdup("SR-IOV virtual function of 0000:02:00.1");
     }
     zr_device_list_finish(&cur);
     zr_inventory_free(inv);
@@ -116,6 +118,7 @@ Test(wire, a_plan_comes_back_as_it_went)
         for (size_t j = 0; j < x->n_deps; j++)
             cr_assert_eq(y->deps[j], x->deps[j]);
         cr_assert_str_eq(y->changes ? y->changes : "-", x->changes ? x->changes : "-");
+        cr_assert_str_eq(y->note ? y->note : "-", x->note ? x->note : "-");
         char *dx = zr_device_describe(&x->device), *dy = zr_device_describe(&y->device);
         cr_assert_str_eq(dy, dx);
         free(dx);
