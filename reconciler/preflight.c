@@ -57,6 +57,25 @@ static bool vfio_ready(const char *driver)
     return !driver || strcmp(driver, "vfio-pci") == 0 || strcmp(driver, "pci-stub") == 0;
 }
 
+/* Who holds a function in a persistent definition: a guest the inventory
+ * does not name (`other`), or inventory guest `guest`. */
+struct holding {
+    struct zr_pci_addr addr;
+    bool inventory;
+    size_t index;
+};
+
+static int holding_cmp(const void *pa, const void *pb)
+{
+    const struct holding *a = pa, *b = pb;
+    int r = zr_pci_addr_cmp(&a->addr, &b->addr);
+    if (r)
+        return r;
+    if (a->inventory != b->inventory)
+        return a->inventory ? 1 : -1; /* the messages name other guests first */
+    return a->index < b->index ? -1 : a->index > b->index;
+}
+
 /* One pass's state: which guests are refused so far. */
 struct pass {
     struct zr_plan *plan;
@@ -66,7 +85,28 @@ struct pass {
     char **errors;
     bool refused; /* refused a guest that was fine before */
     const size_t *first; /* in->planned: guest g's actions are [first[g], first[g + 1]) */
+    /* Every function held by a definition, sorted: a lookup instead of a
+     * scan of every guest per wanted source (hosts have thousands). */
+    struct holding *held;
+    size_t n_held;
 };
+
+static void index_holdings(struct pass *p)
+{
+    const struct zr_preflight_input *in = p->in;
+    for (size_t i = 0; i < in->n_others; i++) {
+        const struct zr_other_guest *o = &in->others[i];
+        for (size_t d = 0; !o->gone && !o->error && d < o->config.n; d++)
+            *ZR_APPEND(p->held, p->n_held) =
+                (struct holding){o->config.items[d].source, false, i};
+    }
+    for (size_t g = 0; g < in->wanted->n_guests; g++) {
+        const struct zr_guest_state *st = &in->states[g];
+        for (size_t d = 0; !st->error && d < st->config.n; d++)
+            *ZR_APPEND(p->held, p->n_held) = (struct holding){st->config.items[d].source, true, g};
+    }
+    qsort(p->held, p->n_held, sizeof(*p->held), holding_cmp);
+}
 
 /* Who else keeps `s` after this run, as words for a message ("guest 'x',
  * which the inventory does not name"), or NULL.  A guest of the inventory
@@ -75,23 +115,30 @@ struct pass {
 static char *holder(const struct pass *p, size_t self, const struct zr_pci_addr *s)
 {
     const struct zr_preflight_input *in = p->in;
-    for (size_t i = 0; i < in->n_others; i++) {
-        const struct zr_other_guest *o = &in->others[i];
-        if (!o->gone && !o->error && list_holds(&o->config, s))
-            return zr_asprintf("guest '%s', which the inventory does not name", o->name);
+    size_t lo = 0, hi = p->n_held;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (zr_pci_addr_cmp(&p->held[mid].addr, s) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    for (size_t g = 0; g < in->wanted->n_guests; g++) {
-        const struct zr_guest_state *st = &in->states[g];
-        if (g == self || st->error || !list_holds(&st->config, s))
+    for (size_t i = lo; i < p->n_held && zr_pci_addr_eq(&p->held[i].addr, s); i++) {
+        const struct holding *h = &p->held[i];
+        if (!h->inventory)
+            return zr_asprintf("guest '%s', which the inventory does not name",
+                               in->others[h->index].name);
+        const struct zr_guest *g = in->states[h->index].wanted;
+        if (h->index == self)
             continue;
-        if (!st->wanted->prune)
-            return zr_asprintf("guest '%s', whose prune: false keeps it", st->wanted->name);
-        if (p->errors[g])
+        if (!g->prune)
+            return zr_asprintf("guest '%s', whose prune: false keeps it", g->name);
+        if (p->errors[h->index])
             return p->applying
                        ? zr_asprintf("guest '%s', which this run leaves alone (it has an error)",
-                                     st->wanted->name)
+                                     g->name)
                        : zr_asprintf("guest '%s', which apply will leave alone (see its warnings)",
-                                     st->wanted->name);
+                                     g->name);
     }
     return NULL;
 }
@@ -374,6 +421,7 @@ char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input 
     }
     struct pass p = {
         .plan = plan, .in = in, .applying = applying, .errors = zr_new0(char *, n), .first = first};
+    index_holdings(&p);
     /* A refused guest keeps what it holds, which may refuse another one:
      * repeat until nothing changes (each pass refuses a guest or stops).
      * plan follows the same cascade, so its warnings say what apply will
@@ -389,6 +437,7 @@ char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input 
             free(p.errors[g]);
             p.errors[g] = NULL;
         }
+    free(p.held);
     return p.errors;
 }
 

@@ -465,12 +465,9 @@ static void read_other(void *ctx, size_t i)
     free(xml);
 }
 
-static bool names_guest(const struct zr_host *host, const char *name)
+static int str_cmp(const void *a, const void *b)
 {
-    for (size_t i = 0; i < host->n_guests; i++)
-        if (strcmp(host->guests[i].name, name) == 0)
-            return true;
-    return false;
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 int zr_state_read_others(virConnectPtr conn, const struct zr_host *host, unsigned jobs,
@@ -486,10 +483,16 @@ int zr_state_read_others(virConnectPtr conn, const struct zr_host *host, unsigne
     }
     _cleanup_free_ virDomainPtr *doms = zr_new0(virDomainPtr, (size_t)count);
     struct zr_other_guest *others = zr_new0(struct zr_other_guest, (size_t)count);
+    /* The inventory's names, sorted: with the conflict check running on
+     * every plan, a scan per listed guest would be quadratic in the host. */
+    _cleanup_free_ const char **named = zr_new0(const char *, host->n_guests);
+    for (size_t i = 0; i < host->n_guests; i++)
+        named[i] = host->guests[i].name;
+    qsort(named, host->n_guests, sizeof(*named), str_cmp);
     size_t k = 0;
     for (int i = 0; i < count; i++) {
         const char *name = virDomainGetName(all[i]);
-        if (!name || names_guest(host, name)) {
+        if (!name || bsearch(&name, named, host->n_guests, sizeof(*named), str_cmp)) {
             virDomainFree(all[i]);
             continue;
         }
