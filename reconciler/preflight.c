@@ -83,7 +83,7 @@ struct pass {
     bool applying;
     bool warn;
     char **errors;
-    bool refused; /* refused a guest that was fine before */
+    bool refused;        /* refused a guest that was fine before */
     const size_t *first; /* in->planned: guest g's actions are [first[g], first[g + 1]) */
     /* Every function held by a definition, sorted: a lookup instead of a
      * scan of every guest per wanted source (hosts have thousands). */
@@ -97,8 +97,7 @@ static void index_holdings(struct pass *p)
     for (size_t i = 0; i < in->n_others; i++) {
         const struct zr_other_guest *o = &in->others[i];
         for (size_t d = 0; !o->gone && !o->error && d < o->config.n; d++)
-            *ZR_APPEND(p->held, p->n_held) =
-                (struct holding){o->config.items[d].source, false, i};
+            *ZR_APPEND(p->held, p->n_held) = (struct holding){o->config.items[d].source, false, i};
     }
     for (size_t g = 0; g < in->wanted->n_guests; g++) {
         const struct zr_guest_state *st = &in->states[g];
@@ -168,8 +167,7 @@ static void refuse(struct pass *p, size_t g, const struct zr_pci_addr *s, const 
         p->refused = true;
     }
     if (p->warn && !p->applying)
-        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s",
-                            warning);
+        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s", warning);
 }
 
 /* A finding that is only worth knowing: a warning in plan, and in apply
@@ -177,13 +175,11 @@ static void refuse(struct pass *p, size_t g, const struct zr_pci_addr *s, const 
 static void notice(struct pass *p, size_t g, const struct zr_pci_addr *s, const char *message)
 {
     if (p->warn && (!p->applying || !p->errors[g]))
-        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s",
-                            message);
+        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s", message);
 }
 
 /* A topology finding that refuses: the same words in plan and apply. */
-static void refuse_topology(struct pass *p, size_t g, const struct zr_pci_addr *s,
-                            const char *body)
+static void refuse_topology(struct pass *p, size_t g, const struct zr_pci_addr *s, const char *body)
 {
     char src[ZR_PCI_ADDR_STRLEN];
     _cleanup_free_ char *error =
@@ -260,7 +256,7 @@ static void check_attach(struct pass *p, size_t g, const struct zr_device *want,
 
     if (want->kind == ZR_KIND_INTERFACE && !fn->is_vf) {
         _cleanup_free_ char *what =
-            fn->is_pf ? zr_asprintf("a physical function%s", fn->vfs_max ? " with virtual functions" : "")
+            fn->is_pf ? zr_strdup("an SR-IOV physical function")
                       : zr_asprintf("a plain PCI function, driver %s", drv ? drv : "none");
         _cleanup_free_ char *body = zr_asprintf(
             "%s is not an SR-IOV virtual function (it is %s); libvirt takes an interface of "
@@ -505,8 +501,8 @@ static void topology_read_finish(struct topology_read *t)
 
 /* Reads the node devices of the functions marked in `mark` (indices into
  * pci) that are not read yet, into xml/errors. */
-static void read_marked(const struct zr_host_pci *pci, const bool *mark, bool *done,
-                        unsigned jobs, char **xml, char **errors)
+static void read_marked(const struct zr_host_pci *pci, const bool *mark, bool *done, unsigned jobs,
+                        char **xml, char **errors)
 {
     _cleanup_free_ size_t *idx = zr_new0(size_t, pci->n);
     size_t k = 0;

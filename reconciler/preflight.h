@@ -20,9 +20,9 @@
 /* A function's node device as read: parsed, or why not. */
 struct zr_function_info {
     struct zr_pci_addr addr;
-    bool read;                 /* fn holds the parsed XML */
+    bool read; /* fn holds the parsed XML */
     struct zr_pci_function fn;
-    char *error;               /* !read: why */
+    char *error; /* !read: why */
 };
 
 struct zr_preflight_input {
@@ -37,7 +37,7 @@ struct zr_preflight_input {
     size_t n_others;
 
     /* The topology checks; all absent (NULL) with --no-host-check. */
-    const struct zr_plan *planned; /* what plan will do, guest i = inventory guest i */
+    const struct zr_plan *planned;            /* what plan will do, guest i = inventory guest i */
     const struct zr_function_info *functions; /* sorted by addr: attached functions, group mates */
     size_t n_functions;
     const struct zr_host_use *uses; /* what the host uses on its functions */

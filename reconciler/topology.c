@@ -21,8 +21,8 @@ static inline void xml_freep(xmlChar **p)
 #define TOPOLOGY_PARSE_OPTIONS                                                                     \
     (XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
 
-static int read_doc(const char *xml, size_t len, const char *what, const char *root,
-                    xmlDocPtr *out, struct zr_error *err)
+static int read_doc(const char *xml, size_t len, const char *what, const char *root, xmlDocPtr *out,
+                    struct zr_error *err)
 {
     if (len > INT_MAX) {
         zr_error_set(err, what, 0, 0, "XML too large (%zu bytes)", len);
@@ -139,8 +139,9 @@ int zr_pci_function_parse(const char *xml, size_t len, const char *what,
         child_number(pci, "bus", ZR_PCI_BUS_MAX, &b) < 0 ||
         child_number(pci, "slot", ZR_PCI_SLOT_MAX, &s) < 0 ||
         child_number(pci, "function", ZR_PCI_FUNCTION_MAX, &f) < 0) {
-        zr_error_set(err, what, 0, 0, "PCI node device without a valid domain, bus, slot "
-                                      "and function");
+        zr_error_set(err, what, 0, 0,
+                     "PCI node device without a valid domain, bus, slot "
+                     "and function");
         return -EINVAL;
     }
     out->addr = (struct zr_pci_addr){(uint32_t)d, (uint8_t)b, (uint8_t)s, (uint8_t)f};

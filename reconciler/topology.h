@@ -14,17 +14,17 @@
 
 struct zr_pci_function {
     struct zr_pci_addr addr;
-    char *driver;          /* bound host driver; NULL: none */
-    bool bridge;           /* a bridge or root port, not an endpoint */
-    int numa_node;         /* -1: libvirt gives none */
+    char *driver;  /* bound host driver; NULL: none */
+    bool bridge;   /* a bridge or root port, not an endpoint */
+    int numa_node; /* -1: libvirt gives none */
     bool has_iommu_group;
     unsigned iommu_group;
     struct zr_pci_addr *group; /* every function of the group, itself included */
     size_t n_group;
-    bool is_vf;                /* <capability type='phys_function'> */
-    struct zr_pci_addr pf;     /* its physical function */
-    bool is_pf;                /* <capability type='virt_functions'> */
-    unsigned vfs_max;          /* maxCount, 0 when not given */
+    bool is_vf;            /* <capability type='phys_function'> */
+    struct zr_pci_addr pf; /* its physical function */
+    bool is_pf;            /* <capability type='virt_functions'> */
+    unsigned vfs_max;      /* maxCount, 0 when not given */
 };
 
 /* One PCI node device's XML (virNodeDeviceGetXMLDesc).  Returns 0, or a
@@ -39,7 +39,7 @@ void zr_pci_function_finish(struct zr_pci_function *f);
 struct zr_host_use {
     char *parent; /* the node device it sits on, e.g. pci_0000_00_03_0 */
     bool in_use;
-    char *what;   /* "network interface eth0 (link up)", "disk /dev/vda" */
+    char *what; /* "network interface eth0 (link up)", "disk /dev/vda" */
 };
 
 int zr_host_use_parse(const char *xml, size_t len, const char *what, struct zr_host_use *out,
@@ -53,8 +53,8 @@ struct zr_guest_port {
 };
 
 struct zr_guest_topology {
-    char *nodeset;   /* <numatune><memory nodeset=...>, NULL when not pinned */
-    bool q35;        /* x86 q35: a hotplugged PCIe device needs a free root port */
+    char *nodeset;               /* <numatune><memory nodeset=...>, NULL when not pinned */
+    bool q35;                    /* x86 q35: a hotplugged PCIe device needs a free root port */
     struct zr_guest_port *ports; /* hotpluggable pcie-root-ports and switch downstream ports */
     size_t n_ports;
 };

@@ -195,8 +195,8 @@ static struct zr_device *last_wanted(struct lab *l)
 static void set_guest_xml(struct lab *l, size_t g, const char *xml)
 {
     struct zr_error err = {0};
-    cr_assert_eq(zr_guest_topology_parse(xml, strlen(xml), "guest", &l->guest_topology[g], &err),
-                 0, "%s", err.message);
+    cr_assert_eq(zr_guest_topology_parse(xml, strlen(xml), "guest", &l->guest_topology[g], &err), 0,
+                 "%s", err.message);
 }
 
 static const char *const NONE[] = {NULL};
@@ -412,8 +412,8 @@ Test(preflight, an_interface_needs_a_virtual_function)
     cr_assert_null(m.errors[0]);
     cr_assert_eq(m.plan.n_warnings, 1);
     cr_assert_str_eq(m.plan.warnings[0].message,
-                     "0000:02:10.7 is not an SR-IOV virtual function (it is a physical "
-                     "function with virtual functions); libvirt takes an interface of type "
+                     "0000:02:10.7 is not an SR-IOV virtual function (it is an SR-IOV "
+                     "physical function); libvirt takes an interface of type "
                      "hostdev on virtual functions only: list one of its virtual functions, or "
                      "list it under hostdevs:; apply will leave this guest alone");
     finish(&m);
@@ -514,8 +514,8 @@ Test(preflight, an_iommu_group_goes_to_one_guest)
     add_guest(&n, "a", true, (const char *[]){"0000:02:00.0", NULL}, NONE);
     add_guest(&n, "b", true, (const char *[]){"0000:02:00.1", NULL}, NONE);
     run(&n, true);
-    cr_assert(strstr(n.errors[0], "0000:02:00.1 (driver vfio-pci, wanted by guest 'b')"),
-              "%s", n.errors[0]);
+    cr_assert(strstr(n.errors[0], "0000:02:00.1 (driver vfio-pci, wanted by guest 'b')"), "%s",
+              n.errors[0]);
     cr_assert(strstr(n.errors[1], "0000:02:00.0 (no driver, wanted by guest 'a')"), "%s",
               n.errors[1]);
     finish(&n);

@@ -39,7 +39,7 @@ static void parse_fixture(const char *name, struct zr_pci_function *fn)
 #define assert_addr(a, s)                                                                          \
     do {                                                                                           \
         char _b[ZR_PCI_ADDR_STRLEN];                                                               \
-        cr_assert_str_eq(zr_pci_addr_format(&(a), _b), (s));                                      \
+        cr_assert_str_eq(zr_pci_addr_format(&(a), _b), (s));                                       \
     } while (0)
 
 Test(topology, a_virtual_function)
@@ -237,4 +237,3 @@ Test(topology, nodesets)
     cr_assert_eq(zr_nodeset_has("1,x", 1), -EINVAL);
     cr_assert_eq(zr_nodeset_has("-1", 1), -EINVAL);
 }
-
