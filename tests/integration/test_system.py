@@ -37,6 +37,17 @@ LIVE_DRIFT_MISSING = 'live drift not fixed (--config-only): hostdev missing in r
 NOT_IN_INVENTORY = '(not in inventory)'
 
 
+# Functions the host does not have, for --no-host-check runs on the shared daemon. The
+# conflict check runs with or without --no-host-check, so a source that a guest of another
+# run holds (a second copy of this file, another branch's tests) would refuse the attach:
+# each process takes its sources from a PCI domain of its own.
+FAKE_DOMAIN = 0x1000 + os.getpid() % 0xe000
+
+
+def fake(n):
+    return '%04x:%02x:00.0' % (FAKE_DOMAIN, n)
+
+
 def write_inventory(path, guests):
     """guests: {name: {'hostdevs': [source or {'source':, 'uid':}], 'prune': bool}}."""
     lines = ['version: 1', 'guests:']
@@ -433,11 +444,11 @@ class SharedDaemonTest(DaemonTestCase):
     def test_atomic_undoes_the_host_when_a_live_attach_fails_in_the_middle(self):
         # a: detach 0001 + attach 0002; r (running): live+config attach fails for VFIO;
         # c: attach 0004, never tried. The host check is off: these functions are made up.
-        a = self.define('a', hostdev_xml('0001:00:00.0', zpci_uid=1, zpci_fid=0))
+        a = self.define('a', hostdev_xml(fake(1), zpci_uid=1, zpci_fid=0))
         r = self.define('r', start=True)
         c = self.define('c')
-        self.inventory({a: {'hostdevs': ['0002:00:00.0']}, r: {'hostdevs': ['0003:00:00.0']},
-                        c: {'hostdevs': ['0004:00:00.0']}})
+        self.inventory({a: {'hostdevs': [fake(2)]}, r: {'hostdevs': [fake(3)]},
+                        c: {'hostdevs': [fake(4)]}})
         names = (a, r, c)
         before = {n: self.lab.dumpxml(n) for n in names}
         before_live = self.lab.dumpxml(r, inactive=False)
@@ -446,21 +457,21 @@ class SharedDaemonTest(DaemonTestCase):
         self.assertEqual(rc, 1, err)
         got = [(x['guest'], x['op'], x['source'], x['result']) for x in doc['actions']]
         self.assertEqual(got, [
-            (a, 'detach', '0001:00:00.0', 'rolled back'),
-            (a, 'attach', '0002:00:00.0', 'rolled back'),
-            (r, 'attach', '0003:00:00.0', 'failed'),
-            (c, 'attach', '0004:00:00.0', 'skipped'),
+            (a, 'detach', fake(1), 'rolled back'),
+            (a, 'attach', fake(2), 'rolled back'),
+            (r, 'attach', fake(3), 'failed'),
+            (c, 'attach', fake(4), 'skipped'),
         ])
         by = actions_by(doc)
-        self.assertEqual(by[(r, 'attach', '0003:00:00.0')]['error'], NO_VFIO)
-        self.assertEqual(by[(c, 'attach', '0004:00:00.0')]['skip_reason'],
+        self.assertEqual(by[(r, 'attach', fake(3))]['error'], NO_VFIO)
+        self.assertEqual(by[(c, 'attach', fake(4))]['skip_reason'],
                          'not run: an earlier action on this host failed (--atomic)')
         self.assertEqual(doc['summary']['rolled_back'], 2)
         self.assertEqual(doc['warnings'], [], 'the re-read after rollback found a difference')
         # undone in reverse order: the attach first, then the detach
         self.assertEqual(re.findall(r'^rollback: .*$', err, re.M), [
-            'rollback: detach hostdev 0002:00:00.0 on %s [config]: done' % a,
-            'rollback: attach hostdev 0001:00:00.0 on %s [config]: done' % a,
+            'rollback: detach hostdev ' + fake(2) + ' on %s [config]: done' % a,
+            'rollback: attach hostdev ' + fake(1) + ' on %s [config]: done' % a,
         ])
         for n in names:
             self.assertEqual(self.lab.dumpxml(n), before[n], n)
@@ -468,10 +479,10 @@ class SharedDaemonTest(DaemonTestCase):
 
         rc, out, err = self.tool('apply', '--atomic', '--no-host-check', self.inv)
         self.assertEqual(rc, 1, out + err)
-        self.assertIn('  - detach hostdev 0001:00:00.0 zpci uid=0x0001 fid=0x00000000 '
+        self.assertIn('  - detach hostdev ' + fake(1) + ' zpci uid=0x0001 fid=0x00000000 '
                       'guest_address=0000:00:01.0 [config] (not in inventory) rolled back\n', out)
-        self.assertIn('  + attach hostdev 0002:00:00.0 [config] rolled back\n', out)
-        self.assertIn('  + attach hostdev 0004:00:00.0 [config] skipped: not run: an earlier '
+        self.assertIn('  + attach hostdev ' + fake(2) + ' [config] rolled back\n', out)
+        self.assertIn('  + attach hostdev ' + fake(4) + ' [config] skipped: not run: an earlier '
                       'action on this host failed (--atomic)\n', out)
         self.assertIn('Apply: 0 attached, 0 detached, 0 replaced, 1 failed, 1 skipped, '
                       '2 rolled back on 3 of 3 guests.', out)
@@ -479,25 +490,25 @@ class SharedDaemonTest(DaemonTestCase):
         # Without --atomic the independent actions stay done.
         rc, out, err = self.tool('apply', '--no-host-check', self.inv)
         self.assertEqual(rc, 1, out + err)
-        self.assertEqual(sources(self.lab.devices(a)), ['0002:00:00.0'])
-        self.assertEqual(sources(self.lab.devices(c)), ['0004:00:00.0'])
+        self.assertEqual(sources(self.lab.devices(a)), [fake(2)])
+        self.assertEqual(sources(self.lab.devices(c)), [fake(4)])
 
     def test_atomic_undoes_the_host_when_libvirt_refuses_a_zpci_uid_clash(self):
         # k keeps 0001 (uid 1) through prune: false, and wants 0002 with uid 1 too:
         # libvirt refuses that attach. j's attach before it is undone.
         j = self.define('j')
-        k = self.define('k', hostdev_xml('0001:00:00.0', zpci_uid=1, zpci_fid=0))
+        k = self.define('k', hostdev_xml(fake(1), zpci_uid=1, zpci_fid=0))
         l_ = self.define('l')
-        self.inventory({j: {'hostdevs': ['0003:00:00.0']},
-                        k: {'prune': False, 'hostdevs': [{'source': '0002:00:00.0', 'uid': 1}]},
-                        l_: {'hostdevs': ['0004:00:00.0']}})
+        self.inventory({j: {'hostdevs': [fake(3)]},
+                        k: {'prune': False, 'hostdevs': [{'source': fake(2), 'uid': 1}]},
+                        l_: {'hostdevs': [fake(4)]}})
         before = {n: self.lab.dumpxml(n) for n in (j, k, l_)}
         rc, doc, err = self.tool_json('apply', '--atomic', '--no-host-check', self.inv)
         self.assertEqual(rc, 1, err)
         got = [(x['guest'], x['source'], x['result']) for x in doc['actions']]
-        self.assertEqual(got, [(j, '0003:00:00.0', 'rolled back'),
-                               (k, '0002:00:00.0', 'failed'),
-                               (l_, '0004:00:00.0', 'skipped')])
+        self.assertEqual(got, [(j, fake(3), 'rolled back'),
+                               (k, fake(2), 'failed'),
+                               (l_, fake(4), 'skipped')])
         self.assertIn('is already reserved', doc['actions'][1]['error'])
         for n in (j, k, l_):
             self.assertEqual(self.lab.dumpxml(n), before[n], n)
@@ -516,20 +527,20 @@ class SharedDaemonTest(DaemonTestCase):
 
     def test_guest_undefined_during_apply(self):
         u1, u2 = self.define('u1'), self.define('u2')
-        self.inventory({u1: {'hostdevs': ['0001:00:00.0', '0002:00:00.0']},
-                        u2: {'hostdevs': ['0003:00:00.0']}})
+        self.inventory({u1: {'hostdevs': [fake(1), fake(2)]},
+                        u2: {'hostdevs': [fake(3)]}})
         rc, out, err = self.run_stopped(['apply', '-j', '1', '--no-host-check', '-o', 'json',
                                          self.inv], lambda: self.lab.undefine(u1))
         self.assertEqual(rc, 1, out + err)
         by = actions_by(json.loads(out))
-        first = by[(u1, 'attach', '0001:00:00.0')]
+        first = by[(u1, 'attach', fake(1))]
         self.assertEqual(first['result'], 'failed')
         self.assertRegex(first['error'], r"^Domain not found: no domain with matching uuid "
                                          r"'[0-9a-f-]{36}' \(%s\)$" % u1)
-        self.assertEqual((by[(u1, 'attach', '0002:00:00.0')]['result'],
-                          by[(u1, 'attach', '0002:00:00.0')]['skip_reason']),
+        self.assertEqual((by[(u1, 'attach', fake(2))]['result'],
+                          by[(u1, 'attach', fake(2))]['skip_reason']),
                          ('skipped', 'not run: the guest no longer exists'))
-        self.assertEqual(by[(u2, 'attach', '0003:00:00.0')]['result'], 'done')
+        self.assertEqual(by[(u2, 'attach', fake(3))]['result'], 'done')
         self.assertNotIn(u1, self.lab.list_names())
 
         rc, out, err = self.tool('apply', '--no-host-check', self.inv)
@@ -539,44 +550,44 @@ class SharedDaemonTest(DaemonTestCase):
 
     def test_guest_started_during_apply(self):
         s = self.define('s')
-        self.inventory({s: {'hostdevs': ['0001:00:00.0']}})
+        self.inventory({s: {'hostdevs': [fake(1)]}})
         rc, out, err = self.run_stopped(['apply', '--no-host-check', self.inv],
                                         lambda: self.lab.start(s))
         # read inactive, so the plan was a config attach: still right for the definition
         self.assertEqual(rc, 0, out + err)
-        self.assertIn('  + attach hostdev 0001:00:00.0 [config] done\n', out)
+        self.assertIn('  + attach hostdev ' + fake(1) + ' [config] done\n', out)
         self.assertTrue(self.lab.is_active(s))
-        self.assertEqual(sources(self.lab.devices(s)), ['0001:00:00.0'])
+        self.assertEqual(sources(self.lab.devices(s)), [fake(1)])
         # the next plan sees the running guest lacks it
         rc, out, err = self.tool('plan', '--no-host-check', self.inv)
         self.assertEqual(rc, 2, out + err)
-        self.assertIn('  + attach hostdev 0001:00:00.0 [live]\n', out)
+        self.assertIn('  + attach hostdev ' + fake(1) + ' [live]\n', out)
 
     def test_guest_stopped_during_apply(self):
         t = self.define('t', start=True)
-        self.inventory({t: {'hostdevs': ['0001:00:00.0']}})
+        self.inventory({t: {'hostdevs': [fake(1)]}})
         before = self.lab.dumpxml(t)
         rc, out, err = self.run_stopped(['apply', '--no-host-check', self.inv],
                                         lambda: self.lab.destroy(t))
         self.assertEqual(rc, 1, out + err)
-        self.assertIn('  + attach hostdev 0001:00:00.0 [live+config] failed: Requested '
+        self.assertIn('  + attach hostdev ' + fake(1) + ' [live+config] failed: Requested '
                       'operation is not valid: domain is not running (the guest stopped since '
                       'it was read; apply again to change its persistent definition)\n', out)
         self.assertEqual(self.lab.dumpxml(t), before)
         rc, out, err = self.tool('apply', '--no-host-check', self.inv)
         self.assertEqual(rc, 0, out + err)
-        self.assertIn('  + attach hostdev 0001:00:00.0 [config] done\n', out)
+        self.assertIn('  + attach hostdev ' + fake(1) + ' [config] done\n', out)
 
     def test_device_attached_by_someone_else_during_apply(self):
         d = self.define('d')
-        self.inventory({d: {'hostdevs': ['0001:00:00.0', '0002:00:00.0']}})
+        self.inventory({d: {'hostdevs': [fake(1), fake(2)]}})
         rc, out, err = self.run_stopped(
             ['apply', '--no-host-check', self.inv],
-            lambda: self.lab.attach(d, hostdev_xml('0001:00:00.0')))
+            lambda: self.lab.attach(d, hostdev_xml(fake(1))))
         self.assertEqual(rc, 1, out + err)
-        self.assertIn('  + attach hostdev 0001:00:00.0 [config] failed: Requested operation is '
+        self.assertIn('  + attach hostdev ' + fake(1) + ' [config] failed: Requested operation is '
                       'not valid: device is already in the domain configuration\n', out)
-        self.assertIn('  + attach hostdev 0002:00:00.0 [config] done\n', out)
+        self.assertIn('  + attach hostdev ' + fake(2) + ' [config] done\n', out)
         rc, out, err = self.tool('plan', '--no-host-check', self.inv)
         self.assertEqual(rc, 0, out + err)
 
