@@ -104,7 +104,8 @@ static void index_holdings(struct pass *p)
         for (size_t d = 0; !st->error && d < st->config.n; d++)
             *ZR_APPEND(p->held, p->n_held) = (struct holding){st->config.items[d].source, true, g};
     }
-    qsort(p->held, p->n_held, sizeof(*p->held), holding_cmp);
+    if (p->n_held) /* qsort takes no NULL array, even empty */
+        qsort(p->held, p->n_held, sizeof(*p->held), holding_cmp);
 }
 
 /* Who else keeps `s` after this run, as words for a message ("guest 'x',

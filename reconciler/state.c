@@ -347,7 +347,8 @@ int zr_state_host_pci(virConnectPtr conn, struct zr_host_pci *out, struct zr_err
             virNodeDeviceFree(devs[i]);
     }
     free(devs);
-    qsort(entries, k, sizeof(*entries), pci_entry_cmp);
+    if (k) /* qsort takes no NULL array, even empty */
+        qsort(entries, k, sizeof(*entries), pci_entry_cmp);
     out->addrs = zr_new0(struct zr_pci_addr, k);
     out->devs = zr_new0(virNodeDevicePtr, k);
     for (size_t i = 0; i < k; i++) {
