@@ -150,8 +150,9 @@ out=$(man -w zpci-reconcile 2>&1)
 out=$(man -w 5 zpci-reconcile-inventory 2>&1)
 [ "$out" = /usr/share/man/man5/zpci-reconcile-inventory.5.gz ] ||
   fail "man -w 5 zpci-reconcile-inventory: $out"
-MANWIDTH=80 man -P cat zpci-reconcile 2>/dev/null | grep -q 'zpci-reconcile' ||
-  fail "man zpci-reconcile renders nothing"
+# man's seccomp sandbox fails in some containers; the page is what is checked here
+out=$(MAN_DISABLE_SECCOMP=1 MANWIDTH=80 LC_ALL=C.UTF-8 man -P cat zpci-reconcile 2>&1)
+[[ "$out" == *NAME*zpci-reconcile* ]] || fail "man zpci-reconcile: $out"
 
 # verify: the units load, ExecStart's binary exists, Documentation= man pages exist
 out=$(systemd-analyze verify "$unitdir/zpci-reconcile.service" "$unitdir/zpci-reconcile.timer" 2>&1)
