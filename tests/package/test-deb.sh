@@ -9,6 +9,8 @@
 #              pages (man -w, and rendered); the completion, schema and units in place;
 #              systemd-analyze verify of the installed units (with their man pages);
 #              the timer installed but not enabled
+#   role       the Ansible role (contrib/ansible) on the installed package: writes
+#              /etc/zpci-reconcile/inventory.yaml, runs the module, enables the timer
 #   purge      apt-get purge, also when a check failed or the script is interrupted;
 #              then nothing of the package is left
 #
@@ -48,6 +50,8 @@ cleanup() {
     DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "$pkg" </dev/null >"$work/purge.log" 2>&1 ||
       cat "$work/purge.log"
   fi
+  # the role's inventory: this test made the directory (it refuses to run otherwise)
+  [ "${made_etc-0}" -eq 1 ] && rm -rf /etc/zpci-reconcile
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -170,6 +174,59 @@ bash -c 'source /usr/share/bash-completion/completions/zpci-reconcile &&
   complete -p zpci-reconcile' >/dev/null 2>&1 || fail "the bash completion does not load"
 echo "checked in $((SECONDS - t0))s"
 
+# ---- the Ansible role on the installed package, as docs/operations.md uses it: the
+# inventory written to /etc/zpci-reconcile, the module run with the zpci-reconcile on
+# PATH (on an embedded root of this test's), the packaged timer enabled; twice, the
+# second time without a change. Purge must then drop the timer's enablement.
+t0=$SECONDS
+if ! command -v ansible-playbook >/dev/null; then
+  echo "role: ansible-playbook is not installed (ansible-core): not checked"
+elif [ -e /etc/zpci-reconcile ]; then
+  echo "role: /etc/zpci-reconcile exists (not this test's): not checked"
+else
+  made_etc=1
+  mkdir -p "$work/collections/ansible_collections/zpci" "$work/root"
+  ln -s "$src/contrib/ansible" "$work/collections/ansible_collections/zpci/reconcile"
+  start=false
+  [ -d /run/systemd/system ] && start=true    # booted with systemd: start it too
+  cat >"$work/vars.json" <<VARS
+{"zpci_reconcile_inventory": {"version": 1, "uri": "qemu:///embed?root=$work/root",
+                              "guests": {}},
+ "zpci_reconcile_host_check": false,
+ "zpci_reconcile_service": "timer", "zpci_reconcile_service_start": $start}
+VARS
+  cat >"$work/site.yml" <<'PLAY'
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  roles:
+    - zpci.reconcile.zpci_reconcile
+  post_tasks:
+    - ansible.builtin.assert:
+        that:
+          - zpci_reconcile_result.cmd[0] == '/usr/bin/zpci-reconcile'
+          - zpci_reconcile_result.rc == 0
+PLAY
+  for run in 1 2; do
+    out=$(ANSIBLE_COLLECTIONS_PATH="$work/collections" ANSIBLE_LOCAL_TEMP="$work/tmp" \
+      ANSIBLE_NOCOLOR=1 ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 \
+      ansible-playbook -i localhost, -e "@$work/vars.json" "$work/site.yml" </dev/null 2>&1)
+    rc=$?
+    if [ "$rc" -ne 0 ]; then
+      fail "role run $run: ansible-playbook exit $rc: $out"
+      break
+    fi
+    recap=$(echo "$out" | grep -E '^localhost +:')
+    if [ "$run" -eq 2 ] && ! [[ "$recap" =~ changed=0[[:space:]] ]]; then
+      fail "role run 2 changed something: $recap"
+    fi
+  done
+  [ -f /etc/zpci-reconcile/inventory.yaml ] || fail "the role wrote no /etc/zpci-reconcile/inventory.yaml"
+  out=$(systemctl is-enabled zpci-reconcile.timer 2>&1)
+  [ "$out" = enabled ] || fail "zpci-reconcile.timer is '$out' after the role, not enabled"
+  echo "role checked in $((SECONDS - t0))s"
+fi
+
 # ---- purge
 t0=$SECONDS
 installed=0
@@ -183,6 +240,8 @@ fi
 for f in "${expected[@]}"; do
   [ ! -e "$f" ] || fail "$f left after purge"
 done
+[ ! -e /etc/systemd/system/timers.target.wants/zpci-reconcile.timer ] ||
+  fail "the timer is still enabled after purge"
 echo "purged in $((SECONDS - t0))s"
 
 if [ "$failures" -ne 0 ]; then

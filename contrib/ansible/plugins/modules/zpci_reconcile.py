@@ -275,6 +275,12 @@ def where(item):
 
 
 def describe_error(err):
+    """One entry of the document's errors as text.
+
+    An inventory error (file, line, column, message) reads as the binary's own text
+    output puts it on stderr, FILE:LINE:COLUMN: error: MESSAGE, so msg is the same
+    whichever of the two the binary gave.
+    """
     if not isinstance(err, dict):
         return str(err)
     message = err.get('message') or ''
@@ -282,7 +288,7 @@ def describe_error(err):
         pos = '%s:%s' % (err['file'], err['line'])
         if err.get('column') is not None:
             pos += ':%s' % err['column']
-        return '%s: %s' % (pos, message)
+        return '%s: error: %s' % (pos, message)
     w = where(err)
     return '%s: %s' % (w, message) if w else message
 
