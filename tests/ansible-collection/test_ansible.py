@@ -565,6 +565,7 @@ class DocTest(unittest.TestCase):
             (dict(inventory='/x', binary='/nonexistent/zpci-reconcile'),
              'binary /nonexistent/zpci-reconcile is not an executable file'),
             (dict(inventory='/x', atomicity=True), 'Unsupported parameters'),
+            (dict(content=' \n'), 'content is empty'),
         ]
         tasks = ''.join(module_task(**args).replace('register: r', 'register: r%d' % i)
                         for i, (args, _) in enumerate(bad))

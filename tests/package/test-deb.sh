@@ -9,8 +9,9 @@
 #              pages (man -w, and rendered); the completion, schema and units in place;
 #              systemd-analyze verify of the installed units (with their man pages);
 #              the timer installed but not enabled
-#   role       the Ansible role (contrib/ansible) on the installed package: writes
-#              /etc/zpci-reconcile/inventory.yaml, runs the module, enables the timer
+#   ansible    the collection it installs: ansible-doc finds the module, and the role
+#              writes /etc/zpci-reconcile/inventory.yaml, runs the module with the
+#              installed binary, enables the timer
 #   purge      apt-get purge, also when a check failed or the script is interrupted;
 #              then nothing of the package is left
 #
@@ -110,6 +111,9 @@ expected=(
   /usr/share/zpci-reconcile/schema/inventory.schema.json
   "$unitdir/zpci-reconcile.service"
   "$unitdir/zpci-reconcile.timer"
+  /usr/share/ansible/collections/ansible_collections/zpci/reconcile/galaxy.yml
+  /usr/share/ansible/collections/ansible_collections/zpci/reconcile/plugins/modules/zpci_reconcile.py
+  /usr/share/ansible/collections/ansible_collections/zpci/reconcile/roles/zpci_reconcile/tasks/main.yml
 )
 for f in "${expected[@]}"; do
   dpkg -L "$pkg" | grep -qxF "$f" || fail "$f is not in the package"
@@ -119,7 +123,8 @@ for f in "$src"/examples/*.yaml; do
   [ -f "/usr/share/zpci-reconcile/examples/$(basename "$f")" ] ||
     fail "example $(basename "$f") is not installed"
 done
-if dpkg -L "$pkg" | grep -q '^/usr/lib/debug\|/obj-\|/build/'; then
+ls /usr/share/doc/$pkg/operations.md* >/dev/null 2>&1 || fail "docs/operations.md is not installed"
+if dpkg -L "$pkg" | grep -q '^/usr/lib/debug\|/obj-\|/build/\|__pycache__'; then
   fail "the package holds build output: $(dpkg -L "$pkg" | grep '/obj-\|/build/')"
 fi
 
@@ -174,19 +179,23 @@ bash -c 'source /usr/share/bash-completion/completions/zpci-reconcile &&
   complete -p zpci-reconcile' >/dev/null 2>&1 || fail "the bash completion does not load"
 echo "checked in $((SECONDS - t0))s"
 
-# ---- the Ansible role on the installed package, as docs/operations.md uses it: the
-# inventory written to /etc/zpci-reconcile, the module run with the zpci-reconcile on
-# PATH (on an embedded root of this test's), the packaged timer enabled; twice, the
-# second time without a change. Purge must then drop the timer's enablement.
+# ---- the Ansible collection the package installs, found where ansible-core looks by
+# default; its role run as docs/operations.md uses it: the inventory written to
+# /etc/zpci-reconcile, the module run with the zpci-reconcile on PATH (on an embedded
+# root of this test's), the packaged timer enabled; twice, the second time without a
+# change. Purge must then drop the timer's enablement.
 t0=$SECONDS
+unset ANSIBLE_COLLECTIONS_PATH ANSIBLE_COLLECTIONS_PATHS
 if ! command -v ansible-playbook >/dev/null; then
   echo "role: ansible-playbook is not installed (ansible-core): not checked"
 elif [ -e /etc/zpci-reconcile ]; then
   echo "role: /etc/zpci-reconcile exists (not this test's): not checked"
 else
   made_etc=1
-  mkdir -p "$work/collections/ansible_collections/zpci" "$work/root"
-  ln -s "$src/contrib/ansible" "$work/collections/ansible_collections/zpci/reconcile"
+  mkdir -p "$work/root"
+  out=$(ANSIBLE_NOCOLOR=1 ansible-doc zpci.reconcile.zpci_reconcile 2>&1)
+  [[ "$out" == *"/usr/share/ansible/collections/ansible_collections/zpci/reconcile/"* ]] ||
+    fail "ansible-doc zpci.reconcile.zpci_reconcile: $out"
   start=false
   [ -d /run/systemd/system ] && start=true    # booted with systemd: start it too
   cat >"$work/vars.json" <<VARS
@@ -208,7 +217,7 @@ VARS
           - zpci_reconcile_result.rc == 0
 PLAY
   for run in 1 2; do
-    out=$(ANSIBLE_COLLECTIONS_PATH="$work/collections" ANSIBLE_LOCAL_TEMP="$work/tmp" \
+    out=$(ANSIBLE_LOCAL_TEMP="$work/tmp" \
       ANSIBLE_NOCOLOR=1 ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 \
       ansible-playbook -i localhost, -e "@$work/vars.json" "$work/site.yml" </dev/null 2>&1)
     rc=$?

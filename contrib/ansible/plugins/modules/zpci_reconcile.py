@@ -342,6 +342,10 @@ def main():
     command = 'plan' if module.check_mode or p['state'] == 'planned' else 'apply'
     result = dict(changed=False, command=command)
 
+    # run_command feeds no standard input for an empty string, and the binary would wait
+    # on the module's own for its '-'
+    if p['content'] is not None and not p['content'].strip():
+        module.fail_json(msg='content is empty', **result)
     if p['timeout'] is not None and not 0 <= p['timeout'] <= TIMEOUT_MAX:
         module.fail_json(msg='timeout must be from 0 to %d seconds, got %d' % (
             TIMEOUT_MAX, p['timeout']), **result)
