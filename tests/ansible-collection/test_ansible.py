@@ -323,6 +323,41 @@ class EmbedTest(ModuleTests, unittest.TestCase):
     def sources(self, n):
         return ['0001:00:%02x.0' % i for i in range(1, n + 1)]
 
+    def test_hosts_inventory(self):
+        # two hosts in one inventory (the binary fans out): the diff keeps each host's
+        # header, errors name HOST/GUEST
+        other = lab.EmbedLab()
+        self.addCleanup(other.close)
+        g = self.name('h')
+        self.lab.define(s390x_guest(g))
+        other.define(s390x_guest(g))
+        text = ('version: 1\nhosts:\n'
+                '  h1:\n    uri: %s\n    guests:\n      %s:\n        hostdevs:\n'
+                '          - source: 0001:00:01.0\n'
+                '  h2:\n    uri: %s\n    guests:\n      %s:\n        hostdevs:\n'
+                '          - source: 0001:00:02.0\n') % (self.lab.uri, g, other.uri, g)
+        inv = self.write('hosts.yaml', text)
+        args = dict(inventory=inv, binary=self.binary, host_check=False)
+        rc, out, r = self.ansible.playbook(module_task(**args), check=True, diff=True)
+        self.assertEqual(rc, 0, out)
+        self.assertTrue(r['changed'], out)
+        self.assertIn('== host h1 (%s) ==\n%s:\n  + attach hostdev 0001:00:01.0 [config]\n'
+                      '== host h2 (%s) ==\n%s:\n  + attach hostdev 0001:00:02.0 [config]\n'
+                      % (self.lab.uri, g, other.uri, g), out)
+        self.assertEqual([h['host'] for h in r['hosts']], ['h1', 'h2'])
+        rc, out, r = self.ansible.playbook(module_task(**args))
+        self.assertTrue(r['changed'], out)
+        self.assertEqual([d['source'] for d in self.lab.devices(g)], ['0001:00:01.0'])
+        self.assertEqual([d['source'] for d in other.devices(g)], ['0001:00:02.0'])
+        rc, out, r = self.ansible.playbook(module_task(**args))
+        self.assertFalse(r['changed'], out)
+        ghost = self.name('ghost')
+        inv = self.write('ghost.yaml', text + '      %s:\n        hostdevs: []\n' % ghost)
+        rc, out, r = self.ansible.playbook(module_task(**dict(args, inventory=inv)))
+        self.assertTrue(r['failed'], out)
+        self.assertIn("zpci-reconcile apply failed: h2/%s: guest '%s' not found" % (
+            ghost, ghost), r['msg'])
+
     def test_host_check_warning_is_an_ansible_warning(self):
         a = self.name('warn')
         self.lab.define(s390x_guest(a))
