@@ -35,6 +35,9 @@ packages=(
   # export's corpus test defines x86 and ppc64 guests too; promtool lints the
   # metrics file; systemd-analyze verifies the units in contrib/systemd.
   qemu-system-x86 qemu-system-ppc prometheus systemd
+  # the Ansible collection's tests (ansible-playbook, ansible-doc, ansible-test) and the
+  # Debian package's (dpkg-buildpackage with debhelper's dh, then apt-get install)
+  ansible-core debhelper dpkg-dev build-essential
 )
 
 passed=0 failed=0 skipped=0
@@ -194,6 +197,19 @@ if CC=clang build build-fuzz -Dfuzz=true -Dtests=false; then
 else
   stage_failed "build in build-fuzz/ (clang, -Dfuzz=true)"
 fi
+
+# The Debian package (debian/): build it, install it into /usr, check it, purge it.
+# Last and alone: it installs into /usr and /lib, and every suite above runs the
+# build tree's binary by its path.
+t0=$SECONDS
+banner "package: tests/package/test-deb.sh"
+bash "$src/tests/package/test-deb.sh" </dev/null
+case $? in
+  0) passed=$((passed + 1)) ;;
+  77) skipped=$((skipped + 1)) ;;
+  *) stage_failed "tests/package/test-deb.sh (build, install, check, purge the .deb)" ;;
+esac
+timings+=("$(printf '%-10s %4ds' package $((SECONDS - t0)))")
 
 banner "summary"
 for t in "${timings[@]}"; do echo "  $t"; done
