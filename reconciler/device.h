@@ -134,6 +134,10 @@ struct zr_device_list {
     /* Domain side: values out-of-scope devices hold (see struct zr_held). */
     struct zr_held *held;
     size_t n_held;
+    /* Domain side: <os> has <boot dev=...>.  libvirt refuses per-device
+     * boot orders beside it, and puts one there itself when the last
+     * device with a boot order leaves the persistent definition. */
+    bool os_boot;
 };
 
 struct zr_device *zr_device_list_append(struct zr_device_list *l);

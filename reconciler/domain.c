@@ -611,6 +611,9 @@ int zr_domain_parse_devices(const char *xml, size_t len, const char *what,
         *zr_device_list_append(&found) = d;
     }
 
+    xmlNode *os = child_element(root, "os");
+    if (os && child_element(os, "boot"))
+        out->os_boot = true;
     for (size_t i = 0; i < found.n; i++)
         *zr_device_list_append(out) = found.items[i];
     for (size_t i = 0; i < found.n_held; i++)

@@ -281,26 +281,35 @@ struct move {
     const struct zr_device *uid_by, *fid_by, *addr_by;
 };
 
+/* "(libvirt picks another: hostdev 0001:00:00.0 wants it)", or, for a value
+ * given up only because the device moves, "(libvirt picks it anew)". */
+static char *move_why(const struct zr_device *by)
+{
+    char src[ZR_PCI_ADDR_STRLEN];
+    if (!by)
+        return zr_strdup("(libvirt picks it anew: the device moves)");
+    return zr_asprintf("(libvirt picks another: %s %s wants it)", zr_kind_to_string(by->kind),
+                       zr_pci_addr_format(&by->source, src));
+}
+
 static void diff_moves(struct diff *d, const struct zr_device *c, const struct move *m)
 {
-    char src[ZR_PCI_ADDR_STRLEN], ga[ZR_PCI_ADDR_STRLEN];
+    char ga[ZR_PCI_ADDR_STRLEN];
     if (m->mask & MOVE_UID) {
+        _cleanup_free_ char *why = move_why(m->uid_by);
         strbuf_addf(&d->fields, ",", "zpci.uid");
-        strbuf_addf(&d->changes, ", ", "zpci.uid 0x%04x → (libvirt picks another: %s %s wants it)",
-                    c->zpci_uid, zr_kind_to_string(m->uid_by->kind),
-                    zr_pci_addr_format(&m->uid_by->source, src));
+        strbuf_addf(&d->changes, ", ", "zpci.uid 0x%04x → %s", c->zpci_uid, why);
     }
     if (m->mask & MOVE_FID) {
+        _cleanup_free_ char *why = move_why(m->fid_by);
         strbuf_addf(&d->fields, ",", "zpci.fid");
-        strbuf_addf(&d->changes, ", ", "zpci.fid 0x%08x → (libvirt picks another: %s %s wants it)",
-                    c->zpci_fid, zr_kind_to_string(m->fid_by->kind),
-                    zr_pci_addr_format(&m->fid_by->source, src));
+        strbuf_addf(&d->changes, ", ", "zpci.fid 0x%08x → %s", c->zpci_fid, why);
     }
     if (m->mask & MOVE_ADDR) {
+        _cleanup_free_ char *why = move_why(m->addr_by);
         strbuf_addf(&d->fields, ",", "guest_address");
-        strbuf_addf(&d->changes, ", ", "guest_address %s → (libvirt picks another: %s %s wants it)",
-                    zr_pci_addr_format(&c->guest_address, ga), zr_kind_to_string(m->addr_by->kind),
-                    zr_pci_addr_format(&m->addr_by->source, src));
+        strbuf_addf(&d->changes, ", ", "guest_address %s → %s",
+                    zr_pci_addr_format(&c->guest_address, ga), why);
     }
 }
 
@@ -557,6 +566,18 @@ static void must_move(const struct zr_guest *wanted, const struct zr_device *c,
             m->addr_by = w;
         }
     }
+    /* A moved device gives up every value libvirt chose for it: what it
+     * kept would otherwise go to it last, after libvirt picked from the
+     * freed values for another attach of the run (say its slot for a
+     * device that names only zPCI ids). */
+    if (!m->mask)
+        return;
+    if (c->has_zpci_uid && !wc->has_zpci_uid)
+        m->mask |= MOVE_UID;
+    if (c->has_zpci_fid && !wc->has_zpci_fid)
+        m->mask |= MOVE_FID;
+    if (c->has_guest_address && !wc->has_guest_address)
+        m->mask |= MOVE_ADDR;
 }
 
 /* What a device holds that a wanted device may name; for messages. */
@@ -664,6 +685,54 @@ static void order_attaches(struct zr_plan *plan, size_t first)
     memcpy(plan->actions + first, sorted, n * sizeof(*sorted));
 }
 
+/* libvirt refuses a device <boot order> beside <os><boot dev>, and puts
+ * <boot dev='hd'/> into the persistent definition itself when the last
+ * device with a boot order is detached: a replacement of that device would
+ * be detached and then refused, every run.  Checked on the actions of the
+ * guest (from `first` on), for the persistent definition. */
+static void check_boot(struct zr_plan *plan, size_t gi, const struct zr_device_list *config,
+                       size_t first)
+{
+    if (!config || plan->guests[gi].error)
+        return;
+    const struct zr_action *attach = NULL;
+    for (size_t i = first; i < plan->n_actions && !attach; i++)
+        if (plan->actions[i].op == ZR_OP_ATTACH && plan->actions[i].config &&
+            plan->actions[i].device.has_boot_order)
+            attach = &plan->actions[i];
+    if (!attach)
+        return;
+    char src[ZR_PCI_ADDR_STRLEN];
+    const char *kind = zr_kind_to_string(attach->kind);
+    zr_pci_addr_format(&attach->source, src);
+    if (config->os_boot) {
+        plan->guests[gi].error = zr_asprintf(
+            "%s %s would be attached with boot order %u, but the guest boots by <os><boot "
+            "dev=...>, beside which libvirt refuses device boot orders; remove <boot> from "
+            "<os> first, or leave boot_order out",
+            kind, src, attach->device.boot_order);
+        return;
+    }
+    size_t remaining = 0;
+    for (size_t j = 0; j < config->n_held; j++)
+        remaining += config->held[j].has_boot_order;
+    for (size_t j = 0; j < config->n; j++) {
+        const struct zr_device *c = &config->items[j];
+        bool detached = false;
+        for (size_t i = first; i < plan->n_actions && !detached; i++)
+            detached = plan->actions[i].op == ZR_OP_DETACH && plan->actions[i].config &&
+                       plan->actions[i].kind == c->kind &&
+                       zr_pci_addr_eq(&plan->actions[i].source, &c->source);
+        remaining += c->has_boot_order && !detached;
+    }
+    if (remaining == 0)
+        plan->guests[gi].error = zr_asprintf(
+            "%s %s would be attached with boot order %u after every device with a boot order "
+            "is detached; libvirt then puts <boot dev='hd'/> into <os> and refuses it; give "
+            "another device of the guest (a disk) a boot order first",
+            kind, src, attach->device.boot_order);
+}
+
 void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
                    const struct zr_guest *wanted, const struct zr_device_list *config,
                    const struct zr_device_list *live, const struct zr_plan_options *opts)
@@ -723,6 +792,7 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
     }
 
     order_attaches(plan, first_action);
+    check_boot(plan, gi, config, first_action);
 
     /* A guest with an error gets no action at all: nothing half-done. */
     if (plan->guests[gi].error) {
