@@ -9,7 +9,6 @@ Usage: run.py LIBVIRT_SOURCE_DIR...   ($ZR_BINARY names the tool)
 Exit 0 all checked guests pass, 1 a check failed, 77 nothing to check.
 """
 
-import collections
 import os
 import sys
 import time
@@ -48,12 +47,9 @@ def main(trees):
     total_checked, failures, skipped_all = 0, [], []
     for tree in trees:
         files = candidates(tree)
-        # The directory in the name: one test name has a file in several of them.
-        prefix = 'zrc-%s-' % release(tree)
-        named = []
-        for f in files:
-            named.append(f)
-        groups, skipped = fidelity.define_grouped(named, prefix)
+        # One test name can have a file in several directories: define_grouped makes
+        # the guest names unique.
+        groups, skipped = fidelity.define_grouped(files, 'zrc-%s-' % release(tree))
         defined = sum(len(g) for _, g in groups)
         print('%s: %d files with in-scope devices, %d defined in %d roots, %d not definable'
               % (tree, len(files), defined, len(groups), len(skipped)), flush=True)
@@ -70,9 +66,6 @@ def main(trees):
             elab.close()
         total_checked += checked
         skipped_all += skipped
-    reasons = collections.Counter()
-    for path, why in skipped_all:
-        reasons[why.split(': ', 1)[0] if why.startswith('libvirt refuses') else why] += 1
     print('\nnot definable here (libvirt refuses the file, or no QEMU for its arch):')
     for path, why in skipped_all:
         print('  %s: %s' % (os.path.basename(path), why))
