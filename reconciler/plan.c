@@ -336,6 +336,10 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
                 c->zpci_uid != w->zpci_uid)
                 strbuf_addf(&d.changes, ", ", "the guest's interface name changes: eno%u → eno%u",
                             c->zpci_uid, w->zpci_uid);
+            else if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && m && (m->mask & MOVE_UID))
+                strbuf_addf(&d.changes, ", ",
+                            "the guest's interface name changes: eno%u → eno<the uid libvirt picks>",
+                            c->zpci_uid);
             /* The element is edited in place, so everything else is kept,
              * except what libvirt refuses beside a changed field: say so. */
             if (zr_domain_edit_drops_vlan(c, &s->attach)) {
