@@ -765,8 +765,11 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
     collect_keys(&keys, &n_keys, config);
     collect_keys(&keys, &n_keys, live);
 
+    /* With --config-only the running guest is not changed, so what it
+     * holds cannot stop the persistent definition's changes. */
+    bool live_changes = live && !(opts && opts->config_only);
     if (check_held(plan, gi, wanted, config, "persistent definition") < 0 ||
-        check_held(plan, gi, wanted, live, "running guest") < 0)
+        (live_changes && check_held(plan, gi, wanted, live, "running guest") < 0))
         return;
 
     size_t first_action = plan->n_actions;
