@@ -396,7 +396,8 @@ static void read_unrepresentable(const xmlNode *device, struct zr_device *d)
         }
         if (known_child(c, d->kind))
             continue;
-        fprintf(f, "%s<%s%s%s>", any ? ", " : "", c->ns && c->ns->prefix ? (const char *)c->ns->prefix : "",
+        fprintf(f, "%s<%s%s%s>", any ? ", " : "",
+                c->ns && c->ns->prefix ? (const char *)c->ns->prefix : "",
                 c->ns && c->ns->prefix ? ":" : "", (const char *)c->name);
         any = true;
     }
@@ -485,8 +486,8 @@ static int parse_element(const struct reader *r, xmlNode *node, struct zr_device
     } else {
         return -ENOENT;
     }
-    if (ret < 0 || (ret = read_guest_address(r, node, &d)) < 0 || (ret = read_boot(r, node, &d)) < 0 ||
-        (ret = read_rom(r, node, &d)) < 0)
+    if (ret < 0 || (ret = read_guest_address(r, node, &d)) < 0 ||
+        (ret = read_boot(r, node, &d)) < 0 || (ret = read_rom(r, node, &d)) < 0)
         return ret;
     read_common(node, &d);
     read_unrepresentable(node, &d);
@@ -942,7 +943,8 @@ static void edit_vlan_virtualport(xmlNode *root, const struct zr_device *c,
     } else if (zr_domain_edit_drops_vlan(c, t)) {
         remove_children(root, "vlan");
     }
-    if (t->vport.type != ZR_VPORT_NONE && (c->vport_unrepresentable || !vport_eq(&c->vport, &t->vport))) {
+    if (t->vport.type != ZR_VPORT_NONE &&
+        (c->vport_unrepresentable || !vport_eq(&c->vport, &t->vport))) {
         remove_children(root, "virtualport");
         add_virtualport(root, &t->vport);
     } else if (zr_domain_edit_drops_virtualport(c, t)) {
@@ -1034,8 +1036,8 @@ char *zr_domain_edit_xml(const struct zr_device *current, const struct zr_device
         edit_vlan_virtualport(root, current, target);
     }
     edit_guest_address(root, current, target);
-    if (target->has_boot_order && u32_differs(current->has_boot_order, current->boot_order, true,
-                                              target->boot_order))
+    if (target->has_boot_order &&
+        u32_differs(current->has_boot_order, current->boot_order, true, target->boot_order))
         set_prop(ensure_child(root, "boot"), "order", "%u", (unsigned)target->boot_order);
     const struct zr_rom *tr = &target->rom;
     if (tr->has_bar || tr->has_file || tr->has_enabled)

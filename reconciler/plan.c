@@ -337,22 +337,25 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
                 strbuf_addf(&d.changes, ", ", "the guest's interface name changes: eno%u → eno%u",
                             c->zpci_uid, w->zpci_uid);
             else if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && m && (m->mask & MOVE_UID))
-                strbuf_addf(&d.changes, ", ",
-                            "the guest's interface name changes: eno%u → eno<the uid libvirt picks>",
-                            c->zpci_uid);
+                strbuf_addf(
+                    &d.changes, ", ",
+                    "the guest's interface name changes: eno%u → eno<the uid libvirt picks>",
+                    c->zpci_uid);
             /* The element is edited in place, so everything else is kept,
              * except what libvirt refuses beside a changed field: say so. */
             if (zr_domain_edit_drops_vlan(c, &s->attach)) {
                 char old[32] = "(trunk or several tags)";
                 if (!c->vlan_unrepresentable)
                     snprintf(old, sizeof(old), "%u", c->vlan);
-                strbuf_addf(&d.changes, ", ", "vlan %s → (none: libvirt refuses a vlan beside a virtualport)",
-                            old);
+                strbuf_addf(&d.changes, ", ",
+                            "vlan %s → (none: libvirt refuses a vlan beside a virtualport)", old);
             }
             if (zr_domain_edit_drops_virtualport(c, &s->attach))
-                strbuf_addf(&d.changes, ", ", "virtualport %s → (none: libvirt refuses a virtualport beside a vlan)",
-                            c->vport_unrepresentable ? "(a type the inventory format cannot express)"
-                                                     : zr_vport_type_to_string(c->vport.type));
+                strbuf_addf(&d.changes, ", ",
+                            "virtualport %s → (none: libvirt refuses a virtualport beside a vlan)",
+                            c->vport_unrepresentable
+                                ? "(a type the inventory format cannot express)"
+                                : zr_vport_type_to_string(c->vport.type));
             s->reason = zr_asprintf("changed: %s", d.fields.s);
             s->changes = TAKE_PTR(d.changes.s);
         }
@@ -554,13 +557,11 @@ static void must_move(const struct zr_guest *wanted, const struct zr_device *c,
         const struct zr_device *w = &wanted->devices.items[i];
         if (zr_device_same_key(w, c))
             continue;
-        if (w->has_zpci_uid && c->has_zpci_uid && w->zpci_uid == c->zpci_uid &&
-            !wc->has_zpci_uid) {
+        if (w->has_zpci_uid && c->has_zpci_uid && w->zpci_uid == c->zpci_uid && !wc->has_zpci_uid) {
             m->mask |= MOVE_UID;
             m->uid_by = w;
         }
-        if (w->has_zpci_fid && c->has_zpci_fid && w->zpci_fid == c->zpci_fid &&
-            !wc->has_zpci_fid) {
+        if (w->has_zpci_fid && c->has_zpci_fid && w->zpci_fid == c->zpci_fid && !wc->has_zpci_fid) {
             m->mask |= MOVE_FID;
             m->fid_by = w;
         }
@@ -586,8 +587,8 @@ static void must_move(const struct zr_guest *wanted, const struct zr_device *c,
 
 /* What a device holds that a wanted device may name; for messages. */
 static bool held_clash(const struct zr_device *w, bool has_uid, uint32_t uid, bool has_fid,
-                       uint32_t fid, bool has_addr, const struct zr_pci_addr *addr,
-                       bool has_boot, uint32_t boot, char *what, size_t size)
+                       uint32_t fid, bool has_addr, const struct zr_pci_addr *addr, bool has_boot,
+                       uint32_t boot, char *what, size_t size)
 {
     char a[ZR_PCI_ADDR_STRLEN];
     if (w->has_zpci_uid && has_uid && w->zpci_uid == uid)
@@ -681,7 +682,8 @@ static void order_attaches(struct zr_plan *plan, size_t first)
             sorted[out++] = plan->actions[i];
     for (unsigned named = 3;; named--) {
         for (size_t i = first; i < plan->n_actions; i++)
-            if (plan->actions[i].op == ZR_OP_ATTACH && named_values(&plan->actions[i].device) == named)
+            if (plan->actions[i].op == ZR_OP_ATTACH &&
+                named_values(&plan->actions[i].device) == named)
                 sorted[out++] = plan->actions[i];
         if (named == 0)
             break;

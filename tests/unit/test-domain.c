@@ -1003,7 +1003,8 @@ Test(fidelity, edit_changes_only_the_differing_fields)
     cr_expect_str_eq(xml, "<interface type=\"hostdev\" managed=\"no\">\n"
                           "  <mac address=\"00:11:22:33:44:55\"/>\n"
                           "  <source>\n"
-                          "    <address type=\"pci\" domain=\"0x0000\" bus=\"0x03\" slot=\"0x07\" function=\"0x1\"/>\n"
+                          "    <address type=\"pci\" domain=\"0x0000\" bus=\"0x03\" slot=\"0x07\" "
+                          "function=\"0x1\"/>\n"
                           "  </source>\n"
                           "  <vlan trunk=\"yes\">\n"
                           "    <tag id=\"42\"/>\n"
@@ -1030,12 +1031,12 @@ Test(fidelity, edit_moves_ids_and_slot_and_drops_what_libvirt_refuses)
 {
     struct zr_device cur = {0}, want = {0};
     struct zr_error err = {0};
-    const char *xml =
-        "<interface type='hostdev' managed='yes'><mac address='02:00:00:00:00:01'/>"
-        "<source><address type='pci' domain='0x0003' bus='0x00' slot='0x00' function='0x0'/></source>"
-        "<vlan><tag id='7'/></vlan>"
-        "<address type='pci' domain='0x0000' bus='0x00' slot='0x01' function='0x0'>"
-        "<zpci uid='0x0001' fid='0x00000000'/></address></interface>";
+    const char *xml = "<interface type='hostdev' managed='yes'><mac address='02:00:00:00:00:01'/>"
+                      "<source><address type='pci' domain='0x0003' bus='0x00' slot='0x00' "
+                      "function='0x0'/></source>"
+                      "<vlan><tag id='7'/></vlan>"
+                      "<address type='pci' domain='0x0000' bus='0x00' slot='0x01' function='0x0'>"
+                      "<zpci uid='0x0001' fid='0x00000000'/></address></interface>";
     cr_assert_eq(parse_one(xml, &cur, &err), 0);
     zr_device_copy(&want, &cur);
     /* Let libvirt pick uid and slot anew, keep the fid; a virtualport makes
@@ -1051,7 +1052,8 @@ Test(fidelity, edit_moves_ids_and_slot_and_drops_what_libvirt_refuses)
     cr_expect_str_eq(out, "<interface type=\"hostdev\" managed=\"yes\">\n"
                           "  <mac address=\"02:00:00:00:00:01\"/>\n"
                           "  <source>\n"
-                          "    <address type=\"pci\" domain=\"0x0003\" bus=\"0x00\" slot=\"0x00\" function=\"0x0\"/>\n"
+                          "    <address type=\"pci\" domain=\"0x0003\" bus=\"0x00\" slot=\"0x00\" "
+                          "function=\"0x0\"/>\n"
                           "  </source>\n"
                           "  <address type=\"pci\">\n"
                           "    <zpci fid=\"0x00000000\"/>\n"
