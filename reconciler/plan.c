@@ -719,7 +719,7 @@ static void check_boot(struct zr_plan *plan, size_t gi, const struct zr_device_l
             kind, src, attach->device.boot_order);
         return;
     }
-    size_t remaining = 0;
+    size_t remaining = 0, before = 0;
     for (size_t j = 0; j < config->n_held; j++)
         remaining += config->held[j].has_boot_order;
     for (size_t j = 0; j < config->n; j++) {
@@ -730,8 +730,11 @@ static void check_boot(struct zr_plan *plan, size_t gi, const struct zr_device_l
                        plan->actions[i].kind == c->kind &&
                        zr_pci_addr_eq(&plan->actions[i].source, &c->source);
         remaining += c->has_boot_order && !detached;
+        before += c->has_boot_order;
     }
-    if (remaining == 0)
+    /* Without any boot order and without <os><boot> (libvirt writes one
+     * then, so not libvirt's XML) nothing changes at the detaches. */
+    if (before > 0 && remaining == 0)
         plan->guests[gi].error = zr_asprintf(
             "%s %s would be attached with boot order %u after every device with a boot order "
             "is detached; libvirt then puts <boot dev='hd'/> into <os> and refuses it; give "
