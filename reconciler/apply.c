@@ -416,6 +416,30 @@ static char *undo_xml(const struct zr_action *a, virDomainPtr dom, char **error)
     return out;
 }
 
+/* Why a done action could not be undone, and what the guest is left with:
+ * the function it lost (an undone detach) or still holds (an undone
+ * attach), and the virsh call that finishes the undo by hand.  `why` is
+ * the undo call's error, NULL when the lost connection left no call to
+ * try. */
+static char *undo_failed(const struct zr_plan *plan, const struct zr_action *a, const char *why)
+{
+    _cleanup_free_ char *desc = zr_device_describe(&a->device);
+    const char *guest = plan->guests[a->guest_index].guest;
+    const char *flags = a->live && a->config ? "--config --live" : a->live ? "--live" : "--config";
+    bool detach = a->op == ZR_OP_DETACH;
+    _cleanup_free_ char *state =
+        detach ? zr_asprintf("guest '%s' lost %s", guest, desc)
+               : zr_asprintf("guest '%s' still holds %s, which this run attached", guest, desc);
+    _cleanup_free_ char *head =
+        why ? zr_asprintf("rollback failed: %s: %s failed: %s", state,
+                          detach ? "attaching it again" : "detaching it", why)
+            : zr_asprintf("not rolled back, the connection to libvirt was lost: %s", state);
+    return zr_asprintf("%s; %s it with virsh %s %s FILE %s, FILE holding this action's xml "
+                       "(-o json)",
+                       head, detach ? "restore" : "remove",
+                       detach ? "attach-device" : "detach-device", guest, flags);
+}
+
 static void rollback(struct host_run *h)
 {
     struct zr_plan *plan = h->plan;
@@ -427,8 +451,8 @@ static void rollback(struct host_run *h)
         char src[ZR_PCI_ADDR_STRLEN];
         zr_pci_addr_format(&a->source, src);
         if (h->lost) {
-            set_result(a, ZR_RESULT_DONE,
-                       zr_strdup("not rolled back: the connection to libvirt was lost"));
+            set_result(a, ZR_RESULT_FAILED,
+                       undo_failed(plan, a, NULL));
             continue;
         }
         char *why = NULL;
@@ -446,19 +470,22 @@ static void rollback(struct host_run *h)
             run_action(&undo, dom, &h->w, h->o);
             why = TAKE_PTR(undo.error);
         }
-        if (xml && undo.result == ZR_RESULT_DONE) {
+        bool undone = xml && undo.result == ZR_RESULT_DONE;
+        if (undone) {
             set_result(a, ZR_RESULT_ROLLED_BACK, NULL);
         } else {
-            set_result(a, ZR_RESULT_DONE, zr_asprintf("rollback failed: %s", why));
+            /* The guest is neither as it was nor as planned: a failure
+             * the reader must act on, never "rolled back". */
+            set_result(a, ZR_RESULT_FAILED, undo_failed(plan, a, why));
             /* The rest cannot be undone over a dead connection either. */
             if (virConnectIsAlive(h->conn) == 0)
                 h->lost = zr_strdup(why);
         }
-        free(why);
         if (h->o->progress)
             fprintf(stderr, "rollback: %s %s %s on %s [%s]: %s\n", zr_op_to_string(undo.op),
                     zr_kind_to_string(a->kind), src, plan->guests[a->guest_index].guest,
-                    flags_string(a), a->result == ZR_RESULT_ROLLED_BACK ? "done" : a->error);
+                    flags_string(a), undone ? "done" : why);
+        free(why);
     }
 }
 

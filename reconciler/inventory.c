@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <ctype.h>
+#include <libxml/uri.h>
 #include <yaml.h>
 
 #include "domain.h"
@@ -75,6 +77,7 @@ typedef enum {
     USE_SOURCE, /* per host */
     USE_UID,    /* per guest */
     USE_FID,    /* per guest */
+    USE_GADDR,  /* per guest: two devices at one guest address */
     USE__COUNT,
 } use_kind;
 
@@ -945,6 +948,12 @@ static int parse_guest_address(struct loader *l, const struct field *f, const st
 static int parse_profileid(struct loader *l, const struct field *f, const struct node *v,
                            void *obj)
 {
+    /* libvirt's limit is 39 bytes; JSON Schema (schema/) can only count
+     * characters.  ASCII makes the two one limit, and port profile names
+     * (a switch's configuration) are ASCII. */
+    for (size_t i = 0; is_text(v) && i < v->len; i++)
+        if ((unsigned char)v->text[i] >= 0x80)
+            return type_error(l, f, v);
     int r = parse_string(l, f, v, obj);
     if (r < 0)
         return r;
@@ -972,6 +981,17 @@ static int parse_mac(struct loader *l, const struct field *f, const struct node 
     }
     if (r < 0)
         return type_error(l, f, v);
+    /* libvirt takes the all-zero address as given, and no NIC may use it
+     * (it is not a valid station address); refused like a multicast one. */
+    static const struct zr_mac zero = {{0}};
+    if (zr_mac_eq(&m, &zero)) {
+        _cleanup_free_ char *s = shown(v->text, v->len);
+        report(l, v->mark,
+               "'%s' %s is the all-zero address, which no device may use; give a unicast MAC "
+               "(first octet even), or leave '%s' out and libvirt picks one",
+               f->key, s, f->key);
+        return -EINVAL;
+    }
     *FIELD_PTR(obj, f->offset, struct zr_mac) = m;
     set_bit(f, obj);
     return 0;
@@ -1092,7 +1112,7 @@ static const struct field virtualport_fields[] = {
      .parse = parse_profileid,
      .offset = VP(profileid),
      .max = ZR_VPORT_PROFILEID_MAX,
-     .expect = "a port profile name of 1 to 39 bytes"},
+     .expect = "a port profile name of 1 to 39 ASCII characters"},
     {.key = "managerid",
      .parse = parse_number,
      .offset = VP(managerid),
@@ -1149,7 +1169,8 @@ static const struct field hostdev_fields[] = {
      .parse = parse_guest_address,
      .offset = DEV(guest_address),
      .has = DEV_HAS(has_guest_address),
-     .expect = PCI_ADDR_EXPECT},
+     .expect = PCI_ADDR_EXPECT,
+     .unique = USE_GADDR},
 };
 static const struct table hostdev_table = {hostdev_fields, ELEMENTSOF(hostdev_fields), NULL};
 
@@ -1262,6 +1283,10 @@ static char *use_format(use_kind kind, uint64_t v)
         return zr_asprintf("zPCI uid 0x%04" PRIx64, v);
     case USE_FID:
         return zr_asprintf("zPCI fid 0x%08" PRIx64, v);
+    case USE_GADDR:
+        return zr_asprintf("guest_address %04x:%02x:%02x.%x", (unsigned)(v >> 24),
+                           (unsigned)(v >> 16) & 0xff, (unsigned)(v >> 8) & 0xff,
+                           (unsigned)v & 0xff);
     case USE_NONE:
     case USE__COUNT:
         break;
@@ -1354,6 +1379,7 @@ static void parse_guest(struct loader *l, const struct node *key, const struct n
 
     check_uses(l, USE_UID, in);
     check_uses(l, USE_FID, in);
+    check_uses(l, USE_GADDR, in);
 }
 
 /* Guests of one host; `v` is a mapping or null. */
@@ -1370,6 +1396,134 @@ static void parse_guests(struct loader *l, const struct node *v, struct zr_host 
                 parse_guest(l, v->items[i], v->items[i + 1], &h->guests[h->n_guests++]);
     }
     check_uses(l, USE_SOURCE, where);
+}
+
+/* ---- one host, one uri ---------------------------------------------------- */
+
+/* A path as libvirt's drivers resolve it: runs of '/' are one, "." segments
+ * name the directory they are in, a trailing '/' changes nothing.  ".." is
+ * kept: through a symlink it need not be the parent. */
+static void normalize_path(char *p)
+{
+    char *o = p;
+    for (const char *i = p; *i;) {
+        if (*i == '/' && (i[1] == '/' || (i[1] == '.' && (i[2] == '/' || i[2] == '\0')))) {
+            i += i[1] == '/' ? 1 : 2;
+            continue;
+        }
+        *o++ = *i++;
+    }
+    *o = '\0';
+    if (o - p > 1 && o[-1] == '/')
+        o[-1] = '\0';
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char *zr_uri_normalize(const char *uri)
+{
+    xmlURIPtr u = uri ? xmlParseURI(uri) : NULL;
+    if (!u || !u->scheme) {
+        xmlFreeURI(u);
+        return zr_strdup(uri);
+    }
+    for (char *c = u->scheme; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    for (char *c = u->server; c && *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    if (u->path)
+        normalize_path(u->path);
+
+    /* Parameters in any order are one URI; a root= (embedded driver) is a
+     * path like the URI's own. */
+    char **params = NULL;
+    size_t n = 0;
+    const char *query = u->query_raw ? u->query_raw : u->query;
+    _cleanup_free_ char *q = zr_strdup(query);
+    for (char *save = NULL, *t = q ? strtok_r(q, "&;", &save) : NULL; t;
+         t = strtok_r(NULL, "&;", &save)) {
+        char *param = zr_strdup(t);
+        if (strncmp(param, "root=", 5) == 0)
+            normalize_path(param + 5);
+        *ZR_APPEND(params, n) = param;
+    }
+    if (n)
+        qsort(params, n, sizeof(*params), str_cmp);
+
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f)
+        abort();
+    fprintf(f, "%s://", u->scheme);
+    if (u->user)
+        fprintf(f, "%s@", u->user);
+    if (u->server)
+        fputs(u->server, f);
+    if (u->port > 0)
+        fprintf(f, ":%d", u->port);
+    fputs(u->path && *u->path ? u->path : "/", f);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%c%s", i ? '&' : '?', params[i]);
+        free(params[i]);
+    }
+    free(params);
+    fclose(f);
+    xmlFreeURI(u);
+    return out;
+}
+
+struct host_uri {
+    char *norm;
+    const struct zr_host *host;
+};
+
+static int host_uri_cmp(const void *a, const void *b)
+{
+    const struct host_uri *x = a, *y = b;
+    int r = strcmp(x->norm, y->norm);
+    return r ? r : mark_cmp(x->host->mark, y->host->mark);
+}
+
+/* Two hosts on one libvirt connection would race for its lock (and an
+ * embedded root can be opened by one process only), and applied one after
+ * the other they would undo each other on every run: refused, however the
+ * URIs are spelled. */
+static void check_host_uris(struct loader *l, const struct zr_inventory *inv)
+{
+    if (inv->n_hosts < 2)
+        return;
+    struct host_uri *hu = zr_new0(struct host_uri, inv->n_hosts);
+    size_t n = 0;
+    for (size_t i = 0; i < inv->n_hosts; i++)
+        if (inv->hosts[i].uri)
+            hu[n++] = (struct host_uri){zr_uri_normalize(inv->hosts[i].uri), &inv->hosts[i]};
+    if (n)
+        qsort(hu, n, sizeof(*hu), host_uri_cmp);
+    for (size_t j = 1, first = 0; j < n; j++) {
+        if (strcmp(hu[j].norm, hu[first].norm) != 0) {
+            first = j;
+            continue;
+        }
+        const struct zr_host *a = hu[first].host, *b = hu[j].host;
+        _cleanup_free_ char *an = shown(a->name, strlen(a->name));
+        _cleanup_free_ char *bn = shown(b->name, strlen(b->name));
+        if (zr_streq(a->uri, b->uri))
+            report(l, b->mark,
+                   "host '%s' has the same uri as host '%s' (line %u); each host needs its own",
+                   bn, an, a->mark.line);
+        else
+            report(l, b->mark,
+                   "host '%s' has the same uri as host '%s' (line %u): both name %s; each host "
+                   "needs its own",
+                   bn, an, a->mark.line, hu[j].norm);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(hu[i].norm);
+    free(hu);
 }
 
 struct host_spec {
@@ -1410,6 +1564,7 @@ static void parse_hosts(struct loader *l, const struct node *v, struct zr_invent
         h->uri = TAKE_PTR(spec.uri);
         parse_guests(l, spec.guests, h);
     }
+    check_host_uris(l, inv);
 }
 
 struct top_spec {

@@ -599,26 +599,6 @@ static void run_hosts_forked(const struct options *o, const struct zr_inventory 
         zr_plan_append(plan, &results[i]);
 }
 
-/* Two hosts on one URI would race for its lock (and an embedded root can
- * be opened by one process only), so which one fails would depend on
- * timing.  Refused up front, naming both. */
-static int check_distinct_uris(const struct zr_inventory *inv)
-{
-    int bad = 0;
-    for (size_t i = 0; i < inv->n_hosts; i++)
-        for (size_t j = 0; j < i; j++)
-            if (inv->hosts[i].uri && zr_streq(inv->hosts[i].uri, inv->hosts[j].uri)) {
-                fprintf(stderr,
-                        "%s:%u:%u: error: host '%s' has the same uri as host '%s' (line %u); "
-                        "each host needs its own\n",
-                        inv->file, inv->hosts[i].mark.line, inv->hosts[i].mark.column,
-                        inv->hosts[i].name, inv->hosts[j].name, inv->hosts[j].mark.line);
-                bad = -EINVAL;
-                break;
-            }
-    return bad;
-}
-
 static bool use_color(const struct options *o)
 {
     switch (o->color) {
@@ -635,20 +615,59 @@ static bool use_color(const struct options *o)
     return isatty(STDOUT_FILENO) && !(no_color && *no_color) && term && strcmp(term, "dumb") != 0;
 }
 
+/* The metrics of a plan or apply run; returns the exit status, which a
+ * file that cannot be written turns into an error. */
+static int write_metrics(const struct options *o, bool applying, const struct zr_plan *plan,
+                         double t0, int rc)
+{
+    if (!o->metrics_file)
+        return rc;
+    struct zr_metrics_run run = {
+        .command = applying ? "apply" : "plan",
+        .applied = applying,
+        .end_time = seconds_now(CLOCK_REALTIME),
+        .seconds = seconds_now(CLOCK_MONOTONIC) - t0,
+        .exit_status = rc,
+    };
+    struct zr_error err = {0};
+    if (zr_metrics_write_file(o->metrics_file, plan, &run, &err) < 0) {
+        fprintf(stderr, "zpci-reconcile: %s\n", err.message);
+        zr_error_finish(&err);
+        return EXIT_ERROR;
+    }
+    return rc;
+}
+
+/* A plan or apply that ends before it plans: the errors are already on
+ * stderr; JSON still gets a document and the metrics their exit status
+ * (else the alert on it would never fire). */
+static int plan_apply_failed(const struct options *o, bool applying, double t0,
+                             const struct zr_errors *errs)
+{
+    struct zr_output_options oo = {.format = o->format, .applied = applying};
+    zr_output_errors(stdout, errs, &oo);
+    fflush(stdout);
+    struct zr_plan empty = {0};
+    return write_metrics(o, applying, &empty, t0, EXIT_ERROR);
+}
+
 static int verb_plan_apply(const struct options *o, const char *path, bool applying)
 {
     double t0 = seconds_now(CLOCK_MONOTONIC);
-    _cleanup_(zr_inventory_freep) struct zr_inventory *inv = load_inventory(path);
-    if (!inv)
-        return EXIT_ERROR;
-    if (o->uri && inv->n_hosts > 1) {
-        fprintf(stderr, "zpci-reconcile: --connect cannot be used with an inventory of %zu hosts; "
-                        "each host has its own uri\n",
-                inv->n_hosts);
-        return EXIT_ERROR;
+    _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
+    _cleanup_(zr_inventory_freep) struct zr_inventory *inv = zr_inventory_load(path, &errs);
+    if (!inv) {
+        zr_errors_print(&errs, stderr);
+        return plan_apply_failed(o, applying, t0, &errs);
     }
-    if (check_distinct_uris(inv) < 0)
-        return EXIT_ERROR;
+    if (o->uri && inv->n_hosts > 1) {
+        zr_errors_add(&errs, NULL, 0, 0, NULL,
+                      "--connect cannot be used with an inventory of %zu hosts; each host has "
+                      "its own uri",
+                      inv->n_hosts);
+        fprintf(stderr, "zpci-reconcile: %s\n", errs.items[0].message);
+        return plan_apply_failed(o, applying, t0, &errs);
+    }
 
     struct zr_plan plan = {0};
     if (inv->n_hosts == 1)
@@ -679,21 +698,7 @@ static int verb_plan_apply(const struct options *o, const char *path, bool apply
     else
         rc = EXIT_IN_SYNC;
 
-    if (o->metrics_file) {
-        struct zr_metrics_run run = {
-            .command = applying ? "apply" : "plan",
-            .applied = applying,
-            .end_time = seconds_now(CLOCK_REALTIME),
-            .seconds = seconds_now(CLOCK_MONOTONIC) - t0,
-            .exit_status = rc,
-        };
-        struct zr_error err = {0};
-        if (zr_metrics_write_file(o->metrics_file, &plan, &run, &err) < 0) {
-            fprintf(stderr, "zpci-reconcile: %s\n", err.message);
-            zr_error_finish(&err);
-            rc = EXIT_ERROR;
-        }
-    }
+    rc = write_metrics(o, applying, &plan, t0, rc);
     zr_plan_finish(&plan);
     return rc;
 }
@@ -853,7 +858,12 @@ int main(int argc, char **argv)
             : NULL;
     if (misplaced) {
         fprintf(stderr, "zpci-reconcile: %s\n", misplaced);
-        return EXIT_ERROR;
+        if (!is_run)
+            return EXIT_ERROR;
+        _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
+        zr_errors_add(&errs, NULL, 0, 0, NULL, "%s", misplaced);
+        return plan_apply_failed(&o, is_apply && !o.dry_run, seconds_now(CLOCK_MONOTONIC),
+                                 &errs);
     }
 
     /* libxml2 must be initialised before threads read domain XML at once. */

@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""What the report says is what happened, whatever went wrong (issue 13).
+
+Against qemu:///embed roots, with the fault shim (tests/fault/zr-fault.c) where a call
+must fail or a signal must land at one exact call. Each test compares the text, the JSON
+and the guests' XML: the three must tell the same story, and the next plan must agree.
+"""
+
+import json
+import os
+import tempfile
+import textwrap
+import unittest
+
+import lab
+from lab import EmbedLab, hostdev_xml, s390x_guest
+
+
+def injected(fn, n):
+    return 'zr-fault: %s call %s failed' % (fn, n)
+
+
+class ReportTestCase(unittest.TestCase):
+    def setUp(self):
+        self.lab = EmbedLab()
+        self.addCleanup(self.lab.close)
+        self.inv = os.path.join(self.lab.root, 'inventory.yaml')
+
+    def define(self, name, *devices):
+        self.lab.define(s390x_guest(name, ''.join(devices)))
+
+    def inventory(self, text):
+        with open(self.inv, 'w') as f:
+            f.write(textwrap.dedent(text).lstrip())
+
+    def tool(self, *args, fault=None, env=None):
+        e = lab.fault_env(fault) if fault else {}
+        e['LIBVIRT_DEFAULT_URI'] = None
+        e.update(env or {})
+        return lab.run_tool(['-j', '1'] + list(args) + ['-c', self.lab.uri], env=e)
+
+    def tool_json(self, *args, fault=None):
+        rc, out, err = self.tool('-o', 'json', *args, fault=fault)
+        try:
+            return rc, json.loads(out), err
+        except ValueError:
+            self.fail('not JSON (rc %d): %s\n%s' % (rc, out, err))
+
+
+REPLACE_ALPHA = """
+    version: 1
+    guests:
+      alpha:
+        hostdevs:
+          - source: 0001:00:00.0
+            zpci: {uid: 0x0002}
+    """
+
+
+class HalfDoneReplacementTest(ReportTestCase):
+    """The detach of a replacement succeeded, its attach failed: the guest lost it."""
+
+    def setUp(self):
+        super().setUp()
+        self.define('alpha', hostdev_xml('0001:00:00.0', zpci_uid=1, zpci_fid=0))
+        self.inventory(REPLACE_ALPHA)
+
+    def test_text_json_xml_and_next_plan_agree(self):
+        fault = 'virDomainAttachDeviceFlags:1'
+        rc, out, err = self.tool('apply', self.inv, fault=fault)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('alpha:\n  ~ replace hostdev 0001:00:00.0 zpci uid=0x0002 fid=0x00000000 '
+                      'guest_address=0000:00:01.0 [config] failed: detached, not attached '
+                      'again: %s\n' % injected('virDomainAttachDeviceFlags', 1), out)
+        self.assertIn('Apply: 0 attached, 1 detached, 0 replaced, 1 failed on 1 of 1 guests.\n',
+                      out)
+        self.assertEqual(self.lab.devices('alpha'), [])
+
+        # the JSON, run again from the same start
+        self.lab.attach('alpha', hostdev_xml('0001:00:00.0', zpci_uid=1, zpci_fid=0))
+        rc, doc, err = self.tool_json('apply', self.inv, fault=fault)
+        self.assertEqual(rc, 1, err)
+        self.assertEqual([(a['op'], a['result']) for a in doc['actions']],
+                         [('detach', 'done'), ('attach', 'failed')])
+        s = doc['summary']
+        self.assertEqual((s['attach'], s['detach'], s['replace'], s['failed']), (0, 1, 0, 1))
+        self.assertEqual(self.lab.devices('alpha'), [])
+
+        # the next plan sees what the report said: the function is missing
+        rc, out, err = self.tool('plan', self.inv)
+        self.assertEqual(rc, 2, out + err)
+        self.assertIn('alpha:\n  + attach hostdev 0001:00:00.0 zpci uid=0x0002 [config]\n', out)
+        self.assertIn('Plan: 1 to attach, 0 to detach, 0 to replace on 1 of 1 guests.', out)
+
+
+class InterruptedApplyTest(ReportTestCase):
+    """SIGTERM in the middle of a 1000-action apply: 50 guests x 10 replacements."""
+
+    GUESTS, DEVICES = 50, 10
+
+    def setUp(self):
+        super().setUp()
+        names = ['g%02d' % g for g in range(self.GUESTS)]
+        self.lab.define_many([s390x_guest(n, ''.join(
+            hostdev_xml('%04x:00:%02x.0' % (g + 1, d), zpci_uid=d + 1, zpci_fid=d)
+            for d in range(self.DEVICES))) for g, n in enumerate(names)])
+        self.names = names
+        self.inventory('version: 1\nguests:\n' + ''.join(
+            '  %s:\n    hostdevs:\n' % n + ''.join(
+                '      - source: %04x:00:%02x.0\n        zpci: {uid: 0x%04x}\n'
+                % (g + 1, d, d + 0x101) for d in range(self.DEVICES))
+            for g, n in enumerate(names)))
+
+    def count_devices(self):
+        return sum(len(self.lab.devices(n)) for n in self.names)
+
+    def test_each_line_carries_its_result(self):
+        total = self.GUESTS * self.DEVICES
+        # the signal lands during the 300th detach: it completes, nothing after it runs
+        rc, out, err = self.tool('apply', self.inv, fault='virDomainDetachDeviceFlags:300:sigterm')
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('zpci-reconcile: interrupted by signal 15; stopped after the current '
+                      'call\n', err)
+        lines = [l for l in out.splitlines() if l.startswith('  ~ replace')]
+        self.assertEqual(len(lines), total)
+        half = [l for l in lines if l.endswith('[config] detached, not attached again: not run: '
+                                               'interrupted by a signal')]
+        skipped = [l for l in lines if l.endswith('[config] skipped: not run: interrupted by a '
+                                                  'signal')]
+        self.assertEqual((len(half), len(skipped)), (300, total - 300), out)
+        self.assertIn('Apply: 0 attached, 300 detached, 0 replaced, 0 failed, %d skipped on '
+                      '%d of %d guests.\n' % (2 * total - 300, self.GUESTS, self.GUESTS), out)
+        self.assertEqual(self.count_devices(), total - 300)
+
+        # JSON from a fresh start agrees action by action
+        lab_devices_before = self.count_devices()
+        rc, out, err = self.tool('apply', '-q', self.inv)     # converge: re-attach all
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(self.count_devices(), total)
+        self.assertNotEqual(lab_devices_before, total)
+        self.inventory(open(self.inv).read().replace('0x01', '0x02'))
+        rc, doc, err = self.tool_json('apply', self.inv,
+                                      fault='virDomainDetachDeviceFlags:300:sigterm')
+        self.assertEqual(rc, 1, err)
+        results = [(a['op'], a['result']) for a in doc['actions']]
+        self.assertEqual(results, [('detach', 'done')] * 300 +
+                         [('detach', 'skipped')] * (total - 300) + [('attach', 'skipped')] * total)
+        s = doc['summary']
+        self.assertEqual((s['attach'], s['detach'], s['replace'], s['skipped']),
+                         (0, 300, 0, 2 * total - 300))
+        self.assertEqual(self.count_devices(), total - 300)
+        # and the next plan: 300 to attach again, the rest still to replace
+        rc, out, err = self.tool('plan', '-q', self.inv)
+        self.assertEqual(rc, 2, out + err)
+        self.assertEqual(out, 'Plan: 300 to attach, 0 to detach, %d to replace on %d of %d '
+                              'guests.\n' % (total - 300, self.GUESTS, self.GUESTS))
+
+
+class AtomicUndoTest(ReportTestCase):
+    """--atomic: "rolled back" only when the undo worked."""
+
+    def setUp(self):
+        super().setUp()
+        self.define('alpha', hostdev_xml('0001:00:00.0', zpci_uid=1, zpci_fid=0))
+        self.define('bravo')
+        self.inventory(textwrap.dedent(REPLACE_ALPHA) + '  bravo:\n    hostdevs:\n      - source: 0002:00:00.0\n')
+
+    def test_failed_undo_is_a_failure_naming_the_lost_function(self):
+        # attach 1: alpha's new element; 2: bravo's, fails; the undo detaches alpha's new
+        # element, then attach 3 (alpha's old element again) fails
+        fault = 'virDomainAttachDeviceFlags:2+'
+        rc, doc, err = self.tool_json('apply', '--atomic', self.inv, fault=fault)
+        self.assertEqual(rc, 1, err)
+        detach, attach_a, attach_b = doc['actions']
+        self.assertEqual((detach['guest'], detach['op'], detach['result']),
+                         ('alpha', 'detach', 'failed'))
+        lost = ("rollback failed: guest 'alpha' lost hostdev 0001:00:00.0 zpci uid=0x0001 "
+                "fid=0x00000000 guest_address=0000:00:01.0: attaching it again failed: %s; "
+                "restore it with virsh attach-device alpha FILE --config, FILE holding this "
+                "action's xml (-o json)" % injected('virDomainAttachDeviceFlags', 3))
+        self.assertEqual(detach['error'], lost)
+        self.assertEqual((attach_a['result'], attach_b['result']), ('rolled back', 'failed'))
+        self.assertEqual(doc['summary']['rolled_back'], 1)
+        self.assertEqual(doc['summary']['failed'], 2)
+        self.assertEqual(self.lab.devices('alpha'), [])
+
+        # following the message restores the guest
+        self.lab.attach('alpha', detach['xml'])
+        got = [(d['source'], d['zpci_uid'], d['zpci_fid']) for d in self.lab.devices('alpha')]
+        self.assertEqual(got, [('0001:00:00.0', 1, 0)])
+
+        rc, out, err = self.tool('apply', '--atomic', self.inv, fault=fault)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('alpha:\n  ~ replace hostdev 0001:00:00.0 zpci uid=0x0002 fid=0x00000000 '
+                      'guest_address=0000:00:01.0 [config] failed: %s\n' % lost, out)
+        self.assertNotIn('~ replace hostdev 0001:00:00.0 zpci uid=0x0002 fid=0x00000000 '
+                         'guest_address=0000:00:01.0 [config] rolled back', out)
+        self.assertIn('Apply: 0 attached, 0 detached, 0 replaced, 2 failed, 1 rolled back on 2 '
+                      'of 2 guests.\n', out)
+
+    def test_undo_that_works_is_rolled_back(self):
+        rc, out, err = self.tool('apply', '--atomic', self.inv,
+                                 fault='virDomainAttachDeviceFlags:2')
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('alpha:\n  ~ replace hostdev 0001:00:00.0 zpci uid=0x0002 fid=0x00000000 '
+                      'guest_address=0000:00:01.0 [config] rolled back\n', out)
+        self.assertIn('Apply: 0 attached, 0 detached, 0 replaced, 1 failed, 2 rolled back on 2 '
+                      'of 2 guests.\n', out)
+        got = [(d['source'], d['zpci_uid']) for d in self.lab.devices('alpha')]
+        self.assertEqual(got, [('0001:00:00.0', 1)])
+
+
+class BeforeThePlanTest(ReportTestCase):
+    """A run that ends before it plans still reports: JSON and metrics."""
+
+    BAD = """
+        version: 1
+        guests:
+          alpha:
+            hostdevs:
+              - source: 0001:00:00.0
+                zpci: {uid: 0x0000}
+              - source: 0001:00:00.0
+        """
+
+    def setUp(self):
+        super().setUp()
+        self.define('alpha')
+        self.metrics = os.path.join(self.lab.root, 'zr.prom')
+
+    def read_metrics(self):
+        with open(self.metrics) as f:
+            return {l.rsplit(' ', 1)[0]: l.rsplit(' ', 1)[1]
+                    for l in f.read().splitlines() if not l.startswith('#')}
+
+    def test_invalid_inventory_json_and_metrics(self):
+        # a good run first writes exit status 0 ...
+        self.inventory('version: 1\nguests:\n  alpha:\n    hostdevs: []\n')
+        rc, out, err = self.tool('apply', '--metrics-file', self.metrics, self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(self.read_metrics()[
+            'zpci_reconcile_last_run_exit_status{command="apply"}'], '0')
+
+        # ... then an invalid inventory must overwrite it
+        self.inventory(self.BAD)
+        rc, doc, err = self.tool_json('apply', '--metrics-file', self.metrics, self.inv)
+        self.assertEqual(rc, 1, err)
+        self.assertEqual(doc['version'], 1)
+        self.assertEqual(doc['actions'], [])
+        self.assertEqual(doc['errors'], [
+            {'host': None, 'guest': None, 'file': self.inv, 'line': 6, 'column': 21,
+             'message': "'uid' must be a number from 0x0001 to 0xffff, got '0x0000'"},
+            {'host': None, 'guest': None, 'file': self.inv, 'line': 7, 'column': 17,
+             'message': "duplicate source 0001:00:00.0 on host 'default' (first used at "
+                        "line 5)"}])
+        self.assertFalse(doc['errors_truncated'])
+        self.assertEqual(doc['summary']['failed'], 0)
+        # the human form still goes to stderr
+        self.assertIn('%s:6:21: error: ' % self.inv, err)
+        m = self.read_metrics()
+        self.assertEqual(m['zpci_reconcile_last_run_exit_status{command="apply"}'], '1')
+
+        # plan too, and a usage error of plan/apply
+        rc, out, err = self.tool('plan', '--metrics-file', self.metrics, self.inv)
+        self.assertEqual((rc, out), (1, ''))
+        self.assertEqual(self.read_metrics()[
+            'zpci_reconcile_last_run_exit_status{command="plan"}'], '1')
+        rc, doc, err = self.tool_json('plan', '--atomic', '--metrics-file', self.metrics,
+                                      self.inv)
+        self.assertEqual(rc, 1, err)
+        self.assertEqual(doc['errors'], [{'host': None, 'guest': None, 'file': None,
+                                          'line': None, 'column': None,
+                                          'message': '--atomic is only for apply'}])
+
+    def test_unreadable_inventory_json(self):
+        missing = os.path.join(self.lab.root, 'nope.yaml')
+        rc, doc, err = self.tool_json('plan', missing)
+        self.assertEqual(rc, 1, err)
+        [e] = doc['errors']
+        self.assertEqual((e['file'], e['line']), (missing, None))
+        self.assertIn('No such file or directory', e['message'])
+
+    def test_connection_failure_writes_metrics(self):
+        self.inventory('version: 1\nguests:\n  alpha:\n    hostdevs: []\n')
+        rc, out, err = self.tool('apply', '--metrics-file', self.metrics, self.inv,
+                                 fault='virConnectOpen:1')
+        self.assertEqual(rc, 1, out + err)
+        m = self.read_metrics()
+        self.assertEqual(m['zpci_reconcile_last_run_exit_status{command="apply"}'], '1')
+        self.assertEqual(m['zpci_reconcile_host_up{host="default"}'], '0')
+
+
+class EscapingTest(ReportTestCase):
+    """Control characters in names never reach the terminal raw."""
+
+    def test_guest_names_and_messages_are_escaped(self):
+        # YAML double-quoted escapes: ESC [2J (clear screen), BEL, CSI (U+009B)
+        self.inventory(r"""
+            version: 1
+            guests:
+              "evil\e[2J\aname\u009b31m":
+                hostdevs: []
+            """)
+        rc, out, err = self.tool('plan', '--color', 'never', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        shown = r'evil\x1b[2J\x07name\u009b31m'
+        self.assertIn("%s: error: guest '%s' not found\n" % (shown, shown), out)
+        for c in ('\x1b', '\x07', '\u009b'):
+            self.assertNotIn(c, out)
+        # JSON keeps the name, escaped the JSON way
+        rc, doc, err = self.tool_json('plan', self.inv)
+        self.assertEqual(doc['errors'][0]['guest'], 'evil\x1b[2J\x07name\u009b31m')
+
+    def test_inventory_errors_are_escaped(self):
+        self.inventory(r"""
+            version: 1
+            guests:
+              alpha:
+                "\e]0;pwned\a": 1
+            """)
+        rc, out, err = self.tool('validate', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn(r"unknown key '\x1b]0;pwned\x07' in guest 'alpha'", err)
+        self.assertNotIn('\x1b', err)
+
+
+if __name__ == '__main__':
+    lab.main()
