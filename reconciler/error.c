@@ -129,6 +129,18 @@ void zr_fputs_escaped(const char *s, FILE *f)
     }
 }
 
+char *zr_escaped(const char *s)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f)
+        abort();
+    zr_fputs_escaped(s, f);
+    fclose(f);
+    return out;
+}
+
 void zr_error_print(const struct zr_error *e, FILE *f)
 {
     /* Messages quote keys and values of the input: escaped, as the text

@@ -46,4 +46,6 @@ void zr_error_print(const struct zr_error *e, FILE *f);
  * the cursor, clear the screen or retitle the window.  Tab stays (it moves
  * nothing but the column). */
 void zr_fputs_escaped(const char *s, FILE *f);
+/* The same as a new string, for printf-style messages. */
+char *zr_escaped(const char *s);
 void zr_errors_print(const struct zr_errors *errs, FILE *f);

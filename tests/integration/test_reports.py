@@ -6,8 +6,12 @@ must fail or a signal must land at one exact call. Each test compares the text, 
 and the guests' XML: the three must tell the same story, and the next plan must agree.
 """
 
+import fcntl
 import json
 import os
+import shutil
+import stat
+import subprocess
 import tempfile
 import textwrap
 import unittest
@@ -322,6 +326,133 @@ class EscapingTest(ReportTestCase):
         self.assertEqual(rc, 1, out + err)
         self.assertIn(r"unknown key '\x1b]0;pwned\x07' in guest 'alpha'", err)
         self.assertNotIn('\x1b', err)
+
+
+LOCK_DIR = '/run/zpci-reconcile'
+
+
+def as_nobody(*argv):
+    """Run argv as user nobody (runuser, so no password or PAM session is needed)."""
+    return subprocess.run(['runuser', '-u', 'nobody', '--'] + list(argv),
+                          capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+class LockTest(ReportTestCase):
+    """No other local user can stop apply by creating or holding its lock."""
+
+    def setUp(self):
+        if os.geteuid() != 0 or not shutil.which('runuser'):
+            self.skipTest('needs root and runuser')
+        super().setUp()
+        self.define('alpha')
+        self.inventory('version: 1\nguests:\n  alpha:\n    hostdevs:\n'
+                       '      - source: 0001:00:00.0\n')
+        self.empty = os.path.join(self.lab.root, 'empty.yaml')
+        with open(self.empty, 'w') as f:
+            f.write('version: 1\nguests:\n  alpha:\n    hostdevs: []\n')
+
+    def lock_files(self):
+        """Every apply lock file a root run could use, old places included."""
+        found = set()
+        for d in (LOCK_DIR, '/run/lock', '/tmp'):
+            if os.path.isdir(d):
+                found |= {os.path.join(d, n) for n in os.listdir(d)
+                          if n.startswith('zpci-reconcile-') and n.endswith('.lock')}
+        return found
+
+    def our_lock(self):
+        """The lock file of this lab's URI: the one a run creates."""
+        before = self.lock_files()
+        rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        new = self.lock_files() - before
+        self.assertEqual(len(new), 1, new)
+        rc, out, err = self.tool('apply', self.empty)
+        self.assertEqual(rc, 0, out + err)
+        return new.pop()
+
+    def test_nobody_cannot_create_or_hold_the_lock(self):
+        path = self.our_lock()
+        st = os.stat(os.path.dirname(path))
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o700), path)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        os.unlink(path)
+        # nobody takes the lock first and keeps it: create it, flock it, sleep
+        holder = subprocess.Popen(
+            ['runuser', '-u', 'nobody', '--', 'python3', '-c',
+             'import fcntl, sys, time\n'
+             'try:\n'
+             '    f = open(sys.argv[1], "a")\n'
+             '    fcntl.flock(f, fcntl.LOCK_EX)\n'
+             '    print("held", flush=True)\n'
+             'except OSError as e:\n'
+             '    print("refused", e.errno, flush=True)\n'
+             '    sys.exit(0)\n'
+             'time.sleep(60)\n', path],
+            stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        self.addCleanup(holder.kill)
+        self.assertEqual(holder.stdout.readline().split()[0], 'refused')
+        self.assertFalse(os.path.exists(path))
+        rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(len(self.lab.devices('alpha')), 1)
+
+    def test_a_lock_file_of_another_user_is_refused(self):
+        path = self.our_lock()
+        os.chown(path, 65534, 65534)
+        self.addCleanup(lambda: os.path.exists(path) and os.unlink(path))
+        rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("alpha: error: refusing lock file %s: it is owned by uid 65534, not by "
+                      "this user (uid 0), or is not a regular file; zpci-reconcile did not "
+                      "make it, remove it\n" % path, out)
+        self.assertEqual(self.lab.devices('alpha'), [])
+
+    def test_two_spellings_of_one_uri_are_one_lock(self):
+        path = self.our_lock()
+        # the root with a doubled and a trailing slash names the same connection
+        odd = self.lab.uri.replace('root=/', 'root=//') + '/'
+        before = self.lock_files()
+        e = {'LIBVIRT_DEFAULT_URI': None}
+        rc, out, err = lab.run_tool(['apply', self.inv, '-c', odd], env=e)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(self.lock_files(), before)
+        # and is held as one: with the lock taken, the other spelling is refused
+        with open(path, 'a+') as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            rc, out, err = lab.run_tool(['apply', self.empty, '-c', odd], env=e)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('another zpci-reconcile apply', out)
+
+    def test_nobody_locks_in_a_directory_of_its_own(self):
+        # a user without XDG_RUNTIME_DIR gets /tmp/zpci-reconcile-UID, private; one that
+        # someone else made first is refused, not used
+        d = '/tmp/zpci-reconcile-65534'
+        if os.path.lexists(d):
+            shutil.rmtree(d)
+        os.mkdir(d, 0o777)
+        os.chmod(d, 0o777)
+        self.addCleanup(shutil.rmtree, d, True)
+        binary = os.environ['ZR_BINARY']
+        root = tempfile.mkdtemp(prefix='zr-nobody-')
+        self.addCleanup(shutil.rmtree, root, True)
+        os.chown(root, 65534, 65534)
+        inv = os.path.join(root, 'empty.yaml')
+        shutil.copy(self.empty, inv)
+        os.chmod(inv, 0o644)
+        # nobody's HOME (/nonexistent) is no place for the embedded driver's cache
+        argv = ['env', '-u', 'XDG_RUNTIME_DIR', 'HOME=' + root, binary, 'apply', '-c',
+                'qemu:///embed?root=%s/r' % root, inv]
+        r = as_nobody(*argv)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn('refusing the lock directory %s: it is owned by uid 0 with mode 0777'
+                      % d, r.stdout)
+        shutil.rmtree(d)
+        r = as_nobody(*argv)
+        self.assertIn("alpha: error: guest 'alpha' not found", r.stdout, r.stderr)
+        st = os.stat(d)
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (65534, 0o700))
 
 
 if __name__ == '__main__':
