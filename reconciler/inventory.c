@@ -81,6 +81,13 @@ typedef enum {
     USE__COUNT,
 } use_kind;
 
+/* A position in the input, in libyaml's terms (a character index) and in
+ * ours (a byte offset, an editor's line and column). */
+struct cursor {
+    size_t index, offset;
+    struct zr_mark mark;
+};
+
 struct loader {
     const char *file;
     const char *data;
@@ -96,6 +103,7 @@ struct loader {
     struct anchors anchors;
 
     struct uses uses[USE__COUNT];
+    struct cursor cursor; /* the last mark converted (mark1) */
 };
 
 #define APPEND(v, n, cap)                                                                          \
@@ -116,20 +124,17 @@ static void closep(int *fd)
 
 /* ---- positions and source lines ---------------------------------------- */
 
-/* libyaml counts CR LF, CR, LF, NEL, LS and PS as line breaks; so must we,
- * or the line under a message would not be the one libyaml meant.  Returns
- * the length of the break at p, 0 when there is none. */
+/* Positions are reported as editors count them: lines end at CR LF, CR or
+ * LF.  libyaml also breaks lines at NEL, LS and PS (YAML 1.1), so its line
+ * numbers can run past the end of the file; its marks are converted through
+ * their character index instead (mark1).  Returns the length of the break
+ * at p, 0 when there is none. */
 static size_t break_len(const char *p, const char *end)
 {
     if (p[0] == '\r')
         return p + 1 < end && p[1] == '\n' ? 2 : 1;
     if (p[0] == '\n')
         return 1;
-    if (end - p >= 2 && (unsigned char)p[0] == 0xc2 && (unsigned char)p[1] == 0x85)
-        return 2;
-    if (end - p >= 3 && (unsigned char)p[0] == 0xe2 && (unsigned char)p[1] == 0x80 &&
-        ((unsigned char)p[2] == 0xa8 || (unsigned char)p[2] == 0xa9))
-        return 3;
     return 0;
 }
 
@@ -189,6 +194,16 @@ static char *source_line(const struct loader *l, unsigned line)
     while (p < q) {
         size_t n = utf8_len(p, q);
         unsigned char c = (unsigned char)*p;
+        /* C1 controls (NEL among them) and the line and paragraph
+         * separators would move or clear the terminal's line. */
+        bool c1 = n == 2 && c == 0xc2 && (unsigned char)p[1] <= 0x9f;
+        bool sep = n == 3 && c == 0xe2 && (unsigned char)p[1] == 0x80 &&
+                   ((unsigned char)p[2] == 0xa8 || (unsigned char)p[2] == 0xa9);
+        if (c1 || sep) {
+            *o++ = '?';
+            p += n;
+            continue;
+        }
         if (n == 0 || (n == 1 && ((c < 0x20 && c != '\t') || c == 0x7f))) {
             *o++ = '?';
             p++;
@@ -210,22 +225,36 @@ static const char *first_non_utf8(const struct loader *l)
     return NULL;
 }
 
+/* The start of the input for the cursor: libyaml's character index does
+ * not count a UTF-8 byte order mark. */
+static struct cursor cursor_start(const struct loader *l)
+{
+    bool bom = l->len >= 3 && memcmp(l->data, "\xef\xbb\xbf", 3) == 0;
+    return (struct cursor){.index = 0, .offset = bom ? 3 : 0, .mark = {1, 1}};
+}
+
+/* One character on: libyaml counts each character (CR and LF of a CR LF
+ * apart); the line goes on at LF, or at a CR without LF. */
+static void cursor_step(const struct loader *l, struct cursor *c)
+{
+    const char *p = l->data + c->offset, *end = l->data + l->len;
+    bool crlf = p[0] == '\r' && p + 1 < end && p[1] == '\n';
+    if (p[0] == '\n' || (p[0] == '\r' && !crlf)) {
+        c->mark.line++;
+        c->mark.column = 1;
+    } else if (!crlf) {
+        c->mark.column++;
+    }
+    c->offset += char_len(p, end);
+    c->index++;
+}
+
 static struct zr_mark offset_to_mark(const struct loader *l, size_t offset)
 {
-    struct zr_mark m = {1, 1};
-    const char *p = l->data, *end = l->data + l->len, *stop = l->data + offset;
-    while (p < stop && p < end) {
-        size_t b = break_len(p, end);
-        if (b) {
-            m.line++;
-            m.column = 1;
-            p += b;
-        } else {
-            m.column++;
-            p += char_len(p, end);
-        }
-    }
-    return m;
+    struct cursor c = {.mark = {1, 1}};
+    while (c.offset < offset && c.offset < l->len)
+        cursor_step(l, &c);
+    return c.mark;
 }
 
 static const char *mark_to_ptr(const struct loader *l, struct zr_mark m)
@@ -237,9 +266,15 @@ static const char *mark_to_ptr(const struct loader *l, struct zr_mark m)
     return p;
 }
 
-static struct zr_mark mark1(yaml_mark_t m)
+/* libyaml's mark as an editor's 1-based line and column.  Events come in
+ * file order, so the cursor only moves on: linear in the input. */
+static struct zr_mark mark1(struct loader *l, yaml_mark_t m)
 {
-    return (struct zr_mark){(unsigned)m.line + 1, (unsigned)m.column + 1};
+    if (m.index < l->cursor.index || l->cursor.mark.line == 0)
+        l->cursor = cursor_start(l);
+    while (l->cursor.index < m.index && l->cursor.offset < l->len)
+        cursor_step(l, &l->cursor);
+    return l->cursor.mark;
 }
 
 static bool mark_eq(struct zr_mark a, struct zr_mark b)
@@ -335,6 +370,40 @@ static void sort_errors(struct loader *l)
     }
 }
 
+/* libyaml takes "KEY:" as a key only when KEY is at most 1024 characters
+ * (YAML's limit for implicit keys), and otherwise says something about a
+ * ':' that is no help.  A ':' at the problem (or a simple key scanned from
+ * the context) that ends a one-line key over the limit gets a message that
+ * says so, at the key. */
+static bool report_long_key(struct loader *l, const yaml_parser_t *p, struct zr_mark problem,
+                            struct zr_mark context)
+{
+    enum { MAX_IMPLICIT_KEY = 1024 };
+    struct zr_mark start;
+    if (p->context && strstr(p->context, "simple key")) {
+        start = context;
+    } else {
+        const char *colon = mark_to_ptr(l, problem);
+        if (colon >= l->data + l->len || *colon != ':')
+            return false;
+        /* The key starts after the indentation, "- " and flow openers. */
+        const char *q = line_start(l, problem.line);
+        start = (struct zr_mark){problem.line, 1};
+        while (q < colon && strchr(" \t-{[,", *q)) {
+            q++;
+            start.column++;
+        }
+    }
+    if (start.line != problem.line || problem.column - start.column <= MAX_IMPLICIT_KEY)
+        return false;
+    report(l, start,
+           "this key is %u characters long; YAML reads a key written as 'KEY: VALUE' only up "
+           "to %d characters: shorten it, or write it as '? KEY' with ': VALUE' on the next "
+           "line",
+           problem.column - start.column, MAX_IMPLICIT_KEY);
+    return true;
+}
+
 static void report_yaml_error(struct loader *l, const yaml_parser_t *p)
 {
     switch (p->error) {
@@ -365,8 +434,10 @@ static void report_yaml_error(struct loader *l, const yaml_parser_t *p)
     }
     case YAML_SCANNER_ERROR:
     case YAML_PARSER_ERROR: {
-        struct zr_mark m = mark1(p->problem_mark), c = mark1(p->context_mark);
+        struct zr_mark m = mark1(l, p->problem_mark), c = mark1(l, p->context_mark);
         const char *at = mark_to_ptr(l, m);
+        if (report_long_key(l, p, m, c))
+            return;
         const char *hint = at < l->data + l->len && *at == '\t'
                                ? "; YAML does not allow tabs for indentation, use spaces"
                                : "";
@@ -531,7 +602,7 @@ static void note_anchor_and_tag(struct loader *l, const yaml_char_t *anchor, con
 static int on_alias(struct loader *l, const yaml_event_t *ev, struct node **root)
 {
     const char *name = (const char *)ev->data.alias.anchor;
-    struct zr_mark m = mark1(ev->start_mark);
+    struct zr_mark m = mark1(l, ev->start_mark);
     struct node *target = anchors_get(&l->anchors, name);
     _cleanup_free_ char *s = shown(name, strlen(name));
 
@@ -565,7 +636,7 @@ static int on_alias(struct loader *l, const yaml_event_t *ev, struct node **root
 
 static int on_scalar(struct loader *l, const yaml_event_t *ev, struct node **root)
 {
-    struct zr_mark m = mark1(ev->start_mark);
+    struct zr_mark m = mark1(l, ev->start_mark);
     if (check_budget(l, 1, m) < 0)
         return -E2BIG;
 
@@ -585,7 +656,7 @@ static int on_scalar(struct loader *l, const yaml_event_t *ev, struct node **roo
 static int on_collection_start(struct loader *l, const yaml_event_t *ev, node_type type,
                                struct node **root)
 {
-    struct zr_mark m = mark1(ev->start_mark);
+    struct zr_mark m = mark1(l, ev->start_mark);
     if (l->depth >= MAX_DEPTH) {
         report(l, m, "the inventory nests deeper than %d levels", MAX_DEPTH);
         return -E2BIG;
@@ -642,7 +713,7 @@ static int read_tree(struct loader *l, struct node **root)
         switch (ev.type) {
         case YAML_DOCUMENT_START_EVENT:
             if (++documents == 2) {
-                report(l, mark1(ev.start_mark),
+                report(l, mark1(l, ev.start_mark),
                        "a second YAML document; an inventory is exactly one document");
                 done = true;
             }
