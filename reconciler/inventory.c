@@ -21,8 +21,11 @@
 
 enum {
     MAX_DEPTH = 64,        /* nested collections; a real inventory needs 8 */
-    MAX_NODES = 500000,    /* after alias expansion: ~75 MiB of tree at most,
-                              room for 100000 devices */
+    /* After alias expansion.  Sized for the largest host export can read:
+     * 65536 devices (docs/inventory.md, "Limits") of the largest form, an
+     * interface with every key, 45 nodes; 56 bytes a node, about 170 MiB
+     * of tree at most. */
+    MAX_NODES = 3000000,
     MAX_SHOWN = 40,        /* characters of a value quoted in a message */
     MAX_SOURCE_LINE = 512, /* longer lines are not echoed under a message */
 };
@@ -34,19 +37,36 @@ typedef enum {
     NODE__COUNT,
 } node_type;
 
+/* Kept small (56 bytes): an export of a large host has millions of nodes.
+ * Counts fit 32 bits as the input is at most ZR_INVENTORY_MAX_BYTES. */
 struct node {
-    node_type type;
     struct zr_mark mark; /* where it is written: messages about its content */
     struct zr_mark use;  /* where it is used: the alias, for a copy */
-    bool null;           /* plain empty, ~ or null */
-    bool complete;       /* false while the collection is still open */
-    bool copy;           /* text is borrowed from the original */
-    char *text;          /* scalars: NUL-terminated */
-    size_t len;
+    char *text;          /* scalars: NUL-terminated, in the loader's text arena */
     struct node **items; /* sequence items; mapping keys and values in turn */
-    size_t n_items, cap_items;
-    size_t weight;   /* nodes in this subtree */
-    unsigned height; /* nested collections in this subtree */
+    uint32_t len;
+    uint32_t n_items, cap_items;
+    uint32_t weight; /* nodes in this subtree */
+    uint8_t type;    /* node_type */
+    uint8_t height;  /* nested collections in this subtree, at most MAX_DEPTH */
+    bool null;       /* plain empty, ~ or null */
+    bool complete;   /* false while the collection is still open */
+};
+
+/* loader_finish() walks the node blocks as arrays of nodes. */
+_Static_assert(sizeof(struct node) % 8 == 0, "nodes must fill arena blocks exactly");
+
+/* Nodes and scalar text are carved from large blocks, not one malloc each:
+ * per node that saves malloc's overhead and a pointer to free it by. */
+enum {
+    NODES_PER_BLOCK = 4096,
+    TEXT_BLOCK = 256 * 1024,
+};
+
+struct arena {
+    char **blocks;
+    size_t n_blocks, cap_blocks;
+    size_t used, size; /* of the last block */
 };
 
 struct anchor {
@@ -96,8 +116,8 @@ struct loader {
     size_t first_error; /* errs->items[first_error..] are ours */
     bool failed;        /* set by every report, even one over the cap */
 
-    struct node **nodes; /* every node, so they are freed in one place */
-    size_t n_nodes, cap_nodes;
+    struct arena node_arena, text_arena;
+    size_t n_nodes;
     struct node **stack; /* collections still open */
     size_t depth, cap_stack;
     struct anchors anchors;
@@ -516,15 +536,38 @@ static void anchors_finish(struct anchors *a)
 
 /* ---- the tree ---------------------------------------------------------- */
 
+/* `size` bytes, zeroed, aligned for a node, valid until arena_finish. */
+static void *arena_alloc(struct arena *a, size_t size, size_t block)
+{
+    size = (size + 7) & ~(size_t)7;
+    if (a->n_blocks == 0 || a->size - a->used < size) {
+        a->size = size > block ? size : block;
+        *APPEND(a->blocks, a->n_blocks, a->cap_blocks) = zr_malloc0(a->size);
+        a->used = 0;
+    }
+    void *p = a->blocks[a->n_blocks - 1] + a->used;
+    a->used += size;
+    return p;
+}
+
+static void arena_finish(struct arena *a)
+{
+    for (size_t i = 0; i < a->n_blocks; i++)
+        free(a->blocks[i]);
+    free(a->blocks);
+    *a = (struct arena){0};
+}
+
 static void loader_finish(struct loader *l)
 {
-    for (size_t i = 0; i < l->n_nodes; i++) {
-        if (!l->nodes[i]->copy)
-            free(l->nodes[i]->text);
-        free(l->nodes[i]->items);
-        free(l->nodes[i]);
+    /* Every node lives in the node arena, in creation order. */
+    for (size_t b = 0, left = l->n_nodes; b < l->node_arena.n_blocks; b++) {
+        struct node *nodes = (struct node *)(void *)l->node_arena.blocks[b];
+        for (size_t i = 0; i < NODES_PER_BLOCK && left; i++, left--)
+            free(nodes[i].items);
     }
-    free(l->nodes);
+    arena_finish(&l->node_arena);
+    arena_finish(&l->text_arena);
     free(l->stack);
     anchors_finish(&l->anchors);
     for (size_t i = 0; i < USE__COUNT; i++)
@@ -533,9 +576,10 @@ static void loader_finish(struct loader *l)
 
 static struct node *node_new(struct loader *l, node_type type, struct zr_mark mark)
 {
-    struct node *n = zr_new0(struct node, 1);
-    *APPEND(l->nodes, l->n_nodes, l->cap_nodes) = n;
-    n->type = type;
+    struct node *n = arena_alloc(&l->node_arena, sizeof(struct node),
+                                 NODES_PER_BLOCK * sizeof(struct node));
+    l->n_nodes++;
+    n->type = (uint8_t)type;
     n->mark = n->use = mark;
     n->weight = 1;
     n->complete = type == NODE_SCALAR;
@@ -548,7 +592,6 @@ static struct node *node_copy(struct loader *l, const struct node *src, struct z
     n->use = use;
     n->null = src->null;
     n->complete = true;
-    n->copy = true;
     n->text = src->text;
     n->len = src->len;
     n->weight = src->weight;
@@ -641,8 +684,8 @@ static int on_scalar(struct loader *l, const yaml_event_t *ev, struct node **roo
         return -E2BIG;
 
     struct node *n = node_new(l, NODE_SCALAR, m);
-    n->len = ev->data.scalar.length;
-    n->text = zr_malloc0(n->len + 1);
+    n->len = (uint32_t)ev->data.scalar.length;
+    n->text = arena_alloc(&l->text_arena, (size_t)n->len + 1, TEXT_BLOCK);
     memcpy(n->text, ev->data.scalar.value, n->len);
     n->null = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && is_null_word(n->text, n->len);
     /* A "\0" escape would silently cut every C string made from this one. */
@@ -1304,19 +1347,24 @@ static int parse_devices(struct loader *l, const struct field *f, const struct n
         return 0;
     if (v->type != NODE_SEQUENCE)
         return type_error(l, f, v);
-    list->items = zr_new0(struct zr_device, v->n_items);
-    for (size_t i = 0; i < v->n_items; i++) {
+    size_t n = 0;
+    for (size_t i = 0; i < v->n_items; i++)
+        n += v->items[i]->type == NODE_MAPPING;
+    list->items = zr_new0(struct zr_device, n);
+    /* Past the error cap nothing more would be shown: a huge broken list
+     * costs no more than its first errors. */
+    for (size_t i = 0; i < v->n_items && !l->errs->truncated; i++) {
         const struct node *item = v->items[i];
-        struct zr_device *d = &list->items[list->n++];
-        d->kind = kind;
-        d->managed = true;
-        d->mark = item->use;
         if (item->type != NODE_MAPPING) {
             _cleanup_free_ char *got = describe(item);
             report(l, item->mark, "each item of '%s' must be a mapping with a 'source', got %s",
                    f->key, got);
             continue;
         }
+        struct zr_device *d = &list->items[list->n++];
+        d->kind = kind;
+        d->managed = true;
+        d->mark = item->use;
         parse_mapping(l, item, device_table(kind), zr_kind_to_string(kind), d);
     }
     return 0;
@@ -1730,7 +1778,7 @@ struct zr_inventory *zr_inventory_parse(const char *file, const char *data, size
     }
     if (len > ZR_INVENTORY_MAX_BYTES) {
         report(&l, (struct zr_mark){0, 0},
-               "the inventory is %zu bytes; the limit is %u bytes (16 MiB)", len,
+               "the inventory is %zu bytes; the limit is %u bytes (32 MiB)", len,
                ZR_INVENTORY_MAX_BYTES);
         return NULL;
     }
@@ -1774,7 +1822,7 @@ static int read_all(int fd, const char *name, char **data, size_t *len, struct z
         }
         if (n == cap) {
             zr_errors_add(errs, name, 0, 0, NULL,
-                          "larger than the limit of %u bytes (16 MiB); refusing to read it",
+                          "larger than the limit of %u bytes (32 MiB); refusing to read it",
                           ZR_INVENTORY_MAX_BYTES);
             return -EFBIG;
         }
@@ -1819,7 +1867,7 @@ static int read_path(const char *path, char **data, size_t *len, struct zr_error
     }
     if ((uintmax_t)st.st_size > ZR_INVENTORY_MAX_BYTES) {
         zr_errors_add(errs, path, 0, 0, NULL,
-                      "is %jd bytes, larger than the limit of %u bytes (16 MiB); refusing "
+                      "is %jd bytes, larger than the limit of %u bytes (32 MiB); refusing "
                       "to read it",
                       (intmax_t)st.st_size, ZR_INVENTORY_MAX_BYTES);
         return -EFBIG;

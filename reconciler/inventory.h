@@ -9,8 +9,9 @@
 #include "device.h"
 #include "error.h"
 
-/* Inputs larger than this are refused before parsing. */
-#define ZR_INVENTORY_MAX_BYTES (16u * 1024u * 1024u)
+/* Inputs larger than this are refused before parsing: 65536 devices (the
+ * most a host can hold, docs/inventory.md "Limits") of up to 512 bytes. */
+#define ZR_INVENTORY_MAX_BYTES (32u * 1024u * 1024u)
 
 struct zr_guest {
     char *name;              /* libvirt domain name */

@@ -500,8 +500,8 @@ Test(inventory_parse, refuses_oversized_input_before_parsing)
 
     cr_expect_null(zr_inventory_parse("big.yaml", data, len, &errs));
     char *text = errors_text(&errs);
-    cr_expect_str_eq(text, "big.yaml: error: the inventory is 16777217 bytes; the limit is "
-                           "16777216 bytes (16 MiB)\n");
+    cr_expect_str_eq(text, "big.yaml: error: the inventory is 33554433 bytes; the limit is "
+                           "33554432 bytes (32 MiB)\n");
     free(text);
     free(data);
     zr_errors_finish(&errs);
@@ -637,14 +637,14 @@ Test(inventory_load, oversized_file_is_refused_by_its_size)
     /* Sparse: costs no disk, and the loader must not read it anyway. */
     cr_assert_eq(ftruncate(fd, (off_t)ZR_INVENTORY_MAX_BYTES + 1), 0);
     close(fd);
-    expect_load_error(path, "is 16777217 bytes, larger than the limit of 16777216 bytes "
-                            "(16 MiB); refusing to read it");
+    expect_load_error(path, "is 33554433 bytes, larger than the limit of 33554432 bytes "
+                            "(32 MiB); refusing to read it");
 
     /* Standard input has no size to look at: it is read up to the limit. */
     struct zr_errors errs = {0};
     cr_expect_null(load_stdin_from(path, &errs));
     char *text = errors_text(&errs);
-    cr_expect_str_eq(text, "<stdin>: error: larger than the limit of 16777216 bytes (16 MiB); "
+    cr_expect_str_eq(text, "<stdin>: error: larger than the limit of 33554432 bytes (32 MiB); "
                            "refusing to read it\n");
     free(text);
     zr_errors_finish(&errs);
