@@ -1553,6 +1553,11 @@ char *zr_uri_normalize(const char *uri)
         *c = (char)tolower((unsigned char)*c);
     for (char *c = u->server; c && *c; c++)
         *c = (char)tolower((unsigned char)*c);
+    /* Without a host name the remote driver's default transport is the
+     * local socket: qemu+unix:///system is qemu:///system. */
+    size_t sl = strlen(u->scheme);
+    if ((!u->server || !*u->server) && sl > 5 && strcmp(u->scheme + sl - 5, "+unix") == 0)
+        u->scheme[sl - 5] = '\0';
     if (u->path)
         normalize_path(u->path);
 
