@@ -374,9 +374,6 @@ class LockTest(ReportTestCase):
 
     def test_nobody_cannot_create_or_hold_the_lock(self):
         path = self.our_lock()
-        st = os.stat(os.path.dirname(path))
-        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o700), path)
-        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
         os.unlink(path)
         # nobody takes the lock first and keeps it: create it, flock it, sleep
         holder = subprocess.Popen(
@@ -397,6 +394,9 @@ class LockTest(ReportTestCase):
         rc, out, err = self.tool('apply', self.inv)
         self.assertEqual(rc, 0, out + err)
         self.assertEqual(len(self.lab.devices('alpha')), 1)
+        st = os.stat(os.path.dirname(path))
+        self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o700), path)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
 
     def test_a_lock_file_of_another_user_is_refused(self):
         path = self.our_lock()
