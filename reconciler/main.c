@@ -259,6 +259,20 @@ static struct zr_inventory *load_inventory(const char *path)
 
 static int verb_validate(const struct options *o, const char *path)
 {
+    if (o->format == ZR_FORMAT_JSON) {
+        _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
+        _cleanup_(zr_inventory_freep) struct zr_inventory *inv = zr_inventory_load(path, &errs);
+        if (!inv)
+            zr_errors_print(&errs, stderr);
+        struct zr_inventory_counts c = {
+            .hosts = inv ? inv->n_hosts : 0,
+            .guests = inv ? zr_inventory_count_guests(inv) : 0,
+            .devices = inv ? zr_inventory_count_devices(inv) : 0,
+        };
+        zr_output_validate(stdout, inv ? inv->file : zr_streq(path, "-") ? "<stdin>" : path,
+                           inv ? &c : NULL, &errs);
+        return inv ? EXIT_IN_SYNC : EXIT_ERROR;
+    }
     _cleanup_(zr_inventory_freep) struct zr_inventory *inv = load_inventory(path);
     if (!inv)
         return EXIT_ERROR;
@@ -776,16 +790,19 @@ static int verb_export(const struct options *o)
             /* Listed a moment ago, undefined since: nothing to export. */
             if (!named && !st->dom)
                 continue;
-            fprintf(stderr, "zpci-reconcile: %s\n", st->error);
+            /* Names come from libvirt: escaped, as in every report. */
+            _cleanup_free_ char *msg = zr_escaped(st->error);
+            fprintf(stderr, "zpci-reconcile: %s\n", msg);
             rc = EXIT_ERROR;
             continue;
         }
         if (o->live && !st->active) {
             if (named) {
+                _cleanup_free_ char *name = zr_escaped(st->wanted->name);
                 fprintf(stderr,
                         "zpci-reconcile: guest '%s' is not running; --live exports the running "
                         "state\n",
-                        st->wanted->name);
+                        name);
                 rc = EXIT_ERROR;
             }
             continue;
@@ -804,8 +821,10 @@ static int verb_export(const struct options *o)
             zr_error_finish(&err);
             rc = EXIT_ERROR;
         }
-        for (size_t i = 0; i < warnings.n; i++)
-            fprintf(stderr, "zpci-reconcile: warning: %s\n", warnings.items[i]);
+        for (size_t i = 0; i < warnings.n; i++) {
+            _cleanup_free_ char *msg = zr_escaped(warnings.items[i]);
+            fprintf(stderr, "zpci-reconcile: warning: %s\n", msg);
+        }
         zr_export_warnings_finish(&warnings);
     }
 

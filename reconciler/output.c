@@ -170,11 +170,10 @@ static void output_json(FILE *f, const struct zr_plan *plan, const struct zr_out
     fputs("}\n}\n", f);
 }
 
-void zr_output_errors(FILE *f, const struct zr_errors *errs, const struct zr_output_options *o)
+/* `"errors": [...], "errors_truncated": B,` of an input's errors. */
+static void json_input_errors(FILE *f, const struct zr_errors *errs)
 {
-    if (o->format != ZR_FORMAT_JSON)
-        return;
-    fputs("{\n  \"version\": 1,\n  \"actions\": [],\n  \"warnings\": [],\n  \"errors\": [", f);
+    fputs("  \"errors\": [", f);
     for (size_t i = 0; i < errs->n; i++) {
         const struct zr_error *e = &errs->items[i];
         fputs(i ? ",\n    {\"host\": null, \"guest\": null, \"file\": "
@@ -198,10 +197,32 @@ void zr_output_errors(FILE *f, const struct zr_errors *errs, const struct zr_out
     }
     fputs(errs->n ? "\n  ],\n" : "],\n", f);
     fprintf(f, "  \"errors_truncated\": %s,\n", errs->truncated ? "true" : "false");
+}
+
+void zr_output_errors(FILE *f, const struct zr_errors *errs, const struct zr_output_options *o)
+{
+    if (o->format != ZR_FORMAT_JSON)
+        return;
+    fputs("{\n  \"version\": 1,\n  \"actions\": [],\n  \"warnings\": [],\n", f);
+    json_input_errors(f, errs);
     fputs("  \"summary\": {\"attach\": 0, \"detach\": 0, \"replace\": 0, \"failed\": 0, "
           "\"skipped\": 0, \"rolled_back\": 0, \"guests_changed\": 0, \"guests_in_sync\": 0, "
           "\"guests_failed\": 0}\n}\n",
           f);
+}
+
+void zr_output_validate(FILE *f, const char *file, const struct zr_inventory_counts *counts,
+                        const struct zr_errors *errs)
+{
+    fputs("{\n  \"version\": 1,\n  \"file\": ", f);
+    zr_json_string(f, file);
+    fprintf(f, ",\n  \"valid\": %s,\n", counts ? "true" : "false");
+    json_input_errors(f, errs);
+    if (counts)
+        fprintf(f, "  \"hosts\": %zu, \"guests\": %zu, \"devices\": %zu\n}\n", counts->hosts,
+                counts->guests, counts->devices);
+    else
+        fputs("  \"hosts\": null, \"guests\": null, \"devices\": null\n}\n", f);
 }
 
 /* ---- text ---------------------------------------------------------------- */

@@ -30,5 +30,14 @@ void zr_output_plan(FILE *f, const struct zr_plan *plan, const struct zr_output_
  * went to stderr). */
 void zr_output_errors(FILE *f, const struct zr_errors *errs, const struct zr_output_options *o);
 
+/* validate -o json: {"version", "file", "valid", "errors" (as above),
+ * "errors_truncated", "hosts", "guests", "devices"}; counts is NULL when
+ * the inventory is invalid (the counts are then null). */
+struct zr_inventory_counts {
+    size_t hosts, guests, devices;
+};
+void zr_output_validate(FILE *f, const char *file, const struct zr_inventory_counts *counts,
+                        const struct zr_errors *errs);
+
 /* JSON string literal with every character that needs it escaped. */
 void zr_json_string(FILE *f, const char *s);

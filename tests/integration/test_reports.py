@@ -276,6 +276,22 @@ class BeforeThePlanTest(ReportTestCase):
                                           'line': None, 'column': None,
                                           'message': '--atomic is only for apply'}])
 
+    def test_validate_json(self):
+        self.inventory(self.BAD)
+        rc, out, err = self.tool('validate', '-o', 'json', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        doc = json.loads(out)
+        self.assertEqual((doc['version'], doc['file'], doc['valid'], doc['devices']),
+                         (1, self.inv, False, None))
+        self.assertEqual([(e['line'], e['column']) for e in doc['errors']], [(6, 21), (7, 17)])
+        self.inventory('version: 1\nguests:\n  alpha:\n    hostdevs:\n'
+                       '      - source: 0001:00:00.0\n')
+        rc, out, err = self.tool('validate', '-o', 'json', self.inv)
+        self.assertEqual((rc, err), (0, ''))
+        self.assertEqual(json.loads(out), {
+            'version': 1, 'file': self.inv, 'valid': True, 'errors': [],
+            'errors_truncated': False, 'hosts': 1, 'guests': 1, 'devices': 1})
+
     def test_unreadable_inventory_json(self):
         missing = os.path.join(self.lab.root, 'nope.yaml')
         rc, doc, err = self.tool_json('plan', missing)
