@@ -452,8 +452,7 @@ static void rollback(struct host_run *h)
         char src[ZR_PCI_ADDR_STRLEN];
         zr_pci_addr_format(&a->source, src);
         if (h->lost) {
-            set_result(a, ZR_RESULT_FAILED,
-                       undo_failed(plan, a, NULL));
+            set_result(a, ZR_RESULT_FAILED, undo_failed(plan, a, NULL));
             continue;
         }
         char *why = NULL;
@@ -544,8 +543,8 @@ static size_t run_host(struct host_run *h)
         char src[ZR_PCI_ADDR_STRLEN];
         zr_pci_addr_format(&a->source, src);
         /* Progress goes to a terminal: names escaped as in the report. */
-        _cleanup_free_ char *guest = o->progress ? zr_escaped(plan->guests[a->guest_index].guest)
-                                                 : NULL;
+        _cleanup_free_ char *guest =
+            o->progress ? zr_escaped(plan->guests[a->guest_index].guest) : NULL;
         size_t n = i - h->first + 1, total = h->end - h->first;
         if (o->progress)
             fprintf(stderr, "[%zu/%zu] %s %s %s on %s [%s]\n", n, total, zr_op_to_string(a->op),
@@ -684,8 +683,7 @@ static int open_lock_dir(const char *dir, struct zr_error *err)
                      "refusing the lock directory %s: it is owned by uid %u with mode %04o, "
                      "but must be owned by uid %u and writable by it alone (mode 0700); "
                      "remove it, no apply is safe until then",
-                     dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
-                     (unsigned)geteuid());
+                     dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)geteuid());
         close(fd);
         return -1;
     }

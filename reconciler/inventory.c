@@ -20,7 +20,7 @@
  * an alias becomes a real copy, so the walker below never meets a cycle. */
 
 enum {
-    MAX_DEPTH = 64,        /* nested collections; a real inventory needs 8 */
+    MAX_DEPTH = 64, /* nested collections; a real inventory needs 8 */
     /* After alias expansion.  Sized for the largest host export can read:
      * 65536 devices (docs/inventory.md, "Limits") of the largest form, an
      * interface with every key, 45 nodes; 56 bytes a node, about 170 MiB
@@ -576,8 +576,8 @@ static void loader_finish(struct loader *l)
 
 static struct node *node_new(struct loader *l, node_type type, struct zr_mark mark)
 {
-    struct node *n = arena_alloc(&l->node_arena, sizeof(struct node),
-                                 NODES_PER_BLOCK * sizeof(struct node));
+    struct node *n =
+        arena_alloc(&l->node_arena, sizeof(struct node), NODES_PER_BLOCK * sizeof(struct node));
     l->n_nodes++;
     n->type = (uint8_t)type;
     n->mark = n->use = mark;
@@ -1637,8 +1637,8 @@ static void check_host_uris(struct loader *l, const struct zr_inventory *inv)
         _cleanup_free_ char *bn = shown(b->name, strlen(b->name));
         if (zr_streq(a->uri, b->uri))
             report(l, b->mark,
-                   "host '%s' has the same uri as host '%s' (line %u); each host needs its own",
-                   bn, an, a->mark.line);
+                   "host '%s' has the same uri as host '%s' (line %u); each host needs its own", bn,
+                   an, a->mark.line);
         else
             report(l, b->mark,
                    "host '%s' has the same uri as host '%s' (line %u): both name %s; each host "

@@ -269,8 +269,8 @@ static int verb_validate(const struct options *o, const char *path)
             .guests = inv ? zr_inventory_count_guests(inv) : 0,
             .devices = inv ? zr_inventory_count_devices(inv) : 0,
         };
-        zr_output_validate(stdout, inv ? inv->file : zr_streq(path, "-") ? "<stdin>" : path,
-                           inv ? &c : NULL, &errs);
+        const char *file = inv ? inv->file : zr_streq(path, "-") ? "<stdin>" : path;
+        zr_output_validate(stdout, file, inv ? &c : NULL, &errs);
         return inv ? EXIT_IN_SYNC : EXIT_ERROR;
     }
     _cleanup_(zr_inventory_freep) struct zr_inventory *inv = load_inventory(path);
@@ -881,8 +881,7 @@ int main(int argc, char **argv)
             return EXIT_ERROR;
         _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
         zr_errors_add(&errs, NULL, 0, 0, NULL, "%s", misplaced);
-        return plan_apply_failed(&o, is_apply && !o.dry_run, seconds_now(CLOCK_MONOTONIC),
-                                 &errs);
+        return plan_apply_failed(&o, is_apply && !o.dry_run, seconds_now(CLOCK_MONOTONIC), &errs);
     }
 
     /* libxml2 must be initialised before threads read domain XML at once. */
