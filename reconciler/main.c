@@ -858,15 +858,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "zpci-reconcile: unknown command '%s'; try 'zpci-reconcile --help'\n", o.verb);
         return EXIT_ERROR;
     }
-    if (o.n_args < verbs[v].min_args || o.n_args > verbs[v].max_args) {
-        fprintf(stderr, "zpci-reconcile: '%s' takes one INVENTORY (a file, or - for stdin)\n", o.verb);
-        return EXIT_ERROR;
-    }
     bool is_apply = strcmp(o.verb, "apply") == 0;
     bool is_export = strcmp(o.verb, "export") == 0;
     bool is_run = is_apply || strcmp(o.verb, "plan") == 0;
+    bool args_ok = o.n_args >= verbs[v].min_args && o.n_args <= verbs[v].max_args;
     const char *misplaced =
-        (o.dry_run && !is_apply)      ? "--dry-run is only for apply"
+        !args_ok                      ? "takes one INVENTORY (a file, or - for stdin)"
+        : (o.dry_run && !is_apply)    ? "--dry-run is only for apply"
         : (o.atomic && !is_apply)     ? "--atomic is only for apply"
         : (o.live && !is_export)      ? "--live is only for export"
         : (o.all && !is_export)       ? "--all is only for export"
@@ -876,11 +874,14 @@ int main(int argc, char **argv)
             ? "export writes YAML; --output json is for plan and apply"
             : NULL;
     if (misplaced) {
-        fprintf(stderr, "zpci-reconcile: %s\n", misplaced);
+        _cleanup_free_ char *msg =
+            args_ok ? zr_strdup(misplaced) : zr_asprintf("'%s' %s", o.verb, misplaced);
+        fprintf(stderr, "zpci-reconcile: %s\n", msg);
         if (!is_run)
             return EXIT_ERROR;
+        /* Even a usage error of plan/apply writes its metrics and JSON. */
         _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
-        zr_errors_add(&errs, NULL, 0, 0, NULL, "%s", misplaced);
+        zr_errors_add(&errs, NULL, 0, 0, NULL, "%s", msg);
         return plan_apply_failed(&o, is_apply && !o.dry_run, seconds_now(CLOCK_MONOTONIC), &errs);
     }
 

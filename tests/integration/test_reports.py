@@ -275,6 +275,13 @@ class BeforeThePlanTest(ReportTestCase):
         self.assertEqual(doc['errors'], [{'host': None, 'guest': None, 'file': None,
                                           'line': None, 'column': None,
                                           'message': '--atomic is only for apply'}])
+        os.unlink(self.metrics)
+        rc, doc, err = self.tool_json('apply', '--metrics-file', self.metrics)   # no INVENTORY
+        self.assertEqual(rc, 1, err)
+        self.assertEqual(doc['errors'][0]['message'],
+                         "'apply' takes one INVENTORY (a file, or - for stdin)")
+        self.assertEqual(self.read_metrics()[
+            'zpci_reconcile_last_run_exit_status{command="apply"}'], '1')
 
     def test_validate_json(self):
         self.inventory(self.BAD)
