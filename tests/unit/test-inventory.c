@@ -686,3 +686,30 @@ Test(inventory_load, dash_is_stdin)
     free(text);
     zr_errors_finish(&errs);
 }
+
+/* ---- one spelling per libvirt connection (issue 13) --------------------- */
+
+static void expect_normal(const char *uri, const char *want)
+{
+    char *got = zr_uri_normalize(uri);
+    cr_expect_str_eq(got, want, "%s", uri);
+    free(got);
+}
+
+Test(inventory_uri, normalised_spellings_of_one_connection)
+{
+    expect_normal("qemu:///system", "qemu:///system");
+    expect_normal("qemu:///system/", "qemu:///system");
+    expect_normal("qemu:///system?", "qemu:///system");
+    expect_normal("QEMU:///system", "qemu:///system");
+    expect_normal("qemu+unix:///system", "qemu:///system");
+    expect_normal("qemu:///embed?root=/x//root", "qemu:///embed?root=/x/root");
+    expect_normal("qemu:///embed?root=/x/./root/", "qemu:///embed?root=/x/root");
+    expect_normal("qemu+ssh://root@KVM1:22/system?no_verify=1&keyfile=/k",
+                  "qemu+ssh://root@kvm1:22/system?keyfile=/k&no_verify=1");
+    /* Different connections stay different. */
+    expect_normal("qemu:///session", "qemu:///session");
+    expect_normal("qemu+unix://host/system", "qemu+unix://host/system");
+    expect_normal("qemu:///embed?root=/x/../root", "qemu:///embed?root=/x/../root");
+    expect_normal("not a uri", "not a uri");
+}
