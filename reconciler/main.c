@@ -261,6 +261,20 @@ static struct zr_inventory *load_inventory(const char *path)
 
 static int verb_validate(const struct options *o, const char *path)
 {
+    if (o->format == ZR_FORMAT_JSON) {
+        _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
+        _cleanup_(zr_inventory_freep) struct zr_inventory *inv = zr_inventory_load(path, &errs);
+        if (!inv)
+            zr_errors_print(&errs, stderr);
+        struct zr_inventory_counts c = {
+            .hosts = inv ? inv->n_hosts : 0,
+            .guests = inv ? zr_inventory_count_guests(inv) : 0,
+            .devices = inv ? zr_inventory_count_devices(inv) : 0,
+        };
+        const char *file = inv ? inv->file : zr_streq(path, "-") ? "<stdin>" : path;
+        zr_output_validate(stdout, file, inv ? &c : NULL, &errs);
+        return inv ? EXIT_IN_SYNC : EXIT_ERROR;
+    }
     _cleanup_(zr_inventory_freep) struct zr_inventory *inv = load_inventory(path);
     if (!inv)
         return EXIT_ERROR;
@@ -606,26 +620,6 @@ static void run_hosts_forked(const struct options *o, const struct zr_inventory 
         zr_plan_append(plan, &results[i]);
 }
 
-/* Two hosts on one URI would race for its lock (and an embedded root can
- * be opened by one process only), so which one fails would depend on
- * timing.  Refused up front, naming both. */
-static int check_distinct_uris(const struct zr_inventory *inv)
-{
-    int bad = 0;
-    for (size_t i = 0; i < inv->n_hosts; i++)
-        for (size_t j = 0; j < i; j++)
-            if (inv->hosts[i].uri && zr_streq(inv->hosts[i].uri, inv->hosts[j].uri)) {
-                fprintf(stderr,
-                        "%s:%u:%u: error: host '%s' has the same uri as host '%s' (line %u); "
-                        "each host needs its own\n",
-                        inv->file, inv->hosts[i].mark.line, inv->hosts[i].mark.column,
-                        inv->hosts[i].name, inv->hosts[j].name, inv->hosts[j].mark.line);
-                bad = -EINVAL;
-                break;
-            }
-    return bad;
-}
-
 static bool use_color(const struct options *o)
 {
     switch (o->color) {
@@ -642,20 +636,59 @@ static bool use_color(const struct options *o)
     return isatty(STDOUT_FILENO) && !(no_color && *no_color) && term && strcmp(term, "dumb") != 0;
 }
 
+/* The metrics of a plan or apply run; returns the exit status, which a
+ * file that cannot be written turns into an error. */
+static int write_metrics(const struct options *o, bool applying, const struct zr_plan *plan,
+                         double t0, int rc)
+{
+    if (!o->metrics_file)
+        return rc;
+    struct zr_metrics_run run = {
+        .command = applying ? "apply" : "plan",
+        .applied = applying,
+        .end_time = seconds_now(CLOCK_REALTIME),
+        .seconds = seconds_now(CLOCK_MONOTONIC) - t0,
+        .exit_status = rc,
+    };
+    struct zr_error err = {0};
+    if (zr_metrics_write_file(o->metrics_file, plan, &run, &err) < 0) {
+        fprintf(stderr, "zpci-reconcile: %s\n", err.message);
+        zr_error_finish(&err);
+        return EXIT_ERROR;
+    }
+    return rc;
+}
+
+/* A plan or apply that ends before it plans: the errors are already on
+ * stderr; JSON still gets a document and the metrics their exit status
+ * (else the alert on it would never fire). */
+static int plan_apply_failed(const struct options *o, bool applying, double t0,
+                             const struct zr_errors *errs)
+{
+    struct zr_output_options oo = {.format = o->format, .applied = applying};
+    zr_output_errors(stdout, errs, &oo);
+    fflush(stdout);
+    struct zr_plan empty = {0};
+    return write_metrics(o, applying, &empty, t0, EXIT_ERROR);
+}
+
 static int verb_plan_apply(const struct options *o, const char *path, bool applying)
 {
     double t0 = seconds_now(CLOCK_MONOTONIC);
-    _cleanup_(zr_inventory_freep) struct zr_inventory *inv = load_inventory(path);
-    if (!inv)
-        return EXIT_ERROR;
-    if (o->uri && inv->n_hosts > 1) {
-        fprintf(stderr, "zpci-reconcile: --connect cannot be used with an inventory of %zu hosts; "
-                        "each host has its own uri\n",
-                inv->n_hosts);
-        return EXIT_ERROR;
+    _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
+    _cleanup_(zr_inventory_freep) struct zr_inventory *inv = zr_inventory_load(path, &errs);
+    if (!inv) {
+        zr_errors_print(&errs, stderr);
+        return plan_apply_failed(o, applying, t0, &errs);
     }
-    if (check_distinct_uris(inv) < 0)
-        return EXIT_ERROR;
+    if (o->uri && inv->n_hosts > 1) {
+        zr_errors_add(&errs, NULL, 0, 0, NULL,
+                      "--connect cannot be used with an inventory of %zu hosts; each host has "
+                      "its own uri",
+                      inv->n_hosts);
+        fprintf(stderr, "zpci-reconcile: %s\n", errs.items[0].message);
+        return plan_apply_failed(o, applying, t0, &errs);
+    }
 
     struct zr_plan plan = {0};
     if (inv->n_hosts == 1)
@@ -686,21 +719,7 @@ static int verb_plan_apply(const struct options *o, const char *path, bool apply
     else
         rc = EXIT_IN_SYNC;
 
-    if (o->metrics_file) {
-        struct zr_metrics_run run = {
-            .command = applying ? "apply" : "plan",
-            .applied = applying,
-            .end_time = seconds_now(CLOCK_REALTIME),
-            .seconds = seconds_now(CLOCK_MONOTONIC) - t0,
-            .exit_status = rc,
-        };
-        struct zr_error err = {0};
-        if (zr_metrics_write_file(o->metrics_file, &plan, &run, &err) < 0) {
-            fprintf(stderr, "zpci-reconcile: %s\n", err.message);
-            zr_error_finish(&err);
-            rc = EXIT_ERROR;
-        }
-    }
+    rc = write_metrics(o, applying, &plan, t0, rc);
     zr_plan_finish(&plan);
     return rc;
 }
@@ -778,16 +797,19 @@ static int verb_export(const struct options *o)
             /* Listed a moment ago, undefined since: nothing to export. */
             if (!named && !st->dom)
                 continue;
-            fprintf(stderr, "zpci-reconcile: %s\n", st->error);
+            /* Names come from libvirt: escaped, as in every report. */
+            _cleanup_free_ char *msg = zr_escaped(st->error);
+            fprintf(stderr, "zpci-reconcile: %s\n", msg);
             rc = EXIT_ERROR;
             continue;
         }
         if (o->live && !st->active) {
             if (named) {
+                _cleanup_free_ char *name = zr_escaped(st->wanted->name);
                 fprintf(stderr,
                         "zpci-reconcile: guest '%s' is not running; --live exports the running "
                         "state\n",
-                        st->wanted->name);
+                        name);
                 rc = EXIT_ERROR;
             }
             continue;
@@ -806,8 +828,10 @@ static int verb_export(const struct options *o)
             zr_error_finish(&err);
             rc = EXIT_ERROR;
         }
-        for (size_t i = 0; i < warnings.n; i++)
-            fprintf(stderr, "zpci-reconcile: warning: %s\n", warnings.items[i]);
+        for (size_t i = 0; i < warnings.n; i++) {
+            _cleanup_free_ char *msg = zr_escaped(warnings.items[i]);
+            fprintf(stderr, "zpci-reconcile: warning: %s\n", msg);
+        }
         zr_export_warnings_finish(&warnings);
     }
 
@@ -841,15 +865,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "zpci-reconcile: unknown command '%s'; try 'zpci-reconcile --help'\n", o.verb);
         return EXIT_ERROR;
     }
-    if (o.n_args < verbs[v].min_args || o.n_args > verbs[v].max_args) {
-        fprintf(stderr, "zpci-reconcile: '%s' takes one INVENTORY (a file, or - for stdin)\n", o.verb);
-        return EXIT_ERROR;
-    }
     bool is_apply = strcmp(o.verb, "apply") == 0;
     bool is_export = strcmp(o.verb, "export") == 0;
     bool is_run = is_apply || strcmp(o.verb, "plan") == 0;
+    bool args_ok = o.n_args >= verbs[v].min_args && o.n_args <= verbs[v].max_args;
     const char *misplaced =
-        (o.dry_run && !is_apply)      ? "--dry-run is only for apply"
+        !args_ok                      ? "takes one INVENTORY (a file, or - for stdin)"
+        : (o.dry_run && !is_apply)    ? "--dry-run is only for apply"
         : (o.atomic && !is_apply)     ? "--atomic is only for apply"
         : (o.live && !is_export)      ? "--live is only for export"
         : (o.all && !is_export)       ? "--all is only for export"
@@ -859,8 +881,15 @@ int main(int argc, char **argv)
             ? "export writes YAML; --output json is for plan and apply"
             : NULL;
     if (misplaced) {
-        fprintf(stderr, "zpci-reconcile: %s\n", misplaced);
-        return EXIT_ERROR;
+        _cleanup_free_ char *msg =
+            args_ok ? zr_strdup(misplaced) : zr_asprintf("'%s' %s", o.verb, misplaced);
+        fprintf(stderr, "zpci-reconcile: %s\n", msg);
+        if (!is_run)
+            return EXIT_ERROR;
+        /* Even a usage error of plan/apply writes its metrics and JSON. */
+        _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
+        zr_errors_add(&errs, NULL, 0, 0, NULL, "%s", msg);
+        return plan_apply_failed(&o, is_apply && !o.dry_run, seconds_now(CLOCK_MONOTONIC), &errs);
     }
 
     /* libxml2 must be initialised before threads read domain XML at once. */

@@ -684,10 +684,13 @@ class PrivateDaemonTest(DaemonTestCase):
             out, err = proc.communicate(timeout=600)
         self.assertEqual(proc.returncode, 1, err)
         doc = json.loads(out)
-        done = [a for a in doc['actions'] if a['result'] == 'done']
+        # done and not undone: a failure that says what the guest holds now
+        done = [a for a in doc['actions']
+                if a['result'] == 'failed' and a['error'].startswith('not rolled back')]
         self.assertGreaterEqual(len(done), 29)
-        self.assertEqual({a['error'] for a in done},
-                         {'not rolled back: the connection to libvirt was lost'})
+        self.assertEqual({a['error'].split(': guest')[0] for a in done},
+                         {'not rolled back, the connection to libvirt was lost'})
+        self.assertIn("still holds hostdev", done[0]['error'])
         self.assertNotIn('rolled back', [a['result'] for a in doc['actions']])
         self.daemon.start()
         rc, out, err = self.tool('apply', '--atomic', '--no-host-check', self.inv)
@@ -711,8 +714,9 @@ class PrivateDaemonTest(DaemonTestCase):
         self.assertEqual(rc, 1, err)
         results = [(a['result'], a.get('error', '').split(':')[0]) for a in json.loads(out)[
             'actions']]
-        self.assertEqual(results, [('done', 'not rolled back')] * 3 +
-                                  [('done', 'rollback failed')] +
+        self.assertEqual(results, [('failed', 'not rolled back, the connection to libvirt '
+                                              'was lost')] * 3 +
+                                  [('failed', 'rollback failed')] +
                                   [('failed', 'zr-fault')] + [('skipped', '')] * 5)
 
     def test_sigint_during_a_long_apply_stops_after_the_current_call(self):
