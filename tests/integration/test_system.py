@@ -494,24 +494,31 @@ class SharedDaemonTest(DaemonTestCase):
         self.assertEqual(sources(self.lab.devices(c)), [fake(4)])
 
     def test_atomic_undoes_the_host_when_libvirt_refuses_a_zpci_uid_clash(self):
-        # k keeps 0001 (uid 1) through prune: false, and wants 0002 with uid 1 too:
-        # libvirt refuses that attach. j's attach before it is undone.
+        # k wants 0002 with uid 1. The plan sees k free of uid 1 (a uid another kept device
+        # holds is refused by the plan itself, before libvirt), so the clash is made by
+        # someone else attaching 0001 with uid 1 to k while apply is stopped before k's
+        # attach: libvirt refuses that attach for real, and j's attach before it is undone.
         j = self.define('j')
-        k = self.define('k', hostdev_xml(fake(1), zpci_uid=1, zpci_fid=0))
+        k = self.define('k')
         l_ = self.define('l')
         self.inventory({j: {'hostdevs': [fake(3)]},
                         k: {'prune': False, 'hostdevs': [{'source': fake(2), 'uid': 1}]},
                         l_: {'hostdevs': [fake(4)]}})
-        before = {n: self.lab.dumpxml(n) for n in (j, k, l_)}
-        rc, doc, err = self.tool_json('apply', '--atomic', '--no-host-check', self.inv)
-        self.assertEqual(rc, 1, err)
+        before = {n: self.lab.dumpxml(n) for n in (j, l_)}
+        rc, out, err = self.run_stopped(
+            ['apply', '--atomic', '--no-host-check', '-o', 'json', self.inv],
+            lambda: self.lab.attach(k, hostdev_xml(fake(1), zpci_uid=1, zpci_fid=0)),
+            fault='virDomainAttachDeviceFlags:2:stop')
+        self.assertEqual(rc, 1, out + err)
+        doc = json.loads(out)
         got = [(x['guest'], x['source'], x['result']) for x in doc['actions']]
         self.assertEqual(got, [(j, fake(3), 'rolled back'),
                                (k, fake(2), 'failed'),
                                (l_, fake(4), 'skipped')])
         self.assertIn('is already reserved', doc['actions'][1]['error'])
-        for n in (j, k, l_):
+        for n in (j, l_):
             self.assertEqual(self.lab.dumpxml(n), before[n], n)
+        self.assertEqual(sources(self.lab.devices(k)), [fake(1)])
 
     # ---- the world changes between reading and applying ---------------------------------
 
