@@ -83,7 +83,7 @@ static int live_has_device(virDomainPtr dom, const struct zr_action *a, char **e
  * device; the detach is complete only when the live XML no longer has it.
  * Events wake us early; the XML is the proof. */
 static int wait_removed(struct removal_watch *w, virDomainPtr dom, const struct zr_action *a,
-                        unsigned timeout_s, char **error)
+                        unsigned timeout_s, unsigned since, bool *by_event, char **error)
 {
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -94,6 +94,10 @@ static int wait_removed(struct removal_watch *w, virDomainPtr dom, const struct 
         unsigned gen = w->generation;
         bool failed = w->failed;
         pthread_mutex_unlock(&w->lock);
+        /* An event for the guest since the detach call (generation
+         * `since`): when the device is gone now, libvirt's event said so
+         * (libvirt itself may have waited for it inside the call). */
+        *by_event = gen != since;
 
         if (failed) {
             *error = zr_strdup("the guest refused to release the device (device-removal-failed event)");
@@ -175,6 +179,7 @@ static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_wat
         return;
     }
 
+    unsigned since = 0;
     if (a->live) {
         char uuid[VIR_UUID_STRING_BUFLEN] = "";
         virDomainGetUUIDString(dom, uuid);
@@ -182,13 +187,17 @@ static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_wat
         free(w->domain_uuid);
         w->domain_uuid = zr_strdup(uuid);
         w->failed = false;
+        since = w->generation;
         pthread_mutex_unlock(&w->lock);
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (virDomainDetachDeviceFlags(dom, a->xml, action_flags(a)) < 0) {
         set_result(a, ZR_RESULT_FAILED, call_error(dom, a));
     } else if (a->live) {
         char *error = NULL;
-        if (wait_removed(w, dom, a, o->timeout_s, &error) < 0) {
+        bool by_event = false;
+        if (wait_removed(w, dom, a, o->timeout_s, since, &by_event, &error) < 0) {
             /* With CONFIG, libvirt has already removed it from the
              * definition: say so, the running guest and the definition now
              * disagree. */
@@ -200,6 +209,14 @@ static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_wat
             set_result(a, ZR_RESULT_FAILED, error);
         } else {
             set_result(a, ZR_RESULT_DONE, NULL);
+            if (o->progress) {
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                char src[ZR_PCI_ADDR_STRLEN];
+                fprintf(stderr, "  %s left the running guest after %.1f s (%s)\n",
+                        zr_pci_addr_format(&a->source, src),
+                        (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+                        by_event ? "device-removed event" : "seen in the live XML");
+            }
         }
     } else {
         set_result(a, ZR_RESULT_DONE, NULL);
