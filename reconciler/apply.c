@@ -55,10 +55,12 @@ static void on_removal_failed(virConnectPtr conn, virDomainPtr dom, const char *
     pthread_mutex_unlock(&w->lock);
 }
 
-/* Is a device with this kind and source still in the running guest? */
-static int live_has_device(virDomainPtr dom, const struct zr_action *a, char **error)
+/* Is a device with this kind and source still in the running guest (or,
+ * with VIR_DOMAIN_XML_INACTIVE, in the persistent definition)? */
+static int has_device(virDomainPtr dom, unsigned xml_flags, const struct zr_action *a,
+                      char **error)
 {
-    char *xml = virDomainGetXMLDesc(dom, 0);
+    char *xml = virDomainGetXMLDesc(dom, xml_flags);
     if (!xml) {
         *error = zr_asprintf("cannot re-read the running guest: %s", zr_libvirt_error());
         return -EIO;
@@ -77,6 +79,11 @@ static int live_has_device(virDomainPtr dom, const struct zr_action *a, char **e
         found = devs.items[i].kind == a->kind && zr_pci_addr_eq(&devs.items[i].source, &a->source);
     zr_device_list_finish(&devs);
     return found;
+}
+
+static int live_has_device(virDomainPtr dom, const struct zr_action *a, char **error)
+{
+    return has_device(dom, 0, a, error);
 }
 
 /* libvirt may return from a live detach before the guest let go of the
@@ -433,11 +440,42 @@ static char *undo_xml(const struct zr_action *a, virDomainPtr dom, char **error)
     return out;
 }
 
+/* A live+config detach that timed out failed, but libvirt had already
+ * taken the device out of the persistent definition: put it back there,
+ * so --atomic leaves the definition as it was. */
+static void rollback_config_half(struct host_run *h, struct zr_action *a)
+{
+    static const char removed[] = "; the persistent definition no longer has it";
+    virDomainPtr dom = h->doms[a->guest_index];
+    char *why = NULL;
+    if (!a->error || !strstr(a->error, removed) || h->lost ||
+        has_device(dom, VIR_DOMAIN_XML_INACTIVE, a, &why) != 0) {
+        free(why);
+        return;
+    }
+    char src[ZR_PCI_ADDR_STRLEN];
+    zr_pci_addr_format(&a->source, src);
+    bool ok = virDomainAttachDeviceFlags(dom, a->xml, VIR_DOMAIN_AFFECT_CONFIG) == 0;
+    _cleanup_free_ char *err = ok ? NULL : zr_strdup(zr_libvirt_error());
+    _cleanup_free_ char *base =
+        zr_strndup(a->error, (size_t)(strstr(a->error, removed) - a->error));
+    set_result(a, ZR_RESULT_FAILED,
+               ok ? zr_asprintf("%s; rolled back in the persistent definition (--atomic)", base)
+                  : zr_asprintf("%s; the persistent definition no longer has it (rollback "
+                                "failed: %s)",
+                                base, err));
+    if (h->o->progress)
+        fprintf(stderr, "rollback: attach %s %s on %s [config]: %s\n", zr_kind_to_string(a->kind),
+                src, h->plan->guests[a->guest_index].guest, ok ? "done" : err);
+}
+
 static void rollback(struct host_run *h)
 {
     struct zr_plan *plan = h->plan;
     for (size_t i = h->end; i-- > h->first;) {
         struct zr_action *a = &plan->actions[i];
+        if (a->result == ZR_RESULT_FAILED && a->op == ZR_OP_DETACH && a->live && a->config)
+            rollback_config_half(h, a);
         if (a->result != ZR_RESULT_DONE)
             continue;
         virDomainPtr dom = h->doms[a->guest_index];
