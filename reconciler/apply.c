@@ -57,8 +57,7 @@ static void on_removal_failed(virConnectPtr conn, virDomainPtr dom, const char *
 
 /* Is a device with this kind and source still in the running guest (or,
  * with VIR_DOMAIN_XML_INACTIVE, in the persistent definition)? */
-static int has_device(virDomainPtr dom, unsigned xml_flags, const struct zr_action *a,
-                      char **error)
+static int has_device(virDomainPtr dom, unsigned xml_flags, const struct zr_action *a, char **error)
 {
     char *xml = virDomainGetXMLDesc(dom, xml_flags);
     if (!xml) {

@@ -35,6 +35,8 @@ packages=(
   # export's corpus test defines x86 and ppc64 guests too; promtool lints the
   # metrics file; systemd-analyze verifies the units in contrib/systemd.
   qemu-system-x86 qemu-system-ppc prometheus systemd
+  # the live lab's initramfs images (init, insmod, cpio; the host needs no kmod)
+  busybox-static
 )
 
 passed=0 failed=0 skipped=0
@@ -193,6 +195,33 @@ if CC=clang build build-fuzz -Dfuzz=true -Dtests=false; then
   timings+=("$(printf '%-10s %4ds' fuzz $((SECONDS - t0)))")
 else
   stage_failed "build in build-fuzz/ (clang, -Dfuzz=true)"
+fi
+
+# The live lab (docs/live-lab.md): zpci-reconcile against running guests holding VFIO
+# functions, in a nested TCG VM. Its own stage; it counts its scenarios. It skips (exit 77)
+# on a machine that cannot run it, except with CI=true. ZR_LIVE_LAB=quick runs only the
+# scenarios on guests without an OS, ZR_LIVE_LAB=skip leaves the stage out.
+if [ "$plain_ok" -eq 1 ] && [ "${ZR_LIVE_LAB-full}" != skip ]; then
+  t0=$SECONDS
+  banner "live lab: tests/live-lab/run.sh --${ZR_LIVE_LAB:-full}"
+  lab_log=$(mktemp "${TMPDIR:-/tmp}/zr-live-lab-log.XXXXXX")
+  ZR_LAB_BUILD="$src/build" bash "$src/tests/live-lab/run.sh" "--${ZR_LIVE_LAB:-full}" </dev/null |
+    tee "$lab_log"
+  rc=${PIPESTATUS[0]}
+  lab_p=0 lab_f=0 lab_s=0
+  if read -r lab_p _ lab_f _ < <(tail -n 1 "$lab_log" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tr -d ','); then
+    :
+  fi
+  [ "$rc" -eq 77 ] && lab_s=1
+  passed=$((passed + lab_p)) failed=$((failed + lab_f)) skipped=$((skipped + lab_s))
+  timings+=("$(printf '%-10s %4ds  %d passed, %d failed, %d skipped' \
+    live-lab $((SECONDS - t0)) "$lab_p" "$lab_f" "$lab_s")")
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ "$lab_f" -eq 0 ]; then
+    stage_failed "live lab: run.sh exited $rc with no failed scenario"
+  elif [ "$lab_f" -ne 0 ]; then
+    problems+=("live-lab: $lab_f failed")
+  fi
+  rm -f "$lab_log"
 fi
 
 banner "summary"

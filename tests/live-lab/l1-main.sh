@@ -38,6 +38,7 @@ abort() {
 
 mount -t tmpfs -o mode=755 tmpfs /run
 mkdir -p /run/lock /run/libvirt /dev/pts /dev/shm /dev/mqueue
+ln -sf /proc/self/fd /dev/fd
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /tmp

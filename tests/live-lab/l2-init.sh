@@ -21,7 +21,7 @@ state() {
 }
 
 echo "ZR-L2 ready"
-last=
+last="(boot)"
 while :; do
   now=$(state)
   if [ "$now" != "$last" ]; then

@@ -142,14 +142,16 @@ expect_devs() {
 # zr OUT ARGS...: run zpci-reconcile; stdout in $OUT.out, stderr in $OUT.err, exit in $RC,
 # wall time in $ZR_SECS. A crash (signal) fails the scenario at once.
 zr() {
-  local out=$1 t0
+  local out=$1 t0 ms
   shift
-  t0=$(date +%s.%N)
+  t0=$(date +%s%N)
   timeout -k 5 300 "$ZR" -c "$URI" --color never "$@" >"$WORK/$out.out" 2>"$WORK/$out.err"
   RC=$?
-  ZR_SECS=$(echo "$(date +%s.%N) - $t0" | bc 2>/dev/null || python3 -c "print($(date +%s.%N) - $t0)")
-  cp "$WORK/$out.out" "$WORK/$out.err" "$X/logs/" 2>/dev/null
-  log "zpci-reconcile $* -> exit $RC in ${ZR_SECS%????}s"
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  ZR_SECS=$((ms / 1000)).$(printf '%03d' $((ms % 1000)))
+  cp "$WORK/$out.out" "$X/logs/$NAME.$out.out" 2>/dev/null
+  cp "$WORK/$out.err" "$X/logs/$NAME.$out.err" 2>/dev/null
+  log "zpci-reconcile $* -> exit $RC in ${ZR_SECS}s"
   sed 's/^/      /' "$WORK/$out.err" | head -n 20
   if [ "$RC" -ge 124 ]; then
     fail "zpci-reconcile $* exited $RC (timeout or signal); stderr: $(tail -n 3 "$WORK/$out.err")"
@@ -262,7 +264,7 @@ EOF
   fi
 
   # Again, while that detach is still pending.
-  zr apply -o json --timeout 3 again "$WORK/empty.yaml"
+  zr again -o json --timeout 3 apply "$WORK/empty.yaml"
   expect_rc 1 again
   grep -q '"error"' "$WORK/again.out" || fail "second apply: no error reported: $(cat "$WORK/again.out")"
 
@@ -276,11 +278,32 @@ guests:
     hostdevs:
       - source: 0000:00:04.0
 EOF
-  zr apply -o json --timeout 3 move "$WORK/move.yaml"
+  zr move -o json --timeout 3 apply "$WORK/move.yaml"
   expect_rc 1 move
   grep -Eq 'still holds|in use' "$WORK/move.out" ||
     fail "moving a held function: no clear message: $(cat "$WORK/move.out")"
   expect_devs t-other live ""
+  expect_devs t-hold live "04 hostdev"
+
+  # Only the attach: the host check sees that t-hold still holds it; without the check,
+  # libvirt refuses ("in use by driver QEMU, domain t-hold"). Either way a clear error.
+  inventory take <<'EOF'
+version: 1
+guests:
+  t-other:
+    hostdevs:
+      - source: 0000:00:04.0
+EOF
+  zr take apply "$WORK/take.yaml"
+  expect_rc 1 take
+  grep -q 't-hold' "$WORK/take.out" "$WORK/take.err" ||
+    fail "attaching the held function: the error does not name t-hold: $(cat "$WORK/take.out" "$WORK/take.err")"
+  zr take2 --no-host-check apply "$WORK/take.yaml"
+  expect_rc 1 take2
+  grep -q 'in use by driver QEMU, domain t-hold' "$WORK/take2.out" "$WORK/take2.err" ||
+    fail "attaching the held function: no libvirt 'in use' message: $(cat "$WORK/take2.out" "$WORK/take2.err")"
+  expect_devs t-other live ""
+  expect_devs t-other config ""
   expect_devs t-hold live "04 hostdev"
   pass
 }
@@ -330,7 +353,7 @@ EOF
   expect_rc 0 plan
   [ "$(json plan 'len(j.get("warnings", []))')" -ge 1 ] ||
     fail "plan --config-only: live drift not warned: $(cat "$WORK/plan.out")"
-  zr plan plan-live "$WORK/co.yaml"
+  zr plan-live plan "$WORK/co.yaml"
   expect_rc 2 plan-live
   pass
 }
@@ -349,13 +372,17 @@ guests:
 EOF
   zr apply -o json --no-host-check apply "$WORK/iface.yaml"
   expect_rc 1 apply
-  grep -q '0000:00:05.0' "$WORK/apply.out" "$WORK/apply.err" || fail "the error does not name 0000:00:05.0"
+  [ "$(json apply '[(a["source"],a["result"]) for a in j["actions"]]')" = '[["0000:00:05.0", "failed"]]' ] ||
+    fail "expected the attach of 0000:00:05.0 to fail: $(cat "$WORK/apply.out")"
   log "error: $(json apply '[a.get("error") for a in j["actions"]]')"
+  json apply 'j["actions"][0]["error"]' | grep -q 'SR-IOV' || fail "the error does not say why"
   expect_devs t-if live ""
   expect_devs t-if config ""
-  # With the host check the plan says so before anything is tried.
-  zr plan -o json plan "$WORK/iface.yaml"
-  log "plan warnings: $(json plan 'j.get("warnings")')"
+  # For a person: the line that gives the reason names the function.
+  zr text apply "$WORK/iface.yaml"
+  expect_rc 1 text
+  cat "$WORK/text.out" "$WORK/text.err" | grep 'SR-IOV' | grep -q '0000:00:05.0' ||
+    fail "no line names 0000:00:05.0 with the reason: $(cat "$WORK/text.out" "$WORK/text.err")"
   pass
 }
 
@@ -383,10 +410,205 @@ EOF
   expect_rc 0 plan
   # A live-only change shows in export --live, not in the persistent export.
   V detach-device t-ex --config --file <(hostdev_xml 05) >/dev/null || fail "virsh detach --config"
-  zr export export2 t-ex
+  zr export2 export t-ex
   grep -q "0000:00:05.0" "$WORK/export2.out" && fail "persistent export still has 0000:00:05.0"
-  zr export export3 --live t-ex
+  zr export3 export --live t-ex
   grep -q "0000:00:05.0" "$WORK/export3.out" || fail "export --live lost 0000:00:05.0"
+  pass
+}
+
+# ---- scenarios: Linux L2 guests --------------------------------------------------------------
+
+# The Linux guests boot once, at the start of a full run, while the other scenarios run:
+# under nested TCG they need minutes to reach userspace.
+start_linux_guests() {
+  (
+    define_x86 lx-x86 linux
+    define_s390x lx-s390 linux
+    V start lx-x86 >/dev/null || fail "cannot start lx-x86"
+    V start lx-s390 >/dev/null || fail "cannot start lx-s390"
+  )
+  echo "live-lab: Linux L2 guests started at $(date +%T)"
+}
+
+# wait_linux NAME: the guest's init reports on its console; give it until the deadline.
+wait_linux() {
+  local t0=$SECONDS
+  wait_console "$1" 'ZR-L2 ready' "${LINUX_BOOT_TIMEOUT:-900}" ||
+    fail "$1 did not reach userspace (console: $(tail -c 300 "$X/logs/$1.console" 2>/dev/null))"
+  log "$1 is up (waited $((SECONDS - t0))s)"
+}
+
+# last_state NAME: the guest's latest report of the PCI functions it sees.
+last_state() { grep 'ZR-L2 STATE' "$X/logs/$1.console" 2>/dev/null | tail -n 1; }
+
+# wait_sees NAME ERE SECONDS / wait_not_sees: on the guest's latest report.
+wait_sees() {
+  local i
+  for ((i = 0; i < $3 * 2; i++)); do
+    last_state "$1" | grep -Eq "$2" && return 0
+    sleep 0.5
+  done
+  fail "$1 does not see $2 within $3 s; it reports: $(last_state "$1")"
+}
+wait_not_sees() {
+  local i
+  for ((i = 0; i < $3 * 2; i++)); do
+    last_state "$1" | grep -Eq "$2" || return 0
+    sleep 0.5
+  done
+  fail "$1 still sees $2 after $3 s; it reports: $(last_state "$1")"
+}
+
+E1000E='8086:10d3'
+
+# x86 Linux: attach (the guest sees it), then a detach that returns only once the guest let
+# go, woken by the device-removed event.
+scenario_x86_linux() {
+  wait_linux lx-x86
+  inventory att <<'EOF'
+version: 1
+guests:
+  lx-x86:
+    hostdevs:
+      - source: 0000:00:04.0
+EOF
+  zr apply -o json apply "$WORK/att.yaml"
+  expect_rc 0 apply
+  [ "$(json apply '[(a["op"],a["live"],a["config"],a["result"]) for a in j["actions"]]')" = \
+    '[["attach", true, true, "done"]]' ] || fail "expected one live+config attach: $(cat "$WORK/apply.out")"
+  expect_devs lx-x86 live "04 hostdev"
+  expect_devs lx-x86 config "04 hostdev"
+  wait_sees lx-x86 "$E1000E" 60
+  log "guest sees it: $(last_state lx-x86)"
+  zr plan plan "$WORK/att.yaml"
+  expect_rc 0 plan
+
+  inventory det <<'EOF'
+version: 1
+guests:
+  lx-x86:
+    hostdevs: []
+EOF
+  zr detach -v -o json --timeout 120 apply "$WORK/det.yaml"
+  expect_rc 0 detach
+  # apply returned: the function must already be gone from the running guest.
+  expect_devs lx-x86 live ""
+  expect_devs lx-x86 config ""
+  grep -q 'left the running guest after .* (device-removed event)' "$WORK/detach.err" ||
+    fail "the detach was not confirmed by the device-removed event: $(cat "$WORK/detach.err")"
+  wait_not_sees lx-x86 "$E1000E" 30
+  zr plan2 plan "$WORK/det.yaml"
+  expect_rc 0 plan2
+  pass
+}
+
+# A function moves from one running guest (Linux, releases it) to another in one run.
+scenario_move() {
+  wait_linux lx-x86
+  define_x86 t-dst none
+  start t-dst
+  inventory src <<'EOF'
+version: 1
+guests:
+  lx-x86:
+    hostdevs:
+      - source: 0000:00:05.0
+EOF
+  zr setup apply "$WORK/src.yaml"
+  expect_rc 0 setup
+  wait_sees lx-x86 "$E1000E" 60
+  inventory mv <<'EOF'
+version: 1
+guests:
+  lx-x86:
+    hostdevs: []
+  t-dst:
+    hostdevs:
+      - source: 0000:00:05.0
+EOF
+  zr apply -v -o json --timeout 120 apply "$WORK/mv.yaml"
+  expect_rc 0 apply
+  [ "$(json apply '[(a["guest"],a["op"],a["live"],a["config"],a["result"]) for a in j["actions"]]')" = \
+    '[["lx-x86", "detach", true, true, "done"], ["t-dst", "attach", true, true, "done"]]' ] ||
+    fail "expected detach from lx-x86 then attach to t-dst: $(cat "$WORK/apply.out")"
+  expect_devs lx-x86 live ""
+  expect_devs lx-x86 config ""
+  expect_devs t-dst live "05 hostdev"
+  expect_devs t-dst config "05 hostdev"
+  wait_not_sees lx-x86 "$E1000E" 30
+  zr plan plan "$WORK/mv.yaml"
+  expect_rc 0 plan
+  pass
+}
+
+# s390x Linux: attach with zPCI ids, change the uid live (a replacement), swap the uids of
+# two functions in one run; the guest sees each uid in /sys/bus/pci/devices/*/uid.
+scenario_s390x_linux() {
+  wait_linux lx-s390
+  inventory a <<'EOF'
+version: 1
+guests:
+  lx-s390:
+    hostdevs:
+      - source: 0000:00:04.0
+        zpci: {uid: 0x0010, fid: 0x00000010}
+EOF
+  zr attach -o json apply "$WORK/a.yaml"
+  expect_rc 0 attach
+  expect_devs lx-s390 live "04 hostdev uid=0x0010 fid=0x00000010"
+  wait_sees lx-s390 "$E1000E uid=0x10\]" 90
+  log "guest sees it: $(last_state lx-s390)"
+
+  inventory b <<'EOF'
+version: 1
+guests:
+  lx-s390:
+    hostdevs:
+      - source: 0000:00:04.0
+        zpci: {uid: 0x0020, fid: 0x00000010}
+EOF
+  zr change -v -o json --timeout 120 apply "$WORK/b.yaml"
+  expect_rc 0 change
+  [ "$(json change '[(a["op"],a["live"],a["config"],a["result"]) for a in j["actions"]]')" = \
+    '[["detach", true, true, "done"], ["attach", true, true, "done"]]' ] ||
+    fail "expected a live+config replacement: $(cat "$WORK/change.out")"
+  expect_devs lx-s390 live "04 hostdev uid=0x0020 fid=0x00000010"
+  expect_devs lx-s390 config "04 hostdev uid=0x0020 fid=0x00000010"
+  wait_sees lx-s390 "$E1000E uid=0x20\]" 90
+
+  inventory c <<'EOF'
+version: 1
+guests:
+  lx-s390:
+    hostdevs:
+      - source: 0000:00:04.0
+        zpci: {uid: 0x0020, fid: 0x00000010}
+      - source: 0000:00:05.0
+        zpci: {uid: 0x0030, fid: 0x00000011}
+EOF
+  zr add -o json apply "$WORK/c.yaml"
+  expect_rc 0 add
+  inventory d <<'EOF'
+version: 1
+guests:
+  lx-s390:
+    hostdevs:
+      - source: 0000:00:04.0
+        zpci: {uid: 0x0030, fid: 0x00000010}
+      - source: 0000:00:05.0
+        zpci: {uid: 0x0020, fid: 0x00000011}
+EOF
+  zr swap -v -o json --timeout 120 apply "$WORK/d.yaml"
+  expect_rc 0 swap
+  expect_devs lx-s390 live "04 hostdev uid=0x0030 fid=0x00000010
+05 hostdev uid=0x0020 fid=0x00000011"
+  expect_devs lx-s390 config "04 hostdev uid=0x0030 fid=0x00000010
+05 hostdev uid=0x0020 fid=0x00000011"
+  wait_sees lx-s390 "$E1000E uid=0x30\].*$E1000E uid=0x20\]|$E1000E uid=0x20\].*$E1000E uid=0x30\]" 120
+  log "guest sees: $(last_state lx-s390)"
+  zr plan plan "$WORK/d.yaml"
+  expect_rc 0 plan
   pass
 }
 
@@ -395,7 +617,8 @@ pass() { exit 0; }
 # ---- running ---------------------------------------------------------------------------------
 
 QUICK_SCENARIOS="s390x_attach x86_attach refuses atomic config_only iface_not_vf export_live"
-FULL_SCENARIOS="$QUICK_SCENARIOS"
+LINUX_SCENARIOS="x86_linux move s390x_linux"
+FULL_SCENARIOS="$QUICK_SCENARIOS $LINUX_SCENARIOS"
 
 # Destroy and undefine every per-scenario guest (t-*).
 cleanup_guests() {
@@ -407,7 +630,7 @@ cleanup_guests() {
 }
 
 run_all() {
-  local list name t0 rc reason
+  local list name t0 rc reason limit
   if [ -n "${SCENARIOS-}" ]; then
     list=$SCENARIOS
   elif [ "$MODE" = quick ]; then
@@ -415,6 +638,9 @@ run_all() {
   else
     list=$FULL_SCENARIOS
   fi
+  case " ${list//-/_} " in
+    *" x86_linux "* | *" move "* | *" s390x_linux "*) start_linux_guests ;;
+  esac
   for name in $list; do
     name=${name//-/_}
     if ! declare -F "scenario_$name" >/dev/null; then
@@ -423,7 +649,9 @@ run_all() {
     fi
     echo "live-lab: scenario $name"
     t0=$SECONDS
-    timeout -k 10 "${SCENARIO_TIMEOUT:-420}" bash "$0" one "$name" >"$X/logs/$name.log" 2>&1
+    limit=${SCENARIO_TIMEOUT:-420}
+    case " $LINUX_SCENARIOS " in *" $name "*) limit=$((limit + ${LINUX_BOOT_TIMEOUT:-900})) ;; esac
+    timeout -k 10 "$limit" bash "$0" one "$name" >"$X/logs/$name.log" 2>&1
     rc=$?
     sed -n '1,200p' "$X/logs/$name.log"
     if [ "$rc" = 0 ]; then
