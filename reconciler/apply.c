@@ -89,21 +89,24 @@ static int live_has_device(virDomainPtr dom, const struct zr_action *a, char **e
  * device; the detach is complete only when the live XML no longer has it.
  * Events wake us early; the XML is the proof. */
 static int wait_removed(struct removal_watch *w, virDomainPtr dom, const struct zr_action *a,
-                        unsigned timeout_s, unsigned since, bool *by_event, char **error)
+                        unsigned timeout_s, unsigned since, const char **how, char **error)
 {
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += timeout_s;
 
-    for (;;) {
+    for (bool first = true;; first = false) {
         pthread_mutex_lock(&w->lock);
         unsigned gen = w->generation;
         bool failed = w->failed;
         pthread_mutex_unlock(&w->lock);
-        /* An event for the guest since the detach call (generation
-         * `since`): when the device is gone now, libvirt's event said so
-         * (libvirt itself may have waited for it inside the call). */
-        *by_event = gen != since;
+        /* What told us, for -v: libvirt waits a few seconds for the guest
+         * inside the call, so a quick guest is gone at the first look;
+         * later, an event for the guest since the call (generation
+         * `since`) or else the once-a-second re-read. */
+        *how = first          ? "the guest let go during libvirt's call"
+               : gen != since ? "device-removed event"
+                              : "seen in the live XML";
 
         if (failed) {
             *error = zr_strdup("the guest refused to release the device (device-removal-failed event)");
@@ -202,8 +205,8 @@ static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_wat
         set_result(a, ZR_RESULT_FAILED, call_error(dom, a));
     } else if (a->live) {
         char *error = NULL;
-        bool by_event = false;
-        if (wait_removed(w, dom, a, o->timeout_s, since, &by_event, &error) < 0) {
+        const char *how = "";
+        if (wait_removed(w, dom, a, o->timeout_s, since, &how, &error) < 0) {
             /* With CONFIG, libvirt has already removed it from the
              * definition: say so, the running guest and the definition now
              * disagree. */
@@ -220,8 +223,7 @@ static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_wat
                 char src[ZR_PCI_ADDR_STRLEN];
                 fprintf(stderr, "  %s left the running guest after %.1f s (%s)\n",
                         zr_pci_addr_format(&a->source, src),
-                        (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
-                        by_event ? "device-removed event" : "seen in the live XML");
+                        (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, how);
             }
         }
     } else {
