@@ -1,6 +1,6 @@
 #!/bin/busybox sh
 # The live lab's L2 Linux /init: report on the console, whenever it changes, which PCI
-# functions the guest sees (address, vendor:device, zPCI uid where the platform has one),
+# functions the guest sees (address, vendor:device, zPCI uid and fid on s390x),
 # so L1 can check what the guest itself sees. It needs no input.
 
 /bin/busybox --install -s /bin
@@ -15,7 +15,7 @@ state() {
     v=$(cat "$d/vendor")
     p=$(cat "$d/device")
     u=
-    [ -r "$d/uid" ] && u=" uid=$(cat "$d/uid")"
+    [ -r "$d/uid" ] && u=" uid=$(cat "$d/uid") fid=$(cat "$d/function_id")"
     echo -n "[${d##*/} ${v#0x}:${p#0x}$u] "
   done
 }

@@ -141,10 +141,17 @@ unpack() {
   mkdir -p "$cache/$arch/debs" "$cache/$arch/root"
   deb=$(ls "$cache/$arch/debs/${pkg}"_*.deb 2>/dev/null | head -n 1)
   if [ -z "$deb" ]; then
+    # Lists older than the archive name versions it no longer has: update once, retry.
     if [ "$arch" = amd64 ]; then
-      (cd "$cache/$arch/debs" && apt-get -q -o APT::Sandbox::User=root download "$pkg" </dev/null) || return 1
+      (cd "$cache/$arch/debs" && apt-get -q -o APT::Sandbox::User=root download "$pkg" </dev/null) ||
+        { apt-get -q update </dev/null >/dev/null &&
+          (cd "$cache/$arch/debs" && apt-get -q -o APT::Sandbox::User=root download "$pkg" </dev/null); } ||
+        return 1
     else
-      (cd "$cache/$arch/debs" && s390x_apt apt-get download "$pkg" </dev/null) || return 1
+      (cd "$cache/$arch/debs" && s390x_apt apt-get download "$pkg" </dev/null) ||
+        { s390x_apt apt-get update </dev/null >/dev/null &&
+          (cd "$cache/$arch/debs" && s390x_apt apt-get download "$pkg" </dev/null); } ||
+        return 1
     fi
     deb=$(ls "$cache/$arch/debs/${pkg}"_*.deb | head -n 1)
   fi
@@ -163,6 +170,7 @@ kernel_package() {
   sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' <<<"$dep" | head -n 1
 }
 
+kver= kver_s390x=
 fetch() {
   local pkg
   mkdir -p "$cache"
@@ -174,6 +182,7 @@ fetch() {
   fi
   [ -n "$pkg" ] || return 1
   unpack amd64 "$pkg" || return 1
+  kver=${pkg#linux-image-}
 
   local d=$cache/s390x-apt
   mkdir -p "$d/state/lists/partial" "$d/cache/archives/partial" "$d/sources.list.d"
@@ -191,6 +200,7 @@ fetch() {
   fi
   pkg=$(kernel_package s390x)
   [ -n "$pkg" ] || return 1
+  kver_s390x=${pkg#linux-image-}
   unpack s390x "$pkg" && unpack s390x busybox-static
 }
 
@@ -242,8 +252,8 @@ build_l2_initrd() {
 
 echo "live-lab: mode $mode${scenarios[*]:+, scenarios ${scenarios[*]}}; cache $cache; binary $zr"
 fetch || cannot_run "cannot fetch the kernels from Debian's archive (apt-get download failed)"
-kver=$(basename "$(ls -d "$cache"/amd64/root/lib/modules/*-amd64 | head -n 1)")
-kver_s390x=$(basename "$(ls -d "$cache"/s390x/root/lib/modules/*-s390x | head -n 1)")
+[ -f "$cache/amd64/root/boot/vmlinuz-$kver" ] && [ -f "$cache/s390x/root/boot/vmlinuz-$kver_s390x" ] ||
+  cannot_run "the unpacked kernels are incomplete in $cache (remove it to start over)"
 phase fetch
 
 mkdir -p "$cache/images"
