@@ -434,9 +434,9 @@ start_linux_guests() {
 # wait_linux NAME: the guest's init reports on its console; give it until the deadline.
 wait_linux() {
   local t0=$SECONDS
-  wait_console "$1" 'ZR-L2 ready' "${LINUX_BOOT_TIMEOUT:-900}" ||
+  wait_console "$1" 'ZR-L2 ready' "${LINUX_BOOT_TIMEOUT:-1500}" ||
     fail "$1 did not reach userspace (console: $(tail -c 300 "$X/logs/$1.console" 2>/dev/null))"
-  log "$1 is up (waited $((SECONDS - t0))s)"
+  log "$1 is up at $(date +%T) (waited $((SECONDS - t0))s here)"
 }
 
 # last_state NAME: the guest's latest report of the PCI functions it sees.
@@ -659,7 +659,7 @@ run_all() {
     echo "live-lab: scenario $name"
     t0=$SECONDS
     limit=${SCENARIO_TIMEOUT:-420}
-    case " $LINUX_SCENARIOS " in *" $name "*) limit=$((limit + ${LINUX_BOOT_TIMEOUT:-900})) ;; esac
+    case " $LINUX_SCENARIOS " in *" $name "*) limit=$((limit + ${LINUX_BOOT_TIMEOUT:-1500})) ;; esac
     timeout -k 10 "$limit" bash "$0" one "$name" >"$X/logs/$name.log" 2>&1
     rc=$?
     sed -n '1,200p' "$X/logs/$name.log"
