@@ -16,7 +16,7 @@
 #
 # Environment: ZR_LAB_CACHE (downloads, default /var/cache/zpci-live-lab), ZR_LAB_BUILD
 # (the meson build dir holding reconciler/zpci-reconcile, default build/ of this tree),
-# ZR_LAB_TIMEOUT (seconds the whole L1 run may take, default 1500), ZR_LAB_KEEP=1 keeps
+# ZR_LAB_TIMEOUT (seconds the whole L1 run may take, default 2700), ZR_LAB_KEEP=1 keeps
 # the exchange directory (console logs, XML, outputs) after a passing run.
 
 set -uo pipefail
@@ -25,7 +25,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src=$(cd "$here/../.." && pwd)
 cache=${ZR_LAB_CACHE:-/var/cache/zpci-live-lab}
 build=${ZR_LAB_BUILD:-$src/build}
-total_timeout=${ZR_LAB_TIMEOUT:-1500}
+total_timeout=${ZR_LAB_TIMEOUT:-2700}
 mode=full
 scenarios=()
 
