@@ -6,6 +6,7 @@
 #   build/       all suites (unit, integration)
 #   build-asan/  all suites again, built with ASan + UBSan
 #   build/       the unit and fuzz-replay suites under valgrind memcheck
+# Then the live lab (tests/live-lab/run.sh, docs/live-lab.md) as a stage of its own.
 # Both memory checks go through tests/memcheck.sh, which also catches leaks in the child
 # processes Criterion runs each test in (a plain --wrap=valgrind does not).
 #
@@ -209,9 +210,8 @@ if [ "$plain_ok" -eq 1 ] && [ "${ZR_LIVE_LAB-full}" != skip ]; then
     tee "$lab_log"
   rc=${PIPESTATUS[0]}
   lab_p=0 lab_f=0 lab_s=0
-  if read -r lab_p _ lab_f _ < <(tail -n 1 "$lab_log" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tr -d ','); then
-    :
-  fi
+  counts=$(tail -n 1 "$lab_log" | sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p')
+  read -r lab_p lab_f <<<"${counts:-0 0}"
   [ "$rc" -eq 77 ] && lab_s=1
   passed=$((passed + lab_p)) failed=$((failed + lab_f)) skipped=$((skipped + lab_s))
   timings+=("$(printf '%-10s %4ds  %d passed, %d failed, %d skipped' \
