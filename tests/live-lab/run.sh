@@ -53,7 +53,9 @@ phase() {
 }
 
 # Cannot run here: a skip outside CI, a failure in CI.
+summary_printed=0
 cannot_run() {
+  summary_printed=1
   if [ "${CI-}" = true ]; then
     echo "live-lab: FAILED: the lab cannot start: $*"
     echo "0 passed, 1 failed"
@@ -67,7 +69,7 @@ cannot_run() {
 # ---- can this machine run the lab? ---------------------------------------------------
 
 [ "$(id -u)" -eq 0 ] || cannot_run "needs root (libvirtd inside L1 runs from this root filesystem)"
-for tool in qemu-system-x86_64 qemu-system-s390x apt-get dpkg-deb; do
+for tool in qemu-system-x86_64 qemu-system-s390x apt-get dpkg-deb setpriv timeout; do
   command -v "$tool" >/dev/null || cannot_run "$tool is not installed"
 done
 [ -x /bin/busybox ] && /bin/busybox --list | grep -qx switch_root ||
@@ -116,6 +118,11 @@ cleanup() {
     else
       echo "live-lab: logs kept in $xchg"
     fi
+  fi
+  if [ "$summary_printed" = 0 ]; then
+    echo "live-lab: FAILED: stopped before the end (exit $rc)"
+    echo "0 passed, 1 failed"
+    [ "$rc" -ne 0 ] || rc=1
   fi
   exit "$rc"
 }
@@ -286,7 +293,11 @@ cp "$here"/l1-main.sh "$here"/scenarios.sh "$xchg/"
 } >"$xchg/env"
 
 # Three e1000e functions on the root bus, each in its own IOMMU group: 00:04.0-00:06.0.
-qemu-system-x86_64 -accel tcg,thread=multi -M q35 -cpu max -smp 2 -m 6144 \
+# L1 must not outlive this script even when it is killed with SIGKILL (no trap runs then):
+# the kernel sends SIGKILL to timeout when this shell dies, and to QEMU when timeout dies;
+# timeout itself ends L1 after the overall limit.
+setpriv --pdeathsig KILL timeout -k 10 $((total_timeout + 30)) \
+  setpriv --pdeathsig KILL qemu-system-x86_64 -accel tcg,thread=multi -M q35 -cpu max -smp 2 -m 6144 \
   -device intel-iommu,intremap=on \
   -kernel "$cache/amd64/root/boot/vmlinuz-$kver" -initrd "$l1_initrd" \
   -append "console=ttyS0 intel_iommu=on iommu=pt quiet loglevel=3 panic=-1" \
@@ -297,7 +308,7 @@ qemu-system-x86_64 -accel tcg,thread=multi -M q35 -cpu max -smp 2 -m 6144 \
   -no-reboot -pidfile "$xchg/l1.pid" </dev/null &
 qemu_pid=$!
 sleep 1
-tail -n +1 -F "$xchg/l1-console.log" 2>/dev/null &
+tail -n +1 -F --pid=$$ "$xchg/l1-console.log" 2>/dev/null &
 tail_pid=$!
 
 # L1 powers itself off when done; everything it does has its own timeouts, this is the

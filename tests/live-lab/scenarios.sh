@@ -440,7 +440,7 @@ wait_linux() {
 }
 
 # last_state NAME: the guest's latest report of the PCI functions it sees.
-last_state() { grep 'ZR-L2 STATE' "$X/logs/$1.console" 2>/dev/null | tail -n 1; }
+last_state() { grep 'ZR-L2 STATE' "$X/logs/$1.console" 2>/dev/null | tail -n 1 | tr -d '\r'; }
 
 # wait_sees NAME ERE SECONDS / wait_not_sees: on the guest's latest report.
 wait_sees() {
