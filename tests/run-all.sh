@@ -4,9 +4,11 @@
 # On a fresh Debian 12 (as root) it installs what the build and the tests need, starts
 # libvirtd for the qemu:///system tests, then runs the suites three ways:
 #   build/       all suites (unit, integration)
-#   build-asan/  all suites again, built with ASan + UBSan
+#   build-asan/  the suites that drive the binary again, built with ASan + UBSan
 #   build/       the unit and fuzz-replay suites under valgrind memcheck
-# Then the live lab (tests/live-lab/run.sh, docs/live-lab.md) as a stage of its own.
+# Then, each a stage of its own: libvirt's test-suite domains (tests/corpus/run.sh), the
+# live lab (tests/live-lab/run.sh, docs/live-lab.md) and the Debian package
+# (tests/package/test-deb.sh).
 # Both memory checks go through tests/memcheck.sh, which also catches leaks in the child
 # processes Criterion runs each test in (a plain --wrap=valgrind does not).
 #
@@ -167,8 +169,12 @@ fi
 t0=$SECONDS
 if build build-asan -Dtests=true -Db_sanitize=address,undefined -Db_lundef=false; then
   timings+=("$(printf '%-10s %4ds' build-asan $((SECONDS - t0)))")
+  # Every suite that drives the binary (unit, fuzz replays, integration); not the ones
+  # that check text and files around it (docs, schema, completion, install) or Ansible's
+  # playbooks, whose calls into the binary the integration suites already make.
   run_tests asan build-asan zr-asan --timeout-multiplier 2 \
-    --wrap "$src/tests/memcheck.sh sanitizers"
+    --no-suite docs --no-suite schema --no-suite completion --no-suite install \
+    --no-suite ansible --wrap "$src/tests/memcheck.sh sanitizers"
 else
   stage_failed "build in build-asan/"
 fi
