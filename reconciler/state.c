@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <libvirt/virterror.h>
+#include <libxml/parser.h>
 
 #include "domain.h"
 #include "state.h"
@@ -27,6 +28,8 @@ static void silent_error(void *data, virErrorPtr e)
 
 static void event_setup(void)
 {
+    /* libxml2 must be initialised before threads read domain XML at once. */
+    xmlInitParser();
     virSetErrorFunc(NULL, silent_error);
     if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
         event_status = -EIO;
