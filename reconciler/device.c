@@ -33,6 +33,18 @@ const char *zr_vport_type_to_string(zr_vport_type t)
     return "?";
 }
 
+void zr_rom_finish(struct zr_rom *r)
+{
+    free(r->file);
+    *r = (struct zr_rom){0};
+}
+
+void zr_rom_copy(struct zr_rom *dst, const struct zr_rom *src)
+{
+    *dst = *src;
+    dst->file = zr_strdup(src->file);
+}
+
 void zr_virtualport_finish(struct zr_virtualport *v)
 {
     free(v->profileid);
@@ -48,6 +60,8 @@ void zr_virtualport_copy(struct zr_virtualport *dst, const struct zr_virtualport
 void zr_device_finish(struct zr_device *d)
 {
     zr_virtualport_finish(&d->vport);
+    zr_rom_finish(&d->rom);
+    free(d->unrepresentable);
     free(d->alias);
     free(d->driver);
     free(d->xml);
@@ -58,6 +72,8 @@ void zr_device_copy(struct zr_device *dst, const struct zr_device *src)
 {
     *dst = *src;
     zr_virtualport_copy(&dst->vport, &src->vport);
+    zr_rom_copy(&dst->rom, &src->rom);
+    dst->unrepresentable = zr_strdup(src->unrepresentable);
     dst->alias = zr_strdup(src->alias);
     dst->driver = zr_strdup(src->driver);
     dst->xml = zr_strdup(src->xml);
@@ -85,6 +101,9 @@ void zr_device_list_finish(struct zr_device_list *l)
     for (size_t i = 0; i < l->n; i++)
         zr_device_finish(&l->items[i]);
     free(l->items);
+    for (size_t i = 0; i < l->n_held; i++)
+        free(l->held[i].what);
+    free(l->held);
     *l = (struct zr_device_list){0};
 }
 
@@ -132,6 +151,14 @@ char *zr_device_describe(const struct zr_device *d)
     }
     if (d->has_vlan)
         fprintf(f, " vlan=%u", d->vlan);
+    if (d->has_boot_order)
+        fprintf(f, " boot_order=%u", d->boot_order);
+    if (d->rom.has_bar)
+        fprintf(f, " rom.bar=%s", d->rom.bar ? "on" : "off");
+    if (d->rom.has_file)
+        fprintf(f, " rom.file=%s", d->rom.file);
+    if (d->rom.has_enabled)
+        fprintf(f, " rom.enabled=%s", d->rom.enabled ? "yes" : "no");
     if (fclose(f) != 0)
         abort();
     return s;

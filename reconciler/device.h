@@ -39,6 +39,27 @@ struct zr_virtualport {
     struct zr_uuid instanceid;
 };
 
+/* <rom bar='on|off' file='PATH' enabled='yes|no'/>: each part is compared
+ * only where the inventory gives it. */
+struct zr_rom {
+    bool has_bar, has_file, has_enabled;
+    bool bar, enabled;
+    char *file; /* may be "" (libvirt: no ROM image); NULL when unset */
+};
+
+#define ZR_ROM_FILE_MAX 4096u
+#define ZR_BOOT_ORDER_MAX 0xffffu
+
+/* A guest-side value an out-of-scope device of the guest holds (a zPCI
+ * virtio disk, a controller): wanted devices cannot take it, and the plan
+ * must say so before libvirt says "already reserved". */
+struct zr_held {
+    bool has_zpci_uid, has_zpci_fid, has_guest_address, has_boot_order;
+    uint32_t zpci_uid, zpci_fid, boot_order;
+    struct zr_pci_addr guest_address;
+    char *what; /* "<disk>", "<controller>": for messages */
+};
+
 #define ZR_VPORT_MANAGERID_MAX 0xffu
 #define ZR_VPORT_TYPEID_MAX 0xffffffu
 #define ZR_VPORT_TYPEIDVERSION_MAX 0xffu
@@ -73,6 +94,17 @@ struct zr_device {
      * a wanted virtualport. */
     bool vport_unrepresentable;
 
+    bool has_boot_order; /* <boot order='N'/> */
+    uint32_t boot_order;
+    struct zr_rom rom;
+
+    /* XML side: what the device has that format v1 cannot say (<teaming>,
+     * <model>, <backend>, an unassigned address, unknown elements), as a
+     * list for people ("<teaming>, an unassigned address"); NULL when
+     * nothing.  A replacement keeps it (the element is edited in place),
+     * export warns about it. */
+    char *unrepresentable;
+
     /* XML side only. */
     char *alias;      /* <alias name=...>, NULL when absent */
     char *driver;     /* <driver name=...>, NULL when absent */
@@ -84,6 +116,8 @@ struct zr_device {
 const char *zr_kind_to_string(zr_kind kind);       /* "hostdev" / "interface" */
 const char *zr_vport_type_to_string(zr_vport_type t); /* "802.1Qbh" ... */
 
+void zr_rom_finish(struct zr_rom *r);
+void zr_rom_copy(struct zr_rom *dst, const struct zr_rom *src);
 void zr_virtualport_finish(struct zr_virtualport *v);
 void zr_virtualport_copy(struct zr_virtualport *dst, const struct zr_virtualport *src);
 void zr_device_finish(struct zr_device *d);
@@ -97,6 +131,13 @@ bool zr_device_same_key(const struct zr_device *a, const struct zr_device *b);
 struct zr_device_list {
     struct zr_device *items;
     size_t n;
+    /* Domain side: values out-of-scope devices hold (see struct zr_held). */
+    struct zr_held *held;
+    size_t n_held;
+    /* Domain side: <os> has <boot dev=...>.  libvirt refuses per-device
+     * boot orders beside it, and puts one there itself when the last
+     * device with a boot order leaves the persistent definition. */
+    bool os_boot;
 };
 
 struct zr_device *zr_device_list_append(struct zr_device_list *l);

@@ -312,6 +312,103 @@ static int read_virtualport(const struct reader *r, const xmlNode *device, struc
     return 0;
 }
 
+/* <boot order='N'/>: libvirt reads it as a non-zero unsigned int. */
+static int read_boot(const struct reader *r, const xmlNode *device, struct zr_device *d)
+{
+    xmlNode *boot = child_element(device, "boot");
+    if (!boot)
+        return 0;
+    int ret = prop_uint(r, boot, "order", 0, UINT32_MAX, &d->boot_order);
+    if (ret < 0)
+        return ret;
+    d->has_boot_order = ret > 0;
+    return 0;
+}
+
+/* 1 set, 0 absent, -EINVAL: an on/off or yes/no attribute. */
+static int prop_switch(const struct reader *r, const xmlNode *node, const char *name,
+                       const char *yes, const char *no, bool *out)
+{
+    _cleanup_free_ char *v = xml_prop(node, name);
+    if (!v)
+        return 0;
+    if (strcmp(v, yes) == 0 || strcmp(v, no) == 0) {
+        *out = strcmp(v, yes) == 0;
+        return 1;
+    }
+    return reader_fail(r, node, "<%s %s='%s'>: expected '%s' or '%s'", (const char *)node->name,
+                       name, v, yes, no);
+}
+
+static int read_rom(const struct reader *r, const xmlNode *device, struct zr_device *d)
+{
+    xmlNode *rom = child_element(device, "rom");
+    if (!rom)
+        return 0;
+    int ret;
+    if ((ret = prop_switch(r, rom, "bar", "on", "off", &d->rom.bar)) < 0)
+        return ret;
+    d->rom.has_bar = ret > 0;
+    if ((ret = prop_switch(r, rom, "enabled", "yes", "no", &d->rom.enabled)) < 0)
+        return ret;
+    d->rom.has_enabled = ret > 0;
+    d->rom.file = xml_prop(rom, "file");
+    d->rom.has_file = d->rom.file != NULL;
+    return 0;
+}
+
+/* Children the model reads (or libvirt generates, like <alias>); any other
+ * is something format v1 cannot say. */
+static bool known_child(const xmlNode *c, zr_kind kind)
+{
+    static const char *const common[] = {"driver", "source", "address", "alias", "boot", "rom"};
+    static const char *const interface[] = {"mac", "vlan", "virtualport"};
+    for (size_t i = 0; i < ELEMENTSOF(common); i++)
+        if (is_element(c, common[i]))
+            return true;
+    for (size_t i = 0; kind == ZR_KIND_INTERFACE && i < ELEMENTSOF(interface); i++)
+        if (is_element(c, interface[i]))
+            return true;
+    return false;
+}
+
+/* Lists what the device has that the model does not carry, so export can
+ * name it and people know a replacement keeps it. */
+static void read_unrepresentable(const xmlNode *device, struct zr_device *d)
+{
+    char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    if (!f)
+        abort();
+    bool any = false;
+    for (xmlNode *c = device->children; c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE)
+            continue;
+        if (is_element(c, "address")) {
+            _cleanup_free_ char *type = xml_prop(c, "type");
+            if (!zr_streq(type, "pci")) {
+                fprintf(f, "%s%s %s address", any ? ", " : "",
+                        type && strchr("aeiou", type[0]) ? "an" : "a", type ? type : "untyped");
+                any = true;
+            }
+            continue;
+        }
+        if (known_child(c, d->kind))
+            continue;
+        fprintf(f, "%s<%s%s%s>", any ? ", " : "",
+                c->ns && c->ns->prefix ? (const char *)c->ns->prefix : "",
+                c->ns && c->ns->prefix ? ":" : "", (const char *)c->name);
+        any = true;
+    }
+    if (fclose(f) != 0)
+        abort();
+    if (any)
+        d->unrepresentable = s;
+    else
+        free(s);
+}
+
 static char *node_to_string(xmlNode *node)
 {
     _cleanup_(xmlBufferFreep) xmlBufferPtr buf = xmlBufferCreate();
@@ -389,14 +486,45 @@ static int parse_element(const struct reader *r, xmlNode *node, struct zr_device
     } else {
         return -ENOENT;
     }
-    if (ret < 0 || (ret = read_guest_address(r, node, &d)) < 0)
+    if (ret < 0 || (ret = read_guest_address(r, node, &d)) < 0 ||
+        (ret = read_boot(r, node, &d)) < 0 || (ret = read_rom(r, node, &d)) < 0)
         return ret;
     read_common(node, &d);
+    read_unrepresentable(node, &d);
     d.xml = node_to_string(node);
 
     *out = d;
     d = (struct zr_device){0};
     return 0;
+}
+
+/* What an out-of-scope device holds that a wanted device could ask for.
+ * Read leniently: a value libvirt would not write is simply not held. */
+static void read_held(xmlNode *node, struct zr_device_list *out)
+{
+    struct zr_held h = {0};
+    const struct reader quiet = {"domain XML", NULL};
+    xmlNode *addr = child_element(node, "address");
+    _cleanup_free_ char *type = addr ? xml_prop(addr, "type") : NULL;
+    if (addr && zr_streq(type, "pci")) {
+        struct zr_pci_addr a;
+        if (read_pci_attrs(&quiet, addr, NULL, &a) == 0 && (a.domain || a.bus || a.slot)) {
+            h.has_guest_address = true;
+            h.guest_address = a;
+        }
+        xmlNode *zpci = child_element(addr, "zpci");
+        if (zpci) {
+            h.has_zpci_uid = prop_uint(&quiet, zpci, "uid", 0, UINT32_MAX, &h.zpci_uid) > 0;
+            h.has_zpci_fid = prop_uint(&quiet, zpci, "fid", 0, UINT32_MAX, &h.zpci_fid) > 0;
+        }
+    }
+    xmlNode *boot = child_element(node, "boot");
+    if (boot)
+        h.has_boot_order = prop_uint(&quiet, boot, "order", 0, UINT32_MAX, &h.boot_order) > 0;
+    if (!h.has_guest_address && !h.has_zpci_uid && !h.has_zpci_fid && !h.has_boot_order)
+        return;
+    h.what = zr_asprintf("<%s>", (const char *)node->name);
+    *ZR_APPEND(out->held, out->n_held) = h;
 }
 
 struct doctype_seen {
@@ -475,16 +603,24 @@ int zr_domain_parse_devices(const char *xml, size_t len, const char *what,
             continue;
         struct zr_device d;
         ret = parse_element(&r, c, &d);
-        if (ret == -ENOENT)
+        if (ret == -ENOENT) {
+            read_held(c, &found);
             continue;
+        }
         if (ret < 0)
             return ret;
         *zr_device_list_append(&found) = d;
     }
 
+    xmlNode *os = child_element(root, "os");
+    if (os && child_element(os, "boot"))
+        out->os_boot = true;
     for (size_t i = 0; i < found.n; i++)
         *zr_device_list_append(out) = found.items[i];
+    for (size_t i = 0; i < found.n_held; i++)
+        *ZR_APPEND(out->held, out->n_held) = found.held[i];
     free(found.items);
+    free(found.held);
     found = (struct zr_device_list){0};
     return 0;
 }
@@ -518,7 +654,9 @@ _printf_(3, 4) static void set_prop(xmlNode *node, const char *name, const char 
     va_start(ap, fmt);
     _cleanup_free_ char *v = zr_vasprintf(fmt, ap);
     va_end(ap);
-    if (!xmlNewProp(node, BAD_CAST name, BAD_CAST v))
+    /* xmlSetProp replaces an attribute the element already has: the
+     * in-place edit of a replacement relies on that. */
+    if (!xmlSetProp(node, BAD_CAST name, BAD_CAST v))
         abort();
 }
 
@@ -594,6 +732,26 @@ static void add_virtualport(xmlNode *device, const struct zr_virtualport *v)
     }
 }
 
+static void set_rom_props(xmlNode *rom, const struct zr_rom *want, const struct zr_rom *have)
+{
+    if (want->has_bar && !(have && have->has_bar && have->bar == want->bar))
+        set_prop(rom, "bar", "%s", want->bar ? "on" : "off");
+    if (want->has_file && !(have && have->has_file && zr_streq(have->file, want->file)))
+        set_prop(rom, "file", "%s", want->file);
+    if (want->has_enabled && !(have && have->has_enabled && have->enabled == want->enabled))
+        set_prop(rom, "enabled", "%s", want->enabled ? "yes" : "no");
+}
+
+/* <boot> and <rom>, where libvirt formats them: after the source (and an
+ * interface's vlan and virtualport), before the guest address. */
+static void add_boot_rom(xmlNode *device, const struct zr_device *d)
+{
+    if (d->has_boot_order)
+        set_prop(new_child(device, "boot"), "order", "%u", (unsigned)d->boot_order);
+    if (d->rom.has_bar || d->rom.has_file || d->rom.has_enabled)
+        set_rom_props(new_child(device, "rom"), &d->rom, NULL);
+}
+
 static void build_hostdev(xmlNode *root, const struct zr_device *d)
 {
     set_prop(root, "mode", "subsystem");
@@ -601,6 +759,7 @@ static void build_hostdev(xmlNode *root, const struct zr_device *d)
     set_prop(root, "managed", "%s", d->managed ? "yes" : "no");
     set_prop(new_child(root, "driver"), "name", "vfio");
     add_source(root, &d->source, false);
+    add_boot_rom(root, d);
     add_guest_address(root, d);
 }
 
@@ -617,6 +776,7 @@ static void build_interface(xmlNode *root, const struct zr_device *d)
     if (d->has_vlan)
         set_prop(new_child(new_child(root, "vlan"), "tag"), "id", "%u", (unsigned)d->vlan);
     add_virtualport(root, &d->vport);
+    add_boot_rom(root, d);
     /* Never a <model>: libvirt refuses it on s390x hostdev interfaces. */
     add_guest_address(root, d);
 }
@@ -668,19 +828,10 @@ char *zr_domain_device_xml(const struct zr_device *d)
     return node_to_string(root);
 }
 
-char *zr_domain_detach_xml(const struct zr_device *current)
+/* Drops libvirt's generated aliases; a "ua-" user alias is the user's and
+ * stays (libvirt keeps it in definitions). */
+static void strip_generated_alias(xmlNode *root)
 {
-    if (!current->xml)
-        return zr_domain_device_xml(current);
-
-    const struct reader r = {"device XML", NULL};
-    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
-    if (load_doc(&r, current->xml, strlen(current->xml), &doc) < 0)
-        return NULL;
-    xmlNode *root = xmlDocGetRootElement(doc);
-    if (!root)
-        return NULL;
-
     xmlNode *next;
     for (xmlNode *c = root->children; c; c = next) {
         next = c->next;
@@ -692,5 +843,204 @@ char *zr_domain_detach_xml(const struct zr_device *current)
         xmlUnlinkNode(c);
         xmlFreeNode(c);
     }
+}
+
+/* The current element, parsed, without generated aliases. */
+static int load_current(const struct zr_device *current, xmlDocPtr *doc, xmlNode **root)
+{
+    const struct reader r = {"device XML", NULL};
+    _cleanup_(xmlFreeDocp) xmlDocPtr d = NULL;
+    if (load_doc(&r, current->xml, strlen(current->xml), &d) < 0)
+        return -EINVAL;
+    *root = xmlDocGetRootElement(d);
+    if (!*root)
+        return -EINVAL;
+    strip_generated_alias(*root);
+    *doc = TAKE_PTR(d);
+    return 0;
+}
+
+char *zr_domain_detach_xml(const struct zr_device *current)
+{
+    if (!current->xml)
+        return zr_domain_device_xml(current);
+    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
+    xmlNode *root;
+    if (load_current(current, &doc, &root) < 0)
+        return NULL;
+    return node_to_string(root);
+}
+
+static void remove_node(xmlNode *n)
+{
+    xmlUnlinkNode(n);
+    xmlFreeNode(n);
+}
+
+static void remove_children(xmlNode *parent, const char *name)
+{
+    xmlNode *next;
+    for (xmlNode *c = parent->children; c; c = next) {
+        next = c->next;
+        if (is_element(c, name))
+            remove_node(c);
+    }
+}
+
+static xmlNode *ensure_child(xmlNode *parent, const char *name)
+{
+    xmlNode *c = child_element(parent, name);
+    return c ? c : new_child(parent, name);
+}
+
+static void unset_prop(xmlNode *node, const char *name)
+{
+    xmlAttr *a = xmlHasProp(node, BAD_CAST name);
+    if (a)
+        xmlRemoveProp(a);
+}
+
+static bool vport_eq(const struct zr_virtualport *a, const struct zr_virtualport *b)
+{
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case ZR_VPORT_8021QBH:
+        return zr_streq(a->profileid, b->profileid);
+    case ZR_VPORT_8021QBG:
+        return a->has_managerid == b->has_managerid && a->managerid == b->managerid &&
+               a->has_typeid == b->has_typeid && a->typeid == b->typeid &&
+               a->has_typeidversion == b->has_typeidversion &&
+               a->typeidversion == b->typeidversion && a->has_instanceid == b->has_instanceid &&
+               (!a->has_instanceid || zr_uuid_eq(&a->instanceid, &b->instanceid));
+    case ZR_VPORT_NONE:
+    case ZR_VPORT__COUNT:
+        break;
+    }
+    return true;
+}
+
+bool zr_domain_edit_drops_vlan(const struct zr_device *current, const struct zr_device *target)
+{
+    return !target->has_vlan && (current->has_vlan || current->vlan_unrepresentable) &&
+           target->vport.type != ZR_VPORT_NONE;
+}
+
+bool zr_domain_edit_drops_virtualport(const struct zr_device *current,
+                                      const struct zr_device *target)
+{
+    return target->vport.type == ZR_VPORT_NONE && target->has_vlan &&
+           (current->vport.type != ZR_VPORT_NONE || current->vport_unrepresentable);
+}
+
+static void edit_vlan_virtualport(xmlNode *root, const struct zr_device *c,
+                                  const struct zr_device *t)
+{
+    bool vlan_same = t->has_vlan && c->has_vlan && !c->vlan_unrepresentable && c->vlan == t->vlan;
+    if (t->has_vlan && !vlan_same) {
+        remove_children(root, "vlan");
+        set_prop(new_child(new_child(root, "vlan"), "tag"), "id", "%u", (unsigned)t->vlan);
+    } else if (zr_domain_edit_drops_vlan(c, t)) {
+        remove_children(root, "vlan");
+    }
+    if (t->vport.type != ZR_VPORT_NONE &&
+        (c->vport_unrepresentable || !vport_eq(&c->vport, &t->vport))) {
+        remove_children(root, "virtualport");
+        add_virtualport(root, &t->vport);
+    } else if (zr_domain_edit_drops_virtualport(c, t)) {
+        remove_children(root, "virtualport");
+    }
+}
+
+static bool addr_differs(bool has_a, const struct zr_pci_addr *a, bool has_b,
+                         const struct zr_pci_addr *b)
+{
+    return has_a != has_b || (has_a && !zr_pci_addr_eq(a, b));
+}
+
+static bool u32_differs(bool has_a, uint32_t a, bool has_b, uint32_t b)
+{
+    return has_a != has_b || (has_a && a != b);
+}
+
+/* The guest side: slot and zPCI ids.  An id or slot the target leaves out
+ * is removed, so libvirt picks it anew (how the plan moves a device off a
+ * value another device names). */
+static void edit_guest_address(xmlNode *root, const struct zr_device *c, const struct zr_device *t)
+{
+    bool ga = addr_differs(c->has_guest_address, &c->guest_address, t->has_guest_address,
+                           &t->guest_address);
+    bool uid = u32_differs(c->has_zpci_uid, c->zpci_uid, t->has_zpci_uid, t->zpci_uid);
+    bool fid = u32_differs(c->has_zpci_fid, c->zpci_fid, t->has_zpci_fid, t->zpci_fid);
+    if (!ga && !uid && !fid)
+        return;
+    bool wants = t->has_guest_address || t->has_zpci_uid || t->has_zpci_fid;
+    xmlNode *addr = child_element(root, "address");
+    _cleanup_free_ char *type = addr ? xml_prop(addr, "type") : NULL;
+    if (!addr || !zr_streq(type, "pci")) {
+        if (!wants)
+            return;
+        if (addr)
+            remove_node(addr);
+        addr = new_child(root, "address");
+        set_prop(addr, "type", "pci");
+    }
+    if (ga && t->has_guest_address) {
+        set_pci_props(addr, &t->guest_address);
+    } else if (ga) {
+        static const char *const attrs[] = {"domain", "bus", "slot", "function", "multifunction"};
+        for (size_t i = 0; i < ELEMENTSOF(attrs); i++)
+            unset_prop(addr, attrs[i]);
+    }
+    if (uid || fid) {
+        xmlNode *zpci = child_element(addr, "zpci");
+        if (!zpci && (t->has_zpci_uid || t->has_zpci_fid))
+            zpci = new_child(addr, "zpci");
+        if (zpci && uid && t->has_zpci_uid)
+            set_prop(zpci, "uid", "0x%04x", (unsigned)t->zpci_uid);
+        else if (zpci && uid)
+            unset_prop(zpci, "uid");
+        if (zpci && fid && t->has_zpci_fid)
+            set_prop(zpci, "fid", "0x%08x", (unsigned)t->zpci_fid);
+        else if (zpci && fid)
+            unset_prop(zpci, "fid");
+        if (zpci && !zpci->properties && !zpci->children)
+            remove_node(zpci);
+    }
+    /* Nothing left but the type: no address at all says the same. */
+    if (addr->properties && !addr->properties->next && !addr->children)
+        remove_node(addr);
+}
+
+char *zr_domain_edit_xml(const struct zr_device *current, const struct zr_device *target)
+{
+    if (!current->xml)
+        return zr_domain_device_xml(target);
+    if (target->kind != current->kind)
+        return NULL;
+    if (target->kind == ZR_KIND_INTERFACE && target->vport.type == ZR_VPORT_8021QBH &&
+        target->vport.profileid && !zr_domain_profileid_ok(target->vport.profileid))
+        return NULL;
+
+    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
+    xmlNode *root;
+    if (load_current(current, &doc, &root) < 0)
+        return NULL;
+
+    if (current->managed != target->managed)
+        set_prop(root, "managed", "%s", target->managed ? "yes" : "no");
+    if (target->kind == ZR_KIND_INTERFACE) {
+        char mac[ZR_MAC_STRLEN];
+        if (target->has_mac && !(current->has_mac && zr_mac_eq(&current->mac, &target->mac)))
+            set_prop(ensure_child(root, "mac"), "address", "%s", zr_mac_format(&target->mac, mac));
+        edit_vlan_virtualport(root, current, target);
+    }
+    edit_guest_address(root, current, target);
+    if (target->has_boot_order &&
+        u32_differs(current->has_boot_order, current->boot_order, true, target->boot_order))
+        set_prop(ensure_child(root, "boot"), "order", "%u", (unsigned)target->boot_order);
+    const struct zr_rom *tr = &target->rom;
+    if (tr->has_bar || tr->has_file || tr->has_enabled)
+        set_rom_props(ensure_child(root, "rom"), tr, &current->rom);
     return node_to_string(root);
 }

@@ -70,3 +70,22 @@ bool zr_domain_profileid_ok(const char *s);
  * gets zr_domain_device_xml().  Returns a newly allocated string, NULL if
  * `xml` does not parse. */
 char *zr_domain_detach_xml(const struct zr_device *current);
+
+/* The attach XML of a replacement: `current`'s element as it stands, minus
+ * generated aliases, with only the fields where `target` differs from
+ * `current` edited (managed, mac, vlan, virtualport, guest address, zPCI
+ * ids, boot order, rom).  Everything else the element has (<teaming>,
+ * <model>, <backend>, an unassigned address, unknown elements, attributes)
+ * is carried over.  A guest address or zPCI id that `target` leaves out
+ * while `current` has it is removed, so libvirt picks a new one.  A vlan
+ * or virtualport beside which `target` puts the other is dropped (libvirt
+ * refuses the pair): see the two predicates below.  A `current` without
+ * `xml` gets zr_domain_device_xml(target).  NULL when the element does not
+ * parse or for an unsafe profileid. */
+char *zr_domain_edit_xml(const struct zr_device *current, const struct zr_device *target);
+
+/* Whether zr_domain_edit_xml() drops the current vlan / virtualport
+ * because `target` puts the other one beside it, so the plan can say so. */
+bool zr_domain_edit_drops_vlan(const struct zr_device *current, const struct zr_device *target);
+bool zr_domain_edit_drops_virtualport(const struct zr_device *current,
+                                      const struct zr_device *target);

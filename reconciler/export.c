@@ -296,10 +296,64 @@ static bool emit_virtualport(struct emitter *em, const char *guest, const struct
     return false;
 }
 
+static void emit_guest_address(struct emitter *em, const char *guest, const struct zr_device *d)
+{
+    char buf[ZR_PCI_ADDR_STRLEN];
+    if (d->has_guest_address && d->guest_address.domain > ZR_PCI_DOMAIN_MAX) {
+        warn(em, guest, d, "guest_address %s left out: the inventory takes domains up to ffff",
+             zr_pci_addr_format(&d->guest_address, buf));
+    } else if (d->has_guest_address) {
+        emit_plain(em, "guest_address");
+        emit_plain(em, zr_pci_addr_format(&d->guest_address, buf));
+    }
+}
+
+static void emit_boot_rom(struct emitter *em, const char *guest, const struct zr_device *d)
+{
+    if (d->has_boot_order && (d->boot_order < 1 || d->boot_order > ZR_BOOT_ORDER_MAX)) {
+        warn(em, guest, d, "boot order %u left out: the inventory takes 1 to %u", d->boot_order,
+             ZR_BOOT_ORDER_MAX);
+    } else if (d->has_boot_order) {
+        emit_plain(em, "boot_order");
+        emit_plainf(em, "%u", d->boot_order);
+    }
+    const struct zr_rom *r = &d->rom;
+    bool file = r->has_file && strlen(r->file) <= ZR_ROM_FILE_MAX;
+    if (r->has_file && !file)
+        warn(em, guest, d, "rom file left out: the inventory takes paths up to %u bytes",
+             ZR_ROM_FILE_MAX);
+    if (!r->has_bar && !file && !r->has_enabled)
+        return;
+    emit_plain(em, "rom");
+    emit_mapping_start(em, true);
+    if (r->has_bar) {
+        emit_plain(em, "bar");
+        emit_plain(em, r->bar ? "true" : "false");
+    }
+    if (file) {
+        emit_plain(em, "file");
+        emit_string(em, r->file);
+    }
+    if (r->has_enabled) {
+        emit_plain(em, "enabled");
+        emit_plain(em, r->enabled ? "true" : "false");
+    }
+    emit_mapping_end(em);
+}
+
 /* Keys in the order docs/inventory.md lists them. */
 static void emit_device(struct emitter *em, const char *guest, const struct zr_device *d)
 {
     char buf[ZR_PCI_ADDR_STRLEN > ZR_MAC_STRLEN ? ZR_PCI_ADDR_STRLEN : ZR_MAC_STRLEN];
+
+    /* A replacement edits the element in place and keeps these; a detach
+     * and a fresh attach (the device removed from the inventory and added
+     * again) builds it from the inventory and cannot. */
+    if (d->unrepresentable)
+        warn(em, guest, d,
+             "%s left out: inventory format v1 cannot say it; a replacement keeps it, but it is "
+             "lost if the device is detached and attached again",
+             d->unrepresentable);
 
     emit_mapping_start(em, false);
     emit_plain(em, "source");
@@ -309,13 +363,8 @@ static void emit_device(struct emitter *em, const char *guest, const struct zr_d
         emit_plain(em, "managed");
         emit_plain(em, d->managed ? "true" : "false");
         emit_zpci(em, guest, d);
-        if (d->has_guest_address && d->guest_address.domain > ZR_PCI_DOMAIN_MAX) {
-            warn(em, guest, d, "guest_address %s left out: the inventory takes domains up to ffff",
-                 zr_pci_addr_format(&d->guest_address, buf));
-        } else if (d->has_guest_address) {
-            emit_plain(em, "guest_address");
-            emit_plain(em, zr_pci_addr_format(&d->guest_address, buf));
-        }
+        emit_guest_address(em, guest, d);
+        emit_boot_rom(em, guest, d);
         break;
     case ZR_KIND_INTERFACE:
         if (d->has_mac) {
@@ -340,6 +389,8 @@ static void emit_device(struct emitter *em, const char *guest, const struct zr_d
             emit_plainf(em, "%u", d->vlan);
         }
         emit_zpci(em, guest, d);
+        emit_guest_address(em, guest, d);
+        emit_boot_rom(em, guest, d);
         break;
     case ZR_KIND__COUNT:
         break;

@@ -75,6 +75,8 @@ typedef enum {
     USE_SOURCE, /* per host */
     USE_UID,    /* per guest */
     USE_FID,    /* per guest */
+    USE_GUEST_ADDRESS, /* per guest */
+    USE_BOOT,   /* per guest */
     USE__COUNT,
 } use_kind;
 
@@ -1122,6 +1124,48 @@ static const struct field virtualport_fields[] = {
 static const struct table virtualport_table = {virtualport_fields, ELEMENTSOF(virtualport_fields),
                                                check_virtualport};
 
+/* A ROM image path; "" is libvirt's way to say "no ROM image". */
+static int parse_rom_file(struct loader *l, const struct field *f, const struct node *v, void *obj)
+{
+    if (!is_text(v) || v->len > f->max || memchr(v->text, '\0', v->len))
+        return type_error(l, f, v);
+    char **dst = FIELD_PTR(obj, f->offset, char *);
+    free(*dst);
+    *dst = zr_strdup(v->text);
+    set_bit(f, obj);
+    return 0;
+}
+
+static void check_rom(struct loader *l, const struct node *map, void *obj)
+{
+    if (!mapping_find(map, "bar") && !mapping_find(map, "file") && !mapping_find(map, "enabled"))
+        report(l, map->mark, "'rom' needs 'bar', 'file', 'enabled' or several of them");
+}
+
+#define ROM(member) offsetof(struct zr_rom, member)
+#define ROM_HAS(member) HAS(struct zr_rom, member)
+static const struct field rom_fields[] = {
+    {.key = "bar",
+     .parse = parse_bool,
+     .offset = ROM(bar),
+     .has = ROM_HAS(has_bar),
+     .expect = "true, false, yes or no"},
+    {.key = "file",
+     .parse = parse_rom_file,
+     .offset = ROM(file),
+     .has = ROM_HAS(has_file),
+     .max = ZR_ROM_FILE_MAX,
+     .expect = "a path of at most 4096 bytes (\"\" for no ROM image)"},
+    {.key = "enabled",
+     .parse = parse_bool,
+     .offset = ROM(enabled),
+     .has = ROM_HAS(has_enabled),
+     .expect = "true, false, yes or no"},
+};
+#undef ROM
+#undef ROM_HAS
+static const struct table rom_table = {rom_fields, ELEMENTSOF(rom_fields), check_rom};
+
 #define PCI_ADDR_EXPECT                                                                            \
     "a PCI address DDDD:BB:SS.F or BB:SS.F (hex, slot up to 1f, function up to 7)"
 #define SOURCE_FIELD                                                                               \
@@ -1141,15 +1185,32 @@ static const struct table virtualport_table = {virtualport_fields, ELEMENTSOF(vi
         .expect = "a mapping with uid and/or fid", .sub = &zpci_table                              \
     }
 
+#define GUEST_ADDRESS_FIELD                                                                        \
+    {                                                                                              \
+        .key = "guest_address", .parse = parse_guest_address, .offset = DEV(guest_address),        \
+        .has = DEV_HAS(has_guest_address), .expect = PCI_ADDR_EXPECT,                              \
+        .unique = USE_GUEST_ADDRESS                                                                \
+    }
+/* libvirt refuses a boot order used twice in a guest. */
+#define BOOT_ORDER_FIELD                                                                           \
+    {                                                                                              \
+        .key = "boot_order", .parse = parse_number, .offset = DEV(boot_order),                     \
+        .has = DEV_HAS(has_boot_order), .min = 1, .max = ZR_BOOT_ORDER_MAX,                        \
+        .expect = "a number from 1 to 65535", .unique = USE_BOOT                                   \
+    }
+#define ROM_FIELD                                                                                  \
+    {                                                                                              \
+        .key = "rom", .parse = parse_submapping, .offset = DEV(rom),                               \
+        .expect = "a mapping with bar, file and/or enabled", .sub = &rom_table                     \
+    }
+
 static const struct field hostdev_fields[] = {
     SOURCE_FIELD,
     MANAGED_FIELD,
     ZPCI_FIELD,
-    {.key = "guest_address",
-     .parse = parse_guest_address,
-     .offset = DEV(guest_address),
-     .has = DEV_HAS(has_guest_address),
-     .expect = PCI_ADDR_EXPECT},
+    GUEST_ADDRESS_FIELD,
+    BOOT_ORDER_FIELD,
+    ROM_FIELD,
 };
 static const struct table hostdev_table = {hostdev_fields, ELEMENTSOF(hostdev_fields), NULL};
 
@@ -1184,6 +1245,9 @@ static const struct field interface_fields[] = {
      .max = ZR_VLAN_MAX,
      .expect = "a number from 0 to 4095"},
     ZPCI_FIELD,
+    GUEST_ADDRESS_FIELD,
+    BOOT_ORDER_FIELD,
+    ROM_FIELD,
 };
 static const struct table interface_table = {interface_fields, ELEMENTSOF(interface_fields),
                                              check_interface};
@@ -1262,6 +1326,12 @@ static char *use_format(use_kind kind, uint64_t v)
         return zr_asprintf("zPCI uid 0x%04" PRIx64, v);
     case USE_FID:
         return zr_asprintf("zPCI fid 0x%08" PRIx64, v);
+    case USE_GUEST_ADDRESS:
+        return zr_asprintf("guest_address %04x:%02x:%02x.%x", (unsigned)(v >> 24),
+                           (unsigned)(v >> 16) & 0xff, (unsigned)(v >> 8) & 0xff,
+                           (unsigned)v & 0xff);
+    case USE_BOOT:
+        return zr_asprintf("boot_order %" PRIu64, v);
     case USE_NONE:
     case USE__COUNT:
         break;
@@ -1354,6 +1424,8 @@ static void parse_guest(struct loader *l, const struct node *key, const struct n
 
     check_uses(l, USE_UID, in);
     check_uses(l, USE_FID, in);
+    check_uses(l, USE_GUEST_ADDRESS, in);
+    check_uses(l, USE_BOOT, in);
 }
 
 /* Guests of one host; `v` is a mapping or null. */

@@ -159,6 +159,16 @@ static void diff_devices(struct diff *d, const struct zr_device *w, const struct
         diff_add(d, "mac", o, zr_mac_format(&w->mac, n));
     }
     diff_virtualport(d, &w->vport, &c->vport);
+    if (w->has_boot_order && (!c->has_boot_order || c->boot_order != w->boot_order))
+        diff_add_u32(d, "boot_order", 0, c->has_boot_order, c->boot_order, w->boot_order);
+    if (w->rom.has_bar && (!c->rom.has_bar || c->rom.bar != w->rom.bar))
+        diff_add(d, "rom.bar", c->rom.has_bar ? (c->rom.bar ? "on" : "off") : "(none)",
+                 w->rom.bar ? "on" : "off");
+    if (w->rom.has_file && (!c->rom.has_file || !zr_streq(c->rom.file, w->rom.file)))
+        diff_add(d, "rom.file", c->rom.has_file ? c->rom.file : "(none)", w->rom.file);
+    if (w->rom.has_enabled && (!c->rom.has_enabled || c->rom.enabled != w->rom.enabled))
+        diff_add(d, "rom.enabled", c->rom.has_enabled ? (c->rom.enabled ? "yes" : "no") : "(none)",
+                 w->rom.enabled ? "yes" : "no");
     if (w->has_vlan && (!c->has_vlan || c->vlan_unrepresentable || c->vlan != w->vlan)) {
         char o[32] = "(none)", n[32];
         if (c->vlan_unrepresentable)
@@ -170,28 +180,57 @@ static void diff_devices(struct diff *d, const struct zr_device *w, const struct
     }
 }
 
+/* Values a current device holds by libvirt's choice that another wanted
+ * device of the guest names: the replacement leaves them out, so libvirt
+ * picks new ones once the named ones are taken. */
+enum {
+    MOVE_UID = 1u << 0,
+    MOVE_FID = 1u << 1,
+    MOVE_ADDR = 1u << 2,
+};
+
 /* The device a replacement attaches: the wanted fields, and the current
- * value of every field the inventory leaves out, so only the listed
- * differences change. */
+ * value of every field the inventory leaves out (unless it must move), so
+ * only the listed differences change.  The attach XML is the current
+ * element edited where this differs from it (zr_domain_edit_xml), so what
+ * the model does not carry is kept too. */
 static void merge_device(struct zr_device *out, const struct zr_device *w,
-                         const struct zr_device *c)
+                         const struct zr_device *c, unsigned move)
 {
     zr_device_copy(out, w);
     free(out->xml);
     out->xml = NULL;
     if (!c)
         return;
-    if (!w->has_zpci_uid && c->has_zpci_uid) {
+    free(out->unrepresentable);
+    out->unrepresentable = zr_strdup(c->unrepresentable);
+    if (!w->has_zpci_uid && c->has_zpci_uid && !(move & MOVE_UID)) {
         out->has_zpci_uid = true;
         out->zpci_uid = c->zpci_uid;
     }
-    if (!w->has_zpci_fid && c->has_zpci_fid) {
+    if (!w->has_zpci_fid && c->has_zpci_fid && !(move & MOVE_FID)) {
         out->has_zpci_fid = true;
         out->zpci_fid = c->zpci_fid;
     }
-    if (!w->has_guest_address && c->has_guest_address) {
+    if (!w->has_guest_address && c->has_guest_address && !(move & MOVE_ADDR)) {
         out->has_guest_address = true;
         out->guest_address = c->guest_address;
+    }
+    if (!w->has_boot_order && c->has_boot_order) {
+        out->has_boot_order = true;
+        out->boot_order = c->boot_order;
+    }
+    if (!w->rom.has_bar && c->rom.has_bar) {
+        out->rom.has_bar = true;
+        out->rom.bar = c->rom.bar;
+    }
+    if (!w->rom.has_file && c->rom.has_file) {
+        out->rom.has_file = true;
+        out->rom.file = zr_strdup(c->rom.file);
+    }
+    if (!w->rom.has_enabled && c->rom.has_enabled) {
+        out->rom.has_enabled = true;
+        out->rom.enabled = c->rom.enabled;
     }
     if (w->kind != ZR_KIND_INTERFACE)
         return;
@@ -235,34 +274,88 @@ static void step_finish(struct step *s)
     *s = (struct step){0};
 }
 
+/* Which values a current device must give up, and the wanted devices
+ * that name them (for the change text). */
+struct move {
+    unsigned mask; /* MOVE_* */
+    const struct zr_device *uid_by, *fid_by, *addr_by;
+};
+
+/* "(libvirt picks another: hostdev 0001:00:00.0 wants it)", or, for a value
+ * given up only because the device moves, "(libvirt picks it anew)". */
+static char *move_why(const struct zr_device *by)
+{
+    char src[ZR_PCI_ADDR_STRLEN];
+    if (!by)
+        return zr_strdup("(libvirt picks it anew: the device moves)");
+    return zr_asprintf("(libvirt picks another: %s %s wants it)", zr_kind_to_string(by->kind),
+                       zr_pci_addr_format(&by->source, src));
+}
+
+static void diff_moves(struct diff *d, const struct zr_device *c, const struct move *m)
+{
+    char ga[ZR_PCI_ADDR_STRLEN];
+    if (m->mask & MOVE_UID) {
+        _cleanup_free_ char *why = move_why(m->uid_by);
+        strbuf_addf(&d->fields, ",", "zpci.uid");
+        strbuf_addf(&d->changes, ", ", "zpci.uid 0x%04x → %s", c->zpci_uid, why);
+    }
+    if (m->mask & MOVE_FID) {
+        _cleanup_free_ char *why = move_why(m->fid_by);
+        strbuf_addf(&d->fields, ",", "zpci.fid");
+        strbuf_addf(&d->changes, ", ", "zpci.fid 0x%08x → %s", c->zpci_fid, why);
+    }
+    if (m->mask & MOVE_ADDR) {
+        _cleanup_free_ char *why = move_why(m->addr_by);
+        strbuf_addf(&d->fields, ",", "guest_address");
+        strbuf_addf(&d->changes, ", ", "guest_address %s → %s",
+                    zr_pci_addr_format(&c->guest_address, ga), why);
+    }
+}
+
 static void step_compute(struct step *s, const struct zr_device *w, const struct zr_device *c,
-                         bool prune)
+                         bool prune, const struct move *m)
 {
     *s = (struct step){0};
     if (w && !c) {
-        merge_device(&s->attach, w, NULL);
+        merge_device(&s->attach, w, NULL, 0);
         s->has_attach = true;
         s->reason = zr_strdup("missing");
     } else if (w && c) {
         struct diff d = {0};
         diff_devices(&d, w, c);
+        if (m)
+            diff_moves(&d, c, m);
         if (d.fields.len) {
             s->detach = c;
-            merge_device(&s->attach, w, c);
+            merge_device(&s->attach, w, c, m ? m->mask : 0);
             s->has_attach = true;
-            /* Say so when the replacement cannot keep a field the inventory
-             * leaves out. */
-            if (c->has_vlan && !s->attach.has_vlan)
-                strbuf_addf(&d.changes, ", ", "vlan %u → (none: libvirt refuses a vlan beside a virtualport)", c->vlan);
-            if (c->vport.type != ZR_VPORT_NONE && s->attach.vport.type == ZR_VPORT_NONE)
-                strbuf_addf(&d.changes, ", ", "virtualport %s → (none: libvirt refuses a virtualport beside a vlan)",
-                            zr_vport_type_to_string(c->vport.type));
-            /* The model cannot carry these, so the device XML cannot keep
-             * them: say so rather than drop them silently. */
-            if (c->vlan_unrepresentable && !w->has_vlan)
-                strbuf_addf(&d.changes, ", ", "vlan (trunk or several tags) → (none: the inventory format cannot express it)");
-            if (c->vport_unrepresentable && w->vport.type == ZR_VPORT_NONE)
-                strbuf_addf(&d.changes, ", ", "virtualport (a type the inventory format cannot express) → (none)");
+            /* Linux names a zPCI NIC after its uid (systemd's onboard name,
+             * eno<uid> in decimal): people must know the name changes. */
+            if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && w->has_zpci_uid &&
+                c->zpci_uid != w->zpci_uid)
+                strbuf_addf(&d.changes, ", ", "the guest's interface name changes: eno%u → eno%u",
+                            c->zpci_uid, w->zpci_uid);
+            else if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && m && (m->mask & MOVE_UID))
+                strbuf_addf(
+                    &d.changes, ", ",
+                    "the guest's interface name changes: eno%u → eno<the uid libvirt picks>",
+                    c->zpci_uid);
+            /* The element is edited in place, so everything else is kept,
+             * except what libvirt refuses beside a changed field: say so. */
+            if (zr_domain_edit_drops_vlan(c, &s->attach)) {
+                char old[32] = "(trunk or several tags)";
+                if (!c->vlan_unrepresentable)
+                    snprintf(old, sizeof(old), "%u", c->vlan);
+                strbuf_addf(&d.changes, ", ",
+                            "vlan %s → (none: libvirt refuses a vlan beside a virtualport)", old);
+            }
+            if (zr_domain_edit_drops_virtualport(c, &s->attach))
+                strbuf_addf(&d.changes, ", ",
+                            "virtualport %s → (none: libvirt refuses a virtualport beside a vlan)",
+                            c->vport_unrepresentable
+                                ? "(a type the inventory format cannot express)"
+                                : zr_vport_type_to_string(c->vport.type));
             s->reason = zr_asprintf("changed: %s", d.fields.s);
             s->changes = TAKE_PTR(d.changes.s);
         }
@@ -335,19 +428,28 @@ static bool detach_combinable(const struct zr_device *a, const struct zr_device 
     return true;
 }
 
+/* A new device is built from the model; a replacement is the current
+ * element edited where it differs, so nothing the model lacks is lost. */
+static char *step_attach_xml(const struct step *s)
+{
+    if (!s->has_attach)
+        return NULL;
+    return s->detach ? zr_domain_edit_xml(s->detach, &s->attach) : zr_domain_device_xml(&s->attach);
+}
+
 static void emit_steps(struct zr_plan *plan, size_t gi, struct step *cfg, struct step *live)
 {
     /* Build the attach XML first: a device the builder refuses (a profileid
      * libvirt would store unescaped) must stop the guest before any detach. */
-    _cleanup_free_ char *cfg_xml = cfg && cfg->has_attach ? zr_domain_device_xml(&cfg->attach) : NULL;
-    _cleanup_free_ char *live_xml =
-        live && live->has_attach ? zr_domain_device_xml(&live->attach) : NULL;
+    _cleanup_free_ char *cfg_xml = cfg ? step_attach_xml(cfg) : NULL;
+    _cleanup_free_ char *live_xml = live ? step_attach_xml(live) : NULL;
     if ((cfg && cfg->has_attach && !cfg_xml) || (live && live->has_attach && !live_xml)) {
         const struct zr_device *d = cfg && cfg->has_attach ? &cfg->attach : &live->attach;
         char src[ZR_PCI_ADDR_STRLEN];
         if (!plan->guests[gi].error)
             plan->guests[gi].error =
-                zr_asprintf("cannot build the XML of %s %s (a profileid libvirt cannot store?)",
+                zr_asprintf("cannot build the XML of %s %s (a profileid libvirt cannot store, or "
+                            "an element that does not parse?)",
                             zr_kind_to_string(d->kind), zr_pci_addr_format(&d->source, src));
         return;
     }
@@ -441,6 +543,206 @@ static const struct zr_device *kept_other_kind(const struct zr_guest *wanted,
     return NULL;
 }
 
+/* ---- values one device of a guest holds and another wants ------------- */
+
+/* Fills `m` with the values `c` (a current device) holds that another
+ * wanted device names while `c`'s own entry `wc` (NULL: not listed) does
+ * not name that kind of value: libvirt chose them for `c`, so `c` moves. */
+static void must_move(const struct zr_guest *wanted, const struct zr_device *c,
+                      const struct zr_device *wc, struct move *m)
+{
+    *m = (struct move){0};
+    if (!wc)
+        return; /* detached (prune) or kept (check_held refuses the clash) */
+    for (size_t i = 0; i < wanted->devices.n; i++) {
+        const struct zr_device *w = &wanted->devices.items[i];
+        if (zr_device_same_key(w, c))
+            continue;
+        if (w->has_zpci_uid && c->has_zpci_uid && w->zpci_uid == c->zpci_uid && !wc->has_zpci_uid) {
+            m->mask |= MOVE_UID;
+            m->uid_by = w;
+        }
+        if (w->has_zpci_fid && c->has_zpci_fid && w->zpci_fid == c->zpci_fid && !wc->has_zpci_fid) {
+            m->mask |= MOVE_FID;
+            m->fid_by = w;
+        }
+        if (w->has_guest_address && c->has_guest_address &&
+            zr_pci_addr_eq(&w->guest_address, &c->guest_address) && !wc->has_guest_address) {
+            m->mask |= MOVE_ADDR;
+            m->addr_by = w;
+        }
+    }
+    /* A moved device gives up every value libvirt chose for it: what it
+     * kept would otherwise go to it last, after libvirt picked from the
+     * freed values for another attach of the run (say its slot for a
+     * device that names only zPCI ids). */
+    if (!m->mask)
+        return;
+    if (c->has_zpci_uid && !wc->has_zpci_uid)
+        m->mask |= MOVE_UID;
+    if (c->has_zpci_fid && !wc->has_zpci_fid)
+        m->mask |= MOVE_FID;
+    if (c->has_guest_address && !wc->has_guest_address)
+        m->mask |= MOVE_ADDR;
+}
+
+/* What a device holds that a wanted device may name; for messages. */
+static bool held_clash(const struct zr_device *w, bool has_uid, uint32_t uid, bool has_fid,
+                       uint32_t fid, bool has_addr, const struct zr_pci_addr *addr, bool has_boot,
+                       uint32_t boot, char *what, size_t size)
+{
+    char a[ZR_PCI_ADDR_STRLEN];
+    if (w->has_zpci_uid && has_uid && w->zpci_uid == uid)
+        snprintf(what, size, "zPCI uid 0x%04x", uid);
+    else if (w->has_zpci_fid && has_fid && w->zpci_fid == fid)
+        snprintf(what, size, "zPCI fid 0x%08x", fid);
+    else if (w->has_guest_address && has_addr && zr_pci_addr_eq(&w->guest_address, addr))
+        snprintf(what, size, "guest address %s", zr_pci_addr_format(addr, a));
+    else if (w->has_boot_order && has_boot && w->boot_order == boot)
+        snprintf(what, size, "boot order %u", boot);
+    else
+        return false;
+    return true;
+}
+
+/* A wanted value that a device this run keeps already holds: libvirt would
+ * refuse the attach ("zPCI uid ... is already reserved", "Attempted double
+ * use of PCI Address", "boot order ... is already used"), on every run.
+ * Kept are out-of-scope devices, in-scope ones prune: false keeps, and a
+ * listed device holding a boot order its entry does not change (libvirt
+ * never picks a boot order, so that one is not moved).  Sets the guest's
+ * error and returns -1 on the first clash. */
+static int check_held(struct zr_plan *plan, size_t gi, const struct zr_guest *wanted,
+                      const struct zr_device_list *cur, const char *flavour)
+{
+    if (!cur)
+        return 0;
+    char what[64], src[ZR_PCI_ADDR_STRLEN], other[ZR_PCI_ADDR_STRLEN];
+    for (size_t i = 0; i < wanted->devices.n; i++) {
+        const struct zr_device *w = &wanted->devices.items[i];
+        for (size_t j = 0; j < cur->n_held; j++) {
+            const struct zr_held *h = &cur->held[j];
+            if (!held_clash(w, h->has_zpci_uid, h->zpci_uid, h->has_zpci_fid, h->zpci_fid,
+                            h->has_guest_address, &h->guest_address, h->has_boot_order,
+                            h->boot_order, what, sizeof(what)))
+                continue;
+            plan->guests[gi].error = zr_asprintf(
+                "%s %s wants %s, which a %s device of the guest's %s holds (out of scope, "
+                "never changed); pick another value",
+                zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src), what, h->what,
+                flavour);
+            return -1;
+        }
+        for (size_t j = 0; j < cur->n; j++) {
+            const struct zr_device *c = &cur->items[j];
+            if (zr_device_same_key(c, w))
+                continue;
+            const struct zr_device *wc = find_key(&wanted->devices, c);
+            if (!wc && wanted->prune)
+                continue; /* detached first */
+            bool kept = !wc;
+            /* A listed device keeps its boot order unless its entry names
+             * another one. */
+            bool boot = c->has_boot_order && (kept || !wc->has_boot_order);
+            if (!held_clash(w, kept && c->has_zpci_uid, c->zpci_uid, kept && c->has_zpci_fid,
+                            c->zpci_fid, kept && c->has_guest_address, &c->guest_address, boot,
+                            c->boot_order, what, sizeof(what)))
+                continue;
+            plan->guests[gi].error = zr_asprintf(
+                "%s %s wants %s, which %s %s holds in the guest's %s and keeps (%s); %s",
+                zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src), what,
+                zr_kind_to_string(c->kind), zr_pci_addr_format(&c->source, other), flavour,
+                kept ? "prune: false" : "its entry does not change it",
+                kept ? "list that device with another value, or pick another one"
+                     : "give that device another boot_order, or pick another one");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* How many guest-side values an attach names; libvirt picks the others. */
+static unsigned named_values(const struct zr_device *d)
+{
+    return (unsigned)d->has_zpci_uid + (unsigned)d->has_zpci_fid + (unsigned)d->has_guest_address;
+}
+
+/* Within a guest, attaches that name more of their guest address and zPCI
+ * ids go first: a value libvirt picks for another device is the lowest
+ * free one, and must not be one a later attach of the run names.  Stable,
+ * so otherwise the order stays (source order). */
+static void order_attaches(struct zr_plan *plan, size_t first)
+{
+    size_t n = plan->n_actions - first;
+    if (n < 2)
+        return;
+    _cleanup_free_ struct zr_action *sorted = zr_reallocarray(NULL, n, sizeof(*sorted));
+    size_t out = 0;
+    for (size_t i = first; i < plan->n_actions; i++)
+        if (plan->actions[i].op == ZR_OP_DETACH)
+            sorted[out++] = plan->actions[i];
+    for (unsigned named = 3;; named--) {
+        for (size_t i = first; i < plan->n_actions; i++)
+            if (plan->actions[i].op == ZR_OP_ATTACH &&
+                named_values(&plan->actions[i].device) == named)
+                sorted[out++] = plan->actions[i];
+        if (named == 0)
+            break;
+    }
+    memcpy(plan->actions + first, sorted, n * sizeof(*sorted));
+}
+
+/* libvirt refuses a device <boot order> beside <os><boot dev>, and puts
+ * <boot dev='hd'/> into the persistent definition itself when the last
+ * device with a boot order is detached: a replacement of that device would
+ * be detached and then refused, every run.  Checked on the actions of the
+ * guest (from `first` on), for the persistent definition. */
+static void check_boot(struct zr_plan *plan, size_t gi, const struct zr_device_list *config,
+                       size_t first)
+{
+    if (!config || plan->guests[gi].error)
+        return;
+    const struct zr_action *attach = NULL;
+    for (size_t i = first; i < plan->n_actions && !attach; i++)
+        if (plan->actions[i].op == ZR_OP_ATTACH && plan->actions[i].config &&
+            plan->actions[i].device.has_boot_order)
+            attach = &plan->actions[i];
+    if (!attach)
+        return;
+    char src[ZR_PCI_ADDR_STRLEN];
+    const char *kind = zr_kind_to_string(attach->kind);
+    zr_pci_addr_format(&attach->source, src);
+    if (config->os_boot) {
+        plan->guests[gi].error = zr_asprintf(
+            "%s %s would be attached with boot order %u, but the guest boots by <os><boot "
+            "dev=...>, beside which libvirt refuses device boot orders; remove <boot> from "
+            "<os> first, or leave boot_order out",
+            kind, src, attach->device.boot_order);
+        return;
+    }
+    size_t remaining = 0, before = 0;
+    for (size_t j = 0; j < config->n_held; j++)
+        remaining += config->held[j].has_boot_order;
+    for (size_t j = 0; j < config->n; j++) {
+        const struct zr_device *c = &config->items[j];
+        bool detached = false;
+        for (size_t i = first; i < plan->n_actions && !detached; i++)
+            detached = plan->actions[i].op == ZR_OP_DETACH && plan->actions[i].config &&
+                       plan->actions[i].kind == c->kind &&
+                       zr_pci_addr_eq(&plan->actions[i].source, &c->source);
+        remaining += c->has_boot_order && !detached;
+        before += c->has_boot_order;
+    }
+    /* Without any boot order and without <os><boot> (libvirt writes one
+     * then, so not libvirt's XML) nothing changes at the detaches. */
+    if (before > 0 && remaining == 0)
+        plan->guests[gi].error = zr_asprintf(
+            "%s %s would be attached with boot order %u after every device with a boot order "
+            "is detached; libvirt then puts <boot dev='hd'/> into <os> and refuses it; give "
+            "another device of the guest (a disk) a boot order first",
+            kind, src, attach->device.boot_order);
+}
+
 void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
                    const struct zr_guest *wanted, const struct zr_device_list *config,
                    const struct zr_device_list *live, const struct zr_plan_options *opts)
@@ -469,12 +771,27 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
     collect_keys(&keys, &n_keys, config);
     collect_keys(&keys, &n_keys, live);
 
+    /* With --config-only the running guest is not changed, so what it
+     * holds cannot stop the persistent definition's changes. */
+    bool live_changes = live && !(opts && opts->config_only);
+    if (check_held(plan, gi, wanted, config, "persistent definition") < 0 ||
+        (live_changes && check_held(plan, gi, wanted, live, "running guest") < 0))
+        return;
+
+    size_t first_action = plan->n_actions;
     for (size_t i = 0; i < n_keys; i++) {
         const struct zr_device *w = find_key(&wanted->devices, keys[i]);
+        const struct zr_device *cc = find_key(config, keys[i]);
+        const struct zr_device *lc = find_key(live, keys[i]);
+        struct move cm = {0}, lm = {0};
+        if (cc)
+            must_move(wanted, cc, w, &cm);
+        if (lc)
+            must_move(wanted, lc, w, &lm);
         struct step cfg, lv = {0};
-        step_compute(&cfg, w, find_key(config, keys[i]), wanted->prune);
+        step_compute(&cfg, w, cc, wanted->prune, &cm);
         if (live)
-            step_compute(&lv, w, find_key(live, keys[i]), wanted->prune);
+            step_compute(&lv, w, lc, wanted->prune, &lm);
 
         if (live && opts && opts->config_only) {
             if (!step_empty(&lv))
@@ -486,6 +803,9 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
         step_finish(&cfg);
         step_finish(&lv);
     }
+
+    order_attaches(plan, first_action);
+    check_boot(plan, gi, config, first_action);
 
     /* A guest with an error gets no action at all: nothing half-done. */
     if (plan->guests[gi].error) {
@@ -572,6 +892,8 @@ static bool shares_guest_resource(const struct zr_device *a, const struct zr_dev
         zr_pci_addr_eq(&a->guest_address, &d->guest_address))
         return true;
     if (a->has_mac && d->has_mac && zr_mac_eq(&a->mac, &d->mac))
+        return true;
+    if (a->has_boot_order && d->has_boot_order && a->boot_order == d->boot_order)
         return true;
     return false;
 }

@@ -10,8 +10,8 @@
  * or a plan that crossed a process boundary silently loses it.  The sizes
  * trip when a struct changes (LP64 builds only, where they are known). */
 #if __SIZEOF_POINTER__ == 8 && __SIZEOF_LONG__ == 8
-_Static_assert(sizeof(struct zr_device) == 144, "struct zr_device changed: update wire.c");
-_Static_assert(sizeof(struct zr_action) == 240, "struct zr_action changed: update wire.c");
+_Static_assert(sizeof(struct zr_device) == 168, "struct zr_device changed: update wire.c");
+_Static_assert(sizeof(struct zr_action) == 264, "struct zr_action changed: update wire.c");
 _Static_assert(sizeof(struct zr_plan_guest) == 40, "struct zr_plan_guest changed: update wire.c");
 _Static_assert(sizeof(struct zr_warning) == 40, "struct zr_warning changed: update wire.c");
 _Static_assert(sizeof(struct zr_plan_host) == 40, "struct zr_plan_host changed: update wire.c");
@@ -90,6 +90,15 @@ static void put_device(FILE *f, const struct zr_device *d)
     put_str(f, d->alias);
     put_str(f, d->driver);
     put_str(f, d->xml);
+    put_bool(f, d->has_boot_order);
+    put_u32(f, d->boot_order);
+    put_bool(f, d->rom.has_bar);
+    put_bool(f, d->rom.bar);
+    put_bool(f, d->rom.has_file);
+    put_str(f, d->rom.file);
+    put_bool(f, d->rom.has_enabled);
+    put_bool(f, d->rom.enabled);
+    put_str(f, d->unrepresentable);
     put_u32(f, d->mark.line);
     put_u32(f, d->mark.column);
 }
@@ -276,6 +285,15 @@ static void get_device(struct reader *r, struct zr_device *d)
     d->alias = get_str(r);
     d->driver = get_str(r);
     d->xml = get_str(r);
+    d->has_boot_order = get_bool(r);
+    d->boot_order = get_u32(r);
+    d->rom.has_bar = get_bool(r);
+    d->rom.bar = get_bool(r);
+    d->rom.has_file = get_bool(r);
+    d->rom.file = get_str(r);
+    d->rom.has_enabled = get_bool(r);
+    d->rom.enabled = get_bool(r);
+    d->unrepresentable = get_str(r);
     d->mark.line = get_u32(r);
     d->mark.column = get_u32(r);
 }

@@ -38,6 +38,8 @@ packages=(
   # the Ansible collection's tests (ansible-playbook, ansible-doc, ansible-test) and the
   # Debian package's (dpkg-buildpackage with debhelper's dh, then apt-get install)
   ansible-core debhelper dpkg-dev build-essential
+  # the corpus stage unpacks libvirt's source packages (apt-get source; dpkg-dev above)
+  xz-utils
 )
 
 passed=0 failed=0 skipped=0
@@ -196,6 +198,23 @@ if CC=clang build build-fuzz -Dfuzz=true -Dtests=false; then
   timings+=("$(printf '%-10s %4ds' fuzz $((SECONDS - t0)))")
 else
   stage_failed "build in build-fuzz/ (clang, -Dfuzz=true)"
+fi
+
+# libvirt's own test-suite domains (Debian's libvirt source packages, fetched with a
+# private apt configuration): every one with an in-scope device is defined in embedded
+# roots and put through the fidelity checks (tests/corpus/run.sh).  Skipped, and counted
+# as such, when no source package can be fetched.
+if [ "$plain_ok" -eq 1 ]; then
+  t0=$SECONDS
+  banner "corpus: libvirt's test-suite domains"
+  bash -c 'sh "$1/tests/corpus/run.sh" "$1/build/reconciler/zpci-reconcile"' _ "$src" \
+    2> >(grep -vE ': (info|warning) : ' >&2)
+  case $? in
+    0) passed=$((passed + 1)) ;;
+    77) skipped=$((skipped + 1)) ;;
+    *) stage_failed "corpus: a fidelity check failed on libvirt's test-suite domains" ;;
+  esac
+  timings+=("$(printf '%-10s %4ds' corpus $((SECONDS - t0)))")
 fi
 
 # The Debian package (debian/): build it, install it into /usr, check it, purge it.

@@ -22,6 +22,12 @@ except ImportError as e:
 
 # Bad inventories the schema must reject, one per concern it can express.
 REJECTED = [
+    "boot-order-zero",
+    "interface-guest-address-zero-slot",
+    "rom-empty",
+    "rom-file-list",
+    "rom-scalar",
+    "rom-unknown-key",
     "fid-too-big",
     "guest-address-malformed",
     "guest-address-zero-slot",

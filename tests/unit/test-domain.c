@@ -944,3 +944,144 @@ Test(detach, device_without_xml_is_built)
     struct zr_device broken = {.kind = ZR_KIND_HOSTDEV, .xml = (char *)"<hostdev"};
     cr_expect_null(zr_domain_detach_xml(&broken));
 }
+
+/* ---- what the model does not carry, and the in-place edit of a replacement */
+
+static const char rich_interface[] =
+    "<interface type='hostdev' managed='yes'>"
+    "<mac address='00:11:22:33:44:55'/>"
+    "<source><address type='pci' domain='0x0000' bus='0x03' slot='0x07' function='0x1'/></source>"
+    "<vlan trunk='yes'><tag id='42'/><tag id='43'/></vlan>"
+    "<model type='virtio'/><backend tap='/dev/net/tun'/>"
+    "<teaming type='transient' persistent='ua-backup0'/>"
+    "<boot order='2'/><rom bar='on' file='/rom.bin' enabled='yes'/>"
+    "<x:future xmlns:x='urn:x'/>"
+    "<alias name='hostdev0'/>"
+    "<address type='unassigned'/>"
+    "</interface>";
+
+Test(fidelity, reads_boot_rom_and_what_the_format_cannot_say)
+{
+    struct zr_device d = {0};
+    struct zr_error err = {0};
+    cr_assert_eq(parse_one(rich_interface, &d, &err), 0, "%s", err.message);
+    cr_expect(d.has_boot_order && d.boot_order == 2);
+    cr_expect(d.rom.has_bar && d.rom.bar);
+    cr_expect(d.rom.has_enabled && d.rom.enabled);
+    cr_expect(d.rom.has_file);
+    cr_expect_str_eq(d.rom.file, "/rom.bin");
+    cr_expect(!d.has_guest_address);
+    cr_expect_str_eq(d.unrepresentable,
+                     "<model>, <backend>, <teaming>, <x:future>, an unassigned address");
+    zr_device_finish(&d);
+}
+
+Test(fidelity, bad_rom_switch_is_an_error)
+{
+    struct zr_device d = {0};
+    struct zr_error err = {0};
+    const char *xml = "<hostdev mode='subsystem' type='pci'><source><address domain='0' "
+                      "bus='0' slot='0' function='0'/></source><rom bar='maybe'/></hostdev>";
+    cr_assert_eq(parse_one(xml, &d, &err), -EINVAL);
+    cr_expect_str_eq(err.message, "<rom bar='maybe'>: expected 'on' or 'off'");
+    zr_error_finish(&err);
+}
+
+/* The edited element equals the original, but for `changes`: everything the
+ * model lacks survives, and the generated alias goes. */
+Test(fidelity, edit_changes_only_the_differing_fields)
+{
+    struct zr_device cur = {0}, want = {0};
+    struct zr_error err = {0};
+    cr_assert_eq(parse_one(rich_interface, &cur, &err), 0);
+    zr_device_copy(&want, &cur);
+    want.managed = false;
+    want.boot_order = 5;
+    want.rom.bar = false;
+    _cleanup_free_ char *xml = zr_domain_edit_xml(&cur, &want);
+    cr_assert_not_null(xml);
+    cr_expect_str_eq(xml, "<interface type=\"hostdev\" managed=\"no\">\n"
+                          "  <mac address=\"00:11:22:33:44:55\"/>\n"
+                          "  <source>\n"
+                          "    <address type=\"pci\" domain=\"0x0000\" bus=\"0x03\" slot=\"0x07\" "
+                          "function=\"0x1\"/>\n"
+                          "  </source>\n"
+                          "  <vlan trunk=\"yes\">\n"
+                          "    <tag id=\"42\"/>\n"
+                          "    <tag id=\"43\"/>\n"
+                          "  </vlan>\n"
+                          "  <model type=\"virtio\"/>\n"
+                          "  <backend tap=\"/dev/net/tun\"/>\n"
+                          "  <teaming type=\"transient\" persistent=\"ua-backup0\"/>\n"
+                          "  <boot order=\"5\"/>\n"
+                          "  <rom bar=\"off\" file=\"/rom.bin\" enabled=\"yes\"/>\n"
+                          "  <x:future xmlns:x=\"urn:x\"/>\n"
+                          "  <address type=\"unassigned\"/>\n"
+                          "</interface>");
+    /* Nothing differs: the element as it stands, minus the alias. */
+    _cleanup_free_ char *same = zr_domain_edit_xml(&cur, &cur);
+    _cleanup_free_ char *detach = zr_domain_detach_xml(&cur);
+    cr_expect_str_eq(same, detach);
+    cr_expect_null(strstr(same, "alias"));
+    zr_device_finish(&cur);
+    zr_device_finish(&want);
+}
+
+Test(fidelity, edit_moves_ids_and_slot_and_drops_what_libvirt_refuses)
+{
+    struct zr_device cur = {0}, want = {0};
+    struct zr_error err = {0};
+    const char *xml = "<interface type='hostdev' managed='yes'><mac address='02:00:00:00:00:01'/>"
+                      "<source><address type='pci' domain='0x0003' bus='0x00' slot='0x00' "
+                      "function='0x0'/></source>"
+                      "<vlan><tag id='7'/></vlan>"
+                      "<address type='pci' domain='0x0000' bus='0x00' slot='0x01' function='0x0'>"
+                      "<zpci uid='0x0001' fid='0x00000000'/></address></interface>";
+    cr_assert_eq(parse_one(xml, &cur, &err), 0);
+    zr_device_copy(&want, &cur);
+    /* Let libvirt pick uid and slot anew, keep the fid; a virtualport makes
+     * libvirt refuse the vlan beside it. */
+    want.has_zpci_uid = false;
+    want.has_guest_address = false;
+    want.has_vlan = false;
+    want.vport.type = ZR_VPORT_8021QBH;
+    want.vport.profileid = zr_strdup("finance");
+    cr_expect(zr_domain_edit_drops_vlan(&cur, &want));
+    _cleanup_free_ char *out = zr_domain_edit_xml(&cur, &want);
+    cr_assert_not_null(out);
+    cr_expect_str_eq(out, "<interface type=\"hostdev\" managed=\"yes\">\n"
+                          "  <mac address=\"02:00:00:00:00:01\"/>\n"
+                          "  <source>\n"
+                          "    <address type=\"pci\" domain=\"0x0003\" bus=\"0x00\" slot=\"0x00\" "
+                          "function=\"0x0\"/>\n"
+                          "  </source>\n"
+                          "  <address type=\"pci\">\n"
+                          "    <zpci fid=\"0x00000000\"/>\n"
+                          "  </address>\n"
+                          "  <virtualport type=\"802.1Qbh\">\n"
+                          "    <parameters profileid=\"finance\"/>\n"
+                          "  </virtualport>\n"
+                          "</interface>");
+    /* Giving up every id and the slot leaves no <address> at all. */
+    want.has_zpci_fid = false;
+    _cleanup_free_ char *bare = zr_domain_edit_xml(&cur, &want);
+    const char *first = strstr(bare, "<address");
+    cr_assert_not_null(first);
+    cr_expect_null(strstr(first + 1, "<address"), "%s", bare);
+    zr_device_finish(&cur);
+    zr_device_finish(&want);
+}
+
+Test(fidelity, out_of_scope_devices_hold_ids_slots_and_boot_orders)
+{
+    struct zr_device_list l = {0};
+    parse_corpus("disk-virtio-s390-zpci.xml", &l);
+    cr_assert_eq(l.n, 0);
+    cr_assert_geq(l.n_held, 1);
+    const struct zr_held *h = &l.held[0];
+    cr_expect_str_eq(h->what, "<disk>");
+    cr_expect(h->has_zpci_uid && h->zpci_uid == 0x19);
+    cr_expect(h->has_zpci_fid && h->zpci_fid == 0x1f);
+    cr_expect(h->has_guest_address && pci_is(&h->guest_address, "0000:00:08.0"));
+    zr_device_list_finish(&l);
+}

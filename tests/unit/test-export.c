@@ -303,3 +303,36 @@ Test(export, guests_without_devices_and_no_uri)
     free(yaml);
     cr_assert_eq(w.n, 0);
 }
+
+Test(export, boot_rom_and_interface_address_are_written_the_rest_warned)
+{
+    struct zr_device_list devs = {0};
+    parse_xml("<domain><devices><interface type='hostdev' managed='yes'>"
+              "<mac address='02:00:00:00:00:01'/>"
+              "<source><address type='pci' domain='0x0003' bus='0' slot='0' function='0'/></source>"
+              "<model type='virtio'/><teaming type='transient' persistent='ua-net0'/>"
+              "<boot order='2'/><rom bar='off' file=''/>"
+              "<address type='pci' domain='0' bus='0' slot='7' function='0'/>"
+              "</interface>"
+              "<hostdev mode='subsystem' type='pci' managed='no'>"
+              "<source><address domain='0x0002' bus='0' slot='0' function='0'/></source>"
+              "<rom enabled='no'/><address type='unassigned'/></hostdev>"
+              "</devices></domain>",
+              &devs);
+    struct zr_export_guest g = {"g", &devs};
+    struct zr_export_warnings w = {0};
+    char *yaml = round_trip(&g, 1, &w);
+    cr_assert_eq(w.n, 2);
+    cr_expect_str_eq(w.items[0],
+                     "guest 'g': hostdev 0002:00:00.0: an unassigned address left out: inventory "
+                     "format v1 cannot say it; a replacement keeps it, but it is lost if the "
+                     "device is detached and attached again");
+    cr_expect(has_warning(&w, "interface 0003:00:00.0: <model>, <teaming> left out"));
+    cr_expect_not_null(strstr(yaml, "guest_address: 0000:00:07.0"), "%s", yaml);
+    cr_expect_not_null(strstr(yaml, "boot_order: 2"), "%s", yaml);
+    cr_expect_not_null(strstr(yaml, "rom: {bar: false, file: \"\"}"), "%s", yaml);
+    cr_expect_not_null(strstr(yaml, "rom: {enabled: false}"), "%s", yaml);
+    free(yaml);
+    zr_export_warnings_finish(&w);
+    zr_device_list_finish(&devs);
+}

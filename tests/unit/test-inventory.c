@@ -686,3 +686,24 @@ Test(inventory_load, dash_is_stdin)
     free(text);
     zr_errors_finish(&errs);
 }
+
+Test(inventory_model, boot_order_rom_and_interface_guest_address)
+{
+    struct zr_inventory *inv = load_ok("ok/boot-rom-address.yaml");
+    const struct zr_guest *g = &inv->hosts[0].guests[0];
+    cr_assert_eq(g->devices.n, 3);
+    const struct zr_device *h = &g->devices.items[0], *i = &g->devices.items[1],
+                           *j = &g->devices.items[2];
+    cr_expect(h->has_boot_order && h->boot_order == 1);
+    cr_expect(h->rom.has_bar && !h->rom.bar);
+    cr_expect(h->rom.has_enabled && h->rom.enabled);
+    cr_expect(h->rom.has_file);
+    cr_expect_str_eq(h->rom.file, "/usr/share/roms/nic.rom");
+    cr_expect_eq(i->kind, ZR_KIND_INTERFACE);
+    cr_expect(i->has_guest_address);
+    expect_addr(i->guest_address, "0000:00:07.0");
+    cr_expect(i->rom.has_file && !i->rom.has_bar && !i->rom.has_enabled);
+    cr_expect_str_eq(i->rom.file, "", "an empty file is libvirt's 'no ROM image'");
+    cr_expect(j->rom.has_enabled && !j->rom.enabled && !j->has_boot_order);
+    zr_inventory_free(inv);
+}

@@ -268,3 +268,37 @@ Test(plan, detaches_of_every_guest_precede_attaches_per_host)
     zr_device_list_finish(&b.devices);
     zr_device_list_finish(&cur_a);
 }
+
+/* A device holding, by libvirt's choice, the uid another wanted device
+ * names is moved: the named attach waits for its detach and goes before
+ * the moved device's attach, which names nothing. */
+Test(plan, libvirt_chosen_uid_moves_and_the_named_attach_waits)
+{
+    struct zr_guest g = {.name = "g", .prune = true};
+    *zr_device_list_append(&g.devices) = hostdev("0000:00:00.0", 0);
+    *zr_device_list_append(&g.devices) = hostdev("0001:00:00.0", 1);
+    struct zr_device_list cur = {0};
+    struct zr_device held = hostdev("0000:00:00.0", 1);
+    held.has_zpci_fid = true;
+    *zr_device_list_append(&cur) = held;
+
+    struct zr_plan plan = {0};
+    zr_plan_guest(&plan, "default", NULL, &g, &cur, NULL, NULL);
+    zr_plan_finalize(&plan);
+
+    cr_assert_null(plan.guests[0].error, "%s", plan.guests[0].error);
+    cr_assert_eq(plan.n_actions, 3);
+    cr_expect_eq(plan.actions[0].op, ZR_OP_DETACH);
+    cr_expect_eq(plan.actions[0].source.domain, 0);
+    cr_expect_str_eq(plan.actions[0].reason, "changed: zpci.uid,zpci.fid");
+    cr_expect_eq(plan.actions[1].op, ZR_OP_ATTACH);
+    cr_expect_eq(plan.actions[1].source.domain, 1, "the named attach goes first");
+    cr_assert_eq(plan.actions[1].n_deps, 1);
+    cr_expect_eq(plan.actions[1].deps[0], 0);
+    cr_expect_eq(plan.actions[2].source.domain, 0);
+    cr_expect(!plan.actions[2].device.has_zpci_uid && !plan.actions[2].device.has_zpci_fid,
+              "the moved device lets libvirt pick");
+    zr_plan_finish(&plan);
+    zr_device_list_finish(&g.devices);
+    zr_device_list_finish(&cur);
+}

@@ -19,7 +19,8 @@ static const char inventory[] =
     "  linux1:\n"
     "    hostdevs:\n"
     "      - {source: 0001:00:00.0, zpci: {uid: 0x0009}}\n"
-    "      - {source: 0005:00:00.0, managed: false, guest_address: 0000:00:05.0}\n"
+    "      - {source: 0005:00:00.0, managed: false, guest_address: 0000:00:05.0,\n"
+    "         boot_order: 4, rom: {bar: true, file: /x.rom, enabled: false}}\n"
     "    interfaces:\n"
     "      - source: 0004:00:00.0\n"
     "        mac: \"02:00:00:00:00:09\"\n"
@@ -40,6 +41,7 @@ static const char domain[] =
     "<source><address type='pci' domain='4' bus='0' slot='0' function='0'/></source>"
     "<virtualport type='802.1Qbh'><parameters profileid='fin'/></virtualport>"
     "<vlan trunk='yes'><tag id='1'/><tag id='2'/></vlan>"
+    "<model type='virtio'/>"
     "</interface>"
     "<hostdev mode='subsystem' type='pci'>"
     "<source><address domain='2' bus='0' slot='0' function='0'/></source></hostdev>"
@@ -125,6 +127,7 @@ Test(wire, a_plan_comes_back_as_it_went)
         free(dy);
         cr_assert_eq(memcmp(&y->device.vport.instanceid, &x->device.vport.instanceid, 16), 0);
         cr_assert_eq(y->device.vlan_unrepresentable, x->device.vlan_unrepresentable);
+        cr_assert(zr_streq(y->device.unrepresentable, x->device.unrepresentable));
         cr_assert_eq(y->device.mark.line, x->device.mark.line);
     }
     cr_assert_eq(out.n_hosts, 2);
