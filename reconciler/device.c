@@ -163,3 +163,15 @@ char *zr_device_describe(const struct zr_device *d)
         abort();
     return s;
 }
+
+bool zr_device_drops_vlan(const struct zr_device *current, const struct zr_device *target)
+{
+    return !target->has_vlan && (current->has_vlan || current->vlan_unrepresentable) &&
+           target->vport.type != ZR_VPORT_NONE;
+}
+
+bool zr_device_drops_virtualport(const struct zr_device *current, const struct zr_device *target)
+{
+    return target->vport.type == ZR_VPORT_NONE && target->has_vlan &&
+           (current->vport.type != ZR_VPORT_NONE || current->vport_unrepresentable);
+}

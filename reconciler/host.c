@@ -9,6 +9,7 @@
 #include "apply.h"
 #include "host.h"
 #include "preflight.h"
+#include "render.h"
 
 /* Everything held while one host is planned and applied. */
 struct host_session {
@@ -130,6 +131,7 @@ static void host_plan(struct zr_plan *report, struct host_session *h,
                                      o->host_check, read_threads(o), o->applying, &notes);
     for (size_t g = 0; g < host->n_guests; g++)
         plan_guest(report, h, &h->states[g], check[g], &popts);
+    zr_render_plan(report, first_action);
     zr_preflight_annotate(report, first_action, h->first_guest, &notes);
     zr_preflight_notes_finish(&notes);
     zr_preflight_errors_free(check, host->n_guests);

@@ -8,7 +8,6 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#include "domain.h"
 #include "inventory.h"
 #include "util.h"
 
@@ -943,14 +942,14 @@ static int parse_guest_address(struct loader *l, const struct field *f, const st
 
 /* A profileid the device XML builder refuses would only fail at plan time,
  * after validate said yes: libvirt 9.0 writes it into the definition
- * unescaped (see zr_domain_profileid_ok). */
+ * unescaped (see zr_profileid_ok). */
 static int parse_profileid(struct loader *l, const struct field *f, const struct node *v,
                            void *obj)
 {
     int r = parse_string(l, f, v, obj);
     if (r < 0)
         return r;
-    if (!zr_domain_profileid_ok(*FIELD_PTR(obj, f->offset, char *))) {
+    if (!zr_profileid_ok(*FIELD_PTR(obj, f->offset, char *))) {
         _cleanup_free_ char *s = shown(v->text, v->len);
         report(l, v->mark,
                "'%s' must not hold ', <, & or control characters (libvirt stores it "

@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "domain.h"
 #include "plan.h"
 
 const char *zr_op_to_string(zr_op op)
@@ -343,14 +342,14 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
                     c->zpci_uid);
             /* The element is edited in place, so everything else is kept,
              * except what libvirt refuses beside a changed field: say so. */
-            if (zr_domain_edit_drops_vlan(c, &s->attach)) {
+            if (zr_device_drops_vlan(c, &s->attach)) {
                 char old[32] = "(trunk or several tags)";
                 if (!c->vlan_unrepresentable)
                     snprintf(old, sizeof(old), "%u", c->vlan);
                 strbuf_addf(&d.changes, ", ",
                             "vlan %s → (none: libvirt refuses a vlan beside a virtualport)", old);
             }
-            if (zr_domain_edit_drops_virtualport(c, &s->attach))
+            if (zr_device_drops_virtualport(c, &s->attach))
                 strbuf_addf(&d.changes, ", ",
                             "virtualport %s → (none: libvirt refuses a virtualport beside a vlan)",
                             c->vport_unrepresentable
@@ -371,13 +370,15 @@ static bool step_empty(const struct step *s)
     return !s->detach && !s->has_attach;
 }
 
-static void action_finish(struct zr_action *a)
+void zr_action_finish(struct zr_action *a)
 {
     free(a->reason);
     free(a->changes);
     free(a->note);
     free(a->xml);
     zr_device_finish(&a->device);
+    if (a->has_replaces)
+        zr_device_finish(&a->replaces);
     free(a->deps);
     free(a->error);
 }
@@ -392,9 +393,13 @@ static size_t plan_add_guest(struct zr_plan *plan, const char *host, const char 
     return plan->n_guests - 1;
 }
 
+/* Appends an action; copies everything it is given.  A detach's device
+ * keeps its element (the XML to send is built from it); an attach's device
+ * is a model, and `replaces` (NULL for a new device) the current device
+ * with the element a replacement edits. */
 static void plan_add_action(struct zr_plan *plan, size_t guest_index, zr_op op,
-                            const struct zr_device *dev, bool live, bool config,
-                            const char *reason, const char *changes, char *xml)
+                            const struct zr_device *dev, const struct zr_device *replaces,
+                            bool live, bool config, const char *reason, const char *changes)
 {
     struct zr_action *a = ZR_APPEND(plan->actions, plan->n_actions);
     a->guest_index = guest_index;
@@ -405,10 +410,15 @@ static void plan_add_action(struct zr_plan *plan, size_t guest_index, zr_op op,
     a->config = config;
     a->reason = zr_strdup(reason);
     a->changes = zr_strdup(changes);
-    a->xml = xml;
     zr_device_copy(&a->device, dev);
-    free(a->device.xml);
-    a->device.xml = NULL;
+    if (op == ZR_OP_ATTACH) {
+        free(a->device.xml);
+        a->device.xml = NULL;
+    }
+    if (replaces) {
+        a->has_replaces = true;
+        zr_device_copy(&a->replaces, replaces);
+    }
     a->result = ZR_RESULT_PLANNED;
     plan->guests[guest_index].changed = true;
 }
@@ -428,58 +438,31 @@ static bool detach_combinable(const struct zr_device *a, const struct zr_device 
     return true;
 }
 
-/* A new device is built from the model; a replacement is the current
- * element edited where it differs, so nothing the model lacks is lost. */
-static char *step_attach_xml(const struct step *s)
-{
-    if (!s->has_attach)
-        return NULL;
-    return s->detach ? zr_domain_edit_xml(s->detach, &s->attach) : zr_domain_device_xml(&s->attach);
-}
-
 static void emit_steps(struct zr_plan *plan, size_t gi, struct step *cfg, struct step *live)
 {
-    /* Build the attach XML first: a device the builder refuses (a profileid
-     * libvirt would store unescaped) must stop the guest before any detach. */
-    _cleanup_free_ char *cfg_xml = cfg ? step_attach_xml(cfg) : NULL;
-    _cleanup_free_ char *live_xml = live ? step_attach_xml(live) : NULL;
-    if ((cfg && cfg->has_attach && !cfg_xml) || (live && live->has_attach && !live_xml)) {
-        const struct zr_device *d = cfg && cfg->has_attach ? &cfg->attach : &live->attach;
-        char src[ZR_PCI_ADDR_STRLEN];
-        if (!plan->guests[gi].error)
-            plan->guests[gi].error =
-                zr_asprintf("cannot build the XML of %s %s (a profileid libvirt cannot store, or "
-                            "an element that does not parse?)",
-                            zr_kind_to_string(d->kind), zr_pci_addr_format(&d->source, src));
-        return;
-    }
-
     /* Detaches. */
     if (cfg && cfg->detach && live && live->detach && zr_streq(cfg->reason, live->reason) &&
         detach_combinable(cfg->detach, live->detach)) {
-        plan_add_action(plan, gi, ZR_OP_DETACH, cfg->detach, true, true, cfg->reason,
-                        cfg->changes, zr_domain_detach_xml(cfg->detach));
+        plan_add_action(plan, gi, ZR_OP_DETACH, cfg->detach, NULL, true, true, cfg->reason,
+                        cfg->changes);
     } else {
         if (cfg && cfg->detach)
-            plan_add_action(plan, gi, ZR_OP_DETACH, cfg->detach, false, true, cfg->reason,
-                            cfg->changes, zr_domain_detach_xml(cfg->detach));
+            plan_add_action(plan, gi, ZR_OP_DETACH, cfg->detach, NULL, false, true, cfg->reason,
+                            cfg->changes);
         if (live && live->detach)
-            plan_add_action(plan, gi, ZR_OP_DETACH, live->detach, true, false, live->reason,
-                            live->changes, zr_domain_detach_xml(live->detach));
+            plan_add_action(plan, gi, ZR_OP_DETACH, live->detach, NULL, true, false, live->reason,
+                            live->changes);
     }
 
-    /* Attaches: one call when both flavours want the very same XML. */
-    if (cfg_xml && live_xml && zr_streq(cfg_xml, live_xml) && zr_streq(cfg->reason, live->reason)) {
-        plan_add_action(plan, gi, ZR_OP_ATTACH, &cfg->attach, true, true, cfg->reason,
-                        cfg->changes, TAKE_PTR(cfg_xml));
-        return;
-    }
-    if (cfg_xml)
-        plan_add_action(plan, gi, ZR_OP_ATTACH, &cfg->attach, false, true, cfg->reason,
-                        cfg->changes, TAKE_PTR(cfg_xml));
-    if (live_xml)
-        plan_add_action(plan, gi, ZR_OP_ATTACH, &live->attach, true, false, live->reason,
-                        live->changes, TAKE_PTR(live_xml));
+    /* Attaches, one per flavour, the persistent one first: zr_render_plan()
+     * (render.h) makes them one call when libvirt would get the very same
+     * XML twice, which only the XML can tell. */
+    if (cfg && cfg->has_attach)
+        plan_add_action(plan, gi, ZR_OP_ATTACH, &cfg->attach, cfg->detach, false, true,
+                        cfg->reason, cfg->changes);
+    if (live && live->has_attach)
+        plan_add_action(plan, gi, ZR_OP_ATTACH, &live->attach, live->detach, true, false,
+                        live->reason, live->changes);
 }
 
 static const struct zr_device *find_key(const struct zr_device_list *l, const struct zr_device *k)
@@ -813,7 +796,7 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
         while (keep > 0 && plan->actions[keep - 1].guest_index == gi)
             keep--;
         for (size_t i = keep; i < plan->n_actions; i++)
-            action_finish(&plan->actions[i]);
+            zr_action_finish(&plan->actions[i]);
         plan->n_actions = keep;
         plan->guests[gi].changed = false;
     }
@@ -1054,7 +1037,7 @@ void zr_plan_finish(struct zr_plan *plan)
     }
     free(plan->guests);
     for (size_t i = 0; i < plan->n_actions; i++)
-        action_finish(&plan->actions[i]);
+        zr_action_finish(&plan->actions[i]);
     free(plan->actions);
     for (size_t i = 0; i < plan->n_warnings; i++) {
         free(plan->warnings[i].host);

@@ -1,6 +1,8 @@
 /* Wanted model + current models -> ordered list of actions.  A pure
- * function of its inputs: no libvirt, no files, no clock, no printing, so
- * nearly all behaviour is unit-tested without a hypervisor. */
+ * function of its inputs: no libvirt, no XML, no files, no clock, no
+ * printing, so nearly all behaviour is unit-tested without a hypervisor.
+ * It says what to do (the device to attach, the current device it
+ * replaces); render.h builds the XML libvirt gets from that. */
 #pragma once
 
 #include <stdbool.h>
@@ -33,8 +35,17 @@ struct zr_action {
     char *reason;        /* "missing", "not in inventory", "changed: a,b" */
     char *changes;       /* for a replacement: "zpci.uid 0x0001 → 0x0002, ..." */
     char *note;          /* what the host check learned, e.g. a VF's physical function */
-    char *xml;           /* device XML sent to libvirt */
-    struct zr_device device; /* what the XML describes (for text output) */
+    /* Attach: the device to attach (a model).  Detach: the current device,
+     * with its element as it stands in the domain XML. */
+    struct zr_device device;
+    /* Attach of a replacement: the current device it replaces, with the
+     * element the attach XML edits in place (so what the model does not
+     * carry is kept). */
+    bool has_replaces;
+    struct zr_device replaces;
+    /* The device XML sent to libvirt: built from the above by
+     * zr_render_plan() (render.h), never by plan.c. */
+    char *xml;
     size_t *deps;        /* indices of detaches this attach waits for */
     size_t n_deps;
 
@@ -89,7 +100,8 @@ struct zr_plan_options {
 
 /* Plans one guest.  `config` is the persistent definition's devices, `live`
  * the running guest's (NULL when the guest is not running).  Actions are
- * appended; call zr_plan_finalize() once every guest is planned. */
+ * appended; once every guest is planned, zr_render_plan() (render.h) adds
+ * their XML, then zr_plan_finalize() orders them. */
 void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
                    const struct zr_guest *wanted, const struct zr_device_list *config,
                    const struct zr_device_list *live, const struct zr_plan_options *opts);
@@ -115,6 +127,7 @@ void zr_plan_append(struct zr_plan *dst, struct zr_plan *src);
 void zr_plan_finalize(struct zr_plan *plan);
 
 void zr_plan_finish(struct zr_plan *plan);
+void zr_action_finish(struct zr_action *a);
 
 const char *zr_op_to_string(zr_op op);
 const char *zr_result_to_string(zr_result r);

@@ -11,7 +11,7 @@
  * trip when a struct changes (LP64 builds only, where they are known). */
 #if __SIZEOF_POINTER__ == 8 && __SIZEOF_LONG__ == 8
 _Static_assert(sizeof(struct zr_device) == 168, "struct zr_device changed: update wire.c");
-_Static_assert(sizeof(struct zr_action) == 264, "struct zr_action changed: update wire.c");
+_Static_assert(sizeof(struct zr_action) == 440, "struct zr_action changed: update wire.c");
 _Static_assert(sizeof(struct zr_plan_guest) == 40, "struct zr_plan_guest changed: update wire.c");
 _Static_assert(sizeof(struct zr_warning) == 40, "struct zr_warning changed: update wire.c");
 _Static_assert(sizeof(struct zr_plan_host) == 40, "struct zr_plan_host changed: update wire.c");
@@ -134,6 +134,9 @@ char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
         put_str(f, a->note);
         put_str(f, a->xml);
         put_device(f, &a->device);
+        put_bool(f, a->has_replaces);
+        if (a->has_replaces)
+            put_device(f, &a->replaces);
         put_u64(f, a->n_deps);
         for (size_t j = 0; j < a->n_deps; j++)
             put_u64(f, a->deps[j]);
@@ -336,6 +339,9 @@ int zr_wire_decode(const char *data, size_t len, struct zr_plan *out)
         a->note = get_str(&r);
         a->xml = get_str(&r);
         get_device(&r, &a->device);
+        a->has_replaces = get_bool(&r);
+        if (a->has_replaces)
+            get_device(&r, &a->replaces);
         size_t n_deps = get_count(&r, 8);
         a->deps = n_deps ? zr_new0(size_t, n_deps) : NULL;
         for (; a->n_deps < n_deps; a->n_deps++) {

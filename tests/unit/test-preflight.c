@@ -9,6 +9,7 @@
 
 #include "output.h"
 #include "preflight.h"
+#include "render.h"
 
 #define MAX_GUESTS 4
 
@@ -618,6 +619,7 @@ Test(preflight, the_plan_names_a_virtual_functions_physical_function)
 
     struct zr_plan plan = {0};
     zr_plan_guest(&plan, "default", NULL, &l.guests[0], &l.states[0].config, NULL, NULL);
+    zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     zr_preflight_annotate(&plan, 0, 0, &notes);
     zr_preflight_notes_finish(&notes);
