@@ -12,6 +12,7 @@
 
 #include "apply.h"
 #include "domain.h"
+#include "inventory.h"
 #include "state.h"
 
 /* ---- waiting for a live detach ------------------------------------------ */
@@ -416,6 +417,30 @@ static char *undo_xml(const struct zr_action *a, virDomainPtr dom, char **error)
     return out;
 }
 
+/* Why a done action could not be undone, and what the guest is left with:
+ * the function it lost (an undone detach) or still holds (an undone
+ * attach), and the virsh call that finishes the undo by hand.  `why` is
+ * the undo call's error, NULL when the lost connection left no call to
+ * try. */
+static char *undo_failed(const struct zr_plan *plan, const struct zr_action *a, const char *why)
+{
+    _cleanup_free_ char *desc = zr_device_describe(&a->device);
+    const char *guest = plan->guests[a->guest_index].guest;
+    const char *flags = a->live && a->config ? "--config --live" : a->live ? "--live" : "--config";
+    bool detach = a->op == ZR_OP_DETACH;
+    _cleanup_free_ char *state =
+        detach ? zr_asprintf("guest '%s' lost %s", guest, desc)
+               : zr_asprintf("guest '%s' still holds %s, which this run attached", guest, desc);
+    _cleanup_free_ char *head =
+        why ? zr_asprintf("rollback failed: %s: %s failed: %s", state,
+                          detach ? "attaching it again" : "detaching it", why)
+            : zr_asprintf("not rolled back, the connection to libvirt was lost: %s", state);
+    return zr_asprintf("%s; %s it with virsh %s %s FILE %s, FILE holding this action's xml "
+                       "(-o json)",
+                       head, detach ? "restore" : "remove",
+                       detach ? "attach-device" : "detach-device", guest, flags);
+}
+
 static void rollback(struct host_run *h)
 {
     struct zr_plan *plan = h->plan;
@@ -427,8 +452,7 @@ static void rollback(struct host_run *h)
         char src[ZR_PCI_ADDR_STRLEN];
         zr_pci_addr_format(&a->source, src);
         if (h->lost) {
-            set_result(a, ZR_RESULT_DONE,
-                       zr_strdup("not rolled back: the connection to libvirt was lost"));
+            set_result(a, ZR_RESULT_FAILED, undo_failed(plan, a, NULL));
             continue;
         }
         char *why = NULL;
@@ -446,19 +470,24 @@ static void rollback(struct host_run *h)
             run_action(&undo, dom, &h->w, h->o);
             why = TAKE_PTR(undo.error);
         }
-        if (xml && undo.result == ZR_RESULT_DONE) {
+        bool undone = xml && undo.result == ZR_RESULT_DONE;
+        if (undone) {
             set_result(a, ZR_RESULT_ROLLED_BACK, NULL);
         } else {
-            set_result(a, ZR_RESULT_DONE, zr_asprintf("rollback failed: %s", why));
+            /* The guest is neither as it was nor as planned: a failure
+             * the reader must act on, never "rolled back". */
+            set_result(a, ZR_RESULT_FAILED, undo_failed(plan, a, why));
             /* The rest cannot be undone over a dead connection either. */
             if (virConnectIsAlive(h->conn) == 0)
                 h->lost = zr_strdup(why);
         }
-        free(why);
-        if (h->o->progress)
+        if (h->o->progress) {
+            _cleanup_free_ char *guest = zr_escaped(plan->guests[a->guest_index].guest);
+            _cleanup_free_ char *msg = zr_escaped(undone ? "done" : why);
             fprintf(stderr, "rollback: %s %s %s on %s [%s]: %s\n", zr_op_to_string(undo.op),
-                    zr_kind_to_string(a->kind), src, plan->guests[a->guest_index].guest,
-                    flags_string(a), a->result == ZR_RESULT_ROLLED_BACK ? "done" : a->error);
+                    zr_kind_to_string(a->kind), src, guest, flags_string(a), msg);
+        }
+        free(why);
     }
 }
 
@@ -513,7 +542,9 @@ static size_t run_host(struct host_run *h)
         }
         char src[ZR_PCI_ADDR_STRLEN];
         zr_pci_addr_format(&a->source, src);
-        const char *guest = plan->guests[a->guest_index].guest;
+        /* Progress goes to a terminal: names escaped as in the report. */
+        _cleanup_free_ char *guest =
+            o->progress ? zr_escaped(plan->guests[a->guest_index].guest) : NULL;
         size_t n = i - h->first + 1, total = h->end - h->first;
         if (o->progress)
             fprintf(stderr, "[%zu/%zu] %s %s %s on %s [%s]\n", n, total, zr_op_to_string(a->op),
@@ -523,9 +554,11 @@ static size_t run_host(struct host_run *h)
             continue;
         failed++;
         after_failure(h, a);
-        if (o->progress)
+        if (o->progress) {
+            _cleanup_free_ char *msg = zr_escaped(a->error);
             fprintf(stderr, "[%zu/%zu] failed: %s %s %s on %s: %s\n", n, total,
-                    zr_op_to_string(a->op), zr_kind_to_string(a->kind), src, guest, a->error);
+                    zr_op_to_string(a->op), zr_kind_to_string(a->kind), src, guest, msg);
+        }
     }
     if (h->lost)
         fprintf(stderr, "zpci-reconcile: lost the connection to %s: %s; %zu action%s not run\n",
@@ -606,27 +639,90 @@ size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectP
 
 /* ---- one apply per host at a time ---------------------------------------- */
 
-static char *lock_path(const char *uri)
+static void closep(int *fd)
 {
-    const char *dir = "/run/lock";
+    if (*fd >= 0)
+        close(*fd);
+}
+
+/* The lock must live where nobody else can create it: a lock file in a
+ * world-writable directory (/run/lock, /tmp) can be created or flock()ed
+ * first by any local user, and every apply then fails.  So root's locks are
+ * in a directory only root can write (systemd's RuntimeDirectory= makes it
+ * for the service), another user's in their own runtime directory. */
+static char *lock_dir_path(void)
+{
+    if (geteuid() == 0)
+        return zr_strdup(ZR_LOCK_DIR);
     const char *xdg = getenv("XDG_RUNTIME_DIR");
-    if (getuid() != 0 && xdg && *xdg)
-        dir = xdg;
-    else if (access(dir, W_OK) != 0)
-        dir = "/tmp";
-    /* The URI names the host; keep the file name short and safe. */
-    uint64_t h = 1469598103934665603ull;
-    for (const unsigned char *p = (const unsigned char *)uri; *p; p++)
+    if (xdg && *xdg == '/')
+        return zr_asprintf("%s/zpci-reconcile", xdg);
+    return zr_asprintf("/tmp/zpci-reconcile-%u", (unsigned)geteuid());
+}
+
+/* Opens the lock directory, creating it private; refuses one that is not
+ * ours or that others may write to (then they could replace lock files). */
+static int open_lock_dir(const char *dir, struct zr_error *err)
+{
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        zr_error_set(err, NULL, 0, 0, "cannot create the lock directory %s: %s", dir,
+                     strerror(errno));
+        return -1;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        zr_error_set(err, NULL, 0, 0, "cannot open the lock directory %s: %s", dir,
+                     strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (st.st_uid != geteuid() || (st.st_mode & 022)) {
+        zr_error_set(err, NULL, 0, 0,
+                     "refusing the lock directory %s: it is owned by uid %u with mode %04o, "
+                     "but must be owned by uid %u and writable by it alone (mode 0700); "
+                     "remove it, no apply is safe until then",
+                     dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)geteuid());
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The file name for a URI: two spellings of one connection share it.  A
+ * hash keeps the name short and free of '/'; FNV-1a, 64 bits. */
+static char *lock_name(const char *uri)
+{
+    _cleanup_free_ char *norm = zr_uri_normalize(uri);
+    uint64_t h = 14695981039346656037ull;
+    for (const unsigned char *p = (const unsigned char *)norm; *p; p++)
         h = (h ^ *p) * 1099511628211ull;
-    return zr_asprintf("%s/zpci-reconcile-%016llx.lock", dir, (unsigned long long)h);
+    return zr_asprintf("zpci-reconcile-%016llx.lock", (unsigned long long)h);
 }
 
 int zr_apply_lock(const char *uri, struct zr_error *err)
 {
-    _cleanup_free_ char *path = lock_path(uri ? uri : "");
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    _cleanup_free_ char *dir = lock_dir_path();
+    _cleanup_free_ char *name = lock_name(uri ? uri : "");
+    _cleanup_(closep) int dfd = open_lock_dir(dir, err);
+    if (dfd < 0)
+        return -1;
+    int fd = openat(dfd, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (fd < 0) {
-        zr_error_set(err, NULL, 0, 0, "cannot open lock file %s: %s", path, strerror(errno));
+        zr_error_set(err, NULL, 0, 0, "cannot open lock file %s/%s: %s", dir, name,
+                     strerror(errno));
+        return -1;
+    }
+    /* Only a file this user made can be trusted to be a lock: another
+     * user's could be held (or deleted) by them at will. */
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+        zr_error_set(err, NULL, 0, 0,
+                     "refusing lock file %s/%s: it is owned by uid %u, not by this user (uid "
+                     "%u), or is not a regular file; zpci-reconcile did not make it, remove it",
+                     dir, name, (unsigned)st.st_uid, (unsigned)geteuid());
+        close(fd);
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -635,8 +731,8 @@ int zr_apply_lock(const char *uri, struct zr_error *err)
         holder[n > 0 ? n : 0] = '\0';
         holder[strcspn(holder, "\n")] = '\0';
         zr_error_set(err, NULL, 0, 0,
-                     "another zpci-reconcile apply (pid %s) is changing %s; lock file %s",
-                     *holder ? holder : "unknown", uri, path);
+                     "another zpci-reconcile apply (pid %s) is changing %s; lock file %s/%s",
+                     *holder ? holder : "unknown", uri, dir, name);
         close(fd);
         return -1;
     }

@@ -23,8 +23,15 @@ struct zr_apply_options {
 size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectPtr conn,
                      virDomainPtr *doms, const struct zr_apply_options *o);
 
-/* An exclusive lock per libvirt URI, so two apply runs never interleave on
- * one host.  Returns an fd (>= 0) to keep open while applying, or -1 with a
+/* Where root's apply locks live: a directory root alone can write (the
+ * systemd unit's RuntimeDirectory=).  Other users lock in
+ * $XDG_RUNTIME_DIR/zpci-reconcile, else /tmp/zpci-reconcile-UID. */
+#define ZR_LOCK_DIR "/run/zpci-reconcile"
+
+/* An exclusive lock per libvirt URI (two spellings of one connection are
+ * one lock, see zr_uri_normalize), so two apply runs never interleave on
+ * one host.  A lock directory or file not owned by the caller is refused.
+ * Returns an fd (>= 0) to keep open while applying, or -1 with a
  * message naming the holder in err. */
 int zr_apply_lock(const char *uri, struct zr_error *err);
 void zr_apply_unlock(int fd);

@@ -117,16 +117,44 @@ void zr_errors_finish(struct zr_errors *errs)
     *errs = (struct zr_errors){0};
 }
 
+void zr_fputs_escaped(const char *s, FILE *f)
+{
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            fprintf(f, "\\u%04x", *++p);
+        else
+            fputc(*p, f);
+    }
+}
+
+char *zr_escaped(const char *s)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f)
+        abort();
+    zr_fputs_escaped(s, f);
+    fclose(f);
+    return out;
+}
+
 void zr_error_print(const struct zr_error *e, FILE *f)
 {
+    /* Messages quote keys and values of the input: escaped, as the text
+     * output escapes names. */
     if (e->file && e->line && e->column)
-        fprintf(f, "%s:%u:%u: error: %s\n", e->file, e->line, e->column, e->message);
+        fprintf(f, "%s:%u:%u: error: ", e->file, e->line, e->column);
     else if (e->file && e->line)
-        fprintf(f, "%s:%u: error: %s\n", e->file, e->line, e->message);
+        fprintf(f, "%s:%u: error: ", e->file, e->line);
     else if (e->file)
-        fprintf(f, "%s: error: %s\n", e->file, e->message);
+        fprintf(f, "%s: error: ", e->file);
     else
-        fprintf(f, "error: %s\n", e->message);
+        fputs("error: ", f);
+    zr_fputs_escaped(e->message, f);
+    fputc('\n', f);
 
     if (e->source_line && e->column) {
         fprintf(f, "%s\n", e->source_line);

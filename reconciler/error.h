@@ -40,4 +40,12 @@ void zr_errors_finish(struct zr_errors *errs);
 /* Writes "FILE:LINE:COLUMN: error: MESSAGE", then the source line and a
  * caret under the column when both are known. */
 void zr_error_print(const struct zr_error *e, FILE *f);
+
+/* Writes s for a terminal: C0 controls and DEL as \xHH, C1 controls
+ * (U+0080-U+009F) as \uHHHH, so a name or message from outside cannot move
+ * the cursor, clear the screen or retitle the window.  Tab stays (it moves
+ * nothing but the column). */
+void zr_fputs_escaped(const char *s, FILE *f);
+/* The same as a new string, for printf-style messages. */
+char *zr_escaped(const char *s);
 void zr_errors_print(const struct zr_errors *errs, FILE *f);

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <ctype.h>
+#include <libxml/uri.h>
 #include <yaml.h>
 
 #include "inventory.h"
@@ -17,9 +19,12 @@
  * an alias becomes a real copy, so the walker below never meets a cycle. */
 
 enum {
-    MAX_DEPTH = 64,        /* nested collections; a real inventory needs 8 */
-    MAX_NODES = 500000,    /* after alias expansion: ~75 MiB of tree at most,
-                              room for 100000 devices */
+    MAX_DEPTH = 64, /* nested collections; a real inventory needs 8 */
+    /* After alias expansion.  Sized for the largest host export can read:
+     * 65536 devices (docs/inventory.md, "Limits") of the largest form, an
+     * interface with every key, 45 nodes; 56 bytes a node, about 170 MiB
+     * of tree at most. */
+    MAX_NODES = 3000000,
     MAX_SHOWN = 40,        /* characters of a value quoted in a message */
     MAX_SOURCE_LINE = 512, /* longer lines are not echoed under a message */
 };
@@ -31,19 +36,36 @@ typedef enum {
     NODE__COUNT,
 } node_type;
 
+/* Kept small (56 bytes): an export of a large host has millions of nodes.
+ * Counts fit 32 bits as the input is at most ZR_INVENTORY_MAX_BYTES. */
 struct node {
-    node_type type;
     struct zr_mark mark; /* where it is written: messages about its content */
     struct zr_mark use;  /* where it is used: the alias, for a copy */
-    bool null;           /* plain empty, ~ or null */
-    bool complete;       /* false while the collection is still open */
-    bool copy;           /* text is borrowed from the original */
-    char *text;          /* scalars: NUL-terminated */
-    size_t len;
+    char *text;          /* scalars: NUL-terminated, in the loader's text arena */
     struct node **items; /* sequence items; mapping keys and values in turn */
-    size_t n_items, cap_items;
-    size_t weight;   /* nodes in this subtree */
-    unsigned height; /* nested collections in this subtree */
+    uint32_t len;
+    uint32_t n_items, cap_items;
+    uint32_t weight; /* nodes in this subtree */
+    uint8_t type;    /* node_type */
+    uint8_t height;  /* nested collections in this subtree, at most MAX_DEPTH */
+    bool null;       /* plain empty, ~ or null */
+    bool complete;   /* false while the collection is still open */
+};
+
+/* loader_finish() walks the node blocks as arrays of nodes. */
+_Static_assert(sizeof(struct node) % 8 == 0, "nodes must fill arena blocks exactly");
+
+/* Nodes and scalar text are carved from large blocks, not one malloc each:
+ * per node that saves malloc's overhead and a pointer to free it by. */
+enum {
+    NODES_PER_BLOCK = 4096,
+    TEXT_BLOCK = 256 * 1024,
+};
+
+struct arena {
+    char **blocks;
+    size_t n_blocks, cap_blocks;
+    size_t used, size; /* of the last block */
 };
 
 struct anchor {
@@ -79,6 +101,13 @@ typedef enum {
     USE__COUNT,
 } use_kind;
 
+/* A position in the input, in libyaml's terms (a character index) and in
+ * ours (a byte offset, an editor's line and column). */
+struct cursor {
+    size_t index, offset;
+    struct zr_mark mark;
+};
+
 struct loader {
     const char *file;
     const char *data;
@@ -87,13 +116,14 @@ struct loader {
     size_t first_error; /* errs->items[first_error..] are ours */
     bool failed;        /* set by every report, even one over the cap */
 
-    struct node **nodes; /* every node, so they are freed in one place */
-    size_t n_nodes, cap_nodes;
+    struct arena node_arena, text_arena;
+    size_t n_nodes;
     struct node **stack; /* collections still open */
     size_t depth, cap_stack;
     struct anchors anchors;
 
     struct uses uses[USE__COUNT];
+    struct cursor cursor; /* the last mark converted (mark1) */
 };
 
 #define APPEND(v, n, cap)                                                                          \
@@ -114,20 +144,17 @@ static void closep(int *fd)
 
 /* ---- positions and source lines ---------------------------------------- */
 
-/* libyaml counts CR LF, CR, LF, NEL, LS and PS as line breaks; so must we,
- * or the line under a message would not be the one libyaml meant.  Returns
- * the length of the break at p, 0 when there is none. */
+/* Positions are reported as editors count them: lines end at CR LF, CR or
+ * LF.  libyaml also breaks lines at NEL, LS and PS (YAML 1.1), so its line
+ * numbers can run past the end of the file; its marks are converted through
+ * their character index instead (mark1).  Returns the length of the break
+ * at p, 0 when there is none. */
 static size_t break_len(const char *p, const char *end)
 {
     if (p[0] == '\r')
         return p + 1 < end && p[1] == '\n' ? 2 : 1;
     if (p[0] == '\n')
         return 1;
-    if (end - p >= 2 && (unsigned char)p[0] == 0xc2 && (unsigned char)p[1] == 0x85)
-        return 2;
-    if (end - p >= 3 && (unsigned char)p[0] == 0xe2 && (unsigned char)p[1] == 0x80 &&
-        ((unsigned char)p[2] == 0xa8 || (unsigned char)p[2] == 0xa9))
-        return 3;
     return 0;
 }
 
@@ -187,6 +214,16 @@ static char *source_line(const struct loader *l, unsigned line)
     while (p < q) {
         size_t n = utf8_len(p, q);
         unsigned char c = (unsigned char)*p;
+        /* C1 controls (NEL among them) and the line and paragraph
+         * separators would move or clear the terminal's line. */
+        bool c1 = n == 2 && c == 0xc2 && (unsigned char)p[1] <= 0x9f;
+        bool sep = n == 3 && c == 0xe2 && (unsigned char)p[1] == 0x80 &&
+                   ((unsigned char)p[2] == 0xa8 || (unsigned char)p[2] == 0xa9);
+        if (c1 || sep) {
+            *o++ = '?';
+            p += n;
+            continue;
+        }
         if (n == 0 || (n == 1 && ((c < 0x20 && c != '\t') || c == 0x7f))) {
             *o++ = '?';
             p++;
@@ -208,22 +245,36 @@ static const char *first_non_utf8(const struct loader *l)
     return NULL;
 }
 
+/* The start of the input for the cursor: libyaml's character index does
+ * not count a UTF-8 byte order mark. */
+static struct cursor cursor_start(const struct loader *l)
+{
+    bool bom = l->len >= 3 && memcmp(l->data, "\xef\xbb\xbf", 3) == 0;
+    return (struct cursor){.index = 0, .offset = bom ? 3 : 0, .mark = {1, 1}};
+}
+
+/* One character on: libyaml counts each character (CR and LF of a CR LF
+ * apart); the line goes on at LF, or at a CR without LF. */
+static void cursor_step(const struct loader *l, struct cursor *c)
+{
+    const char *p = l->data + c->offset, *end = l->data + l->len;
+    bool crlf = p[0] == '\r' && p + 1 < end && p[1] == '\n';
+    if (p[0] == '\n' || (p[0] == '\r' && !crlf)) {
+        c->mark.line++;
+        c->mark.column = 1;
+    } else if (!crlf) {
+        c->mark.column++;
+    }
+    c->offset += char_len(p, end);
+    c->index++;
+}
+
 static struct zr_mark offset_to_mark(const struct loader *l, size_t offset)
 {
-    struct zr_mark m = {1, 1};
-    const char *p = l->data, *end = l->data + l->len, *stop = l->data + offset;
-    while (p < stop && p < end) {
-        size_t b = break_len(p, end);
-        if (b) {
-            m.line++;
-            m.column = 1;
-            p += b;
-        } else {
-            m.column++;
-            p += char_len(p, end);
-        }
-    }
-    return m;
+    struct cursor c = {.mark = {1, 1}};
+    while (c.offset < offset && c.offset < l->len)
+        cursor_step(l, &c);
+    return c.mark;
 }
 
 static const char *mark_to_ptr(const struct loader *l, struct zr_mark m)
@@ -235,9 +286,15 @@ static const char *mark_to_ptr(const struct loader *l, struct zr_mark m)
     return p;
 }
 
-static struct zr_mark mark1(yaml_mark_t m)
+/* libyaml's mark as an editor's 1-based line and column.  Events come in
+ * file order, so the cursor only moves on: linear in the input. */
+static struct zr_mark mark1(struct loader *l, yaml_mark_t m)
 {
-    return (struct zr_mark){(unsigned)m.line + 1, (unsigned)m.column + 1};
+    if (m.index < l->cursor.index || l->cursor.mark.line == 0)
+        l->cursor = cursor_start(l);
+    while (l->cursor.index < m.index && l->cursor.offset < l->len)
+        cursor_step(l, &l->cursor);
+    return l->cursor.mark;
 }
 
 static bool mark_eq(struct zr_mark a, struct zr_mark b)
@@ -333,6 +390,40 @@ static void sort_errors(struct loader *l)
     }
 }
 
+/* libyaml takes "KEY:" as a key only when KEY is at most 1024 characters
+ * (YAML's limit for implicit keys), and otherwise says something about a
+ * ':' that is no help.  A ':' at the problem (or a simple key scanned from
+ * the context) that ends a one-line key over the limit gets a message that
+ * says so, at the key. */
+static bool report_long_key(struct loader *l, const yaml_parser_t *p, struct zr_mark problem,
+                            struct zr_mark context)
+{
+    enum { MAX_IMPLICIT_KEY = 1024 };
+    struct zr_mark start;
+    if (p->context && strstr(p->context, "simple key")) {
+        start = context;
+    } else {
+        const char *colon = mark_to_ptr(l, problem);
+        if (colon >= l->data + l->len || *colon != ':')
+            return false;
+        /* The key starts after the indentation, "- " and flow openers. */
+        const char *q = line_start(l, problem.line);
+        start = (struct zr_mark){problem.line, 1};
+        while (q < colon && strchr(" \t-{[,", *q)) {
+            q++;
+            start.column++;
+        }
+    }
+    if (start.line != problem.line || problem.column - start.column <= MAX_IMPLICIT_KEY)
+        return false;
+    report(l, start,
+           "this key is %u characters long; YAML reads a key written as 'KEY: VALUE' only up "
+           "to %d characters: shorten it, or write it as '? KEY' with ': VALUE' on the next "
+           "line",
+           problem.column - start.column, MAX_IMPLICIT_KEY);
+    return true;
+}
+
 static void report_yaml_error(struct loader *l, const yaml_parser_t *p)
 {
     switch (p->error) {
@@ -363,8 +454,10 @@ static void report_yaml_error(struct loader *l, const yaml_parser_t *p)
     }
     case YAML_SCANNER_ERROR:
     case YAML_PARSER_ERROR: {
-        struct zr_mark m = mark1(p->problem_mark), c = mark1(p->context_mark);
+        struct zr_mark m = mark1(l, p->problem_mark), c = mark1(l, p->context_mark);
         const char *at = mark_to_ptr(l, m);
+        if (report_long_key(l, p, m, c))
+            return;
         const char *hint = at < l->data + l->len && *at == '\t'
                                ? "; YAML does not allow tabs for indentation, use spaces"
                                : "";
@@ -443,15 +536,38 @@ static void anchors_finish(struct anchors *a)
 
 /* ---- the tree ---------------------------------------------------------- */
 
+/* `size` bytes, zeroed, aligned for a node, valid until arena_finish. */
+static void *arena_alloc(struct arena *a, size_t size, size_t block)
+{
+    size = (size + 7) & ~(size_t)7;
+    if (a->n_blocks == 0 || a->size - a->used < size) {
+        a->size = size > block ? size : block;
+        *APPEND(a->blocks, a->n_blocks, a->cap_blocks) = zr_malloc0(a->size);
+        a->used = 0;
+    }
+    void *p = a->blocks[a->n_blocks - 1] + a->used;
+    a->used += size;
+    return p;
+}
+
+static void arena_finish(struct arena *a)
+{
+    for (size_t i = 0; i < a->n_blocks; i++)
+        free(a->blocks[i]);
+    free(a->blocks);
+    *a = (struct arena){0};
+}
+
 static void loader_finish(struct loader *l)
 {
-    for (size_t i = 0; i < l->n_nodes; i++) {
-        if (!l->nodes[i]->copy)
-            free(l->nodes[i]->text);
-        free(l->nodes[i]->items);
-        free(l->nodes[i]);
+    /* Every node lives in the node arena, in creation order. */
+    for (size_t b = 0, left = l->n_nodes; b < l->node_arena.n_blocks; b++) {
+        struct node *nodes = (struct node *)(void *)l->node_arena.blocks[b];
+        for (size_t i = 0; i < NODES_PER_BLOCK && left; i++, left--)
+            free(nodes[i].items);
     }
-    free(l->nodes);
+    arena_finish(&l->node_arena);
+    arena_finish(&l->text_arena);
     free(l->stack);
     anchors_finish(&l->anchors);
     for (size_t i = 0; i < USE__COUNT; i++)
@@ -460,9 +576,10 @@ static void loader_finish(struct loader *l)
 
 static struct node *node_new(struct loader *l, node_type type, struct zr_mark mark)
 {
-    struct node *n = zr_new0(struct node, 1);
-    *APPEND(l->nodes, l->n_nodes, l->cap_nodes) = n;
-    n->type = type;
+    struct node *n =
+        arena_alloc(&l->node_arena, sizeof(struct node), NODES_PER_BLOCK * sizeof(struct node));
+    l->n_nodes++;
+    n->type = (uint8_t)type;
     n->mark = n->use = mark;
     n->weight = 1;
     n->complete = type == NODE_SCALAR;
@@ -475,7 +592,6 @@ static struct node *node_copy(struct loader *l, const struct node *src, struct z
     n->use = use;
     n->null = src->null;
     n->complete = true;
-    n->copy = true;
     n->text = src->text;
     n->len = src->len;
     n->weight = src->weight;
@@ -529,7 +645,7 @@ static void note_anchor_and_tag(struct loader *l, const yaml_char_t *anchor, con
 static int on_alias(struct loader *l, const yaml_event_t *ev, struct node **root)
 {
     const char *name = (const char *)ev->data.alias.anchor;
-    struct zr_mark m = mark1(ev->start_mark);
+    struct zr_mark m = mark1(l, ev->start_mark);
     struct node *target = anchors_get(&l->anchors, name);
     _cleanup_free_ char *s = shown(name, strlen(name));
 
@@ -563,13 +679,13 @@ static int on_alias(struct loader *l, const yaml_event_t *ev, struct node **root
 
 static int on_scalar(struct loader *l, const yaml_event_t *ev, struct node **root)
 {
-    struct zr_mark m = mark1(ev->start_mark);
+    struct zr_mark m = mark1(l, ev->start_mark);
     if (check_budget(l, 1, m) < 0)
         return -E2BIG;
 
     struct node *n = node_new(l, NODE_SCALAR, m);
-    n->len = ev->data.scalar.length;
-    n->text = zr_malloc0(n->len + 1);
+    n->len = (uint32_t)ev->data.scalar.length;
+    n->text = arena_alloc(&l->text_arena, (size_t)n->len + 1, TEXT_BLOCK);
     memcpy(n->text, ev->data.scalar.value, n->len);
     n->null = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && is_null_word(n->text, n->len);
     /* A "\0" escape would silently cut every C string made from this one. */
@@ -583,7 +699,7 @@ static int on_scalar(struct loader *l, const yaml_event_t *ev, struct node **roo
 static int on_collection_start(struct loader *l, const yaml_event_t *ev, node_type type,
                                struct node **root)
 {
-    struct zr_mark m = mark1(ev->start_mark);
+    struct zr_mark m = mark1(l, ev->start_mark);
     if (l->depth >= MAX_DEPTH) {
         report(l, m, "the inventory nests deeper than %d levels", MAX_DEPTH);
         return -E2BIG;
@@ -640,7 +756,7 @@ static int read_tree(struct loader *l, struct node **root)
         switch (ev.type) {
         case YAML_DOCUMENT_START_EVENT:
             if (++documents == 2) {
-                report(l, mark1(ev.start_mark),
+                report(l, mark1(l, ev.start_mark),
                        "a second YAML document; an inventory is exactly one document");
                 done = true;
             }
@@ -946,6 +1062,12 @@ static int parse_guest_address(struct loader *l, const struct field *f, const st
 static int parse_profileid(struct loader *l, const struct field *f, const struct node *v,
                            void *obj)
 {
+    /* libvirt's limit is 39 bytes; JSON Schema (schema/) can only count
+     * characters.  ASCII makes the two one limit, and port profile names
+     * (a switch's configuration) are ASCII. */
+    for (size_t i = 0; is_text(v) && i < v->len; i++)
+        if ((unsigned char)v->text[i] >= 0x80)
+            return type_error(l, f, v);
     int r = parse_string(l, f, v, obj);
     if (r < 0)
         return r;
@@ -973,6 +1095,17 @@ static int parse_mac(struct loader *l, const struct field *f, const struct node 
     }
     if (r < 0)
         return type_error(l, f, v);
+    /* libvirt takes the all-zero address as given, and no NIC may use it
+     * (it is not a valid station address); refused like a multicast one. */
+    static const struct zr_mac zero = {{0}};
+    if (zr_mac_eq(&m, &zero)) {
+        _cleanup_free_ char *s = shown(v->text, v->len);
+        report(l, v->mark,
+               "'%s' %s is the all-zero address, which no device may use; give a unicast MAC "
+               "(first octet even), or leave '%s' out and libvirt picks one",
+               f->key, s, f->key);
+        return -EINVAL;
+    }
     *FIELD_PTR(obj, f->offset, struct zr_mac) = m;
     set_bit(f, obj);
     return 0;
@@ -1093,7 +1226,7 @@ static const struct field virtualport_fields[] = {
      .parse = parse_profileid,
      .offset = VP(profileid),
      .max = ZR_VPORT_PROFILEID_MAX,
-     .expect = "a port profile name of 1 to 39 bytes"},
+     .expect = "a port profile name of 1 to 39 ASCII characters"},
     {.key = "managerid",
      .parse = parse_number,
      .offset = VP(managerid),
@@ -1275,19 +1408,24 @@ static int parse_devices(struct loader *l, const struct field *f, const struct n
         return 0;
     if (v->type != NODE_SEQUENCE)
         return type_error(l, f, v);
-    list->items = zr_new0(struct zr_device, v->n_items);
-    for (size_t i = 0; i < v->n_items; i++) {
+    size_t n = 0;
+    for (size_t i = 0; i < v->n_items; i++)
+        n += v->items[i]->type == NODE_MAPPING;
+    list->items = zr_new0(struct zr_device, n);
+    /* Past the error cap nothing more would be shown: a huge broken list
+     * costs no more than its first errors. */
+    for (size_t i = 0; i < v->n_items && !l->errs->truncated; i++) {
         const struct node *item = v->items[i];
-        struct zr_device *d = &list->items[list->n++];
-        d->kind = kind;
-        d->managed = true;
-        d->mark = item->use;
         if (item->type != NODE_MAPPING) {
             _cleanup_free_ char *got = describe(item);
             report(l, item->mark, "each item of '%s' must be a mapping with a 'source', got %s",
                    f->key, got);
             continue;
         }
+        struct zr_device *d = &list->items[list->n++];
+        d->kind = kind;
+        d->managed = true;
+        d->mark = item->use;
         parse_mapping(l, item, device_table(kind), zr_kind_to_string(kind), d);
     }
     return 0;
@@ -1443,6 +1581,139 @@ static void parse_guests(struct loader *l, const struct node *v, struct zr_host 
     check_uses(l, USE_SOURCE, where);
 }
 
+/* ---- one host, one uri ---------------------------------------------------- */
+
+/* A path as libvirt's drivers resolve it: runs of '/' are one, "." segments
+ * name the directory they are in, a trailing '/' changes nothing.  ".." is
+ * kept: through a symlink it need not be the parent. */
+static void normalize_path(char *p)
+{
+    char *o = p;
+    for (const char *i = p; *i;) {
+        if (*i == '/' && (i[1] == '/' || (i[1] == '.' && (i[2] == '/' || i[2] == '\0')))) {
+            i += i[1] == '/' ? 1 : 2;
+            continue;
+        }
+        *o++ = *i++;
+    }
+    *o = '\0';
+    if (o - p > 1 && o[-1] == '/')
+        o[-1] = '\0';
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char *zr_uri_normalize(const char *uri)
+{
+    xmlURIPtr u = uri ? xmlParseURI(uri) : NULL;
+    if (!u || !u->scheme) {
+        xmlFreeURI(u);
+        return zr_strdup(uri);
+    }
+    for (char *c = u->scheme; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    for (char *c = u->server; c && *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    /* Without a host name the remote driver's default transport is the
+     * local socket: qemu+unix:///system is qemu:///system. */
+    size_t sl = strlen(u->scheme);
+    if ((!u->server || !*u->server) && sl > 5 && strcmp(u->scheme + sl - 5, "+unix") == 0)
+        u->scheme[sl - 5] = '\0';
+    if (u->path)
+        normalize_path(u->path);
+
+    /* Parameters in any order are one URI; a root= (embedded driver) is a
+     * path like the URI's own. */
+    char **params = NULL;
+    size_t n = 0;
+    const char *query = u->query_raw ? u->query_raw : u->query;
+    _cleanup_free_ char *q = zr_strdup(query);
+    for (char *save = NULL, *t = q ? strtok_r(q, "&;", &save) : NULL; t;
+         t = strtok_r(NULL, "&;", &save)) {
+        char *param = zr_strdup(t);
+        if (strncmp(param, "root=", 5) == 0)
+            normalize_path(param + 5);
+        *ZR_APPEND(params, n) = param;
+    }
+    if (n)
+        qsort(params, n, sizeof(*params), str_cmp);
+
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f)
+        abort();
+    fprintf(f, "%s://", u->scheme);
+    if (u->user)
+        fprintf(f, "%s@", u->user);
+    if (u->server)
+        fputs(u->server, f);
+    if (u->port > 0)
+        fprintf(f, ":%d", u->port);
+    fputs(u->path && *u->path ? u->path : "/", f);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%c%s", i ? '&' : '?', params[i]);
+        free(params[i]);
+    }
+    free(params);
+    fclose(f);
+    xmlFreeURI(u);
+    return out;
+}
+
+struct host_uri {
+    char *norm;
+    const struct zr_host *host;
+};
+
+static int host_uri_cmp(const void *a, const void *b)
+{
+    const struct host_uri *x = a, *y = b;
+    int r = strcmp(x->norm, y->norm);
+    return r ? r : mark_cmp(x->host->mark, y->host->mark);
+}
+
+/* Two hosts on one libvirt connection would race for its lock (and an
+ * embedded root can be opened by one process only), and applied one after
+ * the other they would undo each other on every run: refused, however the
+ * URIs are spelled. */
+static void check_host_uris(struct loader *l, const struct zr_inventory *inv)
+{
+    if (inv->n_hosts < 2)
+        return;
+    struct host_uri *hu = zr_new0(struct host_uri, inv->n_hosts);
+    size_t n = 0;
+    for (size_t i = 0; i < inv->n_hosts; i++)
+        if (inv->hosts[i].uri)
+            hu[n++] = (struct host_uri){zr_uri_normalize(inv->hosts[i].uri), &inv->hosts[i]};
+    if (n)
+        qsort(hu, n, sizeof(*hu), host_uri_cmp);
+    for (size_t j = 1, first = 0; j < n; j++) {
+        if (strcmp(hu[j].norm, hu[first].norm) != 0) {
+            first = j;
+            continue;
+        }
+        const struct zr_host *a = hu[first].host, *b = hu[j].host;
+        _cleanup_free_ char *an = shown(a->name, strlen(a->name));
+        _cleanup_free_ char *bn = shown(b->name, strlen(b->name));
+        if (zr_streq(a->uri, b->uri))
+            report(l, b->mark,
+                   "host '%s' has the same uri as host '%s' (line %u); each host needs its own", bn,
+                   an, a->mark.line);
+        else
+            report(l, b->mark,
+                   "host '%s' has the same uri as host '%s' (line %u): both name %s; each host "
+                   "needs its own",
+                   bn, an, a->mark.line, hu[j].norm);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(hu[i].norm);
+    free(hu);
+}
+
 struct host_spec {
     char *uri;
     const struct node *guests;
@@ -1481,6 +1752,7 @@ static void parse_hosts(struct loader *l, const struct node *v, struct zr_invent
         h->uri = TAKE_PTR(spec.uri);
         parse_guests(l, spec.guests, h);
     }
+    check_host_uris(l, inv);
 }
 
 struct top_spec {
@@ -1575,7 +1847,7 @@ struct zr_inventory *zr_inventory_parse(const char *file, const char *data, size
     }
     if (len > ZR_INVENTORY_MAX_BYTES) {
         report(&l, (struct zr_mark){0, 0},
-               "the inventory is %zu bytes; the limit is %u bytes (16 MiB)", len,
+               "the inventory is %zu bytes; the limit is %u bytes (32 MiB)", len,
                ZR_INVENTORY_MAX_BYTES);
         return NULL;
     }
@@ -1619,7 +1891,7 @@ static int read_all(int fd, const char *name, char **data, size_t *len, struct z
         }
         if (n == cap) {
             zr_errors_add(errs, name, 0, 0, NULL,
-                          "larger than the limit of %u bytes (16 MiB); refusing to read it",
+                          "larger than the limit of %u bytes (32 MiB); refusing to read it",
                           ZR_INVENTORY_MAX_BYTES);
             return -EFBIG;
         }
@@ -1664,7 +1936,7 @@ static int read_path(const char *path, char **data, size_t *len, struct zr_error
     }
     if ((uintmax_t)st.st_size > ZR_INVENTORY_MAX_BYTES) {
         zr_errors_add(errs, path, 0, 0, NULL,
-                      "is %jd bytes, larger than the limit of %u bytes (16 MiB); refusing "
+                      "is %jd bytes, larger than the limit of %u bytes (32 MiB); refusing "
                       "to read it",
                       (intmax_t)st.st_size, ZR_INVENTORY_MAX_BYTES);
         return -EFBIG;

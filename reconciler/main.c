@@ -53,6 +53,20 @@ static struct zr_inventory *load_inventory(const char *path)
 
 static int verb_validate(const struct options *o)
 {
+    if (o->format == ZR_FORMAT_JSON) {
+        _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
+        _cleanup_(zr_inventory_freep) struct zr_inventory *inv = zr_inventory_load(o->args[0], &errs);
+        if (!inv)
+            zr_errors_print(&errs, stderr);
+        struct zr_inventory_counts c = {
+            .hosts = inv ? inv->n_hosts : 0,
+            .guests = inv ? zr_inventory_count_guests(inv) : 0,
+            .devices = inv ? zr_inventory_count_devices(inv) : 0,
+        };
+        const char *file = inv ? inv->file : zr_streq(o->args[0], "-") ? "<stdin>" : o->args[0];
+        zr_output_validate(stdout, file, inv ? &c : NULL, &errs);
+        return inv ? EXIT_IN_SYNC : EXIT_ERROR;
+    }
     _cleanup_(zr_inventory_freep) struct zr_inventory *inv = load_inventory(o->args[0]);
     if (!inv)
         return EXIT_ERROR;
@@ -62,26 +76,6 @@ static int verb_validate(const struct options *o)
                inv->n_hosts == 1 ? "" : "s", guests, guests == 1 ? "" : "s", devices,
                devices == 1 ? "" : "s");
     return EXIT_IN_SYNC;
-}
-
-/* Two hosts on one URI would race for its lock (and an embedded root can
- * be opened by one process only), so which one fails would depend on
- * timing.  Refused up front, naming both. */
-static int check_distinct_uris(const struct zr_inventory *inv)
-{
-    int bad = 0;
-    for (size_t i = 0; i < inv->n_hosts; i++)
-        for (size_t j = 0; j < i; j++)
-            if (inv->hosts[i].uri && zr_streq(inv->hosts[i].uri, inv->hosts[j].uri)) {
-                fprintf(stderr,
-                        "%s:%u:%u: error: host '%s' has the same uri as host '%s' (line %u); "
-                        "each host needs its own\n",
-                        inv->file, inv->hosts[i].mark.line, inv->hosts[i].mark.column,
-                        inv->hosts[i].name, inv->hosts[j].name, inv->hosts[j].mark.line);
-                bad = -EINVAL;
-                break;
-            }
-    return bad;
 }
 
 static bool use_color(const struct options *o)
@@ -130,6 +124,19 @@ static int write_metrics(const struct options *o, bool applying, const struct zr
     return rc;
 }
 
+/* A plan or apply that ends before it plans: the errors are already on
+ * stderr; JSON still gets a document and the metrics their exit status
+ * (else the alert on it would never fire). */
+static int plan_apply_failed(const struct options *o, bool applying, double t0,
+                             const struct zr_errors *errs)
+{
+    struct zr_output_options oo = {.format = o->format, .applied = applying};
+    zr_output_errors(stdout, errs, &oo);
+    fflush(stdout);
+    struct zr_plan empty = {0};
+    return write_metrics(o, applying, &empty, t0, EXIT_ERROR);
+}
+
 static int print_report(const struct options *o, bool applying, const struct zr_plan *plan)
 {
     if (interrupted)
@@ -155,17 +162,20 @@ static int print_report(const struct options *o, bool applying, const struct zr_
 static int verb_plan_apply(const struct options *o, bool applying)
 {
     double t0 = seconds_now(CLOCK_MONOTONIC);
-    _cleanup_(zr_inventory_freep) struct zr_inventory *inv = load_inventory(o->args[0]);
-    if (!inv)
-        return EXIT_ERROR;
-    if (o->uri && inv->n_hosts > 1) {
-        fprintf(stderr, "zpci-reconcile: --connect cannot be used with an inventory of %zu hosts; "
-                        "each host has its own uri\n",
-                inv->n_hosts);
-        return EXIT_ERROR;
+    _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
+    _cleanup_(zr_inventory_freep) struct zr_inventory *inv = zr_inventory_load(o->args[0], &errs);
+    if (!inv) {
+        zr_errors_print(&errs, stderr);
+        return plan_apply_failed(o, applying, t0, &errs);
     }
-    if (check_distinct_uris(inv) < 0)
-        return EXIT_ERROR;
+    if (o->uri && inv->n_hosts > 1) {
+        zr_errors_add(&errs, NULL, 0, 0, NULL,
+                      "--connect cannot be used with an inventory of %zu hosts; each host has "
+                      "its own uri",
+                      inv->n_hosts);
+        fprintf(stderr, "zpci-reconcile: %s\n", errs.items[0].message);
+        return plan_apply_failed(o, applying, t0, &errs);
+    }
 
     struct zr_host_options ho = {
         .uri = o->uri,
@@ -219,8 +229,11 @@ static int verb_export(const struct options *o)
         zr_error_finish(&err);
         return EXIT_ERROR;
     }
-    for (size_t i = 0; i < r.n_errors; i++)
-        fprintf(stderr, "zpci-reconcile: %s\n", r.errors[i]);
+    /* Names come from libvirt: escaped, as in every report. */
+    for (size_t i = 0; i < r.n_errors; i++) {
+        _cleanup_free_ char *msg = zr_escaped(r.errors[i]);
+        fprintf(stderr, "zpci-reconcile: %s\n", msg);
+    }
     if (r.n_errors)
         return EXIT_ERROR;
 
@@ -233,8 +246,10 @@ static int verb_export(const struct options *o)
         zr_error_finish(&err);
         rc = EXIT_ERROR;
     }
-    for (size_t i = 0; i < warnings.n; i++)
-        fprintf(stderr, "zpci-reconcile: warning: %s\n", warnings.items[i]);
+    for (size_t i = 0; i < warnings.n; i++) {
+        _cleanup_free_ char *msg = zr_escaped(warnings.items[i]);
+        fprintf(stderr, "zpci-reconcile: warning: %s\n", msg);
+    }
     zr_export_warnings_finish(&warnings);
     return rc;
 }
@@ -292,14 +307,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "zpci-reconcile: unknown command '%s'; try 'zpci-reconcile --help'\n", o.verb);
         return EXIT_ERROR;
     }
-    if (o.n_args < v->min_args || o.n_args > v->max_args) {
-        fprintf(stderr, "zpci-reconcile: '%s' takes one INVENTORY (a file, or - for stdin)\n", o.verb);
-        return EXIT_ERROR;
-    }
+    bool args_ok = o.n_args >= v->min_args && o.n_args <= v->max_args;
     const char *why = misplaced(&o, v->flags);
-    if (why) {
-        fprintf(stderr, "zpci-reconcile: %s\n", why);
-        return EXIT_ERROR;
+    if (!args_ok || why) {
+        _cleanup_free_ char *msg =
+            args_ok ? zr_strdup(why)
+                    : zr_asprintf("'%s' takes one INVENTORY (a file, or - for stdin)", o.verb);
+        fprintf(stderr, "zpci-reconcile: %s\n", msg);
+        if (!(v->flags & VERB_RUN))
+            return EXIT_ERROR;
+        /* Even a usage error of plan/apply writes its metrics and JSON. */
+        _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
+        zr_errors_add(&errs, NULL, 0, 0, NULL, "%s", msg);
+        return plan_apply_failed(&o, (v->flags & VERB_APPLY) && !o.dry_run,
+                                 seconds_now(CLOCK_MONOTONIC), &errs);
     }
     /* A write to the socket of a libvirtd that just died must fail with EPIPE,
      * so apply can report the lost connection; by default SIGPIPE would end

@@ -84,13 +84,15 @@ static void json_action(FILE *f, const struct zr_plan *plan, const struct zr_act
     fputc('}', f);
 }
 
-static void output_json(FILE *f, const struct zr_plan *plan)
+static void output_json(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
 {
     struct zr_plan_counts c;
     zr_plan_count(plan, &c);
+    /* A plan counts what it would call, an apply what it did. */
     size_t n_attach = 0, n_detach = 0;
     for (size_t i = 0; i < plan->n_actions; i++)
-        *(plan->actions[i].op == ZR_OP_ATTACH ? &n_attach : &n_detach) += 1;
+        if (!o->applied || plan->actions[i].result == ZR_RESULT_DONE)
+            *(plan->actions[i].op == ZR_OP_ATTACH ? &n_attach : &n_detach) += 1;
 
     fputs("{\n  \"version\": 1,\n  \"actions\": [", f);
     for (size_t i = 0; i < plan->n_actions; i++) {
@@ -172,6 +174,61 @@ static void output_json(FILE *f, const struct zr_plan *plan)
     fputs("}\n}\n", f);
 }
 
+/* `"errors": [...], "errors_truncated": B,` of an input's errors. */
+static void json_input_errors(FILE *f, const struct zr_errors *errs)
+{
+    fputs("  \"errors\": [", f);
+    for (size_t i = 0; i < errs->n; i++) {
+        const struct zr_error *e = &errs->items[i];
+        fputs(i ? ",\n    {\"host\": null, \"guest\": null, \"file\": "
+                : "\n    {\"host\": null, \"guest\": null, \"file\": ",
+              f);
+        if (e->file)
+            zr_json_string(f, e->file);
+        else
+            fputs("null", f);
+        if (e->line)
+            fprintf(f, ", \"line\": %u", e->line);
+        else
+            fputs(", \"line\": null", f);
+        if (e->column)
+            fprintf(f, ", \"column\": %u", e->column);
+        else
+            fputs(", \"column\": null", f);
+        fputs(", \"message\": ", f);
+        zr_json_string(f, e->message);
+        fputc('}', f);
+    }
+    fputs(errs->n ? "\n  ],\n" : "],\n", f);
+    fprintf(f, "  \"errors_truncated\": %s,\n", errs->truncated ? "true" : "false");
+}
+
+void zr_output_errors(FILE *f, const struct zr_errors *errs, const struct zr_output_options *o)
+{
+    if (o->format != ZR_FORMAT_JSON)
+        return;
+    fputs("{\n  \"version\": 1,\n  \"actions\": [],\n  \"warnings\": [],\n", f);
+    json_input_errors(f, errs);
+    fputs("  \"summary\": {\"attach\": 0, \"detach\": 0, \"replace\": 0, \"failed\": 0, "
+          "\"skipped\": 0, \"rolled_back\": 0, \"guests_changed\": 0, \"guests_in_sync\": 0, "
+          "\"guests_failed\": 0}\n}\n",
+          f);
+}
+
+void zr_output_validate(FILE *f, const char *file, const struct zr_inventory_counts *counts,
+                        const struct zr_errors *errs)
+{
+    fputs("{\n  \"version\": 1,\n  \"file\": ", f);
+    zr_json_string(f, file);
+    fprintf(f, ",\n  \"valid\": %s,\n", counts ? "true" : "false");
+    json_input_errors(f, errs);
+    if (counts)
+        fprintf(f, "  \"hosts\": %zu, \"guests\": %zu, \"devices\": %zu\n}\n", counts->hosts,
+                counts->guests, counts->devices);
+    else
+        fputs("  \"hosts\": null, \"guests\": null, \"devices\": null\n}\n", f);
+}
+
 /* ---- text ---------------------------------------------------------------- */
 
 /* Hints already printed: each is shown once, under the first message that
@@ -216,10 +273,24 @@ static int line_cmp(const void *pa, const void *pb)
     return wb - wa;
 }
 
+/* A line's result as "WORD" and, after ": ", *prefix then *error.  A
+ * replacement whose detach was done but whose attach was not left the
+ * guest without the function: the line says so, never only "failed" or
+ * "skipped" (the summary counts it as detached). */
 static const char *result_suffix(const struct zr_action *a, const struct zr_action *b,
-                                 const char **error)
+                                 const char **prefix, const char **error)
 {
+    *prefix = "";
     *error = NULL;
+    if (b && a->result == ZR_RESULT_DONE &&
+        (b->result == ZR_RESULT_FAILED || b->result == ZR_RESULT_SKIPPED)) {
+        *error = b->error;
+        if (b->result == ZR_RESULT_FAILED) {
+            *prefix = "detached, not attached again: ";
+            return "failed";
+        }
+        return "detached, not attached again";
+    }
     const struct zr_action *pair[2] = {a, b};
     for (int i = 0; i < 2; i++)
         if (pair[i] && pair[i]->result == ZR_RESULT_FAILED) {
@@ -234,10 +305,6 @@ static const char *result_suffix(const struct zr_action *a, const struct zr_acti
             *error = pair[i]->error;
             return "skipped";
         }
-    /* A done action whose rollback failed (or was not tried) says why. */
-    for (int i = 0; i < 2; i++)
-        if (pair[i] && pair[i]->error)
-            *error = pair[i]->error;
     return zr_result_to_string(a->result);
 }
 
@@ -262,25 +329,34 @@ static void text_line(FILE *f, const struct line *l, struct hints_seen *seen,
         color = C_RED;
     }
     _cleanup_free_ char *desc = zr_device_describe(&shown->device);
-    fprintf(f, "  %s%s %s %s%s [%s]", o->color ? color : "", marker, verb, desc,
-            o->color ? C_RESET : "", flags_string(shown));
+    fprintf(f, "  %s%s %s ", o->color ? color : "", marker, verb);
+    zr_fputs_escaped(desc, f);
+    fprintf(f, "%s [%s]", o->color ? C_RESET : "", flags_string(shown));
     if (!l->second && a->op == ZR_OP_DETACH)
         fprintf(f, " (%s)", a->reason);
     const char *error = NULL;
     if (o->applied) {
-        const char *res = result_suffix(a, l->second, &error);
+        const char *prefix;
+        const char *res = result_suffix(a, l->second, &prefix, &error);
         bool bad = strcmp(res, "done") != 0 || error;
         fprintf(f, " %s%s%s", o->color && bad ? C_RED C_BOLD : "", res,
                 o->color && bad ? C_RESET : "");
-        if (error)
-            fprintf(f, ": %s", error);
+        if (error) {
+            fprintf(f, ": %s", prefix);
+            zr_fputs_escaped(error, f);
+        }
     }
     fputc('\n', f);
-    if (l->second && l->second->changes)
-        fprintf(f, "      %s%s%s\n", o->color ? C_DIM : "", l->second->changes,
-                o->color ? C_RESET : "");
-    if (shown->note)
-        fprintf(f, "      %s%s%s\n", o->color ? C_DIM : "", shown->note, o->color ? C_RESET : "");
+    if (l->second && l->second->changes) {
+        fprintf(f, "      %s", o->color ? C_DIM : "");
+        zr_fputs_escaped(l->second->changes, f);
+        fprintf(f, "%s\n", o->color ? C_RESET : "");
+    }
+    if (shown->note) {
+        fprintf(f, "      %s", o->color ? C_DIM : "");
+        zr_fputs_escaped(shown->note, f);
+        fprintf(f, "%s\n", o->color ? C_RESET : "");
+    }
     if (error)
         text_hint(f, error, "      ", seen, o);
 }
@@ -291,17 +367,20 @@ static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi, const siz
 {
     const struct zr_plan_guest *g = &plan->guests[gi];
     if (g->error) {
-        fprintf(f, "%s%s:%s %serror:%s %s\n", o->color ? C_BOLD : "", g->guest,
-                o->color ? C_RESET : "", o->color ? C_RED C_BOLD : "", o->color ? C_RESET : "",
-                g->error);
+        fputs(o->color ? C_BOLD : "", f);
+        zr_fputs_escaped(g->guest, f);
+        fprintf(f, ":%s %serror:%s ", o->color ? C_RESET : "", o->color ? C_RED C_BOLD : "",
+                o->color ? C_RESET : "");
+        zr_fputs_escaped(g->error, f);
+        fputc('\n', f);
         text_hint(f, g->error, "  ", seen, o);
         return;
     }
-    if (!g->changed) {
-        fprintf(f, "%s%s:%s in sync\n", o->color ? C_BOLD : "", g->guest, o->color ? C_RESET : "");
+    fputs(o->color ? C_BOLD : "", f);
+    zr_fputs_escaped(g->guest, f);
+    fprintf(f, ":%s%s\n", o->color ? C_RESET : "", g->changed ? "" : " in sync");
+    if (!g->changed)
         return;
-    }
-    fprintf(f, "%s%s:%s\n", o->color ? C_BOLD : "", g->guest, o->color ? C_RESET : "");
 
     _cleanup_free_ struct line *lines = NULL;
     _cleanup_free_ bool *used = zr_new0(bool, n_acts);
@@ -365,8 +444,11 @@ static void text_host_header(FILE *f, const char *host, const char *uri,
 {
     if (zr_streq(host, "default"))
         return;
-    fprintf(f, "%s== host %s (%s) ==%s\n", o->color ? C_BOLD : "", host,
-            uri ? uri : "libvirt default", o->color ? C_RESET : "");
+    fprintf(f, "%s== host ", o->color ? C_BOLD : "");
+    zr_fputs_escaped(host, f);
+    fputs(" (", f);
+    zr_fputs_escaped(uri ? uri : "libvirt default", f);
+    fprintf(f, ") ==%s\n", o->color ? C_RESET : "");
 }
 
 static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
@@ -390,8 +472,9 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
             for (; gi < plan->n_guests && zr_streq(plan->guests[gi].host, host->name); gi++)
                 text_guest(f, plan, gi, GUEST_ACTIONS(gi), &seen, o);
             if (host->error && gi == first) {
-                fprintf(f, "%serror:%s %s\n", o->color ? C_RED C_BOLD : "", o->color ? C_RESET : "",
-                        host->error);
+                fprintf(f, "%serror:%s ", o->color ? C_RED C_BOLD : "", o->color ? C_RESET : "");
+                zr_fputs_escaped(host->error, f);
+                fputc('\n', f);
                 text_hint(f, host->error, "  ", &seen, o);
             }
         }
@@ -410,13 +493,18 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
             const struct zr_warning *w = &plan->warnings[i];
             char src[ZR_PCI_ADDR_STRLEN];
             fputs("  ", f);
-            if (!zr_streq(w->host, "default"))
-                fprintf(f, "%s: ", w->host);
-            if (w->guest)
-                fprintf(f, "%s: ", w->guest);
+            if (!zr_streq(w->host, "default")) {
+                zr_fputs_escaped(w->host, f);
+                fputs(": ", f);
+            }
+            if (w->guest) {
+                zr_fputs_escaped(w->guest, f);
+                fputs(": ", f);
+            }
             if (w->has_source)
                 fprintf(f, "%s: ", zr_pci_addr_format(&w->source, src));
-            fprintf(f, "%s\n", w->message);
+            zr_fputs_escaped(w->message, f);
+            fputc('\n', f);
             text_hint(f, w->message, "    ", &seen, o);
         }
         free(seen.items);
@@ -449,7 +537,7 @@ void zr_output_plan(FILE *f, const struct zr_plan *plan, const struct zr_output_
 {
     switch (o->format) {
     case ZR_FORMAT_JSON:
-        output_json(f, plan);
+        output_json(f, plan, o);
         break;
     case ZR_FORMAT_TEXT:
     case ZR_FORMAT__COUNT:

@@ -23,5 +23,21 @@ struct zr_output_options {
 
 void zr_output_plan(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o);
 
+/* A run that ended before any plan (an invalid inventory, a usage error):
+ * with JSON, the document of CONTRACT.md with no actions and `errors`
+ * holding each error's file, line and column (null when unknown) and
+ * message, so a script always reads JSON; with text, nothing (the errors
+ * went to stderr). */
+void zr_output_errors(FILE *f, const struct zr_errors *errs, const struct zr_output_options *o);
+
+/* validate -o json: {"version", "file", "valid", "errors" (as above),
+ * "errors_truncated", "hosts", "guests", "devices"}; counts is NULL when
+ * the inventory is invalid (the counts are then null). */
+struct zr_inventory_counts {
+    size_t hosts, guests, devices;
+};
+void zr_output_validate(FILE *f, const char *file, const struct zr_inventory_counts *counts,
+                        const struct zr_errors *errs);
+
 /* JSON string literal with every character that needs it escaped. */
 void zr_json_string(FILE *f, const char *s);

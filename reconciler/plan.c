@@ -990,9 +990,32 @@ void zr_plan_finalize(struct zr_plan *plan)
     }
 }
 
+/* The replacement detaches whose attach was done (or is still to be):
+ * found through each replacement attach's dependencies, which name its
+ * own detach.  The others left the guest without the function. */
+static bool *replacement_completed(const struct zr_plan *plan)
+{
+    bool *done = zr_new0(bool, plan->n_actions);
+    for (size_t i = 0; i < plan->n_actions; i++) {
+        const struct zr_action *a = &plan->actions[i];
+        if (a->op != ZR_OP_ATTACH || !a->changes ||
+            (a->result != ZR_RESULT_PLANNED && a->result != ZR_RESULT_DONE))
+            continue;
+        for (size_t j = 0; j < a->n_deps; j++) {
+            const struct zr_action *d = &plan->actions[a->deps[j]];
+            if (d->changes && d->guest_index == a->guest_index && d->kind == a->kind &&
+                zr_pci_addr_eq(&d->source, &a->source) &&
+                ((d->config && a->config) || (d->live && a->live)))
+                done[a->deps[j]] = true;
+        }
+    }
+    return done;
+}
+
 void zr_plan_count(const struct zr_plan *plan, struct zr_plan_counts *c)
 {
     *c = (struct zr_plan_counts){0};
+    _cleanup_free_ bool *completed = replacement_completed(plan);
     for (size_t i = 0; i < plan->n_actions; i++) {
         const struct zr_action *a = &plan->actions[i];
         bool replace = a->changes != NULL;
@@ -1008,6 +1031,8 @@ void zr_plan_count(const struct zr_plan *plan, struct zr_plan_counts *c)
         if (replace) {
             if (a->op == ZR_OP_ATTACH)
                 c->replace++;
+            else if (a->result == ZR_RESULT_DONE && !completed[i])
+                c->detach++; /* half a replacement: the guest lost it */
         } else if (a->op == ZR_OP_ATTACH) {
             c->attach++;
         } else {

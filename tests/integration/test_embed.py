@@ -346,13 +346,15 @@ class ErrorsTest(EmbedTestCase):
                 hostdevs:
                   - source: 0001:00:00.0
             """)
-        # The lock file is keyed by an FNV-1a hash of the URI (apply.c).
-        h = 1469598103934665603
+        # The lock file is keyed by an FNV-1a hash of the (normalised) URI (apply.c);
+        # the lab's URI is already in normal form.
+        h = 14695981039346656037
         for b in self.lab.uri.encode():
             h = ((h ^ b) * 1099511628211) % (1 << 64)
-        lock_dir = '/run/lock' if os.geteuid() == 0 and os.access('/run/lock', os.W_OK) else \
-            os.environ.get('XDG_RUNTIME_DIR') or '/tmp'
+        lock_dir = '/run/zpci-reconcile' if os.geteuid() == 0 else \
+            os.path.join(os.environ.get('XDG_RUNTIME_DIR') or '/tmp', 'zpci-reconcile')
         path = os.path.join(lock_dir, 'zpci-reconcile-%016x.lock' % h)
+        os.makedirs(lock_dir, 0o700, exist_ok=True)   # as the first apply would
         with open(path, 'a+') as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             f.truncate(0)

@@ -307,8 +307,11 @@ class AtomicFaultTest(FaultTestCase):
         self.assertEqual(rc, 1, err)
         a, b = doc['actions']
         self.assertEqual((a['guest'], a['result'], a['error']),
-                         ('alpha', 'done', 'rollback failed: ' +
-                          injected('virDomainDetachDeviceFlags', 1)))
+                         ('alpha', 'failed', "rollback failed: guest 'alpha' still holds hostdev "
+                          "0001:00:00.0, which this run attached: detaching it failed: " +
+                          injected('virDomainDetachDeviceFlags', 1) + "; remove it with virsh "
+                          "detach-device alpha FILE --config, FILE holding this action's xml "
+                          "(-o json)"))
         self.assertEqual((b['guest'], b['result']), ('bravo', 'failed'))
         [w] = doc['warnings'][1:]    # [0] is the embed root's "no node devices"
         self.assertEqual((w['guest'], w['message']), (
@@ -326,8 +329,11 @@ class AtomicFaultTest(FaultTestCase):
         self.assertEqual(rc, 1, err)
         a = doc['actions'][0]
         self.assertEqual((a['result'], a['error']), (
-            'done', 'rollback failed: cannot re-read the guest: ' +
-                    injected('virDomainGetXMLDesc', 5)))
+            'failed', "rollback failed: guest 'alpha' still holds hostdev 0001:00:00.0, which "
+                      "this run attached: detaching it failed: cannot re-read the guest: " +
+                      injected('virDomainGetXMLDesc', 5) + "; remove it with virsh "
+                      "detach-device alpha FILE --config, FILE holding this action's xml "
+                      "(-o json)"))
 
     def test_rollback_restores_every_guest(self):
         rc, out, err = self.tool('apply', '--atomic', '-v', self.inv,

@@ -43,35 +43,36 @@ def alias_bomb(levels, width):
 # name: (bytes of the file, text expected in the output)
 HOSTILE_FILES = {
     'alias-bomb': (alias_bomb(10, 10).encode(),
-                   'would expand the inventory to more than 500000 YAML nodes'),
+                   'would expand the inventory to more than 3000000 YAML nodes'),
     # one anchor of 20000 nodes used many times: each alias fits, their sum does not
     'alias-sum': (('version: 1\nbig: &big [%s]\nguests: {linux1: {hostdevs: [%s]}}\n' % (
-        ', '.join(['x'] * 20000), ', '.join(['*big'] * 100))).encode(),
-        'would expand the inventory to more than 500000 YAML nodes'),
+        ', '.join(['x'] * 20000), ', '.join(['*big'] * 200))).encode(),
+        'would expand the inventory to more than 3000000 YAML nodes'),
     'deep-flow-nesting': (b'version: 1\nguests: ' + b'[' * 200000 + b']' * 200000 + b'\n',
                           'the inventory nests deeper than 64 levels'),
     'deep-block-nesting': (('version: 1\nguests:\n' + ''.join(
         '%s- \n' % ('  ' * i) for i in range(1, 2000))).encode(),
         'the inventory nests deeper than 64 levels'),
     'huge-scalar': (b'version: 1\nguests:\n  linux1:\n    hostdevs:\n      - source: "'
-                    + b'0' * (16 * 1024 * 1024 - 100) + b'"\n',
+                    + b'0' * (32 * 1024 * 1024 - 100) + b'"\n',
                     "'source' must be a PCI address"),
     # libyaml allows 1024 characters in a simple key
-    'huge-key': (b'version: 1\n' + b'k' * (16 * 1024 * 1024 - 100) + b': 1\nguests: {}\n',
-                 "YAML syntax error: could not find expected ':'"),
+    'huge-key': (b'version: 1\n' + b'k' * (32 * 1024 * 1024 - 100) + b': 1\nguests: {}\n',
+                 "this key is 33554332 characters long; YAML reads a key written as "
+                 "'KEY: VALUE' only up to 1024 characters"),
     'many-errors': (b'version: 1\nguests:\n  linux1:\n    hostdevs:\n' +
                     b'      - {source: 0001:00:00.0, managed: maybe}\n' * 50000,
                     'too many errors; stopped after 20'),
-    'too-many-nodes': (b'version: 1\nguests:\n  linux1:\n    hostdevs:\n' +
-                       b'      - {source: 0001:00:00.0, managed: maybe}\n' * 200000,
-                       'the inventory has more than 500000 YAML nodes'),
+    'too-many-nodes': (b'version: 1\nguests:\n  linux1:\n    hostdevs: [' +
+                       b'0,' * 3100000 + b']\n',
+                       'the inventory has more than 3000000 YAML nodes'),
     'nul-byte': (WOULD_CHANGE.encode().replace(b'linux1', b'linux\x001'),
                  'NUL byte in the inventory'),
     'invalid-utf8': (WOULD_CHANGE.encode().replace(b'linux1:', b'linux\xe91:'),
                      'not valid UTF-8 (byte 0xe9)'),
     'utf16': (b'\xff\xfe' + WOULD_CHANGE.encode('utf-16-le'), 'the inventory is UTF-16'),
-    'over-the-limit': (WOULD_CHANGE.encode() + b'#' * (16 * 1024 * 1024),
-                       'larger than the limit of 16777216 bytes'),
+    'over-the-limit': (WOULD_CHANGE.encode() + b'#' * (32 * 1024 * 1024),
+                       'larger than the limit of 33554432 bytes'),
 }
 
 

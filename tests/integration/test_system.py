@@ -494,24 +494,31 @@ class SharedDaemonTest(DaemonTestCase):
         self.assertEqual(sources(self.lab.devices(c)), [fake(4)])
 
     def test_atomic_undoes_the_host_when_libvirt_refuses_a_zpci_uid_clash(self):
-        # k keeps 0001 (uid 1) through prune: false, and wants 0002 with uid 1 too:
-        # libvirt refuses that attach. j's attach before it is undone.
+        # k wants 0002 with uid 1. The plan sees k free of uid 1 (a uid another kept device
+        # holds is refused by the plan itself, before libvirt), so the clash is made by
+        # someone else attaching 0001 with uid 1 to k while apply is stopped before k's
+        # attach: libvirt refuses that attach for real, and j's attach before it is undone.
         j = self.define('j')
-        k = self.define('k', hostdev_xml(fake(1), zpci_uid=1, zpci_fid=0))
+        k = self.define('k')
         l_ = self.define('l')
         self.inventory({j: {'hostdevs': [fake(3)]},
                         k: {'prune': False, 'hostdevs': [{'source': fake(2), 'uid': 1}]},
                         l_: {'hostdevs': [fake(4)]}})
-        before = {n: self.lab.dumpxml(n) for n in (j, k, l_)}
-        rc, doc, err = self.tool_json('apply', '--atomic', '--no-host-check', self.inv)
-        self.assertEqual(rc, 1, err)
+        before = {n: self.lab.dumpxml(n) for n in (j, l_)}
+        rc, out, err = self.run_stopped(
+            ['apply', '--atomic', '--no-host-check', '-o', 'json', self.inv],
+            lambda: self.lab.attach(k, hostdev_xml(fake(1), zpci_uid=1, zpci_fid=0)),
+            fault='virDomainAttachDeviceFlags:2:stop')
+        self.assertEqual(rc, 1, out + err)
+        doc = json.loads(out)
         got = [(x['guest'], x['source'], x['result']) for x in doc['actions']]
         self.assertEqual(got, [(j, fake(3), 'rolled back'),
                                (k, fake(2), 'failed'),
                                (l_, fake(4), 'skipped')])
         self.assertIn('is already reserved', doc['actions'][1]['error'])
-        for n in (j, k, l_):
+        for n in (j, l_):
             self.assertEqual(self.lab.dumpxml(n), before[n], n)
+        self.assertEqual(sources(self.lab.devices(k)), [fake(1)])
 
     # ---- the world changes between reading and applying ---------------------------------
 
@@ -684,10 +691,13 @@ class PrivateDaemonTest(DaemonTestCase):
             out, err = proc.communicate(timeout=600)
         self.assertEqual(proc.returncode, 1, err)
         doc = json.loads(out)
-        done = [a for a in doc['actions'] if a['result'] == 'done']
+        # done and not undone: a failure that says what the guest holds now
+        done = [a for a in doc['actions']
+                if a['result'] == 'failed' and a['error'].startswith('not rolled back')]
         self.assertGreaterEqual(len(done), 29)
-        self.assertEqual({a['error'] for a in done},
-                         {'not rolled back: the connection to libvirt was lost'})
+        self.assertEqual({a['error'].split(': guest')[0] for a in done},
+                         {'not rolled back, the connection to libvirt was lost'})
+        self.assertIn("still holds hostdev", done[0]['error'])
         self.assertNotIn('rolled back', [a['result'] for a in doc['actions']])
         self.daemon.start()
         rc, out, err = self.tool('apply', '--atomic', '--no-host-check', self.inv)
@@ -711,8 +721,9 @@ class PrivateDaemonTest(DaemonTestCase):
         self.assertEqual(rc, 1, err)
         results = [(a['result'], a.get('error', '').split(':')[0]) for a in json.loads(out)[
             'actions']]
-        self.assertEqual(results, [('done', 'not rolled back')] * 3 +
-                                  [('done', 'rollback failed')] +
+        self.assertEqual(results, [('failed', 'not rolled back, the connection to libvirt '
+                                              'was lost')] * 3 +
+                                  [('failed', 'rollback failed')] +
                                   [('failed', 'zr-fault')] + [('skipped', '')] * 5)
 
     def test_sigint_during_a_long_apply_stops_after_the_current_call(self):

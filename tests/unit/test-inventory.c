@@ -500,8 +500,8 @@ Test(inventory_parse, refuses_oversized_input_before_parsing)
 
     cr_expect_null(zr_inventory_parse("big.yaml", data, len, &errs));
     char *text = errors_text(&errs);
-    cr_expect_str_eq(text, "big.yaml: error: the inventory is 16777217 bytes; the limit is "
-                           "16777216 bytes (16 MiB)\n");
+    cr_expect_str_eq(text, "big.yaml: error: the inventory is 33554433 bytes; the limit is "
+                           "33554432 bytes (32 MiB)\n");
     free(text);
     free(data);
     zr_errors_finish(&errs);
@@ -637,14 +637,14 @@ Test(inventory_load, oversized_file_is_refused_by_its_size)
     /* Sparse: costs no disk, and the loader must not read it anyway. */
     cr_assert_eq(ftruncate(fd, (off_t)ZR_INVENTORY_MAX_BYTES + 1), 0);
     close(fd);
-    expect_load_error(path, "is 16777217 bytes, larger than the limit of 16777216 bytes "
-                            "(16 MiB); refusing to read it");
+    expect_load_error(path, "is 33554433 bytes, larger than the limit of 33554432 bytes "
+                            "(32 MiB); refusing to read it");
 
     /* Standard input has no size to look at: it is read up to the limit. */
     struct zr_errors errs = {0};
     cr_expect_null(load_stdin_from(path, &errs));
     char *text = errors_text(&errs);
-    cr_expect_str_eq(text, "<stdin>: error: larger than the limit of 16777216 bytes (16 MiB); "
+    cr_expect_str_eq(text, "<stdin>: error: larger than the limit of 33554432 bytes (32 MiB); "
                            "refusing to read it\n");
     free(text);
     zr_errors_finish(&errs);
@@ -706,4 +706,31 @@ Test(inventory_model, boot_order_rom_and_interface_guest_address)
     cr_expect_str_eq(i->rom.file, "", "an empty file is libvirt's 'no ROM image'");
     cr_expect(j->rom.has_enabled && !j->rom.enabled && !j->has_boot_order);
     zr_inventory_free(inv);
+}
+
+/* ---- one spelling per libvirt connection (issue 13) --------------------- */
+
+static void expect_normal(const char *uri, const char *want)
+{
+    char *got = zr_uri_normalize(uri);
+    cr_expect_str_eq(got, want, "%s", uri);
+    free(got);
+}
+
+Test(inventory_uri, normalised_spellings_of_one_connection)
+{
+    expect_normal("qemu:///system", "qemu:///system");
+    expect_normal("qemu:///system/", "qemu:///system");
+    expect_normal("qemu:///system?", "qemu:///system");
+    expect_normal("QEMU:///system", "qemu:///system");
+    expect_normal("qemu+unix:///system", "qemu:///system");
+    expect_normal("qemu:///embed?root=/x//root", "qemu:///embed?root=/x/root");
+    expect_normal("qemu:///embed?root=/x/./root/", "qemu:///embed?root=/x/root");
+    expect_normal("qemu+ssh://root@KVM1:22/system?no_verify=1&keyfile=/k",
+                  "qemu+ssh://root@kvm1:22/system?keyfile=/k&no_verify=1");
+    /* Different connections stay different. */
+    expect_normal("qemu:///session", "qemu:///session");
+    expect_normal("qemu+unix://host/system", "qemu+unix://host/system");
+    expect_normal("qemu:///embed?root=/x/../root", "qemu:///embed?root=/x/../root");
+    expect_normal("not a uri", "not a uri");
 }
