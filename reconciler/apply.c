@@ -146,7 +146,9 @@ static void set_result(struct zr_action *a, zr_result r, char *error)
     a->result = r;
     free(a->error);
     a->error = error;
+    a->error_code = ZR_ERR_OTHER;
 }
+
 
 /* libvirt's message for a failed mutating call, with what a reader needs
  * to act on it: a guest that stopped since it was read gets a hint. */
@@ -165,12 +167,22 @@ static char *call_error(virDomainPtr dom, const struct zr_action *a)
     return msg;
 }
 
+/* A failed mutating call: libvirt's message, and what kind of refusal. */
+static void set_failed(struct zr_action *a, virDomainPtr dom)
+{
+    /* Classified first: call_error() makes another call, which resets
+     * the thread's error. */
+    zr_error_code code = zr_libvirt_error_code(ZR_ERR_LIBVIRT_REFUSED);
+    set_result(a, ZR_RESULT_FAILED, call_error(dom, a));
+    a->error_code = code;
+}
+
 static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_watch *w,
                        const struct zr_apply_options *o)
 {
     if (a->op == ZR_OP_ATTACH) {
         if (virDomainAttachDeviceFlags(dom, a->xml, action_flags(a)) < 0)
-            set_result(a, ZR_RESULT_FAILED, call_error(dom, a));
+            set_failed(a, dom);
         else
             set_result(a, ZR_RESULT_DONE, NULL);
         return;
@@ -186,10 +198,11 @@ static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_wat
         pthread_mutex_unlock(&w->lock);
     }
     if (virDomainDetachDeviceFlags(dom, a->xml, action_flags(a)) < 0) {
-        set_result(a, ZR_RESULT_FAILED, call_error(dom, a));
+        set_failed(a, dom);
     } else if (a->live) {
         char *error = NULL;
-        if (wait_removed(w, dom, a, o->timeout_s, &error) < 0) {
+        int r = wait_removed(w, dom, a, o->timeout_s, &error);
+        if (r < 0) {
             /* With CONFIG, libvirt has already removed it from the
              * definition: say so, the running guest and the definition now
              * disagree. */
@@ -199,6 +212,7 @@ static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_wat
                 error = more;
             }
             set_result(a, ZR_RESULT_FAILED, error);
+            a->error_code = r == -ETIMEDOUT ? ZR_ERR_TIMEOUT : ZR_ERR_LIBVIRT_REFUSED;
         } else {
             set_result(a, ZR_RESULT_DONE, NULL);
         }
@@ -537,6 +551,8 @@ static size_t run_host(struct host_run *h)
         char *skip = skip_reason(h, a, failed, interrupted);
         if (skip) {
             set_result(a, ZR_RESULT_SKIPPED, skip);
+            if (interrupted && !h->lost)
+                a->error_code = ZR_ERR_INTERRUPTED;
             not_run++;
             continue;
         }
@@ -730,9 +746,9 @@ int zr_apply_lock(const char *uri, struct zr_error *err)
         ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
         holder[n > 0 ? n : 0] = '\0';
         holder[strcspn(holder, "\n")] = '\0';
-        zr_error_set(err, NULL, 0, 0,
-                     "another zpci-reconcile apply (pid %s) is changing %s; lock file %s/%s",
-                     *holder ? holder : "unknown", uri, dir, name);
+        zr_error_setc(err, ZR_ERR_LOCK,
+                      "another zpci-reconcile apply (pid %s) is changing %s; lock file %s/%s",
+                      *holder ? holder : "unknown", uri, dir, name);
         close(fd);
         return -1;
     }

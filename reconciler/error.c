@@ -83,6 +83,16 @@ void zr_error_set(struct zr_error *e, const char *file, unsigned line, unsigned 
     va_end(ap);
 }
 
+void zr_error_setc(struct zr_error *e, zr_error_code code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    zr_error_vset(e, NULL, 0, 0, fmt, ap);
+    va_end(ap);
+    if (e)
+        e->code = code;
+}
+
 void zr_error_finish(struct zr_error *e)
 {
     if (!e)
@@ -106,6 +116,7 @@ bool zr_errors_add(struct zr_errors *errs, const char *file, unsigned line, unsi
     zr_error_vset(e, file, line, column, fmt, ap);
     va_end(ap);
     e->source_line = zr_strdup(source_line);
+    e->code = ZR_ERR_INVALID_INPUT;
     return true;
 }
 

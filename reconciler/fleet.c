@@ -100,10 +100,10 @@ static ssize_t worker_read(struct worker *w)
 }
 
 /* A report for a host whose process did not deliver one. */
-static void host_not_run(struct fleet *f, size_t i, const char *message)
+static void host_not_run(struct fleet *f, size_t i, zr_error_code code, const char *message)
 {
     zr_plan_finish(&f->results[i]);
-    zr_host_not_run(&f->inv->hosts[i], f->o, &f->results[i], message);
+    zr_host_not_run(&f->inv->hosts[i], f->o, &f->results[i], code, message);
 }
 
 static void worker_finish(struct fleet *f, size_t i)
@@ -129,7 +129,7 @@ static void worker_finish(struct fleet *f, size_t i)
                           WEXITSTATUS(status));
     else
         why = zr_asprintf("the process for host '%s' sent no usable result", name);
-    host_not_run(f, i, why);
+    host_not_run(f, i, ZR_ERR_OTHER, why);
 }
 
 /* A terminal sends ^C to every process; a SIGTERM to us alone (systemctl
@@ -141,7 +141,7 @@ static void forward_signal(struct fleet *f, int sig)
         if (f->w[i].pid > 0)
             kill(f->w[i].pid, sig);
     for (; f->next < f->inv->n_hosts; f->next++, f->done++)
-        host_not_run(f, f->next, "not run: interrupted by a signal");
+        host_not_run(f, f->next, ZR_ERR_INTERRUPTED, "not run: interrupted by a signal");
 }
 
 static bool interrupted(const struct fleet *f)
@@ -156,7 +156,7 @@ static void start_workers(struct fleet *f, unsigned jobs)
         if (r < 0) {
             _cleanup_free_ char *why = zr_asprintf("cannot start a process for host '%s': %s",
                                                    f->inv->hosts[f->next].name, strerror(-r));
-            host_not_run(f, f->next, why);
+            host_not_run(f, f->next, ZR_ERR_OTHER, why);
             f->done++;
         } else {
             f->running++;

@@ -47,20 +47,22 @@ static unsigned read_threads(const struct zr_host_options *o)
  * the host record says why, and so does each of its guests, which the plan
  * could not cover. */
 static void host_failed(struct zr_plan *report, size_t hi, const struct zr_host *host,
-                        const char *message)
+                        zr_error_code code, const char *message)
 {
     report->hosts[hi].error = zr_strdup(message);
+    report->hosts[hi].error_code = code;
     for (size_t g = 0; g < host->n_guests; g++)
         zr_plan_guest_error(report, host->name, report->hosts[hi].uri, host->guests[g].name, "%s",
-                            message);
+                            message)
+            ->error_code = code;
 }
 
 void zr_host_not_run(const struct zr_host *host, const struct zr_host_options *o,
-                     struct zr_plan *report, const char *message)
+                     struct zr_plan *report, zr_error_code code, const char *message)
 {
     size_t hi = report->n_hosts;
     zr_plan_add_host(report, host->name, o->uri ? o->uri : host->uri);
-    host_failed(report, hi, host, message);
+    host_failed(report, hi, host, code, message);
 }
 
 /* Connects and, when applying, takes the host's lock; on failure the host
@@ -71,7 +73,7 @@ static int host_open(struct zr_plan *report, size_t hi, struct host_session *h,
     struct zr_error err = {0};
     h->conn = zr_connect(report->hosts[hi].uri, &err);
     if (!h->conn) {
-        host_failed(report, hi, h->host, err.message);
+        host_failed(report, hi, h->host, err.code, err.message);
         zr_error_finish(&err);
         return -1;
     }
@@ -85,7 +87,7 @@ static int host_open(struct zr_plan *report, size_t hi, struct host_session *h,
     if (o->applying) {
         h->lock_fd = zr_apply_lock(h->uri, &err);
         if (h->lock_fd < 0) {
-            host_failed(report, hi, h->host, err.message);
+            host_failed(report, hi, h->host, err.code, err.message);
             zr_error_finish(&err);
             return -1;
         }
@@ -96,7 +98,7 @@ static int host_open(struct zr_plan *report, size_t hi, struct host_session *h,
 /* One guest into the report: its read error (with the closest defined
  * name when it was not found), the preflight's refusal, or its plan. */
 static void plan_guest(struct zr_plan *report, const struct host_session *h,
-                       const struct zr_guest_state *st, const char *refused,
+                       const struct zr_guest_state *st, const struct zr_error *refused,
                        const struct zr_plan_options *popts)
 {
     const char *host = h->host->name, *guest = st->wanted->name;
@@ -104,11 +106,14 @@ static void plan_guest(struct zr_plan *report, const struct host_session *h,
         _cleanup_free_ char *near = st->dom ? NULL : zr_state_near_miss(h->conn, guest);
         if (near)
             zr_plan_guest_error(report, host, h->uri, guest, "%s (did you mean '%s'?)", st->error,
-                                near);
+                                near)
+                ->error_code = ZR_ERR_NOT_FOUND_NEAR;
         else
-            zr_plan_guest_error(report, host, h->uri, guest, "%s", st->error);
-    } else if (refused) {
-        zr_plan_guest_error(report, host, h->uri, guest, "%s", refused);
+            zr_plan_guest_error(report, host, h->uri, guest, "%s", st->error)->error_code =
+                st->error_code;
+    } else if (refused->message) {
+        zr_plan_guest_error(report, host, h->uri, guest, "%s", refused->message)->error_code =
+            refused->code;
     } else {
         zr_plan_guest(report, host, h->uri, st->wanted, &st->config, st->active ? &st->live : NULL,
                       popts);
@@ -127,10 +132,10 @@ static void host_plan(struct zr_plan *report, struct host_session *h,
      * check still runs. */
     struct zr_preflight_notes notes = {0};
     size_t first_action = report->n_actions;
-    char **check = zr_preflight_host(report, h->conn, h->uri, host, h->states, &popts,
+    struct zr_error *check = zr_preflight_host(report, h->conn, h->uri, host, h->states, &popts,
                                      o->host_check, read_threads(o), o->applying, &notes);
     for (size_t g = 0; g < host->n_guests; g++)
-        plan_guest(report, h, &h->states[g], check[g], &popts);
+        plan_guest(report, h, &h->states[g], &check[g], &popts);
     zr_render_plan(report, first_action);
     zr_preflight_annotate(report, first_action, h->first_guest, &notes);
     zr_preflight_notes_finish(&notes);

@@ -47,7 +47,7 @@ void zr_host_run(const struct zr_host *host, const struct zr_host_options *o,
 /* Appends to `report` a host that did not run (its process died, a signal
  * came first): the host record and each guest carry `message`. */
 void zr_host_not_run(const struct zr_host *host, const struct zr_host_options *o,
-                     struct zr_plan *report, const char *message);
+                     struct zr_plan *report, zr_error_code code, const char *message);
 
 /* ---- export: the current state of a host's guests ------------------------ */
 

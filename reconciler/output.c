@@ -238,10 +238,10 @@ struct hints_seen {
     size_t n;
 };
 
-static void text_hint(FILE *f, const char *message, const char *indent, struct hints_seen *seen,
+static void text_hint(FILE *f, zr_error_code code, const char *indent, struct hints_seen *seen,
                       const struct zr_output_options *o)
 {
-    const char *hint = zr_hint_for(message);
+    const char *hint = zr_hint_for(code);
     if (!hint)
         return;
     for (size_t i = 0; i < seen->n; i++)
@@ -358,7 +358,8 @@ static void text_line(FILE *f, const struct line *l, struct hints_seen *seen,
         fprintf(f, "%s\n", o->color ? C_RESET : "");
     }
     if (error)
-        text_hint(f, error, "      ", seen, o);
+        text_hint(f, l->second && error == l->second->error ? l->second->error_code : a->error_code,
+                  "      ", seen, o);
 }
 
 /* `acts` are the indices of the guest's actions, in plan order. */
@@ -373,7 +374,7 @@ static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi, const siz
                 o->color ? C_RESET : "");
         zr_fputs_escaped(g->error, f);
         fputc('\n', f);
-        text_hint(f, g->error, "  ", seen, o);
+        text_hint(f, g->error_code, "  ", seen, o);
         return;
     }
     fputs(o->color ? C_BOLD : "", f);
@@ -475,7 +476,7 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
                 fprintf(f, "%serror:%s ", o->color ? C_RED C_BOLD : "", o->color ? C_RESET : "");
                 zr_fputs_escaped(host->error, f);
                 fputc('\n', f);
-                text_hint(f, host->error, "  ", &seen, o);
+                text_hint(f, host->error_code, "  ", &seen, o);
             }
         }
         /* Guests without a host record: plans built by hand (unit tests). */
@@ -505,7 +506,7 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
                 fprintf(f, "%s: ", zr_pci_addr_format(&w->source, src));
             zr_fputs_escaped(w->message, f);
             fputc('\n', f);
-            text_hint(f, w->message, "    ", &seen, o);
+            text_hint(f, w->code, "    ", &seen, o);
         }
         free(seen.items);
         fputc('\n', f);

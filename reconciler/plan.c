@@ -802,14 +802,16 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
     }
 }
 
-void zr_plan_guest_error(struct zr_plan *plan, const char *host, const char *uri,
-                         const char *guest, const char *fmt, ...)
+struct zr_plan_guest *zr_plan_guest_error(struct zr_plan *plan, const char *host,
+                                          const char *uri, const char *guest, const char *fmt,
+                                          ...)
 {
     size_t gi = plan_add_guest(plan, host, uri, guest);
     va_list ap;
     va_start(ap, fmt);
     plan->guests[gi].error = zr_vasprintf(fmt, ap);
     va_end(ap);
+    return &plan->guests[gi];
 }
 
 struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, const char *uri)
@@ -847,8 +849,9 @@ void zr_plan_append(struct zr_plan *dst, struct zr_plan *src)
     *src = (struct zr_plan){0};
 }
 
-void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *guest,
-                         const struct zr_pci_addr *source, const char *fmt, ...)
+struct zr_warning *zr_plan_add_warning(struct zr_plan *plan, const char *host,
+                                       const char *guest, const struct zr_pci_addr *source,
+                                       const char *fmt, ...)
 {
     struct zr_warning *w = ZR_APPEND(plan->warnings, plan->n_warnings);
     w->host = zr_strdup(host);
@@ -861,6 +864,7 @@ void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *gue
     va_start(ap, fmt);
     w->message = zr_vasprintf(fmt, ap);
     va_end(ap);
+    return w;
 }
 
 /* Resources a guest holds that an attach may need freed first: the zPCI

@@ -51,6 +51,7 @@ struct zr_action {
 
     zr_result result;    /* filled by apply */
     char *error;         /* FAILED: libvirt's message; SKIPPED: why */
+    zr_error_code error_code; /* what kind of failure (hints key on it) */
 };
 
 struct zr_warning {
@@ -59,6 +60,7 @@ struct zr_warning {
     bool has_source;
     struct zr_pci_addr source;
     char *message;
+    zr_error_code code; /* what kind of finding (hints key on it) */
 };
 
 /* One guest the plan covered, in inventory order. */
@@ -67,6 +69,7 @@ struct zr_plan_guest {
     char *uri;     /* the URI actually used, NULL for libvirt's default */
     char *guest;
     char *error;   /* the guest could not be planned (not found, unreadable) */
+    zr_error_code error_code;
     bool changed;  /* at least one action */
 };
 
@@ -78,6 +81,7 @@ struct zr_plan_host {
     char *uri;      /* as libvirt reports it, else as configured; NULL: default */
     bool reached;   /* connected (and, for apply, locked) */
     char *error;    /* why the host as a whole failed; NULL when it did not */
+    zr_error_code error_code;
     double seconds; /* wall time spent on the host, filled by the caller */
 };
 
@@ -106,12 +110,16 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
                    const struct zr_guest *wanted, const struct zr_device_list *config,
                    const struct zr_device_list *live, const struct zr_plan_options *opts);
 
-/* Records a guest that could not be planned. */
-void zr_plan_guest_error(struct zr_plan *plan, const char *host, const char *uri,
-                         const char *guest, const char *fmt, ...) _printf_(5, 6);
+/* Records a guest that could not be planned; returns it, for the caller
+ * to set its error_code. */
+struct zr_plan_guest *zr_plan_guest_error(struct zr_plan *plan, const char *host,
+                                          const char *uri, const char *guest, const char *fmt,
+                                          ...) _printf_(5, 6);
 
-void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *guest,
-                         const struct zr_pci_addr *source, const char *fmt, ...) _printf_(5, 6);
+/* Records a warning; returns it, for the caller to set its code. */
+struct zr_warning *zr_plan_add_warning(struct zr_plan *plan, const char *host,
+                                       const char *guest, const struct zr_pci_addr *source,
+                                       const char *fmt, ...) _printf_(5, 6);
 
 /* Records a host; returns it for the caller to fill in. */
 struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, const char *uri);

@@ -82,7 +82,7 @@ struct pass {
     const struct zr_preflight_input *in;
     bool applying;
     bool warn;
-    char **errors;
+    struct zr_error *errors; /* per guest; message NULL: go ahead */
     bool refused;        /* refused a guest that was fine before */
     const size_t *first; /* in->planned: guest g's actions are [first[g], first[g + 1]) */
     /* Every function held by a definition, sorted: a lookup instead of a
@@ -133,7 +133,7 @@ static char *holder(const struct pass *p, size_t self, const struct zr_pci_addr 
             continue;
         if (!g->prune)
             return zr_asprintf("guest '%s', whose prune: false keeps it", g->name);
-        if (p->errors[h->index])
+        if (p->errors[h->index].message)
             return p->applying
                        ? zr_asprintf("guest '%s', which this run leaves alone (it has an error)",
                                      g->name)
@@ -160,33 +160,36 @@ static char *claimant(const struct pass *p, size_t self, const struct zr_pci_add
 
 /* A finding that makes apply leave guest g alone: `error` is the guest's
  * error in apply (the first one wins), `warning` the plan's warning. */
-static void refuse(struct pass *p, size_t g, const struct zr_pci_addr *s, const char *error,
-                   const char *warning)
+static void refuse(struct pass *p, size_t g, const struct zr_pci_addr *s, zr_error_code code,
+                   const char *error, const char *warning)
 {
-    if (!p->errors[g]) {
-        p->errors[g] = zr_strdup(error);
+    if (!p->errors[g].message) {
+        zr_error_setc(&p->errors[g], code, "%s", error);
         p->refused = true;
     }
     if (p->warn && !p->applying)
-        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s", warning);
+        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s", warning)
+            ->code = code;
 }
 
 /* A finding that is only worth knowing: a warning in plan, and in apply
  * for a guest that is changed. */
 static void notice(struct pass *p, size_t g, const struct zr_pci_addr *s, const char *message)
 {
-    if (p->warn && (!p->applying || !p->errors[g]))
-        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s", message);
+    if (p->warn && (!p->applying || !p->errors[g].message))
+        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s", message)
+            ->code = ZR_ERR_HOST_CHECK;
 }
 
 /* A topology finding that refuses: the same words in plan and apply. */
-static void refuse_topology(struct pass *p, size_t g, const struct zr_pci_addr *s, const char *body)
+static void refuse_topology(struct pass *p, size_t g, const struct zr_pci_addr *s,
+                            zr_error_code code, const char *body)
 {
     char src[ZR_PCI_ADDR_STRLEN];
     _cleanup_free_ char *error =
         zr_asprintf("%s: %s; nothing changed on this guest", zr_pci_addr_format(s, src), body);
     _cleanup_free_ char *warning = zr_asprintf("%s; apply will leave this guest alone", body);
-    refuse(p, g, s, error, warning);
+    refuse(p, g, s, code, error, warning);
 }
 
 static void check_iommu_group(struct pass *p, size_t g, const struct zr_pci_function *fn)
@@ -219,7 +222,7 @@ static void check_iommu_group(struct pass *p, size_t g, const struct zr_pci_func
         "IOMMU group %u of %s also holds %s; a group goes to one guest as a whole: assign "
         "them to this guest too, or bind them to vfio-pci and leave them to no other guest",
         fn->iommu_group, zr_pci_addr_format(&fn->addr, src), others);
-    refuse_topology(p, g, &fn->addr, body);
+    refuse_topology(p, g, &fn->addr, ZR_ERR_IOMMU_GROUP, body);
 }
 
 static const struct zr_host_use *host_use_of(const struct zr_preflight_input *in,
@@ -246,7 +249,7 @@ static void check_attach(struct pass *p, size_t g, const struct zr_device *want,
         _cleanup_free_ char *error = zr_asprintf(
             "%s; nothing changed on this guest (--no-host-check skips this check)", fi->error);
         _cleanup_free_ char *warning = zr_asprintf("host check skipped: %s", fi->error);
-        refuse(p, g, s, error, warning);
+        refuse(p, g, s, ZR_ERR_HOST_CHECK, error, warning);
         return;
     }
     const struct zr_pci_function *fn = &fi->fn;
@@ -264,7 +267,7 @@ static void check_attach(struct pass *p, size_t g, const struct zr_device *want,
             "type hostdev on virtual functions only: list one of its virtual functions, or "
             "list it under hostdevs:",
             src, what);
-        refuse_topology(p, g, s, body);
+        refuse_topology(p, g, s, ZR_ERR_NOT_VF, body);
     }
 
     if (want->has_managed && !want->managed && (!drv || strcmp(drv, "vfio-pci") != 0)) {
@@ -273,7 +276,7 @@ static void check_attach(struct pass *p, size_t g, const struct zr_device *want,
             "but it is bound to %s: bind it (e.g. driverctl set-override %s vfio-pci) or use "
             "managed: true",
             src, drv ? drv : "no driver", src);
-        refuse_topology(p, g, s, body);
+        refuse_topology(p, g, s, ZR_ERR_HOST_CHECK, body);
     } else if (want->managed && !vfio_ready(drv) && p->in->have_uses) {
         const struct zr_host_use *u = host_use_of(p->in, s);
         if (u) {
@@ -377,7 +380,7 @@ static void check_pass(struct pass *p)
                                 "pci_%04x_%02x_%02x_%x); nothing changed on this guest",
                                 src, s->domain, s->bus, s->slot, s->function);
                 _cleanup_free_ char *warning = zr_asprintf("host has no PCI function %s", src);
-                refuse(p, g, s, error, warning);
+                refuse(p, g, s, ZR_ERR_NO_FUNCTION, error, warning);
             }
 
             _cleanup_free_ char *who = holder(p, g, s);
@@ -388,7 +391,8 @@ static void check_pass(struct pass *p)
                 if (p->warn)
                     zr_plan_add_warning(p->plan, in->host, guest->name, s,
                                         "also held by %s: both definitions hold this function",
-                                        who);
+                                        who)
+                        ->code = ZR_ERR_CONFLICT;
             } else {
                 _cleanup_free_ char *error =
                     zr_asprintf("%s is held by %s; libvirt would let both definitions hold "
@@ -396,7 +400,7 @@ static void check_pass(struct pass *p)
                                 src, who);
                 _cleanup_free_ char *warning =
                     zr_asprintf("held by %s; apply will refuse to attach it here", who);
-                refuse(p, g, s, error, warning);
+                refuse(p, g, s, ZR_ERR_CONFLICT, error, warning);
             }
         }
         if (in->planned && in->functions)
@@ -404,7 +408,8 @@ static void check_pass(struct pass *p)
     }
 }
 
-char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input *in, bool applying)
+struct zr_error *zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input *in,
+                                    bool applying)
 {
     size_t n = in->wanted->n_guests;
     _cleanup_free_ size_t *first = zr_new0(size_t, n + 1);
@@ -417,7 +422,7 @@ char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input 
             first[g + 1] += first[g];
     }
     struct pass p = {
-        .plan = plan, .in = in, .applying = applying, .errors = zr_new0(char *, n), .first = first};
+        .plan = plan, .in = in, .applying = applying, .errors = zr_new0(struct zr_error, n), .first = first};
     index_holdings(&p);
     /* A refused guest keeps what it holds, which may refuse another one:
      * repeat until nothing changes (each pass refuses a guest or stops).
@@ -430,10 +435,8 @@ char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input 
     p.warn = true;
     check_pass(&p);
     if (!applying)
-        for (size_t g = 0; g < n; g++) {
-            free(p.errors[g]);
-            p.errors[g] = NULL;
-        }
+        for (size_t g = 0; g < n; g++)
+            zr_error_finish(&p.errors[g]);
     free(p.held);
     return p.errors;
 }
@@ -465,12 +468,14 @@ void zr_preflight_plan(struct zr_plan *out, const struct zr_host *wanted,
 /* A listing the check needs failed: plan warns; apply refuses the host
  * (the first reason wins). */
 static void listing_failed(struct zr_plan *plan, const char *host, const char *check,
-                           const char *advice, bool applying, struct zr_error *err, char **refuse)
+                           const char *advice, bool applying, struct zr_error *err,
+                           struct zr_error *refuse)
 {
     if (!applying)
-        zr_plan_add_warning(plan, host, NULL, NULL, "%s skipped: %s", check, err->message);
-    else if (!*refuse)
-        *refuse = zr_asprintf("%s; nothing changed%s", err->message, advice);
+        zr_plan_add_warning(plan, host, NULL, NULL, "%s skipped: %s", check, err->message)->code =
+            err->code;
+    else if (!refuse->message)
+        zr_error_setc(refuse, err->code, "%s; nothing changed%s", err->message, advice);
     zr_error_finish(err);
 }
 
@@ -638,10 +643,11 @@ static void topology_read(struct topology_read *t, struct zr_plan *plan, virConn
     }
 }
 
-char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
-                         const struct zr_host *wanted, const struct zr_guest_state *states,
-                         const struct zr_plan_options *popts, bool host_check, unsigned jobs,
-                         bool applying, struct zr_preflight_notes *notes)
+struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
+                                   const struct zr_host *wanted,
+                                   const struct zr_guest_state *states,
+                                   const struct zr_plan_options *popts, bool host_check,
+                                   unsigned jobs, bool applying, struct zr_preflight_notes *notes)
 {
     struct zr_preflight_input in = {.host = wanted->name, .wanted = wanted, .states = states};
     size_t n_wanted = 0;
@@ -649,18 +655,20 @@ char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *u
         n_wanted += states[g].error ? 0 : wanted->guests[g].devices.n;
     /* Nothing to attach, nothing to check: spare the listings. */
     if (n_wanted == 0)
-        return zr_new0(char *, wanted->n_guests);
+        return zr_new0(struct zr_error, wanted->n_guests);
 
     struct zr_host_pci pci = {0};
     struct zr_other_guest *others = NULL;
-    _cleanup_free_ char *refuse = NULL; /* apply: why no guest of the host is changed */
+    /* apply: why no guest of the host is changed */
+    _cleanup_(zr_error_finish) struct zr_error refuse = {0};
     struct zr_error err = {0};
 
     if (host_check) {
         int r = zr_state_host_pci(conn, &pci, &err);
         if (r == -ENOTSUP) {
             zr_plan_add_warning(plan, wanted->name, NULL, NULL,
-                                "host check skipped: %s lists no node devices", uri);
+                                "host check skipped: %s lists no node devices", uri)
+                ->code = ZR_ERR_NO_NODEDEVS;
         } else if (r < 0) {
             listing_failed(plan, wanted->name, "host check", " (--no-host-check skips this check)",
                            applying, &err, &refuse);
@@ -681,7 +689,8 @@ char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *u
             if (others[i].error)
                 zr_plan_add_warning(plan, wanted->name, NULL, NULL,
                                     "conflict check cannot read guest '%s': %s", others[i].name,
-                                    others[i].error);
+                                    others[i].error)
+                    ->code = ZR_ERR_CONFLICT;
     }
 
     struct zr_plan planned = {0};
@@ -707,18 +716,16 @@ char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *u
         in.guests = t.guests;
     }
 
-    char **errors = zr_preflight_check(plan, &in, applying);
+    struct zr_error *errors = zr_preflight_check(plan, &in, applying);
     if (notes)
         zr_preflight_collect_notes(&in, notes);
     topology_read_finish(&t);
     zr_plan_finish(&planned);
     zr_other_guests_free(others, in.n_others);
     zr_host_pci_finish(&pci);
-    if (refuse)
-        for (size_t g = 0; g < wanted->n_guests; g++) {
-            free(errors[g]);
-            errors[g] = zr_strdup(refuse);
-        }
+    if (refuse.message)
+        for (size_t g = 0; g < wanted->n_guests; g++)
+            zr_error_setc(&errors[g], refuse.code, "%s", refuse.message);
     return errors;
 }
 
@@ -761,11 +768,11 @@ void zr_preflight_notes_finish(struct zr_preflight_notes *notes)
     *notes = (struct zr_preflight_notes){0};
 }
 
-void zr_preflight_errors_free(char **errors, size_t n)
+void zr_preflight_errors_free(struct zr_error *errors, size_t n)
 {
     if (!errors)
         return;
     for (size_t i = 0; i < n; i++)
-        free(errors[i]);
+        zr_error_finish(&errors[i]);
     free(errors);
 }

@@ -11,10 +11,10 @@
  * trip when a struct changes (LP64 builds only, where they are known). */
 #if __SIZEOF_POINTER__ == 8 && __SIZEOF_LONG__ == 8
 _Static_assert(sizeof(struct zr_device) == 168, "struct zr_device changed: update wire.c");
-_Static_assert(sizeof(struct zr_action) == 440, "struct zr_action changed: update wire.c");
+_Static_assert(sizeof(struct zr_action) == 448, "struct zr_action changed: update wire.c");
 _Static_assert(sizeof(struct zr_plan_guest) == 40, "struct zr_plan_guest changed: update wire.c");
-_Static_assert(sizeof(struct zr_warning) == 40, "struct zr_warning changed: update wire.c");
-_Static_assert(sizeof(struct zr_plan_host) == 40, "struct zr_plan_host changed: update wire.c");
+_Static_assert(sizeof(struct zr_warning) == 48, "struct zr_warning changed: update wire.c");
+_Static_assert(sizeof(struct zr_plan_host) == 48, "struct zr_plan_host changed: update wire.c");
 #endif
 
 #define WIRE_MAGIC "zr-wire-1"
@@ -118,6 +118,7 @@ char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
         put_str(f, g->uri);
         put_str(f, g->guest);
         put_str(f, g->error);
+        put_u32(f, (uint32_t)g->error_code);
         put_bool(f, g->changed);
     }
     put_u64(f, plan->n_actions);
@@ -142,6 +143,7 @@ char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
             put_u64(f, a->deps[j]);
         put_u32(f, (uint32_t)a->result);
         put_str(f, a->error);
+        put_u32(f, (uint32_t)a->error_code);
     }
     put_u64(f, plan->n_warnings);
     for (size_t i = 0; i < plan->n_warnings; i++) {
@@ -151,6 +153,7 @@ char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
         put_bool(f, w->has_source);
         put_pci(f, &w->source);
         put_str(f, w->message);
+        put_u32(f, (uint32_t)w->code);
     }
     put_u64(f, plan->n_hosts);
     for (size_t i = 0; i < plan->n_hosts; i++) {
@@ -159,6 +162,7 @@ char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
         put_str(f, h->uri);
         put_bool(f, h->reached);
         put_str(f, h->error);
+        put_u32(f, (uint32_t)h->error_code);
         put(f, &h->seconds, sizeof(h->seconds));
     }
     if (fclose(f) != 0)
@@ -320,6 +324,7 @@ int zr_wire_decode(const char *data, size_t len, struct zr_plan *out)
         g->uri = get_str(&r);
         g->guest = get_str(&r);
         g->error = get_str(&r);
+        g->error_code = (zr_error_code)get_enum(&r, ZR_ERR__COUNT);
         g->changed = get_bool(&r);
     }
     n = get_count(&r, 100);
@@ -351,6 +356,7 @@ int zr_wire_decode(const char *data, size_t len, struct zr_plan *out)
         }
         a->result = (zr_result)get_enum(&r, ZR_RESULT__COUNT);
         a->error = get_str(&r);
+        a->error_code = (zr_error_code)get_enum(&r, ZR_ERR__COUNT);
     }
     n = get_count(&r, 6 * 4);
     out->warnings = zr_new0(struct zr_warning, n);
@@ -361,6 +367,7 @@ int zr_wire_decode(const char *data, size_t len, struct zr_plan *out)
         w->has_source = get_bool(&r);
         get_pci(&r, &w->source);
         w->message = get_str(&r);
+        w->code = (zr_error_code)get_enum(&r, ZR_ERR__COUNT);
     }
     n = get_count(&r, 4 * 4 + 8);
     out->hosts = zr_new0(struct zr_plan_host, n);
@@ -370,6 +377,7 @@ int zr_wire_decode(const char *data, size_t len, struct zr_plan *out)
         h->uri = get_str(&r);
         h->reached = get_bool(&r);
         h->error = get_str(&r);
+        h->error_code = (zr_error_code)get_enum(&r, ZR_ERR__COUNT);
         get(&r, &h->seconds, sizeof(h->seconds));
     }
 

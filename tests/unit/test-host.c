@@ -150,6 +150,7 @@ Test(host, an_interrupt_before_apply_changes_nothing)
     cr_assert_eq(l.report.n_actions, 1);
     cr_expect_eq(l.report.actions[0].result, ZR_RESULT_SKIPPED);
     cr_expect_str_eq(l.report.actions[0].error, "not run: interrupted by a signal");
+    cr_expect_eq(l.report.actions[0].error_code, ZR_ERR_INTERRUPTED);
     struct zr_pci_addr src[4];
     cr_expect_eq(defined_sources(&l, src, 4), 0);
     lab_finish(&l);
@@ -159,16 +160,19 @@ Test(host, a_host_that_cannot_be_reached_fails_each_guest)
 {
     struct lab l = {0};
     lab_init(&l, "", "  " GUEST ":\n    hostdevs:\n      - source: 0001:00:00.0\n");
-    struct zr_host_options o = {.uri = "test+unix:///nonexistent/zr-no-such-socket"};
+    struct zr_host_options o = {.uri = "qemu+unix:///system?socket=/nonexistent/zr-no-such-socket"};
     zr_host_run(&l.inv->hosts[0], &o, &l.report);
 
     cr_assert_eq(l.report.n_hosts, 1);
     cr_expect_not(l.report.hosts[0].reached);
     cr_assert_not_null(l.report.hosts[0].error);
-    cr_expect_not_null(strstr(l.report.hosts[0].error, "cannot connect to test+unix:///"),
+    cr_expect_not_null(strstr(l.report.hosts[0].error, "cannot connect to qemu+unix:///system"),
                        "%s", l.report.hosts[0].error);
     cr_assert_eq(l.report.n_guests, 1);
     cr_expect_str_eq(l.report.guests[0].error, l.report.hosts[0].error);
+    /* No socket there: the code says so (hints and callers key on it). */
+    cr_expect_eq(l.report.hosts[0].error_code, ZR_ERR_NO_DAEMON);
+    cr_expect_eq(l.report.guests[0].error_code, ZR_ERR_NO_DAEMON);
     cr_expect_eq(l.report.n_actions, 0);
     lab_finish(&l);
 }

@@ -101,7 +101,8 @@ static struct zr_plan *plan_case(const char *dir)
             free(path);
             if (!found) {
                 zr_plan_guest_error(plan, host->name, host->uri, guest->name,
-                                    "guest '%s' not found", guest->name);
+                                    "guest '%s' not found", guest->name)
+                    ->error_code = ZR_ERR_NOT_FOUND; /* as state.c says it */
                 continue;
             }
             path = pathf("%s/%s.live.xml", dir, guest->name);
