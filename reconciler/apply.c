@@ -136,10 +136,6 @@ static unsigned action_flags(const struct zr_action *a)
     return (a->live ? VIR_DOMAIN_AFFECT_LIVE : 0) | (a->config ? VIR_DOMAIN_AFFECT_CONFIG : 0);
 }
 
-static const char *flags_string(const struct zr_action *a)
-{
-    return a->live && a->config ? "live+config" : a->live ? "live" : "config";
-}
 
 static void set_result(struct zr_action *a, zr_result r, char *error)
 {
@@ -499,7 +495,7 @@ static void rollback(struct host_run *h)
             _cleanup_free_ char *guest = zr_escaped(plan->guests[a->guest_index].guest);
             _cleanup_free_ char *msg = zr_escaped(undone ? "done" : why);
             fprintf(stderr, "rollback: %s %s %s on %s [%s]: %s\n", zr_op_to_string(undo.op),
-                    zr_kind_to_string(a->kind), src, guest, flags_string(a), msg);
+                    zr_kind_to_string(a->kind), src, guest, zr_action_flags_string(a), msg);
         }
         free(why);
     }
@@ -564,7 +560,7 @@ static size_t run_host(struct host_run *h)
         size_t n = i - h->first + 1, total = h->end - h->first;
         if (o->progress)
             fprintf(stderr, "[%zu/%zu] %s %s %s on %s [%s]\n", n, total, zr_op_to_string(a->op),
-                    zr_kind_to_string(a->kind), src, guest, flags_string(a));
+                    zr_kind_to_string(a->kind), src, guest, zr_action_flags_string(a));
         run_action(a, h->doms[a->guest_index], &h->w, o);
         if (a->result != ZR_RESULT_FAILED)
             continue;
@@ -711,10 +707,7 @@ static int open_lock_dir(const char *dir, struct zr_error *err)
 static char *lock_name(const char *uri)
 {
     _cleanup_free_ char *norm = zr_uri_normalize(uri);
-    uint64_t h = 14695981039346656037ull;
-    for (const unsigned char *p = (const unsigned char *)norm; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return zr_asprintf("zpci-reconcile-%016llx.lock", (unsigned long long)h);
+    return zr_asprintf("zpci-reconcile-%016llx.lock", (unsigned long long)zr_fnv1a64(norm));
 }
 
 int zr_apply_lock(const char *uri, struct zr_error *err)

@@ -53,6 +53,22 @@ char *zr_vasprintf(const char *fmt, va_list ap)
     return s;
 }
 
+void zr_strbuf_addf(struct zr_strbuf *b, const char *sep, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *piece = zr_vasprintf(fmt, ap);
+    va_end(ap);
+    size_t seplen = b->len ? strlen(sep) : 0, add = seplen + strlen(piece);
+    if (b->len + add + 1 > b->cap) {
+        b->cap = b->len + add + 1 > 2 * b->cap ? b->len + add + 1 : 2 * b->cap;
+        b->s = zr_reallocarray(b->s, b->cap, 1);
+    }
+    memcpy(b->s + b->len, sep, seplen);
+    memcpy(b->s + b->len + seplen, piece, strlen(piece) + 1);
+    b->len += add;
+}
+
 char *zr_asprintf(const char *fmt, ...)
 {
     va_list ap;

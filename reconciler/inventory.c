@@ -483,17 +483,9 @@ static void report_yaml_error(struct loader *l, const yaml_parser_t *p)
 
 /* ---- anchors ----------------------------------------------------------- */
 
-static size_t hash_name(const char *s)
-{
-    size_t h = 14695981039346656037u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211u;
-    return h;
-}
-
 static struct anchor *anchors_slot(struct anchor *slots, size_t cap, const char *name)
 {
-    for (size_t i = hash_name(name) & (cap - 1);; i = (i + 1) & (cap - 1))
+    for (size_t i = (size_t)zr_fnv1a64(name) & (cap - 1);; i = (i + 1) & (cap - 1))
         if (!slots[i].name || strcmp(slots[i].name, name) == 0)
             return &slots[i];
 }
@@ -916,13 +908,10 @@ static bool *find_bad_keys(struct loader *l, const struct node *map, const char 
 
 static char *expected_keys(const struct table *t)
 {
-    char *s = zr_strdup("");
-    for (size_t i = 0; i < t->n_fields; i++) {
-        char *next = zr_asprintf("%s%s%s", s, i ? ", " : "", t->fields[i].key);
-        free(s);
-        s = next;
-    }
-    return s;
+    struct zr_strbuf b = {0};
+    for (size_t i = 0; i < t->n_fields; i++)
+        zr_strbuf_addf(&b, ", ", "%s", t->fields[i].key);
+    return b.s ? b.s : zr_strdup("");
 }
 
 /* `map` is a mapping or null (an empty mapping); `what` names it in

@@ -41,12 +41,6 @@ void zr_json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static const char *flags_string(const struct zr_action *a)
-{
-    if (a->live && a->config)
-        return "live+config";
-    return a->live ? "live" : "config";
-}
 
 /* ---- JSON ---------------------------------------------------------------- */
 
@@ -331,7 +325,7 @@ static void text_line(FILE *f, const struct line *l, struct hints_seen *seen,
     _cleanup_free_ char *desc = zr_device_describe(&shown->device);
     fprintf(f, "  %s%s %s ", o->color ? color : "", marker, verb);
     zr_fputs_escaped(desc, f);
-    fprintf(f, "%s [%s]", o->color ? C_RESET : "", flags_string(shown));
+    fprintf(f, "%s [%s]", o->color ? C_RESET : "", zr_action_flags_string(shown));
     if (!l->second && a->op == ZR_OP_DETACH)
         fprintf(f, " (%s)", a->reason);
     const char *error = NULL;

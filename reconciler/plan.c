@@ -36,32 +36,11 @@ const char *zr_result_to_string(zr_result r)
     return "?";
 }
 
-/* A growing string for field lists like "zpci.uid,mac". */
-struct strbuf {
-    char *s;
-    size_t len;
-};
-
-static void strbuf_addf(struct strbuf *b, const char *sep, const char *fmt, ...) _printf_(3, 4);
-static void strbuf_addf(struct strbuf *b, const char *sep, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    _cleanup_free_ char *piece = zr_vasprintf(fmt, ap);
-    va_end(ap);
-    size_t add = strlen(piece) + (b->len ? strlen(sep) : 0);
-    b->s = zr_reallocarray(b->s, b->len + add + 1, 1);
-    if (b->len)
-        memcpy(b->s + b->len, sep, strlen(sep));
-    memcpy(b->s + b->len + (b->len ? strlen(sep) : 0), piece, strlen(piece) + 1);
-    b->len += add;
-}
-
 /* What differs between a wanted device and the current one with the same
  * key.  Only fields the inventory gives are compared; `managed` always is. */
 struct diff {
-    struct strbuf fields;  /* "zpci.uid,mac" */
-    struct strbuf changes; /* "zpci.uid 0x0001 → 0x0002, mac ..." */
+    struct zr_strbuf fields;  /* "zpci.uid,mac" */
+    struct zr_strbuf changes; /* "zpci.uid 0x0001 → 0x0002, mac ..." */
 };
 
 static void diff_finish(struct diff *d)
@@ -72,8 +51,8 @@ static void diff_finish(struct diff *d)
 
 static void diff_add(struct diff *d, const char *field, const char *old, const char *new)
 {
-    strbuf_addf(&d->fields, ",", "%s", field);
-    strbuf_addf(&d->changes, ", ", "%s %s → %s", field, old, new);
+    zr_strbuf_addf(&d->fields, ",", "%s", field);
+    zr_strbuf_addf(&d->changes, ", ", "%s %s → %s", field, old, new);
 }
 
 /* hex_digits 0 prints decimal, otherwise 0x and that many digits. */
@@ -296,18 +275,18 @@ static void diff_moves(struct diff *d, const struct zr_device *c, const struct m
     char ga[ZR_PCI_ADDR_STRLEN];
     if (m->mask & MOVE_UID) {
         _cleanup_free_ char *why = move_why(m->uid_by);
-        strbuf_addf(&d->fields, ",", "zpci.uid");
-        strbuf_addf(&d->changes, ", ", "zpci.uid 0x%04x → %s", c->zpci_uid, why);
+        zr_strbuf_addf(&d->fields, ",", "zpci.uid");
+        zr_strbuf_addf(&d->changes, ", ", "zpci.uid 0x%04x → %s", c->zpci_uid, why);
     }
     if (m->mask & MOVE_FID) {
         _cleanup_free_ char *why = move_why(m->fid_by);
-        strbuf_addf(&d->fields, ",", "zpci.fid");
-        strbuf_addf(&d->changes, ", ", "zpci.fid 0x%08x → %s", c->zpci_fid, why);
+        zr_strbuf_addf(&d->fields, ",", "zpci.fid");
+        zr_strbuf_addf(&d->changes, ", ", "zpci.fid 0x%08x → %s", c->zpci_fid, why);
     }
     if (m->mask & MOVE_ADDR) {
         _cleanup_free_ char *why = move_why(m->addr_by);
-        strbuf_addf(&d->fields, ",", "guest_address");
-        strbuf_addf(&d->changes, ", ", "guest_address %s → %s",
+        zr_strbuf_addf(&d->fields, ",", "guest_address");
+        zr_strbuf_addf(&d->changes, ", ", "guest_address %s → %s",
                     zr_pci_addr_format(&c->guest_address, ga), why);
     }
 }
@@ -333,10 +312,10 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
              * eno<uid> in decimal): people must know the name changes. */
             if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && w->has_zpci_uid &&
                 c->zpci_uid != w->zpci_uid)
-                strbuf_addf(&d.changes, ", ", "the guest's interface name changes: eno%u → eno%u",
+                zr_strbuf_addf(&d.changes, ", ", "the guest's interface name changes: eno%u → eno%u",
                             c->zpci_uid, w->zpci_uid);
             else if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && m && (m->mask & MOVE_UID))
-                strbuf_addf(
+                zr_strbuf_addf(
                     &d.changes, ", ",
                     "the guest's interface name changes: eno%u → eno<the uid libvirt picks>",
                     c->zpci_uid);
@@ -346,11 +325,11 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
                 char old[32] = "(trunk or several tags)";
                 if (!c->vlan_unrepresentable)
                     snprintf(old, sizeof(old), "%u", c->vlan);
-                strbuf_addf(&d.changes, ", ",
+                zr_strbuf_addf(&d.changes, ", ",
                             "vlan %s → (none: libvirt refuses a vlan beside a virtualport)", old);
             }
             if (zr_device_drops_virtualport(c, &s->attach))
-                strbuf_addf(&d.changes, ", ",
+                zr_strbuf_addf(&d.changes, ", ",
                             "virtualport %s → (none: libvirt refuses a virtualport beside a vlan)",
                             c->vport_unrepresentable
                                 ? "(a type the inventory format cannot express)"
@@ -368,6 +347,11 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
 static bool step_empty(const struct step *s)
 {
     return !s->detach && !s->has_attach;
+}
+
+const char *zr_action_flags_string(const struct zr_action *a)
+{
+    return a->live && a->config ? "live+config" : a->live ? "live" : "config";
 }
 
 void zr_action_finish(struct zr_action *a)

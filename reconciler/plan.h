@@ -138,6 +138,8 @@ void zr_plan_finish(struct zr_plan *plan);
 void zr_action_finish(struct zr_action *a);
 
 const char *zr_op_to_string(zr_op op);
+/* The flavours an action changes: "live+config", "live" or "config". */
+const char *zr_action_flags_string(const struct zr_action *a);
 const char *zr_result_to_string(zr_result r);
 
 struct zr_plan_counts {

@@ -195,7 +195,7 @@ static void refuse_topology(struct pass *p, size_t g, const struct zr_pci_addr *
 static void check_iommu_group(struct pass *p, size_t g, const struct zr_pci_function *fn)
 {
     const struct zr_guest *guest = p->in->states[g].wanted;
-    _cleanup_free_ char *others = NULL;
+    struct zr_strbuf others = {0};
     for (size_t i = 0; i < fn->n_group; i++) {
         const struct zr_pci_addr *m = &fn->group[i];
         if (zr_pci_addr_eq(m, &fn->addr) || wants(guest, m))
@@ -210,18 +210,17 @@ static void check_iommu_group(struct pass *p, size_t g, const struct zr_pci_func
         _cleanup_free_ char *drv = !mi || !mi->read ? zr_strdup("node device not readable")
                                    : mi->fn.driver  ? zr_asprintf("driver %s", mi->fn.driver)
                                                     : zr_strdup("no driver");
-        char *item = zr_asprintf("%s%s%s (%s%s%s)", others ? others : "", others ? ", " : "",
-                                 zr_pci_addr_format(m, ms), drv, who ? ", " : "", who ? who : "");
-        free(others);
-        others = item;
+        zr_strbuf_addf(&others, ", ", "%s (%s%s%s)", zr_pci_addr_format(m, ms), drv,
+                       who ? ", " : "", who ? who : "");
     }
-    if (!others)
+    if (!others.s)
         return;
     char src[ZR_PCI_ADDR_STRLEN];
     _cleanup_free_ char *body = zr_asprintf(
         "IOMMU group %u of %s also holds %s; a group goes to one guest as a whole: assign "
         "them to this guest too, or bind them to vfio-pci and leave them to no other guest",
-        fn->iommu_group, zr_pci_addr_format(&fn->addr, src), others);
+        fn->iommu_group, zr_pci_addr_format(&fn->addr, src), others.s);
+    free(others.s);
     refuse_topology(p, g, &fn->addr, ZR_ERR_IOMMU_GROUP, body);
 }
 
