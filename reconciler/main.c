@@ -189,7 +189,7 @@ static int verb_plan_apply(const struct options *o, bool applying)
                                                                         : SIZE_MAX,
         .interrupt = &interrupted,
     };
-    _cleanup_(zr_plan_finish) struct zr_plan plan = {0};
+    _cleanup_(zr_plan_finish) struct zr_plan plan = {.has_hosts = inv->has_hosts};
     /* Apply stops after the current call on a signal; a plan just ends. */
     if (applying || inv->n_hosts > 1)
         on_signals();

@@ -434,10 +434,10 @@ static void by_guest_finish(struct by_guest *b)
 }
 
 /* Nothing for the one host of an inventory without hosts:. */
-static void text_host_header(FILE *f, const char *host, const char *uri,
-                             const struct zr_output_options *o)
+static void text_host_header(FILE *f, const struct zr_plan *plan, const char *host,
+                             const char *uri, const struct zr_output_options *o)
 {
-    if (zr_streq(host, "default"))
+    if (!plan->has_hosts)
         return;
     fprintf(f, "%s== host ", o->color ? C_BOLD : "");
     zr_fputs_escaped(host, f);
@@ -463,7 +463,7 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
         for (size_t h = 0; h < plan->n_hosts; h++) {
             const struct zr_plan_host *host = &plan->hosts[h];
             size_t first = gi;
-            text_host_header(f, host->name, host->uri, o);
+            text_host_header(f, plan, host->name, host->uri, o);
             for (; gi < plan->n_guests && zr_streq(plan->guests[gi].host, host->name); gi++)
                 text_guest(f, plan, gi, GUEST_ACTIONS(gi), &seen, o);
             if (host->error && gi == first) {
@@ -477,7 +477,7 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
         for (const char *host = NULL; gi < plan->n_guests; gi++) {
             const struct zr_plan_guest *g = &plan->guests[gi];
             if (!zr_streq(g->host, host))
-                text_host_header(f, g->host, g->uri, o);
+                text_host_header(f, plan, g->host, g->uri, o);
             host = g->host;
             text_guest(f, plan, gi, GUEST_ACTIONS(gi), &seen, o);
         }
@@ -488,7 +488,7 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
             const struct zr_warning *w = &plan->warnings[i];
             char src[ZR_PCI_ADDR_STRLEN];
             fputs("  ", f);
-            if (!zr_streq(w->host, "default")) {
+            if (plan->has_hosts) {
                 zr_fputs_escaped(w->host, f);
                 fputs(": ", f);
             }

@@ -830,6 +830,7 @@ void zr_plan_append(struct zr_plan *dst, struct zr_plan *src)
     MOVE_ITEMS(dst->actions, dst->n_actions, src->actions, src->n_actions);
     MOVE_ITEMS(dst->warnings, dst->n_warnings, src->warnings, src->n_warnings);
     MOVE_ITEMS(dst->hosts, dst->n_hosts, src->hosts, src->n_hosts);
+    dst->has_hosts = dst->has_hosts || src->has_hosts;
     *src = (struct zr_plan){0};
 }
 

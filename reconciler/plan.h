@@ -94,6 +94,9 @@ struct zr_plan {
     size_t n_warnings;
     struct zr_plan_host *hosts;
     size_t n_hosts;
+    /* The inventory has a hosts: section, so text names each host (one
+     * may be called "default"); set by the caller, kept by append. */
+    bool has_hosts;
 };
 
 struct zr_plan_options {

@@ -116,6 +116,7 @@ static struct zr_plan *plan_case(const char *dir)
     }
     zr_render_plan(plan, 0);
     zr_plan_finalize(plan);
+    plan->has_hosts = inv->has_hosts;
     zr_inventory_free(inv);
     zr_errors_finish(&errs);
     return plan;
