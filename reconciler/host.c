@@ -26,8 +26,7 @@ static void host_session_finish(struct host_session *h)
     if (h->states)
         zr_state_free(h->states, h->host->n_guests);
     zr_apply_unlock(h->lock_fd);
-    if (h->conn)
-        virConnectClose(h->conn);
+    virConnectClosep(&h->conn);
     free(h->uri);
 }
 
@@ -250,7 +249,7 @@ int zr_export_read(const struct zr_export_request *req, struct zr_export_read *o
                    struct zr_error *err)
 {
     *out = (struct zr_export_read){0};
-    virConnectPtr conn = zr_connect(req->uri, err);
+    _cleanup_(virConnectClosep) virConnectPtr conn = zr_connect(req->uri, err);
     if (!conn)
         return -EIO;
     if (req->n_names > 0) {
@@ -258,12 +257,10 @@ int zr_export_read(const struct zr_export_request *req, struct zr_export_read *o
     } else if (list_guests(conn, req->live, &out->host) < 0) {
         zr_error_set(err, NULL, 0, 0, "cannot list the guests of %s: %s",
                      req->uri ? req->uri : "libvirt's default URI", zr_libvirt_error());
-        virConnectClose(conn);
         return -EIO;
     }
     out->states = zr_state_read(conn, &out->host, ZR_READ_THREADS);
     export_pick(req, out);
-    virConnectClose(conn);
     return 0;
 }
 

@@ -11,6 +11,12 @@
 #include "error.h"
 #include "inventory.h"
 
+/* Cleanup functions for libvirt's handles, as libvirt's own autoptr
+ * cleanups: _cleanup_(virConnectClosep), so no path closes by hand. */
+DEFINE_TRIVIAL_CLEANUP_FUNC(virConnectPtr, virConnectClose)
+DEFINE_TRIVIAL_CLEANUP_FUNC(virDomainPtr, virDomainFree)
+DEFINE_TRIVIAL_CLEANUP_FUNC(virNodeDevicePtr, virNodeDeviceFree)
+
 /* Registers libvirt's default event loop and runs it on a thread.  Safe to
  * call more than once; must precede the first connection. */
 int zr_libvirt_init(struct zr_error *err);
