@@ -346,10 +346,11 @@ Test(plan, render_refuses_a_device_whose_xml_cannot_be_built)
     cr_assert_eq(zr_pci_addr_parse("0001:00:00.0", &w->source), 0);
     w->vport.type = ZR_VPORT_8021QBH;
     w->vport.profileid = zr_strdup("it's");
+    struct zr_pci_addr source = w->source; /* w moves with the next append */
     *zr_device_list_append(&g.devices) = hostdev("0002:00:00.0", 0);
     struct zr_device_list cur = {0};
     struct zr_device *c = zr_device_list_append(&cur);
-    *c = (struct zr_device){.kind = ZR_KIND_INTERFACE, .managed = true, .source = w->source};
+    *c = (struct zr_device){.kind = ZR_KIND_INTERFACE, .managed = true, .source = source};
 
     struct zr_plan plan = {0};
     zr_plan_guest(&plan, "default", NULL, &g, &cur, NULL, NULL);
