@@ -56,10 +56,11 @@ static void on_removal_failed(virConnectPtr conn, virDomainPtr dom, const char *
     pthread_mutex_unlock(&w->lock);
 }
 
-/* Is a device with this kind and source still in the running guest? */
-static int live_has_device(virDomainPtr dom, const struct zr_action *a, char **error)
+/* Is a device with this kind and source still in the running guest (or,
+ * with VIR_DOMAIN_XML_INACTIVE, in the persistent definition)? */
+static int has_device(virDomainPtr dom, unsigned xml_flags, const struct zr_action *a, char **error)
 {
-    char *xml = virDomainGetXMLDesc(dom, 0);
+    char *xml = virDomainGetXMLDesc(dom, xml_flags);
     if (!xml) {
         *error = zr_asprintf("cannot re-read the running guest: %s", zr_libvirt_error());
         return -EIO;
@@ -80,21 +81,33 @@ static int live_has_device(virDomainPtr dom, const struct zr_action *a, char **e
     return found;
 }
 
+static int live_has_device(virDomainPtr dom, const struct zr_action *a, char **error)
+{
+    return has_device(dom, 0, a, error);
+}
+
 /* libvirt may return from a live detach before the guest let go of the
  * device; the detach is complete only when the live XML no longer has it.
  * Events wake us early; the XML is the proof. */
 static int wait_removed(struct removal_watch *w, virDomainPtr dom, const struct zr_action *a,
-                        unsigned timeout_s, char **error)
+                        unsigned timeout_s, unsigned since, const char **how, char **error)
 {
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += timeout_s;
 
-    for (;;) {
+    for (bool first = true;; first = false) {
         pthread_mutex_lock(&w->lock);
         unsigned gen = w->generation;
         bool failed = w->failed;
         pthread_mutex_unlock(&w->lock);
+        /* What told us, for -v: libvirt waits a few seconds for the guest
+         * inside the call, so a quick guest is gone at the first look;
+         * later, an event for the guest since the call (generation
+         * `since`) or else the once-a-second re-read. */
+        *how = first          ? "the guest let go during libvirt's call"
+               : gen != since ? "device-removed event"
+                              : "seen in the live XML";
 
         if (failed) {
             *error = zr_strdup("the guest refused to release the device (device-removal-failed event)");
@@ -184,6 +197,7 @@ static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_wat
         return;
     }
 
+    unsigned since = 0;
     if (a->live) {
         char uuid[VIR_UUID_STRING_BUFLEN] = "";
         virDomainGetUUIDString(dom, uuid);
@@ -191,13 +205,17 @@ static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_wat
         free(w->domain_uuid);
         w->domain_uuid = zr_strdup(uuid);
         w->failed = false;
+        since = w->generation;
         pthread_mutex_unlock(&w->lock);
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (virDomainDetachDeviceFlags(dom, a->xml, action_flags(a)) < 0) {
         set_failed(a, dom);
     } else if (a->live) {
         char *error = NULL;
-        int r = wait_removed(w, dom, a, o->timeout_s, &error);
+        const char *how = "";
+        int r = wait_removed(w, dom, a, o->timeout_s, since, &how, &error);
         if (r < 0) {
             /* With CONFIG, libvirt has already removed it from the
              * definition: say so, the running guest and the definition now
@@ -211,6 +229,13 @@ static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_wat
             a->error_code = r == -ETIMEDOUT ? ZR_ERR_TIMEOUT : ZR_ERR_LIBVIRT_REFUSED;
         } else {
             set_result(a, ZR_RESULT_DONE, NULL);
+            if (o->progress) {
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                char src[ZR_PCI_ADDR_STRLEN];
+                fprintf(stderr, "  %s left the running guest after %.1f s (%s)\n",
+                        zr_pci_addr_format(&a->source, src),
+                        (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, how);
+            }
         }
     } else {
         set_result(a, ZR_RESULT_DONE, NULL);
@@ -451,11 +476,42 @@ static char *undo_failed(const struct zr_plan *plan, const struct zr_action *a, 
                        detach ? "attach-device" : "detach-device", guest, flags);
 }
 
+/* A live+config detach that timed out failed, but libvirt had already
+ * taken the device out of the persistent definition: put it back there,
+ * so --atomic leaves the definition as it was. */
+static void rollback_config_half(struct host_run *h, struct zr_action *a)
+{
+    static const char removed[] = "; the persistent definition no longer has it";
+    virDomainPtr dom = h->doms[a->guest_index];
+    char *why = NULL;
+    if (!a->error || !strstr(a->error, removed) || h->lost ||
+        has_device(dom, VIR_DOMAIN_XML_INACTIVE, a, &why) != 0) {
+        free(why);
+        return;
+    }
+    char src[ZR_PCI_ADDR_STRLEN];
+    zr_pci_addr_format(&a->source, src);
+    bool ok = virDomainAttachDeviceFlags(dom, a->xml, VIR_DOMAIN_AFFECT_CONFIG) == 0;
+    _cleanup_free_ char *err = ok ? NULL : zr_strdup(zr_libvirt_error());
+    _cleanup_free_ char *base =
+        zr_strndup(a->error, (size_t)(strstr(a->error, removed) - a->error));
+    set_result(a, ZR_RESULT_FAILED,
+               ok ? zr_asprintf("%s; rolled back in the persistent definition (--atomic)", base)
+                  : zr_asprintf("%s; the persistent definition no longer has it (rollback "
+                                "failed: %s)",
+                                base, err));
+    if (h->o->progress)
+        fprintf(stderr, "rollback: attach %s %s on %s [config]: %s\n", zr_kind_to_string(a->kind),
+                src, h->plan->guests[a->guest_index].guest, ok ? "done" : err);
+}
+
 static void rollback(struct host_run *h)
 {
     struct zr_plan *plan = h->plan;
     for (size_t i = h->end; i-- > h->first;) {
         struct zr_action *a = &plan->actions[i];
+        if (a->result == ZR_RESULT_FAILED && a->op == ZR_OP_DETACH && a->live && a->config)
+            rollback_config_half(h, a);
         if (a->result != ZR_RESULT_DONE)
             continue;
         virDomainPtr dom = h->doms[a->guest_index];

@@ -6,6 +6,7 @@
 #   build/       all suites (unit, integration)
 #   build-asan/  all suites again, built with ASan + UBSan
 #   build/       the unit and fuzz-replay suites under valgrind memcheck
+# Then the live lab (tests/live-lab/run.sh, docs/live-lab.md) as a stage of its own.
 # Both memory checks go through tests/memcheck.sh, which also catches leaks in the child
 # processes Criterion runs each test in (a plain --wrap=valgrind does not).
 #
@@ -40,6 +41,8 @@ packages=(
   ansible-core debhelper dpkg-dev build-essential
   # the corpus stage unpacks libvirt's source packages (apt-get source; dpkg-dev above)
   xz-utils
+  # the live lab's initramfs images (init, insmod, cpio; the host needs no kmod)
+  busybox-static
 )
 
 passed=0 failed=0 skipped=0
@@ -215,6 +218,32 @@ if [ "$plain_ok" -eq 1 ]; then
     *) stage_failed "corpus: a fidelity check failed on libvirt's test-suite domains" ;;
   esac
   timings+=("$(printf '%-10s %4ds' corpus $((SECONDS - t0)))")
+fi
+
+# The live lab (docs/live-lab.md): zpci-reconcile against running guests holding VFIO
+# functions, in a nested TCG VM. Its own stage; it counts its scenarios. It skips (exit 77)
+# on a machine that cannot run it, except with CI=true. ZR_LIVE_LAB=quick runs only the
+# scenarios on guests without an OS, ZR_LIVE_LAB=skip leaves the stage out.
+if [ "$plain_ok" -eq 1 ] && [ "${ZR_LIVE_LAB-full}" != skip ]; then
+  t0=$SECONDS
+  banner "live lab: tests/live-lab/run.sh --${ZR_LIVE_LAB:-full}"
+  lab_log=$(mktemp "${TMPDIR:-/tmp}/zr-live-lab-log.XXXXXX")
+  ZR_LAB_BUILD="$src/build" bash "$src/tests/live-lab/run.sh" "--${ZR_LIVE_LAB:-full}" </dev/null |
+    tee "$lab_log"
+  rc=${PIPESTATUS[0]}
+  lab_p=0 lab_f=0 lab_s=0
+  counts=$(tail -n 1 "$lab_log" | sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p')
+  read -r lab_p lab_f <<<"${counts:-0 0}"
+  [ "$rc" -eq 77 ] && lab_s=1
+  passed=$((passed + lab_p)) failed=$((failed + lab_f)) skipped=$((skipped + lab_s))
+  timings+=("$(printf '%-10s %4ds  %d passed, %d failed, %d skipped' \
+    live-lab $((SECONDS - t0)) "$lab_p" "$lab_f" "$lab_s")")
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ "$lab_f" -eq 0 ]; then
+    stage_failed "live lab: run.sh exited $rc with no failed scenario"
+  elif [ "$lab_f" -ne 0 ]; then
+    problems+=("live-lab: $lab_f failed")
+  fi
+  rm -f "$lab_log"
 fi
 
 # The Debian package (debian/): build it, install it into /usr, check it, purge it.

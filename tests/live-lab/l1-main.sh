@@ -1,0 +1,112 @@
+#!/bin/bash
+# The live lab inside L1 (after l1-init.sh's switch_root): hide the host's libvirt state,
+# start virtlogd and libvirtd, give the functions to vfio-pci, run the scenarios, power off.
+# Everything it learns goes to /xchg: phases, results, done, logs/.
+
+set -uo pipefail
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+. /xchg/env
+X=/xchg
+mkdir -p "$X/logs"
+
+phase_t0=$SECONDS
+phase() {
+  printf 'live-lab: L1 phase %-12s %4ds\n' "$1" $((SECONDS - phase_t0)) | tee -a "$X/phases"
+  phase_t0=$SECONDS
+}
+
+finish() {
+  # Guests first, so their QEMUs end before L1 does.
+  for d in $(virsh -c qemu:///system list --all --name 2>/dev/null); do
+    timeout 20 virsh -c qemu:///system destroy "$d" >/dev/null 2>&1
+  done
+  cp /var/log/libvirt/libvirtd.log "$X/logs/" 2>/dev/null
+  touch "$X/done"
+  sync
+  busybox poweroff -f
+}
+trap finish EXIT
+
+# Fail the whole run: one FAIL line for the step that broke.
+abort() {
+  echo "FAIL setup $((SECONDS - phase_t0)) $*" >>"$X/results"
+  echo "live-lab: L1: $*"
+  exit 1
+}
+
+# ---- the filesystem -------------------------------------------------------------------------
+
+mount -t tmpfs -o mode=755 tmpfs /run
+mkdir -p /run/lock /run/libvirt /dev/pts /dev/shm /dev/mqueue
+ln -sf /proc/self/fd /dev/fd
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /tmp
+mount -t cgroup2 cgroup2 /sys/fs/cgroup || abort "cannot mount cgroup2"
+ip link set lo up 2>/dev/null
+hostname zr-live-lab-l1
+mkdir -p "/lib/modules/$KVER"
+mount --bind "$KMODS" "/lib/modules/$KVER" || abort "cannot bind the kernel modules"
+
+# The host's libvirt state must not leak in (guests, networks, caches, logs).
+for d in /etc/libvirt/qemu /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do
+  mkdir -p "$d"
+  mount -t tmpfs -o mode=755 tmpfs "$d"
+done
+mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/qemu /etc/libvirt/qemu/networks
+cat >/etc/libvirt/qemu.conf <<'EOF'
+user = "root"
+group = "root"
+security_driver = "none"
+EOF
+cat >/etc/libvirt/libvirtd.conf <<'EOF'
+log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+EOF
+# libvirtd probes every QEMU binary it finds; only two are needed.
+for q in /usr/bin/qemu-system-*; do
+  case $q in
+    */qemu-system-x86_64 | */qemu-system-s390x) ;;
+    *) mount --bind /dev/null "$q" ;;
+  esac
+done
+phase mounts
+
+# ---- VFIO -----------------------------------------------------------------------------------
+
+busybox modprobe vfio-pci || abort "modprobe vfio-pci failed"
+busybox modprobe vfio_iommu_type1 || abort "modprobe vfio_iommu_type1 failed"
+[ -d /sys/kernel/iommu_groups/0 ] || abort "no IOMMU groups (intel_iommu did not come up)"
+FUNCS=
+for f in 0000:00:04.0 0000:00:05.0 0000:00:06.0; do
+  [ -e "/sys/bus/pci/devices/$f" ] || abort "function $f is missing"
+  if [ -e "/sys/bus/pci/devices/$f/driver" ]; then
+    echo "$f" >"/sys/bus/pci/devices/$f/driver/unbind"
+  fi
+  echo vfio-pci >"/sys/bus/pci/devices/$f/driver_override"
+  echo "$f" >/sys/bus/pci/drivers/vfio-pci/bind || abort "cannot bind $f to vfio-pci"
+  FUNCS="$FUNCS $f"
+done
+ls -l /dev/vfio >"$X/logs/dev-vfio.txt"
+phase vfio
+
+# ---- libvirt --------------------------------------------------------------------------------
+
+virtlogd -d || abort "virtlogd did not start"
+libvirtd -d || abort "libvirtd did not start"
+ready=0
+for _ in $(seq 1 120); do
+  if timeout 10 virsh -c qemu:///system version >/dev/null 2>&1; then
+    ready=1
+    break
+  fi
+  sleep 1
+done
+[ "$ready" = 1 ] || abort "libvirtd not ready after 120 s"
+virsh -c qemu:///system version
+phase libvirtd
+
+# ---- scenarios ------------------------------------------------------------------------------
+
+export FUNCS
+bash "$X/scenarios.sh" all
+phase scenarios

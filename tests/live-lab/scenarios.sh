@@ -1,0 +1,688 @@
+#!/bin/bash
+# The live lab's scenarios, run inside L1 by l1-main.sh:
+#
+#   scenarios.sh all            every scenario of $MODE (or those named in $SCENARIOS)
+#   scenarios.sh one NAME       one scenario (what `all` runs under a timeout)
+#
+# Each scenario drives the real zpci-reconcile against L2 guests holding vfio-pci functions
+# and asserts on libvirt's live and persistent XML (and, for Linux L2 guests, on what the
+# guest itself sees on its console). A scenario ends with `pass` or `fail MESSAGE`.
+
+set -uo pipefail
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+. /xchg/env
+X=/xchg
+URI=qemu:///system
+WORK=/tmp/zr-lab
+mkdir -p "$WORK"
+
+V() { timeout 60 virsh -q -c "$URI" "$@"; }
+
+log() { echo "  [$NAME] $*"; }
+fail() {
+  echo "REASON: $*"
+  exit 1
+}
+
+# ---- guests -------------------------------------------------------------------------------
+
+# define_x86 NAME [linux] [HOSTDEV_SLOT...]: a q35 guest; without an OS it sits in SeaBIOS
+# and never answers a hot-unplug request (the guest-refuses case).
+define_x86() {
+  local name=$1 os=$2 slot
+  shift 2
+  local boot="" devs=""
+  if [ "$os" = linux ]; then
+    boot="<kernel>$L2_KERNEL_AMD64</kernel><initrd>$L2_INITRD_AMD64</initrd>
+          <cmdline>console=ttyS0 quiet loglevel=1 panic=-1</cmdline>"
+  fi
+  for slot in "$@"; do devs="$devs$(hostdev_xml "$slot")"; done
+  cat >"$WORK/$name.xml" <<EOF
+<domain type='qemu'>
+  <name>$name</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type>$boot</os>
+  <features><acpi/></features>
+  <on_crash>preserve</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <controller type='pci' model='pcie-root'/>
+    <controller type='pci' model='pcie-root-port'/>
+    <controller type='pci' model='pcie-root-port'/>
+    <controller type='pci' model='pcie-root-port'/>
+    <controller type='pci' model='pcie-root-port'/>
+    <serial type='file'><source path='$X/logs/$name.console'/></serial>
+    <memballoon model='none'/>
+    $devs
+  </devices>
+</domain>
+EOF
+  V define "$WORK/$name.xml" >/dev/null || fail "cannot define $name"
+}
+
+# define_s390x NAME [linux] [HOSTDEV_SLOT...]: without an OS it is started paused.
+define_s390x() {
+  local name=$1 os=$2 slot
+  shift 2
+  local boot="" devs=""
+  if [ "$os" = linux ]; then
+    boot="<kernel>$L2_KERNEL_S390X</kernel><initrd>$L2_INITRD_S390X</initrd>
+          <cmdline>console=ttysclp0 quiet loglevel=1 panic=-1</cmdline>"
+  fi
+  for slot in "$@"; do devs="$devs$(hostdev_xml "$slot")"; done
+  cat >"$WORK/$name.xml" <<EOF
+<domain type='qemu'>
+  <name>$name</name>
+  <memory unit='MiB'>512</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='s390x' machine='s390-ccw-virtio'>hvm</type>$boot</os>
+  <on_crash>preserve</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-s390x</emulator>
+    <console type='file'><source path='$X/logs/$name.console'/><target type='sclp'/></console>
+    <memballoon model='none'/>
+    $devs
+  </devices>
+</domain>
+EOF
+  V define "$WORK/$name.xml" >/dev/null || fail "cannot define $name"
+}
+
+hostdev_xml() {
+  printf "<hostdev mode='subsystem' type='pci' managed='yes'><driver name='vfio'/><source><address domain='0x0000' bus='0x00' slot='0x%02x' function='0x0'/></source></hostdev>" "$((16#$1))"
+}
+
+start() {
+  V start "$@" >/dev/null || fail "cannot start $*"
+}
+
+# ---- XML ----------------------------------------------------------------------------------
+
+# xml NAME live|config > the domain XML
+xml() {
+  if [ "$2" = live ]; then
+    V dumpxml "$1"
+  else
+    V dumpxml --inactive "$1"
+  fi
+}
+
+# hostdevs NAME live|config: one line per in-scope device, "SLOT kind [uid fid]", sorted.
+hostdevs() {
+  xml "$1" "$2" | python3 -c '
+import sys, xml.etree.ElementTree as ET
+root = ET.fromstring(sys.stdin.read())
+out = []
+for tag, kind in (("hostdev", "hostdev"), ("interface", "interface")):
+    for d in root.iter(tag):
+        if d.get("type") not in ("pci", "hostdev"):
+            continue
+        a = d.find("source/address")
+        if a is None:
+            continue
+        line = "%02x %s" % (int(a.get("slot"), 16), kind)
+        z = d.find("address/zpci")
+        if z is not None:
+            line += " uid=%s fid=%s" % (z.get("uid"), z.get("fid"))
+        out.append(line)
+print("\n".join(sorted(out)))
+'
+}
+
+# expect_devs NAME live|config "WANTED" (lines as hostdevs prints; "" for none)
+expect_devs() {
+  local got
+  got=$(hostdevs "$1" "$2")
+  [ "$got" = "$3" ] || fail "$1 $2 XML: expected [${3//$'\n'/; }], found [${got//$'\n'/; }]"
+}
+
+# ---- the tool ------------------------------------------------------------------------------
+
+# zr OUT ARGS...: run zpci-reconcile; stdout in $OUT.out, stderr in $OUT.err, exit in $RC,
+# wall time in $ZR_SECS. A crash (signal) fails the scenario at once.
+zr() {
+  local out=$1 t0 ms
+  shift
+  t0=$(date +%s%N)
+  timeout -k 5 300 "$ZR" -c "$URI" --color never "$@" >"$WORK/$out.out" 2>"$WORK/$out.err"
+  RC=$?
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  ZR_SECS=$((ms / 1000)).$(printf '%03d' $((ms % 1000)))
+  cp "$WORK/$out.out" "$X/logs/$NAME.$out.out" 2>/dev/null
+  cp "$WORK/$out.err" "$X/logs/$NAME.$out.err" 2>/dev/null
+  log "zpci-reconcile $* -> exit $RC in ${ZR_SECS}s"
+  sed 's/^/      /' "$WORK/$out.err" | head -n 20
+  if [ "$RC" -ge 124 ]; then
+    fail "zpci-reconcile $* exited $RC (timeout or signal); stderr: $(tail -n 3 "$WORK/$out.err")"
+  fi
+}
+
+expect_rc() {
+  [ "$RC" = "$1" ] || fail "expected exit $1, got $RC; stderr: $(tail -n 5 "$WORK/$2.err" | tr '\n' ' ')"
+}
+
+# json OUT PYTHON-EXPR: evaluate EXPR with `j` bound to the JSON in $OUT.out
+json() {
+  python3 -c "
+import json, sys
+j = json.load(open('$WORK/$1.out'))
+r = $2
+print(r if not isinstance(r, (list, dict)) else json.dumps(r))
+"
+}
+
+inventory() { cat >"$WORK/$1.yaml"; }
+
+# wait_console NAME PATTERN SECONDS: until the guest's console log shows PATTERN (ERE).
+wait_console() {
+  local f=$X/logs/$1.console i
+  for ((i = 0; i < $3; i++)); do
+    grep -Eq "$2" "$f" 2>/dev/null && return 0
+    sleep 1
+  done
+  return 1
+}
+
+# ---- scenarios: guests without an OS ---------------------------------------------------------
+
+# s390x, paused (no OS): one live+config attach carrying the zPCI ids; plan is then in sync.
+scenario_s390x_attach() {
+  define_s390x t-s390 none
+  start --paused t-s390
+  inventory s390 <<'EOF'
+version: 1
+guests:
+  t-s390:
+    hostdevs:
+      - source: 0000:00:04.0
+        zpci: {uid: 0x0010, fid: 0x00000020}
+EOF
+  zr apply -o json apply "$WORK/s390.yaml"
+  expect_rc 0 apply
+  [ "$(json apply 'len(j["actions"])')" = 1 ] || fail "expected one action: $(cat "$WORK/apply.out")"
+  [ "$(json apply '[j["actions"][0][k] for k in ("op","live","config","result")]')" = \
+    '["attach", true, true, "done"]' ] || fail "expected one live+config attach: $(cat "$WORK/apply.out")"
+  expect_devs t-s390 live "04 hostdev uid=0x0010 fid=0x00000020"
+  expect_devs t-s390 config "04 hostdev uid=0x0010 fid=0x00000020"
+  zr plan plan "$WORK/s390.yaml"
+  expect_rc 0 plan
+  pass
+}
+
+# x86 q35 running SeaBIOS: live+config attach, then plan in sync.
+scenario_x86_attach() {
+  define_x86 t-x86 none
+  start t-x86
+  inventory x86 <<'EOF'
+version: 1
+guests:
+  t-x86:
+    hostdevs:
+      - source: 0000:00:04.0
+EOF
+  zr apply -o json apply "$WORK/x86.yaml"
+  expect_rc 0 apply
+  [ "$(json apply '[(a["op"],a["live"],a["config"],a["result"]) for a in j["actions"]]')" = \
+    '[["attach", true, true, "done"]]' ] || fail "expected one live+config attach: $(cat "$WORK/apply.out")"
+  expect_devs t-x86 live "04 hostdev"
+  expect_devs t-x86 config "04 hostdev"
+  zr plan plan "$WORK/x86.yaml"
+  expect_rc 0 plan
+  pass
+}
+
+# A guest that never releases the function: the detach times out after --timeout, the
+# message says the guest still holds it, the definition is as the report says, a second
+# apply while the detach is pending fails cleanly.
+scenario_refuses() {
+  define_x86 t-hold none 04
+  start t-hold
+  define_x86 t-other none
+  start t-other
+  inventory empty <<'EOF'
+version: 1
+guests:
+  t-hold:
+    hostdevs: []
+EOF
+  zr apply -o json --timeout 5 apply "$WORK/empty.yaml"
+  expect_rc 1 apply
+  local secs=${ZR_SECS%.*}
+  [ "$secs" -ge 5 ] || fail "apply returned after ${ZR_SECS}s, before the 5 s --timeout"
+  local err
+  err=$(json apply 'j["actions"][0].get("error","")')
+  [ "$(json apply 'j["actions"][0]["result"]')" = failed ] || fail "detach not reported failed"
+  grep -q "still holds" <<<"$err" || fail "error does not say the guest still holds it: $err"
+  grep -q "after 5 s" <<<"$err" || fail "error does not name the timeout: $err"
+  expect_devs t-hold live "04 hostdev"
+  # The report says the definition no longer has it; so must libvirt.
+  if grep -q "persistent definition no longer has it" <<<"$err"; then
+    expect_devs t-hold config ""
+  else
+    expect_devs t-hold config "04 hostdev"
+  fi
+
+  # Again, while that detach is still pending.
+  zr again -o json --timeout 3 apply "$WORK/empty.yaml"
+  expect_rc 1 again
+  grep -q '"error"' "$WORK/again.out" || fail "second apply: no error reported: $(cat "$WORK/again.out")"
+
+  # Moving the held function to another guest: libvirt's "in use" message, no crash.
+  inventory move <<'EOF'
+version: 1
+guests:
+  t-hold:
+    hostdevs: []
+  t-other:
+    hostdevs:
+      - source: 0000:00:04.0
+EOF
+  zr move -o json --timeout 3 apply "$WORK/move.yaml"
+  expect_rc 1 move
+  grep -Eq 'still holds|in use' "$WORK/move.out" ||
+    fail "moving a held function: no clear message: $(cat "$WORK/move.out")"
+  expect_devs t-other live ""
+  expect_devs t-hold live "04 hostdev"
+
+  # Only the attach: the host check sees that t-hold still holds it; without the check,
+  # libvirt refuses ("in use by driver QEMU, domain t-hold"). Either way a clear error.
+  inventory take <<'EOF'
+version: 1
+guests:
+  t-other:
+    hostdevs:
+      - source: 0000:00:04.0
+EOF
+  zr take apply "$WORK/take.yaml"
+  expect_rc 1 take
+  grep -q 't-hold' "$WORK/take.out" "$WORK/take.err" ||
+    fail "attaching the held function: the error does not name t-hold: $(cat "$WORK/take.out" "$WORK/take.err")"
+  zr take2 --no-host-check apply "$WORK/take.yaml"
+  expect_rc 1 take2
+  grep -q 'in use by driver QEMU, domain t-hold' "$WORK/take2.out" "$WORK/take2.err" ||
+    fail "attaching the held function: no libvirt 'in use' message: $(cat "$WORK/take2.out" "$WORK/take2.err")"
+  expect_devs t-other live ""
+  expect_devs t-other config ""
+  expect_devs t-hold live "04 hostdev"
+  pass
+}
+
+# --atomic: a run whose live detach times out undoes what it did before.
+scenario_atomic() {
+  define_x86 t-off none 06
+  define_x86 t-hold none 04
+  start t-hold
+  inventory atomic <<'EOF'
+version: 1
+guests:
+  t-off:
+    hostdevs: []
+  t-hold:
+    hostdevs: []
+EOF
+  zr apply -o json --atomic --timeout 5 apply "$WORK/atomic.yaml"
+  expect_rc 1 apply
+  log "results: $(json apply '[(a["guest"],a["op"],a["source"],a["result"]) for a in j["actions"]]')"
+  [ "$(json apply '[a["result"] for a in j["actions"] if a["guest"]=="t-off"]')" = '["rolled back"]' ] ||
+    fail "the config detach from t-off was not rolled back: $(cat "$WORK/apply.out")"
+  expect_devs t-off config "06 hostdev"
+  expect_devs t-hold live "04 hostdev"
+  expect_devs t-hold config "04 hostdev"
+  pass
+}
+
+# --config-only on a running guest: the definition changes, live drift is a warning.
+scenario_config_only() {
+  define_x86 t-run none
+  start t-run
+  inventory co <<'EOF'
+version: 1
+guests:
+  t-run:
+    hostdevs:
+      - source: 0000:00:05.0
+EOF
+  zr apply -o json --config-only apply "$WORK/co.yaml"
+  expect_rc 0 apply
+  [ "$(json apply '[(a["live"],a["config"]) for a in j["actions"]]')" = '[[false, true]]' ] ||
+    fail "expected one config-only action: $(cat "$WORK/apply.out")"
+  expect_devs t-run config "05 hostdev"
+  expect_devs t-run live ""
+  zr plan -o json --config-only plan "$WORK/co.yaml"
+  expect_rc 0 plan
+  [ "$(json plan 'len(j.get("warnings", []))')" -ge 1 ] ||
+    fail "plan --config-only: live drift not warned: $(cat "$WORK/plan.out")"
+  zr plan-live plan "$WORK/co.yaml"
+  expect_rc 2 plan-live
+  pass
+}
+
+# <interface type='hostdev'> on a function that is no SR-IOV VF: refused, naming it.
+scenario_iface_not_vf() {
+  define_x86 t-if none
+  start t-if
+  inventory iface <<'EOF'
+version: 1
+guests:
+  t-if:
+    interfaces:
+      - source: 0000:00:05.0
+        mac: "02:00:00:00:00:05"
+EOF
+  zr apply -o json --no-host-check apply "$WORK/iface.yaml"
+  expect_rc 1 apply
+  [ "$(json apply '[(a["source"],a["result"]) for a in j["actions"]]')" = '[["0000:00:05.0", "failed"]]' ] ||
+    fail "expected the attach of 0000:00:05.0 to fail: $(cat "$WORK/apply.out")"
+  log "error: $(json apply '[a.get("error") for a in j["actions"]]')"
+  json apply 'j["actions"][0]["error"]' | grep -q 'SR-IOV' || fail "the error does not say why"
+  expect_devs t-if live ""
+  expect_devs t-if config ""
+  # For a person: the line that gives the reason names the function.
+  zr text apply "$WORK/iface.yaml"
+  expect_rc 1 text
+  cat "$WORK/text.out" "$WORK/text.err" | grep 'SR-IOV' | grep -q '0000:00:05.0' ||
+    fail "no line names 0000:00:05.0 with the reason: $(cat "$WORK/text.out" "$WORK/text.err")"
+  pass
+}
+
+# export --live of running guests round-trips: plan of the export is in sync.
+scenario_export_live() {
+  define_s390x t-ex none
+  start --paused t-ex
+  inventory ex <<'EOF'
+version: 1
+guests:
+  t-ex:
+    hostdevs:
+      - source: 0000:00:04.0
+        zpci: {uid: 0x0011, fid: 0x00000011}
+      - source: 0000:00:05.0
+EOF
+  zr apply apply "$WORK/ex.yaml"
+  expect_rc 0 apply
+  zr export export --live t-ex
+  expect_rc 0 export
+  cp "$WORK/export.out" "$WORK/exported.yaml"
+  grep -q "0000:00:05.0" "$WORK/exported.yaml" || fail "export --live lacks 0000:00:05.0"
+  grep -qi "uid: 0x0011" "$WORK/exported.yaml" || fail "export --live lacks uid 0x0011"
+  zr plan plan "$WORK/exported.yaml"
+  expect_rc 0 plan
+  # A live-only change shows in export --live, not in the persistent export.
+  V detach-device t-ex --config --file <(hostdev_xml 05) >/dev/null || fail "virsh detach --config"
+  zr export2 export t-ex
+  grep -q "0000:00:05.0" "$WORK/export2.out" && fail "persistent export still has 0000:00:05.0"
+  zr export3 export --live t-ex
+  grep -q "0000:00:05.0" "$WORK/export3.out" || fail "export --live lost 0000:00:05.0"
+  pass
+}
+
+# ---- scenarios: Linux L2 guests --------------------------------------------------------------
+
+# The Linux guests boot once, at the start of a full run, while the other scenarios run:
+# under nested TCG they need minutes to reach userspace.
+start_linux_guests() {
+  (
+    define_x86 lx-x86 linux
+    define_s390x lx-s390 linux
+    V start lx-x86 >/dev/null || fail "cannot start lx-x86"
+    V start lx-s390 >/dev/null || fail "cannot start lx-s390"
+  )
+  echo "live-lab: Linux L2 guests started at $(date +%T)"
+}
+
+# wait_linux NAME: the guest's init reports on its console; give it until the deadline.
+wait_linux() {
+  local t0=$SECONDS
+  wait_console "$1" 'ZR-L2 ready' "${LINUX_BOOT_TIMEOUT:-1500}" ||
+    fail "$1 did not reach userspace (console: $(tail -c 300 "$X/logs/$1.console" 2>/dev/null))"
+  log "$1 is up at $(date +%T) (waited $((SECONDS - t0))s here)"
+}
+
+# last_state NAME: the guest's latest report of the PCI functions it sees.
+last_state() { grep 'ZR-L2 STATE' "$X/logs/$1.console" 2>/dev/null | tail -n 1 | tr -d '\r'; }
+
+# wait_sees NAME ERE SECONDS / wait_not_sees: on the guest's latest report.
+wait_sees() {
+  local i
+  for ((i = 0; i < $3 * 2; i++)); do
+    last_state "$1" | grep -Eq "$2" && return 0
+    sleep 0.5
+  done
+  fail "$1 does not see $2 within $3 s; it reports: $(last_state "$1")"
+}
+wait_not_sees() {
+  local i
+  for ((i = 0; i < $3 * 2; i++)); do
+    last_state "$1" | grep -Eq "$2" || return 0
+    sleep 0.5
+  done
+  fail "$1 still sees $2 after $3 s; it reports: $(last_state "$1")"
+}
+
+E1000E='8086:10d3'
+
+# x86 Linux: attach (the guest sees it), then a detach that returns only once the guest let
+# go, woken by the device-removed event.
+scenario_x86_linux() {
+  wait_linux lx-x86
+  inventory att <<'EOF'
+version: 1
+guests:
+  lx-x86:
+    hostdevs:
+      - source: 0000:00:04.0
+EOF
+  zr apply -o json apply "$WORK/att.yaml"
+  expect_rc 0 apply
+  [ "$(json apply '[(a["op"],a["live"],a["config"],a["result"]) for a in j["actions"]]')" = \
+    '[["attach", true, true, "done"]]' ] || fail "expected one live+config attach: $(cat "$WORK/apply.out")"
+  expect_devs lx-x86 live "04 hostdev"
+  expect_devs lx-x86 config "04 hostdev"
+  wait_sees lx-x86 "$E1000E" 60
+  log "guest sees it: $(last_state lx-x86)"
+  zr plan plan "$WORK/att.yaml"
+  expect_rc 0 plan
+
+  inventory det <<'EOF'
+version: 1
+guests:
+  lx-x86:
+    hostdevs: []
+EOF
+  zr detach -v -o json --timeout 120 apply "$WORK/det.yaml"
+  expect_rc 0 detach
+  # apply returned: the function must already be gone from the running guest.
+  expect_devs lx-x86 live ""
+  expect_devs lx-x86 config ""
+  # libvirt waits a few seconds inside the call; a guest slower than that is waited for
+  # by apply, woken by the device-removed event (s390x_linux shows that case).
+  grep -Eq "left the running guest after .* \((device-removed event|the guest let go during libvirt's call)\)" \
+    "$WORK/detach.err" || fail "the detach was not confirmed by libvirt: $(cat "$WORK/detach.err")"
+  note "$(grep -o 'left the running guest.*' "$WORK/detach.err")"
+  wait_not_sees lx-x86 "$E1000E" 30
+  zr plan2 plan "$WORK/det.yaml"
+  expect_rc 0 plan2
+  pass
+}
+
+# A function moves from one running guest (Linux, releases it) to another in one run.
+scenario_move() {
+  wait_linux lx-x86
+  define_x86 t-dst none
+  start t-dst
+  inventory src <<'EOF'
+version: 1
+guests:
+  lx-x86:
+    hostdevs:
+      - source: 0000:00:05.0
+EOF
+  zr setup apply "$WORK/src.yaml"
+  expect_rc 0 setup
+  wait_sees lx-x86 "$E1000E" 60
+  inventory mv <<'EOF'
+version: 1
+guests:
+  lx-x86:
+    hostdevs: []
+  t-dst:
+    hostdevs:
+      - source: 0000:00:05.0
+EOF
+  zr apply -v -o json --timeout 120 apply "$WORK/mv.yaml"
+  expect_rc 0 apply
+  [ "$(json apply '[(a["guest"],a["op"],a["live"],a["config"],a["result"]) for a in j["actions"]]')" = \
+    '[["lx-x86", "detach", true, true, "done"], ["t-dst", "attach", true, true, "done"]]' ] ||
+    fail "expected detach from lx-x86 then attach to t-dst: $(cat "$WORK/apply.out")"
+  expect_devs lx-x86 live ""
+  expect_devs lx-x86 config ""
+  expect_devs t-dst live "05 hostdev"
+  expect_devs t-dst config "05 hostdev"
+  wait_not_sees lx-x86 "$E1000E" 30
+  zr plan plan "$WORK/mv.yaml"
+  expect_rc 0 plan
+  pass
+}
+
+# s390x Linux: attach with zPCI ids, change the uid live (a replacement), swap the uids of
+# two functions in one run; the guest sees each uid in /sys/bus/pci/devices/*/uid.
+scenario_s390x_linux() {
+  wait_linux lx-s390
+  inventory a <<'EOF'
+version: 1
+guests:
+  lx-s390:
+    hostdevs:
+      - source: 0000:00:04.0
+        zpci: {uid: 0x0010, fid: 0x00000010}
+EOF
+  zr attach -o json apply "$WORK/a.yaml"
+  expect_rc 0 attach
+  expect_devs lx-s390 live "04 hostdev uid=0x0010 fid=0x00000010"
+  wait_sees lx-s390 "$E1000E uid=0x10 fid=0x00000010\]" 90
+  log "guest sees it: $(last_state lx-s390)"
+
+  inventory b <<'EOF'
+version: 1
+guests:
+  lx-s390:
+    hostdevs:
+      - source: 0000:00:04.0
+        zpci: {uid: 0x0020, fid: 0x00000010}
+EOF
+  zr change -v -o json --timeout 120 apply "$WORK/b.yaml"
+  expect_rc 0 change
+  [ "$(json change '[(a["op"],a["live"],a["config"],a["result"]) for a in j["actions"]]')" = \
+    '[["detach", true, true, "done"], ["attach", true, true, "done"]]' ] ||
+    fail "expected a live+config replacement: $(cat "$WORK/change.out")"
+  expect_devs lx-s390 live "04 hostdev uid=0x0020 fid=0x00000010"
+  expect_devs lx-s390 config "04 hostdev uid=0x0020 fid=0x00000010"
+  wait_sees lx-s390 "^[^]]*\[[0-9a-f:.]* $E1000E uid=0x20 fid=0x00000010\] *$" 90
+  # The guest had to let go of the old uid before it got the new one: apply waited past
+  # libvirt's own wait, woken by the event.
+  grep -q 'left the running guest after .* (device-removed event)' "$WORK/change.err" &&
+    note "uid change: $(grep -o 'left the running guest.*' "$WORK/change.err")"
+
+  inventory c <<'EOF'
+version: 1
+guests:
+  lx-s390:
+    hostdevs:
+      - source: 0000:00:04.0
+        zpci: {uid: 0x0020, fid: 0x00000010}
+      - source: 0000:00:05.0
+        zpci: {uid: 0x0030, fid: 0x00000011}
+EOF
+  zr add -o json apply "$WORK/c.yaml"
+  expect_rc 0 add
+  inventory d <<'EOF'
+version: 1
+guests:
+  lx-s390:
+    hostdevs:
+      - source: 0000:00:04.0
+        zpci: {uid: 0x0030, fid: 0x00000010}
+      - source: 0000:00:05.0
+        zpci: {uid: 0x0020, fid: 0x00000011}
+EOF
+  zr swap -v -o json --timeout 120 apply "$WORK/d.yaml"
+  expect_rc 0 swap
+  expect_devs lx-s390 live "04 hostdev uid=0x0030 fid=0x00000010
+05 hostdev uid=0x0020 fid=0x00000011"
+  expect_devs lx-s390 config "04 hostdev uid=0x0030 fid=0x00000010
+05 hostdev uid=0x0020 fid=0x00000011"
+  wait_sees lx-s390 "$E1000E uid=0x20 fid=0x00000011\].*$E1000E uid=0x30 fid=0x00000010\]" 120
+  log "guest sees: $(last_state lx-s390)"
+  zr plan plan "$WORK/d.yaml"
+  expect_rc 0 plan
+  pass
+}
+
+pass() { exit 0; }
+# A line for the results summary (how a detach was confirmed, ...).
+note() { echo "NOTE: $*"; }
+
+# ---- running ---------------------------------------------------------------------------------
+
+QUICK_SCENARIOS="s390x_attach x86_attach refuses atomic config_only iface_not_vf export_live"
+LINUX_SCENARIOS="x86_linux move s390x_linux"
+FULL_SCENARIOS="$QUICK_SCENARIOS $LINUX_SCENARIOS"
+
+# Destroy and undefine every per-scenario guest (t-*).
+cleanup_guests() {
+  local d
+  for d in $(V list --all --name | grep '^t-'); do
+    V destroy "$d" >/dev/null 2>&1
+    V undefine "$d" >/dev/null 2>&1
+  done
+}
+
+run_all() {
+  local list name t0 rc reason limit
+  if [ -n "${SCENARIOS-}" ]; then
+    list=$SCENARIOS
+  elif [ "$MODE" = quick ]; then
+    list=$QUICK_SCENARIOS
+  else
+    list=$FULL_SCENARIOS
+  fi
+  case " ${list//-/_} " in
+    *" x86_linux "* | *" move "* | *" s390x_linux "*) start_linux_guests ;;
+  esac
+  for name in $list; do
+    name=${name//-/_}
+    if ! declare -F "scenario_$name" >/dev/null; then
+      echo "FAIL $name 0 no such scenario" >>"$X/results"
+      continue
+    fi
+    echo "live-lab: scenario $name"
+    t0=$SECONDS
+    limit=${SCENARIO_TIMEOUT:-420}
+    case " $LINUX_SCENARIOS " in *" $name "*) limit=$((limit + ${LINUX_BOOT_TIMEOUT:-1500})) ;; esac
+    timeout -k 10 "$limit" bash "$0" one "$name" >"$X/logs/$name.log" 2>&1
+    rc=$?
+    sed -n '1,200p' "$X/logs/$name.log"
+    if [ "$rc" = 0 ]; then
+      echo "PASS $name $((SECONDS - t0)) $(sed -n 's/^NOTE: //p' "$X/logs/$name.log" | tr '\n' ' ')" >>"$X/results"
+    else
+      reason=$(sed -n 's/^REASON: //p' "$X/logs/$name.log" | tail -n 1)
+      [ "$rc" -ge 124 ] && reason="timeout or signal (exit $rc) ${reason}"
+      echo "FAIL $name $((SECONDS - t0)) ${reason:-exit $rc}" >>"$X/results"
+    fi
+    cleanup_guests
+  done
+}
+
+case ${1-} in
+  all) run_all ;;
+  one)
+    NAME=$2
+    "scenario_$2"
+    fail "scenario_$2 ended without pass"
+    ;;
+  *)
+    echo "usage: scenarios.sh all | one NAME" >&2
+    exit 2
+    ;;
+esac
