@@ -78,23 +78,8 @@ static void json_action(FILE *f, const struct zr_plan *plan, const struct zr_act
     fputc('}', f);
 }
 
-static void output_json(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+static void json_warnings(FILE *f, const struct zr_plan *plan)
 {
-    struct zr_plan_counts c;
-    zr_plan_count(plan, &c);
-    /* A plan counts what it would call, an apply what it did. */
-    size_t n_attach = 0, n_detach = 0;
-    for (size_t i = 0; i < plan->n_actions; i++)
-        if (!o->applied || plan->actions[i].result == ZR_RESULT_DONE)
-            *(plan->actions[i].op == ZR_OP_ATTACH ? &n_attach : &n_detach) += 1;
-
-    fputs("{\n  \"version\": 1,\n  \"actions\": [", f);
-    for (size_t i = 0; i < plan->n_actions; i++) {
-        fputs(i ? ",\n" : "\n", f);
-        json_action(f, plan, &plan->actions[i]);
-    }
-    fputs(plan->n_actions ? "\n  ],\n" : "],\n", f);
-
     fputs("  \"warnings\": [", f);
     for (size_t i = 0; i < plan->n_warnings; i++) {
         const struct zr_warning *w = &plan->warnings[i];
@@ -116,6 +101,52 @@ static void output_json(FILE *f, const struct zr_plan *plan, const struct zr_out
         fputc('}', f);
     }
     fputs(plan->n_warnings ? "\n  ],\n" : "],\n", f);
+}
+
+static void json_hosts(FILE *f, const struct zr_plan *plan)
+{
+    /* Plans built without host records (the plan unit tests) keep the
+     * shape they had before hosts were recorded. */
+    if (!plan->n_hosts)
+        return;
+    fputs("  \"hosts\": [", f);
+    for (size_t i = 0; i < plan->n_hosts; i++) {
+        const struct zr_plan_host *h = &plan->hosts[i];
+        fputs(i ? ",\n    {\"host\": " : "\n    {\"host\": ", f);
+        zr_json_string(f, h->name);
+        fputs(", \"uri\": ", f);
+        if (h->uri)
+            zr_json_string(f, h->uri);
+        else
+            fputs("null", f);
+        fprintf(f, ", \"reached\": %s, \"error\": ", h->reached ? "true" : "false");
+        if (h->error)
+            zr_json_string(f, h->error);
+        else
+            fputs("null", f);
+        fputc('}', f);
+    }
+    fputs("\n  ],\n", f);
+}
+
+static void output_json(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+{
+    struct zr_plan_counts c;
+    zr_plan_count(plan, &c);
+    /* A plan counts what it would call, an apply what it did. */
+    size_t n_attach = 0, n_detach = 0;
+    for (size_t i = 0; i < plan->n_actions; i++)
+        if (!o->applied || plan->actions[i].result == ZR_RESULT_DONE)
+            *(plan->actions[i].op == ZR_OP_ATTACH ? &n_attach : &n_detach) += 1;
+
+    fputs("{\n  \"version\": 1,\n  \"actions\": [", f);
+    for (size_t i = 0; i < plan->n_actions; i++) {
+        fputs(i ? ",\n" : "\n", f);
+        json_action(f, plan, &plan->actions[i]);
+    }
+    fputs(plan->n_actions ? "\n  ],\n" : "],\n", f);
+
+    json_warnings(f, plan);
 
     fputs("  \"errors\": [", f);
     bool first = true;
@@ -134,28 +165,7 @@ static void output_json(FILE *f, const struct zr_plan *plan, const struct zr_out
     }
     fputs(first ? "],\n" : "\n  ],\n", f);
 
-    /* Plans built without host records (the plan unit tests) keep the
-     * shape they had before hosts were recorded. */
-    if (plan->n_hosts) {
-        fputs("  \"hosts\": [", f);
-        for (size_t i = 0; i < plan->n_hosts; i++) {
-            const struct zr_plan_host *h = &plan->hosts[i];
-            fputs(i ? ",\n    {\"host\": " : "\n    {\"host\": ", f);
-            zr_json_string(f, h->name);
-            fputs(", \"uri\": ", f);
-            if (h->uri)
-                zr_json_string(f, h->uri);
-            else
-                fputs("null", f);
-            fprintf(f, ", \"reached\": %s, \"error\": ", h->reached ? "true" : "false");
-            if (h->error)
-                zr_json_string(f, h->error);
-            else
-                fputs("null", f);
-            fputc('}', f);
-        }
-        fputs("\n  ],\n", f);
-    }
+    json_hosts(f, plan);
 
     fprintf(f,
             "  \"summary\": {\"attach\": %zu, \"detach\": %zu, \"replace\": %zu, \"failed\": %zu, "
@@ -446,6 +456,31 @@ static void text_host_header(FILE *f, const struct zr_plan *plan, const char *ho
     fprintf(f, ") ==%s\n", o->color ? C_RESET : "");
 }
 
+static void text_warnings(FILE *f, const struct zr_plan *plan, struct hints_seen *seen,
+                          const struct zr_output_options *o)
+{
+    if (plan->n_warnings)
+        fputs("\nWarnings:\n", f);
+    for (size_t i = 0; i < plan->n_warnings; i++) {
+        const struct zr_warning *w = &plan->warnings[i];
+        char src[ZR_PCI_ADDR_STRLEN];
+        fputs("  ", f);
+        if (plan->has_hosts) {
+            zr_fputs_escaped(w->host, f);
+            fputs(": ", f);
+        }
+        if (w->guest) {
+            zr_fputs_escaped(w->guest, f);
+            fputs(": ", f);
+        }
+        if (w->has_source)
+            fprintf(f, "%s: ", zr_pci_addr_format(&w->source, src));
+        zr_fputs_escaped(w->message, f);
+        fputc('\n', f);
+        text_hint(f, w->code, "    ", seen, o);
+    }
+}
+
 static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
 {
     struct zr_plan_counts c;
@@ -482,26 +517,7 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
             text_guest(f, plan, gi, GUEST_ACTIONS(gi), &seen, o);
         }
 #undef GUEST_ACTIONS
-        if (plan->n_warnings)
-            fputs("\nWarnings:\n", f);
-        for (size_t i = 0; i < plan->n_warnings; i++) {
-            const struct zr_warning *w = &plan->warnings[i];
-            char src[ZR_PCI_ADDR_STRLEN];
-            fputs("  ", f);
-            if (plan->has_hosts) {
-                zr_fputs_escaped(w->host, f);
-                fputs(": ", f);
-            }
-            if (w->guest) {
-                zr_fputs_escaped(w->guest, f);
-                fputs(": ", f);
-            }
-            if (w->has_source)
-                fprintf(f, "%s: ", zr_pci_addr_format(&w->source, src));
-            zr_fputs_escaped(w->message, f);
-            fputc('\n', f);
-            text_hint(f, w->code, "    ", &seen, o);
-        }
+        text_warnings(f, plan, &seen, o);
         free(seen.items);
         fputc('\n', f);
     }
