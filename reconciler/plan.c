@@ -710,12 +710,12 @@ static void check_boot(struct zr_plan *plan, size_t gi, const struct zr_device_l
             kind, src, attach->device.boot_order);
 }
 
-void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
-                   const struct zr_guest *wanted, const struct zr_device_list *config,
-                   const struct zr_device_list *live, const struct zr_plan_options *opts)
+/* Refuses (returns -1) a guest that wants a function as one kind while
+ * prune: false keeps it as the other. */
+static int refuse_kept_other_kind(struct zr_plan *plan, size_t gi, const struct zr_guest *wanted,
+                                  const struct zr_device_list *config,
+                                  const struct zr_device_list *live)
 {
-    size_t gi = plan_add_guest(plan, host, uri, wanted->name);
-
     for (size_t i = 0; i < wanted->devices.n; i++) {
         const struct zr_device *w = &wanted->devices.items[i];
         const struct zr_device *c = kept_other_kind(wanted, config, w);
@@ -728,9 +728,49 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
                 "keeps; detach it or list it",
                 zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src),
                 zr_kind_to_string(c->kind));
-            return;
+            return -1;
         }
     }
+    return 0;
+}
+
+/* One device key: both flavours' steps, then their actions. */
+static void plan_key(struct zr_plan *plan, size_t gi, const char *host,
+                     const struct zr_guest *wanted, const struct zr_device *key,
+                     const struct zr_device_list *config, const struct zr_device_list *live,
+                     const struct zr_plan_options *opts)
+{
+    const struct zr_device *w = find_key(&wanted->devices, key);
+    const struct zr_device *cc = find_key(config, key);
+    const struct zr_device *lc = find_key(live, key);
+    struct move cm = {0}, lm = {0};
+    if (cc)
+        must_move(wanted, cc, w, &cm);
+    if (lc)
+        must_move(wanted, lc, w, &lm);
+    struct step cfg, lv = {0};
+    step_compute(&cfg, w, cc, wanted->prune, &cm);
+    if (live)
+        step_compute(&lv, w, lc, wanted->prune, &lm);
+
+    if (live && opts && opts->config_only) {
+        if (!step_empty(&lv))
+            live_drift_warning(plan, host, wanted->name, &lv);
+        emit_steps(plan, gi, &cfg, NULL);
+    } else {
+        emit_steps(plan, gi, &cfg, live ? &lv : NULL);
+    }
+    step_finish(&cfg);
+    step_finish(&lv);
+}
+
+void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
+                   const struct zr_guest *wanted, const struct zr_device_list *config,
+                   const struct zr_device_list *live, const struct zr_plan_options *opts)
+{
+    size_t gi = plan_add_guest(plan, host, uri, wanted->name);
+    if (refuse_kept_other_kind(plan, gi, wanted, config, live) < 0)
+        return;
 
     _cleanup_free_ const struct zr_device **keys = NULL;
     size_t n_keys = 0;
@@ -746,30 +786,8 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
         return;
 
     size_t first_action = plan->n_actions;
-    for (size_t i = 0; i < n_keys; i++) {
-        const struct zr_device *w = find_key(&wanted->devices, keys[i]);
-        const struct zr_device *cc = find_key(config, keys[i]);
-        const struct zr_device *lc = find_key(live, keys[i]);
-        struct move cm = {0}, lm = {0};
-        if (cc)
-            must_move(wanted, cc, w, &cm);
-        if (lc)
-            must_move(wanted, lc, w, &lm);
-        struct step cfg, lv = {0};
-        step_compute(&cfg, w, cc, wanted->prune, &cm);
-        if (live)
-            step_compute(&lv, w, lc, wanted->prune, &lm);
-
-        if (live && opts && opts->config_only) {
-            if (!step_empty(&lv))
-                live_drift_warning(plan, host, wanted->name, &lv);
-            emit_steps(plan, gi, &cfg, NULL);
-        } else {
-            emit_steps(plan, gi, &cfg, live ? &lv : NULL);
-        }
-        step_finish(&cfg);
-        step_finish(&lv);
-    }
+    for (size_t i = 0; i < n_keys; i++)
+        plan_key(plan, gi, host, wanted, keys[i], config, live, opts);
 
     order_attaches(plan, first_action);
     check_boot(plan, gi, config, first_action);

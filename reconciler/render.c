@@ -42,10 +42,11 @@ static void refuse_device(struct zr_plan *plan, const struct zr_action *a)
                                zr_kind_to_string(a->kind), zr_pci_addr_format(&a->source, src));
 }
 
+/* As zr_plan_guest() does for any guest error: nothing half-done. */
 static bool refused(const struct zr_action *a, const struct zr_action *bad, size_t n_bad)
 {
     for (size_t i = 0; i < n_bad; i++)
-        if (same_device(a, &bad[i]))
+        if (a->guest_index == bad[i].guest_index)
             return true;
     return false;
 }
@@ -80,11 +81,6 @@ void zr_render_plan(struct zr_plan *plan, size_t first)
     }
     plan->n_actions = out;
 
-    /* A guest whose every action was refused changes nothing. */
-    for (size_t k = 0; k < n_bad; k++) {
-        size_t gi = bad[k].guest_index;
-        plan->guests[gi].changed = false;
-        for (size_t i = first; i < plan->n_actions && !plan->guests[gi].changed; i++)
-            plan->guests[gi].changed = plan->actions[i].guest_index == gi;
-    }
+    for (size_t k = 0; k < n_bad; k++)
+        plan->guests[bad[k].guest_index].changed = false;
 }

@@ -12,8 +12,8 @@
 /* Fills the xml of plan->actions[first..], which zr_plan_guest() appended
  * and zr_plan_finalize() has not yet ordered.  Where a persistent and a
  * live attach of one device get byte-identical XML, they become one call
- * (VIR_DOMAIN_AFFECT_LIVE|CONFIG).  A device whose attach XML cannot be
- * built (a profileid libvirt cannot store, a current element that does not
- * parse) loses its actions and its guest gets an error, so nothing of it
- * is detached either. */
+ * (VIR_DOMAIN_AFFECT_LIVE|CONFIG).  A guest with a device whose attach XML
+ * cannot be built (a profileid libvirt cannot store, a current element
+ * that does not parse) gets an error and loses all its actions, as any
+ * guest error does in zr_plan_guest(): nothing half-done. */
 void zr_render_plan(struct zr_plan *plan, size_t first);

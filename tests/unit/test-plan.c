@@ -336,8 +336,9 @@ Test(plan, render_adds_the_xml_and_combines_identical_attaches)
 }
 
 /* A device whose XML cannot be built (a profileid libvirt would store
- * unescaped; the inventory refuses it, a hand-made model need not) loses
- * its actions, the detach too, and its guest says why. */
+ * unescaped; the inventory refuses it, a hand-made model need not) stops
+ * its guest, as any guest error does: no action at all, the detach and
+ * the other device's attach neither, and the guest says why. */
 Test(plan, render_refuses_a_device_whose_xml_cannot_be_built)
 {
     struct zr_guest g = {.name = "g", .prune = true};
@@ -357,9 +358,8 @@ Test(plan, render_refuses_a_device_whose_xml_cannot_be_built)
     cr_assert_eq(plan.n_actions, 3); /* detach + attach of the interface, attach of 0002 */
     zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
-    cr_assert_eq(plan.n_actions, 1);
-    cr_expect_eq(plan.actions[0].kind, ZR_KIND_HOSTDEV);
-    cr_expect(plan.guests[0].changed);
+    cr_expect_eq(plan.n_actions, 0);
+    cr_expect_not(plan.guests[0].changed);
     cr_assert_not_null(plan.guests[0].error);
     cr_expect_not_null(strstr(plan.guests[0].error, "cannot build the XML of interface 0001:00:00.0"),
                        "%s", plan.guests[0].error);
