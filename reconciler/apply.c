@@ -641,6 +641,37 @@ static size_t run_host(struct host_run *h)
     return failed;
 }
 
+/* Runs the host's actions with device removal events registered: before
+ * the first detach, so no event can be missed.  Without them a live
+ * detach is still confirmed by re-reading the XML every second. */
+static size_t run_host_with_events(struct host_run *h)
+{
+    _cleanup_free_ char *no_events = NULL;
+    int cb_removed =
+        virConnectDomainEventRegisterAny(h->conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_removed), &h->w, NULL);
+    if (cb_removed < 0)
+        no_events = zr_strdup(zr_libvirt_error());
+    int cb_failed = virConnectDomainEventRegisterAny(
+        h->conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
+        VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed), &h->w, NULL);
+    if (cb_failed < 0 && !no_events)
+        no_events = zr_strdup(zr_libvirt_error());
+    if (no_events && h->o->progress)
+        fprintf(stderr,
+                "zpci-reconcile: no device removal events (%s); a live detach is "
+                "checked every second instead\n",
+                no_events);
+
+    size_t failed = run_host(h);
+
+    if (cb_removed >= 0)
+        virConnectDomainEventDeregisterAny(h->conn, cb_removed);
+    if (cb_failed >= 0)
+        virConnectDomainEventDeregisterAny(h->conn, cb_failed);
+    return failed;
+}
+
 size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectPtr conn,
                      virDomainPtr *doms, const struct zr_apply_options *o)
 {
@@ -668,32 +699,7 @@ size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectP
             set_result(&plan->actions[i], ZR_RESULT_SKIPPED, zr_asprintf("not run: %s", error));
         free(error);
     } else {
-        /* Registered before the first detach, so no event can be missed.
-         * Without them a live detach is still confirmed by re-reading the
-         * XML every second. */
-        _cleanup_free_ char *no_events = NULL;
-        int cb_removed =
-            virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
-                                             VIR_DOMAIN_EVENT_CALLBACK(on_removed), &h.w, NULL);
-        if (cb_removed < 0)
-            no_events = zr_strdup(zr_libvirt_error());
-        int cb_failed = virConnectDomainEventRegisterAny(
-            conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
-            VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed), &h.w, NULL);
-        if (cb_failed < 0 && !no_events)
-            no_events = zr_strdup(zr_libvirt_error());
-        if (no_events && o->progress)
-            fprintf(stderr,
-                    "zpci-reconcile: no device removal events (%s); a live detach is "
-                    "checked every second instead\n",
-                    no_events);
-
-        failed = run_host(&h);
-
-        if (cb_removed >= 0)
-            virConnectDomainEventDeregisterAny(conn, cb_removed);
-        if (cb_failed >= 0)
-            virConnectDomainEventDeregisterAny(conn, cb_failed);
+        failed = run_host_with_events(&h);
     }
 
     free(h.w.domain_uuid);

@@ -481,6 +481,33 @@ static void text_warnings(FILE *f, const struct zr_plan *plan, struct hints_seen
     }
 }
 
+/* The last line: what was (or would be) done, on how many guests. */
+static void text_summary(FILE *f, const struct zr_plan *plan, const struct zr_plan_counts *pc,
+                         const struct zr_output_options *o)
+{
+    const struct zr_plan_counts c = *pc;
+    size_t total = c.guests_changed + c.guests_in_sync + c.guests_failed;
+    if (o->applied) {
+        fprintf(f, "Apply: %zu attached, %zu detached, %zu replaced, %zu failed", c.attach,
+                c.detach, c.replace, c.failed);
+        if (c.skipped)
+            fprintf(f, ", %zu skipped", c.skipped);
+        if (c.rolled_back)
+            fprintf(f, ", %zu rolled back", c.rolled_back);
+        fprintf(f, " on %zu of %zu guests", c.guests_changed, total);
+    } else if (c.attach + c.detach + c.replace == 0) {
+        fprintf(f, "Plan: no changes; %zu of %zu guests in sync", c.guests_in_sync, total);
+    } else {
+        fprintf(f, "Plan: %zu to attach, %zu to detach, %zu to replace on %zu of %zu guests",
+                c.attach, c.detach, c.replace, c.guests_changed, total);
+    }
+    if (c.guests_failed)
+        fprintf(f, " (%zu with errors)", c.guests_failed);
+    if (c.hosts_failed)
+        fprintf(f, "; %zu of %zu hosts failed", c.hosts_failed, plan->n_hosts);
+    fputs(".\n", f);
+}
+
 static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
 {
     struct zr_plan_counts c;
@@ -522,26 +549,7 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
         fputc('\n', f);
     }
 
-    size_t total = c.guests_changed + c.guests_in_sync + c.guests_failed;
-    if (o->applied) {
-        fprintf(f, "Apply: %zu attached, %zu detached, %zu replaced, %zu failed", c.attach,
-                c.detach, c.replace, c.failed);
-        if (c.skipped)
-            fprintf(f, ", %zu skipped", c.skipped);
-        if (c.rolled_back)
-            fprintf(f, ", %zu rolled back", c.rolled_back);
-        fprintf(f, " on %zu of %zu guests", c.guests_changed, total);
-    } else if (c.attach + c.detach + c.replace == 0) {
-        fprintf(f, "Plan: no changes; %zu of %zu guests in sync", c.guests_in_sync, total);
-    } else {
-        fprintf(f, "Plan: %zu to attach, %zu to detach, %zu to replace on %zu of %zu guests",
-                c.attach, c.detach, c.replace, c.guests_changed, total);
-    }
-    if (c.guests_failed)
-        fprintf(f, " (%zu with errors)", c.guests_failed);
-    if (c.hosts_failed)
-        fprintf(f, "; %zu of %zu hosts failed", c.hosts_failed, plan->n_hosts);
-    fputs(".\n", f);
+    text_summary(f, plan, &c, o);
 }
 
 void zr_output_plan(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
