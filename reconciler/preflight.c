@@ -551,6 +551,49 @@ static void parse_function(struct zr_function_info *fi, const struct zr_pci_addr
  * functions of their IOMMU groups (two rounds, each on `jobs` threads);
  * what the host uses on its functions when a managed attach would take one
  * from a host driver; the guests' own XML for NUMA and hotplug. */
+/* What the host uses on its functions (net and storage node devices),
+ * for the driver binding check. */
+static void read_uses(struct topology_read *t, struct zr_plan *plan, virConnectPtr conn,
+                      const char *host, unsigned jobs)
+{
+    char **docs = NULL;
+    size_t n_docs = 0;
+    struct zr_error err = {0};
+    if (zr_state_read_host_uses(conn, jobs, &docs, &n_docs, &err) < 0) {
+        zr_plan_add_warning(plan, host, NULL, NULL,
+                            "host check cannot tell what the host uses: %s", err.message);
+        zr_error_finish(&err);
+    } else {
+        t->have_uses = true;
+        t->uses = zr_new0(struct zr_host_use, n_docs);
+        for (size_t i = 0; i < n_docs; i++) {
+            if (docs[i] && zr_host_use_parse(docs[i], strlen(docs[i]), "node device",
+                                             &t->uses[t->n_uses], &err) == 0)
+                t->n_uses++;
+            zr_error_finish(&err);
+            free(docs[i]);
+        }
+        free(docs);
+    }
+}
+
+/* The NUMA pinning and hotplug ports of each guest that gets a device. */
+static void read_guest_topologies(struct topology_read *t, const struct zr_host *wanted,
+                                  const struct zr_guest_state *states, const bool *attaching)
+{
+    t->guests = zr_new0(struct zr_guest_topology, wanted->n_guests);
+    t->n_guests = wanted->n_guests;
+    for (size_t g = 0; g < wanted->n_guests; g++) {
+        const struct zr_guest_state *st = &states[g];
+        const char *x = st->active && st->live_xml ? st->live_xml : st->config_xml;
+        if (!attaching[g] || st->error || !x)
+            continue;
+        struct zr_error err = {0};
+        if (zr_guest_topology_parse(x, strlen(x), st->wanted->name, &t->guests[g], &err) < 0)
+            zr_error_finish(&err); /* domain.c read it already; nothing to add */
+    }
+}
+
 static void topology_read(struct topology_read *t, struct zr_plan *plan, virConnectPtr conn,
                           const struct zr_host *wanted, const struct zr_guest_state *states,
                           const struct zr_plan *planned, const struct zr_host_pci *pci,
@@ -607,39 +650,50 @@ static void topology_read(struct topology_read *t, struct zr_plan *plan, virConn
             parse_function(&t->functions[t->n_functions++], &pci->addrs[i], xml[i], errors[i]);
     }
 
-    if (need_uses) {
-        char **docs = NULL;
-        size_t n_docs = 0;
-        struct zr_error err = {0};
-        if (zr_state_read_host_uses(conn, jobs, &docs, &n_docs, &err) < 0) {
+    if (need_uses)
+        read_uses(t, plan, conn, wanted->name, jobs);
+    read_guest_topologies(t, wanted, states, attaching);
+}
+
+/* The listings the checks need: the host's PCI functions (host_check)
+ * and the guests the inventory does not name.  One that fails is a
+ * warning in plan and, in apply, `refuse` for every guest of the host. */
+static void read_listings(struct zr_plan *plan, virConnectPtr conn, const char *uri,
+                          const struct zr_host *wanted, bool host_check, unsigned jobs,
+                          bool applying, struct zr_preflight_input *in, struct zr_host_pci *pci,
+                          struct zr_other_guest **others, struct zr_error *refuse)
+{
+    struct zr_error err = {0};
+    if (host_check) {
+        int r = zr_state_host_pci(conn, pci, &err);
+        if (r == -ENOTSUP) {
             zr_plan_add_warning(plan, wanted->name, NULL, NULL,
-                                "host check cannot tell what the host uses: %s", err.message);
-            zr_error_finish(&err);
+                                "host check skipped: %s lists no node devices", uri)
+                ->code = ZR_ERR_NO_NODEDEVS;
+        } else if (r < 0) {
+            listing_failed(plan, wanted->name, "host check", " (--no-host-check skips this check)",
+                           applying, &err, refuse);
         } else {
-            t->have_uses = true;
-            t->uses = zr_new0(struct zr_host_use, n_docs);
-            for (size_t i = 0; i < n_docs; i++) {
-                if (docs[i] && zr_host_use_parse(docs[i], strlen(docs[i]), "node device",
-                                                 &t->uses[t->n_uses], &err) == 0)
-                    t->n_uses++;
-                zr_error_finish(&err);
-                free(docs[i]);
-            }
-            free(docs);
+            in->have_pci = true;
+            in->pci = pci->addrs;
+            in->n_pci = pci->n;
         }
     }
 
-    t->guests = zr_new0(struct zr_guest_topology, wanted->n_guests);
-    t->n_guests = wanted->n_guests;
-    for (size_t g = 0; g < wanted->n_guests; g++) {
-        const struct zr_guest_state *st = &states[g];
-        const char *x = st->active && st->live_xml ? st->live_xml : st->config_xml;
-        if (!attaching[g] || st->error || !x)
-            continue;
-        struct zr_error err = {0};
-        if (zr_guest_topology_parse(x, strlen(x), st->wanted->name, &t->guests[g], &err) < 0)
-            zr_error_finish(&err); /* domain.c read it already; nothing to add */
+    int r = zr_state_read_others(conn, wanted, jobs, others, &in->n_others, &err);
+    if (r < 0) {
+        listing_failed(plan, wanted->name, "conflict check", "", applying, &err, refuse);
+    } else {
+        in->have_others = true;
+        in->others = *others;
+        for (size_t i = 0; i < in->n_others; i++)
+            if ((*others)[i].error)
+                zr_plan_add_warning(plan, wanted->name, NULL, NULL,
+                                    "conflict check cannot read guest '%s': %s", (*others)[i].name,
+                                    (*others)[i].error)
+                    ->code = ZR_ERR_CONFLICT;
     }
+
 }
 
 struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
@@ -660,37 +714,9 @@ struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, con
     struct zr_other_guest *others = NULL;
     /* apply: why no guest of the host is changed */
     _cleanup_(zr_error_finish) struct zr_error refuse = {0};
-    struct zr_error err = {0};
 
-    if (host_check) {
-        int r = zr_state_host_pci(conn, &pci, &err);
-        if (r == -ENOTSUP) {
-            zr_plan_add_warning(plan, wanted->name, NULL, NULL,
-                                "host check skipped: %s lists no node devices", uri)
-                ->code = ZR_ERR_NO_NODEDEVS;
-        } else if (r < 0) {
-            listing_failed(plan, wanted->name, "host check", " (--no-host-check skips this check)",
-                           applying, &err, &refuse);
-        } else {
-            in.have_pci = true;
-            in.pci = pci.addrs;
-            in.n_pci = pci.n;
-        }
-    }
-
-    int r = zr_state_read_others(conn, wanted, jobs, &others, &in.n_others, &err);
-    if (r < 0) {
-        listing_failed(plan, wanted->name, "conflict check", "", applying, &err, &refuse);
-    } else {
-        in.have_others = true;
-        in.others = others;
-        for (size_t i = 0; i < in.n_others; i++)
-            if (others[i].error)
-                zr_plan_add_warning(plan, wanted->name, NULL, NULL,
-                                    "conflict check cannot read guest '%s': %s", others[i].name,
-                                    others[i].error)
-                    ->code = ZR_ERR_CONFLICT;
-    }
+    read_listings(plan, conn, uri, wanted, host_check, jobs, applying, &in, &pci, &others,
+                  &refuse);
 
     struct zr_plan planned = {0};
     struct topology_read t = {0};
