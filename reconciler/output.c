@@ -47,7 +47,6 @@ void zr_json_string(FILE *f, const char *s)
 static void json_action(FILE *f, const struct zr_plan *plan, const struct zr_action *a)
 {
     const struct zr_plan_guest *g = &plan->guests[a->guest_index];
-    char src[ZR_PCI_ADDR_STRLEN];
 
     fputs("    {\"host\": ", f);
     zr_json_string(f, g->host);
@@ -58,8 +57,8 @@ static void json_action(FILE *f, const struct zr_plan *plan, const struct zr_act
         fputs("null", f);
     fputs(", \"guest\": ", f);
     zr_json_string(f, g->guest);
-    fprintf(f, ", \"op\": \"%s\", \"kind\": \"%s\", \"source\": \"%s\"", zr_op_to_string(a->op),
-            zr_kind_to_string(a->kind), zr_pci_addr_format(&a->source, src));
+    fprintf(f, ", \"op\": \"%s\", \"kind\": \"%s\", \"source\": \"" ZR_PCI_ADDR_FMT "\"",
+            zr_op_to_string(a->op), zr_kind_to_string(a->kind), ZR_PCI_ADDR_ARGS(a->source));
     fprintf(f, ", \"live\": %s, \"config\": %s", a->live ? "true" : "false",
             a->config ? "true" : "false");
     fputs(", \"reason\": ", f);
@@ -463,7 +462,6 @@ static void text_warnings(FILE *f, const struct zr_plan *plan, struct hints_seen
         fputs("\nWarnings:\n", f);
     for (size_t i = 0; i < plan->n_warnings; i++) {
         const struct zr_warning *w = &plan->warnings[i];
-        char src[ZR_PCI_ADDR_STRLEN];
         fputs("  ", f);
         if (plan->has_hosts) {
             zr_fputs_escaped(w->host, f);
@@ -474,7 +472,7 @@ static void text_warnings(FILE *f, const struct zr_plan *plan, struct hints_seen
             fputs(": ", f);
         }
         if (w->has_source)
-            fprintf(f, "%s: ", zr_pci_addr_format(&w->source, src));
+            fprintf(f, ZR_PCI_ADDR_FMT ": ", ZR_PCI_ADDR_ARGS(w->source));
         zr_fputs_escaped(w->message, f);
         fputc('\n', f);
         text_hint(f, w->code, "    ", seen, o);

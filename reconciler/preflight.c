@@ -185,9 +185,9 @@ static void notice(struct pass *p, size_t g, const struct zr_pci_addr *s, const 
 static void refuse_topology(struct pass *p, size_t g, const struct zr_pci_addr *s,
                             zr_error_code code, const char *body)
 {
-    char src[ZR_PCI_ADDR_STRLEN];
     _cleanup_free_ char *error =
-        zr_asprintf("%s: %s; nothing changed on this guest", zr_pci_addr_format(s, src), body);
+        zr_asprintf(ZR_PCI_ADDR_FMT ": %s; nothing changed on this guest", ZR_PCI_ADDR_ARGS(*s),
+                    body);
     _cleanup_free_ char *warning = zr_asprintf("%s; apply will leave this guest alone", body);
     refuse(p, g, s, code, error, warning);
 }
@@ -206,20 +206,19 @@ static void check_iommu_group(struct pass *p, size_t g, const struct zr_pci_func
         _cleanup_free_ char *who = claimant(p, g, m);
         if (!who && mi && mi->read && vfio_ready(mi->fn.driver))
             continue;
-        char ms[ZR_PCI_ADDR_STRLEN];
         _cleanup_free_ char *drv = !mi || !mi->read ? zr_strdup("node device not readable")
                                    : mi->fn.driver  ? zr_asprintf("driver %s", mi->fn.driver)
                                                     : zr_strdup("no driver");
-        zr_strbuf_addf(&others, ", ", "%s (%s%s%s)", zr_pci_addr_format(m, ms), drv,
+        zr_strbuf_addf(&others, ", ", ZR_PCI_ADDR_FMT " (%s%s%s)", ZR_PCI_ADDR_ARGS(*m), drv,
                        who ? ", " : "", who ? who : "");
     }
     if (!others.s)
         return;
-    char src[ZR_PCI_ADDR_STRLEN];
     _cleanup_free_ char *body = zr_asprintf(
-        "IOMMU group %u of %s also holds %s; a group goes to one guest as a whole: assign "
-        "them to this guest too, or bind them to vfio-pci and leave them to no other guest",
-        fn->iommu_group, zr_pci_addr_format(&fn->addr, src), others.s);
+        "IOMMU group %u of " ZR_PCI_ADDR_FMT " also holds %s; a group goes to one guest as a "
+        "whole: assign them to this guest too, or bind them to vfio-pci and leave them to no "
+        "other guest",
+        fn->iommu_group, ZR_PCI_ADDR_ARGS(fn->addr), others.s);
     free(others.s);
     refuse_topology(p, g, &fn->addr, ZR_ERR_IOMMU_GROUP, body);
 }
@@ -535,8 +534,7 @@ static void parse_function(struct zr_function_info *fi, const struct zr_pci_addr
         fi->error = error ? error : zr_strdup("cannot read its node device");
         return;
     }
-    char name[ZR_PCI_ADDR_STRLEN];
-    _cleanup_free_ char *what = zr_asprintf("node device of %s", zr_pci_addr_format(a, name));
+    _cleanup_free_ char *what = zr_asprintf("node device of " ZR_PCI_ADDR_FMT, ZR_PCI_ADDR_ARGS(*a));
     struct zr_error e = {0};
     if (zr_pci_function_parse(xml, strlen(xml), what, &fi->fn, &e) < 0) {
         fi->error = zr_asprintf("%s: %s", what, e.message);
@@ -763,10 +761,10 @@ void zr_preflight_collect_notes(const struct zr_preflight_input *in,
             const struct zr_function_info *fi = function_of(in, &l->items[d].source);
             if (l->items[d].kind != ZR_KIND_INTERFACE || !fi || !fi->read || !fi->fn.is_vf)
                 continue;
-            char pf[ZR_PCI_ADDR_STRLEN];
             *ZR_APPEND(notes->items, notes->n) = (struct zr_preflight_note){
                 g, ZR_KIND_INTERFACE, l->items[d].source,
-                zr_asprintf("SR-IOV virtual function of %s", zr_pci_addr_format(&fi->fn.pf, pf))};
+                zr_asprintf("SR-IOV virtual function of " ZR_PCI_ADDR_FMT,
+                            ZR_PCI_ADDR_ARGS(fi->fn.pf))};
         }
     }
 }

@@ -35,11 +35,11 @@ static bool attaches_combine(const struct zr_action *cfg, const struct zr_action
 static void refuse_device(struct zr_plan *plan, const struct zr_action *a)
 {
     struct zr_plan_guest *g = &plan->guests[a->guest_index];
-    char src[ZR_PCI_ADDR_STRLEN];
     if (!g->error)
-        g->error = zr_asprintf("cannot build the XML of %s %s (a profileid libvirt cannot store, "
-                               "or an element that does not parse?)",
-                               zr_kind_to_string(a->kind), zr_pci_addr_format(&a->source, src));
+        g->error = zr_asprintf("cannot build the XML of %s " ZR_PCI_ADDR_FMT
+                               " (a profileid libvirt cannot store, or an element that does not "
+                               "parse?)",
+                               zr_kind_to_string(a->kind), ZR_PCI_ADDR_ARGS(a->source));
 }
 
 /* As zr_plan_guest() does for any guest error: nothing half-done. */
