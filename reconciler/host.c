@@ -214,13 +214,13 @@ static void name_guests(const struct zr_export_request *req, struct zr_host *hos
     }
 }
 
-static void export_error(struct zr_export_read *out, char *message)
+static void export_error(struct zr_export_found *out, char *message)
 {
     *ZR_APPEND(out->errors, out->n_errors) = message;
 }
 
 /* Which read guests export writes, and why the others cannot be. */
-static void export_pick(const struct zr_export_request *req, struct zr_export_read *out)
+static void export_pick(const struct zr_export_request *req, struct zr_export_found *out)
 {
     bool named = req->n_names > 0;
     out->guests = zr_new0(struct zr_export_guest, out->host.n_guests);
@@ -245,10 +245,10 @@ static void export_pick(const struct zr_export_request *req, struct zr_export_re
     }
 }
 
-int zr_export_read(const struct zr_export_request *req, struct zr_export_read *out,
+int zr_export_read(const struct zr_export_request *req, struct zr_export_found *out,
                    struct zr_error *err)
 {
-    *out = (struct zr_export_read){0};
+    *out = (struct zr_export_found){0};
     _cleanup_(virConnectClosep) virConnectPtr conn = zr_connect(req->uri, err);
     if (!conn)
         return -EIO;
@@ -264,7 +264,7 @@ int zr_export_read(const struct zr_export_request *req, struct zr_export_read *o
     return 0;
 }
 
-void zr_export_read_finish(struct zr_export_read *r)
+void zr_export_found_finish(struct zr_export_found *r)
 {
     if (r->states)
         zr_state_free(r->states, r->host.n_guests);
@@ -275,5 +275,5 @@ void zr_export_read_finish(struct zr_export_read *r)
         free(r->errors[i]);
     free(r->errors);
     free(r->guests);
-    *r = (struct zr_export_read){0};
+    *r = (struct zr_export_found){0};
 }

@@ -60,7 +60,7 @@ struct zr_export_request {
 };
 
 /* What export writes, read from one host. */
-struct zr_export_read {
+struct zr_export_found {
     struct zr_export_guest *guests; /* point into `states` */
     size_t n_guests;
     char **errors; /* per guest that could not be exported */
@@ -73,6 +73,6 @@ struct zr_export_read {
 /* Connects and reads the guests `req` asks for.  Returns 0 (a guest that
  * could not be read is in out->errors), or -EIO with err filled when the
  * host cannot be reached or its guests cannot be listed. */
-int zr_export_read(const struct zr_export_request *req, struct zr_export_read *out,
+int zr_export_read(const struct zr_export_request *req, struct zr_export_found *out,
                    struct zr_error *err);
-void zr_export_read_finish(struct zr_export_read *r);
+void zr_export_found_finish(struct zr_export_found *r);

@@ -222,7 +222,7 @@ static int verb_export(const struct options *o)
         .live = o->live,
         .all = o->all,
     };
-    _cleanup_(zr_export_read_finish) struct zr_export_read r = {0};
+    _cleanup_(zr_export_found_finish) struct zr_export_found r = {0};
     struct zr_error err = {0};
     if (zr_export_read(&req, &r, &err) < 0) {
         fprintf(stderr, "zpci-reconcile: %s\n", err.message);
