@@ -132,7 +132,7 @@ static void host_plan(struct zr_plan *report, struct host_session *h,
     struct zr_preflight_notes notes = {0};
     size_t first_action = report->n_actions;
     struct zr_error *check = zr_preflight_host(report, h->conn, h->uri, host, h->states, &popts,
-                                     o->host_check, read_threads(o), o->applying, &notes);
+                                               o->host_check, read_threads(o), o->applying, &notes);
     for (size_t g = 0; g < host->n_guests; g++)
         plan_guest(report, h, &h->states[g], &check[g], &popts);
     zr_render_plan(report, first_action);

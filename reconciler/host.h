@@ -21,10 +21,10 @@
 #define ZR_READ_THREADS 4
 
 struct zr_host_options {
-    const char *uri;   /* wins over the host's uri; NULL: the host's */
-    bool applying;     /* lock the host and apply the plan */
-    bool config_only;  /* change only persistent definitions */
-    bool host_check;   /* the node device part of the preflight */
+    const char *uri;    /* wins over the host's uri; NULL: the host's */
+    bool applying;      /* lock the host and apply the plan */
+    bool config_only;   /* change only persistent definitions */
+    bool host_check;    /* the node device part of the preflight */
     unsigned timeout_s; /* wait for a live detach to complete */
     bool atomic;        /* undo the host's done actions on failure */
     /* apply's "[3/120] attach ..." lines on stderr, once the host has at

@@ -55,7 +55,8 @@ static int verb_validate(const struct options *o)
 {
     if (o->format == ZR_FORMAT_JSON) {
         _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
-        _cleanup_(zr_inventory_freep) struct zr_inventory *inv = zr_inventory_load(o->args[0], &errs);
+        _cleanup_(zr_inventory_freep) struct zr_inventory *inv =
+            zr_inventory_load(o->args[0], &errs);
         if (!inv)
             zr_errors_print(&errs, stderr);
         struct zr_inventory_counts c = {
@@ -184,9 +185,9 @@ static int verb_plan_apply(const struct options *o, bool applying)
         .host_check = !o->no_host_check,
         .timeout_s = o->timeout_s,
         .atomic = o->atomic,
-        .progress_from = o->verbosity > 0                               ? 0
+        .progress_from = o->verbosity > 0                             ? 0
                          : o->verbosity == 0 && isatty(STDERR_FILENO) ? 10
-                                                                        : SIZE_MAX,
+                                                                      : SIZE_MAX,
         .interrupt = &interrupted,
     };
     _cleanup_(zr_plan_finish) struct zr_plan plan = {.has_hosts = inv->has_hosts};
@@ -281,12 +282,12 @@ static const struct verb verbs[] = {
 static const char *misplaced(const struct options *o, unsigned flags)
 {
     bool apply = flags & VERB_APPLY, export = flags & VERB_EXPORT;
-    return (o->dry_run && !apply)                       ? "--dry-run is only for apply"
-           : (o->atomic && !apply)                      ? "--atomic is only for apply"
-           : (o->live && !export)                       ? "--live is only for export"
-           : (o->all && !export)                        ? "--all is only for export"
-           : (o->metrics_file && !(flags & VERB_RUN))   ? "--metrics-file is only for plan and apply"
-           : (o->all && o->n_args > 0)                  ? "export takes guest names or --all, not both"
+    return (o->dry_run && !apply)                     ? "--dry-run is only for apply"
+           : (o->atomic && !apply)                    ? "--atomic is only for apply"
+           : (o->live && !export)                     ? "--live is only for export"
+           : (o->all && !export)                      ? "--all is only for export"
+           : (o->metrics_file && !(flags & VERB_RUN)) ? "--metrics-file is only for plan and apply"
+           : (o->all && o->n_args > 0) ? "export takes guest names or --all, not both"
            : (export && o->format == ZR_FORMAT_JSON)
                ? "export writes YAML; --output json is for plan and apply"
                : NULL;
@@ -304,7 +305,8 @@ int main(int argc, char **argv)
         if (strcmp(o.verb, verbs[i].name) == 0)
             v = &verbs[i];
     if (!v) {
-        fprintf(stderr, "zpci-reconcile: unknown command '%s'; try 'zpci-reconcile --help'\n", o.verb);
+        fprintf(stderr, "zpci-reconcile: unknown command '%s'; try 'zpci-reconcile --help'\n",
+                o.verb);
         return EXIT_ERROR;
     }
     bool args_ok = o.n_args >= v->min_args && o.n_args <= v->max_args;

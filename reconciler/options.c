@@ -170,4 +170,3 @@ int options_parse(int argc, char **argv, struct options *o)
     o->n_args = argc - optind - 1;
     return 1;
 }
-

@@ -24,7 +24,7 @@ struct options {
     unsigned jobs;
     const char *metrics_file;
     int live, all; /* export */
-    int verbosity;  /* -1 quiet, 0 normal, 1 verbose */
+    int verbosity; /* -1 quiet, 0 normal, 1 verbose */
     color_mode color;
     const char *verb;
     char **args;

@@ -61,8 +61,8 @@ Test(hints, detach_timeout)
 Test(hints, nothing_for_other_codes)
 {
     static const zr_error_code none[] = {
-        ZR_ERR_OTHER,     ZR_ERR_INVALID_INPUT, ZR_ERR_CONNECT,     ZR_ERR_LIBVIRT_REFUSED,
-        ZR_ERR_HOST_CHECK, ZR_ERR_CONFLICT,     ZR_ERR_LOCK,        ZR_ERR_INTERRUPTED,
+        ZR_ERR_OTHER,      ZR_ERR_INVALID_INPUT, ZR_ERR_CONNECT, ZR_ERR_LIBVIRT_REFUSED,
+        ZR_ERR_HOST_CHECK, ZR_ERR_CONFLICT,      ZR_ERR_LOCK,    ZR_ERR_INTERRUPTED,
     };
     for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
         cr_expect_null(zr_hint_for(none[i]), "code %d", (int)none[i]);

@@ -57,8 +57,8 @@ static void lab_init(struct lab *l, const char *devices_xml, const char *invento
     _cleanup_(virDomainFreep) virDomainPtr dom = virDomainDefineXML(l->conn, xml);
     cr_assert_not_null(dom, "%s", zr_libvirt_error());
 
-    _cleanup_free_ char *yaml = zr_asprintf("version: 1\nuri: \"%s\"\nguests:\n%s", l->uri,
-                                            inventory_guests);
+    _cleanup_free_ char *yaml =
+        zr_asprintf("version: 1\nuri: \"%s\"\nguests:\n%s", l->uri, inventory_guests);
     struct zr_errors errs = {0};
     l->inv = zr_inventory_parse("inventory.yaml", yaml, strlen(yaml), &errs);
     cr_assert_not_null(l->inv, "%s", errs.n ? errs.items[0].message : "?");
@@ -152,8 +152,8 @@ Test(host, an_interrupt_before_apply_changes_nothing)
     struct lab l = {0};
     lab_init(&l, "", "  " GUEST ":\n    hostdevs:\n      - source: 0001:00:00.0\n");
     volatile sig_atomic_t interrupted = SIGTERM;
-    struct zr_host_options o = {.applying = true, .progress_from = SIZE_MAX,
-                                .interrupt = &interrupted};
+    struct zr_host_options o = {
+        .applying = true, .progress_from = SIZE_MAX, .interrupt = &interrupted};
     zr_host_run(&l.inv->hosts[0], &o, &l.report);
 
     cr_assert_eq(l.report.n_actions, 1);
