@@ -3,8 +3,9 @@
  * it, and a hosts: inventory may name several roots and qemu:///system.
  * Each child runs zr_host_run() and sends its report back over a pipe
  * (wire.h).  Must not talk to libvirt in the parent (it forks, so it stays
- * single-threaded), print, or install signal handlers: the caller's
- * handler sets the interrupt flag in the options. */
+ * single-threaded), print (a failing ppoll() aside, which aborts), or
+ * install signal handlers: the caller's handler sets the interrupt flag in
+ * the options. */
 #pragma once
 
 #include "host.h"
