@@ -149,17 +149,15 @@ static unsigned action_flags(const struct zr_action *a)
     return (a->live ? VIR_DOMAIN_AFFECT_LIVE : 0) | (a->config ? VIR_DOMAIN_AFFECT_CONFIG : 0);
 }
 
-static const char *flags_string(const struct zr_action *a)
-{
-    return a->live && a->config ? "live+config" : a->live ? "live" : "config";
-}
 
 static void set_result(struct zr_action *a, zr_result r, char *error)
 {
     a->result = r;
     free(a->error);
     a->error = error;
+    a->error_code = ZR_ERR_OTHER;
 }
+
 
 /* libvirt's message for a failed mutating call, with what a reader needs
  * to act on it: a guest that stopped since it was read gets a hint. */
@@ -178,12 +176,22 @@ static char *call_error(virDomainPtr dom, const struct zr_action *a)
     return msg;
 }
 
+/* A failed mutating call: libvirt's message, and what kind of refusal. */
+static void set_failed(struct zr_action *a, virDomainPtr dom)
+{
+    /* Classified first: call_error() makes another call, which resets
+     * the thread's error. */
+    zr_error_code code = zr_libvirt_error_code(ZR_ERR_LIBVIRT_REFUSED);
+    set_result(a, ZR_RESULT_FAILED, call_error(dom, a));
+    a->error_code = code;
+}
+
 static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_watch *w,
                        const struct zr_apply_options *o)
 {
     if (a->op == ZR_OP_ATTACH) {
         if (virDomainAttachDeviceFlags(dom, a->xml, action_flags(a)) < 0)
-            set_result(a, ZR_RESULT_FAILED, call_error(dom, a));
+            set_failed(a, dom);
         else
             set_result(a, ZR_RESULT_DONE, NULL);
         return;
@@ -203,11 +211,12 @@ static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_wat
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (virDomainDetachDeviceFlags(dom, a->xml, action_flags(a)) < 0) {
-        set_result(a, ZR_RESULT_FAILED, call_error(dom, a));
+        set_failed(a, dom);
     } else if (a->live) {
         char *error = NULL;
         const char *how = "";
-        if (wait_removed(w, dom, a, o->timeout_s, since, &how, &error) < 0) {
+        int r = wait_removed(w, dom, a, o->timeout_s, since, &how, &error);
+        if (r < 0) {
             /* With CONFIG, libvirt has already removed it from the
              * definition: say so, the running guest and the definition now
              * disagree. */
@@ -217,6 +226,7 @@ static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_wat
                 error = more;
             }
             set_result(a, ZR_RESULT_FAILED, error);
+            a->error_code = r == -ETIMEDOUT ? ZR_ERR_TIMEOUT : ZR_ERR_LIBVIRT_REFUSED;
         } else {
             set_result(a, ZR_RESULT_DONE, NULL);
             if (o->progress) {
@@ -541,7 +551,7 @@ static void rollback(struct host_run *h)
             _cleanup_free_ char *guest = zr_escaped(plan->guests[a->guest_index].guest);
             _cleanup_free_ char *msg = zr_escaped(undone ? "done" : why);
             fprintf(stderr, "rollback: %s %s %s on %s [%s]: %s\n", zr_op_to_string(undo.op),
-                    zr_kind_to_string(a->kind), src, guest, flags_string(a), msg);
+                    zr_kind_to_string(a->kind), src, guest, zr_action_flags_string(a), msg);
         }
         free(why);
     }
@@ -593,6 +603,8 @@ static size_t run_host(struct host_run *h)
         char *skip = skip_reason(h, a, failed, interrupted);
         if (skip) {
             set_result(a, ZR_RESULT_SKIPPED, skip);
+            if (interrupted && !h->lost)
+                a->error_code = ZR_ERR_INTERRUPTED;
             not_run++;
             continue;
         }
@@ -604,7 +616,7 @@ static size_t run_host(struct host_run *h)
         size_t n = i - h->first + 1, total = h->end - h->first;
         if (o->progress)
             fprintf(stderr, "[%zu/%zu] %s %s %s on %s [%s]\n", n, total, zr_op_to_string(a->op),
-                    zr_kind_to_string(a->kind), src, guest, flags_string(a));
+                    zr_kind_to_string(a->kind), src, guest, zr_action_flags_string(a));
         run_action(a, h->doms[a->guest_index], &h->w, o);
         if (a->result != ZR_RESULT_FAILED)
             continue;
@@ -626,6 +638,37 @@ static size_t run_host(struct host_run *h)
         if (!h->lost)
             verify_rollback(h);
     }
+    return failed;
+}
+
+/* Runs the host's actions with device removal events registered: before
+ * the first detach, so no event can be missed.  Without them a live
+ * detach is still confirmed by re-reading the XML every second. */
+static size_t run_host_with_events(struct host_run *h)
+{
+    _cleanup_free_ char *no_events = NULL;
+    int cb_removed =
+        virConnectDomainEventRegisterAny(h->conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_removed), &h->w, NULL);
+    if (cb_removed < 0)
+        no_events = zr_strdup(zr_libvirt_error());
+    int cb_failed = virConnectDomainEventRegisterAny(
+        h->conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
+        VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed), &h->w, NULL);
+    if (cb_failed < 0 && !no_events)
+        no_events = zr_strdup(zr_libvirt_error());
+    if (no_events && h->o->progress)
+        fprintf(stderr,
+                "zpci-reconcile: no device removal events (%s); a live detach is "
+                "checked every second instead\n",
+                no_events);
+
+    size_t failed = run_host(h);
+
+    if (cb_removed >= 0)
+        virConnectDomainEventDeregisterAny(h->conn, cb_removed);
+    if (cb_failed >= 0)
+        virConnectDomainEventDeregisterAny(h->conn, cb_failed);
     return failed;
 }
 
@@ -656,32 +699,7 @@ size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectP
             set_result(&plan->actions[i], ZR_RESULT_SKIPPED, zr_asprintf("not run: %s", error));
         free(error);
     } else {
-        /* Registered before the first detach, so no event can be missed.
-         * Without them a live detach is still confirmed by re-reading the
-         * XML every second. */
-        _cleanup_free_ char *no_events = NULL;
-        int cb_removed =
-            virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
-                                             VIR_DOMAIN_EVENT_CALLBACK(on_removed), &h.w, NULL);
-        if (cb_removed < 0)
-            no_events = zr_strdup(zr_libvirt_error());
-        int cb_failed = virConnectDomainEventRegisterAny(
-            conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
-            VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed), &h.w, NULL);
-        if (cb_failed < 0 && !no_events)
-            no_events = zr_strdup(zr_libvirt_error());
-        if (no_events && o->progress)
-            fprintf(stderr,
-                    "zpci-reconcile: no device removal events (%s); a live detach is "
-                    "checked every second instead\n",
-                    no_events);
-
-        failed = run_host(&h);
-
-        if (cb_removed >= 0)
-            virConnectDomainEventDeregisterAny(conn, cb_removed);
-        if (cb_failed >= 0)
-            virConnectDomainEventDeregisterAny(conn, cb_failed);
+        failed = run_host_with_events(&h);
     }
 
     free(h.w.domain_uuid);
@@ -751,10 +769,7 @@ static int open_lock_dir(const char *dir, struct zr_error *err)
 static char *lock_name(const char *uri)
 {
     _cleanup_free_ char *norm = zr_uri_normalize(uri);
-    uint64_t h = 14695981039346656037ull;
-    for (const unsigned char *p = (const unsigned char *)norm; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return zr_asprintf("zpci-reconcile-%016llx.lock", (unsigned long long)h);
+    return zr_asprintf("zpci-reconcile-%016llx.lock", (unsigned long long)zr_fnv1a64(norm));
 }
 
 int zr_apply_lock(const char *uri, struct zr_error *err)
@@ -786,9 +801,9 @@ int zr_apply_lock(const char *uri, struct zr_error *err)
         ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
         holder[n > 0 ? n : 0] = '\0';
         holder[strcspn(holder, "\n")] = '\0';
-        zr_error_set(err, NULL, 0, 0,
-                     "another zpci-reconcile apply (pid %s) is changing %s; lock file %s/%s",
-                     *holder ? holder : "unknown", uri, dir, name);
+        zr_error_setc(err, ZR_ERR_LOCK,
+                      "another zpci-reconcile apply (pid %s) is changing %s; lock file %s/%s",
+                      *holder ? holder : "unknown", uri, dir, name);
         close(fd);
         return -1;
     }

@@ -116,7 +116,7 @@ char *zr_device_describe(const struct zr_device *d)
         abort();
     char buf[ZR_UUID_STRLEN > ZR_PCI_ADDR_STRLEN ? ZR_UUID_STRLEN : ZR_PCI_ADDR_STRLEN];
 
-    fprintf(f, "%s %s", zr_kind_to_string(d->kind), zr_pci_addr_format(&d->source, buf));
+    fprintf(f, "%s " ZR_PCI_ADDR_FMT, zr_kind_to_string(d->kind), ZR_PCI_ADDR_ARGS(d->source));
     if (!d->managed)
         fputs(" managed=no", f);
     if (d->has_mac)
@@ -129,7 +129,7 @@ char *zr_device_describe(const struct zr_device *d)
             fprintf(f, " fid=0x%08x", d->zpci_fid);
     }
     if (d->has_guest_address)
-        fprintf(f, " guest_address=%s", zr_pci_addr_format(&d->guest_address, buf));
+        fprintf(f, " guest_address=" ZR_PCI_ADDR_FMT, ZR_PCI_ADDR_ARGS(d->guest_address));
     switch (d->vport.type) {
     case ZR_VPORT_8021QBH:
         fprintf(f, " virtualport=802.1Qbh profileid=%s", d->vport.profileid ? d->vport.profileid : "");
@@ -162,4 +162,16 @@ char *zr_device_describe(const struct zr_device *d)
     if (fclose(f) != 0)
         abort();
     return s;
+}
+
+bool zr_device_drops_vlan(const struct zr_device *current, const struct zr_device *target)
+{
+    return !target->has_vlan && (current->has_vlan || current->vlan_unrepresentable) &&
+           target->vport.type != ZR_VPORT_NONE;
+}
+
+bool zr_device_drops_virtualport(const struct zr_device *current, const struct zr_device *target)
+{
+    return target->vport.type == ZR_VPORT_NONE && target->has_vlan &&
+           (current->vport.type != ZR_VPORT_NONE || current->vport_unrepresentable);
 }

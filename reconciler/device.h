@@ -146,3 +146,9 @@ void zr_device_list_finish(struct zr_device_list *l);
 /* One line for people: "hostdev 0002:00:00.0 zpci uid=0x0001 fid=0x00000000".
  * Only the fields that are set; newly allocated. */
 char *zr_device_describe(const struct zr_device *d);
+
+/* Whether a replacement of `current` by `target` drops the current vlan /
+ * virtualport because `target` puts the other one beside it (libvirt
+ * refuses the pair): the edited element loses it, and the plan says so. */
+bool zr_device_drops_vlan(const struct zr_device *current, const struct zr_device *target);
+bool zr_device_drops_virtualport(const struct zr_device *current, const struct zr_device *target);

@@ -781,16 +781,6 @@ static void build_interface(xmlNode *root, const struct zr_device *d)
     add_guest_address(root, d);
 }
 
-bool zr_domain_profileid_ok(const char *s)
-{
-    if (!s || !*s || strlen(s) > ZR_VPORT_PROFILEID_MAX)
-        return false;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p < 0x20 || *p == 0x7f || *p == '\'' || *p == '<' || *p == '&')
-            return false;
-    return true;
-}
-
 char *zr_domain_device_xml(const struct zr_device *d)
 {
     const char *name;
@@ -806,7 +796,7 @@ char *zr_domain_device_xml(const struct zr_device *d)
         return NULL;
     }
     if (d->kind == ZR_KIND_INTERFACE && d->vport.type == ZR_VPORT_8021QBH && d->vport.profileid &&
-        !zr_domain_profileid_ok(d->vport.profileid))
+        !zr_profileid_ok(d->vport.profileid))
         return NULL;
 
     _cleanup_(xmlFreeDocp) xmlDocPtr doc = xmlNewDoc(BAD_CAST "1.0");
@@ -920,19 +910,6 @@ static bool vport_eq(const struct zr_virtualport *a, const struct zr_virtualport
     return true;
 }
 
-bool zr_domain_edit_drops_vlan(const struct zr_device *current, const struct zr_device *target)
-{
-    return !target->has_vlan && (current->has_vlan || current->vlan_unrepresentable) &&
-           target->vport.type != ZR_VPORT_NONE;
-}
-
-bool zr_domain_edit_drops_virtualport(const struct zr_device *current,
-                                      const struct zr_device *target)
-{
-    return target->vport.type == ZR_VPORT_NONE && target->has_vlan &&
-           (current->vport.type != ZR_VPORT_NONE || current->vport_unrepresentable);
-}
-
 static void edit_vlan_virtualport(xmlNode *root, const struct zr_device *c,
                                   const struct zr_device *t)
 {
@@ -940,14 +917,14 @@ static void edit_vlan_virtualport(xmlNode *root, const struct zr_device *c,
     if (t->has_vlan && !vlan_same) {
         remove_children(root, "vlan");
         set_prop(new_child(new_child(root, "vlan"), "tag"), "id", "%u", (unsigned)t->vlan);
-    } else if (zr_domain_edit_drops_vlan(c, t)) {
+    } else if (zr_device_drops_vlan(c, t)) {
         remove_children(root, "vlan");
     }
     if (t->vport.type != ZR_VPORT_NONE &&
         (c->vport_unrepresentable || !vport_eq(&c->vport, &t->vport))) {
         remove_children(root, "virtualport");
         add_virtualport(root, &t->vport);
-    } else if (zr_domain_edit_drops_virtualport(c, t)) {
+    } else if (zr_device_drops_virtualport(c, t)) {
         remove_children(root, "virtualport");
     }
 }
@@ -1019,7 +996,7 @@ char *zr_domain_edit_xml(const struct zr_device *current, const struct zr_device
     if (target->kind != current->kind)
         return NULL;
     if (target->kind == ZR_KIND_INTERFACE && target->vport.type == ZR_VPORT_8021QBH &&
-        target->vport.profileid && !zr_domain_profileid_ok(target->vport.profileid))
+        target->vport.profileid && !zr_profileid_ok(target->vport.profileid))
         return NULL;
 
     _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;

@@ -49,17 +49,8 @@ int zr_domain_parse_device(const char *xml, size_t len, struct zr_device *out,
  * picks the guest slot and fills the other id.  Never emits <model> for an
  * interface.  Returns a newly allocated string (no XML declaration); NULL
  * for a kind that is not a device or a profileid that fails
- * zr_domain_profileid_ok(). */
+ * zr_profileid_ok() (pci.h). */
 char *zr_domain_device_xml(const struct zr_device *d);
-
-/* libvirt 9.0 writes <parameters profileid='...'/> without escaping it: a
- * profileid holding ' < or & leaves a persistent definition libvirt cannot
- * read back (the guest is gone at the next daemon start), and a control
- * character comes back as a space.  libvirt refuses an empty one or one
- * over 39 bytes.  True when `s` is safe to send; the inventory should
- * refuse the others, the builder refuses them too. */
-#define ZR_VPORT_PROFILEID_MAX 39
-bool zr_domain_profileid_ok(const char *s);
 
 /* The XML to detach a device found in a domain: its element as it stands,
  * minus a libvirt-generated alias (anything but a "ua-" user alias).
@@ -79,13 +70,8 @@ char *zr_domain_detach_xml(const struct zr_device *current);
  * is carried over.  A guest address or zPCI id that `target` leaves out
  * while `current` has it is removed, so libvirt picks a new one.  A vlan
  * or virtualport beside which `target` puts the other is dropped (libvirt
- * refuses the pair): see the two predicates below.  A `current` without
+ * refuses the pair): see zr_device_drops_vlan() and
+ * zr_device_drops_virtualport().  A `current` without
  * `xml` gets zr_domain_device_xml(target).  NULL when the element does not
  * parse or for an unsafe profileid. */
 char *zr_domain_edit_xml(const struct zr_device *current, const struct zr_device *target);
-
-/* Whether zr_domain_edit_xml() drops the current vlan / virtualport
- * because `target` puts the other one beside it, so the plan can say so. */
-bool zr_domain_edit_drops_vlan(const struct zr_device *current, const struct zr_device *target);
-bool zr_domain_edit_drops_virtualport(const struct zr_device *current,
-                                      const struct zr_device *target);

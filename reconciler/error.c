@@ -53,6 +53,22 @@ char *zr_vasprintf(const char *fmt, va_list ap)
     return s;
 }
 
+void zr_strbuf_addf(struct zr_strbuf *b, const char *sep, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *piece = zr_vasprintf(fmt, ap);
+    va_end(ap);
+    size_t seplen = b->len ? strlen(sep) : 0, add = seplen + strlen(piece);
+    if (b->len + add + 1 > b->cap) {
+        b->cap = b->len + add + 1 > 2 * b->cap ? b->len + add + 1 : 2 * b->cap;
+        b->s = zr_reallocarray(b->s, b->cap, 1);
+    }
+    memcpy(b->s + b->len, sep, seplen);
+    memcpy(b->s + b->len + seplen, piece, strlen(piece) + 1);
+    b->len += add;
+}
+
 char *zr_asprintf(const char *fmt, ...)
 {
     va_list ap;
@@ -83,6 +99,16 @@ void zr_error_set(struct zr_error *e, const char *file, unsigned line, unsigned 
     va_end(ap);
 }
 
+void zr_error_setc(struct zr_error *e, zr_error_code code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    zr_error_vset(e, NULL, 0, 0, fmt, ap);
+    va_end(ap);
+    if (e)
+        e->code = code;
+}
+
 void zr_error_finish(struct zr_error *e)
 {
     if (!e)
@@ -106,6 +132,7 @@ bool zr_errors_add(struct zr_errors *errs, const char *file, unsigned line, unsi
     zr_error_vset(e, file, line, column, fmt, ap);
     va_end(ap);
     e->source_line = zr_strdup(source_line);
+    e->code = ZR_ERR_INVALID_INPUT;
     return true;
 }
 

@@ -7,7 +7,33 @@
 
 #include "util.h"
 
+/* What went wrong, for callers and hints to branch on: never the message
+ * text, which may be reworded.  Kept in the plan's records (host, guest,
+ * action, warning) beside the message. */
+typedef enum {
+    ZR_ERR_OTHER,           /* no more specific code (0: the default) */
+    ZR_ERR_INVALID_INPUT,   /* the inventory or an option */
+    ZR_ERR_CONNECT,         /* the connection failed, reason not known */
+    ZR_ERR_NO_DAEMON,       /* no daemon behind the socket */
+    ZR_ERR_AUTH,            /* the socket, polkit or the system bus said no */
+    ZR_ERR_NOT_FOUND,       /* no guest of that name */
+    ZR_ERR_NOT_FOUND_NEAR,  /* no guest of that name; the message names a close one */
+    ZR_ERR_LIBVIRT_REFUSED, /* libvirt refused a call */
+    ZR_ERR_NO_VFIO,         /* the host cannot pass PCI devices through */
+    ZR_ERR_HOST_CHECK,      /* the host check refused or warned */
+    ZR_ERR_NO_FUNCTION,     /* the host has no such PCI function */
+    ZR_ERR_NO_NODEDEVS,     /* the connection lists no node devices */
+    ZR_ERR_NOT_VF,          /* an interface on a function that is no SR-IOV VF */
+    ZR_ERR_IOMMU_GROUP,     /* the function shares its IOMMU group */
+    ZR_ERR_CONFLICT,        /* another guest holds the function */
+    ZR_ERR_TIMEOUT,         /* a live detach did not complete in time */
+    ZR_ERR_LOCK,            /* another apply holds the host */
+    ZR_ERR_INTERRUPTED,     /* a signal stopped the run */
+    ZR_ERR__COUNT,
+} zr_error_code;
+
 struct zr_error {
+    zr_error_code code;
     char *file;        /* NULL when the error has no source position */
     unsigned line;     /* 1-based, 0 = none */
     unsigned column;   /* 1-based, 0 = none */
@@ -30,6 +56,8 @@ void zr_error_set(struct zr_error *e, const char *file, unsigned line, unsigned 
 void zr_error_vset(struct zr_error *e, const char *file, unsigned line, unsigned column,
                    const char *fmt, va_list ap) _printf_(5, 0);
 void zr_error_finish(struct zr_error *e);
+/* zr_error_set() without a position, with a code. */
+void zr_error_setc(struct zr_error *e, zr_error_code code, const char *fmt, ...) _printf_(3, 4);
 
 /* Adds an error; returns false when the cap was reached (the error is then
  * only counted as truncation). */

@@ -7,10 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <ctype.h>
-#include <libxml/uri.h>
 #include <yaml.h>
 
-#include "domain.h"
 #include "inventory.h"
 #include "util.h"
 
@@ -484,17 +482,9 @@ static void report_yaml_error(struct loader *l, const yaml_parser_t *p)
 
 /* ---- anchors ----------------------------------------------------------- */
 
-static size_t hash_name(const char *s)
-{
-    size_t h = 14695981039346656037u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211u;
-    return h;
-}
-
 static struct anchor *anchors_slot(struct anchor *slots, size_t cap, const char *name)
 {
-    for (size_t i = hash_name(name) & (cap - 1);; i = (i + 1) & (cap - 1))
+    for (size_t i = (size_t)zr_fnv1a64(name) & (cap - 1);; i = (i + 1) & (cap - 1))
         if (!slots[i].name || strcmp(slots[i].name, name) == 0)
             return &slots[i];
 }
@@ -917,13 +907,10 @@ static bool *find_bad_keys(struct loader *l, const struct node *map, const char 
 
 static char *expected_keys(const struct table *t)
 {
-    char *s = zr_strdup("");
-    for (size_t i = 0; i < t->n_fields; i++) {
-        char *next = zr_asprintf("%s%s%s", s, i ? ", " : "", t->fields[i].key);
-        free(s);
-        s = next;
-    }
-    return s;
+    struct zr_strbuf b = {0};
+    for (size_t i = 0; i < t->n_fields; i++)
+        zr_strbuf_addf(&b, ", ", "%s", t->fields[i].key);
+    return b.s ? b.s : zr_strdup("");
 }
 
 /* `map` is a mapping or null (an empty mapping); `what` names it in
@@ -1059,7 +1046,7 @@ static int parse_guest_address(struct loader *l, const struct field *f, const st
 
 /* A profileid the device XML builder refuses would only fail at plan time,
  * after validate said yes: libvirt 9.0 writes it into the definition
- * unescaped (see zr_domain_profileid_ok). */
+ * unescaped (see zr_profileid_ok). */
 static int parse_profileid(struct loader *l, const struct field *f, const struct node *v,
                            void *obj)
 {
@@ -1072,7 +1059,7 @@ static int parse_profileid(struct loader *l, const struct field *f, const struct
     int r = parse_string(l, f, v, obj);
     if (r < 0)
         return r;
-    if (!zr_domain_profileid_ok(*FIELD_PTR(obj, f->offset, char *))) {
+    if (!zr_profileid_ok(*FIELD_PTR(obj, f->offset, char *))) {
         _cleanup_free_ char *s = shown(v->text, v->len);
         report(l, v->mark,
                "'%s' must not hold ', <, & or control characters (libvirt stores it "
@@ -1583,87 +1570,6 @@ static void parse_guests(struct loader *l, const struct node *v, struct zr_host 
 }
 
 /* ---- one host, one uri ---------------------------------------------------- */
-
-/* A path as libvirt's drivers resolve it: runs of '/' are one, "." segments
- * name the directory they are in, a trailing '/' changes nothing.  ".." is
- * kept: through a symlink it need not be the parent. */
-static void normalize_path(char *p)
-{
-    char *o = p;
-    for (const char *i = p; *i;) {
-        if (*i == '/' && (i[1] == '/' || (i[1] == '.' && (i[2] == '/' || i[2] == '\0')))) {
-            i += i[1] == '/' ? 1 : 2;
-            continue;
-        }
-        *o++ = *i++;
-    }
-    *o = '\0';
-    if (o - p > 1 && o[-1] == '/')
-        o[-1] = '\0';
-}
-
-static int str_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-char *zr_uri_normalize(const char *uri)
-{
-    xmlURIPtr u = uri ? xmlParseURI(uri) : NULL;
-    if (!u || !u->scheme) {
-        xmlFreeURI(u);
-        return zr_strdup(uri);
-    }
-    for (char *c = u->scheme; *c; c++)
-        *c = (char)tolower((unsigned char)*c);
-    for (char *c = u->server; c && *c; c++)
-        *c = (char)tolower((unsigned char)*c);
-    /* Without a host name the remote driver's default transport is the
-     * local socket: qemu+unix:///system is qemu:///system. */
-    size_t sl = strlen(u->scheme);
-    if ((!u->server || !*u->server) && sl > 5 && strcmp(u->scheme + sl - 5, "+unix") == 0)
-        u->scheme[sl - 5] = '\0';
-    if (u->path)
-        normalize_path(u->path);
-
-    /* Parameters in any order are one URI; a root= (embedded driver) is a
-     * path like the URI's own. */
-    char **params = NULL;
-    size_t n = 0;
-    const char *query = u->query_raw ? u->query_raw : u->query;
-    _cleanup_free_ char *q = zr_strdup(query);
-    for (char *save = NULL, *t = q ? strtok_r(q, "&;", &save) : NULL; t;
-         t = strtok_r(NULL, "&;", &save)) {
-        char *param = zr_strdup(t);
-        if (strncmp(param, "root=", 5) == 0)
-            normalize_path(param + 5);
-        *ZR_APPEND(params, n) = param;
-    }
-    if (n)
-        qsort(params, n, sizeof(*params), str_cmp);
-
-    char *out = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&out, &len);
-    if (!f)
-        abort();
-    fprintf(f, "%s://", u->scheme);
-    if (u->user)
-        fprintf(f, "%s@", u->user);
-    if (u->server)
-        fputs(u->server, f);
-    if (u->port > 0)
-        fprintf(f, ":%d", u->port);
-    fputs(u->path && *u->path ? u->path : "/", f);
-    for (size_t i = 0; i < n; i++) {
-        fprintf(f, "%c%s", i ? '&' : '?', params[i]);
-        free(params[i]);
-    }
-    free(params);
-    fclose(f);
-    xmlFreeURI(u);
-    return out;
-}
 
 struct host_uri {
     char *norm;

@@ -8,6 +8,7 @@
 
 #include "device.h"
 #include "error.h"
+#include "uri.h"
 
 /* Inputs larger than this are refused before parsing: 65536 devices (the
  * most a host can hold, docs/inventory.md "Limits") of up to 512 bytes. */
@@ -50,13 +51,6 @@ struct zr_inventory *zr_inventory_load(const char *path, struct zr_errors *errs)
 void zr_inventory_free(struct zr_inventory *inv);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct zr_inventory *, zr_inventory_free)
 
-/* The URI in one spelling per libvirt connection: scheme and host in lower
- * case, "+unix" dropped where there is no host, the path and a root=
- * parameter without repeated, "." or trailing slashes, parameters sorted.
- * "qemu:///system/" and "qemu:///system" give the same; so do
- * "qemu:///embed?root=/x//root" and "...?root=/x/root/".  A string that is
- * not a URI comes back as it is. */
-char *zr_uri_normalize(const char *uri);
 
 size_t zr_inventory_count_guests(const struct zr_inventory *inv);
 size_t zr_inventory_count_devices(const struct zr_inventory *inv);

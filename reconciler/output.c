@@ -41,19 +41,12 @@ void zr_json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static const char *flags_string(const struct zr_action *a)
-{
-    if (a->live && a->config)
-        return "live+config";
-    return a->live ? "live" : "config";
-}
 
 /* ---- JSON ---------------------------------------------------------------- */
 
 static void json_action(FILE *f, const struct zr_plan *plan, const struct zr_action *a)
 {
     const struct zr_plan_guest *g = &plan->guests[a->guest_index];
-    char src[ZR_PCI_ADDR_STRLEN];
 
     fputs("    {\"host\": ", f);
     zr_json_string(f, g->host);
@@ -64,8 +57,8 @@ static void json_action(FILE *f, const struct zr_plan *plan, const struct zr_act
         fputs("null", f);
     fputs(", \"guest\": ", f);
     zr_json_string(f, g->guest);
-    fprintf(f, ", \"op\": \"%s\", \"kind\": \"%s\", \"source\": \"%s\"", zr_op_to_string(a->op),
-            zr_kind_to_string(a->kind), zr_pci_addr_format(&a->source, src));
+    fprintf(f, ", \"op\": \"%s\", \"kind\": \"%s\", \"source\": \"" ZR_PCI_ADDR_FMT "\"",
+            zr_op_to_string(a->op), zr_kind_to_string(a->kind), ZR_PCI_ADDR_ARGS(a->source));
     fprintf(f, ", \"live\": %s, \"config\": %s", a->live ? "true" : "false",
             a->config ? "true" : "false");
     fputs(", \"reason\": ", f);
@@ -84,23 +77,8 @@ static void json_action(FILE *f, const struct zr_plan *plan, const struct zr_act
     fputc('}', f);
 }
 
-static void output_json(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+static void json_warnings(FILE *f, const struct zr_plan *plan)
 {
-    struct zr_plan_counts c;
-    zr_plan_count(plan, &c);
-    /* A plan counts what it would call, an apply what it did. */
-    size_t n_attach = 0, n_detach = 0;
-    for (size_t i = 0; i < plan->n_actions; i++)
-        if (!o->applied || plan->actions[i].result == ZR_RESULT_DONE)
-            *(plan->actions[i].op == ZR_OP_ATTACH ? &n_attach : &n_detach) += 1;
-
-    fputs("{\n  \"version\": 1,\n  \"actions\": [", f);
-    for (size_t i = 0; i < plan->n_actions; i++) {
-        fputs(i ? ",\n" : "\n", f);
-        json_action(f, plan, &plan->actions[i]);
-    }
-    fputs(plan->n_actions ? "\n  ],\n" : "],\n", f);
-
     fputs("  \"warnings\": [", f);
     for (size_t i = 0; i < plan->n_warnings; i++) {
         const struct zr_warning *w = &plan->warnings[i];
@@ -122,6 +100,52 @@ static void output_json(FILE *f, const struct zr_plan *plan, const struct zr_out
         fputc('}', f);
     }
     fputs(plan->n_warnings ? "\n  ],\n" : "],\n", f);
+}
+
+static void json_hosts(FILE *f, const struct zr_plan *plan)
+{
+    /* Plans built without host records (the plan unit tests) keep the
+     * shape they had before hosts were recorded. */
+    if (!plan->n_hosts)
+        return;
+    fputs("  \"hosts\": [", f);
+    for (size_t i = 0; i < plan->n_hosts; i++) {
+        const struct zr_plan_host *h = &plan->hosts[i];
+        fputs(i ? ",\n    {\"host\": " : "\n    {\"host\": ", f);
+        zr_json_string(f, h->name);
+        fputs(", \"uri\": ", f);
+        if (h->uri)
+            zr_json_string(f, h->uri);
+        else
+            fputs("null", f);
+        fprintf(f, ", \"reached\": %s, \"error\": ", h->reached ? "true" : "false");
+        if (h->error)
+            zr_json_string(f, h->error);
+        else
+            fputs("null", f);
+        fputc('}', f);
+    }
+    fputs("\n  ],\n", f);
+}
+
+static void output_json(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+{
+    struct zr_plan_counts c;
+    zr_plan_count(plan, &c);
+    /* A plan counts what it would call, an apply what it did. */
+    size_t n_attach = 0, n_detach = 0;
+    for (size_t i = 0; i < plan->n_actions; i++)
+        if (!o->applied || plan->actions[i].result == ZR_RESULT_DONE)
+            *(plan->actions[i].op == ZR_OP_ATTACH ? &n_attach : &n_detach) += 1;
+
+    fputs("{\n  \"version\": 1,\n  \"actions\": [", f);
+    for (size_t i = 0; i < plan->n_actions; i++) {
+        fputs(i ? ",\n" : "\n", f);
+        json_action(f, plan, &plan->actions[i]);
+    }
+    fputs(plan->n_actions ? "\n  ],\n" : "],\n", f);
+
+    json_warnings(f, plan);
 
     fputs("  \"errors\": [", f);
     bool first = true;
@@ -140,28 +164,7 @@ static void output_json(FILE *f, const struct zr_plan *plan, const struct zr_out
     }
     fputs(first ? "],\n" : "\n  ],\n", f);
 
-    /* Plans built without host records (the plan unit tests) keep the
-     * shape they had before hosts were recorded. */
-    if (plan->n_hosts) {
-        fputs("  \"hosts\": [", f);
-        for (size_t i = 0; i < plan->n_hosts; i++) {
-            const struct zr_plan_host *h = &plan->hosts[i];
-            fputs(i ? ",\n    {\"host\": " : "\n    {\"host\": ", f);
-            zr_json_string(f, h->name);
-            fputs(", \"uri\": ", f);
-            if (h->uri)
-                zr_json_string(f, h->uri);
-            else
-                fputs("null", f);
-            fprintf(f, ", \"reached\": %s, \"error\": ", h->reached ? "true" : "false");
-            if (h->error)
-                zr_json_string(f, h->error);
-            else
-                fputs("null", f);
-            fputc('}', f);
-        }
-        fputs("\n  ],\n", f);
-    }
+    json_hosts(f, plan);
 
     fprintf(f,
             "  \"summary\": {\"attach\": %zu, \"detach\": %zu, \"replace\": %zu, \"failed\": %zu, "
@@ -238,10 +241,10 @@ struct hints_seen {
     size_t n;
 };
 
-static void text_hint(FILE *f, const char *message, const char *indent, struct hints_seen *seen,
+static void text_hint(FILE *f, zr_error_code code, const char *indent, struct hints_seen *seen,
                       const struct zr_output_options *o)
 {
-    const char *hint = zr_hint_for(message);
+    const char *hint = zr_hint_for(code);
     if (!hint)
         return;
     for (size_t i = 0; i < seen->n; i++)
@@ -331,7 +334,7 @@ static void text_line(FILE *f, const struct line *l, struct hints_seen *seen,
     _cleanup_free_ char *desc = zr_device_describe(&shown->device);
     fprintf(f, "  %s%s %s ", o->color ? color : "", marker, verb);
     zr_fputs_escaped(desc, f);
-    fprintf(f, "%s [%s]", o->color ? C_RESET : "", flags_string(shown));
+    fprintf(f, "%s [%s]", o->color ? C_RESET : "", zr_action_flags_string(shown));
     if (!l->second && a->op == ZR_OP_DETACH)
         fprintf(f, " (%s)", a->reason);
     const char *error = NULL;
@@ -358,7 +361,8 @@ static void text_line(FILE *f, const struct line *l, struct hints_seen *seen,
         fprintf(f, "%s\n", o->color ? C_RESET : "");
     }
     if (error)
-        text_hint(f, error, "      ", seen, o);
+        text_hint(f, l->second && error == l->second->error ? l->second->error_code : a->error_code,
+                  "      ", seen, o);
 }
 
 /* `acts` are the indices of the guest's actions, in plan order. */
@@ -373,7 +377,7 @@ static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi, const siz
                 o->color ? C_RESET : "");
         zr_fputs_escaped(g->error, f);
         fputc('\n', f);
-        text_hint(f, g->error, "  ", seen, o);
+        text_hint(f, g->error_code, "  ", seen, o);
         return;
     }
     fputs(o->color ? C_BOLD : "", f);
@@ -439,10 +443,10 @@ static void by_guest_finish(struct by_guest *b)
 }
 
 /* Nothing for the one host of an inventory without hosts:. */
-static void text_host_header(FILE *f, const char *host, const char *uri,
-                             const struct zr_output_options *o)
+static void text_host_header(FILE *f, const struct zr_plan *plan, const char *host,
+                             const char *uri, const struct zr_output_options *o)
 {
-    if (zr_streq(host, "default"))
+    if (!plan->has_hosts)
         return;
     fprintf(f, "%s== host ", o->color ? C_BOLD : "");
     zr_fputs_escaped(host, f);
@@ -451,66 +455,35 @@ static void text_host_header(FILE *f, const char *host, const char *uri,
     fprintf(f, ") ==%s\n", o->color ? C_RESET : "");
 }
 
-static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+static void text_warnings(FILE *f, const struct zr_plan *plan, struct hints_seen *seen,
+                          const struct zr_output_options *o)
 {
-    struct zr_plan_counts c;
-    zr_plan_count(plan, &c);
-
-    if (!o->quiet) {
-        /* Guests come host by host, in the order of the host records.  A
-         * host's error gets a line of its own only when no guest line
-         * carries it (a host without guests). */
-        struct hints_seen seen = {0};
-        _cleanup_(by_guest_finish) struct by_guest acts = {0};
-        by_guest_init(&acts, plan);
-#define GUEST_ACTIONS(gi) acts.order + acts.start[gi], acts.start[(gi) + 1] - acts.start[gi]
-        size_t gi = 0;
-        for (size_t h = 0; h < plan->n_hosts; h++) {
-            const struct zr_plan_host *host = &plan->hosts[h];
-            size_t first = gi;
-            text_host_header(f, host->name, host->uri, o);
-            for (; gi < plan->n_guests && zr_streq(plan->guests[gi].host, host->name); gi++)
-                text_guest(f, plan, gi, GUEST_ACTIONS(gi), &seen, o);
-            if (host->error && gi == first) {
-                fprintf(f, "%serror:%s ", o->color ? C_RED C_BOLD : "", o->color ? C_RESET : "");
-                zr_fputs_escaped(host->error, f);
-                fputc('\n', f);
-                text_hint(f, host->error, "  ", &seen, o);
-            }
+    if (plan->n_warnings)
+        fputs("\nWarnings:\n", f);
+    for (size_t i = 0; i < plan->n_warnings; i++) {
+        const struct zr_warning *w = &plan->warnings[i];
+        fputs("  ", f);
+        if (plan->has_hosts) {
+            zr_fputs_escaped(w->host, f);
+            fputs(": ", f);
         }
-        /* Guests without a host record: plans built by hand (unit tests). */
-        for (const char *host = NULL; gi < plan->n_guests; gi++) {
-            const struct zr_plan_guest *g = &plan->guests[gi];
-            if (!zr_streq(g->host, host))
-                text_host_header(f, g->host, g->uri, o);
-            host = g->host;
-            text_guest(f, plan, gi, GUEST_ACTIONS(gi), &seen, o);
+        if (w->guest) {
+            zr_fputs_escaped(w->guest, f);
+            fputs(": ", f);
         }
-#undef GUEST_ACTIONS
-        if (plan->n_warnings)
-            fputs("\nWarnings:\n", f);
-        for (size_t i = 0; i < plan->n_warnings; i++) {
-            const struct zr_warning *w = &plan->warnings[i];
-            char src[ZR_PCI_ADDR_STRLEN];
-            fputs("  ", f);
-            if (!zr_streq(w->host, "default")) {
-                zr_fputs_escaped(w->host, f);
-                fputs(": ", f);
-            }
-            if (w->guest) {
-                zr_fputs_escaped(w->guest, f);
-                fputs(": ", f);
-            }
-            if (w->has_source)
-                fprintf(f, "%s: ", zr_pci_addr_format(&w->source, src));
-            zr_fputs_escaped(w->message, f);
-            fputc('\n', f);
-            text_hint(f, w->message, "    ", &seen, o);
-        }
-        free(seen.items);
+        if (w->has_source)
+            fprintf(f, ZR_PCI_ADDR_FMT ": ", ZR_PCI_ADDR_ARGS(w->source));
+        zr_fputs_escaped(w->message, f);
         fputc('\n', f);
+        text_hint(f, w->code, "    ", seen, o);
     }
+}
 
+/* The last line: what was (or would be) done, on how many guests. */
+static void text_summary(FILE *f, const struct zr_plan *plan, const struct zr_plan_counts *pc,
+                         const struct zr_output_options *o)
+{
+    const struct zr_plan_counts c = *pc;
     size_t total = c.guests_changed + c.guests_in_sync + c.guests_failed;
     if (o->applied) {
         fprintf(f, "Apply: %zu attached, %zu detached, %zu replaced, %zu failed", c.attach,
@@ -531,6 +504,50 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
     if (c.hosts_failed)
         fprintf(f, "; %zu of %zu hosts failed", c.hosts_failed, plan->n_hosts);
     fputs(".\n", f);
+}
+
+static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+{
+    struct zr_plan_counts c;
+    zr_plan_count(plan, &c);
+
+    if (!o->quiet) {
+        /* Guests come host by host, in the order of the host records.  A
+         * host's error gets a line of its own only when no guest line
+         * carries it (a host without guests). */
+        struct hints_seen seen = {0};
+        _cleanup_(by_guest_finish) struct by_guest acts = {0};
+        by_guest_init(&acts, plan);
+#define GUEST_ACTIONS(gi) acts.order + acts.start[gi], acts.start[(gi) + 1] - acts.start[gi]
+        size_t gi = 0;
+        for (size_t h = 0; h < plan->n_hosts; h++) {
+            const struct zr_plan_host *host = &plan->hosts[h];
+            size_t first = gi;
+            text_host_header(f, plan, host->name, host->uri, o);
+            for (; gi < plan->n_guests && zr_streq(plan->guests[gi].host, host->name); gi++)
+                text_guest(f, plan, gi, GUEST_ACTIONS(gi), &seen, o);
+            if (host->error && gi == first) {
+                fprintf(f, "%serror:%s ", o->color ? C_RED C_BOLD : "", o->color ? C_RESET : "");
+                zr_fputs_escaped(host->error, f);
+                fputc('\n', f);
+                text_hint(f, host->error_code, "  ", &seen, o);
+            }
+        }
+        /* Guests without a host record: plans built by hand (unit tests). */
+        for (const char *host = NULL; gi < plan->n_guests; gi++) {
+            const struct zr_plan_guest *g = &plan->guests[gi];
+            if (!zr_streq(g->host, host))
+                text_host_header(f, plan, g->host, g->uri, o);
+            host = g->host;
+            text_guest(f, plan, gi, GUEST_ACTIONS(gi), &seen, o);
+        }
+#undef GUEST_ACTIONS
+        text_warnings(f, plan, &seen, o);
+        free(seen.items);
+        fputc('\n', f);
+    }
+
+    text_summary(f, plan, &c, o);
 }
 
 void zr_output_plan(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)

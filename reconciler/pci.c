@@ -232,3 +232,13 @@ int zr_vlan_parse(const char *s, uint32_t *out)
 {
     return parse_u32_range(s, 0, ZR_VLAN_MAX, out);
 }
+
+bool zr_profileid_ok(const char *s)
+{
+    if (!s || !*s || strlen(s) > ZR_VPORT_PROFILEID_MAX)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || *p == '\'' || *p == '<' || *p == '&')
+            return false;
+    return true;
+}

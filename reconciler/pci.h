@@ -72,3 +72,13 @@ int zr_bool_parse(const char *s, bool *out);
 int zr_zpci_uid_parse(const char *s, uint32_t *out);
 int zr_zpci_fid_parse(const char *s, uint32_t *out);
 int zr_vlan_parse(const char *s, uint32_t *out);
+
+/* An 802.1Qbh port profile name.  libvirt 9.0 writes <parameters
+ * profileid='...'/> without escaping it: a profileid holding ' < or &
+ * leaves a persistent definition libvirt cannot read back (the guest is
+ * gone at the next daemon start), and a control character comes back as a
+ * space.  libvirt refuses an empty one or one over 39 bytes.  True when
+ * `s` is safe to send: the inventory refuses the others, the XML builder
+ * refuses them too. */
+#define ZR_VPORT_PROFILEID_MAX 39
+bool zr_profileid_ok(const char *s);

@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "domain.h"
 #include "plan.h"
 
 const char *zr_op_to_string(zr_op op)
@@ -37,32 +36,11 @@ const char *zr_result_to_string(zr_result r)
     return "?";
 }
 
-/* A growing string for field lists like "zpci.uid,mac". */
-struct strbuf {
-    char *s;
-    size_t len;
-};
-
-static void strbuf_addf(struct strbuf *b, const char *sep, const char *fmt, ...) _printf_(3, 4);
-static void strbuf_addf(struct strbuf *b, const char *sep, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    _cleanup_free_ char *piece = zr_vasprintf(fmt, ap);
-    va_end(ap);
-    size_t add = strlen(piece) + (b->len ? strlen(sep) : 0);
-    b->s = zr_reallocarray(b->s, b->len + add + 1, 1);
-    if (b->len)
-        memcpy(b->s + b->len, sep, strlen(sep));
-    memcpy(b->s + b->len + (b->len ? strlen(sep) : 0), piece, strlen(piece) + 1);
-    b->len += add;
-}
-
 /* What differs between a wanted device and the current one with the same
  * key.  Only fields the inventory gives are compared; `managed` always is. */
 struct diff {
-    struct strbuf fields;  /* "zpci.uid,mac" */
-    struct strbuf changes; /* "zpci.uid 0x0001 → 0x0002, mac ..." */
+    struct zr_strbuf fields;  /* "zpci.uid,mac" */
+    struct zr_strbuf changes; /* "zpci.uid 0x0001 → 0x0002, mac ..." */
 };
 
 static void diff_finish(struct diff *d)
@@ -73,8 +51,8 @@ static void diff_finish(struct diff *d)
 
 static void diff_add(struct diff *d, const char *field, const char *old, const char *new)
 {
-    strbuf_addf(&d->fields, ",", "%s", field);
-    strbuf_addf(&d->changes, ", ", "%s %s → %s", field, old, new);
+    zr_strbuf_addf(&d->fields, ",", "%s", field);
+    zr_strbuf_addf(&d->changes, ", ", "%s %s → %s", field, old, new);
 }
 
 /* hex_digits 0 prints decimal, otherwise 0x and that many digits. */
@@ -297,18 +275,18 @@ static void diff_moves(struct diff *d, const struct zr_device *c, const struct m
     char ga[ZR_PCI_ADDR_STRLEN];
     if (m->mask & MOVE_UID) {
         _cleanup_free_ char *why = move_why(m->uid_by);
-        strbuf_addf(&d->fields, ",", "zpci.uid");
-        strbuf_addf(&d->changes, ", ", "zpci.uid 0x%04x → %s", c->zpci_uid, why);
+        zr_strbuf_addf(&d->fields, ",", "zpci.uid");
+        zr_strbuf_addf(&d->changes, ", ", "zpci.uid 0x%04x → %s", c->zpci_uid, why);
     }
     if (m->mask & MOVE_FID) {
         _cleanup_free_ char *why = move_why(m->fid_by);
-        strbuf_addf(&d->fields, ",", "zpci.fid");
-        strbuf_addf(&d->changes, ", ", "zpci.fid 0x%08x → %s", c->zpci_fid, why);
+        zr_strbuf_addf(&d->fields, ",", "zpci.fid");
+        zr_strbuf_addf(&d->changes, ", ", "zpci.fid 0x%08x → %s", c->zpci_fid, why);
     }
     if (m->mask & MOVE_ADDR) {
         _cleanup_free_ char *why = move_why(m->addr_by);
-        strbuf_addf(&d->fields, ",", "guest_address");
-        strbuf_addf(&d->changes, ", ", "guest_address %s → %s",
+        zr_strbuf_addf(&d->fields, ",", "guest_address");
+        zr_strbuf_addf(&d->changes, ", ", "guest_address %s → %s",
                     zr_pci_addr_format(&c->guest_address, ga), why);
     }
 }
@@ -334,24 +312,24 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
              * eno<uid> in decimal): people must know the name changes. */
             if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && w->has_zpci_uid &&
                 c->zpci_uid != w->zpci_uid)
-                strbuf_addf(&d.changes, ", ", "the guest's interface name changes: eno%u → eno%u",
+                zr_strbuf_addf(&d.changes, ", ", "the guest's interface name changes: eno%u → eno%u",
                             c->zpci_uid, w->zpci_uid);
             else if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && m && (m->mask & MOVE_UID))
-                strbuf_addf(
+                zr_strbuf_addf(
                     &d.changes, ", ",
                     "the guest's interface name changes: eno%u → eno<the uid libvirt picks>",
                     c->zpci_uid);
             /* The element is edited in place, so everything else is kept,
              * except what libvirt refuses beside a changed field: say so. */
-            if (zr_domain_edit_drops_vlan(c, &s->attach)) {
+            if (zr_device_drops_vlan(c, &s->attach)) {
                 char old[32] = "(trunk or several tags)";
                 if (!c->vlan_unrepresentable)
                     snprintf(old, sizeof(old), "%u", c->vlan);
-                strbuf_addf(&d.changes, ", ",
+                zr_strbuf_addf(&d.changes, ", ",
                             "vlan %s → (none: libvirt refuses a vlan beside a virtualport)", old);
             }
-            if (zr_domain_edit_drops_virtualport(c, &s->attach))
-                strbuf_addf(&d.changes, ", ",
+            if (zr_device_drops_virtualport(c, &s->attach))
+                zr_strbuf_addf(&d.changes, ", ",
                             "virtualport %s → (none: libvirt refuses a virtualport beside a vlan)",
                             c->vport_unrepresentable
                                 ? "(a type the inventory format cannot express)"
@@ -371,13 +349,20 @@ static bool step_empty(const struct step *s)
     return !s->detach && !s->has_attach;
 }
 
-static void action_finish(struct zr_action *a)
+const char *zr_action_flags_string(const struct zr_action *a)
+{
+    return a->live && a->config ? "live+config" : a->live ? "live" : "config";
+}
+
+void zr_action_finish(struct zr_action *a)
 {
     free(a->reason);
     free(a->changes);
     free(a->note);
     free(a->xml);
     zr_device_finish(&a->device);
+    if (a->has_replaces)
+        zr_device_finish(&a->replaces);
     free(a->deps);
     free(a->error);
 }
@@ -392,9 +377,13 @@ static size_t plan_add_guest(struct zr_plan *plan, const char *host, const char 
     return plan->n_guests - 1;
 }
 
+/* Appends an action; copies everything it is given.  A detach's device
+ * keeps its element (the XML to send is built from it); an attach's device
+ * is a model, and `replaces` (NULL for a new device) the current device
+ * with the element a replacement edits. */
 static void plan_add_action(struct zr_plan *plan, size_t guest_index, zr_op op,
-                            const struct zr_device *dev, bool live, bool config,
-                            const char *reason, const char *changes, char *xml)
+                            const struct zr_device *dev, const struct zr_device *replaces,
+                            bool live, bool config, const char *reason, const char *changes)
 {
     struct zr_action *a = ZR_APPEND(plan->actions, plan->n_actions);
     a->guest_index = guest_index;
@@ -405,10 +394,15 @@ static void plan_add_action(struct zr_plan *plan, size_t guest_index, zr_op op,
     a->config = config;
     a->reason = zr_strdup(reason);
     a->changes = zr_strdup(changes);
-    a->xml = xml;
     zr_device_copy(&a->device, dev);
-    free(a->device.xml);
-    a->device.xml = NULL;
+    if (op == ZR_OP_ATTACH) {
+        free(a->device.xml);
+        a->device.xml = NULL;
+    }
+    if (replaces) {
+        a->has_replaces = true;
+        zr_device_copy(&a->replaces, replaces);
+    }
     a->result = ZR_RESULT_PLANNED;
     plan->guests[guest_index].changed = true;
 }
@@ -428,58 +422,31 @@ static bool detach_combinable(const struct zr_device *a, const struct zr_device 
     return true;
 }
 
-/* A new device is built from the model; a replacement is the current
- * element edited where it differs, so nothing the model lacks is lost. */
-static char *step_attach_xml(const struct step *s)
-{
-    if (!s->has_attach)
-        return NULL;
-    return s->detach ? zr_domain_edit_xml(s->detach, &s->attach) : zr_domain_device_xml(&s->attach);
-}
-
 static void emit_steps(struct zr_plan *plan, size_t gi, struct step *cfg, struct step *live)
 {
-    /* Build the attach XML first: a device the builder refuses (a profileid
-     * libvirt would store unescaped) must stop the guest before any detach. */
-    _cleanup_free_ char *cfg_xml = cfg ? step_attach_xml(cfg) : NULL;
-    _cleanup_free_ char *live_xml = live ? step_attach_xml(live) : NULL;
-    if ((cfg && cfg->has_attach && !cfg_xml) || (live && live->has_attach && !live_xml)) {
-        const struct zr_device *d = cfg && cfg->has_attach ? &cfg->attach : &live->attach;
-        char src[ZR_PCI_ADDR_STRLEN];
-        if (!plan->guests[gi].error)
-            plan->guests[gi].error =
-                zr_asprintf("cannot build the XML of %s %s (a profileid libvirt cannot store, or "
-                            "an element that does not parse?)",
-                            zr_kind_to_string(d->kind), zr_pci_addr_format(&d->source, src));
-        return;
-    }
-
     /* Detaches. */
     if (cfg && cfg->detach && live && live->detach && zr_streq(cfg->reason, live->reason) &&
         detach_combinable(cfg->detach, live->detach)) {
-        plan_add_action(plan, gi, ZR_OP_DETACH, cfg->detach, true, true, cfg->reason,
-                        cfg->changes, zr_domain_detach_xml(cfg->detach));
+        plan_add_action(plan, gi, ZR_OP_DETACH, cfg->detach, NULL, true, true, cfg->reason,
+                        cfg->changes);
     } else {
         if (cfg && cfg->detach)
-            plan_add_action(plan, gi, ZR_OP_DETACH, cfg->detach, false, true, cfg->reason,
-                            cfg->changes, zr_domain_detach_xml(cfg->detach));
+            plan_add_action(plan, gi, ZR_OP_DETACH, cfg->detach, NULL, false, true, cfg->reason,
+                            cfg->changes);
         if (live && live->detach)
-            plan_add_action(plan, gi, ZR_OP_DETACH, live->detach, true, false, live->reason,
-                            live->changes, zr_domain_detach_xml(live->detach));
+            plan_add_action(plan, gi, ZR_OP_DETACH, live->detach, NULL, true, false, live->reason,
+                            live->changes);
     }
 
-    /* Attaches: one call when both flavours want the very same XML. */
-    if (cfg_xml && live_xml && zr_streq(cfg_xml, live_xml) && zr_streq(cfg->reason, live->reason)) {
-        plan_add_action(plan, gi, ZR_OP_ATTACH, &cfg->attach, true, true, cfg->reason,
-                        cfg->changes, TAKE_PTR(cfg_xml));
-        return;
-    }
-    if (cfg_xml)
-        plan_add_action(plan, gi, ZR_OP_ATTACH, &cfg->attach, false, true, cfg->reason,
-                        cfg->changes, TAKE_PTR(cfg_xml));
-    if (live_xml)
-        plan_add_action(plan, gi, ZR_OP_ATTACH, &live->attach, true, false, live->reason,
-                        live->changes, TAKE_PTR(live_xml));
+    /* Attaches, one per flavour, the persistent one first: zr_render_plan()
+     * (render.h) makes them one call when libvirt would get the very same
+     * XML twice, which only the XML can tell. */
+    if (cfg && cfg->has_attach)
+        plan_add_action(plan, gi, ZR_OP_ATTACH, &cfg->attach, cfg->detach, false, true,
+                        cfg->reason, cfg->changes);
+    if (live && live->has_attach)
+        plan_add_action(plan, gi, ZR_OP_ATTACH, &live->attach, live->detach, true, false,
+                        live->reason, live->changes);
 }
 
 static const struct zr_device *find_key(const struct zr_device_list *l, const struct zr_device *k)
@@ -743,12 +710,12 @@ static void check_boot(struct zr_plan *plan, size_t gi, const struct zr_device_l
             kind, src, attach->device.boot_order);
 }
 
-void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
-                   const struct zr_guest *wanted, const struct zr_device_list *config,
-                   const struct zr_device_list *live, const struct zr_plan_options *opts)
+/* Refuses (returns -1) a guest that wants a function as one kind while
+ * prune: false keeps it as the other. */
+static int refuse_kept_other_kind(struct zr_plan *plan, size_t gi, const struct zr_guest *wanted,
+                                  const struct zr_device_list *config,
+                                  const struct zr_device_list *live)
 {
-    size_t gi = plan_add_guest(plan, host, uri, wanted->name);
-
     for (size_t i = 0; i < wanted->devices.n; i++) {
         const struct zr_device *w = &wanted->devices.items[i];
         const struct zr_device *c = kept_other_kind(wanted, config, w);
@@ -761,9 +728,49 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
                 "keeps; detach it or list it",
                 zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src),
                 zr_kind_to_string(c->kind));
-            return;
+            return -1;
         }
     }
+    return 0;
+}
+
+/* One device key: both flavours' steps, then their actions. */
+static void plan_key(struct zr_plan *plan, size_t gi, const char *host,
+                     const struct zr_guest *wanted, const struct zr_device *key,
+                     const struct zr_device_list *config, const struct zr_device_list *live,
+                     const struct zr_plan_options *opts)
+{
+    const struct zr_device *w = find_key(&wanted->devices, key);
+    const struct zr_device *cc = find_key(config, key);
+    const struct zr_device *lc = find_key(live, key);
+    struct move cm = {0}, lm = {0};
+    if (cc)
+        must_move(wanted, cc, w, &cm);
+    if (lc)
+        must_move(wanted, lc, w, &lm);
+    struct step cfg, lv = {0};
+    step_compute(&cfg, w, cc, wanted->prune, &cm);
+    if (live)
+        step_compute(&lv, w, lc, wanted->prune, &lm);
+
+    if (live && opts && opts->config_only) {
+        if (!step_empty(&lv))
+            live_drift_warning(plan, host, wanted->name, &lv);
+        emit_steps(plan, gi, &cfg, NULL);
+    } else {
+        emit_steps(plan, gi, &cfg, live ? &lv : NULL);
+    }
+    step_finish(&cfg);
+    step_finish(&lv);
+}
+
+void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
+                   const struct zr_guest *wanted, const struct zr_device_list *config,
+                   const struct zr_device_list *live, const struct zr_plan_options *opts)
+{
+    size_t gi = plan_add_guest(plan, host, uri, wanted->name);
+    if (refuse_kept_other_kind(plan, gi, wanted, config, live) < 0)
+        return;
 
     _cleanup_free_ const struct zr_device **keys = NULL;
     size_t n_keys = 0;
@@ -779,30 +786,8 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
         return;
 
     size_t first_action = plan->n_actions;
-    for (size_t i = 0; i < n_keys; i++) {
-        const struct zr_device *w = find_key(&wanted->devices, keys[i]);
-        const struct zr_device *cc = find_key(config, keys[i]);
-        const struct zr_device *lc = find_key(live, keys[i]);
-        struct move cm = {0}, lm = {0};
-        if (cc)
-            must_move(wanted, cc, w, &cm);
-        if (lc)
-            must_move(wanted, lc, w, &lm);
-        struct step cfg, lv = {0};
-        step_compute(&cfg, w, cc, wanted->prune, &cm);
-        if (live)
-            step_compute(&lv, w, lc, wanted->prune, &lm);
-
-        if (live && opts && opts->config_only) {
-            if (!step_empty(&lv))
-                live_drift_warning(plan, host, wanted->name, &lv);
-            emit_steps(plan, gi, &cfg, NULL);
-        } else {
-            emit_steps(plan, gi, &cfg, live ? &lv : NULL);
-        }
-        step_finish(&cfg);
-        step_finish(&lv);
-    }
+    for (size_t i = 0; i < n_keys; i++)
+        plan_key(plan, gi, host, wanted, keys[i], config, live, opts);
 
     order_attaches(plan, first_action);
     check_boot(plan, gi, config, first_action);
@@ -813,20 +798,22 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
         while (keep > 0 && plan->actions[keep - 1].guest_index == gi)
             keep--;
         for (size_t i = keep; i < plan->n_actions; i++)
-            action_finish(&plan->actions[i]);
+            zr_action_finish(&plan->actions[i]);
         plan->n_actions = keep;
         plan->guests[gi].changed = false;
     }
 }
 
-void zr_plan_guest_error(struct zr_plan *plan, const char *host, const char *uri,
-                         const char *guest, const char *fmt, ...)
+struct zr_plan_guest *zr_plan_guest_error(struct zr_plan *plan, const char *host,
+                                          const char *uri, const char *guest, const char *fmt,
+                                          ...)
 {
     size_t gi = plan_add_guest(plan, host, uri, guest);
     va_list ap;
     va_start(ap, fmt);
     plan->guests[gi].error = zr_vasprintf(fmt, ap);
     va_end(ap);
+    return &plan->guests[gi];
 }
 
 struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, const char *uri)
@@ -861,11 +848,13 @@ void zr_plan_append(struct zr_plan *dst, struct zr_plan *src)
     MOVE_ITEMS(dst->actions, dst->n_actions, src->actions, src->n_actions);
     MOVE_ITEMS(dst->warnings, dst->n_warnings, src->warnings, src->n_warnings);
     MOVE_ITEMS(dst->hosts, dst->n_hosts, src->hosts, src->n_hosts);
+    dst->has_hosts = dst->has_hosts || src->has_hosts;
     *src = (struct zr_plan){0};
 }
 
-void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *guest,
-                         const struct zr_pci_addr *source, const char *fmt, ...)
+struct zr_warning *zr_plan_add_warning(struct zr_plan *plan, const char *host,
+                                       const char *guest, const struct zr_pci_addr *source,
+                                       const char *fmt, ...)
 {
     struct zr_warning *w = ZR_APPEND(plan->warnings, plan->n_warnings);
     w->host = zr_strdup(host);
@@ -878,6 +867,7 @@ void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *gue
     va_start(ap, fmt);
     w->message = zr_vasprintf(fmt, ap);
     va_end(ap);
+    return w;
 }
 
 /* Resources a guest holds that an attach may need freed first: the zPCI
@@ -1079,7 +1069,7 @@ void zr_plan_finish(struct zr_plan *plan)
     }
     free(plan->guests);
     for (size_t i = 0; i < plan->n_actions; i++)
-        action_finish(&plan->actions[i]);
+        zr_action_finish(&plan->actions[i]);
     free(plan->actions);
     for (size_t i = 0; i < plan->n_warnings; i++) {
         free(plan->warnings[i].host);

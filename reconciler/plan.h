@@ -1,6 +1,8 @@
 /* Wanted model + current models -> ordered list of actions.  A pure
- * function of its inputs: no libvirt, no files, no clock, no printing, so
- * nearly all behaviour is unit-tested without a hypervisor. */
+ * function of its inputs: no libvirt, no XML, no files, no clock, no
+ * printing, so nearly all behaviour is unit-tested without a hypervisor.
+ * It says what to do (the device to attach, the current device it
+ * replaces); render.h builds the XML libvirt gets from that. */
 #pragma once
 
 #include <stdbool.h>
@@ -33,13 +35,23 @@ struct zr_action {
     char *reason;        /* "missing", "not in inventory", "changed: a,b" */
     char *changes;       /* for a replacement: "zpci.uid 0x0001 → 0x0002, ..." */
     char *note;          /* what the host check learned, e.g. a VF's physical function */
-    char *xml;           /* device XML sent to libvirt */
-    struct zr_device device; /* what the XML describes (for text output) */
+    /* Attach: the device to attach (a model).  Detach: the current device,
+     * with its element as it stands in the domain XML. */
+    struct zr_device device;
+    /* Attach of a replacement: the current device it replaces, with the
+     * element the attach XML edits in place (so what the model does not
+     * carry is kept). */
+    bool has_replaces;
+    struct zr_device replaces;
+    /* The device XML sent to libvirt: built from the above by
+     * zr_render_plan() (render.h), never by plan.c. */
+    char *xml;
     size_t *deps;        /* indices of detaches this attach waits for */
     size_t n_deps;
 
     zr_result result;    /* filled by apply */
     char *error;         /* FAILED: libvirt's message; SKIPPED: why */
+    zr_error_code error_code; /* what kind of failure (hints key on it) */
 };
 
 struct zr_warning {
@@ -48,6 +60,7 @@ struct zr_warning {
     bool has_source;
     struct zr_pci_addr source;
     char *message;
+    zr_error_code code; /* what kind of finding (hints key on it) */
 };
 
 /* One guest the plan covered, in inventory order. */
@@ -56,6 +69,7 @@ struct zr_plan_guest {
     char *uri;     /* the URI actually used, NULL for libvirt's default */
     char *guest;
     char *error;   /* the guest could not be planned (not found, unreadable) */
+    zr_error_code error_code;
     bool changed;  /* at least one action */
 };
 
@@ -67,6 +81,7 @@ struct zr_plan_host {
     char *uri;      /* as libvirt reports it, else as configured; NULL: default */
     bool reached;   /* connected (and, for apply, locked) */
     char *error;    /* why the host as a whole failed; NULL when it did not */
+    zr_error_code error_code;
     double seconds; /* wall time spent on the host, filled by the caller */
 };
 
@@ -79,6 +94,9 @@ struct zr_plan {
     size_t n_warnings;
     struct zr_plan_host *hosts;
     size_t n_hosts;
+    /* The inventory has a hosts: section, so text names each host (one
+     * may be called "default"); set by the caller, kept by append. */
+    bool has_hosts;
 };
 
 struct zr_plan_options {
@@ -89,17 +107,22 @@ struct zr_plan_options {
 
 /* Plans one guest.  `config` is the persistent definition's devices, `live`
  * the running guest's (NULL when the guest is not running).  Actions are
- * appended; call zr_plan_finalize() once every guest is planned. */
+ * appended; once every guest is planned, zr_render_plan() (render.h) adds
+ * their XML, then zr_plan_finalize() orders them. */
 void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
                    const struct zr_guest *wanted, const struct zr_device_list *config,
                    const struct zr_device_list *live, const struct zr_plan_options *opts);
 
-/* Records a guest that could not be planned. */
-void zr_plan_guest_error(struct zr_plan *plan, const char *host, const char *uri,
-                         const char *guest, const char *fmt, ...) _printf_(5, 6);
+/* Records a guest that could not be planned; returns it, for the caller
+ * to set its error_code. */
+struct zr_plan_guest *zr_plan_guest_error(struct zr_plan *plan, const char *host,
+                                          const char *uri, const char *guest, const char *fmt,
+                                          ...) _printf_(5, 6);
 
-void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *guest,
-                         const struct zr_pci_addr *source, const char *fmt, ...) _printf_(5, 6);
+/* Records a warning; returns it, for the caller to set its code. */
+struct zr_warning *zr_plan_add_warning(struct zr_plan *plan, const char *host,
+                                       const char *guest, const struct zr_pci_addr *source,
+                                       const char *fmt, ...) _printf_(5, 6);
 
 /* Records a host; returns it for the caller to fill in. */
 struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, const char *uri);
@@ -115,8 +138,11 @@ void zr_plan_append(struct zr_plan *dst, struct zr_plan *src);
 void zr_plan_finalize(struct zr_plan *plan);
 
 void zr_plan_finish(struct zr_plan *plan);
+void zr_action_finish(struct zr_action *a);
 
 const char *zr_op_to_string(zr_op op);
+/* The flavours an action changes: "live+config", "live" or "config". */
+const char *zr_action_flags_string(const struct zr_action *a);
 const char *zr_result_to_string(zr_result r);
 
 struct zr_plan_counts {

@@ -82,7 +82,7 @@ struct pass {
     const struct zr_preflight_input *in;
     bool applying;
     bool warn;
-    char **errors;
+    struct zr_error *errors; /* per guest; message NULL: go ahead */
     bool refused;        /* refused a guest that was fine before */
     const size_t *first; /* in->planned: guest g's actions are [first[g], first[g + 1]) */
     /* Every function held by a definition, sorted: a lookup instead of a
@@ -133,7 +133,7 @@ static char *holder(const struct pass *p, size_t self, const struct zr_pci_addr 
             continue;
         if (!g->prune)
             return zr_asprintf("guest '%s', whose prune: false keeps it", g->name);
-        if (p->errors[h->index])
+        if (p->errors[h->index].message)
             return p->applying
                        ? zr_asprintf("guest '%s', which this run leaves alone (it has an error)",
                                      g->name)
@@ -160,39 +160,42 @@ static char *claimant(const struct pass *p, size_t self, const struct zr_pci_add
 
 /* A finding that makes apply leave guest g alone: `error` is the guest's
  * error in apply (the first one wins), `warning` the plan's warning. */
-static void refuse(struct pass *p, size_t g, const struct zr_pci_addr *s, const char *error,
-                   const char *warning)
+static void refuse(struct pass *p, size_t g, const struct zr_pci_addr *s, zr_error_code code,
+                   const char *error, const char *warning)
 {
-    if (!p->errors[g]) {
-        p->errors[g] = zr_strdup(error);
+    if (!p->errors[g].message) {
+        zr_error_setc(&p->errors[g], code, "%s", error);
         p->refused = true;
     }
     if (p->warn && !p->applying)
-        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s", warning);
+        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s", warning)
+            ->code = code;
 }
 
 /* A finding that is only worth knowing: a warning in plan, and in apply
  * for a guest that is changed. */
 static void notice(struct pass *p, size_t g, const struct zr_pci_addr *s, const char *message)
 {
-    if (p->warn && (!p->applying || !p->errors[g]))
-        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s", message);
+    if (p->warn && (!p->applying || !p->errors[g].message))
+        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s", message)
+            ->code = ZR_ERR_HOST_CHECK;
 }
 
 /* A topology finding that refuses: the same words in plan and apply. */
-static void refuse_topology(struct pass *p, size_t g, const struct zr_pci_addr *s, const char *body)
+static void refuse_topology(struct pass *p, size_t g, const struct zr_pci_addr *s,
+                            zr_error_code code, const char *body)
 {
-    char src[ZR_PCI_ADDR_STRLEN];
     _cleanup_free_ char *error =
-        zr_asprintf("%s: %s; nothing changed on this guest", zr_pci_addr_format(s, src), body);
+        zr_asprintf(ZR_PCI_ADDR_FMT ": %s; nothing changed on this guest", ZR_PCI_ADDR_ARGS(*s),
+                    body);
     _cleanup_free_ char *warning = zr_asprintf("%s; apply will leave this guest alone", body);
-    refuse(p, g, s, error, warning);
+    refuse(p, g, s, code, error, warning);
 }
 
 static void check_iommu_group(struct pass *p, size_t g, const struct zr_pci_function *fn)
 {
     const struct zr_guest *guest = p->in->states[g].wanted;
-    _cleanup_free_ char *others = NULL;
+    struct zr_strbuf others = {0};
     for (size_t i = 0; i < fn->n_group; i++) {
         const struct zr_pci_addr *m = &fn->group[i];
         if (zr_pci_addr_eq(m, &fn->addr) || wants(guest, m))
@@ -203,23 +206,21 @@ static void check_iommu_group(struct pass *p, size_t g, const struct zr_pci_func
         _cleanup_free_ char *who = claimant(p, g, m);
         if (!who && mi && mi->read && vfio_ready(mi->fn.driver))
             continue;
-        char ms[ZR_PCI_ADDR_STRLEN];
         _cleanup_free_ char *drv = !mi || !mi->read ? zr_strdup("node device not readable")
                                    : mi->fn.driver  ? zr_asprintf("driver %s", mi->fn.driver)
                                                     : zr_strdup("no driver");
-        char *item = zr_asprintf("%s%s%s (%s%s%s)", others ? others : "", others ? ", " : "",
-                                 zr_pci_addr_format(m, ms), drv, who ? ", " : "", who ? who : "");
-        free(others);
-        others = item;
+        zr_strbuf_addf(&others, ", ", ZR_PCI_ADDR_FMT " (%s%s%s)", ZR_PCI_ADDR_ARGS(*m), drv,
+                       who ? ", " : "", who ? who : "");
     }
-    if (!others)
+    if (!others.s)
         return;
-    char src[ZR_PCI_ADDR_STRLEN];
     _cleanup_free_ char *body = zr_asprintf(
-        "IOMMU group %u of %s also holds %s; a group goes to one guest as a whole: assign "
-        "them to this guest too, or bind them to vfio-pci and leave them to no other guest",
-        fn->iommu_group, zr_pci_addr_format(&fn->addr, src), others);
-    refuse_topology(p, g, &fn->addr, body);
+        "IOMMU group %u of " ZR_PCI_ADDR_FMT " also holds %s; a group goes to one guest as a "
+        "whole: assign them to this guest too, or bind them to vfio-pci and leave them to no "
+        "other guest",
+        fn->iommu_group, ZR_PCI_ADDR_ARGS(fn->addr), others.s);
+    free(others.s);
+    refuse_topology(p, g, &fn->addr, ZR_ERR_IOMMU_GROUP, body);
 }
 
 static const struct zr_host_use *host_use_of(const struct zr_preflight_input *in,
@@ -246,7 +247,7 @@ static void check_attach(struct pass *p, size_t g, const struct zr_device *want,
         _cleanup_free_ char *error = zr_asprintf(
             "%s; nothing changed on this guest (--no-host-check skips this check)", fi->error);
         _cleanup_free_ char *warning = zr_asprintf("host check skipped: %s", fi->error);
-        refuse(p, g, s, error, warning);
+        refuse(p, g, s, ZR_ERR_HOST_CHECK, error, warning);
         return;
     }
     const struct zr_pci_function *fn = &fi->fn;
@@ -264,7 +265,7 @@ static void check_attach(struct pass *p, size_t g, const struct zr_device *want,
             "type hostdev on virtual functions only: list one of its virtual functions, or "
             "list it under hostdevs:",
             src, what);
-        refuse_topology(p, g, s, body);
+        refuse_topology(p, g, s, ZR_ERR_NOT_VF, body);
     }
 
     if (want->has_managed && !want->managed && (!drv || strcmp(drv, "vfio-pci") != 0)) {
@@ -273,7 +274,7 @@ static void check_attach(struct pass *p, size_t g, const struct zr_device *want,
             "but it is bound to %s: bind it (e.g. driverctl set-override %s vfio-pci) or use "
             "managed: true",
             src, drv ? drv : "no driver", src);
-        refuse_topology(p, g, s, body);
+        refuse_topology(p, g, s, ZR_ERR_HOST_CHECK, body);
     } else if (want->managed && !vfio_ready(drv) && p->in->have_uses) {
         const struct zr_host_use *u = host_use_of(p->in, s);
         if (u) {
@@ -377,7 +378,7 @@ static void check_pass(struct pass *p)
                                 "pci_%04x_%02x_%02x_%x); nothing changed on this guest",
                                 src, s->domain, s->bus, s->slot, s->function);
                 _cleanup_free_ char *warning = zr_asprintf("host has no PCI function %s", src);
-                refuse(p, g, s, error, warning);
+                refuse(p, g, s, ZR_ERR_NO_FUNCTION, error, warning);
             }
 
             _cleanup_free_ char *who = holder(p, g, s);
@@ -388,7 +389,8 @@ static void check_pass(struct pass *p)
                 if (p->warn)
                     zr_plan_add_warning(p->plan, in->host, guest->name, s,
                                         "also held by %s: both definitions hold this function",
-                                        who);
+                                        who)
+                        ->code = ZR_ERR_CONFLICT;
             } else {
                 _cleanup_free_ char *error =
                     zr_asprintf("%s is held by %s; libvirt would let both definitions hold "
@@ -396,7 +398,7 @@ static void check_pass(struct pass *p)
                                 src, who);
                 _cleanup_free_ char *warning =
                     zr_asprintf("held by %s; apply will refuse to attach it here", who);
-                refuse(p, g, s, error, warning);
+                refuse(p, g, s, ZR_ERR_CONFLICT, error, warning);
             }
         }
         if (in->planned && in->functions)
@@ -404,7 +406,8 @@ static void check_pass(struct pass *p)
     }
 }
 
-char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input *in, bool applying)
+struct zr_error *zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input *in,
+                                    bool applying)
 {
     size_t n = in->wanted->n_guests;
     _cleanup_free_ size_t *first = zr_new0(size_t, n + 1);
@@ -417,7 +420,7 @@ char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input 
             first[g + 1] += first[g];
     }
     struct pass p = {
-        .plan = plan, .in = in, .applying = applying, .errors = zr_new0(char *, n), .first = first};
+        .plan = plan, .in = in, .applying = applying, .errors = zr_new0(struct zr_error, n), .first = first};
     index_holdings(&p);
     /* A refused guest keeps what it holds, which may refuse another one:
      * repeat until nothing changes (each pass refuses a guest or stops).
@@ -430,10 +433,8 @@ char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input 
     p.warn = true;
     check_pass(&p);
     if (!applying)
-        for (size_t g = 0; g < n; g++) {
-            free(p.errors[g]);
-            p.errors[g] = NULL;
-        }
+        for (size_t g = 0; g < n; g++)
+            zr_error_finish(&p.errors[g]);
     free(p.held);
     return p.errors;
 }
@@ -465,12 +466,14 @@ void zr_preflight_plan(struct zr_plan *out, const struct zr_host *wanted,
 /* A listing the check needs failed: plan warns; apply refuses the host
  * (the first reason wins). */
 static void listing_failed(struct zr_plan *plan, const char *host, const char *check,
-                           const char *advice, bool applying, struct zr_error *err, char **refuse)
+                           const char *advice, bool applying, struct zr_error *err,
+                           struct zr_error *refuse)
 {
     if (!applying)
-        zr_plan_add_warning(plan, host, NULL, NULL, "%s skipped: %s", check, err->message);
-    else if (!*refuse)
-        *refuse = zr_asprintf("%s; nothing changed%s", err->message, advice);
+        zr_plan_add_warning(plan, host, NULL, NULL, "%s skipped: %s", check, err->message)->code =
+            err->code;
+    else if (!refuse->message)
+        zr_error_setc(refuse, err->code, "%s; nothing changed%s", err->message, advice);
     zr_error_finish(err);
 }
 
@@ -531,8 +534,7 @@ static void parse_function(struct zr_function_info *fi, const struct zr_pci_addr
         fi->error = error ? error : zr_strdup("cannot read its node device");
         return;
     }
-    char name[ZR_PCI_ADDR_STRLEN];
-    _cleanup_free_ char *what = zr_asprintf("node device of %s", zr_pci_addr_format(a, name));
+    _cleanup_free_ char *what = zr_asprintf("node device of " ZR_PCI_ADDR_FMT, ZR_PCI_ADDR_ARGS(*a));
     struct zr_error e = {0};
     if (zr_pci_function_parse(xml, strlen(xml), what, &fi->fn, &e) < 0) {
         fi->error = zr_asprintf("%s: %s", what, e.message);
@@ -547,6 +549,49 @@ static void parse_function(struct zr_function_info *fi, const struct zr_pci_addr
  * functions of their IOMMU groups (two rounds, each on `jobs` threads);
  * what the host uses on its functions when a managed attach would take one
  * from a host driver; the guests' own XML for NUMA and hotplug. */
+/* What the host uses on its functions (net and storage node devices),
+ * for the driver binding check. */
+static void read_uses(struct topology_read *t, struct zr_plan *plan, virConnectPtr conn,
+                      const char *host, unsigned jobs)
+{
+    char **docs = NULL;
+    size_t n_docs = 0;
+    struct zr_error err = {0};
+    if (zr_state_read_host_uses(conn, jobs, &docs, &n_docs, &err) < 0) {
+        zr_plan_add_warning(plan, host, NULL, NULL,
+                            "host check cannot tell what the host uses: %s", err.message);
+        zr_error_finish(&err);
+    } else {
+        t->have_uses = true;
+        t->uses = zr_new0(struct zr_host_use, n_docs);
+        for (size_t i = 0; i < n_docs; i++) {
+            if (docs[i] && zr_host_use_parse(docs[i], strlen(docs[i]), "node device",
+                                             &t->uses[t->n_uses], &err) == 0)
+                t->n_uses++;
+            zr_error_finish(&err);
+            free(docs[i]);
+        }
+        free(docs);
+    }
+}
+
+/* The NUMA pinning and hotplug ports of each guest that gets a device. */
+static void read_guest_topologies(struct topology_read *t, const struct zr_host *wanted,
+                                  const struct zr_guest_state *states, const bool *attaching)
+{
+    t->guests = zr_new0(struct zr_guest_topology, wanted->n_guests);
+    t->n_guests = wanted->n_guests;
+    for (size_t g = 0; g < wanted->n_guests; g++) {
+        const struct zr_guest_state *st = &states[g];
+        const char *x = st->active && st->live_xml ? st->live_xml : st->config_xml;
+        if (!attaching[g] || st->error || !x)
+            continue;
+        struct zr_error err = {0};
+        if (zr_guest_topology_parse(x, strlen(x), st->wanted->name, &t->guests[g], &err) < 0)
+            zr_error_finish(&err); /* domain.c read it already; nothing to add */
+    }
+}
+
 static void topology_read(struct topology_read *t, struct zr_plan *plan, virConnectPtr conn,
                           const struct zr_host *wanted, const struct zr_guest_state *states,
                           const struct zr_plan *planned, const struct zr_host_pci *pci,
@@ -603,45 +648,57 @@ static void topology_read(struct topology_read *t, struct zr_plan *plan, virConn
             parse_function(&t->functions[t->n_functions++], &pci->addrs[i], xml[i], errors[i]);
     }
 
-    if (need_uses) {
-        char **docs = NULL;
-        size_t n_docs = 0;
-        struct zr_error err = {0};
-        if (zr_state_read_host_uses(conn, jobs, &docs, &n_docs, &err) < 0) {
+    if (need_uses)
+        read_uses(t, plan, conn, wanted->name, jobs);
+    read_guest_topologies(t, wanted, states, attaching);
+}
+
+/* The listings the checks need: the host's PCI functions (host_check)
+ * and the guests the inventory does not name.  One that fails is a
+ * warning in plan and, in apply, `refuse` for every guest of the host. */
+static void read_listings(struct zr_plan *plan, virConnectPtr conn, const char *uri,
+                          const struct zr_host *wanted, bool host_check, unsigned jobs,
+                          bool applying, struct zr_preflight_input *in, struct zr_host_pci *pci,
+                          struct zr_other_guest **others, struct zr_error *refuse)
+{
+    struct zr_error err = {0};
+    if (host_check) {
+        int r = zr_state_host_pci(conn, pci, &err);
+        if (r == -ENOTSUP) {
             zr_plan_add_warning(plan, wanted->name, NULL, NULL,
-                                "host check cannot tell what the host uses: %s", err.message);
-            zr_error_finish(&err);
+                                "host check skipped: %s lists no node devices", uri)
+                ->code = ZR_ERR_NO_NODEDEVS;
+        } else if (r < 0) {
+            listing_failed(plan, wanted->name, "host check", " (--no-host-check skips this check)",
+                           applying, &err, refuse);
         } else {
-            t->have_uses = true;
-            t->uses = zr_new0(struct zr_host_use, n_docs);
-            for (size_t i = 0; i < n_docs; i++) {
-                if (docs[i] && zr_host_use_parse(docs[i], strlen(docs[i]), "node device",
-                                                 &t->uses[t->n_uses], &err) == 0)
-                    t->n_uses++;
-                zr_error_finish(&err);
-                free(docs[i]);
-            }
-            free(docs);
+            in->have_pci = true;
+            in->pci = pci->addrs;
+            in->n_pci = pci->n;
         }
     }
 
-    t->guests = zr_new0(struct zr_guest_topology, wanted->n_guests);
-    t->n_guests = wanted->n_guests;
-    for (size_t g = 0; g < wanted->n_guests; g++) {
-        const struct zr_guest_state *st = &states[g];
-        const char *x = st->active && st->live_xml ? st->live_xml : st->config_xml;
-        if (!attaching[g] || st->error || !x)
-            continue;
-        struct zr_error err = {0};
-        if (zr_guest_topology_parse(x, strlen(x), st->wanted->name, &t->guests[g], &err) < 0)
-            zr_error_finish(&err); /* domain.c read it already; nothing to add */
+    int r = zr_state_read_others(conn, wanted, jobs, others, &in->n_others, &err);
+    if (r < 0) {
+        listing_failed(plan, wanted->name, "conflict check", "", applying, &err, refuse);
+    } else {
+        in->have_others = true;
+        in->others = *others;
+        for (size_t i = 0; i < in->n_others; i++)
+            if ((*others)[i].error)
+                zr_plan_add_warning(plan, wanted->name, NULL, NULL,
+                                    "conflict check cannot read guest '%s': %s", (*others)[i].name,
+                                    (*others)[i].error)
+                    ->code = ZR_ERR_CONFLICT;
     }
+
 }
 
-char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
-                         const struct zr_host *wanted, const struct zr_guest_state *states,
-                         const struct zr_plan_options *popts, bool host_check, unsigned jobs,
-                         bool applying, struct zr_preflight_notes *notes)
+struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
+                                   const struct zr_host *wanted,
+                                   const struct zr_guest_state *states,
+                                   const struct zr_plan_options *popts, bool host_check,
+                                   unsigned jobs, bool applying, struct zr_preflight_notes *notes)
 {
     struct zr_preflight_input in = {.host = wanted->name, .wanted = wanted, .states = states};
     size_t n_wanted = 0;
@@ -649,40 +706,15 @@ char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *u
         n_wanted += states[g].error ? 0 : wanted->guests[g].devices.n;
     /* Nothing to attach, nothing to check: spare the listings. */
     if (n_wanted == 0)
-        return zr_new0(char *, wanted->n_guests);
+        return zr_new0(struct zr_error, wanted->n_guests);
 
     struct zr_host_pci pci = {0};
     struct zr_other_guest *others = NULL;
-    _cleanup_free_ char *refuse = NULL; /* apply: why no guest of the host is changed */
-    struct zr_error err = {0};
+    /* apply: why no guest of the host is changed */
+    _cleanup_(zr_error_finish) struct zr_error refuse = {0};
 
-    if (host_check) {
-        int r = zr_state_host_pci(conn, &pci, &err);
-        if (r == -ENOTSUP) {
-            zr_plan_add_warning(plan, wanted->name, NULL, NULL,
-                                "host check skipped: %s lists no node devices", uri);
-        } else if (r < 0) {
-            listing_failed(plan, wanted->name, "host check", " (--no-host-check skips this check)",
-                           applying, &err, &refuse);
-        } else {
-            in.have_pci = true;
-            in.pci = pci.addrs;
-            in.n_pci = pci.n;
-        }
-    }
-
-    int r = zr_state_read_others(conn, wanted, jobs, &others, &in.n_others, &err);
-    if (r < 0) {
-        listing_failed(plan, wanted->name, "conflict check", "", applying, &err, &refuse);
-    } else {
-        in.have_others = true;
-        in.others = others;
-        for (size_t i = 0; i < in.n_others; i++)
-            if (others[i].error)
-                zr_plan_add_warning(plan, wanted->name, NULL, NULL,
-                                    "conflict check cannot read guest '%s': %s", others[i].name,
-                                    others[i].error);
-    }
+    read_listings(plan, conn, uri, wanted, host_check, jobs, applying, &in, &pci, &others,
+                  &refuse);
 
     struct zr_plan planned = {0};
     struct topology_read t = {0};
@@ -707,18 +739,16 @@ char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *u
         in.guests = t.guests;
     }
 
-    char **errors = zr_preflight_check(plan, &in, applying);
+    struct zr_error *errors = zr_preflight_check(plan, &in, applying);
     if (notes)
         zr_preflight_collect_notes(&in, notes);
     topology_read_finish(&t);
     zr_plan_finish(&planned);
     zr_other_guests_free(others, in.n_others);
     zr_host_pci_finish(&pci);
-    if (refuse)
-        for (size_t g = 0; g < wanted->n_guests; g++) {
-            free(errors[g]);
-            errors[g] = zr_strdup(refuse);
-        }
+    if (refuse.message)
+        for (size_t g = 0; g < wanted->n_guests; g++)
+            zr_error_setc(&errors[g], refuse.code, "%s", refuse.message);
     return errors;
 }
 
@@ -731,10 +761,10 @@ void zr_preflight_collect_notes(const struct zr_preflight_input *in,
             const struct zr_function_info *fi = function_of(in, &l->items[d].source);
             if (l->items[d].kind != ZR_KIND_INTERFACE || !fi || !fi->read || !fi->fn.is_vf)
                 continue;
-            char pf[ZR_PCI_ADDR_STRLEN];
             *ZR_APPEND(notes->items, notes->n) = (struct zr_preflight_note){
                 g, ZR_KIND_INTERFACE, l->items[d].source,
-                zr_asprintf("SR-IOV virtual function of %s", zr_pci_addr_format(&fi->fn.pf, pf))};
+                zr_asprintf("SR-IOV virtual function of " ZR_PCI_ADDR_FMT,
+                            ZR_PCI_ADDR_ARGS(fi->fn.pf))};
         }
     }
 }
@@ -761,11 +791,11 @@ void zr_preflight_notes_finish(struct zr_preflight_notes *notes)
     *notes = (struct zr_preflight_notes){0};
 }
 
-void zr_preflight_errors_free(char **errors, size_t n)
+void zr_preflight_errors_free(struct zr_error *errors, size_t n)
 {
     if (!errors)
         return;
     for (size_t i = 0; i < n; i++)
-        free(errors[i]);
+        zr_error_finish(&errors[i]);
     free(errors);
 }

@@ -57,10 +57,11 @@ struct zr_preflight_input {
  * A source the guest already holds itself is only ever a warning (nothing
  * new is attached).  A refused guest no longer gives up what it holds,
  * which may refuse another guest in turn: plan follows the same cascade
- * as apply and says so in its warnings.  Returns wanted->n_guests error
- * messages (NULL: go ahead; always NULL in plan), each newly allocated;
- * warnings go to `plan`. */
-char **zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input *in, bool applying);
+ * as apply and says so in its warnings.  Returns wanted->n_guests errors
+ * with a code each (message NULL: go ahead; always so in plan), to free
+ * with zr_preflight_errors_free(); warnings go to `plan`, with codes. */
+struct zr_error *zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input *in,
+                                    bool applying);
 
 /* What plan will do for the readable guests of `wanted`, into `out` (guest
  * i is inventory guest i): the actions whose attaches the topology checks
@@ -101,9 +102,10 @@ void zr_preflight_notes_finish(struct zr_preflight_notes *notes);
  * not checked for functions, with a warning.  A listing that fails is a
  * warning in plan and an error for every guest of the host in apply.
  * `notes` (may be NULL) receives what the plan text says about functions. */
-char **zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
-                         const struct zr_host *wanted, const struct zr_guest_state *states,
-                         const struct zr_plan_options *popts, bool host_check, unsigned jobs,
-                         bool applying, struct zr_preflight_notes *notes);
+struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
+                                   const struct zr_host *wanted,
+                                   const struct zr_guest_state *states,
+                                   const struct zr_plan_options *popts, bool host_check,
+                                   unsigned jobs, bool applying, struct zr_preflight_notes *notes);
 
-void zr_preflight_errors_free(char **errors, size_t n);
+void zr_preflight_errors_free(struct zr_error *errors, size_t n);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <libvirt/virterror.h>
+#include <libxml/parser.h>
 
 #include "domain.h"
 #include "state.h"
@@ -27,6 +28,8 @@ static void silent_error(void *data, virErrorPtr e)
 
 static void event_setup(void)
 {
+    /* libxml2 must be initialised before threads read domain XML at once. */
+    xmlInitParser();
     virSetErrorFunc(NULL, silent_error);
     if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
         event_status = -EIO;
@@ -48,6 +51,40 @@ int zr_libvirt_init(struct zr_error *err)
     return event_status;
 }
 
+zr_error_code zr_libvirt_error_code(zr_error_code fallback)
+{
+    virErrorPtr e = virGetLastError();
+    if (!e)
+        return fallback;
+    switch (e->code) {
+    case VIR_ERR_AUTH_FAILED:
+    case VIR_ERR_AUTH_CANCELLED:
+    case VIR_ERR_AUTH_UNAVAILABLE:
+        return ZR_ERR_AUTH;
+    case VIR_ERR_NO_DOMAIN:
+        return ZR_ERR_NOT_FOUND;
+    case VIR_ERR_SYSTEM_ERROR:
+        /* int1 is the errno of a failed system call (the socket). */
+        if (e->int1 == EACCES || e->int1 == EPERM)
+            return ZR_ERR_AUTH;
+        if (e->int1 == ENOENT || e->int1 == ECONNREFUSED)
+            return ZR_ERR_NO_DAEMON;
+        break;
+    default:
+        break;
+    }
+    /* Where libvirt has no code of its own for the cause, only its text
+     * tells: polkit without a system bus (an internal error), and a host
+     * without VFIO (one of many unsupported configurations). */
+    const char *m = e->message ? e->message : "";
+    if (strstr(m, "Unable to get system bus connection"))
+        return ZR_ERR_AUTH;
+    if (strstr(m, "support VFIO PCI passthrough") ||
+        strstr(m, "support passthrough of host PCI devices"))
+        return ZR_ERR_NO_VFIO;
+    return fallback;
+}
+
 const char *zr_libvirt_error(void)
 {
     const char *m = virGetLastErrorMessage();
@@ -60,8 +97,8 @@ virConnectPtr zr_connect(const char *uri, struct zr_error *err)
         return NULL;
     virConnectPtr c = virConnectOpen(uri);
     if (!c)
-        zr_error_set(err, NULL, 0, 0, "cannot connect to %s: %s", uri ? uri : "libvirt's default URI",
-                     zr_libvirt_error());
+        zr_error_setc(err, zr_libvirt_error_code(ZR_ERR_CONNECT), "cannot connect to %s: %s",
+                      uri ? uri : "libvirt's default URI", zr_libvirt_error());
     return c;
 }
 
@@ -101,15 +138,18 @@ int zr_state_read_guest(virConnectPtr conn, struct zr_guest_state *st)
     zr_device_list_finish(&st->live);
     free(st->error);
     st->error = NULL;
+    st->error_code = ZR_ERR_OTHER;
 
     if (st->listed && !st->dom) {
         st->error = zr_asprintf("guest '%s' not found", name);
+        st->error_code = ZR_ERR_NOT_FOUND;
         return -ENOENT;
     }
     if (!st->dom) {
         st->dom = virDomainLookupByName(conn, name);
         if (!st->dom) {
             virErrorPtr e = virGetLastError();
+            st->error_code = zr_libvirt_error_code(ZR_ERR_LIBVIRT_REFUSED);
             if (e && e->code == VIR_ERR_NO_DOMAIN)
                 st->error = zr_asprintf("guest '%s' not found", name);
             else

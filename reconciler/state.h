@@ -11,6 +11,12 @@
 #include "error.h"
 #include "inventory.h"
 
+/* Cleanup functions for libvirt's handles, as libvirt's own autoptr
+ * cleanups: _cleanup_(virConnectClosep), so no path closes by hand. */
+DEFINE_TRIVIAL_CLEANUP_FUNC(virConnectPtr, virConnectClose)
+DEFINE_TRIVIAL_CLEANUP_FUNC(virDomainPtr, virDomainFree)
+DEFINE_TRIVIAL_CLEANUP_FUNC(virNodeDevicePtr, virNodeDeviceFree)
+
 /* Registers libvirt's default event loop and runs it on a thread.  Safe to
  * call more than once; must precede the first connection. */
 int zr_libvirt_init(struct zr_error *err);
@@ -29,6 +35,7 @@ struct zr_guest_state {
     struct zr_device_list config; /* persistent definition */
     struct zr_device_list live;   /* running guest (active only) */
     char *error;       /* why the guest could not be read */
+    zr_error_code error_code;
     bool listed;       /* dom and active come from the host's domain listing */
     /* The XML the device lists came from, kept for the host check, which
      * reads more of it only for guests that get a device. */
@@ -47,6 +54,11 @@ int zr_state_read_guest(virConnectPtr conn, struct zr_guest_state *st);
 
 /* libvirt's last error message on this thread, or a fallback. */
 const char *zr_libvirt_error(void);
+
+/* What libvirt's last error on this thread was, as far as a hint can
+ * tell (no access, no daemon, no VFIO), else `fallback`.  The one place
+ * that reads libvirt's error: callers and hints use the code. */
+zr_error_code zr_libvirt_error_code(zr_error_code fallback);
 
 /* The name of a defined guest closest to `name` (a likely typo), or NULL. */
 char *zr_state_near_miss(virConnectPtr conn, const char *name);

@@ -121,6 +121,37 @@ static int child_number(const xmlNode *parent, const char *name, uint64_t max, u
     return number(t, max, out);
 }
 
+/* The IOMMU group and the SR-IOV side (physical or virtual function) of
+ * a PCI capability. */
+static void read_group_and_sriov(xmlNode *pci, struct zr_pci_function *out)
+{
+    xmlNode *group = child(pci, "iommuGroup");
+    uint64_t gn;
+    if (group && prop_number(group, "number", UINT_MAX, &gn) == 0) {
+        out->has_iommu_group = true;
+        out->iommu_group = (unsigned)gn;
+        for (xmlNode *a = group->children; a; a = a->next) {
+            struct zr_pci_addr m;
+            if (is_elem(a, "address") && address(a, &m) == 0)
+                *ZR_APPEND(out->group, out->n_group) = m;
+        }
+    }
+
+    xmlNode *pf = capability(pci, "phys_function");
+    xmlNode *pfa = child(pf, "address");
+    if (pfa && address(pfa, &out->pf) == 0)
+        out->is_vf = true;
+    xmlNode *vfs = capability(pci, "virt_functions");
+    if (vfs) {
+        uint64_t max = 0;
+        prop_number(vfs, "maxCount", UINT_MAX, &max);
+        out->vfs_max = (unsigned)max;
+        /* An empty virt_functions capability (a function whose driver does
+         * not do SR-IOV) makes no physical function. */
+        out->is_pf = max > 0 || child(vfs, "address");
+    }
+}
+
 int zr_pci_function_parse(const char *xml, size_t len, const char *what,
                           struct zr_pci_function *out, struct zr_error *err)
 {
@@ -159,31 +190,7 @@ int zr_pci_function_parse(const char *xml, size_t len, const char *what,
     if (numa && prop_number(numa, "node", INT_MAX, &node) == 0)
         out->numa_node = (int)node;
 
-    xmlNode *group = child(pci, "iommuGroup");
-    uint64_t gn;
-    if (group && prop_number(group, "number", UINT_MAX, &gn) == 0) {
-        out->has_iommu_group = true;
-        out->iommu_group = (unsigned)gn;
-        for (xmlNode *a = group->children; a; a = a->next) {
-            struct zr_pci_addr m;
-            if (is_elem(a, "address") && address(a, &m) == 0)
-                *ZR_APPEND(out->group, out->n_group) = m;
-        }
-    }
-
-    xmlNode *pf = capability(pci, "phys_function");
-    xmlNode *pfa = child(pf, "address");
-    if (pfa && address(pfa, &out->pf) == 0)
-        out->is_vf = true;
-    xmlNode *vfs = capability(pci, "virt_functions");
-    if (vfs) {
-        uint64_t max = 0;
-        prop_number(vfs, "maxCount", UINT_MAX, &max);
-        out->vfs_max = (unsigned)max;
-        /* An empty virt_functions capability (a function whose driver does
-         * not do SR-IOV) makes no physical function. */
-        out->is_pf = max > 0 || child(vfs, "address");
-    }
+    read_group_and_sriov(pci, out);
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,25 @@ void *zr_reallocarray_zero(size_t size, size_t n);
         memset(&(v)[(n)], 0, sizeof(*(v)));                                  \
         &(v)[(n)++];                                                         \
     })
+
+/* A growing string, doubled as it grows, so appending stays linear. */
+struct zr_strbuf {
+    char *s; /* NUL-terminated once anything was added; owned */
+    size_t len, cap;
+};
+
+/* Appends the formatted text, after `sep` when the string is not empty. */
+void zr_strbuf_addf(struct zr_strbuf *b, const char *sep, const char *fmt, ...) _printf_(3, 4);
+
+/* FNV-1a, 64 bits, of a NUL-terminated string: names for files and hash
+ * table slots, never anything an attacker must not collide. */
+static inline uint64_t zr_fnv1a64(const char *s)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
 
 static inline bool zr_streq(const char *a, const char *b)
 {

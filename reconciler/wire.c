@@ -11,10 +11,10 @@
  * trip when a struct changes (LP64 builds only, where they are known). */
 #if __SIZEOF_POINTER__ == 8 && __SIZEOF_LONG__ == 8
 _Static_assert(sizeof(struct zr_device) == 168, "struct zr_device changed: update wire.c");
-_Static_assert(sizeof(struct zr_action) == 264, "struct zr_action changed: update wire.c");
+_Static_assert(sizeof(struct zr_action) == 448, "struct zr_action changed: update wire.c");
 _Static_assert(sizeof(struct zr_plan_guest) == 40, "struct zr_plan_guest changed: update wire.c");
-_Static_assert(sizeof(struct zr_warning) == 40, "struct zr_warning changed: update wire.c");
-_Static_assert(sizeof(struct zr_plan_host) == 40, "struct zr_plan_host changed: update wire.c");
+_Static_assert(sizeof(struct zr_warning) == 48, "struct zr_warning changed: update wire.c");
+_Static_assert(sizeof(struct zr_plan_host) == 48, "struct zr_plan_host changed: update wire.c");
 #endif
 
 #define WIRE_MAGIC "zr-wire-1"
@@ -103,6 +103,30 @@ static void put_device(FILE *f, const struct zr_device *d)
     put_u32(f, d->mark.column);
 }
 
+static void put_action(FILE *f, const struct zr_action *a)
+{
+    put_u64(f, a->guest_index);
+    put_u32(f, (uint32_t)a->op);
+    put_u32(f, (uint32_t)a->kind);
+    put_pci(f, &a->source);
+    put_bool(f, a->live);
+    put_bool(f, a->config);
+    put_str(f, a->reason);
+    put_str(f, a->changes);
+    put_str(f, a->note);
+    put_str(f, a->xml);
+    put_device(f, &a->device);
+    put_bool(f, a->has_replaces);
+    if (a->has_replaces)
+        put_device(f, &a->replaces);
+    put_u64(f, a->n_deps);
+    for (size_t j = 0; j < a->n_deps; j++)
+        put_u64(f, a->deps[j]);
+    put_u32(f, (uint32_t)a->result);
+    put_str(f, a->error);
+    put_u32(f, (uint32_t)a->error_code);
+}
+
 char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
 {
     char *buf = NULL;
@@ -118,28 +142,12 @@ char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
         put_str(f, g->uri);
         put_str(f, g->guest);
         put_str(f, g->error);
+        put_u32(f, (uint32_t)g->error_code);
         put_bool(f, g->changed);
     }
     put_u64(f, plan->n_actions);
-    for (size_t i = 0; i < plan->n_actions; i++) {
-        const struct zr_action *a = &plan->actions[i];
-        put_u64(f, a->guest_index);
-        put_u32(f, (uint32_t)a->op);
-        put_u32(f, (uint32_t)a->kind);
-        put_pci(f, &a->source);
-        put_bool(f, a->live);
-        put_bool(f, a->config);
-        put_str(f, a->reason);
-        put_str(f, a->changes);
-        put_str(f, a->note);
-        put_str(f, a->xml);
-        put_device(f, &a->device);
-        put_u64(f, a->n_deps);
-        for (size_t j = 0; j < a->n_deps; j++)
-            put_u64(f, a->deps[j]);
-        put_u32(f, (uint32_t)a->result);
-        put_str(f, a->error);
-    }
+    for (size_t i = 0; i < plan->n_actions; i++)
+        put_action(f, &plan->actions[i]);
     put_u64(f, plan->n_warnings);
     for (size_t i = 0; i < plan->n_warnings; i++) {
         const struct zr_warning *w = &plan->warnings[i];
@@ -148,6 +156,7 @@ char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
         put_bool(f, w->has_source);
         put_pci(f, &w->source);
         put_str(f, w->message);
+        put_u32(f, (uint32_t)w->code);
     }
     put_u64(f, plan->n_hosts);
     for (size_t i = 0; i < plan->n_hosts; i++) {
@@ -156,6 +165,7 @@ char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
         put_str(f, h->uri);
         put_bool(f, h->reached);
         put_str(f, h->error);
+        put_u32(f, (uint32_t)h->error_code);
         put(f, &h->seconds, sizeof(h->seconds));
     }
     if (fclose(f) != 0)
@@ -298,6 +308,37 @@ static void get_device(struct reader *r, struct zr_device *d)
     d->mark.column = get_u32(r);
 }
 
+/* One action of a plan with n_guests guests and n actions. */
+static void get_action(struct reader *r, struct zr_action *a, size_t n_guests, size_t n)
+{
+    a->guest_index = (size_t)get_u64(r);
+    if (a->guest_index >= n_guests)
+        r->bad = true;
+    a->op = (zr_op)get_enum(r, ZR_OP__COUNT);
+    a->kind = (zr_kind)get_enum(r, ZR_KIND__COUNT);
+    get_pci(r, &a->source);
+    a->live = get_bool(r);
+    a->config = get_bool(r);
+    a->reason = get_str(r);
+    a->changes = get_str(r);
+    a->note = get_str(r);
+    a->xml = get_str(r);
+    get_device(r, &a->device);
+    a->has_replaces = get_bool(r);
+    if (a->has_replaces)
+        get_device(r, &a->replaces);
+    size_t n_deps = get_count(r, 8);
+    a->deps = n_deps ? zr_new0(size_t, n_deps) : NULL;
+    for (; a->n_deps < n_deps; a->n_deps++) {
+        a->deps[a->n_deps] = (size_t)get_u64(r);
+        if (a->deps[a->n_deps] >= n)
+            r->bad = true;
+    }
+    a->result = (zr_result)get_enum(r, ZR_RESULT__COUNT);
+    a->error = get_str(r);
+    a->error_code = (zr_error_code)get_enum(r, ZR_ERR__COUNT);
+}
+
 int zr_wire_decode(const char *data, size_t len, struct zr_plan *out)
 {
     struct reader r = {.p = data, .left = len};
@@ -317,34 +358,13 @@ int zr_wire_decode(const char *data, size_t len, struct zr_plan *out)
         g->uri = get_str(&r);
         g->guest = get_str(&r);
         g->error = get_str(&r);
+        g->error_code = (zr_error_code)get_enum(&r, ZR_ERR__COUNT);
         g->changed = get_bool(&r);
     }
     n = get_count(&r, 100);
     out->actions = zr_new0(struct zr_action, n);
     for (; out->n_actions < n; out->n_actions++) {
-        struct zr_action *a = &out->actions[out->n_actions];
-        a->guest_index = (size_t)get_u64(&r);
-        if (a->guest_index >= out->n_guests)
-            r.bad = true;
-        a->op = (zr_op)get_enum(&r, ZR_OP__COUNT);
-        a->kind = (zr_kind)get_enum(&r, ZR_KIND__COUNT);
-        get_pci(&r, &a->source);
-        a->live = get_bool(&r);
-        a->config = get_bool(&r);
-        a->reason = get_str(&r);
-        a->changes = get_str(&r);
-        a->note = get_str(&r);
-        a->xml = get_str(&r);
-        get_device(&r, &a->device);
-        size_t n_deps = get_count(&r, 8);
-        a->deps = n_deps ? zr_new0(size_t, n_deps) : NULL;
-        for (; a->n_deps < n_deps; a->n_deps++) {
-            a->deps[a->n_deps] = (size_t)get_u64(&r);
-            if (a->deps[a->n_deps] >= n)
-                r.bad = true;
-        }
-        a->result = (zr_result)get_enum(&r, ZR_RESULT__COUNT);
-        a->error = get_str(&r);
+        get_action(&r, &out->actions[out->n_actions], out->n_guests, n);
     }
     n = get_count(&r, 6 * 4);
     out->warnings = zr_new0(struct zr_warning, n);
@@ -355,6 +375,7 @@ int zr_wire_decode(const char *data, size_t len, struct zr_plan *out)
         w->has_source = get_bool(&r);
         get_pci(&r, &w->source);
         w->message = get_str(&r);
+        w->code = (zr_error_code)get_enum(&r, ZR_ERR__COUNT);
     }
     n = get_count(&r, 4 * 4 + 8);
     out->hosts = zr_new0(struct zr_plan_host, n);
@@ -364,6 +385,7 @@ int zr_wire_decode(const char *data, size_t len, struct zr_plan *out)
         h->uri = get_str(&r);
         h->reached = get_bool(&r);
         h->error = get_str(&r);
+        h->error_code = (zr_error_code)get_enum(&r, ZR_ERR__COUNT);
         get(&r, &h->seconds, sizeof(h->seconds));
     }
 

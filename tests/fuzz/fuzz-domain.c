@@ -19,7 +19,7 @@ static void check_built(const struct zr_device *d)
     _cleanup_free_ char *xml = zr_domain_device_xml(d);
     if (!xml) {
         zr_fuzz_assert(d->kind == ZR_KIND_INTERFACE && d->vport.type == ZR_VPORT_8021QBH &&
-                           d->vport.profileid && !zr_domain_profileid_ok(d->vport.profileid),
+                           d->vport.profileid && !zr_profileid_ok(d->vport.profileid),
                        "the builder refuses a device it should build: %s", d->xml);
         return;
     }

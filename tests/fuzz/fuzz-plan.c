@@ -29,6 +29,7 @@
 #include "inventory.h"
 #include "output.h"
 #include "plan.h"
+#include "render.h"
 
 #define MAX_GUESTS 64
 
@@ -198,6 +199,7 @@ static void check_guest(const struct zr_plan *plan, size_t gi, const struct zr_h
         struct zr_plan again = {0};
         zr_plan_guest(&again, host->name, host->uri, wanted, &sim_config, live ? &sim_live : NULL,
                       opts);
+        zr_render_plan(&again, 0);
         zr_fuzz_assert(!again.guests[0].error, "re-plan fails: %s", again.guests[0].error);
         zr_fuzz_assert(again.n_actions == 0, "re-plan after apply has %zu actions, first: %s %s (%s)",
                        again.n_actions, zr_op_to_string(again.actions[0].op),
@@ -280,6 +282,7 @@ void zr_fuzz_plan_check(const uint8_t *data, size_t size)
             zr_device_list_finish(&live);
         }
     }
+    zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     check_order(&plan);
 

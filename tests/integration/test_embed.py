@@ -280,6 +280,39 @@ class MovesAndSwapsTest(EmbedTestCase):
         self.assertEqual((d['source'], d['vlan'], d['mac']), ('0003:00:00.0', [43], '02:00:00:00:00:01'))
 
 
+class HostNamedDefaultTest(EmbedTestCase):
+    def test_a_host_named_default_gets_its_header(self):
+        # "default" is only the name of the one host of an inventory without hosts:;
+        # under hosts: it is a name like any other, with its header and warning prefix.
+        self.define('linux1', bystanders=False)
+        self.write_inventory("""
+            version: 1
+            hosts:
+              default:
+                uri: %s
+                guests:
+                  linux1:
+                    hostdevs:
+                      - source: 0001:00:00.0
+            """ % self.lab.uri)
+        rc, out, err = run_tool(['plan', self.inv_path], env={'LIBVIRT_DEFAULT_URI': None})
+        self.assertEqual(rc, 2, out + err)
+        self.assertTrue(out.startswith('== host default (%s) ==\nlinux1:\n' % self.lab.uri), out)
+        self.assertIn('\n  default: host check skipped: ', out)
+        # without hosts:, the same guests get no header
+        self.write_inventory("""
+            version: 1
+            guests:
+              linux1:
+                hostdevs:
+                  - source: 0001:00:00.0
+            """)
+        rc, out, err = self.tool('plan', self.inv_path)
+        self.assertEqual(rc, 2, out + err)
+        self.assertNotIn('== host', out)
+        self.assertIn('\n  host check skipped: ', out)
+
+
 class ErrorsTest(EmbedTestCase):
     def test_missing_guest_is_an_error_for_that_guest_only(self):
         self.define('linux1')

@@ -879,15 +879,15 @@ Test(build, every_case_is_schema_valid_and_reads_back)
 
 Test(build, profileid_libvirt_would_write_unescaped_is_refused)
 {
-    cr_expect(zr_domain_profileid_ok("finance"));
-    cr_expect(zr_domain_profileid_ok("a\"b>c d"));
-    cr_expect(zr_domain_profileid_ok("123456789012345678901234567890123456789"));
+    cr_expect(zr_profileid_ok("finance"));
+    cr_expect(zr_profileid_ok("a\"b>c d"));
+    cr_expect(zr_profileid_ok("123456789012345678901234567890123456789"));
     static const char *bad[] = {
         "", "it's", "a<b", "a&b", "tab\there", "new\nline",
         "1234567890123456789012345678901234567890", /* 40 bytes */
     };
     for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-        cr_expect_not(zr_domain_profileid_ok(bad[i]), "'%s'", bad[i]);
+        cr_expect_not(zr_profileid_ok(bad[i]), "'%s'", bad[i]);
         struct zr_device d = {
             .kind = ZR_KIND_INTERFACE,
             .vport = {.type = ZR_VPORT_8021QBH, .profileid = (char *)bad[i]},
@@ -1046,7 +1046,7 @@ Test(fidelity, edit_moves_ids_and_slot_and_drops_what_libvirt_refuses)
     want.has_vlan = false;
     want.vport.type = ZR_VPORT_8021QBH;
     want.vport.profileid = zr_strdup("finance");
-    cr_expect(zr_domain_edit_drops_vlan(&cur, &want));
+    cr_expect(zr_device_drops_vlan(&cur, &want));
     _cleanup_free_ char *out = zr_domain_edit_xml(&cur, &want);
     cr_assert_not_null(out);
     cr_expect_str_eq(out, "<interface type=\"hostdev\" managed=\"yes\">\n"

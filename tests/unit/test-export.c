@@ -12,6 +12,7 @@
 #include "export.h"
 #include "inventory.h"
 #include "plan.h"
+#include "render.h"
 
 static char *read_file(const char *path, size_t *len)
 {
@@ -64,6 +65,7 @@ static char *round_trip(const struct zr_export_guest *guests, size_t n,
         cr_assert_str_eq(g->name, guests[i].name, "%s", yaml);
         zr_plan_guest(&plan, "default", NULL, g, guests[i].devices, guests[i].devices, NULL);
     }
+    zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     struct zr_plan_counts c;
     zr_plan_count(&plan, &c);

@@ -10,6 +10,7 @@
 
 #include "metrics.h"
 #include "plan.h"
+#include "render.h"
 
 static char *format(const struct zr_plan *plan, const struct zr_metrics_run *run)
 {
@@ -32,6 +33,7 @@ static struct zr_plan make_plan(void)
     zr_plan_guest(&plan, "kvm\"1\\\n", NULL, &g, &l, NULL, NULL);    /* one detach */
     zr_plan_guest(&plan, "kvm\"1\\\n", NULL, &s, &none, NULL, NULL); /* in sync */
     zr_plan_guest_error(&plan, "down", NULL, "x", "refused");
+    zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     return plan;
 }

@@ -16,6 +16,7 @@
 #include "inventory.h"
 #include "output.h"
 #include "plan.h"
+#include "render.h"
 
 static char *read_file(const char *path, size_t *len)
 {
@@ -100,7 +101,8 @@ static struct zr_plan *plan_case(const char *dir)
             free(path);
             if (!found) {
                 zr_plan_guest_error(plan, host->name, host->uri, guest->name,
-                                    "guest '%s' not found", guest->name);
+                                    "guest '%s' not found", guest->name)
+                    ->error_code = ZR_ERR_NOT_FOUND; /* as state.c says it */
                 continue;
             }
             path = pathf("%s/%s.live.xml", dir, guest->name);
@@ -112,7 +114,9 @@ static struct zr_plan *plan_case(const char *dir)
             zr_device_list_finish(&live);
         }
     }
+    zr_render_plan(plan, 0);
     zr_plan_finalize(plan);
+    plan->has_hosts = inv->has_hosts;
     zr_inventory_free(inv);
     zr_errors_finish(&errs);
     return plan;
@@ -212,6 +216,7 @@ Test(plan, uid_swap_attaches_wait_for_both_detaches)
 
     struct zr_plan plan = {0};
     zr_plan_guest(&plan, "default", NULL, &g, &cur, NULL, NULL);
+    zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
 
     cr_assert_eq(plan.n_actions, 4);
@@ -238,6 +243,7 @@ Test(plan, in_sync_guest_gets_no_action)
 
     struct zr_plan plan = {0};
     zr_plan_guest(&plan, "default", NULL, &g, &cur, &cur, NULL);
+    zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     cr_assert_eq(plan.n_actions, 0);
     cr_assert_not(plan.guests[0].changed);
@@ -257,6 +263,7 @@ Test(plan, detaches_of_every_guest_precede_attaches_per_host)
     /* b first: its attach must still come after a's detach. */
     zr_plan_guest(&plan, "default", NULL, &b, &cur_b, NULL, NULL);
     zr_plan_guest(&plan, "default", NULL, &a, &cur_a, NULL, NULL);
+    zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     cr_assert_eq(plan.n_actions, 2);
     cr_assert_eq(plan.actions[0].op, ZR_OP_DETACH);
@@ -284,6 +291,7 @@ Test(plan, libvirt_chosen_uid_moves_and_the_named_attach_waits)
 
     struct zr_plan plan = {0};
     zr_plan_guest(&plan, "default", NULL, &g, &cur, NULL, NULL);
+    zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
 
     cr_assert_null(plan.guests[0].error, "%s", plan.guests[0].error);
@@ -298,6 +306,63 @@ Test(plan, libvirt_chosen_uid_moves_and_the_named_attach_waits)
     cr_expect_eq(plan.actions[2].source.domain, 0);
     cr_expect(!plan.actions[2].device.has_zpci_uid && !plan.actions[2].device.has_zpci_fid,
               "the moved device lets libvirt pick");
+    zr_plan_finish(&plan);
+    zr_device_list_finish(&g.devices);
+    zr_device_list_finish(&cur);
+}
+
+/* The plan says what to do and formats no XML; rendering adds it, and
+ * makes one call of a persistent and a live attach with the same XML. */
+Test(plan, render_adds_the_xml_and_combines_identical_attaches)
+{
+    struct zr_guest g = {.name = "g", .prune = true};
+    *zr_device_list_append(&g.devices) = hostdev("0001:00:00.0", 3);
+    struct zr_device_list none = {0};
+
+    struct zr_plan plan = {0};
+    zr_plan_guest(&plan, "default", NULL, &g, &none, &none, NULL);
+    cr_assert_eq(plan.n_actions, 2, "one attach per flavour before rendering");
+    cr_expect_null(plan.actions[0].xml);
+    cr_expect_null(plan.actions[1].xml);
+
+    zr_render_plan(&plan, 0);
+    zr_plan_finalize(&plan);
+    cr_assert_eq(plan.n_actions, 1);
+    cr_expect(plan.actions[0].live && plan.actions[0].config);
+    cr_assert_not_null(plan.actions[0].xml);
+    cr_expect_not_null(strstr(plan.actions[0].xml, "uid=\"0x0003\""), "%s", plan.actions[0].xml);
+    zr_plan_finish(&plan);
+    zr_device_list_finish(&g.devices);
+}
+
+/* A device whose XML cannot be built (a profileid libvirt would store
+ * unescaped; the inventory refuses it, a hand-made model need not) stops
+ * its guest, as any guest error does: no action at all, the detach and
+ * the other device's attach neither, and the guest says why. */
+Test(plan, render_refuses_a_device_whose_xml_cannot_be_built)
+{
+    struct zr_guest g = {.name = "g", .prune = true};
+    struct zr_device *w = zr_device_list_append(&g.devices);
+    *w = (struct zr_device){.kind = ZR_KIND_INTERFACE, .managed = true};
+    cr_assert_eq(zr_pci_addr_parse("0001:00:00.0", &w->source), 0);
+    w->vport.type = ZR_VPORT_8021QBH;
+    w->vport.profileid = zr_strdup("it's");
+    struct zr_pci_addr source = w->source; /* w moves with the next append */
+    *zr_device_list_append(&g.devices) = hostdev("0002:00:00.0", 0);
+    struct zr_device_list cur = {0};
+    struct zr_device *c = zr_device_list_append(&cur);
+    *c = (struct zr_device){.kind = ZR_KIND_INTERFACE, .managed = true, .source = source};
+
+    struct zr_plan plan = {0};
+    zr_plan_guest(&plan, "default", NULL, &g, &cur, NULL, NULL);
+    cr_assert_eq(plan.n_actions, 3); /* detach + attach of the interface, attach of 0002 */
+    zr_render_plan(&plan, 0);
+    zr_plan_finalize(&plan);
+    cr_expect_eq(plan.n_actions, 0);
+    cr_expect_not(plan.guests[0].changed);
+    cr_assert_not_null(plan.guests[0].error);
+    cr_expect_not_null(strstr(plan.guests[0].error, "cannot build the XML of interface 0001:00:00.0"),
+                       "%s", plan.guests[0].error);
     zr_plan_finish(&plan);
     zr_device_list_finish(&g.devices);
     zr_device_list_finish(&cur);

@@ -9,6 +9,7 @@
 
 #include "output.h"
 #include "preflight.h"
+#include "render.h"
 
 #define MAX_GUESTS 4
 
@@ -21,7 +22,7 @@ struct lab {
     struct zr_pci_addr pci[8];
     size_t n_pci;
     struct zr_plan plan;
-    char **errors;
+    struct zr_error *errors;
     /* the topology checks (node device XML from tests/data/nodedev) */
     bool topology;
     struct zr_function_info functions[8];
@@ -210,7 +211,7 @@ Test(preflight, missing_function_warns_in_plan_and_refuses_the_guest_in_apply)
     add_pci(&l, "0000:00:01.1");
 
     run(&l, false);
-    cr_assert_null(l.errors[0]);
+    cr_assert_null(l.errors[0].message);
     cr_assert_eq(l.plan.n_warnings, 1);
     cr_assert_str_eq(l.plan.warnings[0].guest, "a");
     cr_assert_str_eq(l.plan.warnings[0].message, "host has no PCI function 00ff:00:1f.7");
@@ -222,9 +223,9 @@ Test(preflight, missing_function_warns_in_plan_and_refuses_the_guest_in_apply)
     add_guest(&m, "a", true, (const char *[]){"0000:00:01.0", "00ff:00:1f.7", NULL}, NONE);
     add_guest(&m, "b", true, (const char *[]){"0000:00:01.1", NULL}, NONE);
     run(&m, true);
-    cr_assert_str_eq(m.errors[0], "host has no PCI function 00ff:00:1f.7 (node device "
+    cr_assert_str_eq(m.errors[0].message, "host has no PCI function 00ff:00:1f.7 (node device "
                                   "pci_00ff_00_1f_7); nothing changed on this guest");
-    cr_assert_null(m.errors[1]);
+    cr_assert_null(m.errors[1].message);
     cr_assert_eq(m.plan.n_warnings, 0);
     finish(&m);
 }
@@ -234,7 +235,7 @@ Test(preflight, no_node_devices_means_no_function_check)
     struct lab l = {0};
     add_guest(&l, "a", true, (const char *[]){"00ff:00:1f.7", NULL}, NONE);
     run(&l, true);
-    cr_assert_null(l.errors[0]);
+    cr_assert_null(l.errors[0].message);
     cr_assert_eq(l.plan.n_warnings, 0);
     finish(&l);
 }
@@ -246,7 +247,7 @@ Test(preflight, function_held_by_a_guest_the_inventory_does_not_name)
     add_guest(&l, "b", true, (const char *[]){"0002:00:00.0", NULL}, NONE);
     add_other(&l, "db1", "0001:00:00.0");
     run(&l, false);
-    cr_assert_null(l.errors[0]);
+    cr_assert_null(l.errors[0].message);
     cr_assert_eq(l.plan.n_warnings, 1);
     cr_assert_str_eq(l.plan.warnings[0].guest, "a");
     cr_assert(l.plan.warnings[0].has_source);
@@ -257,10 +258,10 @@ Test(preflight, function_held_by_a_guest_the_inventory_does_not_name)
 
     zr_plan_finish(&l.plan);
     run(&l, true);
-    cr_assert_str_eq(l.errors[0], "0001:00:00.0 is held by guest 'db1', which the inventory "
+    cr_assert_str_eq(l.errors[0].message, "0001:00:00.0 is held by guest 'db1', which the inventory "
                                   "does not name; libvirt would let both definitions hold "
                                   "it, so nothing changed on this guest");
-    cr_assert_null(l.errors[1], "b is not involved");
+    cr_assert_null(l.errors[1].message, "b is not involved");
     cr_assert_eq(l.plan.n_warnings, 0);
     finish(&l);
 }
@@ -272,7 +273,7 @@ Test(preflight, a_function_already_held_by_both_is_only_a_warning)
               (const char *[]){"0001:00:00.0", NULL});
     add_other(&l, "db1", "0001:00:00.0");
     run(&l, true);
-    cr_assert_null(l.errors[0]);
+    cr_assert_null(l.errors[0].message);
     cr_assert_eq(l.plan.n_warnings, 1);
     cr_assert_str_eq(l.plan.warnings[0].message,
                      "also held by guest 'db1', which the inventory does not name: both "
@@ -286,8 +287,8 @@ Test(preflight, a_move_between_pruning_guests_is_no_conflict)
     add_guest(&l, "a", true, NONE, (const char *[]){"0001:00:00.0", NULL});
     add_guest(&l, "b", true, (const char *[]){"0001:00:00.0", NULL}, NONE);
     run(&l, true);
-    cr_assert_null(l.errors[0]);
-    cr_assert_null(l.errors[1]);
+    cr_assert_null(l.errors[0].message);
+    cr_assert_null(l.errors[1].message);
     cr_assert_eq(l.plan.n_warnings, 0);
     finish(&l);
 }
@@ -298,8 +299,8 @@ Test(preflight, prune_false_keeps_the_function)
     add_guest(&l, "a", false, NONE, (const char *[]){"0001:00:00.0", NULL});
     add_guest(&l, "b", true, (const char *[]){"0001:00:00.0", NULL}, NONE);
     run(&l, true);
-    cr_assert_null(l.errors[0]);
-    cr_assert_str_eq(l.errors[1], "0001:00:00.0 is held by guest 'a', whose prune: false "
+    cr_assert_null(l.errors[0].message);
+    cr_assert_str_eq(l.errors[1].message, "0001:00:00.0 is held by guest 'a', whose prune: false "
                                   "keeps it; libvirt would let both definitions hold it, so "
                                   "nothing changed on this guest");
     finish(&l);
@@ -319,12 +320,12 @@ Test(preflight, a_refused_guest_keeps_what_it_holds)
     add_guest(&l, "a", true, (const char *[]){"00ff:00:1f.7", NULL},
               (const char *[]){"0001:00:00.0", NULL});
     run(&l, true);
-    cr_assert_str_eq(l.errors[2], "host has no PCI function 00ff:00:1f.7 (node device "
+    cr_assert_str_eq(l.errors[2].message, "host has no PCI function 00ff:00:1f.7 (node device "
                                   "pci_00ff_00_1f_7); nothing changed on this guest");
-    cr_assert_str_eq(l.errors[1], "0001:00:00.0 is held by guest 'a', which this run leaves "
+    cr_assert_str_eq(l.errors[1].message, "0001:00:00.0 is held by guest 'a', which this run leaves "
                                   "alone (it has an error); libvirt would let both "
                                   "definitions hold it, so nothing changed on this guest");
-    cr_assert_str_eq(l.errors[0], "0002:00:00.0 is held by guest 'b', which this run leaves "
+    cr_assert_str_eq(l.errors[0].message, "0002:00:00.0 is held by guest 'b', which this run leaves "
                                   "alone (it has an error); libvirt would let both "
                                   "definitions hold it, so nothing changed on this guest");
     finish(&l);
@@ -339,7 +340,7 @@ Test(preflight, guests_gone_or_unreadable_hold_nothing)
     add_other(&l, "broken", "0002:00:00.0");
     l.others[1].error = (char *)"cannot read";
     run(&l, true);
-    cr_assert_null(l.errors[0]);
+    cr_assert_null(l.errors[0].message);
     finish(&l);
 }
 
@@ -356,15 +357,15 @@ Test(preflight, plan_follows_the_cascade_apply_follows)
     add_guest(&l, "b", true, (const char *[]){"00ff:00:1f.7", NULL},
               (const char *[]){"0001:00:00.0", NULL});
     run(&l, true);
-    cr_assert_str_eq(l.errors[1], "host has no PCI function 00ff:00:1f.7 (node device "
+    cr_assert_str_eq(l.errors[1].message, "host has no PCI function 00ff:00:1f.7 (node device "
                                   "pci_00ff_00_1f_7); nothing changed on this guest");
-    cr_assert_str_eq(l.errors[0], "0001:00:00.0 is held by guest 'b', which this run leaves "
+    cr_assert_str_eq(l.errors[0].message, "0001:00:00.0 is held by guest 'b', which this run leaves "
                                   "alone (it has an error); libvirt would let both "
                                   "definitions hold it, so nothing changed on this guest");
 
     rerun(&l, false);
-    cr_assert_null(l.errors[0]);
-    cr_assert_null(l.errors[1]);
+    cr_assert_null(l.errors[0].message);
+    cr_assert_null(l.errors[1].message);
     cr_assert_eq(l.plan.n_warnings, 2);
     cr_assert_str_eq(l.plan.warnings[0].guest, "a");
     cr_assert_str_eq(l.plan.warnings[0].message,
@@ -388,8 +389,8 @@ Test(preflight, an_interface_needs_a_virtual_function)
     add_guest(&l, "virtio", true, (const char *[]){"0000:00:03.0", NULL}, NONE);
     last_wanted(&l)->kind = ZR_KIND_INTERFACE;
     run(&l, true);
-    cr_assert_null(l.errors[0]);
-    cr_assert_str_eq(l.errors[1],
+    cr_assert_null(l.errors[0].message);
+    cr_assert_str_eq(l.errors[1].message,
                      "0000:00:03.0: 0000:00:03.0 is not an SR-IOV virtual function (it is a "
                      "plain PCI function, driver virtio-pci); libvirt takes an interface of "
                      "type hostdev on virtual functions only: list one of its virtual "
@@ -399,7 +400,7 @@ Test(preflight, an_interface_needs_a_virtual_function)
     /* the same function as a hostdev is fine */
     last_wanted(&l)->kind = ZR_KIND_HOSTDEV;
     rerun(&l, true);
-    cr_assert_null(l.errors[1]);
+    cr_assert_null(l.errors[1].message);
     finish(&l);
 
     /* a physical function (SR-IOV capable, fixture with maxCount) */
@@ -409,7 +410,7 @@ Test(preflight, an_interface_needs_a_virtual_function)
     add_guest(&m, "pf", true, (const char *[]){"0000:02:10.7", NULL}, NONE);
     last_wanted(&m)->kind = ZR_KIND_INTERFACE;
     run(&m, false);
-    cr_assert_null(m.errors[0]);
+    cr_assert_null(m.errors[0].message);
     cr_assert_eq(m.plan.n_warnings, 1);
     cr_assert_str_eq(m.plan.warnings[0].message,
                      "0000:02:10.7 is not an SR-IOV virtual function (it is an SR-IOV "
@@ -427,7 +428,7 @@ Test(preflight, managed_false_needs_vfio_pci)
     last_wanted(&l)->managed = false;
     last_wanted(&l)->has_managed = true;
     run(&l, true);
-    cr_assert_str_eq(l.errors[0],
+    cr_assert_str_eq(l.errors[0].message,
                      "0000:00:03.0: managed: false needs 0000:00:03.0 bound to vfio-pci "
                      "already (libvirt will not rebind it), but it is bound to virtio-pci: bind "
                      "it (e.g. driverctl set-override 0000:00:03.0 vfio-pci) or use managed: "
@@ -441,7 +442,7 @@ Test(preflight, managed_false_needs_vfio_pci)
     last_wanted(&m)->managed = false;
     last_wanted(&m)->has_managed = true;
     run(&m, true);
-    cr_assert_null(m.errors[0]);
+    cr_assert_null(m.errors[0].message);
     cr_assert_eq(m.plan.n_warnings, 0);
     finish(&m);
 }
@@ -454,7 +455,7 @@ Test(preflight, managed_true_on_a_function_the_host_uses_is_a_warning)
     add_use(&l, "host-block_vda.xml");
     add_guest(&l, "a", true, (const char *[]){"0000:00:03.0", NULL}, NONE);
     run(&l, true);
-    cr_assert_null(l.errors[0]);
+    cr_assert_null(l.errors[0].message);
     cr_assert_eq(l.plan.n_warnings, 1);
     cr_assert_str_eq(l.plan.warnings[0].message,
                      "managed: true lets libvirt take 0000:00:03.0 from its host driver "
@@ -470,7 +471,7 @@ Test(preflight, an_iommu_group_goes_to_one_guest)
     add_function(&l, "hand-pci_0000_02_00_1-igb.xml");
     add_guest(&l, "a", true, (const char *[]){"0000:02:00.0", NULL}, NONE);
     run(&l, true);
-    cr_assert_str_eq(l.errors[0],
+    cr_assert_str_eq(l.errors[0].message,
                      "0000:02:00.0: IOMMU group 12 of 0000:02:00.0 also holds 0000:02:00.1 "
                      "(driver igb); a group goes to one guest as a whole: assign them to this "
                      "guest too, or bind them to vfio-pci and leave them to no other guest; "
@@ -486,7 +487,7 @@ Test(preflight, an_iommu_group_goes_to_one_guest)
     /* both to the same guest: fine */
     add_device(&l.guests[0].devices, "0000:02:00.1");
     rerun(&l, true);
-    cr_assert_null(l.errors[0]);
+    cr_assert_null(l.errors[0].message);
     finish(&l);
 
     /* the mate on vfio-pci and held by nobody: fine; held by another
@@ -496,10 +497,10 @@ Test(preflight, an_iommu_group_goes_to_one_guest)
     add_function(&m, "hand-pci_0000_02_00_1-vfio-pci.xml");
     add_guest(&m, "a", true, (const char *[]){"0000:02:00.0", NULL}, NONE);
     run(&m, true);
-    cr_assert_null(m.errors[0]);
+    cr_assert_null(m.errors[0].message);
     add_other(&m, "db1", "0000:02:00.1");
     rerun(&m, true);
-    cr_assert_str_eq(m.errors[0],
+    cr_assert_str_eq(m.errors[0].message,
                      "0000:02:00.0: IOMMU group 12 of 0000:02:00.0 also holds 0000:02:00.1 "
                      "(driver vfio-pci, guest 'db1', which the inventory does not name); a "
                      "group goes to one guest as a whole: assign them to this guest too, or "
@@ -514,10 +515,10 @@ Test(preflight, an_iommu_group_goes_to_one_guest)
     add_guest(&n, "a", true, (const char *[]){"0000:02:00.0", NULL}, NONE);
     add_guest(&n, "b", true, (const char *[]){"0000:02:00.1", NULL}, NONE);
     run(&n, true);
-    cr_assert(strstr(n.errors[0], "0000:02:00.1 (driver vfio-pci, wanted by guest 'b')"), "%s",
-              n.errors[0]);
-    cr_assert(strstr(n.errors[1], "0000:02:00.0 (no driver, wanted by guest 'a')"), "%s",
-              n.errors[1]);
+    cr_assert(strstr(n.errors[0].message, "0000:02:00.1 (driver vfio-pci, wanted by guest 'b')"), "%s",
+              n.errors[0].message);
+    cr_assert(strstr(n.errors[1].message, "0000:02:00.0 (no driver, wanted by guest 'a')"), "%s",
+              n.errors[1].message);
     finish(&n);
 }
 
@@ -530,7 +531,7 @@ Test(preflight, bridges_in_a_group_are_not_endpoints)
     fn->group[0] = bridge->addr; /* in place of 02:00.0 */
     add_guest(&l, "a", true, (const char *[]){"0000:02:00.1", NULL}, NONE);
     run(&l, true);
-    cr_assert_null(l.errors[0]);
+    cr_assert_null(l.errors[0].message);
     cr_assert_eq(l.plan.n_warnings, 0);
     finish(&l);
 }
@@ -544,7 +545,7 @@ Test(preflight, numa_pinning_that_misses_the_function_is_a_warning)
                   "<domain><numatune><memory mode='strict' nodeset='1'/></numatune>"
                   "<os><type arch='s390x' machine='s390-ccw-virtio'>hvm</type></os></domain>");
     run(&l, true);
-    cr_assert_null(l.errors[0], "a warning only");
+    cr_assert_null(l.errors[0].message, "a warning only");
     cr_assert_eq(l.plan.n_warnings, 1);
     cr_assert_str_eq(l.plan.warnings[0].message,
                      "the guest's memory is pinned to NUMA node(s) 1 (<numatune>), but "
@@ -571,7 +572,7 @@ Test(preflight, a_live_attach_needs_a_free_root_port)
     l.states[0].active = true;
     set_guest_xml(&l, 0, Q35_FULL);
     run(&l, true);
-    cr_assert_null(l.errors[0], "a warning only");
+    cr_assert_null(l.errors[0].message, "a warning only");
     cr_assert_eq(l.plan.n_warnings, 1);
     cr_assert_str_eq(l.plan.warnings[0].message,
                      "2 live attaches without a guest address, but the running guest has 0 "
@@ -597,7 +598,7 @@ Test(preflight, no_host_check_leaves_the_conflict_check)
     add_guest(&l, "a", true, (const char *[]){"0001:00:00.0", "00ff:00:1f.7", NULL}, NONE);
     add_other(&l, "db1", "0001:00:00.0");
     run(&l, true);
-    cr_assert_str_eq(l.errors[0], "0001:00:00.0 is held by guest 'db1', which the inventory "
+    cr_assert_str_eq(l.errors[0].message, "0001:00:00.0 is held by guest 'db1', which the inventory "
                                   "does not name; libvirt would let both definitions hold "
                                   "it, so nothing changed on this guest");
     finish(&l);
@@ -618,6 +619,7 @@ Test(preflight, the_plan_names_a_virtual_functions_physical_function)
 
     struct zr_plan plan = {0};
     zr_plan_guest(&plan, "default", NULL, &l.guests[0], &l.states[0].config, NULL, NULL);
+    zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     zr_preflight_annotate(&plan, 0, 0, &notes);
     zr_preflight_notes_finish(&notes);

@@ -12,6 +12,7 @@
 #include "output.h"
 #include "plan.h"
 #include "wire.h"
+#include "render.h"
 
 static const char inventory[] =
     "version: 1\n"
@@ -70,6 +71,7 @@ static struct zr_plan make_plan(void)
     struct zr_pci_addr src = {.domain = 7};
     zr_plan_add_warning(&plan, "kvm1", "linux1", &src, "host has no PCI function");
     zr_plan_add_warning(&plan, "kvm1", NULL, NULL, "host check skipped");
+    zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     cr_assert_geq(plan.n_actions, 6);
     /* As apply leaves them: one of each result. */

@@ -1,0 +1,279 @@
+/* One host's run: connect -> lock -> read -> preflight -> plan -> apply.
+ * See host.h. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "apply.h"
+#include "host.h"
+#include "preflight.h"
+#include "render.h"
+
+/* Everything held while one host is planned and applied. */
+struct host_session {
+    const struct zr_host *host;
+    virConnectPtr conn;
+    char *uri; /* as libvirt reports it once connected */
+    struct zr_guest_state *states;
+    size_t first_guest; /* index of its first guest in the report's guests */
+    int lock_fd;
+};
+
+static void host_session_finish(struct host_session *h)
+{
+    if (h->states)
+        zr_state_free(h->states, h->host->n_guests);
+    zr_apply_unlock(h->lock_fd);
+    virConnectClosep(&h->conn);
+    free(h->uri);
+}
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static unsigned read_threads(const struct zr_host_options *o)
+{
+    return o->read_threads ? o->read_threads : ZR_READ_THREADS;
+}
+
+/* The host as a whole failed (no connection, no lock, its process died):
+ * the host record says why, and so does each of its guests, which the plan
+ * could not cover. */
+static void host_failed(struct zr_plan *report, size_t hi, const struct zr_host *host,
+                        zr_error_code code, const char *message)
+{
+    report->hosts[hi].error = zr_strdup(message);
+    report->hosts[hi].error_code = code;
+    for (size_t g = 0; g < host->n_guests; g++)
+        zr_plan_guest_error(report, host->name, report->hosts[hi].uri, host->guests[g].name, "%s",
+                            message)
+            ->error_code = code;
+}
+
+void zr_host_not_run(const struct zr_host *host, const struct zr_host_options *o,
+                     struct zr_plan *report, zr_error_code code, const char *message)
+{
+    size_t hi = report->n_hosts;
+    zr_plan_add_host(report, host->name, o->uri ? o->uri : host->uri);
+    host_failed(report, hi, host, code, message);
+}
+
+/* Connects and, when applying, takes the host's lock; on failure the host
+ * record says why.  Returns 0 or -1. */
+static int host_open(struct zr_plan *report, size_t hi, struct host_session *h,
+                     const struct zr_host_options *o)
+{
+    struct zr_error err = {0};
+    h->conn = zr_connect(report->hosts[hi].uri, &err);
+    if (!h->conn) {
+        host_failed(report, hi, h->host, err.code, err.message);
+        zr_error_finish(&err);
+        return -1;
+    }
+    h->uri = zr_connect_uri(h->conn);
+    if (!h->uri) /* libvirt could not say: name it as asked */
+        h->uri = zr_strdup(report->hosts[hi].uri ? report->hosts[hi].uri : "libvirt's default URI");
+    free(report->hosts[hi].uri);
+    report->hosts[hi].uri = zr_strdup(h->uri);
+    report->hosts[hi].reached = true;
+
+    if (o->applying) {
+        h->lock_fd = zr_apply_lock(h->uri, &err);
+        if (h->lock_fd < 0) {
+            host_failed(report, hi, h->host, err.code, err.message);
+            zr_error_finish(&err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* One guest into the report: its read error (with the closest defined
+ * name when it was not found), the preflight's refusal, or its plan. */
+static void plan_guest(struct zr_plan *report, const struct host_session *h,
+                       const struct zr_guest_state *st, const struct zr_error *refused,
+                       const struct zr_plan_options *popts)
+{
+    const char *host = h->host->name, *guest = st->wanted->name;
+    if (st->error) {
+        _cleanup_free_ char *near = st->dom ? NULL : zr_state_near_miss(h->conn, guest);
+        if (near)
+            zr_plan_guest_error(report, host, h->uri, guest, "%s (did you mean '%s'?)", st->error,
+                                near)
+                ->error_code = ZR_ERR_NOT_FOUND_NEAR;
+        else
+            zr_plan_guest_error(report, host, h->uri, guest, "%s", st->error)->error_code =
+                st->error_code;
+    } else if (refused->message) {
+        zr_plan_guest_error(report, host, h->uri, guest, "%s", refused->message)->error_code =
+            refused->code;
+    } else {
+        zr_plan_guest(report, host, h->uri, st->wanted, &st->config, st->active ? &st->live : NULL,
+                      popts);
+    }
+}
+
+/* Reads the host's guests, runs the preflight and plans every guest. */
+static void host_plan(struct zr_plan *report, struct host_session *h,
+                      const struct zr_host_options *o)
+{
+    const struct zr_host *host = h->host;
+    struct zr_plan_options popts = {.config_only = o->config_only};
+
+    h->states = zr_state_read(h->conn, host, read_threads(o));
+    /* host_check off skips the node device lookups only: the conflict
+     * check still runs. */
+    struct zr_preflight_notes notes = {0};
+    size_t first_action = report->n_actions;
+    struct zr_error *check = zr_preflight_host(report, h->conn, h->uri, host, h->states, &popts,
+                                               o->host_check, read_threads(o), o->applying, &notes);
+    for (size_t g = 0; g < host->n_guests; g++)
+        plan_guest(report, h, &h->states[g], &check[g], &popts);
+    zr_render_plan(report, first_action);
+    zr_preflight_annotate(report, first_action, h->first_guest, &notes);
+    zr_preflight_notes_finish(&notes);
+    zr_preflight_errors_free(check, host->n_guests);
+}
+
+static void host_apply(struct zr_plan *report, const struct host_session *h, size_t first_action,
+                       const struct zr_host_options *o)
+{
+    struct zr_apply_options aopts = {
+        .timeout_s = o->timeout_s,
+        .atomic = o->atomic,
+        .progress = report->n_actions - first_action >= o->progress_from,
+        .interrupt = o->interrupt,
+    };
+    _cleanup_free_ virDomainPtr *doms = zr_new0(virDomainPtr, report->n_guests);
+    /* host_plan appended this host's guests in inventory order, skipping
+     * none. */
+    for (size_t g = 0; g < h->host->n_guests; g++)
+        doms[h->first_guest + g] = h->states[g].dom;
+    zr_apply_host(report, first_action, report->n_actions, h->conn, doms, &aopts);
+}
+
+void zr_host_run(const struct zr_host *host, const struct zr_host_options *o,
+                 struct zr_plan *report)
+{
+    double t0 = seconds_now();
+    size_t hi = report->n_hosts, first_action = report->n_actions;
+    zr_plan_add_host(report, host->name, o->uri ? o->uri : host->uri);
+    struct host_session h = {.host = host, .lock_fd = -1, .first_guest = report->n_guests};
+
+    if (host_open(report, hi, &h, o) == 0)
+        host_plan(report, &h, o);
+    zr_plan_finalize(report);
+    if (o->applying && h.states)
+        host_apply(report, &h, first_action, o);
+    host_session_finish(&h);
+    report->hosts[hi].seconds = seconds_now() - t0;
+}
+
+/* ---- export --------------------------------------------------------------- */
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct zr_guest *)a)->name, ((const struct zr_guest *)b)->name);
+}
+
+/* Every guest libvirt lists (only running ones with `live`), by name: the
+ * order libvirt lists them in is not stable. */
+static int list_guests(virConnectPtr conn, bool live, struct zr_host *host)
+{
+    virDomainPtr *doms = NULL;
+    int n = virConnectListAllDomains(conn, &doms, live ? VIR_CONNECT_LIST_DOMAINS_ACTIVE : 0);
+    if (n < 0)
+        return -EIO;
+    host->guests = zr_new0(struct zr_guest, (size_t)n);
+    for (int i = 0; i < n; i++) {
+        host->guests[host->n_guests++].name = zr_strdup(virDomainGetName(doms[i]));
+        virDomainFree(doms[i]);
+    }
+    free(doms);
+    if (host->n_guests)
+        qsort(host->guests, host->n_guests, sizeof(*host->guests), name_cmp);
+    return 0;
+}
+
+/* The named guests, each once, in the order given. */
+static void name_guests(const struct zr_export_request *req, struct zr_host *host)
+{
+    host->guests = zr_new0(struct zr_guest, req->n_names);
+    for (size_t i = 0; i < req->n_names; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < host->n_guests && !seen; j++)
+            seen = strcmp(host->guests[j].name, req->names[i]) == 0;
+        if (!seen)
+            host->guests[host->n_guests++].name = zr_strdup(req->names[i]);
+    }
+}
+
+static void export_error(struct zr_export_found *out, char *message)
+{
+    *ZR_APPEND(out->errors, out->n_errors) = message;
+}
+
+/* Which read guests export writes, and why the others cannot be. */
+static void export_pick(const struct zr_export_request *req, struct zr_export_found *out)
+{
+    bool named = req->n_names > 0;
+    out->guests = zr_new0(struct zr_export_guest, out->host.n_guests);
+    for (size_t g = 0; g < out->host.n_guests; g++) {
+        const struct zr_guest_state *st = &out->states[g];
+        if (st->error) {
+            /* Listed a moment ago, undefined since: nothing to export. */
+            if (named || st->dom)
+                export_error(out, zr_strdup(st->error));
+            continue;
+        }
+        if (req->live && !st->active) {
+            if (named)
+                export_error(out, zr_asprintf("guest '%s' is not running; --live exports the "
+                                              "running state",
+                                              st->wanted->name));
+            continue;
+        }
+        const struct zr_device_list *devices = req->live ? &st->live : &st->config;
+        if (named || req->all || devices->n > 0)
+            out->guests[out->n_guests++] = (struct zr_export_guest){st->wanted->name, devices};
+    }
+}
+
+int zr_export_read(const struct zr_export_request *req, struct zr_export_found *out,
+                   struct zr_error *err)
+{
+    *out = (struct zr_export_found){0};
+    _cleanup_(virConnectClosep) virConnectPtr conn = zr_connect(req->uri, err);
+    if (!conn)
+        return -EIO;
+    if (req->n_names > 0) {
+        name_guests(req, &out->host);
+    } else if (list_guests(conn, req->live, &out->host) < 0) {
+        zr_error_set(err, NULL, 0, 0, "cannot list the guests of %s: %s",
+                     req->uri ? req->uri : "libvirt's default URI", zr_libvirt_error());
+        return -EIO;
+    }
+    out->states = zr_state_read(conn, &out->host, ZR_READ_THREADS);
+    export_pick(req, out);
+    return 0;
+}
+
+void zr_export_found_finish(struct zr_export_found *r)
+{
+    if (r->states)
+        zr_state_free(r->states, r->host.n_guests);
+    for (size_t i = 0; i < r->host.n_guests; i++)
+        free(r->host.guests[i].name);
+    free(r->host.guests);
+    for (size_t i = 0; i < r->n_errors; i++)
+        free(r->errors[i]);
+    free(r->errors);
+    free(r->guests);
+    *r = (struct zr_export_found){0};
+}

@@ -1,0 +1,78 @@
+/* One host's whole run as a library function: connect, lock (apply), read
+ * the guests, the preflight checks, plan and apply, into a report (a
+ * zr_plan holding the host record, its guests and its actions).  The CLI,
+ * the fleet supervisor, a long-running watcher and tests all call it.  It
+ * must not print (apply's progress lines aside), exit, install signal
+ * handlers or keep state between calls: everything comes in `options`. */
+#pragma once
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "export.h"
+#include "inventory.h"
+#include "plan.h"
+#include "state.h"
+
+/* Guests of one host read at once.  Each read is a round trip to the
+ * daemon; a few in flight hide the latency, more gain little over one
+ * connection (bench/plan.sh).  -j counts hosts, not these. */
+#define ZR_READ_THREADS 4
+
+struct zr_host_options {
+    const char *uri;    /* wins over the host's uri; NULL: the host's */
+    bool applying;      /* lock the host and apply the plan */
+    bool config_only;   /* change only persistent definitions */
+    bool host_check;    /* the node device part of the preflight */
+    unsigned timeout_s; /* wait for a live detach to complete */
+    bool atomic;        /* undo the host's done actions on failure */
+    /* apply's "[3/120] attach ..." lines on stderr, once the host has at
+     * least this many actions: 0 always, SIZE_MAX never. */
+    size_t progress_from;
+    unsigned read_threads; /* 0: ZR_READ_THREADS */
+    /* Set by the caller's signal handler: apply stops after the current
+     * call.  May be NULL. */
+    volatile sig_atomic_t *interrupt;
+};
+
+/* Runs `host` and appends to `report` its host record (with the wall time
+ * spent), every guest of the host in inventory order, and its actions,
+ * finalized; when applying, with their results.  A host that cannot be
+ * reached or locked is a failed host record whose guests carry its
+ * message. */
+void zr_host_run(const struct zr_host *host, const struct zr_host_options *o,
+                 struct zr_plan *report);
+
+/* Appends to `report` a host that did not run (its process died, a signal
+ * came first): the host record and each guest carry `message`. */
+void zr_host_not_run(const struct zr_host *host, const struct zr_host_options *o,
+                     struct zr_plan *report, zr_error_code code, const char *message);
+
+/* ---- export: the current state of a host's guests ------------------------ */
+
+struct zr_export_request {
+    const char *uri;          /* NULL: libvirt's default */
+    const char *const *names; /* the guests to export; none: every listed guest */
+    size_t n_names;
+    bool live; /* the running state, not the persistent definition */
+    bool all;  /* also guests without devices */
+};
+
+/* What export writes, read from one host. */
+struct zr_export_found {
+    struct zr_export_guest *guests; /* point into `states` */
+    size_t n_guests;
+    char **errors; /* per guest that could not be exported */
+    size_t n_errors;
+    /* owned */
+    struct zr_host host;
+    struct zr_guest_state *states;
+};
+
+/* Connects and reads the guests `req` asks for.  Returns 0 (a guest that
+ * could not be read is in out->errors), or -EIO with err filled when the
+ * host cannot be reached or its guests cannot be listed. */
+int zr_export_read(const struct zr_export_request *req, struct zr_export_found *out,
+                   struct zr_error *err);
+void zr_export_found_finish(struct zr_export_found *r);

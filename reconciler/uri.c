@@ -1,0 +1,92 @@
+/* libvirt URIs as values.  See uri.h. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/uri.h>
+
+#include "uri.h"
+#include "util.h"
+
+/* A path as libvirt's drivers resolve it: runs of '/' are one, "." segments
+ * name the directory they are in, a trailing '/' changes nothing.  ".." is
+ * kept: through a symlink it need not be the parent. */
+static void normalize_path(char *p)
+{
+    char *o = p;
+    for (const char *i = p; *i;) {
+        if (*i == '/' && (i[1] == '/' || (i[1] == '.' && (i[2] == '/' || i[2] == '\0')))) {
+            i += i[1] == '/' ? 1 : 2;
+            continue;
+        }
+        *o++ = *i++;
+    }
+    *o = '\0';
+    if (o - p > 1 && o[-1] == '/')
+        o[-1] = '\0';
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char *zr_uri_normalize(const char *uri)
+{
+    xmlURIPtr u = uri ? xmlParseURI(uri) : NULL;
+    if (!u || !u->scheme) {
+        xmlFreeURI(u);
+        return zr_strdup(uri);
+    }
+    for (char *c = u->scheme; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    for (char *c = u->server; c && *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    /* Without a host name the remote driver's default transport is the
+     * local socket: qemu+unix:///system is qemu:///system. */
+    size_t sl = strlen(u->scheme);
+    if ((!u->server || !*u->server) && sl > 5 && strcmp(u->scheme + sl - 5, "+unix") == 0)
+        u->scheme[sl - 5] = '\0';
+    if (u->path)
+        normalize_path(u->path);
+
+    /* Parameters in any order are one URI; a root= (embedded driver) is a
+     * path like the URI's own. */
+    char **params = NULL;
+    size_t n = 0;
+    const char *query = u->query_raw ? u->query_raw : u->query;
+    _cleanup_free_ char *q = zr_strdup(query);
+    for (char *save = NULL, *t = q ? strtok_r(q, "&;", &save) : NULL; t;
+         t = strtok_r(NULL, "&;", &save)) {
+        char *param = zr_strdup(t);
+        if (strncmp(param, "root=", 5) == 0)
+            normalize_path(param + 5);
+        *ZR_APPEND(params, n) = param;
+    }
+    if (n)
+        qsort(params, n, sizeof(*params), str_cmp);
+
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f)
+        abort();
+    fprintf(f, "%s://", u->scheme);
+    if (u->user)
+        fprintf(f, "%s@", u->user);
+    if (u->server)
+        fputs(u->server, f);
+    if (u->port > 0)
+        fprintf(f, ":%d", u->port);
+    fputs(u->path && *u->path ? u->path : "/", f);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%c%s", i ? '&' : '?', params[i]);
+        free(params[i]);
+    }
+    free(params);
+    fclose(f);
+    xmlFreeURI(u);
+    return out;
+}
+
