@@ -14,8 +14,8 @@
 
 struct zr_pci_function {
     struct zr_pci_addr addr;
-    char *driver;  /* bound host driver; NULL: none */
-    bool bridge;   /* a bridge or root port, not an endpoint */
+    char *driver; /* bound host driver; NULL: none */
+    bool bridge;  /* a bridge or root port, not an endpoint */
     /* An endpoint without PCI Express capability (no <pci-express>): libvirt
      * hot-plugs it only into a conventional PCI slot, never a PCIe port. */
     bool conventional;
