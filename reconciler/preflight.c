@@ -298,15 +298,17 @@ static void check_attach(struct pass *p, size_t g, const struct zr_device *want,
 }
 
 /* A live attach without a guest address into a q35 guest takes a free
- * hotpluggable PCIe port; libvirt adds none to a running guest. */
+ * hotpluggable PCIe port, or for a conventional PCI function a free slot
+ * on a PCI bridge; libvirt adds neither to a running guest. */
 static void check_hotplug(struct pass *p, size_t g)
 {
     const struct zr_guest_topology *t = p->in->guests ? &p->in->guests[g] : NULL;
     if (!t || !t->q35)
         return;
     const struct zr_plan *pl = p->in->planned;
-    size_t need = 0, freed = 0;
-    const struct zr_pci_addr *first = NULL;
+    /* [0]: PCIe ports, [1]: PCI bridge slots */
+    size_t need[2] = {0}, freed[2] = {0};
+    const struct zr_pci_addr *first[2] = {NULL};
     for (size_t i = p->first[g]; i < p->first[g + 1]; i++) {
         const struct zr_action *a = &pl->actions[i];
         if (!a->live)
@@ -317,25 +319,41 @@ static void check_hotplug(struct pass *p, size_t g)
                 zr_pci_addr_eq(&pl->actions[j].source, &a->source))
                 replaced = true;
         if (a->op == ZR_OP_ATTACH && !a->device.has_guest_address) {
-            need++;
-            if (!first)
-                first = &a->source;
+            /* an unreadable function: libvirt's own default, PCIe */
+            const struct zr_function_info *fi = function_of(p->in, &a->source);
+            int k = fi && fi->read && fi->fn.conventional;
+            need[k]++;
+            if (!first[k])
+                first[k] = &a->source;
         } else if (a->op == ZR_OP_DETACH && !replaced && a->device.has_guest_address) {
             for (size_t k = 0; k < t->n_ports; k++)
-                if (t->ports[k].index == a->device.guest_address.bus && !t->ports[k].free)
-                    freed++;
+                if (t->ports[k].index == a->device.guest_address.bus &&
+                    (t->ports[k].conventional || !t->ports[k].free))
+                    freed[t->ports[k].conventional]++;
         }
     }
-    size_t avail = zr_guest_topology_free_ports(t) + freed;
-    if (need <= avail)
-        return;
-    _cleanup_free_ char *m = zr_asprintf(
-        "%zu live attach%s without a guest address, but the running guest has %zu free "
-        "hotpluggable PCIe root port%s: libvirt will fail with \"No more available PCI "
-        "slots\"; add pcie-root-port controllers to its definition (they take effect at its "
-        "next start), or use --config-only",
-        need, need == 1 ? "" : "es", avail, avail == 1 ? "" : "s");
-    notice(p, g, first, m);
+    size_t avail = zr_guest_topology_free_ports(t) + freed[0];
+    if (need[0] > avail) {
+        _cleanup_free_ char *m = zr_asprintf(
+            "%zu live attach%s without a guest address, but the running guest has %zu free "
+            "hotpluggable PCIe root port%s: libvirt will fail with \"No more available PCI "
+            "slots\"; add pcie-root-port controllers to its definition (they take effect at "
+            "its next start), or use --config-only",
+            need[0], need[0] == 1 ? "" : "es", avail, avail == 1 ? "" : "s");
+        notice(p, g, first[0], m);
+    }
+    avail = zr_guest_topology_free_pci_slots(t) + freed[1];
+    if (need[1] > avail) {
+        _cleanup_free_ char *m = zr_asprintf(
+            "%zu live attach%s of conventional PCI functions (no PCI Express capability) "
+            "without a guest address, but the running guest has %zu free slot%s on "
+            "hotpluggable PCI bridges: libvirt puts such a function only on a PCI bridge and "
+            "will fail with \"No more available PCI slots\"; add a pcie-to-pci-bridge "
+            "controller to its definition (it takes effect at its next start), or use "
+            "--config-only",
+            need[1], need[1] == 1 ? "" : "es", avail, avail == 1 ? "" : "s");
+        notice(p, g, first[1], m);
+    }
 }
 
 /* The topology checks of guest g: each function planned attaches, once. */

@@ -185,6 +185,11 @@ int zr_pci_function_parse(const char *xml, size_t len, const char *what,
     out->bridge = capability(pci, "pci-bridge") || capability(pci, "cardbus-bridge") ||
                   (child_number(pci, "class", 0xffffff, &cls) == 0 && (cls >> 16) == 0x06);
 
+    /* libvirt writes <pci-express> (empty for an integrated endpoint) for
+     * every function with the PCI Express capability; its hotplug code
+     * reads the same capability to choose the kind of slot. */
+    out->conventional = !out->bridge && !child(pci, "pci-express");
+
     xmlNode *numa = child(pci, "numa");
     uint64_t node;
     if (numa && prop_number(numa, "node", INT_MAX, &node) == 0)
@@ -285,24 +290,32 @@ int zr_guest_topology_parse(const char *xml, size_t len, const char *what,
         _cleanup_xml_ xmlChar *model = xmlGetProp(c, BAD_CAST "model");
         uint64_t index;
         if (!ctype || !xmlStrEqual(ctype, BAD_CAST "pci") || !model ||
-            (!xmlStrEqual(model, BAD_CAST "pcie-root-port") &&
-             !xmlStrEqual(model, BAD_CAST "pcie-switch-downstream-port")) ||
             prop_number(c, "index", ZR_PCI_BUS_MAX, &index) < 0)
+            continue;
+        bool port = xmlStrEqual(model, BAD_CAST "pcie-root-port") ||
+                    xmlStrEqual(model, BAD_CAST "pcie-switch-downstream-port");
+        bool bridge = xmlStrEqual(model, BAD_CAST "pcie-to-pci-bridge") ||
+                      xmlStrEqual(model, BAD_CAST "pci-bridge");
+        if (!port && !bridge)
             continue;
         xmlNode *target = child(c, "target");
         _cleanup_xml_ xmlChar *hotplug = target ? xmlGetProp(target, BAD_CAST "hotplug") : NULL;
         if (hotplug && xmlStrEqual(hotplug, BAD_CAST "off"))
             continue;
-        *ZR_APPEND(out->ports, out->n_ports) = (struct zr_guest_port){(unsigned)index, true};
+        *ZR_APPEND(out->ports, out->n_ports) =
+            (struct zr_guest_port){(unsigned)index, port, bridge, 0};
     }
-    /* A port is taken when any device (a controller too) sits on its bus. */
+    /* A port is taken when any device (a controller too) sits on its bus; a
+     * bridge's slots are taken one by one. */
     for (xmlNode *c = devices ? devices->children : NULL; c; c = c->next) {
         if (c->type != XML_ELEMENT_NODE)
             continue;
         long bus = device_bus(c);
         for (size_t i = 0; bus >= 0 && i < out->n_ports; i++)
-            if (out->ports[i].index == (unsigned long)bus)
+            if (out->ports[i].index == (unsigned long)bus) {
                 out->ports[i].free = false;
+                out->ports[i].used++;
+            }
     }
     return 0;
 }
@@ -318,7 +331,16 @@ size_t zr_guest_topology_free_ports(const struct zr_guest_topology *t)
 {
     size_t n = 0;
     for (size_t i = 0; i < t->n_ports; i++)
-        n += t->ports[i].free;
+        n += !t->ports[i].conventional && t->ports[i].free;
+    return n;
+}
+
+size_t zr_guest_topology_free_pci_slots(const struct zr_guest_topology *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->n_ports; i++)
+        if (t->ports[i].conventional && t->ports[i].used < ZR_PCI_BRIDGE_SLOTS)
+            n += ZR_PCI_BRIDGE_SLOTS - t->ports[i].used;
     return n;
 }
 

@@ -14,8 +14,11 @@
 
 struct zr_pci_function {
     struct zr_pci_addr addr;
-    char *driver;  /* bound host driver; NULL: none */
-    bool bridge;   /* a bridge or root port, not an endpoint */
+    char *driver; /* bound host driver; NULL: none */
+    bool bridge;  /* a bridge or root port, not an endpoint */
+    /* An endpoint without PCI Express capability (no <pci-express>): libvirt
+     * hot-plugs it only into a conventional PCI slot, never a PCIe port. */
+    bool conventional;
     int numa_node; /* -1: libvirt gives none */
     bool has_iommu_group;
     unsigned iommu_group;
@@ -46,16 +49,23 @@ int zr_host_use_parse(const char *xml, size_t len, const char *what, struct zr_h
                       struct zr_error *err);
 void zr_host_use_finish(struct zr_host_use *u);
 
-/* A PCIe port a device can be hot-plugged into. */
+/* A PCIe port a device can be hot-plugged into, or a PCI bridge
+ * (pcie-to-pci-bridge, pci-bridge) whose slots take conventional ones. */
 struct zr_guest_port {
-    unsigned index; /* the controller's index: the bus its device sits on */
-    bool free;      /* no device sits on it */
+    unsigned index;    /* the controller's index: the bus its device sits on */
+    bool free;         /* a port: no device sits on it */
+    bool conventional; /* a PCI bridge: ZR_PCI_BRIDGE_SLOTS slots */
+    unsigned used;     /* a PCI bridge: devices on its bus */
 };
+
+/* Slots 1-31 of a PCI bridge take devices (libvirt keeps slot 0). */
+#define ZR_PCI_BRIDGE_SLOTS 31
 
 struct zr_guest_topology {
     char *nodeset;               /* <numatune><memory nodeset=...>, NULL when not pinned */
     bool q35;                    /* x86 q35: a hotplugged PCIe device needs a free root port */
-    struct zr_guest_port *ports; /* hotpluggable pcie-root-ports and switch downstream ports */
+    struct zr_guest_port *ports; /* hotpluggable pcie-root-ports, switch downstream ports
+                                    and PCI bridges */
     size_t n_ports;
 };
 
@@ -65,6 +75,8 @@ int zr_guest_topology_parse(const char *xml, size_t len, const char *what,
                             struct zr_guest_topology *out, struct zr_error *err);
 void zr_guest_topology_finish(struct zr_guest_topology *t);
 size_t zr_guest_topology_free_ports(const struct zr_guest_topology *t);
+/* Free slots on its hotpluggable PCI bridges, for conventional functions. */
+size_t zr_guest_topology_free_pci_slots(const struct zr_guest_topology *t);
 
 /* Whether libvirt's nodeset syntax ("0-3,^2,5") names `node`: 1 yes, 0 no,
  * -EINVAL when the set is malformed. */

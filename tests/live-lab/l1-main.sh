@@ -76,8 +76,13 @@ phase mounts
 busybox modprobe vfio-pci || abort "modprobe vfio-pci failed"
 busybox modprobe vfio_iommu_type1 || abort "modprobe vfio_iommu_type1 failed"
 [ -d /sys/kernel/iommu_groups/0 ] || abort "no IOMMU groups (intel_iommu did not come up)"
+# Which function is in which group: for the logs, and for the iommu_group scenario.
+for g in /sys/kernel/iommu_groups/*; do
+  echo "${g##*/}: $(ls "$g/devices" | tr '\n' ' ')"
+done >"$X/logs/iommu-groups.txt"
 FUNCS=
-for f in 0000:00:04.0 0000:00:05.0 0000:00:06.0; do
+# 01:01.0 and 01:02.0 share one IOMMU group (behind the PCIe-to-PCI bridge 00:07.0).
+for f in 0000:00:04.0 0000:00:05.0 0000:00:06.0 0000:01:01.0 0000:01:02.0; do
   [ -e "/sys/bus/pci/devices/$f" ] || abort "function $f is missing"
   if [ -e "/sys/bus/pci/devices/$f/driver" ]; then
     echo "$f" >"/sys/bus/pci/devices/$f/driver/unbind"

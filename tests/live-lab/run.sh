@@ -293,6 +293,8 @@ cp "$here"/l1-main.sh "$here"/scenarios.sh "$xchg/"
 } >"$xchg/env"
 
 # Three e1000e functions on the root bus, each in its own IOMMU group: 00:04.0-00:06.0.
+# Two conventional e1000 behind a PCIe-to-PCI bridge (00:07.0, secondary bus 01) share the
+# bridge's IOMMU group (the IOMMU sees the bridge's requester id for both): 01:01.0, 01:02.0.
 # L1 must not outlive this script even when it is killed with SIGKILL (no trap runs then):
 # the kernel sends SIGKILL to timeout when this shell dies, and to QEMU when timeout dies;
 # timeout itself ends L1 after the overall limit.
@@ -304,6 +306,8 @@ setpriv --pdeathsig KILL timeout -k 10 $((total_timeout + 30)) \
   -virtfs local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap \
   -virtfs "local,path=$xchg,mount_tag=xchg,security_model=none" \
   -nic none -device e1000e,addr=04.0 -device e1000e,addr=05.0 -device e1000e,addr=06.0 \
+  -device pcie-pci-bridge,id=br7,addr=07.0 \
+  -device e1000,bus=br7,addr=01.0 -device e1000,bus=br7,addr=02.0 \
   -display none -monitor none -serial "file:$xchg/l1-console.log" \
   -no-reboot -pidfile "$xchg/l1.pid" </dev/null &
 qemu_pid=$!

@@ -27,7 +27,7 @@ fail() {
 # ---- guests -------------------------------------------------------------------------------
 
 # define_x86 NAME [linux] [HOSTDEV_SLOT...]: a q35 guest; without an OS it sits in SeaBIOS
-# and never answers a hot-unplug request (the guest-refuses case).
+# and never answers a hot-unplug request (the guest-refuses case). $X86_EXTRA: more devices.
 define_x86() {
   local name=$1 os=$2 slot
   shift 2
@@ -54,6 +54,7 @@ define_x86() {
     <controller type='pci' model='pcie-root-port'/>
     <serial type='file'><source path='$X/logs/$name.console'/></serial>
     <memballoon model='none'/>
+    ${X86_EXTRA-}
     $devs
   </devices>
 </domain>
@@ -89,8 +90,11 @@ EOF
   V define "$WORK/$name.xml" >/dev/null || fail "cannot define $name"
 }
 
+# hostdev_xml SLOT | BUS:SLOT (hex, function 0)
 hostdev_xml() {
-  printf "<hostdev mode='subsystem' type='pci' managed='yes'><driver name='vfio'/><source><address domain='0x0000' bus='0x00' slot='0x%02x' function='0x0'/></source></hostdev>" "$((16#$1))"
+  local bus=00 slot=$1
+  case $1 in *:*) bus=${1%%:*} slot=${1#*:} ;; esac
+  printf "<hostdev mode='subsystem' type='pci' managed='yes'><driver name='vfio'/><source><address domain='0x0000' bus='0x%02x' slot='0x%02x' function='0x0'/></source></hostdev>" "$((16#$bus))" "$((16#$slot))"
 }
 
 start() {
@@ -108,7 +112,8 @@ xml() {
   fi
 }
 
-# hostdevs NAME live|config: one line per in-scope device, "SLOT kind [uid fid]", sorted.
+# hostdevs NAME live|config: one line per in-scope device, "SLOT kind [uid fid]" ("BUS:SLOT"
+# off bus 0), sorted.
 hostdevs() {
   xml "$1" "$2" | python3 -c '
 import sys, xml.etree.ElementTree as ET
@@ -121,7 +126,8 @@ for tag, kind in (("hostdev", "hostdev"), ("interface", "interface")):
         a = d.find("source/address")
         if a is None:
             continue
-        line = "%02x %s" % (int(a.get("slot"), 16), kind)
+        bus, slot = int(a.get("bus"), 16), int(a.get("slot"), 16)
+        line = ("%02x:%02x %s" % (bus, slot, kind)) if bus else ("%02x %s" % (slot, kind))
         z = d.find("address/zpci")
         if z is not None:
             line += " uid=%s fid=%s" % (z.get("uid"), z.get("fid"))
@@ -417,6 +423,190 @@ EOF
   pass
 }
 
+# The two e1000 behind L1's PCIe-to-PCI bridge share one IOMMU group (with the bridge).
+G1=0000:01:01.0
+G2=0000:01:02.0
+
+# rebind FUNCTION DRIVER: hand a function of L1 to another driver (vfio-pci or e1000).
+rebind() {
+  local d=/sys/bus/pci/devices/$1
+  [ -e "$d/driver" ] && echo "$1" >"$d/driver/unbind"
+  if [ "$2" = vfio-pci ]; then
+    echo vfio-pci >"$d/driver_override"
+  else
+    echo >"$d/driver_override"
+    busybox modprobe "$2" 2>/dev/null
+  fi
+  [ -e "$d/driver" ] || echo "$1" >"/sys/bus/pci/drivers/$2/bind" 2>/dev/null
+  [ "$(basename "$(readlink "$d/driver")")" = "$2" ] || fail "cannot bind $1 to $2"
+}
+
+# no_group_warning OUT: neither output of OUT mentions an IOMMU group.
+no_group_warning() {
+  ! grep -q 'IOMMU group' "$WORK/$1.out" "$WORK/$1.err" ||
+    fail "$1: unexpected IOMMU group warning: $(grep -h 'IOMMU group' "$WORK/$1.out" "$WORK/$1.err")"
+}
+
+# An IOMMU group holding two endpoint functions (issue 16): assigning one of them is
+# refused while the other stays with the host or another guest; assigning both converges.
+scenario_iommu_group() {
+  local grp g2grp n msg
+  grp=$(basename "$(readlink "/sys/bus/pci/devices/$G1/iommu_group")")
+  g2grp=$(basename "$(readlink "/sys/bus/pci/devices/$G2/iommu_group")")
+  [ -n "$grp" ] && [ "$grp" = "$g2grp" ] ||
+    fail "$G1 (group $grp) and $G2 (group $g2grp) share no IOMMU group"
+  log "IOMMU group $grp: $(ls "/sys/kernel/iommu_groups/$grp/devices" | tr '\n' ' ')"
+  # libvirt's node device XML shows the group and both members (and the bridge).
+  for n in pci_0000_01_01_0 pci_0000_01_02_0 pci_0000_00_07_0; do
+    V nodedev-dumpxml "$n" >"$X/logs/nodedev-$n.xml" || fail "virsh nodedev-dumpxml $n"
+  done
+  python3 -c '
+import sys, xml.etree.ElementTree as ET
+g = ET.parse(sys.argv[1]).find("capability[@type=\"pci\"]/iommuGroup")
+m = {(int(a.get("bus"), 16), int(a.get("slot"), 16), int(a.get("function"), 16)) for a in g.findall("address")}
+sys.exit(0 if g.get("number") == sys.argv[2] and {(1, 1, 0), (1, 2, 0)} <= m else 1)
+' "$X/logs/nodedev-pci_0000_01_01_0.xml" "$grp" ||
+    fail "node device XML of $G1 lacks group $grp with both: $(cat "$X/logs/nodedev-pci_0000_01_01_0.xml")"
+
+  # The two are conventional PCI: libvirt hot-plugs them only into a conventional slot
+  # (a pcie-to-pci-bridge), never into a PCIe root port.
+  X86_EXTRA="<controller type='pci' model='pcie-to-pci-bridge'/>" define_x86 t-one none
+  start t-one
+  define_x86 t-ok none
+
+  # (a) t-one gets one of the two while the other is bound to its host driver.
+  rebind "$G2" e1000
+  inventory one <<EOF
+version: 1
+guests:
+  t-one:
+    hostdevs:
+      - source: $G1
+  t-ok:
+    hostdevs:
+      - source: 0000:00:04.0
+EOF
+  zr plan -o json plan "$WORK/one.yaml"
+  expect_rc 2 plan
+  msg=$(json plan '[w["message"] for w in j.get("warnings", []) if w["guest"] == "t-one"]')
+  log "plan warns: $msg"
+  grep -q "IOMMU group $grp of $G1 also holds $G2 (driver e1000)" <<<"$msg" ||
+    fail "plan: no warning naming group $grp, $G2 and its driver: $(cat "$WORK/plan.out")"
+  grep -q "bind them to vfio-pci" <<<"$msg" || fail "plan: the warning does not say what to do: $msg"
+  grep -q "apply will leave this guest alone" <<<"$msg" ||
+    fail "plan: the warning does not say apply refuses: $msg"
+  [ "$(json plan 'sorted({w["guest"] for w in j.get("warnings", [])})')" = '["t-one"]' ] ||
+    fail "plan: warnings for other guests: $(cat "$WORK/plan.out")"
+
+  zr apply apply "$WORK/one.yaml"
+  expect_rc 1 apply
+  grep -q "$G1: IOMMU group $grp of $G1 also holds $G2 (driver e1000).*nothing changed on this guest" \
+    "$WORK/apply.out" "$WORK/apply.err" ||
+    fail "apply: no refusal naming the group: $(cat "$WORK/apply.out" "$WORK/apply.err")"
+  expect_devs t-one live ""
+  expect_devs t-one config ""
+  expect_devs t-ok config "04 hostdev"
+  [ "$(basename "$(readlink "/sys/bus/pci/devices/$G2/driver")")" = e1000 ] ||
+    fail "apply moved $G2 off its host driver"
+
+  # The same, but the other function is on vfio-pci and a guest outside the inventory
+  # keeps it: that guest is named.
+  rebind "$G2" vfio-pci
+  define_x86 t-keep none 01:02
+  zr plan2 -o json plan "$WORK/one.yaml"
+  expect_rc 2 plan2
+  msg=$(json plan2 '[w["message"] for w in j.get("warnings", []) if w["guest"] == "t-one"]')
+  log "plan warns: $msg"
+  grep -q "also holds $G2 (driver vfio-pci, guest 't-keep', which the inventory does not name)" <<<"$msg" ||
+    fail "plan: the warning does not name t-keep: $(cat "$WORK/plan2.out")"
+  V undefine t-keep >/dev/null || fail "cannot undefine t-keep"
+
+  # (b) Both to one guest: no group warning, apply converges. First the inactive t-ok
+  # (config attach), then the running t-one (live attach), taking them from t-ok.
+  inventory both <<EOF
+version: 1
+guests:
+  t-one:
+    hostdevs: []
+  t-ok:
+    hostdevs:
+      - source: 0000:00:04.0
+      - source: $G1
+      - source: $G2
+EOF
+  zr plan3 plan "$WORK/both.yaml"
+  expect_rc 2 plan3
+  no_group_warning plan3
+  zr apply2 -o json apply "$WORK/both.yaml"
+  expect_rc 0 apply2
+  no_group_warning apply2
+  expect_devs t-ok config "01:01 hostdev
+01:02 hostdev
+04 hostdev"
+  expect_devs t-one live ""
+  zr plan4 plan "$WORK/both.yaml"
+  expect_rc 0 plan4
+  no_group_warning plan4
+
+  # A running guest with free PCIe root ports but no PCI bridge: libvirt has no slot for a
+  # conventional function; plan says so first.
+  define_x86 t-nobr none
+  start t-nobr
+  inventory nobr <<EOF
+version: 1
+guests:
+  t-nobr:
+    hostdevs:
+      - source: $G1
+      - source: $G2
+  t-ok:
+    hostdevs:
+      - source: 0000:00:04.0
+EOF
+  zr plan-nobr -o json plan "$WORK/nobr.yaml"
+  expect_rc 2 plan-nobr
+  msg=$(json plan-nobr '[w["message"] for w in j.get("warnings", []) if w["guest"] == "t-nobr"]')
+  log "plan warns: $msg"
+  grep -q '2 live attaches of conventional PCI functions.*0 free slots on hotpluggable PCI bridges.*add a pcie-to-pci-bridge' <<<"$msg" ||
+    fail "plan: no warning that t-nobr has no slot for them: $(cat "$WORK/plan-nobr.out")"
+  no_group_warning plan-nobr
+  zr apply-nobr apply "$WORK/nobr.yaml"
+  expect_rc 1 apply-nobr
+  grep -q 'No more available PCI slots' "$WORK/apply-nobr.out" "$WORK/apply-nobr.err" ||
+    fail "apply to t-nobr: not libvirt's 'No more available PCI slots': $(cat "$WORK/apply-nobr.out")"
+  expect_devs t-nobr live ""
+
+  inventory live <<EOF
+version: 1
+guests:
+  t-nobr:
+    hostdevs: []
+  t-one:
+    hostdevs:
+      - source: $G1
+      - source: $G2
+  t-ok:
+    hostdevs:
+      - source: 0000:00:04.0
+EOF
+  zr plan5 -o json plan "$WORK/live.yaml"
+  expect_rc 2 plan5
+  [ "$(json plan5 'j.get("warnings", [])')" = '[]' ] || fail "plan: warnings: $(cat "$WORK/plan5.out")"
+  zr apply3 -o json apply "$WORK/live.yaml"
+  expect_rc 0 apply3
+  log "actions: $(json apply3 '[(a["guest"],a["op"],a["source"],a["live"],a["config"],a["result"]) for a in j["actions"]]')"
+  no_group_warning apply3
+  expect_devs t-one live "01:01 hostdev
+01:02 hostdev"
+  expect_devs t-one config "01:01 hostdev
+01:02 hostdev"
+  expect_devs t-ok config "04 hostdev"
+  zr plan6 plan "$WORK/live.yaml"
+  expect_rc 0 plan6
+  no_group_warning plan6
+  pass
+}
+
 # ---- scenarios: Linux L2 guests --------------------------------------------------------------
 
 # The Linux guests boot once, at the start of a full run, while the other scenarios run:
@@ -625,7 +815,7 @@ note() { echo "NOTE: $*"; }
 
 # ---- running ---------------------------------------------------------------------------------
 
-QUICK_SCENARIOS="s390x_attach x86_attach refuses atomic config_only iface_not_vf export_live"
+QUICK_SCENARIOS="s390x_attach x86_attach refuses atomic config_only iface_not_vf export_live iommu_group"
 LINUX_SCENARIOS="x86_linux move s390x_linux"
 FULL_SCENARIOS="$QUICK_SCENARIOS $LINUX_SCENARIOS"
 

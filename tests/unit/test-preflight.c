@@ -566,8 +566,10 @@ static const char *Q35_FULL =
 Test(preflight, a_live_attach_needs_a_free_root_port)
 {
     struct lab l = {0};
-    add_function(&l, "hand-pci_0000_02_00_1-vfio-pci.xml");
-    add_function(&l, "pci_8086_10c9_sriov_pf.xml");
+    struct zr_pci_function *a = add_function(&l, "hand-pci_0000_02_00_1-vfio-pci.xml");
+    struct zr_pci_function *b = add_function(&l, "pci_8086_10c9_sriov_pf.xml");
+    /* both are PCIe (an 82576), though these files lack <pci-express> */
+    a->conventional = b->conventional = false;
     add_guest(&l, "a", true, (const char *[]){"0000:02:00.1", "0000:02:00.0", NULL}, NONE);
     l.states[0].active = true;
     set_guest_xml(&l, 0, Q35_FULL);
@@ -585,6 +587,52 @@ Test(preflight, a_live_attach_needs_a_free_root_port)
         l.guests[0].devices.items[d].has_guest_address = true;
         l.guests[0].devices.items[d].guest_address = (struct zr_pci_addr){0, 5, (uint8_t)d, 0};
     }
+    rerun(&l, true);
+    cr_assert_eq(l.plan.n_warnings, 0);
+    finish(&l);
+}
+
+/* The live lab's L1: two conventional e1000 behind a pcie-pci-bridge, one
+ * IOMMU group (7) with the bridge.  libvirt hot-plugs a conventional
+ * function only into a PCI bridge's slot: free root ports do not help
+ * ("No more available PCI slots" in the lab). */
+static const char *Q35_PORTS =
+    "<domain><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>"
+    "<controller type='pci' index='1' model='pcie-root-port'/>"
+    "<controller type='pci' index='2' model='pcie-root-port'/>"
+    "<controller type='pci' index='3' model='pcie-root-port'/>"
+    "</devices></domain>";
+
+Test(preflight, a_conventional_function_needs_a_pci_bridge_slot)
+{
+    struct lab l = {0};
+    add_function(&l, "lab-pci_0000_01_01_0.xml");
+    add_function(&l, "lab-pci_0000_01_02_0.xml");
+    add_function(&l, "lab-pci_0000_00_07_0.xml");
+    add_guest(&l, "a", true, (const char *[]){"0000:01:01.0", "0000:01:02.0", NULL}, NONE);
+    l.states[0].active = true;
+    set_guest_xml(&l, 0, Q35_PORTS);
+    run(&l, true);
+    cr_assert_null(l.errors[0], "a warning only; the whole group goes to one guest");
+    cr_assert_eq(l.plan.n_warnings, 1);
+    cr_assert_str_eq(l.plan.warnings[0].message,
+                     "2 live attaches of conventional PCI functions (no PCI Express "
+                     "capability) without a guest address, but the running guest has 0 free "
+                     "slots on hotpluggable PCI bridges: libvirt puts such a function only on "
+                     "a PCI bridge and will fail with \"No more available PCI slots\"; add a "
+                     "pcie-to-pci-bridge controller to its definition (it takes effect at its "
+                     "next start), or use --config-only");
+    cr_assert(l.plan.warnings[0].has_source && l.plan.warnings[0].source.bus == 1,
+              "named at one of the two");
+
+    /* a pcie-to-pci-bridge on one of the ports: room for both */
+    zr_guest_topology_finish(&l.guest_topology[0]);
+    set_guest_xml(&l, 0,
+                  "<domain><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>"
+                  "<controller type='pci' index='1' model='pcie-root-port'/>"
+                  "<controller type='pci' index='2' model='pcie-to-pci-bridge'>"
+                  "<address type='pci' domain='0x0000' bus='0x01' slot='0x00' "
+                  "function='0x0'/></controller></devices></domain>");
     rerun(&l, true);
     cr_assert_eq(l.plan.n_warnings, 0);
     finish(&l);

@@ -113,6 +113,33 @@ Test(topology, iommu_groups_and_bridges)
     zr_pci_function_finish(&fn);
 }
 
+/* The live lab's L1 (QEMU q35, intel-iommu): two conventional e1000 behind a
+ * pcie-pci-bridge share the bridge's IOMMU group. */
+Test(topology, the_live_labs_group_behind_a_pci_bridge)
+{
+    struct zr_pci_function fn;
+    parse_fixture("lab-pci_0000_01_01_0.xml", &fn);
+    cr_assert_eq(fn.iommu_group, 7);
+    cr_assert_eq(fn.n_group, 3);
+    assert_addr(fn.group[0], "0000:01:01.0");
+    assert_addr(fn.group[1], "0000:00:07.0");
+    assert_addr(fn.group[2], "0000:01:02.0");
+    cr_assert_str_eq(fn.driver, "vfio-pci");
+    cr_assert_not(fn.bridge);
+    cr_assert(fn.conventional, "no <pci-express>: a conventional PCI function");
+    zr_pci_function_finish(&fn);
+
+    parse_fixture("lab-pci_0000_00_07_0.xml", &fn);
+    cr_assert(fn.bridge);
+    cr_assert_not(fn.conventional, "a bridge is no endpoint");
+    cr_assert_null(fn.driver);
+    zr_pci_function_finish(&fn);
+
+    parse_fixture("pci_0000_02_10_7_sriov.xml", &fn);
+    cr_assert_not(fn.conventional, "<pci-express>");
+    zr_pci_function_finish(&fn);
+}
+
 Test(topology, this_machines_virtio_function)
 {
     struct zr_pci_function fn;
@@ -214,6 +241,27 @@ Test(topology, a_q35_guest)
     cr_assert_eq(zr_guest_topology_free_ports(&t), 2);
     cr_assert_eq(t.ports[0].index, 1);
     cr_assert_not(t.ports[0].free);
+    zr_guest_topology_finish(&t);
+
+    /* a pcie-to-pci-bridge: 31 slots for conventional functions, one taken;
+     * it sits on root port 2, which is then no longer free */
+    const char *bridged =
+        "<domain><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>"
+        "<controller type='pci' index='1' model='pcie-root-port'/>"
+        "<controller type='pci' index='2' model='pcie-root-port'/>"
+        "<controller type='pci' index='3' model='pcie-to-pci-bridge'>"
+        "<address type='pci' domain='0x0000' bus='0x02' slot='0x00' function='0x0'/>"
+        "</controller>"
+        "<hostdev mode='subsystem' type='pci'><source><address domain='0x0000' bus='0x01' "
+        "slot='0x01' function='0x0'/></source>"
+        "<address type='pci' domain='0x0000' bus='0x03' slot='0x01' function='0x0'/></hostdev>"
+        "</devices></domain>";
+    cr_assert_eq(zr_guest_topology_parse(bridged, strlen(bridged), "b", &t, &err), 0);
+    cr_assert_eq(zr_guest_topology_free_ports(&t), 1);
+    cr_assert_eq(zr_guest_topology_free_pci_slots(&t), 30);
+    zr_guest_topology_finish(&t);
+    cr_assert_eq(zr_guest_topology_parse(Q35, strlen(Q35), "q", &t, &err), 0);
+    cr_assert_eq(zr_guest_topology_free_pci_slots(&t), 0, "no PCI bridge");
     zr_guest_topology_finish(&t);
 
     const char *s390 = "<domain><os><type arch='s390x' machine='s390-ccw-virtio'>hvm</type></os>"
