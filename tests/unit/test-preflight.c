@@ -613,7 +613,7 @@ Test(preflight, a_conventional_function_needs_a_pci_bridge_slot)
     l.states[0].active = true;
     set_guest_xml(&l, 0, Q35_PORTS);
     run(&l, true);
-    cr_assert_null(l.errors[0], "a warning only; the whole group goes to one guest");
+    cr_assert_null(l.errors[0].message, "a warning only; the whole group goes to one guest");
     cr_assert_eq(l.plan.n_warnings, 1);
     cr_assert_str_eq(l.plan.warnings[0].message,
                      "2 live attaches of conventional PCI functions (no PCI Express "
