@@ -14,7 +14,6 @@ import shutil
 import sys
 import tempfile
 import unittest
-import xml.etree.ElementTree as ET
 
 import fidelity
 import lab
@@ -179,35 +178,6 @@ class ExportEmbedTest(ExportTestCase):
         self.assertIn('cannot connect', err)
 
 
-# arch -> QEMU binary the definition needs.
-EMULATORS = {'s390x': 'qemu-system-s390x', 'x86_64': 'qemu-system-x86_64',
-             'i686': 'qemu-system-i386', 'ppc64': 'qemu-system-ppc64'}
-
-
-def corpus_definition(path, name):
-    """The corpus file as a definition for this machine: renamed, no UUID (many files
-    share one), type qemu (no KVM here), the installed emulator. (xml, None) or
-    (None, reason)."""
-    root = ET.parse(path).getroot()
-    root.find('name').text = name
-    uuid = root.find('uuid')
-    if uuid is not None:
-        root.remove(uuid)
-    root.set('type', 'qemu')
-    # No arch: libvirt takes the host's.
-    arch = root.find('os/type').get('arch') or os.uname().machine
-    binary = shutil.which(EMULATORS.get(arch, 'qemu-system-' + arch))
-    if not binary:
-        return None, 'no QEMU for %s installed (%s)' % (arch, EMULATORS.get(arch, '?'))
-    devices = root.find('devices')
-    emulator = devices.find('emulator')
-    if emulator is None:
-        emulator = ET.Element('emulator')
-        devices.insert(0, emulator)
-    emulator.text = binary
-    return ET.tostring(root, encoding='unicode'), None
-
-
 class ExportCorpusTest(ExportTestCase):
     def test_the_libvirt_corpus_round_trips(self):
         corpus = os.path.join(os.environ.get('ZR_SHARED', ''), 'corpus', 'libvirt')
@@ -226,7 +196,7 @@ class ExportCorpusTest(ExportTestCase):
             if not fname.endswith('.xml'):
                 continue
             name = 'zrfleet-' + fname[:-4]
-            xml, why = corpus_definition(os.path.join(corpus, fname), name)
+            xml, why = fidelity.definition(os.path.join(corpus, fname), name)
             if xml is None:
                 skipped.append((fname, why))
                 continue
