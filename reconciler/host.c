@@ -17,6 +17,9 @@ struct host_session {
     virConnectPtr conn;
     char *uri; /* as libvirt reports it once connected */
     struct zr_guest_state *states;
+    /* The host's domains, listed once and shared by the guests' read, the
+     * conflict check and the "did you mean" hint. */
+    struct zr_domain_listing listing;
     size_t first_guest; /* index of its first guest in the report's guests */
     int lock_fd;
 };
@@ -25,6 +28,7 @@ static void host_session_finish(struct host_session *h)
 {
     if (h->states)
         zr_state_free(h->states, h->host->n_guests);
+    zr_domain_listing_finish(&h->listing);
     zr_apply_unlock(h->lock_fd);
     virConnectClosep(&h->conn);
     free(h->uri);
@@ -96,13 +100,14 @@ static int host_open(struct zr_plan *report, size_t hi, struct host_session *h,
 
 /* One guest into the report: its read error (with the closest defined
  * name when it was not found), the preflight's refusal, or its plan. */
-static void plan_guest(struct zr_plan *report, const struct host_session *h,
+static void plan_guest(struct zr_plan *report, struct host_session *h,
                        const struct zr_guest_state *st, const struct zr_error *refused,
                        const struct zr_plan_options *popts)
 {
     const char *host = h->host->name, *guest = st->wanted->name;
     if (st->error) {
-        _cleanup_free_ char *near = st->dom ? NULL : zr_state_near_miss(h->conn, guest);
+        _cleanup_free_ char *near =
+            st->dom ? NULL : zr_state_near_miss_listed(h->conn, &h->listing, guest);
         if (near)
             zr_plan_guest_error(report, host, h->uri, guest, "%s (did you mean '%s'?)", st->error,
                                 near)
@@ -126,13 +131,14 @@ static void host_plan(struct zr_plan *report, struct host_session *h,
     const struct zr_host *host = h->host;
     struct zr_plan_options popts = {.config_only = o->config_only};
 
-    h->states = zr_state_read(h->conn, host, read_threads(o));
+    h->states = zr_state_read_listed(h->conn, host, read_threads(o), &h->listing);
     /* host_check off skips the node device lookups only: the conflict
      * check still runs. */
     struct zr_preflight_notes notes = {0};
     size_t first_action = report->n_actions;
-    struct zr_error *check = zr_preflight_host(report, h->conn, h->uri, host, h->states, &popts,
-                                               o->host_check, read_threads(o), o->applying, &notes);
+    struct zr_error *check =
+        zr_preflight_host(report, h->conn, h->uri, &h->listing, host, h->states, &popts,
+                          o->host_check, read_threads(o), o->applying, &notes);
     for (size_t g = 0; g < host->n_guests; g++)
         plan_guest(report, h, &h->states[g], &check[g], &popts);
     zr_render_plan(report, first_action);

@@ -675,7 +675,7 @@ static void topology_read(struct topology_read *t, struct zr_plan *plan, virConn
  * and the guests the inventory does not name.  One that fails is a
  * warning in plan and, in apply, `refuse` for every guest of the host. */
 static void read_listings(struct zr_plan *plan, virConnectPtr conn, const char *uri,
-                          const struct zr_host *wanted, bool host_check, unsigned jobs,
+                          struct zr_domain_listing *listing, const struct zr_host *wanted, bool host_check, unsigned jobs,
                           bool applying, struct zr_preflight_input *in, struct zr_host_pci *pci,
                           struct zr_other_guest **others, struct zr_error *refuse)
 {
@@ -696,7 +696,7 @@ static void read_listings(struct zr_plan *plan, virConnectPtr conn, const char *
         }
     }
 
-    int r = zr_state_read_others(conn, wanted, jobs, others, &in->n_others, &err);
+    int r = zr_state_read_others(conn, wanted, listing, jobs, others, &in->n_others, &err);
     if (r < 0) {
         listing_failed(plan, wanted->name, "conflict check", "", applying, &err, refuse);
     } else {
@@ -713,6 +713,7 @@ static void read_listings(struct zr_plan *plan, virConnectPtr conn, const char *
 }
 
 struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
+                                   struct zr_domain_listing *listing,
                                    const struct zr_host *wanted,
                                    const struct zr_guest_state *states,
                                    const struct zr_plan_options *popts, bool host_check,
@@ -731,7 +732,7 @@ struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, con
     /* apply: why no guest of the host is changed */
     _cleanup_(zr_error_finish) struct zr_error refuse = {0};
 
-    read_listings(plan, conn, uri, wanted, host_check, jobs, applying, &in, &pci, &others,
+    read_listings(plan, conn, uri, listing, wanted, host_check, jobs, applying, &in, &pci, &others,
                   &refuse);
 
     struct zr_plan planned = {0};

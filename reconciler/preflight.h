@@ -94,7 +94,8 @@ void zr_preflight_annotate(struct zr_plan *plan, size_t first_action, size_t fir
 void zr_preflight_notes_finish(struct zr_preflight_notes *notes);
 
 /* Reads what the checks need and runs them: one node device listing
- * (unless !host_check), one domain listing and one persistent XMLDesc per
+ * (unless !host_check), the host's domain listing (`listing`, shared with
+ * the guests' read; listed here only if that failed) and one persistent XMLDesc per
  * guest the inventory does not name (on up to `jobs` threads), and node
  * device XML only for the functions an action attaches and the other
  * functions of their IOMMU groups; none of it when the host's guests want
@@ -103,7 +104,7 @@ void zr_preflight_notes_finish(struct zr_preflight_notes *notes);
  * warning in plan and an error for every guest of the host in apply.
  * `notes` (may be NULL) receives what the plan text says about functions. */
 struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
-                                   const struct zr_host *wanted,
+                                   struct zr_domain_listing *listing, const struct zr_host *wanted,
                                    const struct zr_guest_state *states,
                                    const struct zr_plan_options *popts, bool host_check,
                                    unsigned jobs, bool applying, struct zr_preflight_notes *notes);

@@ -231,14 +231,42 @@ static int domain_name_cmp(const void *a, const void *b)
                   virDomainGetName(*(virDomainPtr const *)b));
 }
 
-static virDomainPtr find_domain(virDomainPtr *doms, size_t n, const char *name)
+int zr_domain_listing_ensure(virConnectPtr conn, struct zr_domain_listing *l, struct zr_error *err)
 {
-    size_t lo = 0, hi = n;
+    if (l->listed)
+        return 0;
+    virDomainPtr *all = NULL;
+    int n = virConnectListAllDomains(conn, &all, 0);
+    if (n < 0) {
+        l->failures++;
+        zr_error_set(err, NULL, 0, 0, "cannot list the host's guests: %s", zr_libvirt_error());
+        return -EIO;
+    }
+    if (n > 0)
+        qsort(all, (size_t)n, sizeof(*all), domain_name_cmp);
+    l->doms = all;
+    l->n = (size_t)n;
+    l->listed = true;
+    return 0;
+}
+
+void zr_domain_listing_finish(struct zr_domain_listing *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        virDomainFree(l->doms[i]);
+    free(l->doms);
+    zr_name_index_finish(&l->names);
+    *l = (struct zr_domain_listing){0};
+}
+
+virDomainPtr zr_domain_listing_find(const struct zr_domain_listing *l, const char *name)
+{
+    size_t lo = 0, hi = l->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(virDomainGetName(doms[mid]), name);
+        int c = strcmp(virDomainGetName(l->doms[mid]), name);
         if (c == 0)
-            return doms[mid];
+            return l->doms[mid];
         if (c < 0)
             lo = mid + 1;
         else
@@ -247,43 +275,45 @@ static virDomainPtr find_domain(virDomainPtr *doms, size_t n, const char *name)
     return NULL;
 }
 
-static void free_domains(virDomainPtr *doms, int n)
-{
-    for (int i = 0; i < n; i++)
-        virDomainFree(doms[i]);
-    free(doms);
-}
-
 /* One listing of the host's domains replaces a lookup and an IsActive round
  * trip per guest: a listed domain carries its id, which libvirt sets to -1
  * for an inactive one.  On a daemon that cannot list, each guest is looked
  * up instead. */
-static void resolve_domains(virConnectPtr conn, struct zr_guest_state *states, size_t n)
+static void resolve_domains(virConnectPtr conn, struct zr_guest_state *states, size_t n,
+                            struct zr_domain_listing *listing)
 {
-    virDomainPtr *all = NULL;
-    int n_all = virConnectListAllDomains(conn, &all, 0);
-    if (n_all < 0)
+    struct zr_error err = {0};
+    if (zr_domain_listing_ensure(conn, listing, &err) < 0) {
+        zr_error_finish(&err);
         return;
-    qsort(all, (size_t)n_all, sizeof(*all), domain_name_cmp);
+    }
     for (size_t i = 0; i < n; i++) {
-        virDomainPtr d = find_domain(all, (size_t)n_all, states[i].wanted->name);
+        virDomainPtr d = zr_domain_listing_find(listing, states[i].wanted->name);
         states[i].listed = true;
         if (d && virDomainRef(d) == 0) {
             states[i].dom = d;
             states[i].active = virDomainGetID(d) != (unsigned int)-1;
         }
     }
-    free_domains(all, n_all);
 }
 
-struct zr_guest_state *zr_state_read(virConnectPtr conn, const struct zr_host *host, unsigned jobs)
+struct zr_guest_state *zr_state_read_listed(virConnectPtr conn, const struct zr_host *host,
+                                            unsigned jobs, struct zr_domain_listing *listing)
 {
     struct zr_guest_state *states = zr_new0(struct zr_guest_state, host->n_guests);
     for (size_t i = 0; i < host->n_guests; i++)
         states[i].wanted = &host->guests[i];
-    resolve_domains(conn, states, host->n_guests);
+    resolve_domains(conn, states, host->n_guests, listing);
     struct read_ctx c = {.conn = conn, .states = states};
     run_pool(host->n_guests, jobs, read_one, &c);
+    return states;
+}
+
+struct zr_guest_state *zr_state_read(virConnectPtr conn, const struct zr_host *host, unsigned jobs)
+{
+    struct zr_domain_listing listing = {0};
+    struct zr_guest_state *states = zr_state_read_listed(conn, host, jobs, &listing);
+    zr_domain_listing_finish(&listing);
     return states;
 }
 
@@ -303,50 +333,29 @@ void zr_state_free(struct zr_guest_state *states, size_t n)
     free(states);
 }
 
-static size_t edit_distance(const char *a, const char *b)
+char *zr_state_near_miss_listed(virConnectPtr conn, struct zr_domain_listing *l, const char *name)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    _cleanup_free_ size_t *row = zr_new0(size_t, lb + 1);
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (row[j] + 1 < best)
-                best = row[j] + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
+    struct zr_error err = {0};
+    if (!l->listed && (l->failures > 0 || zr_domain_listing_ensure(conn, l, &err) < 0)) {
+        zr_error_finish(&err);
+        return NULL;
     }
-    return row[lb];
+    if (!l->indexed) {
+        _cleanup_free_ const char **names = zr_new0(const char *, l->n);
+        for (size_t i = 0; i < l->n; i++)
+            names[i] = virDomainGetName(l->doms[i]);
+        zr_name_index_init(&l->names, names, l->n);
+        l->indexed = true;
+    }
+    const char *best = zr_name_index_nearest(&l->names, name);
+    return best ? zr_strdup(best) : NULL;
 }
 
 char *zr_state_near_miss(virConnectPtr conn, const char *name)
 {
-    virDomainPtr *doms = NULL;
-    int n = virConnectListAllDomains(conn, &doms, 0);
-    if (n < 0)
-        return NULL;
-    char *best = NULL;
-    /* A few typos, more for longer names; ties keep the first listed. */
-    size_t limit = strlen(name) / 3 > 2 ? strlen(name) / 3 : 2;
-    size_t best_d = limit + 1;
-    for (int i = 0; i < n; i++) {
-        const char *cand = virDomainGetName(doms[i]);
-        size_t d = cand ? edit_distance(name, cand) : SIZE_MAX;
-        if (d > 0 && d < best_d) {
-            free(best);
-            best = zr_strdup(cand);
-            best_d = d;
-        }
-        virDomainFree(doms[i]);
-    }
-    free(doms);
+    struct zr_domain_listing l = {0};
+    char *best = zr_state_near_miss_listed(conn, &l, name);
+    zr_domain_listing_finish(&l);
     return best;
 }
 
@@ -365,7 +374,8 @@ int zr_state_host_pci(virConnectPtr conn, struct zr_host_pci *out, struct zr_err
 {
     virNodeDevicePtr *devs = NULL;
     *out = (struct zr_host_pci){0};
-    int count = virConnectListAllNodeDevices(conn, &devs, VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV);
+    int count =
+        virConnectListAllNodeDevices(conn, &devs, VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV);
     if (count < 0) {
         virErrorPtr e = virGetLastError();
         if (e && (e->code == VIR_ERR_NO_SUPPORT || e->code == VIR_ERR_OPERATION_UNSUPPORTED))
@@ -511,40 +521,33 @@ static int str_cmp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-int zr_state_read_others(virConnectPtr conn, const struct zr_host *host, unsigned jobs,
+int zr_state_read_others(virConnectPtr conn, const struct zr_host *host,
+                         struct zr_domain_listing *listing, unsigned jobs,
                          struct zr_other_guest **out, size_t *n, struct zr_error *err)
 {
-    virDomainPtr *all = NULL;
     *out = NULL;
     *n = 0;
-    int count = virConnectListAllDomains(conn, &all, 0);
-    if (count < 0) {
-        zr_error_set(err, NULL, 0, 0, "cannot list the host's guests: %s", zr_libvirt_error());
+    if (zr_domain_listing_ensure(conn, listing, err) < 0)
         return -EIO;
-    }
-    _cleanup_free_ virDomainPtr *doms = zr_new0(virDomainPtr, (size_t)count);
-    struct zr_other_guest *others = zr_new0(struct zr_other_guest, (size_t)count);
+    _cleanup_free_ virDomainPtr *doms = zr_new0(virDomainPtr, listing->n);
+    struct zr_other_guest *others = zr_new0(struct zr_other_guest, listing->n);
     /* The inventory's names, sorted: with the conflict check running on
      * every plan, a scan per listed guest would be quadratic in the host. */
     _cleanup_free_ const char **named = zr_new0(const char *, host->n_guests);
     for (size_t i = 0; i < host->n_guests; i++)
         named[i] = host->guests[i].name;
-    qsort(named, host->n_guests, sizeof(*named), str_cmp);
+    if (host->n_guests)
+        qsort(named, host->n_guests, sizeof(*named), str_cmp);
     size_t k = 0;
-    for (int i = 0; i < count; i++) {
-        const char *name = virDomainGetName(all[i]);
-        if (!name || bsearch(&name, named, host->n_guests, sizeof(*named), str_cmp)) {
-            virDomainFree(all[i]);
+    for (size_t i = 0; i < listing->n; i++) {
+        const char *name = virDomainGetName(listing->doms[i]);
+        if (!name || bsearch(&name, named, host->n_guests, sizeof(*named), str_cmp))
             continue;
-        }
         others[k].name = zr_strdup(name);
-        doms[k++] = all[i];
+        doms[k++] = listing->doms[i]; /* borrowed: the listing outlives the reads */
     }
-    free(all);
     struct others_ctx c = {.doms = doms, .out = others};
     run_pool(k, jobs, read_other, &c);
-    for (size_t i = 0; i < k; i++)
-        virDomainFree(doms[i]);
     *out = others;
     *n = k;
     return 0;

@@ -10,6 +10,7 @@
 #include "device.h"
 #include "error.h"
 #include "inventory.h"
+#include "nearmiss.h"
 
 /* Cleanup functions for libvirt's handles, as libvirt's own autoptr
  * cleanups: _cleanup_(virConnectClosep), so no path closes by hand. */
@@ -30,23 +31,47 @@ char *zr_connect_uri(virConnectPtr conn);
 
 struct zr_guest_state {
     const struct zr_guest *wanted;
-    virDomainPtr dom;  /* NULL when the guest could not be found */
+    virDomainPtr dom; /* NULL when the guest could not be found */
     bool active;
     struct zr_device_list config; /* persistent definition */
     struct zr_device_list live;   /* running guest (active only) */
-    char *error;       /* why the guest could not be read */
+    char *error;                  /* why the guest could not be read */
     zr_error_code error_code;
-    bool listed;       /* dom and active come from the host's domain listing */
+    bool listed; /* dom and active come from the host's domain listing */
     /* The XML the device lists came from, kept for the host check, which
      * reads more of it only for guests that get a device. */
     char *config_xml;
     char *live_xml;
 };
 
+/* One listing of a host's domains, shared by every part of a host's run
+ * that needs one: finding the inventory's guests, the conflict check and
+ * the "did you mean" hint.  A host with thousands of guests then costs one
+ * listing per run, not one per part (or per missing guest). */
+struct zr_domain_listing {
+    bool listed;        /* doms holds the host's domains */
+    unsigned failures;  /* listings tried and failed */
+    virDomainPtr *doms; /* sorted by name */
+    size_t n;
+    bool indexed; /* names is built (on the first near miss) */
+    struct zr_name_index names;
+};
+
+/* Lists the host's domains unless `l` holds them already; a listing that
+ * failed is tried again on the next call.  Returns 0, or -EIO with err
+ * filled. */
+int zr_domain_listing_ensure(virConnectPtr conn, struct zr_domain_listing *l, struct zr_error *err);
+void zr_domain_listing_finish(struct zr_domain_listing *l);
+/* The listed domain named `name`, or NULL (borrowed). */
+virDomainPtr zr_domain_listing_find(const struct zr_domain_listing *l, const char *name);
+
 /* Reads every guest of `host` with up to `jobs` threads.  Returns an array
  * of host->n_guests states, in inventory order. */
-struct zr_guest_state *zr_state_read(virConnectPtr conn, const struct zr_host *host,
-                                     unsigned jobs);
+struct zr_guest_state *zr_state_read(virConnectPtr conn, const struct zr_host *host, unsigned jobs);
+/* The same, finding the guests in `listing` (listed first if it is not
+ * yet); when the host cannot list, each guest is looked up instead. */
+struct zr_guest_state *zr_state_read_listed(virConnectPtr conn, const struct zr_host *host,
+                                            unsigned jobs, struct zr_domain_listing *listing);
 void zr_state_free(struct zr_guest_state *states, size_t n);
 
 /* Re-reads one guest (after apply changed it). */
@@ -62,6 +87,9 @@ zr_error_code zr_libvirt_error_code(zr_error_code fallback);
 
 /* The name of a defined guest closest to `name` (a likely typo), or NULL. */
 char *zr_state_near_miss(virConnectPtr conn, const char *name);
+/* The same from a listing (listed once if it is not yet; a host that has
+ * failed to list gets no more tries here): no round trip per name. */
+char *zr_state_near_miss_listed(virConnectPtr conn, struct zr_domain_listing *l, const char *name);
 
 /* The host's PCI functions, from one node device listing, sorted by
  * address; the handles stay open so that a function's XML can be read
@@ -101,9 +129,11 @@ struct zr_other_guest {
 };
 
 /* Every guest of the host that `host` does not name, with its persistent
- * in-scope devices: one domain listing, then one XMLDesc per guest on up
- * to `jobs` threads.  Returns 0, or a negative value with err filled when
- * the listing fails (a guest that cannot be read has its error set). */
-int zr_state_read_others(virConnectPtr conn, const struct zr_host *host, unsigned jobs,
+ * in-scope devices: from `listing` (listed first if it is not yet), then
+ * one XMLDesc per guest on up to `jobs` threads.  Returns 0, or a negative
+ * value with err filled when the host cannot list its guests (a guest that
+ * cannot be read has its error set). */
+int zr_state_read_others(virConnectPtr conn, const struct zr_host *host,
+                         struct zr_domain_listing *listing, unsigned jobs,
                          struct zr_other_guest **out, size_t *n, struct zr_error *err);
 void zr_other_guests_free(struct zr_other_guest *others, size_t n);

@@ -45,8 +45,8 @@ class FaultTestCase(unittest.TestCase):
         env['LIBVIRT_DEFAULT_URI'] = None
         return lab.run_tool(['-j', '1'] + list(args) + ['-c', self.lab.uri], env=env)
 
-    def tool_json(self, *args, fault=None):
-        rc, out, err = self.tool('-o', 'json', *args, fault=fault)
+    def tool_json(self, *args, fault=None, counts=None):
+        rc, out, err = self.tool('-o', 'json', *args, fault=fault, counts=counts)
         try:
             return rc, json.loads(out), err
         except ValueError:
@@ -199,22 +199,51 @@ class ReadFaultTest(FaultTestCase):
                 'message': 'host check skipped: %s lists no node devices' % self.lab.uri}])
 
     def test_guest_listing_fails(self):
-        # listing 1 finds the inventory's guests, listing 2 is the conflict check's
+        # One listing serves the read of the inventory's guests and the conflict
+        # check; when it fails, the guests are looked up one by one and the
+        # conflict check lists once more (listing 2).  Only when that fails too is
+        # the check skipped.
         msg = "cannot list the host's guests: " + injected('virConnectListAllDomains', 2)
-        rc, doc, err = self.tool_json('plan', self.inv, fault='virConnectListAllDomains:2')
+        counts = os.path.join(self.lab.root, 'counts')
+        rc, doc, err = self.tool_json('plan', self.inv, fault='virConnectListAllDomains:1+',
+                                      counts=counts)
         self.assertEqual(rc, 2, err)
         self.assertIn('conflict check skipped: ' + msg, [w['message'] for w in doc['warnings']])
+        self.assertEqual(lab.read_counts(counts)['virConnectListAllDomains'], 2)
         before = self.snapshot('alpha', 'bravo')
-        rc, out, err = self.tool('apply', self.inv, fault='virConnectListAllDomains:2')
+        rc, out, err = self.tool('apply', self.inv, fault='virConnectListAllDomains:1+')
         self.assertEqual(rc, 1, out + err)
         # --no-host-check does not skip the conflict check, so the message offers no way round
         self.assertIn('alpha: error: %s; nothing changed\n' % msg, out)
         self.assertEqual(self.snapshot('alpha', 'bravo'), before)
         rc, out, err = self.tool('apply', '--no-host-check', self.inv,
-                                 fault='virConnectListAllDomains:2')
+                                 fault='virConnectListAllDomains:1+')
         self.assertEqual(rc, 1, out + err)
         self.assertIn('alpha: error: %s; nothing changed\n' % msg, out)
         self.assertEqual(self.snapshot('alpha', 'bravo'), before)
+
+    def test_one_failed_listing_is_listed_again_for_the_conflict_check(self):
+        self.define('other', hostdev_xml('0001:00:00.0'))
+        rc, doc, err = self.tool_json('plan', self.inv, fault='virConnectListAllDomains:1')
+        self.assertEqual(rc, 2, err)
+        # the second listing found 'other', which holds what alpha wants
+        self.assertIn({'host': 'default', 'guest': 'alpha', 'source': '0001:00:00.0',
+                       'message': "held by guest 'other', which the inventory does not name; "
+                                  "apply will refuse to attach it here"}, doc['warnings'])
+
+    def test_one_listing_per_run(self):
+        # the guests' read, the conflict check and the "did you mean" hint of two
+        # missing guests share one listing of the host's guests
+        self.define('other', hostdev_xml('0003:00:00.0'))
+        self.inventory(TWO_GUESTS + """  alpah: {}
+      ghost: {}
+    """)
+        counts = os.path.join(self.lab.root, 'counts')
+        rc, out, err = self.tool('plan', self.inv, counts=counts)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("alpah: error: guest 'alpah' not found (did you mean 'alpha'?)\n", out)
+        self.assertIn("ghost: error: guest 'ghost' not found\n", out)
+        self.assertEqual(lab.read_counts(counts)['virConnectListAllDomains'], 1)
 
     def test_other_guest_unreadable_is_a_warning(self):
         self.define('other', hostdev_xml('0001:00:00.0'))
