@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cascade.h"
 #include "preflight.h"
 
 static bool list_holds(const struct zr_device_list *l, const struct zr_pci_addr *s)
@@ -83,13 +84,38 @@ struct pass {
     bool applying;
     bool warn;
     struct zr_error *errors; /* per guest; message NULL: go ahead */
-    bool refused;        /* refused a guest that was fine before */
-    const size_t *first; /* in->planned: guest g's actions are [first[g], first[g + 1]) */
+    bool refused;            /* refused a guest that was fine before */
+    const size_t *first;     /* in->planned: guest g's actions are [first[g], first[g + 1]) */
     /* Every function held by a definition, sorted: a lookup instead of a
      * scan of every guest per wanted source (hosts have thousands). */
     struct holding *held;
     size_t n_held;
+    /* Every wanted source of a readable guest (inventory, index = guest),
+     * sorted: who else wants a function, without a scan of every guest. */
+    struct holding *wanted;
+    size_t n_wanted;
+    /* Which guest's check reads who holds a function (its wanted sources
+     * and their IOMMU group mates), sorted: whom a refusal can affect. */
+    struct holding *readers;
+    size_t n_readers;
+    /* What the host uses on its functions, sorted by parent node device. */
+    const struct zr_host_use **uses;
+    size_t n_uses;
 };
+
+/* The first entry of sorted `v` (n entries) for `s`. */
+static size_t holding_lower_bound(const struct holding *v, size_t n, const struct zr_pci_addr *s)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (zr_pci_addr_cmp(&v[mid].addr, s) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
 
 static void index_holdings(struct pass *p)
 {
@@ -115,15 +141,8 @@ static void index_holdings(struct pass *p)
 static char *holder(const struct pass *p, size_t self, const struct zr_pci_addr *s)
 {
     const struct zr_preflight_input *in = p->in;
-    size_t lo = 0, hi = p->n_held;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (zr_pci_addr_cmp(&p->held[mid].addr, s) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (size_t i = lo; i < p->n_held && zr_pci_addr_eq(&p->held[i].addr, s); i++) {
+    for (size_t i = holding_lower_bound(p->held, p->n_held, s);
+         i < p->n_held && zr_pci_addr_eq(&p->held[i].addr, s); i++) {
         const struct holding *h = &p->held[i];
         if (!h->inventory)
             return zr_asprintf("guest '%s', which the inventory does not name",
@@ -151,10 +170,12 @@ static char *claimant(const struct pass *p, size_t self, const struct zr_pci_add
     char *who = holder(p, self, s);
     if (who)
         return who;
-    const struct zr_preflight_input *in = p->in;
-    for (size_t g = 0; g < in->wanted->n_guests; g++)
-        if (g != self && !in->states[g].error && wants(in->states[g].wanted, s))
-            return zr_asprintf("wanted by guest '%s'", in->states[g].wanted->name);
+    /* the first such guest in inventory order */
+    for (size_t i = holding_lower_bound(p->wanted, p->n_wanted, s);
+         i < p->n_wanted && zr_pci_addr_eq(&p->wanted[i].addr, s); i++)
+        if (p->wanted[i].index != self)
+            return zr_asprintf("wanted by guest '%s'",
+                               p->in->states[p->wanted[i].index].wanted->name);
     return NULL;
 }
 
@@ -185,9 +206,8 @@ static void notice(struct pass *p, size_t g, const struct zr_pci_addr *s, const 
 static void refuse_topology(struct pass *p, size_t g, const struct zr_pci_addr *s,
                             zr_error_code code, const char *body)
 {
-    _cleanup_free_ char *error =
-        zr_asprintf(ZR_PCI_ADDR_FMT ": %s; nothing changed on this guest", ZR_PCI_ADDR_ARGS(*s),
-                    body);
+    _cleanup_free_ char *error = zr_asprintf(ZR_PCI_ADDR_FMT ": %s; nothing changed on this guest",
+                                             ZR_PCI_ADDR_ARGS(*s), body);
     _cleanup_free_ char *warning = zr_asprintf("%s; apply will leave this guest alone", body);
     refuse(p, g, s, code, error, warning);
 }
@@ -223,16 +243,39 @@ static void check_iommu_group(struct pass *p, size_t g, const struct zr_pci_func
     refuse_topology(p, g, &fn->addr, ZR_ERR_IOMMU_GROUP, body);
 }
 
-static const struct zr_host_use *host_use_of(const struct zr_preflight_input *in,
-                                             const struct zr_pci_addr *s)
+static int use_cmp(const void *pa, const void *pb)
+{
+    const struct zr_host_use *a = *(const struct zr_host_use *const *)pa;
+    const struct zr_host_use *b = *(const struct zr_host_use *const *)pb;
+    int r = strcmp(a->parent, b->parent);
+    return r ? r : (a > b) - (a < b); /* the first listed first */
+}
+
+static void index_uses(struct pass *p)
+{
+    const struct zr_preflight_input *in = p->in;
+    p->uses = zr_new0(const struct zr_host_use *, in->n_uses);
+    for (size_t i = 0; i < in->n_uses; i++)
+        if (in->uses[i].in_use && in->uses[i].parent)
+            p->uses[p->n_uses++] = &in->uses[i];
+    if (p->n_uses)
+        qsort(p->uses, p->n_uses, sizeof(*p->uses), use_cmp);
+}
+
+static const struct zr_host_use *host_use_of(const struct pass *p, const struct zr_pci_addr *s)
 {
     char name[64];
     snprintf(name, sizeof(name), "pci_%04x_%02x_%02x_%x", (unsigned)s->domain, (unsigned)s->bus,
              (unsigned)s->slot, (unsigned)s->function);
-    for (size_t i = 0; i < in->n_uses; i++)
-        if (in->uses[i].in_use && zr_streq(in->uses[i].parent, name))
-            return &in->uses[i];
-    return NULL;
+    size_t lo = 0, hi = p->n_uses;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(p->uses[mid]->parent, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < p->n_uses && strcmp(p->uses[lo]->parent, name) == 0 ? p->uses[lo] : NULL;
 }
 
 /* The checks of one function that `planned` attaches to guest g. */
@@ -276,7 +319,7 @@ static void check_attach(struct pass *p, size_t g, const struct zr_device *want,
             src, drv ? drv : "no driver", src);
         refuse_topology(p, g, s, ZR_ERR_HOST_CHECK, body);
     } else if (want->managed && !vfio_ready(drv) && p->in->have_uses) {
-        const struct zr_host_use *u = host_use_of(p->in, s);
+        const struct zr_host_use *u = host_use_of(p, s);
         if (u) {
             _cleanup_free_ char *m = zr_asprintf(
                 "managed: true lets libvirt take %s from its host driver %s, but the host "
@@ -375,53 +418,105 @@ static void check_topology(struct pass *p, size_t g)
     check_hotplug(p, g);
 }
 
-/* One pass over every wanted source.  Sets errors of guests that must not
- * be changed; with `warn`, adds the warnings. */
-static void check_pass(struct pass *p)
+/* Every wanted source of guest g.  Sets its error when it must not be
+ * changed; with `warn`, adds the warnings. */
+static void check_guest(struct pass *p, size_t g)
+{
+    const struct zr_preflight_input *in = p->in;
+    const struct zr_guest_state *st = &in->states[g];
+    const struct zr_guest *guest = st->wanted;
+    if (st->error)
+        return;
+    for (size_t d = 0; d < guest->devices.n; d++) {
+        const struct zr_pci_addr *s = &guest->devices.items[d].source;
+        char src[ZR_PCI_ADDR_STRLEN];
+        zr_pci_addr_format(s, src);
+
+        if (in->have_pci && !host_has(in, s)) {
+            _cleanup_free_ char *error =
+                zr_asprintf("host has no PCI function %s (node device "
+                            "pci_%04x_%02x_%02x_%x); nothing changed on this guest",
+                            src, s->domain, s->bus, s->slot, s->function);
+            _cleanup_free_ char *warning = zr_asprintf("host has no PCI function %s", src);
+            refuse(p, g, s, ZR_ERR_NO_FUNCTION, error, warning);
+        }
+
+        _cleanup_free_ char *who = holder(p, g, s);
+        if (!who)
+            continue;
+        if (list_holds(&st->config, s)) {
+            /* Nothing new is attached here; it is only worth knowing. */
+            if (p->warn)
+                zr_plan_add_warning(p->plan, in->host, guest->name, s,
+                                    "also held by %s: both definitions hold this function", who)
+                    ->code = ZR_ERR_CONFLICT;
+        } else {
+            _cleanup_free_ char *error =
+                zr_asprintf("%s is held by %s; libvirt would let both definitions hold "
+                            "it, so nothing changed on this guest",
+                            src, who);
+            _cleanup_free_ char *warning =
+                zr_asprintf("held by %s; apply will refuse to attach it here", who);
+            refuse(p, g, s, ZR_ERR_CONFLICT, error, warning);
+        }
+    }
+    if (in->planned && in->functions)
+        check_topology(p, g);
+}
+
+/* The wanted sources of readable guests, and who reads whose holdings:
+ * guest g's check asks who holds each function it wants, and (in the
+ * topology checks) each other function of their IOMMU groups. */
+static void index_wanted(struct pass *p)
 {
     const struct zr_preflight_input *in = p->in;
     for (size_t g = 0; g < in->wanted->n_guests; g++) {
-        const struct zr_guest_state *st = &in->states[g];
-        const struct zr_guest *guest = st->wanted;
-        if (st->error)
-            continue;
-        for (size_t d = 0; d < guest->devices.n; d++) {
-            const struct zr_pci_addr *s = &guest->devices.items[d].source;
-            char src[ZR_PCI_ADDR_STRLEN];
-            zr_pci_addr_format(s, src);
-
-            if (in->have_pci && !host_has(in, s)) {
-                _cleanup_free_ char *error =
-                    zr_asprintf("host has no PCI function %s (node device "
-                                "pci_%04x_%02x_%02x_%x); nothing changed on this guest",
-                                src, s->domain, s->bus, s->slot, s->function);
-                _cleanup_free_ char *warning = zr_asprintf("host has no PCI function %s", src);
-                refuse(p, g, s, ZR_ERR_NO_FUNCTION, error, warning);
-            }
-
-            _cleanup_free_ char *who = holder(p, g, s);
-            if (!who)
-                continue;
-            if (list_holds(&st->config, s)) {
-                /* Nothing new is attached here; it is only worth knowing. */
-                if (p->warn)
-                    zr_plan_add_warning(p->plan, in->host, guest->name, s,
-                                        "also held by %s: both definitions hold this function",
-                                        who)
-                        ->code = ZR_ERR_CONFLICT;
-            } else {
-                _cleanup_free_ char *error =
-                    zr_asprintf("%s is held by %s; libvirt would let both definitions hold "
-                                "it, so nothing changed on this guest",
-                                src, who);
-                _cleanup_free_ char *warning =
-                    zr_asprintf("held by %s; apply will refuse to attach it here", who);
-                refuse(p, g, s, ZR_ERR_CONFLICT, error, warning);
-            }
+        const struct zr_device_list *l = &in->states[g].wanted->devices;
+        for (size_t d = 0; !in->states[g].error && d < l->n; d++) {
+            const struct zr_pci_addr *s = &l->items[d].source;
+            *ZR_APPEND(p->wanted, p->n_wanted) = (struct holding){*s, true, g};
+            *ZR_APPEND(p->readers, p->n_readers) = (struct holding){*s, true, g};
+            const struct zr_function_info *fi = in->planned ? function_of(in, s) : NULL;
+            for (size_t m = 0; fi && fi->read && m < fi->fn.n_group; m++)
+                *ZR_APPEND(p->readers, p->n_readers) = (struct holding){fi->fn.group[m], true, g};
         }
-        if (in->planned && in->functions)
-            check_topology(p, g);
     }
+    if (p->n_wanted) /* qsort takes no NULL array, even empty */
+        qsort(p->wanted, p->n_wanted, sizeof(*p->wanted), holding_cmp);
+    if (p->n_readers)
+        qsort(p->readers, p->n_readers, sizeof(*p->readers), holding_cmp);
+}
+
+/* Guest g was just refused: it keeps what it holds, so every guest whose
+ * check reads who holds one of those functions is checked again. */
+static void wake_readers(struct pass *p, struct zr_cascade *c, size_t g)
+{
+    const struct zr_device_list *held = &p->in->states[g].config;
+    for (size_t d = 0; d < held->n; d++) {
+        const struct zr_pci_addr *s = &held->items[d].source;
+        for (size_t i = holding_lower_bound(p->readers, p->n_readers, s);
+             i < p->n_readers && zr_pci_addr_eq(&p->readers[i].addr, s); i++)
+            if (p->readers[i].index != g && !p->errors[p->readers[i].index].message)
+                zr_cascade_wake(c, p->readers[i].index);
+    }
+}
+
+/* A refused guest keeps what it holds, which may refuse another one, and
+ * so on: the guests are checked in passes until nothing changes, each
+ * pass checking only those a refusal of the pass before (or earlier in
+ * this pass) can affect (cascade.h: the same outcome as full passes). */
+static void check_cascade(struct pass *p)
+{
+    struct zr_cascade c;
+    zr_cascade_init(&c, p->in->wanted->n_guests);
+    size_t g;
+    while (zr_cascade_next(&c, &g)) {
+        p->refused = false;
+        check_guest(p, g);
+        if (p->refused)
+            wake_readers(p, &c, g);
+    }
+    zr_cascade_finish(&c);
 }
 
 struct zr_error *zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input *in,
@@ -437,23 +532,27 @@ struct zr_error *zr_preflight_check(struct zr_plan *plan, const struct zr_prefli
         for (size_t g = 0; g < n; g++)
             first[g + 1] += first[g];
     }
-    struct pass p = {
-        .plan = plan, .in = in, .applying = applying, .errors = zr_new0(struct zr_error, n), .first = first};
+    struct pass p = {.plan = plan,
+                     .in = in,
+                     .applying = applying,
+                     .errors = zr_new0(struct zr_error, n),
+                     .first = first};
     index_holdings(&p);
-    /* A refused guest keeps what it holds, which may refuse another one:
-     * repeat until nothing changes (each pass refuses a guest or stops).
-     * plan follows the same cascade, so its warnings say what apply will
-     * do. */
-    do {
-        p.refused = false;
-        check_pass(&p);
-    } while (p.refused);
+    index_wanted(&p);
+    index_uses(&p);
+    /* plan follows the same cascade, so its warnings say what apply will
+     * do; they come from one last pass over every guest. */
+    check_cascade(&p);
     p.warn = true;
-    check_pass(&p);
+    for (size_t g = 0; g < n; g++)
+        check_guest(&p, g);
     if (!applying)
         for (size_t g = 0; g < n; g++)
             zr_error_finish(&p.errors[g]);
     free(p.held);
+    free(p.wanted);
+    free(p.readers);
+    free(p.uses);
     return p.errors;
 }
 
@@ -552,7 +651,8 @@ static void parse_function(struct zr_function_info *fi, const struct zr_pci_addr
         fi->error = error ? error : zr_strdup("cannot read its node device");
         return;
     }
-    _cleanup_free_ char *what = zr_asprintf("node device of " ZR_PCI_ADDR_FMT, ZR_PCI_ADDR_ARGS(*a));
+    _cleanup_free_ char *what =
+        zr_asprintf("node device of " ZR_PCI_ADDR_FMT, ZR_PCI_ADDR_ARGS(*a));
     struct zr_error e = {0};
     if (zr_pci_function_parse(xml, strlen(xml), what, &fi->fn, &e) < 0) {
         fi->error = zr_asprintf("%s: %s", what, e.message);
@@ -576,8 +676,8 @@ static void read_uses(struct topology_read *t, struct zr_plan *plan, virConnectP
     size_t n_docs = 0;
     struct zr_error err = {0};
     if (zr_state_read_host_uses(conn, jobs, &docs, &n_docs, &err) < 0) {
-        zr_plan_add_warning(plan, host, NULL, NULL,
-                            "host check cannot tell what the host uses: %s", err.message);
+        zr_plan_add_warning(plan, host, NULL, NULL, "host check cannot tell what the host uses: %s",
+                            err.message);
         zr_error_finish(&err);
     } else {
         t->have_uses = true;
@@ -675,8 +775,9 @@ static void topology_read(struct topology_read *t, struct zr_plan *plan, virConn
  * and the guests the inventory does not name.  One that fails is a
  * warning in plan and, in apply, `refuse` for every guest of the host. */
 static void read_listings(struct zr_plan *plan, virConnectPtr conn, const char *uri,
-                          struct zr_domain_listing *listing, const struct zr_host *wanted, bool host_check, unsigned jobs,
-                          bool applying, struct zr_preflight_input *in, struct zr_host_pci *pci,
+                          struct zr_domain_listing *listing, const struct zr_host *wanted,
+                          bool host_check, unsigned jobs, bool applying,
+                          struct zr_preflight_input *in, struct zr_host_pci *pci,
                           struct zr_other_guest **others, struct zr_error *refuse)
 {
     struct zr_error err = {0};
@@ -709,12 +810,10 @@ static void read_listings(struct zr_plan *plan, virConnectPtr conn, const char *
                                     (*others)[i].error)
                     ->code = ZR_ERR_CONFLICT;
     }
-
 }
 
 struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
-                                   struct zr_domain_listing *listing,
-                                   const struct zr_host *wanted,
+                                   struct zr_domain_listing *listing, const struct zr_host *wanted,
                                    const struct zr_guest_state *states,
                                    const struct zr_plan_options *popts, bool host_check,
                                    unsigned jobs, bool applying, struct zr_preflight_notes *notes)
@@ -788,17 +887,60 @@ void zr_preflight_collect_notes(const struct zr_preflight_input *in,
     }
 }
 
+static int note_cmp(const void *pa, const void *pb)
+{
+    const struct zr_preflight_note *a = *(const struct zr_preflight_note *const *)pa;
+    const struct zr_preflight_note *b = *(const struct zr_preflight_note *const *)pb;
+    if (a->guest != b->guest)
+        return a->guest < b->guest ? -1 : 1;
+    if (a->kind != b->kind)
+        return a->kind < b->kind ? -1 : 1;
+    int r = zr_pci_addr_cmp(&a->source, &b->source);
+    return r ? r : (a > b) - (a < b); /* the first collected first */
+}
+
+/* The first note for guest g's `kind` attach of `source`, or NULL. */
+static const struct zr_preflight_note *note_of(const struct zr_preflight_note *const *sorted,
+                                               size_t n, size_t g, zr_kind kind,
+                                               const struct zr_pci_addr *source)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct zr_preflight_note *m = sorted[mid];
+        int c = m->guest != g     ? (m->guest < g ? -1 : 1)
+                : m->kind != kind ? (m->kind < kind ? -1 : 1)
+                                  : zr_pci_addr_cmp(&m->source, source);
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < n && sorted[lo]->guest == g && sorted[lo]->kind == kind &&
+        zr_pci_addr_eq(&sorted[lo]->source, source))
+        return sorted[lo];
+    return NULL;
+}
+
 void zr_preflight_annotate(struct zr_plan *plan, size_t first_action, size_t first_guest,
                            const struct zr_preflight_notes *notes)
 {
-    for (size_t i = first_action; notes && i < plan->n_actions; i++) {
+    if (!notes || notes->n == 0)
+        return;
+    /* sorted: a lookup per attach, not a scan of every note */
+    _cleanup_free_ const struct zr_preflight_note **sorted =
+        zr_new0(const struct zr_preflight_note *, notes->n);
+    for (size_t k = 0; k < notes->n; k++)
+        sorted[k] = &notes->items[k];
+    qsort(sorted, notes->n, sizeof(*sorted), note_cmp);
+    for (size_t i = first_action; i < plan->n_actions; i++) {
         struct zr_action *a = &plan->actions[i];
-        for (size_t k = 0; a->op == ZR_OP_ATTACH && !a->note && k < notes->n; k++) {
-            const struct zr_preflight_note *n = &notes->items[k];
-            if (first_guest + n->guest == a->guest_index && n->kind == a->kind &&
-                zr_pci_addr_eq(&n->source, &a->source))
-                a->note = zr_strdup(n->text);
-        }
+        if (a->op != ZR_OP_ATTACH || a->note || a->guest_index < first_guest)
+            continue;
+        const struct zr_preflight_note *n =
+            note_of(sorted, notes->n, a->guest_index - first_guest, a->kind, &a->source);
+        if (n)
+            a->note = zr_strdup(n->text);
     }
 }
 

@@ -376,6 +376,46 @@ Test(preflight, plan_follows_the_cascade_apply_follows)
     finish(&l);
 }
 
+/* A chain refused from its far end, against inventory order: c is refused
+ * by the host check, so it keeps 0002, which refuses b, which then keeps
+ * 0001, which refuses a.  Each guest's error names the guest that refused
+ * it, in apply as plan predicts. */
+Test(preflight, a_cascade_runs_down_a_chain_against_inventory_order)
+{
+    struct lab l = {0};
+    add_pci(&l, "0001:00:00.0");
+    add_pci(&l, "0002:00:00.0");
+    add_guest(&l, "a", true, (const char *[]){"0001:00:00.0", NULL}, NONE);
+    add_guest(&l, "b", true, (const char *[]){"0002:00:00.0", NULL},
+              (const char *[]){"0001:00:00.0", NULL});
+    add_guest(&l, "c", true, (const char *[]){"00ff:00:1f.7", NULL},
+              (const char *[]){"0002:00:00.0", NULL});
+    add_guest(&l, "d", true, (const char *[]){"0003:00:00.0", NULL}, NONE);
+    add_pci(&l, "0003:00:00.0");
+    run(&l, true);
+    cr_assert_str_eq(l.errors[2].message, "host has no PCI function 00ff:00:1f.7 (node device "
+                                          "pci_00ff_00_1f_7); nothing changed on this guest");
+    cr_assert_str_eq(l.errors[1].message,
+                     "0002:00:00.0 is held by guest 'c', which this run leaves alone (it has an "
+                     "error); libvirt would let both definitions hold it, so nothing changed on "
+                     "this guest");
+    cr_assert_str_eq(l.errors[0].message,
+                     "0001:00:00.0 is held by guest 'b', which this run leaves alone (it has an "
+                     "error); libvirt would let both definitions hold it, so nothing changed on "
+                     "this guest");
+    cr_assert_null(l.errors[3].message);
+
+    rerun(&l, false);
+    cr_assert_eq(l.plan.n_warnings, 3);
+    cr_assert_str_eq(l.plan.warnings[0].guest, "a");
+    cr_assert_str_eq(l.plan.warnings[1].guest, "b");
+    cr_assert_str_eq(l.plan.warnings[1].message,
+                     "held by guest 'c', which apply will leave alone (see its warnings); "
+                     "apply will refuse to attach it here");
+    cr_assert_str_eq(l.plan.warnings[2].guest, "c");
+    finish(&l);
+}
+
 /* ---- the topology checks, on libvirt's node device XML ------------------- */
 
 Test(preflight, an_interface_needs_a_virtual_function)
