@@ -49,7 +49,7 @@ DEFAULT_SIZES = {
 
 
 def run_rss(argv, ok=(0,)):
-    """Runs argv; returns (seconds, peak RSS in MiB) from wait4()."""
+    """Runs argv; returns (wall seconds, peak RSS in MiB, CPU seconds) from wait4()."""
     t0 = time.monotonic()
     pid = os.fork()
     if pid == 0:
@@ -62,7 +62,7 @@ def run_rss(argv, ok=(0,)):
     rc = os.waitstatus_to_exitcode(status)
     if rc not in ok:
         sys.exit('%s: exit %d' % (' '.join(argv), rc))
-    return t1 - t0, usage.ru_maxrss / 1024.0
+    return t1 - t0, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime
 
 
 class Bench:
@@ -95,22 +95,21 @@ class Bench:
         return path
 
     def best(self, argv, ok=(0, 2)):
-        """The fastest of `repeat` runs: (seconds, RSS MiB)."""
+        """The fastest of `repeat` runs: (seconds, RSS MiB, CPU seconds)."""
         runs = [run_rss(argv, ok) for _ in range(self.repeat)]
-        return min(r[0] for r in runs), max(r[1] for r in runs)
+        return min(runs)[0], max(r[1] for r in runs), min(r[2] for r in runs)
 
     def measure(self, case, size, what, args, ok=(0, 2)):
         """Times `zpci-reconcile ARGS` (and the baseline's, when it is given and
         `size` is within --baseline-max)."""
-        s, m = self.best([self.zr] + args, ok)
-        self.row(case, size, what, s, m)
+        self.row(case, size, what, *self.best([self.zr] + args, ok))
         if self.base and size <= self.base_max:
-            s, m = self.best([self.base] + args, ok)
-            self.row(case, size, what + ' [baseline]', s, m)
+            self.row(case, size, what + ' [baseline]', *self.best([self.base] + args, ok))
 
-    def row(self, case, size, what, secs, rss):
-        self.rows.append((case, size, what, secs, rss))
-        print('%-10s %7d  %-34s %8.3f s %8.1f MiB' % (case, size, what, secs, rss), flush=True)
+    def row(self, case, size, what, secs, rss, cpu):
+        self.rows.append((case, size, what, secs, rss, cpu))
+        print('%-10s %6d  %-46s %8.3f s %8.3f s %8.1f MiB' % (case, size, what, secs, cpu, rss),
+              flush=True)
 
 
 def hostdev(dom, bus=0, slot=0, uid=None, fid=None):
@@ -162,14 +161,14 @@ def case_hostcheck(b, n, per=20):
     # no test host has 40,000 of: bench/preflight-scale.c times the check itself
     # on a host made in memory (no libvirt).
     exe = os.path.join(os.path.dirname(os.path.dirname(b.zr)), 'bench', 'preflight-scale')
-    s, m = b.best([exe, str(n), str(per)], ok=(0,))
-    b.row('hostcheck', n, 'host + conflict check (x%d functions)' % per, s, m)
+    b.row('hostcheck', n, 'host + conflict check (x%d functions)' % per,
+          *b.best([exe, str(n), str(per)], ok=(0,)))
     if b.base and n <= b.base_max:
         if not hasattr(b, 'base_preflight'):
             b.base_preflight = build_base_preflight(b)
         if b.base_preflight:
-            s, m = b.best([b.base_preflight, str(n), str(per)], ok=(0,))
-            b.row('hostcheck', n, 'host + conflict check (x%d functions) [baseline]' % per, s, m)
+            b.row('hostcheck', n, 'host + conflict check (x%d functions) [baseline]' % per,
+                  *b.best([b.base_preflight, str(n), str(per)], ok=(0,)))
 
 
 def case_cascade(b, n):
@@ -203,16 +202,19 @@ def case_nearmiss(b, n, guests):
 def print_ratios(rows):
     print('\nratio per doubling (about 2: linear, 4: quadratic, 8: cubic)')
     series = {}
-    for case, size, what, secs, rss in rows:
-        series.setdefault((case, what), []).append((size, secs, rss))
+    for case, size, what, secs, rss, cpu in rows:
+        series.setdefault((case, what), []).append((size, secs, rss, cpu))
+
+    def r(a, b):
+        return b / a if a else float('nan')
+
     for (case, what), pts in series.items():
         pts.sort()
-        for (n0, s0, m0), (n1, s1, m1) in zip(pts, pts[1:]):
+        for (n0, s0, m0, c0), (n1, s1, m1, c1) in zip(pts, pts[1:]):
             if n1 != 2 * n0:
                 continue
-            print('%-10s %-34s %6d -> %-6d time %5.2fx  rss %5.2fx' %
-                  (case, what, n0, n1, s1 / s0 if s0 else float('nan'),
-                   m1 / m0 if m0 else float('nan')))
+            print('%-10s %-46s %6d -> %-6d wall %5.2fx  cpu %5.2fx  rss %5.2fx' %
+                  (case, what, n0, n1, r(s0, s1), r(c0, c1), r(m0, m1)))
 
 
 def main():
@@ -229,7 +231,8 @@ def main():
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix='zrscale-bench.')
     b = Bench(a.build, work, a.repeat, a.baseline, a.baseline_max)
-    print('%-10s %7s  %-34s %10s %12s' % ('case', 'size', 'what', 'wall', 'peak RSS'))
+    print('%-10s %6s  %-46s %10s %10s %12s' % ('case', 'size', 'what', 'wall', 'cpu',
+                                               'peak RSS'))
     try:
         for case in a.cases:
             sizes = [int(x) for x in a.sizes.split(',')] if a.sizes else DEFAULT_SIZES[case]
