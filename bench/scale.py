@@ -71,6 +71,7 @@ class Bench:
         self.base_build = baseline
         self.base = baseline and os.path.join(baseline, 'reconciler', 'zpci-reconcile')
         self.base_max = baseline_max
+        self.opened = None
         self.work = work
         self.repeat = repeat
         self.rows = []
@@ -99,12 +100,27 @@ class Bench:
         runs = [run_rss(argv, ok) for _ in range(self.repeat)]
         return min(runs)[0], max(r[1] for r in runs), min(r[2] for r in runs)
 
+    def open_cost(self, case, size, root, name):
+        """What opening an embedded root costs (libvirt loads every definition
+        in it): a plan of one guest, which the tool's figures are then also
+        given without."""
+        inv = self.inventory('%s-%d-one' % (case, size), ['  %s: {}' % name])
+        self.opened = self.best([self.zr, 'plan', '-q', '-c', root.uri, inv], ok=(0, 1, 2))
+        self.row(case, size, 'open the root: plan of 1 guest', *self.opened)
+
     def measure(self, case, size, what, args, ok=(0, 2)):
         """Times `zpci-reconcile ARGS` (and the baseline's, when it is given and
-        `size` is within --baseline-max)."""
-        self.row(case, size, what, *self.best([self.zr] + args, ok))
+        `size` is within --baseline-max); after open_cost(), also without the
+        root's opening."""
+        runs = [(what, self.zr)]
         if self.base and size <= self.base_max:
-            self.row(case, size, what + ' [baseline]', *self.best([self.base] + args, ok))
+            runs.append((what + ' [baseline]', self.base))
+        for label, exe in runs:
+            secs, rss, cpu = self.best([exe] + args, ok)
+            self.row(case, size, label, secs, rss, cpu)
+            if self.opened:
+                self.row(case, size, '  minus opening: ' + label, secs - self.opened[0], rss,
+                         cpu - self.opened[2])
 
     def row(self, case, size, what, secs, rss, cpu):
         self.rows.append((case, size, what, secs, rss, cpu))
@@ -125,6 +141,7 @@ def case_plan(b, n):
         lines += ['  g%05d:' % i, '    hostdevs:',
                   '      - source: %04x:00:00.0' % (i + 1), '        zpci: {uid: 2}']
     inv = b.inventory('plan-%d' % n, lines)
+    b.open_cost('plan', n, r, 'g00000')
     b.measure('plan', n, 'plan (one replacement per guest)', ['plan', '-q', '-c', r.uri, inv])
 
 
@@ -183,6 +200,7 @@ def case_cascade(b, n):
     for i in range(n):
         lines += ['  c%05d:' % i, '    hostdevs:', '      - source: %04x:00:00.0' % (i + 2)]
     inv = b.inventory('cascade-%d' % n, lines)
+    b.open_cost('cascade', n, r, 'outsider')
     b.measure('cascade', n, 'plan (whole chain refused)', ['plan', '-q', '-c', r.uri, inv])
     b.measure('cascade', n, 'apply (whole chain refused)',
               ['apply', '-q', '--no-host-check', '-c', r.uri, inv], ok=(1,))
@@ -195,6 +213,7 @@ def case_nearmiss(b, n, guests):
     lines = ['  vm_%05d: {}' % (i % guests) if i < guests else '  vm_%05dx: {}' % i
              for i in range(n)]
     inv = b.inventory('nearmiss-%d' % n, lines)
+    b.open_cost('nearmiss', n, r, 'vm-00000')
     b.measure('nearmiss', n, 'plan, N unknown vs %d%% N guests' % (100 * guests // n),
               ['plan', '-q', '-c', r.uri, inv], ok=(1,))
 
@@ -212,6 +231,10 @@ def print_ratios(rows):
         pts.sort()
         for (n0, s0, m0, c0), (n1, s1, m1, c1) in zip(pts, pts[1:]):
             if n1 != 2 * n0:
+                continue
+            if min(s0, s1, c0, c1) <= 0:
+                print('%-10s %-46s %6d -> %-6d (below the noise of opening the root)' %
+                      (case, what, n0, n1))
                 continue
             print('%-10s %-46s %6d -> %-6d wall %5.2fx  cpu %5.2fx  rss %5.2fx' %
                   (case, what, n0, n1, r(s0, s1), r(c0, c1), r(m0, m1)))

@@ -183,28 +183,14 @@ void zr_host_run(const struct zr_host *host, const struct zr_host_options *o,
 
 /* ---- export --------------------------------------------------------------- */
 
-static int name_cmp(const void *a, const void *b)
+/* Every guest of the listing (only running ones with `live`: a listed
+ * domain's id is -1 when inactive), by name, as the listing is sorted. */
+static void list_guests(const struct zr_domain_listing *listing, bool live, struct zr_host *host)
 {
-    return strcmp(((const struct zr_guest *)a)->name, ((const struct zr_guest *)b)->name);
-}
-
-/* Every guest libvirt lists (only running ones with `live`), by name: the
- * order libvirt lists them in is not stable. */
-static int list_guests(virConnectPtr conn, bool live, struct zr_host *host)
-{
-    virDomainPtr *doms = NULL;
-    int n = virConnectListAllDomains(conn, &doms, live ? VIR_CONNECT_LIST_DOMAINS_ACTIVE : 0);
-    if (n < 0)
-        return -EIO;
-    host->guests = zr_new0(struct zr_guest, (size_t)n);
-    for (int i = 0; i < n; i++) {
-        host->guests[host->n_guests++].name = zr_strdup(virDomainGetName(doms[i]));
-        virDomainFree(doms[i]);
-    }
-    free(doms);
-    if (host->n_guests)
-        qsort(host->guests, host->n_guests, sizeof(*host->guests), name_cmp);
-    return 0;
+    host->guests = zr_new0(struct zr_guest, listing->n);
+    for (size_t i = 0; i < listing->n; i++)
+        if (!live || virDomainGetID(listing->doms[i]) != (unsigned int)-1)
+            host->guests[host->n_guests++].name = zr_strdup(virDomainGetName(listing->doms[i]));
 }
 
 /* The named guests, each once, in the order given. */
@@ -258,14 +244,21 @@ int zr_export_read(const struct zr_export_request *req, struct zr_export_found *
     _cleanup_(virConnectClosep) virConnectPtr conn = zr_connect(req->uri, err);
     if (!conn)
         return -EIO;
+    /* One listing finds the guests to export and their domains. */
+    struct zr_domain_listing listing = {0};
+    struct zr_error lerr = {0};
     if (req->n_names > 0) {
         name_guests(req, &out->host);
-    } else if (list_guests(conn, req->live, &out->host) < 0) {
+    } else if (zr_domain_listing_ensure(conn, &listing, &lerr) < 0) {
+        zr_error_finish(&lerr);
         zr_error_set(err, NULL, 0, 0, "cannot list the guests of %s: %s",
                      req->uri ? req->uri : "libvirt's default URI", zr_libvirt_error());
         return -EIO;
+    } else {
+        list_guests(&listing, req->live, &out->host);
     }
-    out->states = zr_state_read(conn, &out->host, ZR_READ_THREADS);
+    out->states = zr_state_read_listed(conn, &out->host, ZR_READ_THREADS, &listing);
+    zr_domain_listing_finish(&listing);
     export_pick(req, out);
     return 0;
 }
