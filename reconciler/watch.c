@@ -105,6 +105,7 @@ struct guest_track {
     double last_repair;
     bool hashed; /* def_hash holds the persistent definition's hash */
     uint64_t def_hash;
+    bool recheck; /* repaired: the next poll re-reads it whatever the hash */
     bool in_sync;
 };
 
@@ -262,6 +263,25 @@ static void enqueue(struct watch *w, size_t g, double now)
     t->due = now + COALESCE_S;
 }
 
+/* Reads guest g's persistent definition on the events' connection and
+ * keeps its hash.  Returns whether it differs from the one kept before. */
+static bool hash_guest(struct watch *w, size_t g)
+{
+    struct guest_track *t = &w->track[g];
+    _cleanup_(virDomainFreep) virDomainPtr dom =
+        w->conn ? virDomainLookupByName(w->conn, w->host->guests[g].name) : NULL;
+    _cleanup_free_ char *xml = dom ? virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE) : NULL;
+    if (!xml) {
+        t->hashed = false;
+        return false;
+    }
+    uint64_t h = zr_fnv1a64(xml);
+    bool changed = t->hashed && h != t->def_hash;
+    t->def_hash = h;
+    t->hashed = true;
+    return changed;
+}
+
 /* Whether a plan finds nothing to change and nothing to report. */
 static bool plan_quiet(const struct zr_plan *p)
 {
@@ -340,6 +360,9 @@ static void account(struct watch *w, const struct zr_plan *done, size_t first, s
         t->failures = 0;
         if (guest_repaired(done, k)) {
             any = true;
+            /* The poll compares with the hash from before the repair, which
+             * another change could restore: look at the result once. */
+            t->recheck = true;
             note_repair(w, first + k, now);
         }
     }
@@ -357,6 +380,10 @@ static bool run_guests(struct watch *w, size_t first, size_t n)
     struct zr_host_options ho = w->o->host;
     ho.applying = false;
     ho.interrupt = w->o->stop;
+    /* The definitions as they are before the run: a change from here on
+     * differs from this hash, so the poll sees it. */
+    for (size_t k = 0; k < n; k++)
+        hash_guest(w, first + k);
     _cleanup_(zr_plan_finish) struct zr_plan plan = {.has_hosts = w->inv->has_hosts};
     zr_host_run(&sub, &ho, &plan);
     if (plan_quiet(&plan)) {
@@ -448,19 +475,10 @@ static void poll_definitions(struct watch *w)
     w->next_poll = now + POLL_S;
     for (size_t k = 0; k < n && k < POLL_BATCH; k++) {
         size_t g = w->poll_next++ % n;
-        struct guest_track *t = &w->track[g];
-        _cleanup_(virDomainFreep) virDomainPtr dom =
-            virDomainLookupByName(w->conn, w->host->guests[g].name);
-        _cleanup_free_ char *xml = dom ? virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE) : NULL;
-        if (!xml) {
-            t->hashed = false;
-            continue;
-        }
-        uint64_t h = zr_fnv1a64(xml);
-        if (t->hashed && h != t->def_hash)
+        bool recheck = w->track[g].recheck;
+        w->track[g].recheck = false;
+        if (hash_guest(w, g) || recheck)
             enqueue(w, g, now);
-        t->def_hash = h;
-        t->hashed = true;
     }
 }
 

@@ -281,6 +281,29 @@ class SharedWatchTest(WatchTestCase):
         self.wait_sources(g, [fake(8)], w=w)
         self.assertEqual(w.stop(), 0)
 
+    def test_changed_by_someone_else_is_named(self):
+        g = self.guest('fight', [fake(15)])
+        write_inventory(self.inv, {g: [fake(15)]})
+        w, _ = self.start_watch()
+        for _ in range(3):
+            self.lab.detach(g, hostdev_xml(fake(15)), config=True)
+            # the third repair is spaced out by the reversal backoff (3 s)
+            self.wait_sources(g, [fake(15)], timeout=REPAIR_S + 5, w=w)
+        wait_until(lambda: "guest '%s' is changed by someone else" % g in w.stderr(), 10,
+                   'the warning: ' + w.stderr())
+        self.assertEqual(w.stop(), 0)
+
+    def test_plan_and_apply_by_hand_while_watching(self):
+        g = self.guest('byhand', [fake(16)])
+        write_inventory(self.inv, {g: [fake(16)]})
+        w, _ = self.start_watch()
+        env = {'LIBVIRT_DEFAULT_URI': None}
+        for verb in ('plan', 'apply'):
+            rc, out, err = lab.run_tool([verb, self.inv, '-c', self.uri, '--no-host-check'],
+                                        env=env)
+            self.assertEqual(rc, 0, '%s: %s%s' % (verb, out, err))
+        self.assertEqual(w.stop(), 0)
+
     def test_sigterm_exits_0_within_5s(self):
         g = self.guest('term', [fake(9)])
         write_inventory(self.inv, {g: [fake(9)]})
