@@ -137,7 +137,8 @@ void zr_metrics_format(FILE *f, const struct zr_plan *plan, const struct zr_metr
               f);
         fprintf(f, PREFIX "watch_repairs_total %lu\n", run->watch->repairs);
         header(f, "watch_last_event_timestamp_seconds",
-               "When watch last got a libvirt event, as a Unix time (0: none yet).");
+               "When watch last saw a guest change (a libvirt event or a changed definition), as "
+               "a Unix time (0: none yet).");
         fprintf(f, PREFIX "watch_last_event_timestamp_seconds %.3f\n", run->watch->last_event);
     }
     header(f, "host_up", "1 when the host was reached (connected, and locked for apply).");

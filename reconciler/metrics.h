@@ -9,8 +9,9 @@
 #include "error.h"
 #include "plan.h"
 
-/* watch's own figures: its repairs so far and when the last libvirt event
- * came, as a Unix time (0: none yet). */
+/* watch's own figures: its repairs so far and when it last saw a guest
+ * change (a libvirt event or a changed definition), as a Unix time (0: none
+ * yet). */
 struct zr_metrics_watch {
     unsigned long repairs;
     double last_event;

@@ -477,7 +477,13 @@ static void poll_definitions(struct watch *w)
         size_t g = w->poll_next++ % n;
         bool recheck = w->track[g].recheck;
         w->track[g].recheck = false;
-        if (hash_guest(w, g) || recheck)
+        bool changed = hash_guest(w, g);
+        if (changed) { /* as good as an event, which libvirt did not send */
+            pthread_mutex_lock(&w->mu);
+            w->last_event = realtime();
+            pthread_mutex_unlock(&w->mu);
+        }
+        if (changed || recheck)
             enqueue(w, g, now);
     }
 }

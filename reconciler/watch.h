@@ -15,7 +15,8 @@
 /* What the caller is told, in the watching process. */
 struct zr_watch_stats {
     unsigned long repairs; /* runs that did at least one action */
-    double last_event;     /* Unix time of the last libvirt event, 0: none yet */
+    double last_event;     /* Unix time of the last change seen (a libvirt event or a
+                            * changed definition), 0: none yet */
     size_t guests, in_sync;
 };
 

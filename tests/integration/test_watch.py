@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -210,6 +211,12 @@ class SharedWatchTest(WatchTestCase):
             text = f.read()
         self.assertRegex(text, r'zpci_reconcile_watch_repairs_total 1\b')
         self.assertIn('# TYPE zpci_reconcile_watch_repairs_total counter', text)
+        self.assertRegex(text, r'zpci_reconcile_watch_last_event_timestamp_seconds [1-9]')
+        promtool = shutil.which('promtool')
+        if promtool:
+            check = subprocess.run([promtool, 'check', 'metrics'], input=text, text=True,
+                                   capture_output=True)
+            self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
         self.assertEqual(w.stop(), 0)
 
     def test_redefined_without_the_device_is_repaired(self):
@@ -313,7 +320,9 @@ class SharedWatchTest(WatchTestCase):
     def test_notify_socket_gets_ready_and_status(self):
         g = self.guest('notify', [fake(10)])
         write_inventory(self.inv, {g: [fake(10)]})
-        w, notify = self.start_watch()
+        # WatchdogSec=1s as systemd passes it: pings every half of it
+        w, notify = self.start_watch(env={'WATCHDOG_USEC': '1000000'})
+        notify.wait('WATCHDOG=1', n=2, timeout=10)
         status = [line for m in notify.read() for line in m.split('\n')
                   if line.startswith('STATUS=')]
         self.assertTrue(status, notify.messages)
