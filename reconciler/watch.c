@@ -369,33 +369,72 @@ static void account(struct watch *w, const struct zr_plan *done, size_t first, s
     w->stats.repairs += any;
 }
 
-/* Runs the guests [first, first+n) of the host: a plan first, without the
- * lock; only when it finds something to change or to report, apply, whose
- * report goes to the caller.  Returns whether the host as a whole failed. */
+/* Guest g as one read of it on the events' connection tells: in sync when
+ * the pure plan of its devices has no action.  The host check of a full
+ * run only refuses actions or annotates them, so a guest without any needs
+ * no run: no lock, and no reading of every other guest of the host.  Keeps
+ * the hash of the definition read. */
+static bool guest_in_sync(struct watch *w, size_t g)
+{
+    struct guest_track *t = &w->track[g];
+    t->hashed = false;
+    if (!w->conn)
+        return false;
+    struct zr_guest_state *st = zr_new0(struct zr_guest_state, 1);
+    st->wanted = &w->host->guests[g];
+    bool in_sync = false;
+    if (zr_state_read_guest(w->conn, st) == 0 && st->config_xml) {
+        t->def_hash = zr_fnv1a64(st->config_xml);
+        t->hashed = true;
+        struct zr_plan_options popts = {.config_only = w->o->host.config_only};
+        struct zr_plan p = {0};
+        zr_plan_guest(&p, w->host->name, NULL, st->wanted, &st->config,
+                      st->active ? &st->live : NULL, &popts);
+        in_sync = p.n_actions == 0 && p.n_guests == 1 && !p.guests[0].error;
+        zr_plan_finish(&p);
+    }
+    zr_state_free(st, 1);
+    return in_sync;
+}
+
+/* Whether the guests [first, first+n) need no apply: one guest by
+ * guest_in_sync(), several by a full run's plan (no lock), after hashing
+ * their definitions as they are before it, so that a change from here on
+ * differs from the kept hash and the poll sees it. */
+static bool guests_quiet(struct watch *w, const struct zr_host *sub, size_t first, size_t n)
+{
+    bool quiet;
+    if (n == 1) {
+        quiet = guest_in_sync(w, first);
+    } else {
+        for (size_t k = 0; k < n; k++)
+            hash_guest(w, first + k);
+        struct zr_host_options ho = w->o->host;
+        ho.applying = false;
+        _cleanup_(zr_plan_finish) struct zr_plan plan = {.has_hosts = w->inv->has_hosts};
+        zr_host_run(sub, &ho, &plan);
+        quiet = plan_quiet(&plan);
+    }
+    for (size_t k = 0; quiet && k < n; k++) {
+        w->track[first + k].in_sync = true;
+        w->track[first + k].failures = 0;
+    }
+    return quiet;
+}
+
+/* Runs the guests [first, first+n) of the host: when they are not known
+ * to be in sync, apply (which locks the host only now), whose report goes
+ * to the caller.  Returns whether the host as a whole failed. */
 static bool run_guests(struct watch *w, size_t first, size_t n)
 {
     struct zr_host sub = *w->host;
     sub.guests = w->host->guests + first;
     sub.n_guests = n;
+    if (guests_quiet(w, &sub, first, n) || *w->o->stop)
+        return false;
     struct zr_host_options ho = w->o->host;
-    ho.applying = false;
-    ho.interrupt = w->o->stop;
-    /* The definitions as they are before the run: a change from here on
-     * differs from this hash, so the poll sees it. */
-    for (size_t k = 0; k < n; k++)
-        hash_guest(w, first + k);
-    _cleanup_(zr_plan_finish) struct zr_plan plan = {.has_hosts = w->inv->has_hosts};
-    zr_host_run(&sub, &ho, &plan);
-    if (plan_quiet(&plan)) {
-        for (size_t k = 0; k < n; k++) {
-            w->track[first + k].in_sync = true;
-            w->track[first + k].failures = 0;
-        }
-        return false;
-    }
-    if (*w->o->stop)
-        return false;
     ho.applying = true;
+    ho.interrupt = w->o->stop;
     _cleanup_(zr_plan_finish) struct zr_plan done = {.has_hosts = w->inv->has_hosts};
     zr_host_run(&sub, &ho, &done);
     account(w, &done, first, n);

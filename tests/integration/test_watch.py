@@ -311,6 +311,34 @@ class SharedWatchTest(WatchTestCase):
             self.assertEqual(rc, 0, '%s: %s%s' % (verb, out, err))
         self.assertEqual(w.stop(), 0)
 
+    def test_repair_waits_for_a_manual_apply_lock(self):
+        # A manual apply of another guest, held stopped before its attach with the
+        # host's lock taken: watch's repair meets the lock, says so, and is retried
+        # once the apply ends.
+        g = self.guest('locked', [fake(17)])
+        other = self.guest('locked-other', [])
+        write_inventory(self.inv, {g: [fake(17)]})
+        w, _ = self.start_watch()
+        manual = os.path.join(self.dir, 'manual.yaml')
+        write_inventory(manual, {other: [fake(18)]})
+        env = lab.fault_env('virDomainAttachDeviceFlags:1:stop')
+        env['LIBVIRT_DEFAULT_URI'] = None
+        proc = lab.start_tool(['apply', manual, '-c', self.uri, '--no-host-check'], env=env)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        try:
+            lab.wait_stopped(proc)
+            self.lab.detach(g, hostdev_xml(fake(17)), config=True)
+            wait_until(lambda: 'another zpci-reconcile apply (pid %d)' % proc.pid in w.stdout(),
+                       10, 'the lock met: ' + w.stdout() + w.stderr())
+            self.assertEqual(self.sources(g), [])
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 0, out + err)
+        self.wait_sources(g, [fake(17)], timeout=REPAIR_S + 10, w=w)
+        self.assertEqual(self.sources(other), [fake(18)])
+        self.assertEqual(w.stop(), 0)
+
     def test_sigterm_exits_0_within_5s(self):
         g = self.guest('term', [fake(9)])
         write_inventory(self.inv, {g: [fake(9)]})
