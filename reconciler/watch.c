@@ -461,10 +461,12 @@ static void full_pass(struct watch *w)
         w->next_resync = mono() + w->o->resync_s;
         w->resync_wait = BACKOFF_FIRST_S;
     }
+    notify_status(w, "");
 }
 
 static void run_due(struct watch *w)
 {
+    bool ran = false;
     for (size_t g = 0; g < w->host->n_guests && !*w->o->stop; g++) {
         struct guest_track *t = &w->track[g];
         double now = mono();
@@ -472,7 +474,10 @@ static void run_due(struct watch *w)
             continue;
         t->pending = false;
         run_guests(w, g, 1);
+        ran = true;
     }
+    if (ran) /* a guest found in sync again changes the counts too */
+        notify_status(w, "");
 }
 
 static long guest_index(const struct zr_host *host, const char *name)

@@ -342,7 +342,7 @@ class SharedWatchTest(WatchTestCase):
     def test_sigterm_exits_0_within_5s(self):
         g = self.guest('term', [fake(9)])
         write_inventory(self.inv, {g: [fake(9)]})
-        w, _ = self.start_watch()
+        w, _ = self.start_watch('--resync', '1h')
         self.assertEqual(w.stop(timeout=EXIT_S), 0, w.stderr())
 
     def test_notify_socket_gets_ready_and_status(self):
