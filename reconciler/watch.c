@@ -254,13 +254,15 @@ static int watch_connect(struct watch *w)
 
 /* ---- running guests through zr_host_run ---------------------------------- */
 
-static void enqueue(struct watch *w, size_t g, double now)
+/* Asks for a re-read of guest g at `due` (or sooner, when one is asked
+ * for already). */
+static void enqueue(struct watch *w, size_t g, double due)
 {
     struct guest_track *t = &w->track[g];
-    if (t->pending)
+    if (t->pending && t->due <= due)
         return;
     t->pending = true;
-    t->due = now + COALESCE_S;
+    t->due = due;
 }
 
 /* Reads guest g's persistent definition on the events' connection and
@@ -502,7 +504,7 @@ static void take_events(struct watch *w)
     for (size_t i = 0; i < n; i++) {
         long g = guest_index(w->host, names[i]);
         if (g >= 0)
-            enqueue(w, (size_t)g, now);
+            enqueue(w, (size_t)g, now + COALESCE_S);
         free(names[i]);
     }
     free(names);
@@ -528,7 +530,7 @@ static void poll_definitions(struct watch *w)
             pthread_mutex_unlock(&w->mu);
         }
         if (changed || recheck)
-            enqueue(w, g, now);
+            enqueue(w, g, now); /* a poll round is a batch already */
     }
 }
 
