@@ -247,6 +247,11 @@ class SharedWatchTest(WatchTestCase):
         # and an edit in place (no rename) too
         write_inventory(self.inv, {g: [fake(5)]}, via_rename=False)
         self.wait_sources(g, [fake(5)], w=w)
+        # a reload reads the file and re-adds its watches: that is no change of it
+        reloads = notify.count('RELOADING=1')
+        self.lab.detach(g, hostdev_xml(fake(5)), config=True)
+        self.wait_sources(g, [fake(5)], w=w)
+        self.assertEqual(notify.count('RELOADING=1'), reloads, notify.messages)
         self.assertEqual(w.stop(), 0)
 
     def test_sighup_rereads_the_inventory(self):
@@ -351,6 +356,8 @@ class SharedWatchTest(WatchTestCase):
         # WatchdogSec=1s as systemd passes it: pings every half of it
         w, notify = self.start_watch(env={'WATCHDOG_USEC': '1000000'})
         notify.wait('WATCHDOG=1', n=2, timeout=10)
+        # reading the inventory is no change of it: no reload without one
+        self.assertEqual(notify.count('RELOADING=1'), 0, notify.messages)
         status = [line for m in notify.read() for line in m.split('\n')
                   if line.startswith('STATUS=')]
         self.assertTrue(status, notify.messages)
