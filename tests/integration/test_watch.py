@@ -391,12 +391,19 @@ class SharedWatchTest(WatchTestCase):
         g2 = self.guest('host2', [fake(14)])
         os.symlink('/run/libvirt/libvirt-sock', os.path.join(self.dir, 'sock2'))
         uri2 = 'qemu:///system?socket=%s/sock2' % self.dir
-        with open(self.inv, 'w') as f:
-            f.write('version: 1\nhosts:\n'
-                    '  one:\n    uri: "%s"\n    guests:\n      %s:\n        hostdevs:\n'
-                    '          - source: %s\n'
-                    '  two:\n    uri: "%s"\n    guests:\n      %s:\n        hostdevs:\n'
-                    '          - source: %s\n' % (self.uri, g1, fake(13), uri2, g2, fake(14)))
+        invdir = os.path.join(self.dir, 'inv')
+        os.mkdir(invdir)
+        self.inv = os.path.join(invdir, 'inventory.yaml')
+
+        def hosts_inventory(path, src2):
+            with open(path, 'w') as f:
+                f.write('version: 1\nhosts:\n'
+                        '  one:\n    uri: "%s"\n    guests:\n      %s:\n        hostdevs:\n'
+                        '          - source: %s\n'
+                        '  two:\n    uri: "%s"\n    guests:\n      %s:\n        hostdevs:\n'
+                        '          - source: %s\n' % (self.uri, g1, fake(13), uri2, g2, src2))
+
+        hosts_inventory(self.inv, fake(14))
         notify = Notify(os.path.join(self.dir, 'notify-hosts'))
         self.addCleanup(notify.close)
         w = Watch(['watch', self.inv, '--no-host-check', '-o', 'json'],
@@ -412,6 +419,16 @@ class SharedWatchTest(WatchTestCase):
             self.wait_sources(g, [src], timeout=REPAIR_S + 10, w=w)
         docs = [json.loads(line) for line in w.out]
         self.assertEqual(sorted(d['hosts'][0]['host'] for d in docs), ['one', 'two'], w.stdout())
+        # SIGHUP to the supervisor reaches the hosts' processes: the directory is
+        # swapped, so inotify cannot see the new file
+        newdir = os.path.join(self.dir, 'inv.new')
+        os.mkdir(newdir)
+        hosts_inventory(os.path.join(newdir, 'inventory.yaml'), fake(19))
+        os.rename(invdir, os.path.join(self.dir, 'inv.old'))
+        os.rename(newdir, invdir)
+        w.proc.send_signal(signal.SIGHUP)
+        self.wait_sources(g2, [fake(19)], w=w)
+        self.assertEqual(self.sources(g1), [fake(13)])
         self.assertEqual(w.stop(), 0, w.stderr())
 
 
