@@ -21,6 +21,7 @@
 #include "options.h"
 #include "output.h"
 #include "plan.h"
+#include "watch.h"
 
 enum {
     EXIT_IN_SYNC = 0,
@@ -255,12 +256,165 @@ static int verb_export(const struct options *o)
     return rc;
 }
 
+/* ---- watch ----------------------------------------------------------------- */
+
+static volatile sig_atomic_t reload_requested;
+
+static void on_watch_signal(int sig)
+{
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        interrupted = sig;
+    zr_watch_wake();
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* What the watch callbacks need. */
+struct watch_cli {
+    const struct options *o;
+    bool per_host; /* hosts: with several hosts, one process each */
+};
+
+/* The metrics file of a host's process: with several hosts, each writes
+ * its own, NAME-HOST.prom beside NAME.prom. */
+static char *watch_metrics_path(const struct watch_cli *c, const struct zr_plan *report)
+{
+    const char *path = c->o->metrics_file;
+    if (!c->per_host || !report->n_hosts)
+        return zr_strdup(path);
+    size_t len = strlen(path);
+    bool prom = len > 5 && strcmp(path + len - 5, ".prom") == 0;
+    return zr_asprintf("%.*s-%s%s", (int)(prom ? len - 5 : len), path, report->hosts[0].name,
+                       prom ? ".prom" : "");
+}
+
+static void watch_metrics(const struct watch_cli *c, const struct zr_plan *report,
+                          const struct zr_watch_stats *st)
+{
+    struct zr_plan_counts n;
+    zr_plan_count(report, &n);
+    struct zr_metrics_watch mw = {.repairs = st->repairs, .last_event = st->last_event};
+    struct zr_metrics_run run = {
+        .command = "watch",
+        .applied = true,
+        .end_time = seconds_now(CLOCK_REALTIME),
+        .seconds = report->n_hosts ? report->hosts[0].seconds : 0,
+        .exit_status = n.hosts_failed || n.guests_failed || n.failed || n.skipped,
+        .watch = &mw,
+    };
+    _cleanup_free_ char *path = watch_metrics_path(c, report);
+    struct zr_error err = {0};
+    if (zr_metrics_write_file(path, report, &run, &err) < 0) {
+        fprintf(stderr, "zpci-reconcile: %s\n", err.message);
+        zr_error_finish(&err);
+    }
+}
+
+/* One repair: apply's text, or one JSON line, written at once so that the
+ * blocks of several hosts' processes do not mix. */
+static void watch_report(void *data, const struct zr_plan *report, const struct zr_watch_stats *st)
+{
+    const struct watch_cli *c = data;
+    struct zr_output_options oo = {
+        .format = c->o->format,
+        .color = c->o->format == ZR_FORMAT_TEXT && use_color(c->o),
+        .quiet = c->o->verbosity < 0,
+        .applied = true,
+    };
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m)
+        abort();
+    if (c->o->format == ZR_FORMAT_JSON)
+        zr_output_json_line(m, report, &oo);
+    else
+        zr_output_plan(m, report, &oo);
+    fclose(m);
+    write_all(STDOUT_FILENO, buf, len);
+    free(buf);
+    if (c->o->metrics_file)
+        watch_metrics(c, report, st);
+}
+
+static void watch_invalid(void *data, const struct zr_errors *errs)
+{
+    zr_errors_print(errs, stderr);
+}
+
+static void watch_notice(void *data, const char *message)
+{
+    _cleanup_free_ char *m = zr_escaped(message);
+    fprintf(stderr, "zpci-reconcile: %s\n", m);
+}
+
+static int verb_watch(const struct options *o)
+{
+    /* Before the inventory is read: a SIGHUP must never end the process. */
+    struct sigaction sa = {.sa_handler = on_watch_signal};
+    for (size_t i = 0; i < 3; i++)
+        sigaction((const int[]){SIGINT, SIGTERM, SIGHUP}[i], &sa, NULL);
+    struct zr_inventory *inv = load_inventory(o->args[0]);
+    if (!inv)
+        return EXIT_ERROR;
+    if (o->uri && inv->n_hosts > 1) {
+        fprintf(stderr,
+                "zpci-reconcile: --connect cannot be used with an inventory of %zu hosts; "
+                "each host has its own uri\n",
+                inv->n_hosts);
+        zr_inventory_free(inv);
+        return EXIT_ERROR;
+    }
+    struct watch_cli cli = {.o = o, .per_host = inv->n_hosts > 1};
+    struct zr_watch_options wo = {
+        .path = o->args[0],
+        .host_name = inv->hosts[0].name,
+        .host = {.uri = o->uri,
+                 .config_only = o->config_only,
+                 .host_check = !o->no_host_check,
+                 .timeout_s = o->timeout_s,
+                 .progress_from = o->verbosity > 0 ? 0 : SIZE_MAX},
+        .resync_s = o->resync_set ? o->resync_s : ZR_WATCH_RESYNC_S,
+        .notify = true,
+        .stop = &interrupted,
+        .reload = &reload_requested,
+        .ops = {.data = &cli,
+                .report = watch_report,
+                .invalid = watch_invalid,
+                .notice = watch_notice},
+    };
+    if (cli.per_host)
+        return zr_watch_fleet(inv, &wo);
+    struct zr_error err = {0};
+    if (zr_watch_run(inv, &wo, &err) < 0) {
+        fprintf(stderr, "zpci-reconcile: %s\n", err.message);
+        zr_error_finish(&err);
+        return EXIT_ERROR;
+    }
+    return EXIT_IN_SYNC;
+}
+
 /* What a verb accepts besides its arguments, for the misplaced-option
  * check. */
 enum {
     VERB_RUN = 1 << 0,    /* plan or apply: --metrics-file */
     VERB_APPLY = 1 << 1,  /* --dry-run, --atomic */
     VERB_EXPORT = 1 << 2, /* --live, --all; YAML only */
+    VERB_WATCH = 1 << 3,  /* --resync, --metrics-file */
 };
 
 /* As systemd's verbs.h: name, argument counts, flags, handler. */
@@ -276,17 +430,20 @@ static const struct verb verbs[] = {
     {"plan", 1, 1, VERB_RUN, verb_plan},
     {"apply", 1, 1, VERB_RUN | VERB_APPLY, verb_apply},
     {"export", 0, INT_MAX, VERB_EXPORT, verb_export},
+    {"watch", 1, 1, VERB_WATCH, verb_watch},
 };
 
 /* An option the verb does not take, as a message; NULL when none. */
 static const char *misplaced(const struct options *o, unsigned flags)
 {
-    bool apply = flags & VERB_APPLY, export = flags & VERB_EXPORT;
-    return (o->dry_run && !apply)                     ? "--dry-run is only for apply"
-           : (o->atomic && !apply)                    ? "--atomic is only for apply"
-           : (o->live && !export)                     ? "--live is only for export"
-           : (o->all && !export)                      ? "--all is only for export"
-           : (o->metrics_file && !(flags & VERB_RUN)) ? "--metrics-file is only for plan and apply"
+    bool apply = flags & VERB_APPLY, export = flags & VERB_EXPORT, watch = flags & VERB_WATCH;
+    return (o->dry_run && !apply)      ? "--dry-run is only for apply"
+           : (o->atomic && !apply)     ? "--atomic is only for apply"
+           : (o->live && !export)      ? "--live is only for export"
+           : (o->all && !export)       ? "--all is only for export"
+           : (o->resync_set && !watch) ? "--resync is only for watch"
+           : (o->metrics_file && !(flags & (VERB_RUN | VERB_WATCH)))
+               ? "--metrics-file is only for plan, apply and watch"
            : (o->all && o->n_args > 0) ? "export takes guest names or --all, not both"
            : (export && o->format == ZR_FORMAT_JSON)
                ? "export writes YAML; --output json is for plan and apply"

@@ -131,6 +131,16 @@ void zr_metrics_format(FILE *f, const struct zr_plan *plan, const struct zr_metr
     label_value(f, run->command);
     fprintf(f, "} %d\n", run->exit_status);
 
+    if (run->watch) {
+        fputs("# HELP " PREFIX "watch_repairs_total Repairs watch made since it started (runs "
+              "that changed a guest).\n# TYPE " PREFIX "watch_repairs_total counter\n",
+              f);
+        fprintf(f, PREFIX "watch_repairs_total %lu\n", run->watch->repairs);
+        header(f, "watch_last_event_timestamp_seconds",
+               "When watch last saw a guest change (a libvirt event or a changed definition), as "
+               "a Unix time (0: none yet).");
+        fprintf(f, PREFIX "watch_last_event_timestamp_seconds %.3f\n", run->watch->last_event);
+    }
     header(f, "host_up", "1 when the host was reached (connected, and locked for apply).");
     for (size_t h = 0; h < plan->n_hosts; h++) {
         fputs(PREFIX "host_up{host=", f);

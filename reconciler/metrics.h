@@ -9,12 +9,21 @@
 #include "error.h"
 #include "plan.h"
 
+/* watch's own figures: its repairs so far and when it last saw a guest
+ * change (a libvirt event or a changed definition), as a Unix time (0: none
+ * yet). */
+struct zr_metrics_watch {
+    unsigned long repairs;
+    double last_event;
+};
+
 struct zr_metrics_run {
-    const char *command; /* "plan" or "apply" */
+    const char *command; /* "plan", "apply" or "watch" */
     bool applied;        /* the plan holds apply's results */
     double end_time;     /* Unix time when the run ended, in seconds */
     double seconds;      /* how long the run took */
     int exit_status;     /* the status the process exits with */
+    const struct zr_metrics_watch *watch; /* watch only, else NULL */
 };
 
 /* Writes the metrics for every host recorded in the plan. */

@@ -19,6 +19,7 @@ static void help(void)
            "  plan INVENTORY       show what apply would change (exit 2 when changes are pending)\n"
            "  apply INVENTORY      attach and detach devices until the guests match\n"
            "  export [GUEST...]    print the current state as an inventory (YAML)\n"
+           "  watch INVENTORY      apply, then repair drift on libvirt's events until SIGTERM\n"
            "\n"
            "INVENTORY may be - for standard input.\n"
            "\n"
@@ -34,9 +35,12 @@ static void help(void)
            "                        check that no other guest holds a function still runs)\n"
            "  -j, --jobs N          hosts handled at once with hosts: (default 4)\n"
            "      --metrics-file PATH\n"
-           "                        with plan/apply: write Prometheus metrics of the run\n"
+           "                        with plan/apply/watch: write Prometheus metrics of the\n"
+           "                        run (watch: rewritten after each repair)\n"
            "      --live            with export: the running state, not the persistent one\n"
            "      --all             with export: every guest, also those without devices\n"
+           "      --resync DURATION with watch: full pass interval besides events (default\n"
+           "                        15m; a number with s, m or h)\n"
            "  -q, --quiet           print only the summary line\n"
            "  -v, --verbose         more detail on stderr\n"
            "      --color WHEN      auto (default), always or never\n"
@@ -75,11 +79,34 @@ static int parse_choice(const char *opt, const char *s, const char *const *names
     return -EINVAL;
 }
 
+/* A duration: a whole number and a unit, s, m or h (1 s to 7 days). */
+static int parse_duration(const char *opt, const char *s, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    unsigned long unit = !*end || end == s       ? 0
+                         : strcmp(end, "s") == 0 ? 1
+                         : strcmp(end, "m") == 0 ? 60
+                         : strcmp(end, "h") == 0 ? 3600
+                                                 : 0;
+    if (errno || s[0] == '-' || unit == 0 || v == 0 || v > 7UL * 86400 / unit) {
+        fprintf(stderr,
+                "zpci-reconcile: %s needs a duration from 1s to 7 days, a whole number with s, "
+                "m or h (90s, 15m, 1h), got '%s'\n",
+                opt, s);
+        return -EINVAL;
+    }
+    *out = (unsigned)(v * unit);
+    return 0;
+}
+
 enum {
     OPT_TIMEOUT = 0x100,
     OPT_COLOR,
     OPT_VERSION,
     OPT_METRICS_FILE,
+    OPT_RESYNC,
 };
 
 /* One option.  Returns 1 to go on, 0 when done (help/version), <0 on a
@@ -126,6 +153,10 @@ static int parse_option(int c, const char *arg, struct options *o)
         }
         o->metrics_file = arg;
         break;
+    case OPT_RESYNC:
+        r = parse_duration("--resync", arg, &o->resync_s);
+        o->resync_set = 1;
+        break;
     default:
         fprintf(stderr, "Try 'zpci-reconcile --help'.\n");
         return -EINVAL;
@@ -153,6 +184,7 @@ int options_parse(int argc, char **argv, struct options *o)
         {"metrics-file", required_argument, NULL, OPT_METRICS_FILE},
         {"live", no_argument, &o->live, 1},
         {"all", no_argument, &o->all, 1},
+        {"resync", required_argument, NULL, OPT_RESYNC},
         {0},
     };
     int c, r;

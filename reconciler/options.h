@@ -24,6 +24,8 @@ struct options {
     unsigned jobs;
     const char *metrics_file;
     int live, all; /* export */
+    unsigned resync_s; /* watch: full pass interval */
+    int resync_set;    /* --resync was given */
     int verbosity; /* -1 quiet, 0 normal, 1 verbose */
     color_mode color;
     const char *verb;

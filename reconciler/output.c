@@ -177,6 +177,29 @@ static void output_json(FILE *f, const struct zr_plan *plan, const struct zr_out
     fputs("}\n}\n", f);
 }
 
+void zr_output_json_line(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m)
+        abort();
+    output_json(m, plan, o);
+    fclose(m);
+    /* Every newline of the document is layout, as is the indentation after
+     * it: zr_json_string() escapes the newlines inside strings. */
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] != '\n') {
+            fputc(buf[i], f);
+            continue;
+        }
+        while (i + 1 < len && buf[i + 1] == ' ')
+            i++;
+    }
+    fputc('\n', f);
+    free(buf);
+}
+
 /* `"errors": [...], "errors_truncated": B,` of an input's errors. */
 static void json_input_errors(FILE *f, const struct zr_errors *errs)
 {

@@ -23,6 +23,10 @@ struct zr_output_options {
 
 void zr_output_plan(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o);
 
+/* The JSON document of zr_output_plan() on one line and a newline: one
+ * line of JSON Lines, as watch prints one per repair. */
+void zr_output_json_line(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o);
+
 /* A run that ended before any plan (an invalid inventory, a usage error):
  * with JSON, the document of CONTRACT.md with no actions and `errors`
  * holding each error's file, line and column (null when unknown) and

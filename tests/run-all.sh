@@ -29,7 +29,7 @@ cd "$src" || exit 1
 # ordinary builds.
 packages=(
   gcc libc6-dev pkg-config meson ninja-build clang libclang-rt-14-dev
-  libyaml-dev libvirt-dev libxml2-dev libcriterion-dev
+  libyaml-dev libvirt-dev libxml2-dev libcriterion-dev libsystemd-dev
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-misc
   python3 python3-jsonschema python3-yaml libxml2-utils scdoc valgrind procps
   # what users meet: man -l renders the man pages, script gives the colour tests a

@@ -56,8 +56,8 @@ _zpci_reconcile_words()
 
 _zpci_reconcile()
 {
-    local commands='validate plan apply export'
-    local opts_with_arg='-c --connect -o --output --timeout -j --jobs --color --metrics-file'
+    local commands='validate plan apply export watch'
+    local opts_with_arg='-c --connect -o --output --timeout -j --jobs --color --metrics-file --resync'
     local opts="$opts_with_arg --config-only --dry-run --atomic --no-host-check
                 --live --all -q --quiet -v --verbose -h --help --version"
 
@@ -125,6 +125,9 @@ _zpci_reconcile()
     --timeout | -j | --jobs)
         # a number: nothing to offer
         ;;
+    --resync)
+        mapfile -t replies < <(compgen -W '30s 5m 15m 1h' -- "$cur")
+        ;;
     --metrics-file)
         compopt -o filenames 2>/dev/null
         mapfile -t replies < <(compgen -f -- "$cur")
@@ -136,7 +139,7 @@ _zpci_reconcile()
             mapfile -t replies < <(compgen -W "$commands" -- "$cur")
         else
             case $command in
-            validate | plan | apply)
+            validate | plan | apply | watch)
                 # one INVENTORY: a file, or - for standard input
                 if [[ $nargs -eq 0 ]]; then
                     compopt -o filenames 2>/dev/null

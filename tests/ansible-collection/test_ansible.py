@@ -549,11 +549,24 @@ class RoleTest(unittest.TestCase):
         self.assertNotEqual(rc, 0, out)
         self.assertIn('zpci-reconcile.service and zpci-reconcile.timer are not both installed',
                       out)
-        # watch is not offered: the command does not exist yet
+        # watch: the same path rule, then its own unit must be there
         rc, out, r = self.role(inventory, zpci_reconcile_service='watch')
         self.assertNotEqual(rc, 0, out)
+        self.assertIn('keep zpci_reconcile_inventory_path /etc/zpci-reconcile/inventory.yaml',
+                      out)
+        if not any(os.path.exists(os.path.join(d, 'zpci-reconcile-watch.service'))
+                   for d in ('/lib/systemd/system', '/usr/lib/systemd/system',
+                             '/etc/systemd/system')):
+            rc, out, r = self.role(inventory, check=True, zpci_reconcile_service='watch',
+                                   zpci_reconcile_inventory_path='/etc/zpci-reconcile/'
+                                                                 'inventory.yaml')
+            self.assertNotEqual(rc, 0, out)
+            self.assertIn('zpci-reconcile-watch.service is not installed', out)
+        # anything else is refused by the argument spec
+        rc, out, r = self.role(inventory, zpci_reconcile_service='cron')
+        self.assertNotEqual(rc, 0, out)
         self.assertIn('zpci_reconcile_service', out)
-        self.assertIn('none, timer', out)
+        self.assertIn('none, timer, watch', out)
 
 
 class DocTest(unittest.TestCase):

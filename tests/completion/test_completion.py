@@ -79,7 +79,8 @@ class SplitTest(unittest.TestCase):
 
 class CompletionTest(unittest.TestCase):
     def test_commands(self):
-        self.assertEqual(complete('zpci-reconcile '), ['validate', 'plan', 'apply', 'export'])
+        self.assertEqual(complete('zpci-reconcile '),
+                         ['validate', 'plan', 'apply', 'export', 'watch'])
         self.assertEqual(complete('zpci-reconcile pl'), ['plan'])
         self.assertEqual(complete('zpci-reconcile -q a'), ['apply'])
         # an option's argument is not the command

@@ -111,6 +111,7 @@ expected=(
   /usr/share/zpci-reconcile/schema/inventory.schema.json
   "$unitdir/zpci-reconcile.service"
   "$unitdir/zpci-reconcile.timer"
+  "$unitdir/zpci-reconcile-watch.service"
   /usr/share/ansible/collections/ansible_collections/zpci/reconcile/galaxy.yml
   /usr/share/ansible/collections/ansible_collections/zpci/reconcile/plugins/modules/zpci_reconcile.py
   /usr/share/ansible/collections/ansible_collections/zpci/reconcile/roles/zpci_reconcile/tasks/main.yml
@@ -164,7 +165,8 @@ out=$(MAN_DISABLE_SECCOMP=1 MANWIDTH=80 LC_ALL=C.UTF-8 man -P cat zpci-reconcile
 [[ "$out" == *NAME*zpci-reconcile* ]] || fail "man zpci-reconcile: $out"
 
 # verify: the units load, ExecStart's binary exists, Documentation= man pages exist
-out=$(systemd-analyze verify "$unitdir/zpci-reconcile.service" "$unitdir/zpci-reconcile.timer" 2>&1)
+out=$(systemd-analyze verify "$unitdir/zpci-reconcile.service" "$unitdir/zpci-reconcile.timer" \
+  "$unitdir/zpci-reconcile-watch.service" 2>&1)
 rc=$?
 if [ "$rc" -ne 0 ] || [ -n "$out" ]; then
   fail "systemd-analyze verify (exit $rc): $out"
@@ -233,6 +235,16 @@ PLAY
   [ -f /etc/zpci-reconcile/inventory.yaml ] || fail "the role wrote no /etc/zpci-reconcile/inventory.yaml"
   out=$(systemctl is-enabled zpci-reconcile.timer 2>&1)
   [ "$out" = enabled ] || fail "zpci-reconcile.timer is '$out' after the role, not enabled"
+  # zpci_reconcile_service: watch enables the watch unit and disables the timer
+  sed -i 's/"zpci_reconcile_service": "timer"/"zpci_reconcile_service": "watch"/' "$work/vars.json"
+  out=$(ANSIBLE_LOCAL_TEMP="$work/tmp" \
+    ANSIBLE_NOCOLOR=1 ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 \
+    ansible-playbook -i localhost, -e "@$work/vars.json" "$work/site.yml" </dev/null 2>&1) ||
+    fail "role run with watch: $out"
+  out=$(systemctl is-enabled zpci-reconcile-watch.service 2>&1)
+  [ "$out" = enabled ] || fail "zpci-reconcile-watch.service is '$out' after the role, not enabled"
+  out=$(systemctl is-enabled zpci-reconcile.timer 2>&1)
+  [ "$out" = disabled ] || fail "zpci-reconcile.timer is '$out' after the watch role, not disabled"
   echo "role checked in $((SECONDS - t0))s"
 fi
 
@@ -251,6 +263,8 @@ for f in "${expected[@]}"; do
 done
 [ ! -e /etc/systemd/system/timers.target.wants/zpci-reconcile.timer ] ||
   fail "the timer is still enabled after purge"
+[ ! -e /etc/systemd/system/multi-user.target.wants/zpci-reconcile-watch.service ] ||
+  fail "the watch unit is still enabled after purge"
 echo "purged in $((SECONDS - t0))s"
 
 if [ "$failures" -ne 0 ]; then

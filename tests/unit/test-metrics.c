@@ -81,6 +81,30 @@ Test(metrics, counts_per_host_and_escaped_labels)
     zr_plan_finish(&plan);
 }
 
+/* watch adds its repairs counter and the time of the last event; plan and
+ * apply do not have them. */
+Test(metrics, watch_series_only_for_watch)
+{
+    struct zr_plan plan = make_plan();
+    struct zr_metrics_watch w = {.repairs = 7, .last_event = 1700000001.25};
+    struct zr_metrics_run run = {.command = "watch", .applied = true, .watch = &w};
+    char *m = format(&plan, &run);
+    cr_assert_not_null(strstr(m, "# TYPE zpci_reconcile_watch_repairs_total counter\n"
+                                 "zpci_reconcile_watch_repairs_total 7\n"),
+                       "%s", m);
+    cr_assert_not_null(
+        strstr(m, "zpci_reconcile_watch_last_event_timestamp_seconds 1700000001.250\n"), "%s", m);
+    cr_assert_not_null(strstr(m, "zpci_reconcile_last_run_exit_status{command=\"watch\"} 0\n"),
+                       "%s", m);
+    free(m);
+    run.watch = NULL;
+    run.command = "apply";
+    m = format(&plan, &run);
+    cr_assert_null(strstr(m, "watch_"), "%s", m);
+    free(m);
+    zr_plan_finish(&plan);
+}
+
 Test(metrics, file_is_replaced_whole_and_readable_by_all)
 {
     char dir[] = "/tmp/zr-metrics-XXXXXX";
