@@ -417,7 +417,24 @@ static char *saved_diff(const struct saved_devices *before, const struct saved_d
 
 /* --atomic: the in-scope devices of every guest the host's actions touch,
  * read right before the first call (one XMLDesc per guest and state). */
-static int save_host(struct host_run *h, char **error)
+struct save_job {
+    struct host_run *h;
+    const size_t *guests; /* the touched guests */
+    char **why;           /* per touched guest: why it could not be saved */
+};
+
+static void save_one(void *ctx, unsigned worker, size_t j)
+{
+    struct save_job *c = ctx;
+    size_t g = c->guests[j];
+    struct saved_guest *s = &c->h->saved[g];
+    if (save_devices(c->h->doms[g], false, &s->config, &c->why[j]) == 0 && s->live)
+        save_devices(c->h->doms[g], true, &s->running, &c->why[j]);
+}
+
+/* The reads run on the apply workers (threads); the error names the first
+ * guest, in the report's order, that could not be saved. */
+static int save_host(struct host_run *h, unsigned threads, char **error)
 {
     for (size_t i = h->first; i < h->end; i++) {
         const struct zr_action *a = &h->plan->actions[i];
@@ -425,20 +442,24 @@ static int save_host(struct host_run *h, char **error)
         s->touched = true;
         s->live |= a->live;
     }
-    for (size_t g = 0; g < h->plan->n_guests; g++) {
-        struct saved_guest *s = &h->saved[g];
-        if (!s->touched)
-            continue;
-        char *why = NULL;
-        if (save_devices(h->doms[g], false, &s->config, &why) < 0 ||
-            (s->live && save_devices(h->doms[g], true, &s->running, &why) < 0)) {
+    _cleanup_free_ size_t *guests = zr_new0(size_t, h->end - h->first);
+    size_t n = 0;
+    for (size_t g = 0; g < h->plan->n_guests; g++)
+        if (h->saved[g].touched)
+            guests[n++] = g;
+    _cleanup_free_ char **why = zr_new0(char *, n);
+    struct save_job job = {.h = h, .guests = guests, .why = why};
+    zr_pool_run(n, threads, save_one, &job);
+    int r = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (why[j] && r == 0) {
             *error = zr_asprintf("--atomic could not save guest '%s' before changing it: %s",
-                                 h->plan->guests[g].guest, why);
-            free(why);
-            return -EIO;
+                                 h->plan->guests[guests[j]].guest, why[j]);
+            r = -EIO;
         }
+        free(why[j]);
     }
-    return 0;
+    return r;
 }
 
 /* After a rollback: re-read each touched guest and say where it is not as
@@ -858,7 +879,7 @@ size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectP
     size_t failed = 0;
     char *error = NULL;
 
-    if (o->atomic && save_host(&h, &error) < 0) {
+    if (o->atomic && save_host(&h, threads, &error) < 0) {
         /* Without the saved state there is nothing to roll back to. */
         for (size_t i = first; i < end; i++)
             set_result(&plan->actions[i], ZR_RESULT_SKIPPED, zr_asprintf("not run: %s", error));
