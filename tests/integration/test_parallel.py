@@ -230,5 +230,22 @@ class ParallelApplyTest(unittest.TestCase):
                 self.assertEqual(source not in held, result == 'done', (guest, source, held))
 
 
+    def test_bad_thread_count_changes_nothing(self):
+        run = Run(self, PARALLEL)
+        for value in ('0', '65', 'four', '-1', '4x', ' 4'):
+            rc, out, err = lab.run_tool(['apply', '-c', run.lab.uri, run.inv],
+                                        env={'ZPCI_RECONCILE_APPLY_THREADS': value,
+                                             'LIBVIRT_DEFAULT_URI': None})
+            self.assertEqual(rc, 1, value + ': ' + out + err)
+            self.assertEqual(err, "zpci-reconcile: ZPCI_RECONCILE_APPLY_THREADS is '%s'; it "
+                                  "must be a number from 1 to 64\n" % value)
+        self.assertEqual(run.state(), run.before)
+        # empty is unset: the default pool
+        rc, out, err = lab.run_tool(['apply', '-q', '-c', run.lab.uri, run.inv],
+                                    env={'ZPCI_RECONCILE_APPLY_THREADS': '',
+                                         'LIBVIRT_DEFAULT_URI': None})
+        self.assertEqual(rc, 0, out + err)
+
+
 if __name__ == '__main__':
     lab.main()
