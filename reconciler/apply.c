@@ -13,47 +13,52 @@
 #include "apply.h"
 #include "domain.h"
 #include "inventory.h"
+#include "pool.h"
 #include "state.h"
 
 /* ---- waiting for a live detach ------------------------------------------ */
 
-/* Device removal events, as libvirt delivers them on its event thread. */
+/* Device removal events, as libvirt delivers them on its event thread.
+ * Each worker waits for one domain at a time in its own slot (a guest's
+ * actions all run on one worker), so an event wakes only the workers
+ * watching its domain's slot. */
+struct removal_slot {
+    char uuid[VIR_UUID_STRING_BUFLEN]; /* the domain being watched, "" when idle */
+    unsigned generation;               /* bumped on every event for it */
+    bool failed;                       /* a removal-failed event for it */
+};
+
 struct removal_watch {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    unsigned generation; /* bumped on every event */
-    bool failed;         /* a removal-failed event for the watched domain */
-    char *domain_uuid;   /* the domain being watched, NULL when idle */
+    struct removal_slot *slots; /* one per worker */
+    size_t n_slots;
 };
 
-static bool event_for_watched(struct removal_watch *w, virDomainPtr dom)
+static void removal_event(struct removal_watch *w, virDomainPtr dom, bool failed)
 {
     char uuid[VIR_UUID_STRING_BUFLEN];
-    return w->domain_uuid && virDomainGetUUIDString(dom, uuid) == 0 &&
-           strcmp(uuid, w->domain_uuid) == 0;
+    bool known = virDomainGetUUIDString(dom, uuid) == 0;
+    pthread_mutex_lock(&w->lock);
+    for (size_t i = 0; known && i < w->n_slots; i++) {
+        struct removal_slot *s = &w->slots[i];
+        if (*s->uuid && strcmp(s->uuid, uuid) == 0) {
+            s->generation++;
+            s->failed |= failed;
+        }
+    }
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
 }
 
 static void on_removed(virConnectPtr conn, virDomainPtr dom, const char *alias, void *opaque)
 {
-    struct removal_watch *w = opaque;
-    pthread_mutex_lock(&w->lock);
-    if (event_for_watched(w, dom))
-        w->generation++;
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->lock);
+    removal_event(opaque, dom, false);
 }
 
-static void on_removal_failed(virConnectPtr conn, virDomainPtr dom, const char *alias,
-                              void *opaque)
+static void on_removal_failed(virConnectPtr conn, virDomainPtr dom, const char *alias, void *opaque)
 {
-    struct removal_watch *w = opaque;
-    pthread_mutex_lock(&w->lock);
-    if (event_for_watched(w, dom)) {
-        w->failed = true;
-        w->generation++;
-    }
-    pthread_cond_broadcast(&w->cond);
-    pthread_mutex_unlock(&w->lock);
+    removal_event(opaque, dom, true);
 }
 
 /* Is a device with this kind and source still in the running guest (or,
@@ -89,8 +94,9 @@ static int live_has_device(virDomainPtr dom, const struct zr_action *a, char **e
 /* libvirt may return from a live detach before the guest let go of the
  * device; the detach is complete only when the live XML no longer has it.
  * Events wake us early; the XML is the proof. */
-static int wait_removed(struct removal_watch *w, virDomainPtr dom, const struct zr_action *a,
-                        unsigned timeout_s, unsigned since, const char **how, char **error)
+static int wait_removed(struct removal_watch *w, struct removal_slot *slot, virDomainPtr dom,
+                        const struct zr_action *a, unsigned timeout_s, unsigned since,
+                        const char **how, char **error)
 {
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -98,8 +104,8 @@ static int wait_removed(struct removal_watch *w, virDomainPtr dom, const struct 
 
     for (bool first = true;; first = false) {
         pthread_mutex_lock(&w->lock);
-        unsigned gen = w->generation;
-        bool failed = w->failed;
+        unsigned gen = slot->generation;
+        bool failed = slot->failed;
         pthread_mutex_unlock(&w->lock);
         /* What told us, for -v: libvirt waits a few seconds for the guest
          * inside the call, so a quick guest is gone at the first look;
@@ -110,7 +116,8 @@ static int wait_removed(struct removal_watch *w, virDomainPtr dom, const struct 
                               : "seen in the live XML";
 
         if (failed) {
-            *error = zr_strdup("the guest refused to release the device (device-removal-failed event)");
+            *error =
+                zr_strdup("the guest refused to release the device (device-removal-failed event)");
             return -EBUSY;
         }
         int present = live_has_device(dom, a, error);
@@ -135,7 +142,7 @@ static int wait_removed(struct removal_watch *w, virDomainPtr dom, const struct 
             (wake.tv_sec == deadline.tv_sec && wake.tv_nsec > deadline.tv_nsec))
             wake = deadline;
         pthread_mutex_lock(&w->lock);
-        while (w->generation == gen &&
+        while (slot->generation == gen &&
                pthread_cond_timedwait(&w->cond, &w->lock, &wake) != ETIMEDOUT)
             ;
         pthread_mutex_unlock(&w->lock);
@@ -149,7 +156,6 @@ static unsigned action_flags(const struct zr_action *a)
     return (a->live ? VIR_DOMAIN_AFFECT_LIVE : 0) | (a->config ? VIR_DOMAIN_AFFECT_CONFIG : 0);
 }
 
-
 static void set_result(struct zr_action *a, zr_result r, char *error)
 {
     a->result = r;
@@ -157,7 +163,6 @@ static void set_result(struct zr_action *a, zr_result r, char *error)
     a->error = error;
     a->error_code = ZR_ERR_OTHER;
 }
-
 
 /* libvirt's message for a failed mutating call, with what a reader needs
  * to act on it: a guest that stopped since it was read gets a hint. */
@@ -186,8 +191,69 @@ static void set_failed(struct zr_action *a, virDomainPtr dom)
     a->error_code = code;
 }
 
+/* Starts watching dom's removal events in `slot`; returns the slot's
+ * generation before the call. */
+static unsigned watch_domain(struct removal_watch *w, struct removal_slot *slot, virDomainPtr dom)
+{
+    char uuid[VIR_UUID_STRING_BUFLEN] = "";
+    virDomainGetUUIDString(dom, uuid);
+    pthread_mutex_lock(&w->lock);
+    memcpy(slot->uuid, uuid, sizeof(uuid));
+    slot->failed = false;
+    unsigned since = slot->generation;
+    pthread_mutex_unlock(&w->lock);
+    return since;
+}
+
+static void unwatch_domain(struct removal_watch *w, struct removal_slot *slot)
+{
+    pthread_mutex_lock(&w->lock);
+    slot->uuid[0] = '\0';
+    pthread_mutex_unlock(&w->lock);
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* A live detach libvirt accepted: done once the guest let go of it.  With
+ * progress, *note says when that was. */
+static void finish_live_detach(struct zr_action *a, virDomainPtr dom, struct removal_watch *w,
+                               struct removal_slot *slot, unsigned since, const struct timespec *t0,
+                               const struct zr_apply_options *o, char **note)
+{
+    char *error = NULL;
+    const char *how = "";
+    int r = wait_removed(w, slot, dom, a, o->timeout_s, since, &how, &error);
+    if (r < 0) {
+        /* With CONFIG, libvirt has already removed it from the
+         * definition: say so, the running guest and the definition now
+         * disagree. */
+        if (a->config) {
+            char *more = zr_asprintf("%s; the persistent definition no longer has it", error);
+            free(error);
+            error = more;
+        }
+        set_result(a, ZR_RESULT_FAILED, error);
+        a->error_code = r == -ETIMEDOUT ? ZR_ERR_TIMEOUT : ZR_ERR_LIBVIRT_REFUSED;
+        return;
+    }
+    set_result(a, ZR_RESULT_DONE, NULL);
+    if (o->progress) {
+        char src[ZR_PCI_ADDR_STRLEN];
+        *note = zr_asprintf("  %s left the running guest after %.1f s (%s)\n",
+                            zr_pci_addr_format(&a->source, src), seconds_since(t0), how);
+    }
+}
+
+/* The action's one mutating call (and, for a live detach, the wait for the
+ * guest to let go), on the worker that owns `slot`.  *note gets a progress
+ * line to print after the action's own, or stays NULL. */
 static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_watch *w,
-                       const struct zr_apply_options *o)
+                       struct removal_slot *slot, const struct zr_apply_options *o, char **note)
 {
     if (a->op == ZR_OP_ATTACH) {
         if (virDomainAttachDeviceFlags(dom, a->xml, action_flags(a)) < 0)
@@ -197,55 +263,17 @@ static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_wat
         return;
     }
 
-    unsigned since = 0;
-    if (a->live) {
-        char uuid[VIR_UUID_STRING_BUFLEN] = "";
-        virDomainGetUUIDString(dom, uuid);
-        pthread_mutex_lock(&w->lock);
-        free(w->domain_uuid);
-        w->domain_uuid = zr_strdup(uuid);
-        w->failed = false;
-        since = w->generation;
-        pthread_mutex_unlock(&w->lock);
-    }
-    struct timespec t0, t1;
+    unsigned since = a->live ? watch_domain(w, slot, dom) : 0;
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (virDomainDetachDeviceFlags(dom, a->xml, action_flags(a)) < 0) {
+    if (virDomainDetachDeviceFlags(dom, a->xml, action_flags(a)) < 0)
         set_failed(a, dom);
-    } else if (a->live) {
-        char *error = NULL;
-        const char *how = "";
-        int r = wait_removed(w, dom, a, o->timeout_s, since, &how, &error);
-        if (r < 0) {
-            /* With CONFIG, libvirt has already removed it from the
-             * definition: say so, the running guest and the definition now
-             * disagree. */
-            if (a->config) {
-                char *more = zr_asprintf("%s; the persistent definition no longer has it", error);
-                free(error);
-                error = more;
-            }
-            set_result(a, ZR_RESULT_FAILED, error);
-            a->error_code = r == -ETIMEDOUT ? ZR_ERR_TIMEOUT : ZR_ERR_LIBVIRT_REFUSED;
-        } else {
-            set_result(a, ZR_RESULT_DONE, NULL);
-            if (o->progress) {
-                clock_gettime(CLOCK_MONOTONIC, &t1);
-                char src[ZR_PCI_ADDR_STRLEN];
-                fprintf(stderr, "  %s left the running guest after %.1f s (%s)\n",
-                        zr_pci_addr_format(&a->source, src),
-                        (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, how);
-            }
-        }
-    } else {
+    else if (a->live)
+        finish_live_detach(a, dom, w, slot, since, &t0, o, note);
+    else
         set_result(a, ZR_RESULT_DONE, NULL);
-    }
-    if (a->live) {
-        pthread_mutex_lock(&w->lock);
-        free(w->domain_uuid);
-        w->domain_uuid = NULL;
-        pthread_mutex_unlock(&w->lock);
-    }
+    if (a->live)
+        unwatch_domain(w, slot);
 }
 
 /* An attach waits for the detaches it depends on (same function, or a zPCI
@@ -286,6 +314,13 @@ struct saved_guest {
     struct saved_devices config, running;
 };
 
+/* An action's progress lines, printed in the plan's order whichever
+ * worker ran it: `head` once it started, `tail` once it finished. */
+struct action_out {
+    char *head, *tail;
+    bool finished;
+};
+
 struct host_run {
     struct zr_plan *plan;
     size_t first, end;
@@ -293,9 +328,16 @@ struct host_run {
     virDomainPtr *doms;
     const struct zr_apply_options *o;
     struct removal_watch w;
-    bool *gone;                /* per plan guest: libvirt no longer knows it */
     struct saved_guest *saved; /* per plan guest, with --atomic */
-    char *lost;                /* libvirt's message when the connection dropped */
+    /* Shared by the workers, under `lock`. */
+    pthread_mutex_t lock;
+    bool *gone;             /* per plan guest: libvirt no longer knows it */
+    char *lost;             /* libvirt's message when the connection dropped */
+    size_t failed;          /* actions that failed */
+    size_t not_run;         /* actions skipped */
+    bool interrupted;       /* a signal came: start nothing more */
+    struct action_out *out; /* per action of the host, with progress */
+    size_t printed;         /* out[0 .. printed) are on stderr */
 };
 
 static void saved_devices_finish(struct saved_devices *s)
@@ -375,7 +417,24 @@ static char *saved_diff(const struct saved_devices *before, const struct saved_d
 
 /* --atomic: the in-scope devices of every guest the host's actions touch,
  * read right before the first call (one XMLDesc per guest and state). */
-static int save_host(struct host_run *h, char **error)
+struct save_job {
+    struct host_run *h;
+    const size_t *guests; /* the touched guests */
+    char **why;           /* per touched guest: why it could not be saved */
+};
+
+static void save_one(void *ctx, unsigned worker, size_t j)
+{
+    struct save_job *c = ctx;
+    size_t g = c->guests[j];
+    struct saved_guest *s = &c->h->saved[g];
+    if (save_devices(c->h->doms[g], false, &s->config, &c->why[j]) == 0 && s->live)
+        save_devices(c->h->doms[g], true, &s->running, &c->why[j]);
+}
+
+/* The reads run on the apply workers (threads); the error names the first
+ * guest, in the report's order, that could not be saved. */
+static int save_host(struct host_run *h, unsigned threads, char **error)
 {
     for (size_t i = h->first; i < h->end; i++) {
         const struct zr_action *a = &h->plan->actions[i];
@@ -383,20 +442,24 @@ static int save_host(struct host_run *h, char **error)
         s->touched = true;
         s->live |= a->live;
     }
-    for (size_t g = 0; g < h->plan->n_guests; g++) {
-        struct saved_guest *s = &h->saved[g];
-        if (!s->touched)
-            continue;
-        char *why = NULL;
-        if (save_devices(h->doms[g], false, &s->config, &why) < 0 ||
-            (s->live && save_devices(h->doms[g], true, &s->running, &why) < 0)) {
+    _cleanup_free_ size_t *guests = zr_new0(size_t, h->end - h->first);
+    size_t n = 0;
+    for (size_t g = 0; g < h->plan->n_guests; g++)
+        if (h->saved[g].touched)
+            guests[n++] = g;
+    _cleanup_free_ char **why = zr_new0(char *, n);
+    struct save_job job = {.h = h, .guests = guests, .why = why};
+    zr_pool_run(n, threads, save_one, &job);
+    int r = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (why[j] && r == 0) {
             *error = zr_asprintf("--atomic could not save guest '%s' before changing it: %s",
-                                 h->plan->guests[g].guest, why);
-            free(why);
-            return -EIO;
+                                 h->plan->guests[guests[j]].guest, why[j]);
+            r = -EIO;
         }
+        free(why[j]);
     }
-    return 0;
+    return r;
 }
 
 /* After a rollback: re-read each touched guest and say where it is not as
@@ -533,7 +596,11 @@ static void rollback(struct host_run *h)
             .xml = xml,
         };
         if (xml) {
-            run_action(&undo, dom, &h->w, h->o);
+            /* The workers are done: the rollback runs alone, in slot 0. */
+            _cleanup_free_ char *note = NULL;
+            run_action(&undo, dom, &h->w, &h->w.slots[0], h->o, &note);
+            if (note)
+                fputs(note, stderr);
             why = TAKE_PTR(undo.error);
         }
         bool undone = xml && undo.result == ZR_RESULT_DONE;
@@ -557,15 +624,14 @@ static void rollback(struct host_run *h)
     }
 }
 
-/* Why an action is not run, or NULL to run it. */
-static char *skip_reason(struct host_run *h, const struct zr_action *a, size_t failed,
-                         bool interrupted)
+/* Why an action is not run, or NULL to run it.  Called with h->lock held. */
+static char *skip_reason(struct host_run *h, const struct zr_action *a)
 {
     if (h->lost)
         return zr_strdup("not run: the connection to libvirt was lost");
-    if (interrupted)
+    if (h->interrupted)
         return zr_strdup("not run: interrupted by a signal");
-    if (h->o->atomic && failed)
+    if (h->o->atomic && h->failed)
         return zr_strdup("not run: an earlier action on this host failed (--atomic)");
     if (h->gone[a->guest_index] || !h->doms[a->guest_index])
         return zr_strdup("not run: the guest no longer exists");
@@ -574,13 +640,16 @@ static char *skip_reason(struct host_run *h, const struct zr_action *a, size_t f
     return NULL;
 }
 
-/* After a failed call: was it the connection, or the guest itself? */
+/* After a failed call: was it the connection, or the guest itself?
+ * Called with h->lock held. */
 static void after_failure(struct host_run *h, struct zr_action *a)
 {
     virErrorPtr e = virGetLastError();
     int code = e ? e->code : VIR_ERR_OK;
+    h->failed++;
     if (virConnectIsAlive(h->conn) == 0) {
-        h->lost = zr_strdup(a->error);
+        if (!h->lost)
+            h->lost = zr_strdup(a->error);
         char *msg = zr_asprintf("lost the connection to libvirt: %s; the change may or may not "
                                 "have been made",
                                 a->error);
@@ -590,55 +659,163 @@ static void after_failure(struct host_run *h, struct zr_action *a)
     }
 }
 
-/* Runs the host's actions in order; returns the number that failed. */
-static size_t run_host(struct host_run *h)
+/* Prints the progress lines that are due: each action's, in the plan's
+ * order, as soon as every earlier action's are out.  Called with h->lock
+ * held. */
+static void flush_progress(struct host_run *h)
 {
-    struct zr_plan *plan = h->plan;
-    const struct zr_apply_options *o = h->o;
-    size_t failed = 0, not_run = 0;
-    bool interrupted = false;
-    for (size_t i = h->first; i < h->end; i++) {
-        struct zr_action *a = &plan->actions[i];
-        interrupted = interrupted || (o->interrupt && *o->interrupt);
-        char *skip = skip_reason(h, a, failed, interrupted);
-        if (skip) {
-            set_result(a, ZR_RESULT_SKIPPED, skip);
-            if (interrupted && !h->lost)
-                a->error_code = ZR_ERR_INTERRUPTED;
-            not_run++;
-            continue;
+    for (size_t n = h->end - h->first; h->printed < n; h->printed++) {
+        struct action_out *p = &h->out[h->printed];
+        if (p->head) {
+            fputs(p->head, stderr);
+            free(TAKE_PTR(p->head));
         }
-        char src[ZR_PCI_ADDR_STRLEN];
-        zr_pci_addr_format(&a->source, src);
-        /* Progress goes to a terminal: names escaped as in the report. */
-        _cleanup_free_ char *guest =
-            o->progress ? zr_escaped(plan->guests[a->guest_index].guest) : NULL;
-        size_t n = i - h->first + 1, total = h->end - h->first;
-        if (o->progress)
-            fprintf(stderr, "[%zu/%zu] %s %s %s on %s [%s]\n", n, total, zr_op_to_string(a->op),
-                    zr_kind_to_string(a->kind), src, guest, zr_action_flags_string(a));
-        run_action(a, h->doms[a->guest_index], &h->w, o);
-        if (a->result != ZR_RESULT_FAILED)
-            continue;
-        failed++;
-        after_failure(h, a);
-        if (o->progress) {
-            _cleanup_free_ char *msg = zr_escaped(a->error);
-            fprintf(stderr, "[%zu/%zu] failed: %s %s %s on %s: %s\n", n, total,
-                    zr_op_to_string(a->op), zr_kind_to_string(a->kind), src, guest, msg);
+        if (!p->finished)
+            break;
+        if (p->tail) {
+            fputs(p->tail, stderr);
+            free(TAKE_PTR(p->tail));
         }
     }
+}
+
+/* Action i's progress: its head line when it starts (tail NULL, not
+ * finished), its tail lines when it ends. */
+static void progress(struct host_run *h, size_t i, char *head, char *tail, bool finished)
+{
+    if (!h->out) {
+        free(head);
+        free(tail);
+        return;
+    }
+    pthread_mutex_lock(&h->lock);
+    struct action_out *p = &h->out[i - h->first];
+    p->head = head ? head : p->head;
+    p->tail = tail;
+    p->finished = finished;
+    flush_progress(h);
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* Decides under the lock whether action i runs; when not, records why. */
+static bool should_run(struct host_run *h, struct zr_action *a)
+{
+    pthread_mutex_lock(&h->lock);
+    const struct zr_apply_options *o = h->o;
+    h->interrupted = h->interrupted || (o->interrupt && *o->interrupt);
+    char *skip = skip_reason(h, a);
+    if (skip) {
+        set_result(a, ZR_RESULT_SKIPPED, skip);
+        if (h->interrupted && !h->lost)
+            a->error_code = ZR_ERR_INTERRUPTED;
+        h->not_run++;
+    }
+    pthread_mutex_unlock(&h->lock);
+    return !skip;
+}
+
+/* Runs action i on the worker owning `slot`. */
+static void run_one(struct host_run *h, size_t i, struct removal_slot *slot)
+{
+    struct zr_plan *plan = h->plan;
+    struct zr_action *a = &plan->actions[i];
+    if (!should_run(h, a)) {
+        progress(h, i, NULL, NULL, true);
+        return;
+    }
+    bool show = h->out != NULL;
+    char src[ZR_PCI_ADDR_STRLEN];
+    zr_pci_addr_format(&a->source, src);
+    /* Progress goes to a terminal: names escaped as in the report. */
+    _cleanup_free_ char *guest = show ? zr_escaped(plan->guests[a->guest_index].guest) : NULL;
+    size_t n = i - h->first + 1, total = h->end - h->first;
+    if (show)
+        progress(h, i,
+                 zr_asprintf("[%zu/%zu] %s %s %s on %s [%s]\n", n, total, zr_op_to_string(a->op),
+                             zr_kind_to_string(a->kind), src, guest, zr_action_flags_string(a)),
+                 NULL, false);
+    char *note = NULL;
+    run_action(a, h->doms[a->guest_index], &h->w, slot, h->o, &note);
+    if (a->result == ZR_RESULT_FAILED) {
+        pthread_mutex_lock(&h->lock);
+        after_failure(h, a);
+        pthread_mutex_unlock(&h->lock);
+        if (show) {
+            _cleanup_free_ char *msg = zr_escaped(a->error);
+            free(note);
+            note = zr_asprintf("[%zu/%zu] failed: %s %s %s on %s: %s\n", n, total,
+                               zr_op_to_string(a->op), zr_kind_to_string(a->kind), src, guest, msg);
+        }
+    }
+    progress(h, i, NULL, note, true);
+}
+
+/* One phase of a host's run (its detaches, or its attaches) cut into jobs:
+ * each job is one guest's actions of the phase, in plan order; jobs are
+ * ordered by their guest's first action. */
+struct phase {
+    struct host_run *h;
+    size_t *order;  /* action indices, job by job */
+    size_t *starts; /* job j is order[starts[j] .. starts[j + 1]) */
+    size_t n_jobs;
+};
+
+static void phase_job(void *ctx, unsigned worker, size_t j)
+{
+    struct phase *p = ctx;
+    for (size_t k = p->starts[j]; k < p->starts[j + 1]; k++)
+        run_one(p->h, p->order[k], &p->h->w.slots[worker]);
+}
+
+/* Runs the host's actions of one kind (op), a guest's on one worker at a
+ * time, up to threads guests at once. */
+static void run_phase(struct host_run *h, zr_op op, unsigned threads)
+{
+    const struct zr_plan *plan = h->plan;
+    _cleanup_free_ size_t *job_of = zr_new0(size_t, plan->n_guests);
+    _cleanup_free_ size_t *count = zr_new0(size_t, h->end - h->first + 1);
+    size_t n_jobs = 0, n = 0;
+    /* job_of[g] is 1 + the guest's job, 0 when it has none yet. */
+    for (size_t i = h->first; i < h->end; i++) {
+        const struct zr_action *a = &plan->actions[i];
+        if (a->op != op)
+            continue;
+        if (!job_of[a->guest_index])
+            job_of[a->guest_index] = ++n_jobs;
+        count[job_of[a->guest_index] - 1]++;
+        n++;
+    }
+    _cleanup_free_ size_t *starts = zr_new0(size_t, n_jobs + 1);
+    _cleanup_free_ size_t *fill = zr_new0(size_t, n_jobs + 1);
+    for (size_t j = 0; j < n_jobs; j++)
+        fill[j + 1] = starts[j + 1] = starts[j] + count[j];
+    _cleanup_free_ size_t *order = zr_new0(size_t, n);
+    for (size_t i = h->first; i < h->end; i++)
+        if (plan->actions[i].op == op)
+            order[fill[job_of[plan->actions[i].guest_index] - 1]++] = i;
+    struct phase p = {.h = h, .order = order, .starts = starts, .n_jobs = n_jobs};
+    zr_pool_run(n_jobs, threads, phase_job, &p);
+}
+
+/* Runs the host's actions: every detach, then every attach, each phase on
+ * up to o->threads workers; returns the number that failed. */
+static size_t run_host(struct host_run *h)
+{
+    const struct zr_apply_options *o = h->o;
+    unsigned threads = o->threads ? o->threads : ZR_APPLY_THREADS;
+    run_phase(h, ZR_OP_DETACH, threads);
+    run_phase(h, ZR_OP_ATTACH, threads);
     if (h->lost)
         fprintf(stderr, "zpci-reconcile: lost the connection to %s: %s; %zu action%s not run\n",
-                plan->guests[plan->actions[h->first].guest_index].uri, h->lost, not_run,
-                not_run == 1 ? "" : "s");
+                h->plan->guests[h->plan->actions[h->first].guest_index].uri, h->lost, h->not_run,
+                h->not_run == 1 ? "" : "s");
     /* An interrupted transaction did not finish either: undo it too. */
-    if (o->atomic && (failed || interrupted)) {
+    if (o->atomic && (h->failed || h->interrupted)) {
         rollback(h);
         if (!h->lost)
             verify_rollback(h);
     }
-    return failed;
+    return h->failed;
 }
 
 /* Runs the host's actions with device removal events registered: before
@@ -652,9 +829,9 @@ static size_t run_host_with_events(struct host_run *h)
                                          VIR_DOMAIN_EVENT_CALLBACK(on_removed), &h->w, NULL);
     if (cb_removed < 0)
         no_events = zr_strdup(zr_libvirt_error());
-    int cb_failed = virConnectDomainEventRegisterAny(
-        h->conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
-        VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed), &h->w, NULL);
+    int cb_failed =
+        virConnectDomainEventRegisterAny(h->conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_removal_failed), &h->w, NULL);
     if (cb_failed < 0 && !no_events)
         no_events = zr_strdup(zr_libvirt_error());
     if (no_events && h->o->progress)
@@ -677,8 +854,12 @@ size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectP
 {
     if (first == end)
         return 0;
+    unsigned threads = o->threads ? o->threads : ZR_APPLY_THREADS;
     _cleanup_free_ bool *gone = zr_new0(bool, plan->n_guests);
     _cleanup_free_ struct saved_guest *saved = zr_new0(struct saved_guest, plan->n_guests);
+    _cleanup_free_ struct removal_slot *slots = zr_new0(struct removal_slot, threads);
+    _cleanup_free_ struct action_out *out =
+        o->progress ? zr_new0(struct action_out, end - first) : NULL;
     struct host_run h = {
         .plan = plan,
         .first = first,
@@ -686,14 +867,19 @@ size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectP
         .conn = conn,
         .doms = doms,
         .o = o,
-        .w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER},
-        .gone = gone,
+        .w = {.lock = PTHREAD_MUTEX_INITIALIZER,
+              .cond = PTHREAD_COND_INITIALIZER,
+              .slots = slots,
+              .n_slots = threads},
         .saved = saved,
+        .lock = PTHREAD_MUTEX_INITIALIZER,
+        .gone = gone,
+        .out = out,
     };
     size_t failed = 0;
     char *error = NULL;
 
-    if (o->atomic && save_host(&h, &error) < 0) {
+    if (o->atomic && save_host(&h, threads, &error) < 0) {
         /* Without the saved state there is nothing to roll back to. */
         for (size_t i = first; i < end; i++)
             set_result(&plan->actions[i], ZR_RESULT_SKIPPED, zr_asprintf("not run: %s", error));
@@ -702,7 +888,6 @@ size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectP
         failed = run_host_with_events(&h);
     }
 
-    free(h.w.domain_uuid);
     free(h.lost);
     for (size_t g = 0; g < plan->n_guests; g++) {
         saved_devices_finish(&saved[g].config);

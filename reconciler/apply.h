@@ -1,7 +1,9 @@
-/* Actions -> libvirt calls.  Exactly one mutating call per action, in the
- * plan's order (a host's detaches before its attaches); a live detach counts
- * only once libvirt reports the device gone.  With atomic, a host's done
- * actions are undone when one fails.  Reports progress on stderr. */
+/* Actions -> libvirt calls.  Exactly one mutating call per action.  A host's
+ * detaches all run before its attaches; within each of the two phases the
+ * guests' actions run in parallel (a guest's own in plan order, on one
+ * worker).  A live detach counts only once libvirt reports the device gone.
+ * With atomic, a host's done actions are undone, in reverse plan order, when
+ * one fails.  Reports progress on stderr, in the plan's order. */
 #pragma once
 
 #include <libvirt/libvirt.h>
@@ -10,11 +12,18 @@
 
 #include "plan.h"
 
+/* Guests of one host changed at once.  Each call is a round trip to the
+ * daemon, which works on different domains at once (but one job per
+ * domain at a time); a few calls in flight hide the latency
+ * (bench/apply.sh, docs/design.md). */
+#define ZR_APPLY_THREADS 4
+
 struct zr_apply_options {
     unsigned timeout_s;               /* wait for a live detach to complete */
     bool atomic;                      /* undo the host's done actions on failure */
     bool progress;                    /* "[3/120] attach ..." on stderr */
-    volatile sig_atomic_t *interrupt; /* set by a signal: stop after the current call */
+    volatile sig_atomic_t *interrupt; /* set by a signal: start nothing more */
+    unsigned threads;                 /* workers; 0: ZR_APPLY_THREADS */
 };
 
 /* Runs plan->actions[first, end), all of one host.  doms[i] is the domain

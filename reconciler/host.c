@@ -155,6 +155,7 @@ static void host_apply(struct zr_plan *report, const struct host_session *h, siz
         .atomic = o->atomic,
         .progress = report->n_actions - first_action >= o->progress_from,
         .interrupt = o->interrupt,
+        .threads = o->apply_threads,
     };
     _cleanup_free_ virDomainPtr *doms = zr_new0(virDomainPtr, report->n_guests);
     /* host_plan appended this host's guests in inventory order, skipping

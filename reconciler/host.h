@@ -30,7 +30,8 @@ struct zr_host_options {
     /* apply's "[3/120] attach ..." lines on stderr, once the host has at
      * least this many actions: 0 always, SIZE_MAX never. */
     size_t progress_from;
-    unsigned read_threads; /* 0: ZR_READ_THREADS */
+    unsigned read_threads;  /* 0: ZR_READ_THREADS */
+    unsigned apply_threads; /* 0: ZR_APPLY_THREADS (apply.h) */
     /* Set by the caller's signal handler: apply stops after the current
      * call.  May be NULL. */
     volatile sig_atomic_t *interrupt;

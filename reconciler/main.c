@@ -143,7 +143,7 @@ static int print_report(const struct options *o, bool applying, const struct zr_
 {
     if (interrupted)
         fprintf(stderr,
-                "zpci-reconcile: interrupted by signal %d; stopped after the current call\n",
+                "zpci-reconcile: interrupted by signal %d; stopped after the calls in progress\n",
                 (int)interrupted);
     struct zr_output_options oo = {
         .format = o->format,
@@ -159,6 +159,27 @@ static int print_report(const struct options *o, bool applying, const struct zr_
     if (c.hosts_failed || c.guests_failed || c.failed || c.skipped || interrupted)
         return EXIT_ERROR;
     return !applying && plan->n_actions > 0 ? EXIT_CHANGES : EXIT_IN_SYNC;
+}
+
+/* ZPCI_RECONCILE_APPLY_THREADS: how many guests of a host apply changes
+ * at once (1 runs every action in turn); unset, ZR_APPLY_THREADS. */
+static int apply_threads_from_env(unsigned *threads, struct zr_errors *errs)
+{
+    const char *s = getenv("ZPCI_RECONCILE_APPLY_THREADS");
+    *threads = 0;
+    if (!s || !*s)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || *s < '0' || *s > '9' || v < 1 || v > 64) {
+        zr_errors_add(errs, NULL, 0, 0, NULL,
+                      "ZPCI_RECONCILE_APPLY_THREADS is '%s'; it must be a number from 1 to 64", s);
+        fprintf(stderr, "zpci-reconcile: %s\n", errs->items[0].message);
+        return -1;
+    }
+    *threads = (unsigned)v;
+    return 0;
 }
 
 static int verb_plan_apply(const struct options *o, bool applying)
@@ -178,6 +199,9 @@ static int verb_plan_apply(const struct options *o, bool applying)
         fprintf(stderr, "zpci-reconcile: %s\n", errs.items[0].message);
         return plan_apply_failed(o, applying, t0, &errs);
     }
+    unsigned threads;
+    if (apply_threads_from_env(&threads, &errs) < 0)
+        return plan_apply_failed(o, applying, t0, &errs);
 
     struct zr_host_options ho = {
         .uri = o->uri,
@@ -190,9 +214,10 @@ static int verb_plan_apply(const struct options *o, bool applying)
                          : o->verbosity == 0 && isatty(STDERR_FILENO) ? 10
                                                                       : SIZE_MAX,
         .interrupt = &interrupted,
+        .apply_threads = threads,
     };
     _cleanup_(zr_plan_finish) struct zr_plan plan = {.has_hosts = inv->has_hosts};
-    /* Apply stops after the current call on a signal; a plan just ends. */
+    /* Apply starts no more calls on a signal; a plan just ends. */
     if (applying || inv->n_hosts > 1)
         on_signals();
     if (inv->n_hosts == 1)

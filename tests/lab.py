@@ -556,11 +556,14 @@ def _tool_command(args, env, binary):
     return [binary] + [str(a) for a in args], child_env
 
 
-def fault_env(fault=None, counts=None):
+def fault_env(fault=None, counts=None, apply_threads=1):
     """Environment for run_tool/start_tool that preloads the fault shim (tests/fault/).
 
     fault: ZR_FAULT, e.g. 'virDomainAttachDeviceFlags:2' (see zr-fault.c); counts: a path
     where the shim writes how often each wrapped libvirt function was called.
+    apply_threads: ZPCI_RECONCILE_APPLY_THREADS.  One by default: "the n-th attach" names
+    one action only when apply runs a host's actions in turn; None keeps the tool's
+    default pool (test_parallel.py drives faults through it).
     """
     lib = os.environ.get('ZR_FAULT_LIB')
     if not lib or not os.path.exists(lib):
@@ -570,6 +573,7 @@ def fault_env(fault=None, counts=None):
         'LD_PRELOAD': lib,
         'ZR_FAULT': fault or '',
         'ZR_FAULT_COUNTS': counts or '',
+        'ZPCI_RECONCILE_APPLY_THREADS': apply_threads,
         # an ASan build wants its runtime first; the shim is preloaded before it
         'ASAN_OPTIONS': (asan + ':' if asan else '') + 'verify_asan_link_order=0',
     }

@@ -2,9 +2,12 @@
  * fail, or pauses the process at them, so every failure path can be driven
  * against real libvirt.  Never linked into the tool; tests preload it.
  *
- *   ZR_FAULT=SPEC[,SPEC...]   SPEC is FUNCTION:N[+][:ACTION]
+ *   ZR_FAULT=SPEC[,SPEC...]   SPEC is FUNCTION[@GUEST]:N[+][:ACTION]
  *       N      the 1-based call of FUNCTION (counted over all threads);
  *              "N+" means that call and every later one
+ *       @GUEST counts only FUNCTION's calls on the domain named GUEST (a
+ *              function taking a domain): the same call whatever order
+ *              parallel threads make them in
  *       ACTION fail (default): return the failure value with the libvirt
  *                error "zr-fault: FUNCTION call N failed" (VIR_ERR_INTERNAL_ERROR)
  *              no-domain / no-support: the same with VIR_ERR_NO_DOMAIN /
@@ -14,6 +17,8 @@
  *              sigint / sigterm: raise that signal in the calling thread
  *                (its handler runs before the call is made), then make
  *                the call: a ^C that lands during exactly this call
+ *              slow: sleep half a second, then make the call (a call
+ *                that takes long, so parallel callers overtake it)
  *   ZR_FAULT_COUNTS=PATH      at exit, write "FUNCTION CALLS" lines for every
  *                             wrapped function that was called
  *
@@ -29,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define WRAPPED(X)                                                                                 \
     X(virConnectOpen)                                                                              \
@@ -53,10 +59,13 @@ static const char *const names[N_FUNCS] = {WRAPPED(AS_NAME)};
 typedef enum {
     ACT_FAIL,
     ACT_SIGNAL,
+    ACT_SLOW,
 } action;
 
 struct fault {
     int func;
+    char guest[128];      /* "" for any */
+    atomic_ulong matched; /* calls on `guest` so far */
     unsigned long call;
     bool and_later;
     action act;
@@ -82,16 +91,26 @@ static void parse_spec(char *spec)
     char *num = strtok_r(NULL, ":", &save);
     char *act = strtok_r(NULL, ":", &save);
     if (!fn || !num || strtok_r(NULL, ":", &save))
-        die("expected FUNCTION:N[+][:ACTION]", spec);
+        die("expected FUNCTION[@GUEST]:N[+][:ACTION]", spec);
     if (n_faults == MAX_FAULTS)
         die("too many faults", spec);
     struct fault *f = &faults[n_faults++];
+    char *at = strchr(fn, '@');
+    if (at) {
+        *at = '\0';
+        if (!at[1] || strlen(at + 1) >= sizeof(f->guest))
+            die("bad guest name", at + 1);
+        strcpy(f->guest, at + 1);
+    }
     f->func = -1;
     for (int i = 0; i < N_FUNCS; i++)
         if (strcmp(fn, names[i]) == 0)
             f->func = i;
     if (f->func < 0)
         die("not a wrapped function", fn);
+    if (*f->guest && f->func != ID_virDomainIsActive && f->func != ID_virDomainGetXMLDesc &&
+        f->func != ID_virDomainAttachDeviceFlags && f->func != ID_virDomainDetachDeviceFlags)
+        die("@GUEST needs a function taking a domain", fn);
     char *end;
     f->call = strtoul(num, &end, 10);
     f->and_later = *end == '+';
@@ -111,6 +130,8 @@ static void parse_spec(char *spec)
         f->act = ACT_SIGNAL, f->code = SIGINT;
     else if (strcmp(act, "sigterm") == 0)
         f->act = ACT_SIGNAL, f->code = SIGTERM;
+    else if (strcmp(act, "slow") == 0)
+        f->act = ACT_SLOW;
     else
         die("unknown action", act);
 }
@@ -144,21 +165,35 @@ static void set_error(virErrorPtr e)
     fn(e);
 }
 
-/* Counts the call; true when it must fail (the libvirt error is set). */
-static bool inject(int func)
+/* Counts the call (on dom, NULL for a function without a domain); true
+ * when it must fail (the libvirt error is set). */
+static bool inject(int func, virDomainPtr dom)
 {
     pthread_once(&once, setup);
     unsigned long n = atomic_fetch_add(&calls[func], 1) + 1;
     for (size_t i = 0; i < n_faults; i++) {
-        const struct fault *f = &faults[i];
-        if (f->func != func || !(n == f->call || (f->and_later && n > f->call)))
+        struct fault *f = &faults[i];
+        if (f->func != func)
             continue;
+        unsigned long k = n;
+        if (*f->guest) {
+            const char *name = dom ? virDomainGetName(dom) : NULL;
+            if (!name || strcmp(name, f->guest) != 0)
+                continue;
+            k = atomic_fetch_add(&f->matched, 1) + 1;
+        }
+        if (!(k == f->call || (f->and_later && k > f->call)))
+            continue;
+        if (f->act == ACT_SLOW) {
+            nanosleep(&(struct timespec){.tv_nsec = 500000000}, NULL);
+            continue;
+        }
         if (f->act == ACT_SIGNAL) {
             raise(f->code);
             continue;
         }
         char msg[160];
-        snprintf(msg, sizeof(msg), "zr-fault: %s call %lu failed", names[func], n);
+        snprintf(msg, sizeof(msg), "zr-fault: %s call %lu failed", names[func], k);
         virError e = {
             .code = f->code,
             .domain = VIR_FROM_NONE,
@@ -198,10 +233,10 @@ __attribute__((destructor)) static void write_counts(void)
 }
 
 /* One wrapper per function: count, maybe fail, else call through. */
-#define WRAP(ret, fn, fail, params, args)                                                          \
+#define WRAP_ON(dom, ret, fn, fail, params, args)                                                  \
     ret fn params                                                                                  \
     {                                                                                              \
-        if (inject(ID_##fn))                                                                       \
+        if (inject(ID_##fn, dom))                                                                  \
             return fail;                                                                           \
         ret(*next) params;                                                                         \
         void *sym = real(ID_##fn);                                                                 \
@@ -209,6 +244,7 @@ __attribute__((destructor)) static void write_counts(void)
         memcpy(&next, &sym, sizeof(next));                                                         \
         return next args;                                                                          \
     }
+#define WRAP(...) WRAP_ON(NULL, __VA_ARGS__)
 
 WRAP(virConnectPtr, virConnectOpen, NULL, (const char *name), (name))
 WRAP(char *, virConnectGetURI, NULL, (virConnectPtr conn), (conn))
@@ -222,12 +258,13 @@ WRAP(char *, virNodeDeviceGetXMLDesc, NULL, (virNodeDevicePtr dev, unsigned int 
      (dev, flags))
 WRAP(virDomainPtr, virDomainLookupByName, NULL, (virConnectPtr conn, const char *name),
      (conn, name))
-WRAP(int, virDomainIsActive, -1, (virDomainPtr dom), (dom))
-WRAP(char *, virDomainGetXMLDesc, NULL, (virDomainPtr dom, unsigned int flags), (dom, flags))
-WRAP(int, virDomainAttachDeviceFlags, -1, (virDomainPtr dom, const char *xml, unsigned int flags),
-     (dom, xml, flags))
-WRAP(int, virDomainDetachDeviceFlags, -1, (virDomainPtr dom, const char *xml, unsigned int flags),
-     (dom, xml, flags))
+WRAP_ON(dom, int, virDomainIsActive, -1, (virDomainPtr dom), (dom))
+WRAP_ON(dom, char *, virDomainGetXMLDesc, NULL, (virDomainPtr dom, unsigned int flags),
+        (dom, flags))
+WRAP_ON(dom, int, virDomainAttachDeviceFlags, -1,
+        (virDomainPtr dom, const char *xml, unsigned int flags), (dom, xml, flags))
+WRAP_ON(dom, int, virDomainDetachDeviceFlags, -1,
+        (virDomainPtr dom, const char *xml, unsigned int flags), (dom, xml, flags))
 WRAP(int, virConnectDomainEventRegisterAny, -1,
      (virConnectPtr conn, virDomainPtr dom, int id, virConnectDomainEventGenericCallback cb,
       void *opaque, virFreeCallback freecb),

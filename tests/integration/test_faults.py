@@ -420,7 +420,7 @@ class AtomicFaultTest(FaultTestCase):
         self.assertEqual(rc, 1, err)
         self.assertEqual([(a['guest'], a['result']) for a in doc['actions']], [
             ('alpha', 'rolled back'), ('bravo', 'rolled back'), ('charlie', 'skipped')])
-        self.assertIn('zpci-reconcile: interrupted by signal 2; stopped after the current call\n',
+        self.assertIn('zpci-reconcile: interrupted by signal 2; stopped after the calls in progress\n',
                       err)
         self.assertEqual(self.snapshot('alpha', 'bravo'), self.before)
         self.assertEqual(self.lab.devices('charlie'), [])

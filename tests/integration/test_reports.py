@@ -123,8 +123,8 @@ class InterruptedApplyTest(ReportTestCase):
         # the signal lands during the 300th detach: it completes, nothing after it runs
         rc, out, err = self.tool('apply', self.inv, fault='virDomainDetachDeviceFlags:300:sigterm')
         self.assertEqual(rc, 1, out + err)
-        self.assertIn('zpci-reconcile: interrupted by signal 15; stopped after the current '
-                      'call\n', err)
+        self.assertIn('zpci-reconcile: interrupted by signal 15; stopped after the calls in '
+                      'progress\n', err)
         lines = [l for l in out.splitlines() if l.startswith('  ~ replace')]
         self.assertEqual(len(lines), total)
         half = [l for l in lines if l.endswith('[config] detached, not attached again: not run: '
