@@ -387,12 +387,17 @@ static void watch_notice(void *data, const char *message)
     fprintf(stderr, "zpci-reconcile: %s\n", m);
 }
 
-static int verb_watch(const struct options *o)
+static void on_watch_signals(void)
 {
-    /* Before the inventory is read: a SIGHUP must never end the process. */
     struct sigaction sa = {.sa_handler = on_watch_signal};
     for (size_t i = 0; i < 3; i++)
         sigaction((const int[]){SIGINT, SIGTERM, SIGHUP}[i], &sa, NULL);
+}
+
+static int verb_watch(const struct options *o)
+{
+    /* Before the inventory is read: a SIGHUP must never end the process. */
+    on_watch_signals();
     struct zr_inventory *inv = load_inventory(o->args[0]);
     if (!inv)
         return EXIT_ERROR;
@@ -404,6 +409,12 @@ static int verb_watch(const struct options *o)
         zr_inventory_free(inv);
         return EXIT_ERROR;
     }
+    unsigned threads;
+    _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
+    if (apply_threads_from_env(&threads, &errs) < 0) {
+        zr_inventory_free(inv);
+        return EXIT_ERROR;
+    }
     struct watch_cli cli = {.o = o, .per_host = inv->n_hosts > 1};
     struct zr_watch_options wo = {
         .path = o->args[0],
@@ -412,7 +423,8 @@ static int verb_watch(const struct options *o)
                  .config_only = o->config_only,
                  .host_check = !o->no_host_check,
                  .timeout_s = o->timeout_s,
-                 .progress_from = o->verbosity > 0 ? 0 : SIZE_MAX},
+                 .progress_from = o->verbosity > 0 ? 0 : SIZE_MAX,
+                 .apply_threads = threads},
         .resync_s = o->resync_set ? o->resync_s : ZR_WATCH_RESYNC_S,
         .notify = true,
         .stop = &interrupted,
