@@ -390,10 +390,34 @@ class LockTest(ReportTestCase):
         rc, out, err = self.tool('apply', self.inv)
         self.assertEqual(rc, 0, out + err)
         new = self.lock_files() - before
+        if len(new) > 1:
+            new = {self.held_by_us(new)}
         self.assertEqual(len(new), 1, new)
         rc, out, err = self.tool('apply', self.empty)
         self.assertEqual(rc, 0, out + err)
         return new.pop()
+
+    def held_by_us(self, candidates):
+        """Which of the lock files other tests made beside ours is this lab's: with
+        every candidate held, our apply is refused and names it."""
+        held = []
+        try:
+            for path in candidates:
+                f = open(path, 'a+')
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:  # held by its own test: not ours, ours is free
+                    f.close()
+                    continue
+                held.append(f)
+            rc, out, err = self.tool('apply', self.inv)
+        finally:
+            for f in held:
+                f.close()
+        self.assertEqual(rc, 1, out + err)
+        found = [p for p in candidates if 'lock file %s\n' % p in out]
+        self.assertEqual(len(found), 1, out)
+        return found[0]
 
     def test_nobody_cannot_create_or_hold_the_lock(self):
         path = self.our_lock()
@@ -436,12 +460,12 @@ class LockTest(ReportTestCase):
         path = self.our_lock()
         # the root with a doubled and a trailing slash names the same connection
         odd = self.lab.uri.replace('root=/', 'root=//') + '/'
-        before = self.lock_files()
         e = {'LIBVIRT_DEFAULT_URI': None}
         rc, out, err = lab.run_tool(['apply', self.inv, '-c', odd], env=e)
         self.assertEqual(rc, 0, out + err)
-        self.assertEqual(self.lock_files(), before)
-        # and is held as one: with the lock taken, the other spelling is refused
+        # It is held as one: with the lock taken, the other spelling is refused.
+        # (Not a before/after listing of the lock directory: tests running beside
+        # this one add their own lock files to it at any time.)
         with open(path, 'a+') as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             rc, out, err = lab.run_tool(['apply', self.empty, '-c', odd], env=e)
