@@ -625,6 +625,11 @@ int zr_domain_parse_devices(const char *xml, size_t len, const char *what,
     return 0;
 }
 
+bool zr_domain_may_hold_devices(const char *xml)
+{
+    return strstr(xml, "hostdev") || strstr(xml, "&#");
+}
+
 int zr_domain_parse_device(const char *xml, size_t len, struct zr_device *out,
                            struct zr_error *err)
 {
