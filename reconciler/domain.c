@@ -26,6 +26,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(xmlBufferPtr, xmlBufferFree)
     (XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR |              \
      XML_PARSE_NOWARNING | XML_PARSE_BIG_LINES)
 
+/* For a tree that is read, never edited: COMPACT keeps short text inside
+ * its node (fewer allocations; such a node must not be modified). */
+#define ZR_XML_READ_ONLY (ZR_XML_PARSE_OPTIONS | XML_PARSE_COMPACT)
+
 #define ZR_USER_ALIAS_PREFIX "ua-" /* libvirt keeps these in definitions */
 
 /* Where messages point: the input's name and the caller's error. */
@@ -545,7 +549,10 @@ static void refuse_doctype(void *user, const xmlChar *name, const xmlChar *exter
     xmlStopParser(ctxt);
 }
 
-static int load_doc(const struct reader *r, const char *xml, size_t len, xmlDocPtr *out)
+/* `options`: ZR_XML_PARSE_OPTIONS, with ZR_XML_READ_ONLY for a tree that is
+ * only read. */
+static int load_doc(const struct reader *r, const char *xml, size_t len, int options,
+                    xmlDocPtr *out)
 {
     if (!xml)
         return reader_fail(r, NULL, "no XML");
@@ -560,7 +567,7 @@ static int load_doc(const struct reader *r, const char *xml, size_t len, xmlDocP
     ctxt->sax->internalSubset = refuse_doctype;
 
     _cleanup_(xmlFreeDocp) xmlDocPtr doc =
-        xmlCtxtReadMemory(ctxt, xml, (int)len, NULL, NULL, ZR_XML_PARSE_OPTIONS);
+        xmlCtxtReadMemory(ctxt, xml, (int)len, NULL, NULL, options);
     if (seen.seen) {
         zr_error_set(r->err, r->what, seen.line, 0,
                      "DOCTYPE declaration refused: libvirt never writes one, and its "
@@ -586,7 +593,7 @@ int zr_domain_parse_devices(const char *xml, size_t len, const char *what,
 {
     const struct reader r = {what ? what : "domain XML", err};
     _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
-    int ret = load_doc(&r, xml, len, &doc);
+    int ret = load_doc(&r, xml, len, ZR_XML_READ_ONLY, &doc);
     if (ret < 0)
         return ret;
 
@@ -635,7 +642,7 @@ int zr_domain_parse_device(const char *xml, size_t len, struct zr_device *out,
 {
     const struct reader r = {"device XML", err};
     _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
-    int ret = load_doc(&r, xml, len, &doc);
+    int ret = load_doc(&r, xml, len, ZR_XML_READ_ONLY, &doc);
     if (ret < 0)
         return ret;
     return parse_element(&r, xmlDocGetRootElement(doc), out);
@@ -845,7 +852,7 @@ static int load_current(const struct zr_device *current, xmlDocPtr *doc, xmlNode
 {
     const struct reader r = {"device XML", NULL};
     _cleanup_(xmlFreeDocp) xmlDocPtr d = NULL;
-    if (load_doc(&r, current->xml, strlen(current->xml), &d) < 0)
+    if (load_doc(&r, current->xml, strlen(current->xml), ZR_XML_PARSE_OPTIONS, &d) < 0)
         return -EINVAL;
     *root = xmlDocGetRootElement(d);
     if (!*root)
