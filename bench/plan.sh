@@ -14,8 +14,8 @@
 #     reads with, no parsing (issue 17: plan should be at most 1.3x this);
 #   - the loop a user writes (bench/python-loop.py, python3-libvirt:
 #     lookupByName + XMLDesc; plan should be at most 0.5x this);
-# each the least wall and CPU time of REPEAT (5) interleaved rounds of
-# whole-process runs, then plan's ratios; first, how many other guests the
+# each the least and the median wall and CPU time of REPEAT (5) interleaved
+# rounds of whole-process runs, then plan's ratios; first, how many other guests the
 # host has (the plan and the floor read them too: a warning when there are).
 # Usage: bench/plan.sh [N] [BUILDDIR]   (guests are named zrplan-NNNN and
 # removed at the end; set KEEP=1 to keep them for a second run; VIRSH=1 adds
@@ -103,14 +103,18 @@ run_once() {
 }
 # The contenders' runs are interleaved (one of each per round, REPEAT
 # rounds, default 5), so a burst of other work on the machine hits them
-# alike; each figure is the least of its rounds, wall and CPU separately.
-declare -A wall cpu
+# alike; each figure is the least and the median of its rounds, wall and CPU
+# separately.
+declare -A samples
 contend() { # KEY COMMAND...
-    local key=$1 w c
+    local key=$1
     shift
-    read -r w c < <(run_once "$@")
-    if [ -z "${wall[$key]:-}" ] || awk -v a="$w" -v b="${wall[$key]}" 'BEGIN { exit !(a < b) }'; then wall[$key]=$w; fi
-    if [ -z "${cpu[$key]:-}" ] || awk -v a="$c" -v b="${cpu[$key]}" 'BEGIN { exit !(a < b) }'; then cpu[$key]=$c; fi
+    samples[$key]+="$(run_once "$@")"$'\n'
+}
+# stat KEY COLUMN(1 wall, 2 cpu) least|median
+stat() {
+    printf '%s' "${samples[$1]}" | awk -v c="$2" '{ print $c }' | sort -n |
+        awk -v m="$3" '{ v[NR] = $1 } END { print (m == "least") ? v[1] : v[int((NR + 1) / 2)] }'
 }
 
 # The tool reads a host's guests on ZR_READ_THREADS threads (reconciler/host.h);
@@ -141,9 +145,19 @@ if [ "${VIRSH:-0}" = 1 ]; then
 fi
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
-line() { printf '%-52s %8.3f s %8.3f s\n' "$1" "${wall[$2]}" "${cpu[$2]}"; }
-echo "load average $load0 (start), $load1 (end); $(nproc) CPUs; least of ${REPEAT:-5} interleaved rounds"
-printf '%-52s %10s %10s\n' "" "wall" "cpu"
+line() {
+    printf '%-52s %8.3f s %8.3f s %8.3f s %8.3f s\n' "$1" "$(stat "$2" 1 least)" \
+        "$(stat "$2" 2 least)" "$(stat "$2" 1 median)" "$(stat "$2" 2 median)"
+}
+ratios() { # LABEL KEY TARGET
+    local m r=()
+    for m in least median; do
+        r+=("$(ratio "$(stat plan 1 $m)" "$(stat "$2" 1 $m)")" "$(ratio "$(stat plan 2 $m)" "$(stat "$2" 2 $m)")")
+    done
+    printf '%-52s %8s x %8s x %8s x %8s x  (target <= %s, wall)\n' "$1" "${r[@]}" "$3"
+}
+echo "load average $load0 (start), $load1 (end); $(nproc) CPUs; ${REPEAT:-5} interleaved rounds"
+printf '%-52s %10s %10s %10s %10s\n' "" "least wall" "cpu" "median wall" "cpu"
 printf '%-52s %8s\n' "guests (plan: $([ "${SYNC:-0}" = 1 ] && echo in sync || echo one replacement each))" "$n"
 printf '%-52s %8s\n' "other guests on the host (read by the conflict check)" "$others"
 printf '%-52s %8s\n' "  of which defined by this run, without devices" "$n_others"
@@ -153,11 +167,9 @@ line "C floor: 1 listing + XMLDesc per guest, $threads threads" floor
 [ -n "$dumpxml" ] && printf '%-52s %8.3f s\n' "virsh dumpxml --inactive loop" "$dumpxml"
 line "zpci-reconcile plan ${check[*]}" plan
 [ -n "${ZR_BASE:-}" ] && line "  the same, baseline build (ZR_BASE)" base
-printf '%-52s %8s x %8s x  (target <= 1.3, wall)\n' "  plan / C floor" \
-    "$(ratio "${wall[plan]}" "${wall[floor]}")" "$(ratio "${cpu[plan]}" "${cpu[floor]}")"
+ratios "  plan / C floor" floor 1.3
 if [ "$py" = 1 ]; then
-    printf '%-52s %8s x %8s x  (target <= 0.5, wall)\n' "  plan / python-libvirt loop" \
-        "$(ratio "${wall[plan]}" "${wall[py]}")" "$(ratio "${cpu[plan]}" "${cpu[py]}")"
+    ratios "  plan / python-libvirt loop" py 0.5
 else
     echo "  (no python3-libvirt for /usr/bin/python3: apt-get install python3-libvirt)"
 fi
