@@ -36,6 +36,13 @@
 int zr_domain_parse_devices(const char *xml, size_t len, const char *what,
                             struct zr_device_list *out, struct zr_error *err);
 
+/* zr_domain_parse_devices() from a tree of the whole document; the reader
+ * above builds only the parts of the tree it reads (domain.c, struct
+ * pruner).  The results are the same, which the domain tests and fuzzer
+ * check with this. */
+int zr_domain_parse_devices_whole(const char *xml, size_t len, const char *what,
+                                  struct zr_device_list *out, struct zr_error *err);
+
 /* Whether the domain XML `xml` (NUL-terminated) can hold an in-scope
  * device, from a scan of its text: false only when it has neither the word
  * "hostdev" nor a character reference ("&#"), without which no <hostdev>
