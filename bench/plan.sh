@@ -14,13 +14,18 @@
 #     reads with, no parsing (issue 17: plan should be at most 1.3x this);
 #   - the loop a user writes (bench/python-loop.py, python3-libvirt:
 #     lookupByName + XMLDesc; plan should be at most 0.5x this);
-# each the fastest of REPEAT (3) whole-process runs, then plan's ratios.
+# each the least and the median wall and CPU time of REPEAT (5) interleaved
+# rounds of whole-process runs, then plan's ratios; first, how many other guests the
+# host has (the plan and the floor read them too: a warning when there are).
 # Usage: bench/plan.sh [N] [BUILDDIR]   (guests are named zrplan-NNNN and
 # removed at the end; set KEEP=1 to keep them for a second run; VIRSH=1 adds
 # the virsh loop, one virsh per guest).
 # SYNC=1: the inventory wants each guest as it is (plan has nothing to do,
 # the steady state); CHECK=1: run the host check too (no --no-host-check);
-# ZR_BIN=PATH: time another zpci-reconcile binary (an older build).
+# ZR_BIN=PATH: time another zpci-reconcile binary (an older build);
+# ZR_BASE=PATH: time another one beside it in the same rounds (a baseline);
+# OTHERS=M: also define M guests without devices that the inventory does
+# not name (zrplanx-NNNN; removed with the others).
 set -euo pipefail
 
 n=${1:-1000}
@@ -57,6 +62,25 @@ XML
     virsh -q -c "$uri" "$cmds" >/dev/null
 fi
 
+# OTHERS=M: M more guests the inventory does not name, without devices (a
+# host's usual guests): the conflict check must read them, not parse them.
+n_others=${OTHERS:-0}
+extra=()
+for i in $(seq -f %04g 1 "$n_others"); do extra+=("zrplanx-$i"); done
+if [ "$n_others" -gt 0 ] && ! virsh -q -c "$uri" domstate "${extra[-1]}" >/dev/null 2>&1; then
+    echo "defining $n_others other guests ..." >&2
+    cmds=""
+    for name in "${extra[@]}"; do
+        cat > "$work/$name.xml" <<XML
+<domain type='qemu'><name>$name</name><memory unit='KiB'>131072</memory><vcpu>1</vcpu>
+<os><type arch='s390x' machine='s390-ccw-virtio'>hvm</type></os>
+<devices><emulator>/usr/bin/qemu-system-s390x</emulator></devices></domain>
+XML
+        cmds+="define $work/$name.xml;"
+    done
+    virsh -q -c "$uri" "$cmds" >/dev/null
+fi
+
 # The inventory wants each guest as it is, with another uid, so plan has
 # real work: one replacement per guest.
 {
@@ -69,18 +93,28 @@ fi
     done
 } > "$work/inventory.yaml"
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-# wall time of the fastest of REPEAT runs (default 3) of a whole process
-timed() {
-    local best="" t0 t1 e
-    for _ in $(seq 1 "${REPEAT:-3}"); do
-        t0=$(now); "$@" >/dev/null 2>&1 || [ $? -eq 2 ]; t1=$(now)
-        e=$(elapsed "$t0" "$t1")
-        if [ -z "$best" ] || awk -v a="$e" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$e; fi
-    done
-    echo "$best"
+# One whole-process run: "WALL CPU" in seconds (CPU: user + system time of
+# the process and its children, not the daemon's).  Exit 2 is plan's "changes".
+run_once() {
+    local TIMEFORMAT='%3R %3U %3S' t
+    t=$( { time { "$@" >/dev/null 2>&1 || [ $? -eq 2 ]; }; } 2>&1 )
+    awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' <<<"$t"
+}
+# The contenders' runs are interleaved (one of each per round, REPEAT
+# rounds, default 5), so a burst of other work on the machine hits them
+# alike; each figure is the least and the median of its rounds, wall and CPU
+# separately.
+declare -A samples
+contend() { # KEY COMMAND...
+    local key=$1
+    shift
+    samples[$key]+="$(run_once "$@")"$'\n'
+}
+# stat KEY COLUMN(1 wall, 2 cpu) least|median
+stat() {
+    printf '%s' "${samples[$1]}" | awk -v c="$2" '{ print $c }' | sort -n |
+        awk -v m="$3" '{ v[NR] = $1 } END { print (m == "least") ? v[1] : v[int((NR + 1) / 2)] }'
 }
 
 # The tool reads a host's guests on ZR_READ_THREADS threads (reconciler/host.h);
@@ -88,38 +122,60 @@ timed() {
 threads=$(awk '/#define ZR_READ_THREADS/ { print $3 }' "$top/reconciler/host.h")
 check=(--no-host-check)
 [ "${CHECK:-0}" = 1 ] && check=()
+py=0
+/usr/bin/python3 -c 'import libvirt' 2>/dev/null && py=1
 
-api=$(timed "$loop" "$uri" "${names[@]}")
-floor=$(timed "$loop" -t "$threads" "$uri")
-py=""
-if /usr/bin/python3 -c 'import libvirt' 2>/dev/null; then
-    py=$(timed /usr/bin/python3 "$top/bench/python-loop.py" "$uri" "${names[@]}")
-fi
+# Every guest of the host is read by the conflict check (and by the floor),
+# the named ones only by the loops: other guests skew the ratios.
+others=$(virsh -q -c "$uri" list --all --name | grep -v '^zrplan-' | grep -c . || true)
+foreign=$(( others - n_others ))
+[ "$foreign" -gt 0 ] &&
+    echo "warning: the host has $foreign guests this benchmark did not define; the plan and the floor read them, the loops do not" >&2
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+for _ in $(seq 1 "${REPEAT:-5}"); do
+    contend api "$loop" "$uri" "${names[@]}"
+    contend floor "$loop" -t "$threads" "$uri"
+    [ "$py" = 1 ] && contend py /usr/bin/python3 "$top/bench/python-loop.py" "$uri" "${names[@]}"
+    contend plan "$zr" plan -q "${check[@]}" -c "$uri" "$work/inventory.yaml"
+    [ -n "${ZR_BASE:-}" ] && contend base "$ZR_BASE" plan -q "${check[@]}" -c "$uri" "$work/inventory.yaml"
+done
 dumpxml=""
 if [ "${VIRSH:-0}" = 1 ]; then
-    t0=$(now)
-    for name in "${names[@]}"; do virsh -q -c "$uri" dumpxml --inactive "$name" >/dev/null; done
-    t1=$(now); dumpxml=$(elapsed "$t0" "$t1")
+    read -r dumpxml _ < <(run_once bash -c 'for n in "${@:2}"; do virsh -q -c "$1" dumpxml --inactive "$n"; done' _ "$uri" "${names[@]}")
 fi
-plan=$(timed "$zr" plan -q "${check[@]}" -c "$uri" "$work/inventory.yaml")
-others=$(virsh -q -c "$uri" list --all --name | grep -vc '^zrplan-' || true)
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
+line() {
+    printf '%-52s %8.3f s %8.3f s %8.3f s %8.3f s\n' "$1" "$(stat "$2" 1 least)" \
+        "$(stat "$2" 2 least)" "$(stat "$2" 1 median)" "$(stat "$2" 2 median)"
+}
+ratios() { # LABEL KEY TARGET
+    local m r=()
+    for m in least median; do
+        r+=("$(ratio "$(stat plan 1 $m)" "$(stat "$2" 1 $m)")" "$(ratio "$(stat plan 2 $m)" "$(stat "$2" 2 $m)")")
+    done
+    printf '%-52s %8s x %8s x %8s x %8s x  (target <= %s, wall)\n' "$1" "${r[@]}" "$3"
+}
+echo "load average $load0 (start), $load1 (end); $(nproc) CPUs; ${REPEAT:-5} interleaved rounds"
+printf '%-52s %10s %10s %10s %10s\n' "" "least wall" "cpu" "median wall" "cpu"
 printf '%-52s %8s\n' "guests (plan: $([ "${SYNC:-0}" = 1 ] && echo in sync || echo one replacement each))" "$n"
 printf '%-52s %8s\n' "other guests on the host (read by the conflict check)" "$others"
-printf '%-52s %8.3f s\n' "C loop: lookup + IsActive + XMLDesc, one connection" "$api"
-printf '%-52s %8.3f s\n' "C floor: 1 listing + XMLDesc per guest, $threads threads" "$floor"
-[ -n "$py" ] && printf '%-52s %8.3f s\n' "python-libvirt loop: lookupByName + XMLDesc" "$py"
+printf '%-52s %8s\n' "  of which defined by this run, without devices" "$n_others"
+line "C loop: lookup + IsActive + XMLDesc, one connection" api
+line "C floor: 1 listing + XMLDesc per guest, $threads threads" floor
+[ "$py" = 1 ] && line "python-libvirt loop: lookupByName + XMLDesc" py
 [ -n "$dumpxml" ] && printf '%-52s %8.3f s\n' "virsh dumpxml --inactive loop" "$dumpxml"
-printf '%-52s %8.3f s\n' "zpci-reconcile plan ${check[*]}" "$plan"
-printf '%-52s %8s x  (target <= 1.3)\n' "  plan / C floor" "$(ratio "$plan" "$floor")"
-if [ -n "$py" ]; then
-    printf '%-52s %8s x  (target <= 0.5)\n' "  plan / python-libvirt loop" "$(ratio "$plan" "$py")"
+line "zpci-reconcile plan ${check[*]}" plan
+[ -n "${ZR_BASE:-}" ] && line "  the same, baseline build (ZR_BASE)" base
+ratios "  plan / C floor" floor 1.3
+if [ "$py" = 1 ]; then
+    ratios "  plan / python-libvirt loop" py 0.5
 else
     echo "  (no python3-libvirt for /usr/bin/python3: apt-get install python3-libvirt)"
 fi
 
 if [ "${KEEP:-0}" != 1 ]; then
     cmds=""
-    for name in "${names[@]}"; do cmds+="undefine $name;"; done
+    for name in "${names[@]}" "${extra[@]}"; do cmds+="undefine $name;"; done
     virsh -q -c "$uri" "$cmds" >/dev/null
 fi

@@ -26,6 +26,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(xmlBufferPtr, xmlBufferFree)
     (XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR |              \
      XML_PARSE_NOWARNING | XML_PARSE_BIG_LINES)
 
+/* For a tree that is read, never edited: COMPACT keeps short text inside
+ * its node (fewer allocations; such a node must not be modified). */
+#define ZR_XML_READ_ONLY (ZR_XML_PARSE_OPTIONS | XML_PARSE_COMPACT)
+
 #define ZR_USER_ALIAS_PREFIX "ua-" /* libvirt keeps these in definitions */
 
 /* Where messages point: the input's name and the caller's error. */
@@ -532,6 +536,124 @@ struct doctype_seen {
     unsigned line;
 };
 
+/* libxml2's SAX2 tree builder, fed only the elements that
+ * zr_domain_parse_devices() reads: the root; <os> and its <boot>;
+ * <devices> and each device element; the whole of a <hostdev> or
+ * <interface>; of any other device its <address> (whole) and <boot>.  The
+ * rest is parsed all the same (it must be well-formed) but builds no node:
+ * on a plan most of the CPU time is this parse. */
+struct pruner {
+    struct doctype_seen seen; /* first: refuse_doctype() reads it */
+    xmlSAXHandler sax2;       /* libxml2's handlers, called for kept nodes */
+    unsigned depth;           /* of the element last opened; the root is 1 */
+    unsigned skip_from;       /* depth of the outermost skipped element, or 0 */
+    unsigned whole_from;      /* depth from which everything is kept, or 0 */
+    bool in_devices;          /* the depth-2 element kept is <devices> */
+};
+
+static bool named(const xmlChar *name, const char *what)
+{
+    return strcmp((const char *)name, what) == 0;
+}
+
+/* Whether the element `name` opened at p->depth builds a node. */
+static bool prune_keep(struct pruner *p, const xmlChar *name)
+{
+    if (p->whole_from && p->depth >= p->whole_from)
+        return true;
+    switch (p->depth) {
+    case 1:
+        return true;
+    case 2:
+        p->in_devices = named(name, "devices");
+        return p->in_devices || named(name, "os");
+    case 3:
+        if (!p->in_devices)
+            return named(name, "boot");
+        if (named(name, "hostdev") || named(name, "interface"))
+            p->whole_from = 3;
+        return true;
+    case 4:
+        if (named(name, "address"))
+            p->whole_from = 4;
+        return p->whole_from == 4 || named(name, "boot");
+    default:
+        return false;
+    }
+}
+
+static void prune_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
+                        const xmlChar *uri, int nb_namespaces, const xmlChar **namespaces,
+                        int nb_attributes, int nb_defaulted, const xmlChar **attributes)
+{
+    xmlParserCtxtPtr ctxt = ctx;
+    struct pruner *p = ctxt->_private;
+    p->depth++;
+    if (p->skip_from || !prune_keep(p, localname)) {
+        if (!p->skip_from)
+            p->skip_from = p->depth;
+        return;
+    }
+    p->sax2.startElementNs(ctx, localname, prefix, uri, nb_namespaces, namespaces, nb_attributes,
+                           nb_defaulted, attributes);
+}
+
+static void prune_end(void *ctx, const xmlChar *localname, const xmlChar *prefix,
+                      const xmlChar *uri)
+{
+    xmlParserCtxtPtr ctxt = ctx;
+    struct pruner *p = ctxt->_private;
+    if (!p->skip_from)
+        p->sax2.endElementNs(ctx, localname, prefix, uri);
+    if (p->skip_from == p->depth)
+        p->skip_from = 0;
+    if (p->whole_from == p->depth)
+        p->whole_from = 0;
+    p->depth--;
+}
+
+/* Text, CDATA, comments and processing instructions inside a skipped
+ * element would land on its kept parent: dropped. */
+static void prune_characters(void *ctx, const xmlChar *ch, int len)
+{
+    struct pruner *p = ((xmlParserCtxtPtr)ctx)->_private;
+    if (!p->skip_from)
+        p->sax2.characters(ctx, ch, len);
+}
+
+static void prune_cdata(void *ctx, const xmlChar *ch, int len)
+{
+    struct pruner *p = ((xmlParserCtxtPtr)ctx)->_private;
+    if (!p->skip_from)
+        p->sax2.cdataBlock(ctx, ch, len);
+}
+
+static void prune_comment(void *ctx, const xmlChar *value)
+{
+    struct pruner *p = ((xmlParserCtxtPtr)ctx)->_private;
+    if (!p->skip_from)
+        p->sax2.comment(ctx, value);
+}
+
+static void prune_pi(void *ctx, const xmlChar *target, const xmlChar *data)
+{
+    struct pruner *p = ((xmlParserCtxtPtr)ctx)->_private;
+    if (!p->skip_from)
+        p->sax2.processingInstruction(ctx, target, data);
+}
+
+static void prune_install(xmlParserCtxtPtr ctxt, struct pruner *p)
+{
+    xmlSAXHandler *sax = ctxt->sax;
+    p->sax2 = *sax;
+    sax->startElementNs = prune_start;
+    sax->endElementNs = prune_end;
+    sax->characters = prune_characters;
+    sax->cdataBlock = prune_cdata;
+    sax->comment = prune_comment;
+    sax->processingInstruction = prune_pi;
+}
+
 /* Replaces libxml2's internalSubset SAX handler: it runs when the DOCTYPE
  * name is read, before any declaration inside it, so stopping here means
  * no entity is ever declared, let alone expanded. */
@@ -545,7 +667,10 @@ static void refuse_doctype(void *user, const xmlChar *name, const xmlChar *exter
     xmlStopParser(ctxt);
 }
 
-static int load_doc(const struct reader *r, const char *xml, size_t len, xmlDocPtr *out)
+/* `options`: ZR_XML_PARSE_OPTIONS, with ZR_XML_READ_ONLY for a tree that is
+ * only read; `prune`: build only what zr_domain_parse_devices() reads. */
+static int load_doc(const struct reader *r, const char *xml, size_t len, int options, bool prune,
+                    xmlDocPtr *out)
 {
     if (!xml)
         return reader_fail(r, NULL, "no XML");
@@ -555,14 +680,17 @@ static int load_doc(const struct reader *r, const char *xml, size_t len, xmlDocP
     _cleanup_(xmlFreeParserCtxtp) xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
     if (!ctxt || !ctxt->sax)
         abort();
-    struct doctype_seen seen = {0};
-    ctxt->_private = &seen;
+    struct pruner p = {0};
+    struct doctype_seen *seen = &p.seen;
+    ctxt->_private = &p;
     ctxt->sax->internalSubset = refuse_doctype;
+    if (prune)
+        prune_install(ctxt, &p);
 
     _cleanup_(xmlFreeDocp) xmlDocPtr doc =
-        xmlCtxtReadMemory(ctxt, xml, (int)len, NULL, NULL, ZR_XML_PARSE_OPTIONS);
-    if (seen.seen) {
-        zr_error_set(r->err, r->what, seen.line, 0,
+        xmlCtxtReadMemory(ctxt, xml, (int)len, NULL, NULL, options);
+    if (seen->seen) {
+        zr_error_set(r->err, r->what, seen->line, 0,
                      "DOCTYPE declaration refused: libvirt never writes one, and its "
                      "entities and external DTD must not be processed");
         return -EINVAL;
@@ -581,12 +709,12 @@ static int load_doc(const struct reader *r, const char *xml, size_t len, xmlDocP
     return 0;
 }
 
-int zr_domain_parse_devices(const char *xml, size_t len, const char *what,
-                            struct zr_device_list *out, struct zr_error *err)
+static int parse_devices(const char *xml, size_t len, const char *what, bool prune,
+                         struct zr_device_list *out, struct zr_error *err)
 {
     const struct reader r = {what ? what : "domain XML", err};
     _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
-    int ret = load_doc(&r, xml, len, &doc);
+    int ret = load_doc(&r, xml, len, ZR_XML_READ_ONLY, prune, &doc);
     if (ret < 0)
         return ret;
 
@@ -625,12 +753,29 @@ int zr_domain_parse_devices(const char *xml, size_t len, const char *what,
     return 0;
 }
 
+bool zr_domain_may_hold_devices(const char *xml)
+{
+    return strstr(xml, "hostdev") || strstr(xml, "&#");
+}
+
+int zr_domain_parse_devices(const char *xml, size_t len, const char *what,
+                            struct zr_device_list *out, struct zr_error *err)
+{
+    return parse_devices(xml, len, what, true, out, err);
+}
+
+int zr_domain_parse_devices_whole(const char *xml, size_t len, const char *what,
+                                  struct zr_device_list *out, struct zr_error *err)
+{
+    return parse_devices(xml, len, what, false, out, err);
+}
+
 int zr_domain_parse_device(const char *xml, size_t len, struct zr_device *out,
                            struct zr_error *err)
 {
     const struct reader r = {"device XML", err};
     _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
-    int ret = load_doc(&r, xml, len, &doc);
+    int ret = load_doc(&r, xml, len, ZR_XML_READ_ONLY, false, &doc);
     if (ret < 0)
         return ret;
     return parse_element(&r, xmlDocGetRootElement(doc), out);
@@ -840,7 +985,7 @@ static int load_current(const struct zr_device *current, xmlDocPtr *doc, xmlNode
 {
     const struct reader r = {"device XML", NULL};
     _cleanup_(xmlFreeDocp) xmlDocPtr d = NULL;
-    if (load_doc(&r, current->xml, strlen(current->xml), &d) < 0)
+    if (load_doc(&r, current->xml, strlen(current->xml), ZR_XML_PARSE_OPTIONS, false, &d) < 0)
         return -EINVAL;
     *root = xmlDocGetRootElement(d);
     if (!*root)

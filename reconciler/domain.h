@@ -36,6 +36,22 @@
 int zr_domain_parse_devices(const char *xml, size_t len, const char *what,
                             struct zr_device_list *out, struct zr_error *err);
 
+/* zr_domain_parse_devices() from a tree of the whole document; the reader
+ * above builds only the parts of the tree it reads (domain.c, struct
+ * pruner).  The results are the same, which the domain tests and fuzzer
+ * check with this. */
+int zr_domain_parse_devices_whole(const char *xml, size_t len, const char *what,
+                                  struct zr_device_list *out, struct zr_error *err);
+
+/* Whether the domain XML `xml` (NUL-terminated) can hold an in-scope
+ * device, from a scan of its text: false only when it has neither the word
+ * "hostdev" nor a character reference ("&#"), without which no <hostdev>
+ * element and no type='hostdev' interface can be written.  When false,
+ * zr_domain_parse_devices() of well-formed XML finds no device, so a
+ * reader that needs only the devices (the conflict check's other guests)
+ * may skip the parse. */
+bool zr_domain_may_hold_devices(const char *xml);
+
 /* Parses a single device element (<hostdev> or <interface>) into `out`,
  * with the rules above ("device XML" names it in messages).  Returns 0,
  * -ENOENT when the element is well-formed but out of scope, or -EINVAL with

@@ -74,7 +74,9 @@ static int host_open(struct zr_plan *report, size_t hi, struct host_session *h,
                      const struct zr_host_options *o)
 {
     struct zr_error err = {0};
-    h->conn = zr_connect(report->hosts[hi].uri, &err);
+    /* apply waits for device removal events; plan only reads. */
+    h->conn =
+        zr_connect_for(report->hosts[hi].uri, o->applying ? ZR_CONN_EVENTS : ZR_CONN_READ, &err);
     if (!h->conn) {
         host_failed(report, hi, h->host, err.code, err.message);
         zr_error_finish(&err);
@@ -242,7 +244,7 @@ int zr_export_read(const struct zr_export_request *req, struct zr_export_found *
                    struct zr_error *err)
 {
     *out = (struct zr_export_found){0};
-    _cleanup_(virConnectClosep) virConnectPtr conn = zr_connect(req->uri, err);
+    _cleanup_(virConnectClosep) virConnectPtr conn = zr_connect_for(req->uri, ZR_CONN_READ, err);
     if (!conn)
         return -EIO;
     /* One listing finds the guests to export and their domains. */

@@ -6,12 +6,14 @@
 
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
+#include <libxml/uri.h>
 
 #include "domain.h"
 #include "state.h"
+#include "uri.h"
 
-static pthread_once_t event_once = PTHREAD_ONCE_INIT;
-static int event_status;
+static pthread_once_t base_once = PTHREAD_ONCE_INIT, event_once = PTHREAD_ONCE_INIT;
+static int base_status, event_status;
 
 static void *event_loop(void *arg)
 {
@@ -26,12 +28,18 @@ static void silent_error(void *data, virErrorPtr e)
 {
 }
 
-static void event_setup(void)
+static void base_setup(void)
 {
     /* libxml2 must be initialised before threads read domain XML at once. */
     xmlInitParser();
     virSetErrorFunc(NULL, silent_error);
-    if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
+    if (virInitialize() < 0)
+        base_status = -EIO;
+}
+
+static void event_setup(void)
+{
+    if (virEventRegisterDefaultImpl() < 0) {
         event_status = -EIO;
         return;
     }
@@ -43,12 +51,54 @@ static void event_setup(void)
     pthread_detach(t);
 }
 
-int zr_libvirt_init(struct zr_error *err)
+static int libvirt_setup(bool events, struct zr_error *err)
 {
+    pthread_once(&base_once, base_setup);
+    if (base_status < 0) {
+        zr_error_set(err, NULL, 0, 0, "cannot initialise libvirt: %s", zr_libvirt_error());
+        return base_status;
+    }
+    if (!events)
+        return 0;
     pthread_once(&event_once, event_setup);
     if (event_status < 0)
         zr_error_set(err, NULL, 0, 0, "cannot start libvirt's event loop: %s", zr_libvirt_error());
     return event_status;
+}
+
+int zr_libvirt_init(struct zr_error *err)
+{
+    return libvirt_setup(true, err);
+}
+
+/* The embedded driver (qemu:///embed?root=DIR) runs in this process and
+ * needs the event loop for its QEMU monitors; libvirt names it by the path
+ * /embed. */
+static bool embedded_uri(const char *uri)
+{
+    _cleanup_free_ char *n = zr_uri_normalize(uri);
+    xmlURIPtr u = xmlParseURI(n);
+    bool embedded = !u || !u->scheme || (u->path && strcmp(u->path, "/embed") == 0);
+    xmlFreeURI(u);
+    return embedded;
+}
+
+/* The one place that decides whether a connection gets libvirt's event
+ * loop.  It is needed for domain events (apply's live detach, watch), by
+ * the embedded driver, and for libvirt's default URI, which may name an
+ * embedded root and is not known before the open.  A run that only reads a
+ * daemon does without: with a loop registered, libvirt's remote client
+ * hands every reply through the loop's thread, which about doubles the CPU
+ * time of reading a host's guests (bench/plan.sh); without one, the
+ * calling thread reads its own reply.  Once started, the loop serves every
+ * later connection of the process. */
+static bool needs_event_loop(const char *uri, enum zr_conn_use use)
+{
+    if (use == ZR_CONN_EVENTS)
+        return true;
+    if (!uri || !*uri)
+        uri = getenv("LIBVIRT_DEFAULT_URI");
+    return !uri || !*uri || embedded_uri(uri);
 }
 
 zr_error_code zr_libvirt_error_code(zr_error_code fallback)
@@ -91,15 +141,20 @@ const char *zr_libvirt_error(void)
     return m && *m ? m : "unknown libvirt error";
 }
 
-virConnectPtr zr_connect(const char *uri, struct zr_error *err)
+virConnectPtr zr_connect_for(const char *uri, enum zr_conn_use use, struct zr_error *err)
 {
-    if (zr_libvirt_init(err) < 0)
+    if (libvirt_setup(needs_event_loop(uri, use), err) < 0)
         return NULL;
     virConnectPtr c = virConnectOpen(uri);
     if (!c)
         zr_error_setc(err, zr_libvirt_error_code(ZR_ERR_CONNECT), "cannot connect to %s: %s",
                       uri ? uri : "libvirt's default URI", zr_libvirt_error());
     return c;
+}
+
+virConnectPtr zr_connect(const char *uri, struct zr_error *err)
+{
+    return zr_connect_for(uri, ZR_CONN_EVENTS, err);
 }
 
 char *zr_connect_uri(virConnectPtr conn)
@@ -505,6 +560,12 @@ static void read_other(void *ctx, size_t i)
             o->gone = true;
         else
             o->error = zr_strdup(zr_libvirt_error());
+        return;
+    }
+    /* Most guests of a host have no device in scope; a scan of their XML
+     * spares a parse that would find none. */
+    if (!zr_domain_may_hold_devices(xml)) {
+        free(xml);
         return;
     }
     _cleanup_free_ char *what = zr_asprintf("%s (persistent)", o->name);

@@ -1,5 +1,5 @@
-/* What is there: opens libvirt connections (with the event loop libvirt
- * needs, so qemu:///embed works) and reads each inventory guest's
+/* What is there: opens libvirt connections (with libvirt's event loop
+ * where they need it: qemu:///embed, domain events) and reads each inventory guest's
  * persistent and live devices, several guests at once.  Returns errors as
  * values; never prints and never changes a guest. */
 #pragma once
@@ -19,11 +19,23 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(virDomainPtr, virDomainFree)
 DEFINE_TRIVIAL_CLEANUP_FUNC(virNodeDevicePtr, virNodeDeviceFree)
 
 /* Registers libvirt's default event loop and runs it on a thread.  Safe to
- * call more than once; must precede the first connection. */
+ * call more than once; must precede the first connection that needs it. */
 int zr_libvirt_init(struct zr_error *err);
 
-/* Opens `uri` (NULL: libvirt's default) read-write.  On failure returns
- * NULL with libvirt's message in err. */
+/* What a connection is for, which decides whether it needs libvirt's
+ * event loop (state.c, needs_event_loop). */
+enum zr_conn_use {
+    ZR_CONN_READ,   /* reads only (plan, export): a loop only where the URI needs one */
+    ZR_CONN_EVENTS, /* waits for domain events (apply, watch): always a loop */
+    ZR_CONN__COUNT
+};
+
+/* Opens `uri` (NULL: libvirt's default) read-write for `use`, starting
+ * the event loop first when that needs it.  On failure returns NULL with
+ * libvirt's message in err. */
+virConnectPtr zr_connect_for(const char *uri, enum zr_conn_use use, struct zr_error *err);
+
+/* zr_connect_for(uri, ZR_CONN_EVENTS, err). */
 virConnectPtr zr_connect(const char *uri, struct zr_error *err);
 
 /* The URI libvirt actually connected to; newly allocated. */

@@ -52,6 +52,45 @@ static void check_detach(const struct zr_device *d)
     zr_device_finish(&back);
 }
 
+static bool held_eq(const struct zr_held *a, const struct zr_held *b)
+{
+    return zr_streq(a->what, b->what) && a->has_zpci_uid == b->has_zpci_uid &&
+           a->zpci_uid == b->zpci_uid && a->has_zpci_fid == b->has_zpci_fid &&
+           a->zpci_fid == b->zpci_fid && a->has_boot_order == b->has_boot_order &&
+           a->boot_order == b->boot_order && a->has_guest_address == b->has_guest_address &&
+           zr_pci_addr_eq(&a->guest_address, &b->guest_address);
+}
+
+/* The pruned tree misses nothing the reader reads: the whole tree gives
+ * the same devices (their stored XML covers each element's subtree), the
+ * same holdings and the same error. */
+static void check_whole(const uint8_t *data, size_t size, const struct zr_device_list *pruned,
+                        int r, const struct zr_error *err)
+{
+    struct zr_device_list list = {0};
+    zr_device_list_append(&list)->kind = ZR_KIND_HOSTDEV;
+    struct zr_error e = {0};
+    int rw = zr_domain_parse_devices_whole((const char *)data, size, "fuzz.xml", &list, &e);
+    zr_fuzz_assert(rw == r && zr_streq(e.message, err->message) && e.line == err->line,
+                   "whole tree: %d '%s' line %u, pruned: %d '%s' line %u", rw, e.message, e.line, r,
+                   err->message, err->line);
+    zr_fuzz_assert(list.n == pruned->n && list.n_held == pruned->n_held &&
+                       list.os_boot == pruned->os_boot,
+                   "whole tree: %zu devices, %zu held; pruned: %zu, %zu", list.n, list.n_held,
+                   pruned->n, pruned->n_held);
+    for (size_t i = 1; i < list.n; i++)
+        zr_fuzz_assert(
+            zr_streq(list.items[i].xml, pruned->items[i].xml) &&
+                zr_streq(list.items[i].unrepresentable, pruned->items[i].unrepresentable),
+            "device %zu differs: whole tree\n%s\npruned\n%s", i, list.items[i].xml,
+            pruned->items[i].xml);
+    for (size_t i = 0; i < list.n_held; i++)
+        zr_fuzz_assert(held_eq(&list.held[i], &pruned->held[i]), "held %zu differs: %s", i,
+                       list.held[i].what);
+    zr_device_list_finish(&list);
+    zr_error_finish(&e);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > ZR_FUZZ_MAX_INPUT)
@@ -73,6 +112,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         zr_fuzz_assert(r == 0, "unexpected return %d", r);
         zr_fuzz_assert(!err.message, "success with an error: %s", err.message);
     }
+
+    check_whole(data, size, &list, r, &err);
 
     for (size_t i = 1; i < list.n; i++) {
         const struct zr_device *d = &list.items[i];

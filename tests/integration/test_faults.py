@@ -15,7 +15,9 @@ needs a running guest holding a PCI device live, which needs VFIO.
 import json
 import os
 import pty
+import shutil
 import subprocess
+import tempfile
 import textwrap
 import unittest
 
@@ -116,6 +118,48 @@ class ConnectionFaultTest(FaultTestCase):
                       'every second instead\n' % injected('virConnectDomainEventRegisterAny', 1),
                       err)
         self.assertEqual(self.lab.devices('beta'), [])
+
+
+class EventLoopChoiceTest(unittest.TestCase):
+    """Which runs start libvirt's event loop (state.c, needs_event_loop): apply always,
+    plan only where the URI may need it.  test:///default stands for a daemon URI: an
+    in-process driver without an event loop of its own.  With the loop's registration
+    failing, a run that starts it fails and says so."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix='zr-evloop-')
+        self.addCleanup(shutil.rmtree, self.dir)
+        self.inv = os.path.join(self.dir, 'inventory.yaml')
+        with open(self.inv, 'w') as f:
+            f.write('version: 1\nguests:\n  test:\n    hostdevs: []\n')
+
+    def tool(self, *args, env=None):
+        e = lab.fault_env('virEventRegisterDefaultImpl:1')
+        e['LIBVIRT_DEFAULT_URI'] = None
+        e.update(env or {})
+        return lab.run_tool(list(args) + [self.inv], env=e)
+
+    def test_plan_on_a_daemon_uri_needs_no_event_loop(self):
+        rc, out, err = self.tool('plan', '-c', 'test:///default')
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn('1 of 1 guests in sync', out)
+
+    def test_plan_of_the_default_uri_resolves_libvirt_default_uri(self):
+        rc, out, err = self.tool('plan', env={'LIBVIRT_DEFAULT_URI': 'test:///default'})
+        self.assertEqual(rc, 0, out + err)
+
+    def test_plan_of_an_unknown_default_uri_starts_the_loop(self):
+        # libvirt's configured default may be an embedded root
+        rc, out, err = self.tool('plan')
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("cannot start libvirt's event loop: " +
+                      injected('virEventRegisterDefaultImpl', 1), out)
+
+    def test_apply_starts_the_loop_for_device_events(self):
+        rc, out, err = self.tool('apply', '-c', 'test:///default')
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("cannot start libvirt's event loop: " +
+                      injected('virEventRegisterDefaultImpl', 1), out)
 
 
 class ReadFaultTest(FaultTestCase):

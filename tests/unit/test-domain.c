@@ -172,6 +172,22 @@ Test(corpus, every_file_parses_with_the_readme_counts)
         struct zr_device_list l = {0};
         _cleanup_free_ char *path = zr_asprintf("%s/%s", dir, e->d_name);
         parse_file(path, e->d_name, &l);
+        /* The conflict check skips the parse of a guest the scan clears. */
+        size_t text_len;
+        _cleanup_free_ char *text = zr_test_read_file(path, &text_len);
+        cr_assert_not_null(text);
+        cr_expect(zr_domain_may_hold_devices(text) || l.n == 0,
+                  "%s: the scan says no device, the parse finds %zu", e->d_name, l.n);
+        /* The pruned tree reads as the whole one. */
+        struct zr_device_list whole = {0};
+        struct zr_error werr = {0};
+        cr_assert_eq(zr_domain_parse_devices_whole(text, text_len, e->d_name, &whole, &werr), 0);
+        cr_expect(whole.n == l.n && whole.n_held == l.n_held && whole.os_boot == l.os_boot,
+                  "%s: whole tree %zu devices %zu held, pruned %zu %zu", e->d_name, whole.n,
+                  whole.n_held, l.n, l.n_held);
+        for (size_t j = 0; j < whole.n && j < l.n; j++)
+            cr_expect_str_eq(whole.items[j].xml, l.items[j].xml, "%s #%zu", e->d_name, j);
+        zr_device_list_finish(&whole);
         cr_expect_eq(count_kind(&l, ZR_KIND_HOSTDEV), corpus[i].hostdevs, "%s: hostdevs",
                      e->d_name);
         cr_expect_eq(count_kind(&l, ZR_KIND_INTERFACE), corpus[i].interfaces,
@@ -943,6 +959,94 @@ Test(detach, device_without_xml_is_built)
 
     struct zr_device broken = {.kind = ZR_KIND_HOSTDEV, .xml = (char *)"<hostdev"};
     cr_expect_null(zr_domain_detach_xml(&broken));
+}
+
+/* ---- the scan that spares the conflict check a parse ------------------- */
+
+static size_t devices_in(const char *xml)
+{
+    struct zr_device_list l = {0};
+    struct zr_error err = {0};
+    cr_assert_eq(zr_domain_parse_devices(xml, strlen(xml), "scan", &l, &err), 0, "%s", err.message);
+    size_t n = l.n;
+    zr_device_list_finish(&l);
+    return n;
+}
+
+Test(scan, clears_only_xml_that_cannot_hold_a_device)
+{
+    const char *none = "<domain type='qemu'><name>a</name><devices>"
+                       "<interface type='network'><source network='default'/></interface>"
+                       "<controller type='pci' index='0' model='pci-root'/></devices></domain>";
+    cr_expect_not(zr_domain_may_hold_devices(none));
+    cr_expect_eq(devices_in(none), 0);
+
+    const char *iface = "<domain><devices><interface type=\"hostdev\"><source><address "
+                        "type='pci' domain='0' bus='1' slot='0' function='0'/></source>"
+                        "</interface></devices></domain>";
+    cr_expect(zr_domain_may_hold_devices(iface));
+    cr_expect_eq(devices_in(iface), 1);
+
+    /* The word spelled with a character reference is still the word. */
+    const char *ref = "<domain><devices><interface type='&#104;ostdev'><source><address "
+                      "type='pci' domain='0' bus='1' slot='0' function='0'/></source>"
+                      "</interface></devices></domain>";
+    cr_expect(zr_domain_may_hold_devices(ref));
+    cr_expect_eq(devices_in(ref), 1);
+
+    /* Naming a hostdev anywhere only costs the parse. */
+    const char *named = "<domain><name>hostdev-lab</name><devices/></domain>";
+    cr_expect(zr_domain_may_hold_devices(named));
+    cr_expect_eq(devices_in(named), 0);
+}
+
+/* Everything the reader takes from outside the in-scope devices, with text,
+ * comments and CDATA in the parts the pruned tree skips. */
+static const char pruned_domain[] =
+    "<domain type='qemu'><name>p</name><description>a <!-- c --> b</description>"
+    "<metadata><x:m xmlns:x='urn:x'><![CDATA[<hostdev/>]]><?pi data?></x:m></metadata>"
+    "<os><type arch='s390x'>hvm</type><boot dev='hd'/></os>"
+    "<devices><emulator>/usr/bin/qemu-system-s390x</emulator>"
+    "<disk type='file' device='disk'><driver name='qemu'/><source file='/d'/>"
+    "<target dev='vda' bus='virtio'/><boot order='1'/>"
+    "<address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'>"
+    "<zpci uid='0x0007' fid='0x00000007'/></address></disk>"
+    "<interface type='network'><source network='default'/><boot order='2'/></interface>"
+    "<hostdev mode='subsystem' type='pci' managed='yes'><driver name='vfio'/>"
+    "<source><address domain='0x0001' bus='0x00' slot='0x00' function='0x0'/></source>"
+    "<boot order='3'/><address type='pci'><zpci uid='0x0001' fid='0x00000001'/></address>"
+    "<x:future xmlns:x='urn:x'>t<!-- kept --></x:future></hostdev>"
+    "</devices></domain>";
+
+Test(scan, pruned_tree_reads_as_the_whole_one)
+{
+    struct zr_device_list p = {0}, w = {0};
+    struct zr_error err = {0};
+    size_t n = sizeof(pruned_domain) - 1;
+    cr_assert_eq(zr_domain_parse_devices(pruned_domain, n, "p", &p, &err), 0, "%s", err.message);
+    cr_assert_eq(zr_domain_parse_devices_whole(pruned_domain, n, "w", &w, &err), 0);
+    cr_expect(p.os_boot && w.os_boot);
+    cr_assert_eq(p.n, 1);
+    cr_assert_eq(w.n, 1);
+    cr_expect_str_eq(p.items[0].xml, w.items[0].xml);
+    cr_expect_str_eq(p.items[0].unrepresentable, w.items[0].unrepresentable);
+    cr_assert_eq(p.n_held, 2);
+    cr_assert_eq(w.n_held, 2);
+    const struct zr_held *disk = &p.held[0], *net = &p.held[1];
+    cr_expect_str_eq(disk->what, "<disk>");
+    cr_expect(disk->has_boot_order && disk->boot_order == 1);
+    cr_expect(disk->has_zpci_uid && disk->zpci_uid == 7 && disk->has_zpci_fid);
+    cr_expect(disk->has_guest_address && disk->guest_address.slot == 5);
+    cr_expect_str_eq(net->what, "<interface>");
+    cr_expect(net->has_boot_order && net->boot_order == 2);
+    for (size_t i = 0; i < 2; i++)
+        cr_expect(zr_streq(p.held[i].what, w.held[i].what) &&
+                      p.held[i].boot_order == w.held[i].boot_order &&
+                      p.held[i].zpci_uid == w.held[i].zpci_uid &&
+                      p.held[i].has_guest_address == w.held[i].has_guest_address,
+                  "held %zu", i);
+    zr_device_list_finish(&p);
+    zr_device_list_finish(&w);
 }
 
 /* ---- what the model does not carry, and the in-place edit of a replacement */
