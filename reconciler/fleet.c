@@ -32,20 +32,6 @@ struct fleet {
     size_t next, running, done;
 };
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int worker_main(const struct zr_host_options *o, const struct zr_host *host, int fd)
 {
     struct zr_plan report = {0};
@@ -53,7 +39,7 @@ static int worker_main(const struct zr_host_options *o, const struct zr_host *ho
     size_t len;
     _cleanup_free_ char *buf = zr_wire_encode(&report, &len);
     zr_plan_finish(&report);
-    return write_all(fd, buf, len) < 0 ? 1 : 0;
+    return zr_write_all(fd, buf, len) < 0 ? 1 : 0;
 }
 
 static int start_worker(struct fleet *f, size_t i)

@@ -294,20 +294,6 @@ static void on_watch_signal(int sig)
     zr_watch_wake();
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* What the watch callbacks need. */
 struct watch_cli {
     const struct options *o;
@@ -370,7 +356,7 @@ static void watch_report(void *data, const struct zr_plan *report, const struct 
     else
         zr_output_plan(m, report, &oo);
     fclose(m);
-    write_all(STDOUT_FILENO, buf, len);
+    zr_write_all(STDOUT_FILENO, buf, len);
     free(buf);
     if (c->o->metrics_file)
         watch_metrics(c, report, st);

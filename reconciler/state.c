@@ -1,6 +1,5 @@
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +8,7 @@
 #include <libxml/uri.h>
 
 #include "domain.h"
+#include "pool.h"
 #include "state.h"
 #include "uri.h"
 
@@ -230,52 +230,18 @@ int zr_state_read_guest(virConnectPtr conn, struct zr_guest_state *st)
     return r;
 }
 
-/* Runs fn(ctx, i) for every i < n on up to `jobs` threads sharing one
- * connection: each XMLDesc is a round trip to the daemon, and a few in
- * flight hide the latency.  The calling thread works too. */
-struct pool {
-    void (*fn)(void *ctx, size_t i);
-    void *ctx;
-    size_t n;
-    atomic_size_t next;
-};
-
-static void *pool_worker(void *arg)
-{
-    struct pool *p = arg;
-    for (;;) {
-        size_t i = atomic_fetch_add(&p->next, 1);
-        if (i >= p->n)
-            break;
-        p->fn(p->ctx, i);
-    }
-    return NULL;
-}
-
-static void run_pool(size_t n, unsigned jobs, void (*fn)(void *ctx, size_t i), void *ctx)
-{
-    struct pool p = {.fn = fn, .ctx = ctx, .n = n};
-    atomic_init(&p.next, 0);
-    size_t n_threads = jobs > 1 ? jobs - 1 : 0;
-    if (n_threads + 1 > n)
-        n_threads = n > 0 ? n - 1 : 0;
-    _cleanup_free_ pthread_t *threads = zr_new0(pthread_t, n_threads);
-    size_t started = 0;
-    for (; started < n_threads; started++)
-        if (pthread_create(&threads[started], NULL, pool_worker, &p) != 0)
-            break;
-    pool_worker(&p);
-    for (size_t i = 0; i < started; i++)
-        pthread_join(threads[i], NULL);
-}
+/* The guests' and node devices' reads run on zr_pool_run()'s threads,
+ * sharing one connection: each XMLDesc is a round trip to the daemon, and a
+ * few in flight hide the latency. */
 
 struct read_ctx {
     virConnectPtr conn;
     struct zr_guest_state *states;
 };
 
-static void read_one(void *ctx, size_t i)
+static void read_one(void *ctx, unsigned worker, size_t i)
 {
+    (void)worker;
     struct read_ctx *c = ctx;
     zr_state_read_guest(c->conn, &c->states[i]);
 }
@@ -360,7 +326,7 @@ struct zr_guest_state *zr_state_read_listed(virConnectPtr conn, const struct zr_
         states[i].wanted = &host->guests[i];
     resolve_domains(conn, states, host->n_guests, listing);
     struct read_ctx c = {.conn = conn, .states = states};
-    run_pool(host->n_guests, jobs, read_one, &c);
+    zr_pool_run(host->n_guests, jobs, read_one, &c);
     return states;
 }
 
@@ -495,8 +461,9 @@ struct nodedev_ctx {
     char **errors;
 };
 
-static void read_nodedev(void *ctx, size_t i)
+static void read_nodedev(void *ctx, unsigned worker, size_t i)
 {
+    (void)worker;
     struct nodedev_ctx *c = ctx;
     c->xml[i] = virNodeDeviceGetXMLDesc(c->devs[i], 0);
     if (!c->xml[i])
@@ -511,7 +478,7 @@ void zr_state_read_node_devices(const struct zr_host_pci *pci, const size_t *idx
     for (size_t i = 0; i < n; i++)
         devs[i] = pci->devs[idx[i]];
     struct nodedev_ctx c = {.devs = devs, .xml = xml, .errors = errors};
-    run_pool(n, jobs, read_nodedev, &c);
+    zr_pool_run(n, jobs, read_nodedev, &c);
 }
 
 int zr_state_read_host_uses(virConnectPtr conn, unsigned jobs, char ***xml, size_t *n,
@@ -531,7 +498,7 @@ int zr_state_read_host_uses(virConnectPtr conn, unsigned jobs, char ***xml, size
     char **out = zr_new0(char *, (size_t)count);
     _cleanup_free_ char **errors = zr_new0(char *, (size_t)count);
     struct nodedev_ctx c = {.devs = devs, .xml = out, .errors = errors};
-    run_pool((size_t)count, jobs, read_nodedev, &c);
+    zr_pool_run((size_t)count, jobs, read_nodedev, &c);
     for (int i = 0; i < count; i++) {
         /* One that vanished or cannot be read tells nothing. */
         free(errors[i]);
@@ -548,8 +515,9 @@ struct others_ctx {
     struct zr_other_guest *out;
 };
 
-static void read_other(void *ctx, size_t i)
+static void read_other(void *ctx, unsigned worker, size_t i)
 {
+    (void)worker;
     struct others_ctx *c = ctx;
     struct zr_other_guest *o = &c->out[i];
     char *xml = virDomainGetXMLDesc(c->doms[i], VIR_DOMAIN_XML_INACTIVE);
@@ -608,7 +576,7 @@ int zr_state_read_others(virConnectPtr conn, const struct zr_host *host,
         doms[k++] = listing->doms[i]; /* borrowed: the listing outlives the reads */
     }
     struct others_ctx c = {.doms = doms, .out = others};
-    run_pool(k, jobs, read_other, &c);
+    zr_pool_run(k, jobs, read_other, &c);
     *out = others;
     *n = k;
     return 0;

@@ -3,12 +3,14 @@
  * inventories, domains or libvirt. */
 #pragma once
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _cleanup_free_ _cleanup_(zr_freep)
@@ -18,19 +20,19 @@
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
 /* Hand a pointer out of a cleanup scope: returns it and leaves NULL behind. */
-#define TAKE_PTR(p)                                                          \
-    __extension__({                                                          \
-        __typeof__(p) _taken = (p);                                          \
-        (p) = NULL;                                                          \
-        _taken;                                                              \
+#define TAKE_PTR(p)                                                                                \
+    __extension__({                                                                                \
+        __typeof__(p) _taken = (p);                                                                \
+        (p) = NULL;                                                                                \
+        _taken;                                                                                    \
     })
 
 /* Defines `name##p(type *)`, calling `func` on a non-NULL pointer. */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                              \
-    static inline void func##p(type *p)                                      \
-    {                                                                        \
-        if (*p)                                                              \
-            func(*p);                                                        \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                                                    \
+    static inline void func##p(type *p)                                                            \
+    {                                                                                              \
+        if (*p)                                                                                    \
+            func(*p);                                                                              \
     }
 
 static inline void zr_freep(void *p)
@@ -52,11 +54,11 @@ void *zr_reallocarray_zero(size_t size, size_t n);
 
 /* Grow a dynamic array `*v` holding `*n` items by one zeroed element and
  * return a pointer to it. */
-#define ZR_APPEND(v, n)                                                      \
-    __extension__({                                                          \
-        (v) = zr_reallocarray((v), (n) + 1, sizeof(*(v)));                   \
-        memset(&(v)[(n)], 0, sizeof(*(v)));                                  \
-        &(v)[(n)++];                                                         \
+#define ZR_APPEND(v, n)                                                                            \
+    __extension__({                                                                                \
+        (v) = zr_reallocarray((v), (n) + 1, sizeof(*(v)));                                         \
+        memset(&(v)[(n)], 0, sizeof(*(v)));                                                        \
+        &(v)[(n)++];                                                                               \
     })
 
 /* A growing string, doubled as it grows, so appending stays linear. */
@@ -81,4 +83,20 @@ static inline uint64_t zr_fnv1a64(const char *s)
 static inline bool zr_streq(const char *a, const char *b)
 {
     return a == b || (a && b && __builtin_strcmp(a, b) == 0);
+}
+
+/* Writes all n bytes of p to fd, again after EINTR and short writes.
+ * Returns 0, or -1 (errno says why when write() failed). */
+static inline int zr_write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
 }
