@@ -113,10 +113,9 @@ static struct host_counts *count(const struct zr_plan *plan)
     return c;
 }
 
-void zr_metrics_format(FILE *f, const struct zr_plan *plan, const struct zr_metrics_run *run)
+/* The last_run_* series: when, how long, how it ended. */
+static void format_last_run(FILE *f, const struct zr_metrics_run *run)
 {
-    _cleanup_free_ struct host_counts *c = count(plan);
-
     header(f, "last_run_timestamp_seconds", "When the last run ended, as a Unix time.");
     fputs(PREFIX "last_run_timestamp_seconds{command=", f);
     label_value(f, run->command);
@@ -130,17 +129,28 @@ void zr_metrics_format(FILE *f, const struct zr_plan *plan, const struct zr_metr
     fputs(PREFIX "last_run_exit_status{command=", f);
     label_value(f, run->command);
     fprintf(f, "} %d\n", run->exit_status);
+}
 
-    if (run->watch) {
-        fputs("# HELP " PREFIX "watch_repairs_total Repairs watch made since it started (runs "
-              "that changed a guest).\n# TYPE " PREFIX "watch_repairs_total counter\n",
-              f);
-        fprintf(f, PREFIX "watch_repairs_total %lu\n", run->watch->repairs);
-        header(f, "watch_last_event_timestamp_seconds",
-               "When watch last saw a guest change (a libvirt event or a changed definition), as "
-               "a Unix time (0: none yet).");
-        fprintf(f, PREFIX "watch_last_event_timestamp_seconds %.3f\n", run->watch->last_event);
-    }
+/* watch's own series: its repairs and the last change it saw. */
+static void format_watch(FILE *f, const struct zr_metrics_watch *w)
+{
+    fputs("# HELP " PREFIX "watch_repairs_total Repairs watch made since it started (runs "
+          "that changed a guest).\n# TYPE " PREFIX "watch_repairs_total counter\n",
+          f);
+    fprintf(f, PREFIX "watch_repairs_total %lu\n", w->repairs);
+    header(f, "watch_last_event_timestamp_seconds",
+           "When watch last saw a guest change (a libvirt event or a changed definition), as "
+           "a Unix time (0: none yet).");
+    fprintf(f, PREFIX "watch_last_event_timestamp_seconds %.3f\n", w->last_event);
+}
+
+void zr_metrics_format(FILE *f, const struct zr_plan *plan, const struct zr_metrics_run *run)
+{
+    _cleanup_free_ struct host_counts *c = count(plan);
+
+    format_last_run(f, run);
+    if (run->watch)
+        format_watch(f, run->watch);
     header(f, "host_up", "1 when the host was reached (connected, and locked for apply).");
     for (size_t h = 0; h < plan->n_hosts; h++) {
         fputs(PREFIX "host_up{host=", f);
