@@ -95,6 +95,17 @@ static double backoff(double first, unsigned n, double max)
     return fmin(first * ldexp(1.0, (int)(n > 20 ? 20 : n)), max);
 }
 
+/* A guest of the host by its name, for the events' lookups. */
+struct guest_name {
+    const char *name;
+    size_t g;
+};
+
+static int guest_name_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct guest_name *)a)->name, ((const struct guest_name *)b)->name);
+}
+
 /* What the loop knows of one inventory guest. */
 struct guest_track {
     bool pending; /* an event or poll asked for a re-read at `due` */
@@ -115,6 +126,7 @@ struct watch {
     const struct zr_host *host; /* in inv */
     char *host_name;            /* a copy: o->host_name may point into the first inventory */
     struct guest_track *track;  /* per guest of host */
+    struct guest_name *by_name; /* the host's guests sorted by name */
 
     virConnectPtr conn; /* the events' connection; NULL while away */
     int cb[4];
@@ -482,12 +494,23 @@ static void run_due(struct watch *w)
         notify_status(w, "");
 }
 
-static long guest_index(const struct zr_host *host, const char *name)
+/* The host's guests sorted by name: an event names its guest, and a host
+ * may have thousands. */
+static struct guest_name *guests_by_name(const struct zr_host *host)
 {
+    struct guest_name *v = zr_new0(struct guest_name, host->n_guests + 1);
     for (size_t g = 0; g < host->n_guests; g++)
-        if (strcmp(host->guests[g].name, name) == 0)
-            return (long)g;
-    return -1;
+        v[g] = (struct guest_name){host->guests[g].name, g};
+    qsort(v, host->n_guests, sizeof(*v), guest_name_cmp);
+    return v;
+}
+
+static long guest_index(const struct watch *w, const char *name)
+{
+    struct guest_name key = {name, 0};
+    const struct guest_name *found =
+        bsearch(&key, w->by_name, w->host->n_guests, sizeof(key), guest_name_cmp);
+    return found ? (long)found->g : -1;
 }
 
 /* The names libvirt's thread collected: each guest of the inventory among
@@ -502,7 +525,7 @@ static void take_events(struct watch *w)
     pthread_mutex_unlock(&w->mu);
     double now = mono();
     for (size_t i = 0; i < n; i++) {
-        long g = guest_index(w->host, names[i]);
+        long g = guest_index(w, names[i]);
         if (g >= 0)
             enqueue(w, (size_t)g, now + COALESCE_S);
         free(names[i]);
@@ -610,9 +633,11 @@ static void inventory_take(struct watch *w, struct zr_inventory *inv, const stru
         watch_disconnect(w);
     zr_inventory_free(w->inv);
     free(w->track);
+    free(w->by_name);
     w->inv = inv;
     w->host = host;
     w->track = zr_new0(struct guest_track, host->n_guests);
+    w->by_name = guests_by_name(host);
     if (!w->conn) {
         w->reconnect_at = 0;
         w->reconnect_wait = 1;
@@ -760,6 +785,7 @@ static void watch_finish(struct watch *w)
         free(w->names[i]);
     free(w->names);
     free(w->track);
+    free(w->by_name);
     free(w->base);
     free(w->host_name);
     zr_inventory_free(w->inv);
@@ -792,6 +818,7 @@ int zr_watch_run(struct zr_inventory *inv, const struct zr_watch_options *o, str
         return r;
     }
     w.track = zr_new0(struct guest_track, w.host->n_guests);
+    w.by_name = guests_by_name(w.host);
     if (o->notify && sd_watchdog_enabled(0, &w.watchdog_usec) <= 0)
         w.watchdog_usec = 0;
     /* The first pass, then ready: also when the host is away (it is
