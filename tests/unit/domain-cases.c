@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "domain-cases.h"
@@ -191,4 +192,16 @@ char *zr_test_read_file(const char *path, size_t *len)
     buf[n] = '\0';
     *len = n;
     return buf;
+}
+
+char *zr_test_data_file(const char *rel)
+{
+    const char *top = getenv("ZR_SRCDIR");
+    if (!top) {
+        errno = EINVAL;
+        return NULL;
+    }
+    _cleanup_free_ char *path = zr_asprintf("%s/tests/data/%s", top, rel);
+    size_t len;
+    return zr_test_read_file(path, &len);
 }

@@ -1,7 +1,8 @@
 /* Device models that cover every option combination the XML builder has
  * to get right, shared by test-domain (schema + round trip) and
  * zr-domain-gen (libvirt itself accepts them).  All of them fit in one
- * guest: sources, zPCI ids, MACs and guest addresses are distinct. */
+ * guest: sources, zPCI ids, MACs and guest addresses are distinct.
+ * Also the unit tests' file readers. */
 #pragma once
 
 #include <stdbool.h>
@@ -26,6 +27,10 @@ char *zr_test_device_diff(const struct zr_device *want, const struct zr_device *
 
 /* The whole file, NUL-terminated, with its length; NULL with errno set. */
 char *zr_test_read_file(const char *path, size_t *len);
+
+/* $ZR_SRCDIR/tests/data/`rel` (a test's fixture), whole and NUL-terminated;
+ * NULL with errno set (EINVAL: ZR_SRCDIR is not set). */
+char *zr_test_data_file(const char *rel);
 
 /* A minimal s390x guest around `devices_xml`, valid against domain.rng and
  * definable in qemu:///embed.  Returns a malloc()ed document. */

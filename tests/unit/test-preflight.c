@@ -3,10 +3,12 @@
  * a warning (plan, or a function the guest already holds) or an error for
  * the guest (apply). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain-cases.h"
 #include "output.h"
 #include "preflight.h"
 #include "render.h"
@@ -146,23 +148,14 @@ static void rerun(struct lab *l, bool applying)
     run(l, applying);
 }
 
+/* A node device XML file of tests/data/nodedev. */
 static char *fixture(const char *name)
 {
-    const char *top = getenv("ZR_SRCDIR");
-    cr_assert(top, "ZR_SRCDIR is not set");
-    _cleanup_free_ char *path = zr_asprintf("%s/tests/data/nodedev/%s", top, name);
-    FILE *f = fopen(path, "r");
-    cr_assert(f, "cannot open %s", path);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(f);
-    fclose(m);
-    return buf;
+    _cleanup_free_ char *rel = zr_asprintf("nodedev/%s", name);
+    char *xml = zr_test_data_file(rel);
+    cr_assert(xml, "cannot read tests/data/%s: %s (ZR_SRCDIR is set by meson test)", rel,
+              strerror(errno));
+    return xml;
 }
 
 /* A host function, from its node device XML; it is on the host too. */

@@ -7,25 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain-cases.h"
 #include "topology.h"
 
+/* A node device XML file of tests/data/nodedev. */
 static char *fixture(const char *name)
 {
-    const char *top = getenv("ZR_SRCDIR");
-    cr_assert(top, "ZR_SRCDIR is not set");
-    _cleanup_free_ char *path = zr_asprintf("%s/tests/data/nodedev/%s", top, name);
-    FILE *f = fopen(path, "r");
-    cr_assert(f, "cannot open %s", path);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(f);
-    fclose(m);
-    return buf;
+    _cleanup_free_ char *rel = zr_asprintf("nodedev/%s", name);
+    char *xml = zr_test_data_file(rel);
+    cr_assert(xml, "cannot read tests/data/%s: %s (ZR_SRCDIR is set by meson test)", rel,
+              strerror(errno));
+    return xml;
 }
 
 static void parse_fixture(const char *name, struct zr_pci_function *fn)
