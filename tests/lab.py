@@ -28,6 +28,7 @@ when every test of the run was skipped.
 
 import atexit
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -35,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import unittest
 import xml.etree.ElementTree as ET
@@ -583,6 +585,47 @@ def read_counts(path):
     """The shim's ZR_FAULT_COUNTS file as {function: calls}."""
     with open(path) as f:
         return {fn: int(n) for fn, n in (line.split() for line in f if line.strip())}
+
+
+def injected(fn, n):
+    """The error the fault shim makes the n-th call of libvirt's fn fail with."""
+    return 'zr-fault: %s call %s failed' % (fn, n)
+
+
+class EmbedToolCase(unittest.TestCase):
+    """A fresh qemu:///embed root per test, an inventory file in it, and the tool run on
+    it with -j 1, through the fault shim where a test injects (test_faults.py,
+    test_reports.py).
+
+    shim_always: preload the shim (and so run apply's actions one at a time, see
+    fault_env) on every run, not only on those that inject a fault or count calls.
+    """
+    shim_always = False
+
+    def setUp(self):
+        self.lab = EmbedLab()
+        self.addCleanup(self.lab.close)
+        self.inv = os.path.join(self.lab.root, 'inventory.yaml')
+
+    def define(self, name, *devices):
+        self.lab.define(s390x_guest(name, ''.join(devices)))
+
+    def inventory(self, text):
+        with open(self.inv, 'w') as f:
+            f.write(textwrap.dedent(text).lstrip())
+
+    def tool(self, *args, fault=None, counts=None, env=None):
+        e = fault_env(fault, counts) if fault or counts or self.shim_always else {}
+        e['LIBVIRT_DEFAULT_URI'] = None
+        e.update(env or {})
+        return run_tool(['-j', '1'] + list(args) + ['-c', self.lab.uri], env=e)
+
+    def tool_json(self, *args, fault=None, counts=None):
+        rc, out, err = self.tool('-o', 'json', *args, fault=fault, counts=counts)
+        try:
+            return rc, json.loads(out), err
+        except ValueError:
+            self.fail('not JSON (rc %d): %s\n%s' % (rc, out, err))
 
 
 def start_tool(args, env=None, binary=None):

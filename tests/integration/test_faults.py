@@ -22,37 +22,11 @@ import textwrap
 import unittest
 
 import lab
-from lab import EmbedLab, hostdev_xml, s390x_guest
+from lab import hostdev_xml, injected
 
 
-def injected(fn, n):
-    return 'zr-fault: %s call %s failed' % (fn, n)
-
-
-class FaultTestCase(unittest.TestCase):
-    def setUp(self):
-        self.lab = EmbedLab()
-        self.addCleanup(self.lab.close)
-        self.inv = os.path.join(self.lab.root, 'inventory.yaml')
-
-    def define(self, name, *devices):
-        self.lab.define(s390x_guest(name, ''.join(devices)))
-
-    def inventory(self, text):
-        with open(self.inv, 'w') as f:
-            f.write(textwrap.dedent(text).lstrip())
-
-    def tool(self, *args, fault=None, counts=None):
-        env = lab.fault_env(fault, counts)
-        env['LIBVIRT_DEFAULT_URI'] = None
-        return lab.run_tool(['-j', '1'] + list(args) + ['-c', self.lab.uri], env=env)
-
-    def tool_json(self, *args, fault=None, counts=None):
-        rc, out, err = self.tool('-o', 'json', *args, fault=fault, counts=counts)
-        try:
-            return rc, json.loads(out), err
-        except ValueError:
-            self.fail('not JSON (rc %d): %s\n%s' % (rc, out, err))
+class FaultTestCase(lab.EmbedToolCase):
+    shim_always = True
 
     def snapshot(self, *names):
         return {n: self.lab.dumpxml(n) for n in names}

@@ -14,41 +14,13 @@ import stat
 import subprocess
 import tempfile
 import textwrap
-import unittest
 
 import lab
-from lab import EmbedLab, hostdev_xml, s390x_guest
+from lab import hostdev_xml, injected, s390x_guest
 
 
-def injected(fn, n):
-    return 'zr-fault: %s call %s failed' % (fn, n)
-
-
-class ReportTestCase(unittest.TestCase):
-    def setUp(self):
-        self.lab = EmbedLab()
-        self.addCleanup(self.lab.close)
-        self.inv = os.path.join(self.lab.root, 'inventory.yaml')
-
-    def define(self, name, *devices):
-        self.lab.define(s390x_guest(name, ''.join(devices)))
-
-    def inventory(self, text):
-        with open(self.inv, 'w') as f:
-            f.write(textwrap.dedent(text).lstrip())
-
-    def tool(self, *args, fault=None, env=None):
-        e = lab.fault_env(fault) if fault else {}
-        e['LIBVIRT_DEFAULT_URI'] = None
-        e.update(env or {})
-        return lab.run_tool(['-j', '1'] + list(args) + ['-c', self.lab.uri], env=e)
-
-    def tool_json(self, *args, fault=None):
-        rc, out, err = self.tool('-o', 'json', *args, fault=fault)
-        try:
-            return rc, json.loads(out), err
-        except ValueError:
-            self.fail('not JSON (rc %d): %s\n%s' % (rc, out, err))
+class ReportTestCase(lab.EmbedToolCase):
+    """Runs inject faults only where a test asks: the others use apply's own pool."""
 
 
 REPLACE_ALPHA = """
