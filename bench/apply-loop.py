@@ -17,7 +17,7 @@ import threading
 import libvirt
 
 HOSTDEV = ("<hostdev mode='subsystem' type='pci' managed='yes'><driver name='vfio'/>"
-           "<source><address domain='0x{dom:04d}' bus='0x{bus}' slot='0x00' "
+           "<source><address domain='0x{dom:04x}' bus='0x{bus}' slot='0x00' "
            "function='0x0'/></source>"
            "<address type='pci'><zpci uid='0x0001' fid='0x00000000'/></address></hostdev>")
 

@@ -1,10 +1,11 @@
 #!/bin/bash
 # How fast is `apply` on a big host?  Defines N inactive s390x guests
 # (default 1000) named zrapply-NNNN in the real libvirtd (qemu:///system, as
-# root), each holding one zPCI hostdev NNNN:e0:00.0 (uid 1, fid 0; bus e0/e1
+# root), each holding one zPCI hostdev DDDD:e0:00.0 (DDDD: NNNN in hex,
+# bench/lib.sh; uid 1, fid 0; bus e0/e1
 # so that other benchmarks' guests on the shared daemon hold other
 # functions), and times, side by side in this one run, moving every guest to
-# NNNN:e1:00.0 with the same zPCI ids: N detaches + N attaches (--config), by
+# DDDD:e1:00.0 with the same zPCI ids: N detaches + N attaches (--config), by
 #   - bench/apply-loop.py: the bare sequential python-libvirt loop a user
 #     would write (lookupByName + XMLDesc, then detach + attach), the
 #     baseline;
@@ -25,6 +26,7 @@ set -euo pipefail
 
 n=${1:-1000}
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/bench/lib.sh"
 build=${2:-$top/build}
 uri=qemu:///system
 zr="$build/reconciler/zpci-reconcile"
@@ -57,7 +59,7 @@ inventory() {
     echo "guests:"
     for name in "${names[@]}"; do
         printf '  %s:\n    hostdevs:\n      - source: %s:%s:00.0\n        zpci: {uid: 1, fid: 0}\n' \
-            "$name" "${name#"$prefix"-}" "$1"
+            "$name" "$(function_domain "$name")" "$1"
     done
 }
 inventory e0 >"$work/at0.yaml"
@@ -65,20 +67,7 @@ inventory e1 >"$work/at1.yaml"
 
 if ! virsh -q -c "$uri" domstate "${names[-1]}" >/dev/null 2>&1; then
     echo "defining $n guests ..." >&2
-    cmds=""
-    for name in "${names[@]}"; do
-        cat >"$work/$name.xml" <<XML
-<domain type='qemu'><name>$name</name><memory unit='KiB'>131072</memory><vcpu>1</vcpu>
-<os><type arch='s390x' machine='s390-ccw-virtio'>hvm</type></os>
-<devices><emulator>/usr/bin/qemu-system-s390x</emulator>
-<hostdev mode='subsystem' type='pci' managed='yes'><driver name='vfio'/>
-<source><address domain='0x${name#"$prefix"-}' bus='0xe0' slot='0x00' function='0x0'/></source>
-<address type='pci'><zpci uid='0x0001' fid='0x00000000'/></address></hostdev>
-</devices></domain>
-XML
-        cmds+="define $work/$name.xml;"
-    done
-    virsh -q -c "$uri" "$cmds" >/dev/null
+    define_hostdev_guests "$uri" "$work" e0 "${names[@]}"
 fi
 
 now() { date +%s.%N; }

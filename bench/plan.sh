@@ -30,6 +30,7 @@ set -euo pipefail
 
 n=${1:-1000}
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/bench/lib.sh"
 build=${2:-$top/build}
 uri=qemu:///system
 zr=${ZR_BIN:-$build/reconciler/zpci-reconcile}
@@ -45,21 +46,7 @@ for i in $(seq -f %04g 1 "$n"); do names+=("zrplan-$i"); done
 
 if ! virsh -q -c "$uri" domstate "zrplan-$(printf %04d "$n")" >/dev/null 2>&1; then
     echo "defining $n guests ..." >&2
-    cmds=""
-    for name in "${names[@]}"; do
-        dom=$(( (10#${name#zrplan-}) ))
-        cat > "$work/$name.xml" <<XML
-<domain type='qemu'><name>$name</name><memory unit='KiB'>131072</memory><vcpu>1</vcpu>
-<os><type arch='s390x' machine='s390-ccw-virtio'>hvm</type></os>
-<devices><emulator>/usr/bin/qemu-system-s390x</emulator>
-<hostdev mode='subsystem' type='pci' managed='yes'><driver name='vfio'/>
-<source><address domain='$(printf 0x%04x "$dom")' bus='0x00' slot='0x00' function='0x0'/></source>
-<address type='pci'><zpci uid='0x0001' fid='0x00000000'/></address></hostdev>
-</devices></domain>
-XML
-        cmds+="define $work/$name.xml;"
-    done
-    virsh -q -c "$uri" "$cmds" >/dev/null
+    define_hostdev_guests "$uri" "$work" 00 "${names[@]}"
 fi
 
 # OTHERS=M: M more guests the inventory does not name, without devices (a
@@ -87,9 +74,8 @@ fi
     echo "version: 1"
     echo "guests:"
     for name in "${names[@]}"; do
-        dom=$(( (10#${name#zrplan-}) ))
-        printf '  %s:\n    hostdevs:\n      - source: %04x:00:00.0\n        zpci: {uid: %d}\n' \
-            "$name" "$dom" "$(( ${SYNC:-0} == 1 ? 1 : 2 ))"
+        printf '  %s:\n    hostdevs:\n      - source: %s:00:00.0\n        zpci: {uid: %d}\n' \
+            "$name" "$(function_domain "$name")" "$(( ${SYNC:-0} == 1 ? 1 : 2 ))"
     done
 } > "$work/inventory.yaml"
 

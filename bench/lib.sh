@@ -1,0 +1,30 @@
+# Shared by the benchmarks that define guests in a libvirtd (plan.sh, apply.sh).
+# Source it; it defines functions only.
+
+# function_domain NAME: the PCI domain (4 hex digits) of the function guest NAME
+# holds: its numeric suffix (decimal, zero-padded: zrplan-0010 -> 000a).
+function_domain() {
+    printf '%04x' "$((10#${1##*-}))"
+}
+
+# define_hostdev_guests URI WORK BUS NAME...: one inactive s390x guest per NAME in
+# the libvirtd at URI (one virsh call), each holding the zPCI hostdev
+# DOMAIN:BUS:00.0 (function_domain; BUS two hex digits) with uid 1, fid 0.
+# The domain XML files are written to WORK.
+define_hostdev_guests() {
+    local uri=$1 work=$2 bus=$3 cmds="" name
+    shift 3
+    for name in "$@"; do
+        cat >"$work/$name.xml" <<XML
+<domain type='qemu'><name>$name</name><memory unit='KiB'>131072</memory><vcpu>1</vcpu>
+<os><type arch='s390x' machine='s390-ccw-virtio'>hvm</type></os>
+<devices><emulator>/usr/bin/qemu-system-s390x</emulator>
+<hostdev mode='subsystem' type='pci' managed='yes'><driver name='vfio'/>
+<source><address domain='0x$(function_domain "$name")' bus='0x$bus' slot='0x00' function='0x0'/></source>
+<address type='pci'><zpci uid='0x0001' fid='0x00000000'/></address></hostdev>
+</devices></domain>
+XML
+        cmds+="define $work/$name.xml;"
+    done
+    virsh -q -c "$uri" "$cmds" >/dev/null
+}
