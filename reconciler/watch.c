@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "notify.h"
 #include "watch.h"
 
 /* Events about one guest within this long become one re-read. */
@@ -162,7 +163,21 @@ static void notice(const struct watch *w, const char *fmt, ...)
         w->o->ops.notice(w->o->ops.data, m);
 }
 
-/* systemd's notify protocol; sd_notify does nothing without NOTIFY_SOCKET. */
+/* systemd's notify protocol (nothing without NOTIFY_SOCKET), never
+ * blocking: a status line the receiver has no room for is dropped, a state
+ * change that could not be sent in time is said on stderr. */
+static void tell_systemd(const struct zr_watch_options *o, zr_notify_kind kind, const char *text)
+{
+    int r = zr_notify(kind, text);
+    if (r >= 0 || kind == ZR_NOTIFY_DROPPABLE || !o->ops.notice)
+        return;
+    _cleanup_free_ char *first = zr_strndup(text, strcspn(text, "\n"));
+    _cleanup_free_ char *m =
+        zr_asprintf("cannot tell systemd %s through NOTIFY_SOCKET: %s", first,
+                    r == -EAGAIN ? "nobody reads it (its queue is full)" : strerror(-r));
+    o->ops.notice(o->ops.data, m);
+}
+
 static void notify_status(struct watch *w, const char *extra)
 {
     if (!w->o->notify)
@@ -172,10 +187,12 @@ static void notify_status(struct watch *w, const char *extra)
         n += w->track[g].in_sync;
     w->stats.guests = w->host->n_guests;
     w->stats.in_sync = n;
-    sd_notifyf(0, "%sSTATUS=watching %zu guest%s on %s%s: %zu in sync, %lu repair%s", extra,
-               w->host->n_guests, w->host->n_guests == 1 ? "" : "s", w->host->name,
-               w->conn ? "" : " (not connected)", n, w->stats.repairs,
-               w->stats.repairs == 1 ? "" : "s");
+    _cleanup_free_ char *text =
+        zr_asprintf("%sSTATUS=watching %zu guest%s on %s%s: %zu in sync, %lu repair%s", extra,
+                    w->host->n_guests, w->host->n_guests == 1 ? "" : "s", w->host->name,
+                    w->conn ? "" : " (not connected)", n, w->stats.repairs,
+                    w->stats.repairs == 1 ? "" : "s");
+    tell_systemd(w->o, *extra ? ZR_NOTIFY_STATE : ZR_NOTIFY_DROPPABLE, text);
 }
 
 /* ---- libvirt's events (called on libvirt's event loop thread) ----------- */
@@ -657,8 +674,11 @@ static void reload(struct watch *w)
                   "watch to change it");
         return;
     }
-    if (w->o->notify)
-        sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)(mono() * 1e6));
+    if (w->o->notify) {
+        _cleanup_free_ char *text = zr_asprintf("RELOADING=1\nMONOTONIC_USEC=%llu",
+                                                (unsigned long long)(mono() * 1e6));
+        tell_systemd(w->o, ZR_NOTIFY_STATE, text);
+    }
     _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
     struct zr_inventory *inv = zr_inventory_load(w->o->path, &errs);
     const struct zr_host *host = inv ? find_host(inv, w->host_name) : NULL;
@@ -747,7 +767,7 @@ static void watchdog(struct watch *w)
 {
     if (!w->watchdog_usec || mono() < w->next_watchdog)
         return;
-    sd_notify(0, "WATCHDOG=1");
+    tell_systemd(w->o, ZR_NOTIFY_DROPPABLE, "WATCHDOG=1");
     w->next_watchdog = mono() + (double)w->watchdog_usec / 2e6;
 }
 
@@ -830,7 +850,7 @@ int zr_watch_run(struct zr_inventory *inv, const struct zr_watch_options *o, str
     while (!*o->stop)
         loop_once(&w);
     if (o->notify)
-        sd_notify(0, "STOPPING=1");
+        tell_systemd(o, ZR_NOTIFY_STATE, "STOPPING=1");
     watch_finish(&w);
     return 0;
 }
@@ -923,8 +943,11 @@ int zr_watch_fleet(struct zr_inventory *inv, const struct zr_watch_options *o)
     uint64_t wd = 0;
     if (!o->notify || sd_watchdog_enabled(0, &wd) <= 0)
         wd = 0;
-    if (o->notify)
-        sd_notifyf(0, "READY=1\nSTATUS=watching %zu hosts, one process each", n);
+    if (o->notify) {
+        _cleanup_free_ char *text =
+            zr_asprintf("READY=1\nSTATUS=watching %zu hosts, one process each", n);
+        tell_systemd(o, ZR_NOTIFY_STATE, text);
+    }
     while (!*o->stop) {
         for (size_t i = 0; i < n; i++)
             if (!c[i].pid && !c[i].ended && mono() >= c[i].restart_at)
@@ -934,7 +957,7 @@ int zr_watch_fleet(struct zr_inventory *inv, const struct zr_watch_options *o)
             fleet_signal(c, n, SIGHUP);
         }
         if (wd)
-            sd_notify(0, "WATCHDOG=1");
+            tell_systemd(o, ZR_NOTIFY_DROPPABLE, "WATCHDOG=1");
         struct pollfd pfd = {.fd = wake_fds[0], .events = POLLIN};
         double ms = wd ? fmin(1000, (double)wd / 2e3) : 1000;
         if (poll(&pfd, 1, (int)ms) > 0)
@@ -942,7 +965,7 @@ int zr_watch_fleet(struct zr_inventory *inv, const struct zr_watch_options *o)
         reap(c, n, inv, o);
     }
     if (o->notify)
-        sd_notify(0, "STOPPING=1");
+        tell_systemd(o, ZR_NOTIFY_STATE, "STOPPING=1");
     int rc = fleet_stop(c, n);
     zr_inventory_free(inv);
     wake_close();
