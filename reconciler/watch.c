@@ -2,7 +2,6 @@
  * and "watch" in docs/operations.md. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -26,7 +25,9 @@
  * are compared by hash this often, this many guests a round. */
 #define POLL_S 1.0
 #define POLL_BATCH 64
-/* An editor's write-and-rename is several inotify events: wait for quiet. */
+/* A save is several inotify events (an editor's write-and-rename, a
+ * close after a create): they become one re-read this long after the
+ * last.  Never a guess that a writer is done: see read_inotify(). */
 #define RELOAD_QUIET_S 0.2
 /* A guest whose repair failed is retried after 3, 6, 12 ... s, at most 5 min. */
 #define BACKOFF_FIRST_S 3.0
@@ -107,6 +108,16 @@ static int guest_name_cmp(const void *a, const void *b)
     return strcmp(((const struct guest_name *)a)->name, ((const struct guest_name *)b)->name);
 }
 
+/* One name in one directory that inotify reports on: each component of
+ * the inventory's path as given, in the directory before it, so that a
+ * swapped directory or symlink on the way (current -> releases/N) is
+ * seen; the last one is the inventory file itself. */
+struct path_watch {
+    int wd;
+    char *name;
+    bool file;
+};
+
 /* What the loop knows of one inventory guest. */
 struct guest_track {
     bool pending; /* an event or poll asked for a re-read at `due` */
@@ -143,8 +154,10 @@ struct watch {
     size_t n_names;
     double last_event;
 
-    int ino, wd_dir, wd_file;
-    char *base; /* the inventory's file name in its directory */
+    int ino, wd_file;
+    struct path_watch *paths;
+    size_t n_paths;
+    bool writing; /* the file was modified and not closed yet */
     double reload_at;
 
     uint64_t watchdog_usec;
@@ -581,30 +594,69 @@ static bool from_stdin(const struct watch *w)
     return strcmp(w->o->path, "-") == 0;
 }
 
-/* The directory (an editor's write-and-rename) and the file itself (a
- * symlink's target); again after each reload, as a rename replaces the
- * file and a directory may have been swapped too. */
-static int watch_paths(struct watch *w)
+static void unwatch_paths(struct watch *w)
 {
-    _cleanup_free_ char *d = zr_strdup(w->o->path);
-    if (w->wd_dir >= 0)
-        inotify_rm_watch(w->ino, w->wd_dir);
+    for (size_t i = 0; i < w->n_paths; i++) {
+        if (w->paths[i].wd >= 0) /* a directory watched twice is removed once */
+            inotify_rm_watch(w->ino, w->paths[i].wd);
+        free(w->paths[i].name);
+    }
+    free(w->paths);
+    w->paths = NULL;
+    w->n_paths = 0;
     if (w->wd_file >= 0)
         inotify_rm_watch(w->ino, w->wd_file);
-    w->wd_dir =
-        inotify_add_watch(w->ino, dirname(d), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE);
-    int e = errno;
-    w->wd_file = inotify_add_watch(
-        w->ino, w->o->path, IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
-    return w->wd_dir < 0 ? -e : 0;
+    w->wd_file = -1;
+}
+
+/* The directories of the path as given, each for the name that follows
+ * it: a link or directory replaced on the way is a change of the file.
+ * Returns the watch of the file's own directory (or -errno). */
+static int watch_dirs(struct watch *w)
+{
+    const char *p = w->o->path;
+    size_t len = strlen(p), at = 0;
+    int last = -ENOENT;
+    while (at < len) {
+        while (at < len && p[at] == '/')
+            at++;
+        size_t end = at;
+        while (end < len && p[end] != '/')
+            end++;
+        if (end == at)
+            break;
+        bool file = end == len;
+        _cleanup_free_ char *dir = at == 0 ? zr_strdup(".") : zr_strndup(p, at);
+        uint32_t mask = IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_ONLYDIR | IN_MASK_ADD;
+        mask |= file ? IN_CLOSE_WRITE | IN_MODIFY : IN_MOVED_FROM;
+        int wd = inotify_add_watch(w->ino, dir, mask);
+        if (file)
+            last = wd < 0 ? -errno : wd;
+        if (wd >= 0 && !(end - at == 1 && p[at] == '.'))
+            *ZR_APPEND(w->paths, w->n_paths) =
+                (struct path_watch){wd, zr_strndup(p + at, end - at), file};
+        at = end;
+    }
+    return last;
+}
+
+/* The directories on the path and the file itself (through a symlink,
+ * its target); again after each change on the path, which may lead
+ * elsewhere now. */
+static int watch_paths(struct watch *w)
+{
+    unwatch_paths(w);
+    int r = watch_dirs(w);
+    w->wd_file = inotify_add_watch(w->ino, w->o->path,
+                                   IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF |
+                                       IN_MOVE_SELF);
+    return r < 0 ? r : 0;
 }
 
 static int inventory_watch(struct watch *w, struct zr_error *err)
 {
     if (from_stdin(w))
         return 0;
-    _cleanup_free_ char *b = zr_strdup(w->o->path);
-    w->base = zr_strdup(basename(b));
     w->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     int r = w->ino < 0 ? -errno : watch_paths(w);
     if (r < 0)
@@ -612,8 +664,39 @@ static int inventory_watch(struct watch *w, struct zr_error *err)
     return r;
 }
 
-/* Reads what inotify has: an event on the file, or in its directory under
- * its name, asks for a re-read once the writes have settled. */
+/* The path watch an event is about, or NULL. */
+static const struct path_watch *path_event(const struct watch *w, const struct inotify_event *ev)
+{
+    for (size_t i = 0; ev->len && i < w->n_paths; i++)
+        if (w->paths[i].wd == ev->wd && strcmp(w->paths[i].name, ev->name) == 0)
+            return &w->paths[i];
+    return NULL;
+}
+
+/* One event: a modification means a writer is at work, and only its close
+ * (or a complete file renamed or linked in place) asks for a re-read, so
+ * a save that pauses between writes is never read half-way. */
+static void take_inotify(struct watch *w, const struct inotify_event *ev)
+{
+    const struct path_watch *pw = path_event(w, ev);
+    if (ev->wd == w->wd_file && (ev->mask & IN_IGNORED))
+        w->wd_file = -1;
+    if (ev->wd != w->wd_file && !pw)
+        return;
+    if (ev->mask & IN_MODIFY) {
+        w->writing = true;
+        w->reload_at = 0;
+        return;
+    }
+    bool settled = ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_DELETE_SELF |
+                               IN_MOVE_SELF | IN_MOVED_FROM);
+    if (settled || (pw && !pw->file))
+        w->writing = false;
+    if (!w->writing && !(ev->mask & IN_IGNORED))
+        w->reload_at = mono() + RELOAD_QUIET_S;
+}
+
+/* Reads what inotify has. */
 static void read_inotify(struct watch *w)
 {
     union {
@@ -624,10 +707,7 @@ static void read_inotify(struct watch *w)
     while ((n = read(w->ino, u.buf, sizeof(u.buf))) > 0) {
         for (char *p = u.buf; p < u.buf + n;) {
             const struct inotify_event *ev = (const struct inotify_event *)(void *)p;
-            if (ev->wd == w->wd_file || (ev->len && strcmp(ev->name, w->base) == 0))
-                w->reload_at = mono() + RELOAD_QUIET_S;
-            if (ev->wd == w->wd_file && (ev->mask & IN_IGNORED))
-                w->wd_file = -1;
+            take_inotify(w, ev);
             p += sizeof(*ev) + ev->len;
         }
     }
@@ -679,6 +759,12 @@ static void reload(struct watch *w)
                                                 (unsigned long long)(mono() * 1e6));
         tell_systemd(w->o, ZR_NOTIFY_STATE, text);
     }
+    /* Before the read: a change from here on is seen, and the path may
+     * lead elsewhere than when it was watched last. */
+    int r = watch_paths(w);
+    if (r < 0)
+        notice(w, "cannot watch %s for changes any more: %s; SIGHUP still reloads", w->o->path,
+               strerror(-r));
     _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
     struct zr_inventory *inv = zr_inventory_load(w->o->path, &errs);
     const struct zr_host *host = inv ? find_host(inv, w->host_name) : NULL;
@@ -695,10 +781,6 @@ static void reload(struct watch *w)
     } else {
         inventory_take(w, inv, host);
     }
-    int r = watch_paths(w);
-    if (r < 0)
-        notice(w, "cannot watch %s for changes any more: %s; SIGHUP still reloads", w->o->path,
-               strerror(-r));
     notify_status(w, "READY=1\n");
 }
 
@@ -799,14 +881,15 @@ static void loop_once(struct watch *w)
 static void watch_finish(struct watch *w)
 {
     watch_disconnect(w);
-    if (w->ino >= 0)
+    if (w->ino >= 0) {
+        unwatch_paths(w);
         close(w->ino);
+    }
     for (size_t i = 0; i < w->n_names; i++)
         free(w->names[i]);
     free(w->names);
     free(w->track);
     free(w->by_name);
-    free(w->base);
     free(w->host_name);
     zr_inventory_free(w->inv);
     pthread_mutex_destroy(&w->mu);
@@ -819,7 +902,6 @@ int zr_watch_run(struct zr_inventory *inv, const struct zr_watch_options *o, str
                       .inv = inv,
                       .cb = {-1, -1, -1, -1},
                       .ino = -1,
-                      .wd_dir = -1,
                       .wd_file = -1,
                       .reconnect_wait = 1,
                       .resync_wait = BACKOFF_FIRST_S};

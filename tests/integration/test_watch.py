@@ -257,19 +257,21 @@ class SharedWatchTest(WatchTestCase):
         self.assertEqual(w.stop(), 0)
 
     def test_sighup_rereads_the_inventory(self):
-        # The inventory's directory is swapped for another: the watches inotify holds
-        # stay on the old one, so only SIGHUP can bring the new file in.
+        # The inventory is a symlink whose target's path has a symlink of its own
+        # (inventory.yaml -> shared/current/inventory.yaml, current -> 1): watch follows
+        # the path as given, not links inside a link's target, so only SIGHUP can bring
+        # the swapped-in file in.
         g = self.guest('hup', [fake(6)])
-        invdir = os.path.join(self.dir, 'inv')
-        os.mkdir(invdir)
-        self.inv = os.path.join(invdir, 'inventory.yaml')
-        write_inventory(self.inv, {g: [fake(6)]})
+        shared = os.path.join(self.dir, 'shared')
+        for n, src in ((1, fake(6)), (2, fake(7))):
+            os.makedirs(os.path.join(shared, str(n)))
+            write_inventory(os.path.join(shared, str(n), 'inventory.yaml'), {g: [src]})
+        os.symlink('1', os.path.join(shared, 'current'))
+        os.symlink('shared/current/inventory.yaml', self.inv)
         w, notify = self.start_watch()
-        newdir = os.path.join(self.dir, 'inv.new')
-        os.mkdir(newdir)
-        write_inventory(os.path.join(newdir, 'inventory.yaml'), {g: [fake(7)]})
-        os.rename(invdir, os.path.join(self.dir, 'inv.old'))
-        os.rename(newdir, invdir)
+        tmp = os.path.join(shared, 'current.tmp')
+        os.symlink('2', tmp)
+        os.rename(tmp, os.path.join(shared, 'current'))
         w.proc.send_signal(signal.SIGHUP)
         notify.wait('RELOADING=1')
         notify.wait('READY=1', n=2)
@@ -411,9 +413,9 @@ class SharedWatchTest(WatchTestCase):
         # the complete file is applied once it is closed
         self.wait_sources(g, [fake(20), fake(21), fake(22)], w=w)
         notify.wait('RELOADING=1')
-        self.assertNotIn('detach', w.stdout())
+        self.assertNotIn('detach hostdev', w.stdout())
         self.assertEqual(w.stop(), 0, w.stderr())
-        self.assertNotIn('detach', w.stdout())
+        self.assertNotIn('detach hostdev', w.stdout())
         with open(metrics) as f:
             text = f.read()
         # one repair: the complete file's attach, no detach and re-attach before it
