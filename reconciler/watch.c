@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "notify.h"
+#include "uri.h"
 #include "watch.h"
 
 /* Events about one guest within this long become one re-read. */
@@ -141,6 +142,7 @@ struct watch {
     struct guest_name *by_name; /* the host's guests sorted by name */
 
     virConnectPtr conn; /* the events' connection; NULL while away */
+    char *embed_root;   /* the embedded root this process opened, if any */
     int cb[4];
     atomic_bool lost;
     bool was_lost;
@@ -239,6 +241,25 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
     struct watch *w = opaque;
     atomic_store(&w->lost, true);
     zr_watch_wake();
+}
+
+/* The URI `host` is opened with: --connect, its uri, LIBVIRT_DEFAULT_URI;
+ * NULL: libvirt's default. */
+static const char *effective_uri(const struct watch *w, const struct zr_host *host)
+{
+    const char *u = w->o->host.uri ? w->o->host.uri : host->uri;
+    if (!u || !*u)
+        u = getenv("LIBVIRT_DEFAULT_URI");
+    return u && *u ? u : NULL;
+}
+
+/* An embedded root, once opened, is the process's for good (libvirt's
+ * QEMU driver then runs in it). */
+static void note_embed_root(struct watch *w)
+{
+    const char *u = effective_uri(w, w->host);
+    if (!w->embed_root && zr_uri_is_embedded(u))
+        w->embed_root = zr_strdup(u);
 }
 
 static void watch_disconnect(struct watch *w)
@@ -735,6 +756,7 @@ static void inventory_take(struct watch *w, struct zr_inventory *inv, const stru
     w->host = host;
     w->track = zr_new0(struct guest_track, host->n_guests);
     w->by_name = guests_by_name(host);
+    note_embed_root(w);
     if (!w->conn) {
         w->reconnect_at = 0;
         w->reconnect_wait = 1;
@@ -744,9 +766,34 @@ static void inventory_take(struct watch *w, struct zr_inventory *inv, const stru
     full_pass(w);
 }
 
-/* Re-reads the inventory.  One that does not validate, or that moves
- * hosts around (a restart's job: one process each), leaves the last good
- * one in force and changes nothing. */
+/* Whether a valid new inventory asks for what only a restart can do, said
+ * in a notice: hosts added or removed (one process each), or a URI this
+ * process can no longer open (one that opened an embedded root cannot
+ * open a local daemon URI or a second root). */
+static bool needs_restart(struct watch *w, const struct zr_inventory *inv,
+                          const struct zr_host *host)
+{
+    if (!host || (inv->n_hosts > 1) != (w->inv->n_hosts > 1)) {
+        notice(w,
+               "%s: hosts were added or removed; restart watch to follow them (the last "
+               "inventory stays in force)",
+               w->o->path);
+        return true;
+    }
+    const char *u = effective_uri(w, host);
+    if (!w->embed_root || !zr_uri_blocked_by_embed(w->embed_root, u))
+        return false;
+    notice(w,
+           "%s: uri %s needs a restart of watch: this process opened the embedded root %s, "
+           "and libvirt then opens neither a local daemon URI nor a second root in it (the "
+           "last inventory stays in force)",
+           w->o->path, u ? u : "(libvirt's default)", w->embed_root);
+    return true;
+}
+
+/* Re-reads the inventory.  One that does not validate, or that only a
+ * restart can follow, leaves the last good one in force and changes
+ * nothing. */
 static void reload(struct watch *w)
 {
     if (from_stdin(w)) {
@@ -772,11 +819,7 @@ static void reload(struct watch *w)
         if (w->o->ops.invalid)
             w->o->ops.invalid(w->o->ops.data, &errs);
         notice(w, "%s: not taken; the last valid inventory stays in force", w->o->path);
-    } else if (!host || (inv->n_hosts > 1) != (w->inv->n_hosts > 1)) {
-        notice(w,
-               "%s: hosts were added or removed; restart watch to follow them (the last "
-               "inventory stays in force)",
-               w->o->path);
+    } else if (needs_restart(w, inv, host)) {
         zr_inventory_free(inv);
     } else {
         inventory_take(w, inv, host);
@@ -891,6 +934,7 @@ static void watch_finish(struct watch *w)
     free(w->track);
     free(w->by_name);
     free(w->host_name);
+    free(w->embed_root);
     zr_inventory_free(w->inv);
     pthread_mutex_destroy(&w->mu);
     wake_close();
@@ -921,6 +965,7 @@ int zr_watch_run(struct zr_inventory *inv, const struct zr_watch_options *o, str
     }
     w.track = zr_new0(struct guest_track, w.host->n_guests);
     w.by_name = guests_by_name(w.host);
+    note_embed_root(&w);
     if (o->notify && sd_watchdog_enabled(0, &w.watchdog_usec) <= 0)
         w.watchdog_usec = 0;
     /* The first pass, then ready: also when the host is away (it is
