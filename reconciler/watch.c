@@ -402,18 +402,25 @@ static void note_repair(struct watch *w, size_t g, double now)
            name, t->reversals + 1, REVERSAL_WINDOW_S / 60, wait);
 }
 
-/* Reads the guests [first, first+n) of the apply report back into their
- * tracks: backoff for failures, reversals for repairs. */
-static void account(struct watch *w, const struct zr_plan *done, size_t first, size_t n)
+/* Guest k of a run over the guests idx (NULL: the whole host). */
+static size_t run_guest(const size_t *idx, size_t k)
+{
+    return idx ? idx[k] : k;
+}
+
+/* Reads the run's apply report back into its guests' tracks: backoff for
+ * failures, reversals for repairs. */
+static void account(struct watch *w, const struct zr_plan *done, const size_t *idx, size_t n)
 {
     double now = mono();
     /* The host as a whole (no connection, a manual apply's lock) in a full
      * pass: the pass is tried again (full_pass), not each guest. */
-    if (done->n_hosts && done->hosts[0].error && n > 1)
+    if (done->n_hosts && done->hosts[0].error && !idx)
         return;
     bool any = false;
     for (size_t k = 0; k < n && k < done->n_guests; k++) {
-        struct guest_track *t = &w->track[first + k];
+        size_t g = run_guest(idx, k);
+        struct guest_track *t = &w->track[g];
         bool failed = guest_failed(done, k);
         t->in_sync = !failed && !done->guests[k].error;
         if (failed) {
@@ -428,21 +435,31 @@ static void account(struct watch *w, const struct zr_plan *done, size_t first, s
             /* The poll compares with the hash from before the repair, which
              * another change could restore: look at the result once. */
             t->recheck = true;
-            note_repair(w, first + k, now);
+            note_repair(w, g, now);
         }
     }
     w->stats.repairs += any;
+}
+
+/* The pure plan of one guest as read, into p (to finish). */
+static void plan_one(const struct watch *w, const struct zr_guest_state *st, struct zr_plan *p)
+{
+    struct zr_plan_options popts = {.config_only = w->o->host.config_only};
+    zr_plan_guest(p, w->host->name, NULL, st->wanted, &st->config, st->active ? &st->live : NULL,
+                  &popts);
 }
 
 /* Guest g as one read of it on the events' connection tells: in sync when
  * the pure plan of its devices has no action.  The host check of a full
  * run only refuses actions or annotates them, so a guest without any needs
  * no run: no lock, and no reading of every other guest of the host.  Keeps
- * the hash of the definition read. */
-static bool guest_in_sync(struct watch *w, size_t g)
+ * the hash of the definition read; *attaches: the plan attaches a
+ * function (which another guest may hold). */
+static bool guest_in_sync(struct watch *w, size_t g, bool *attaches)
 {
     struct guest_track *t = &w->track[g];
     t->hashed = false;
+    *attaches = false;
     if (!w->conn)
         return false;
     struct zr_guest_state *st = zr_new0(struct zr_guest_state, 1);
@@ -451,58 +468,118 @@ static bool guest_in_sync(struct watch *w, size_t g)
     if (zr_state_read_guest(w->conn, st) == 0 && st->config_xml) {
         t->def_hash = zr_fnv1a64(st->config_xml);
         t->hashed = true;
-        struct zr_plan_options popts = {.config_only = w->o->host.config_only};
         struct zr_plan p = {0};
-        zr_plan_guest(&p, w->host->name, NULL, st->wanted, &st->config,
-                      st->active ? &st->live : NULL, &popts);
+        plan_one(w, st, &p);
         in_sync = p.n_actions == 0 && p.n_guests == 1 && !p.guests[0].error;
+        for (size_t i = 0; i < p.n_actions; i++)
+            *attaches |= p.actions[i].op == ZR_OP_ATTACH;
         zr_plan_finish(&p);
     }
     zr_state_free(st, 1);
     return in_sync;
 }
 
-/* Whether the guests [first, first+n) need no apply: one guest by
- * guest_in_sync(), several by a full run's plan (no lock), after hashing
- * their definitions as they are before it, so that a change from here on
- * differs from the kept hash and the poll sees it. */
-static bool guests_quiet(struct watch *w, const struct zr_host *sub, size_t first, size_t n)
+/* Whether guest `st` holds function `s`, in its definition or running. */
+static bool holds(const struct zr_guest_state *st, const struct zr_pci_addr *s)
 {
-    bool quiet;
-    if (n == 1) {
-        quiet = guest_in_sync(w, first);
-    } else {
-        for (size_t k = 0; k < n; k++)
-            hash_guest(w, first + k);
-        struct zr_host_options ho = w->o->host;
-        ho.applying = false;
-        _cleanup_(zr_plan_finish) struct zr_plan plan = {.has_hosts = w->inv->has_hosts};
-        zr_host_run(sub, &ho, &plan);
-        quiet = plan_quiet(&plan);
-    }
-    for (size_t k = 0; quiet && k < n; k++) {
-        w->track[first + k].in_sync = true;
-        w->track[first + k].failures = 0;
+    for (size_t d = 0; !st->error && d < st->config.n; d++)
+        if (zr_pci_addr_eq(&st->config.items[d].source, s))
+            return true;
+    for (size_t d = 0; !st->error && st->active && d < st->live.n; d++)
+        if (zr_pci_addr_eq(&st->live.items[d].source, s))
+            return true;
+    return false;
+}
+
+/* Adds to the run every guest of `st` (the host's, read) that holds a
+ * function guest m's plan attaches. */
+static void tie_holders(const struct watch *w, const struct zr_guest_state *st, size_t m,
+                        bool *in, size_t *set, size_t *n)
+{
+    if (st[m].error)
+        return;
+    struct zr_plan p = {0};
+    plan_one(w, &st[m], &p);
+    for (size_t j = 0; j < w->host->n_guests; j++)
+        for (size_t i = 0; !in[j] && i < p.n_actions; i++)
+            if (p.actions[i].op == ZR_OP_ATTACH && holds(&st[j], &p.actions[i].source)) {
+                in[j] = true;
+                set[(*n)++] = j;
+            }
+    zr_plan_finish(&p);
+}
+
+static int index_cmp(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The guests a repair of g runs with, in inventory order: g, every guest
+ * of the inventory that holds a function g's repair attaches, theirs in
+ * turn.  Run alone, g would find its function held by a guest outside the
+ * run and be refused, where a full pass detaches it there first; run
+ * together, the detaches go before the attaches as in a full pass.  Reads
+ * the host's inventory guests once, keeping their hashes. */
+static size_t tied_guests(struct watch *w, size_t g, size_t **out)
+{
+    size_t total = w->host->n_guests, n = 0;
+    _cleanup_free_ bool *in = zr_new0(bool, total);
+    size_t *set = zr_new0(size_t, total);
+    set[n++] = g;
+    in[g] = true;
+    struct zr_guest_state *st = zr_state_read(w->conn, w->host, ZR_READ_THREADS);
+    for (size_t k = 0; k < n; k++)
+        tie_holders(w, st, set[k], in, set, &n);
+    for (size_t k = 0; k < n; k++)
+        if (st[set[k]].config_xml) {
+            w->track[set[k]].def_hash = zr_fnv1a64(st[set[k]].config_xml);
+            w->track[set[k]].hashed = true;
+        }
+    zr_state_free(st, total);
+    qsort(set, n, sizeof(*set), index_cmp);
+    *out = set;
+    return n;
+}
+
+/* Whether the whole host needs no apply: a full run's plan (no lock),
+ * after hashing the definitions as they are before it, so that a change
+ * from here on differs from the kept hash and the poll sees it. */
+static bool host_quiet(struct watch *w)
+{
+    for (size_t g = 0; g < w->host->n_guests; g++)
+        hash_guest(w, g);
+    struct zr_host_options ho = w->o->host;
+    ho.applying = false;
+    _cleanup_(zr_plan_finish) struct zr_plan plan = {.has_hosts = w->inv->has_hosts};
+    zr_host_run(w->host, &ho, &plan);
+    bool quiet = plan_quiet(&plan);
+    for (size_t g = 0; quiet && g < w->host->n_guests; g++) {
+        w->track[g].in_sync = true;
+        w->track[g].failures = 0;
     }
     return quiet;
 }
 
-/* Runs the guests [first, first+n) of the host: when they are not known
- * to be in sync, apply (which locks the host only now), whose report goes
- * to the caller.  Returns whether the host as a whole failed. */
-static bool run_guests(struct watch *w, size_t first, size_t n)
+/* Applies the guests idx[0..n) (inventory order; NULL: the whole host) in
+ * one run, which locks the host only now; its report goes to the caller.
+ * Returns whether the host as a whole failed. */
+static bool apply_guests(struct watch *w, const size_t *idx, size_t n)
 {
     struct zr_host sub = *w->host;
-    sub.guests = w->host->guests + first;
-    sub.n_guests = n;
-    if (guests_quiet(w, &sub, first, n) || *w->o->stop)
-        return false;
+    _cleanup_free_ struct zr_guest *guests = idx ? zr_new0(struct zr_guest, n) : NULL;
+    for (size_t k = 0; idx && k < n; k++)
+        guests[k] = w->host->guests[idx[k]]; /* borrowed, as the host's are */
+    if (idx) {
+        sub.guests = guests;
+        sub.n_guests = n;
+    }
     struct zr_host_options ho = w->o->host;
     ho.applying = true;
     ho.interrupt = w->o->stop;
     _cleanup_(zr_plan_finish) struct zr_plan done = {.has_hosts = w->inv->has_hosts};
     zr_host_run(&sub, &ho, &done);
-    account(w, &done, first, n);
+    account(w, &done, idx, n);
     pthread_mutex_lock(&w->mu);
     w->stats.last_event = w->last_event;
     pthread_mutex_unlock(&w->mu);
@@ -518,7 +595,7 @@ static void full_pass(struct watch *w)
 {
     for (size_t g = 0; g < w->host->n_guests; g++)
         w->track[g].pending = false;
-    bool failed = run_guests(w, 0, w->host->n_guests);
+    bool failed = !host_quiet(w) && !*w->o->stop && apply_guests(w, NULL, w->host->n_guests);
     if (failed) {
         w->next_resync = mono() + w->resync_wait;
         w->resync_wait = fmin(w->resync_wait * 2, w->o->resync_s);
@@ -527,6 +604,28 @@ static void full_pass(struct watch *w)
         w->resync_wait = BACKOFF_FIRST_S;
     }
     notify_status(w, "");
+}
+
+/* A re-read of guest g: nothing when it is in sync, else a repair, with
+ * the guests that hold what it attaches. */
+static void repair_guest(struct watch *w, size_t g)
+{
+    bool attaches;
+    if (guest_in_sync(w, g, &attaches)) {
+        w->track[g].in_sync = true;
+        w->track[g].failures = 0;
+        return;
+    }
+    if (*w->o->stop)
+        return;
+    size_t one = g, n = 1;
+    _cleanup_free_ size_t *tied = NULL;
+    if (attaches && w->conn)
+        n = tied_guests(w, g, &tied);
+    const size_t *idx = tied ? tied : &one;
+    for (size_t k = 0; k < n; k++) /* run now, and accounted for by this run */
+        w->track[idx[k]].pending = false;
+    apply_guests(w, idx, n);
 }
 
 static void run_due(struct watch *w)
@@ -538,7 +637,7 @@ static void run_due(struct watch *w)
         if (!t->pending || now < t->due || now < t->not_before)
             continue;
         t->pending = false;
-        run_guests(w, g, 1);
+        repair_guest(w, g);
         ran = true;
     }
     if (ran) /* a guest found in sync again changes the counts too */
