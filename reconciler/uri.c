@@ -90,7 +90,6 @@ char *zr_uri_normalize(const char *uri)
     return out;
 }
 
-
 /* The normalized URI's parts: scheme "qemu" without a host (a local QEMU
  * driver URI), and its path. */
 static bool local_qemu(const char *uri, bool *embed)

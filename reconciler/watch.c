@@ -202,11 +202,10 @@ static void notify_status(struct watch *w, const char *extra)
         n += w->track[g].in_sync;
     w->stats.guests = w->host->n_guests;
     w->stats.in_sync = n;
-    _cleanup_free_ char *text =
-        zr_asprintf("%sSTATUS=watching %zu guest%s on %s%s: %zu in sync, %lu repair%s", extra,
-                    w->host->n_guests, w->host->n_guests == 1 ? "" : "s", w->host->name,
-                    w->conn ? "" : " (not connected)", n, w->stats.repairs,
-                    w->stats.repairs == 1 ? "" : "s");
+    _cleanup_free_ char *text = zr_asprintf(
+        "%sSTATUS=watching %zu guest%s on %s%s: %zu in sync, %lu repair%s", extra,
+        w->host->n_guests, w->host->n_guests == 1 ? "" : "s", w->host->name,
+        w->conn ? "" : " (not connected)", n, w->stats.repairs, w->stats.repairs == 1 ? "" : "s");
     tell_systemd(w->o, *extra ? ZR_NOTIFY_STATE : ZR_NOTIFY_DROPPABLE, text);
 }
 
@@ -493,8 +492,8 @@ static bool holds(const struct zr_guest_state *st, const struct zr_pci_addr *s)
 
 /* Adds to the run every guest of `st` (the host's, read) that holds a
  * function guest m's plan attaches. */
-static void tie_holders(const struct watch *w, const struct zr_guest_state *st, size_t m,
-                        bool *in, size_t *set, size_t *n)
+static void tie_holders(const struct watch *w, const struct zr_guest_state *st, size_t m, bool *in,
+                        size_t *set, size_t *n)
 {
     if (st[m].error)
         return;
@@ -767,9 +766,8 @@ static int watch_paths(struct watch *w)
 {
     unwatch_paths(w);
     int r = watch_dirs(w);
-    w->wd_file = inotify_add_watch(w->ino, w->o->path,
-                                   IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF |
-                                       IN_MOVE_SELF);
+    w->wd_file = inotify_add_watch(
+        w->ino, w->o->path, IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
     return r < 0 ? r : 0;
 }
 
@@ -901,8 +899,8 @@ static void reload(struct watch *w)
         return;
     }
     if (w->o->notify) {
-        _cleanup_free_ char *text = zr_asprintf("RELOADING=1\nMONOTONIC_USEC=%llu",
-                                                (unsigned long long)(mono() * 1e6));
+        _cleanup_free_ char *text =
+            zr_asprintf("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)(mono() * 1e6));
         tell_systemd(w->o, ZR_NOTIFY_STATE, text);
     }
     /* Before the read: a change from here on is seen, and the path may
