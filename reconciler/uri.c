@@ -90,3 +90,30 @@ char *zr_uri_normalize(const char *uri)
     return out;
 }
 
+/* The normalized URI's parts: scheme "qemu" without a host (a local QEMU
+ * driver URI), and its path. */
+static bool local_qemu(const char *uri, bool *embed)
+{
+    _cleanup_free_ char *n = zr_uri_normalize(uri);
+    xmlURIPtr u = n ? xmlParseURI(n) : NULL;
+    bool local = u && u->scheme && strcmp(u->scheme, "qemu") == 0 && (!u->server || !*u->server);
+    *embed = local && u->path && strcmp(u->path, "/embed") == 0;
+    xmlFreeURI(u);
+    return local;
+}
+
+bool zr_uri_is_embedded(const char *uri)
+{
+    bool embed = false;
+    return uri && local_qemu(uri, &embed) && embed;
+}
+
+bool zr_uri_blocked_by_embed(const char *root, const char *uri)
+{
+    if (!uri)
+        return true;
+    _cleanup_free_ char *a = zr_uri_normalize(root);
+    _cleanup_free_ char *b = zr_uri_normalize(uri);
+    bool embed;
+    return strcmp(a, b) != 0 && local_qemu(uri, &embed);
+}

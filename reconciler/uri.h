@@ -4,6 +4,8 @@
  * libvirt. */
 #pragma once
 
+#include <stdbool.h>
+
 /* The URI in one spelling per libvirt connection: scheme and host in lower
  * case, "+unix" dropped where there is no host, the path and a root=
  * parameter without repeated, "." or trailing slashes, parameters sorted.
@@ -11,3 +13,14 @@
  * "qemu:///embed?root=/x//root" and "...?root=/x/root/".  A string that is
  * not a URI comes back as it is. */
 char *zr_uri_normalize(const char *uri);
+
+/* Whether `uri` names an embedded driver root (qemu:///embed?root=DIR). */
+bool zr_uri_is_embedded(const char *uri);
+
+/* Whether a process that has opened the embedded root `root` can no longer
+ * open `uri` (NULL: libvirt's default, probed among the local drivers).
+ * The QEMU driver then runs in the process and refuses every other local
+ * qemu URI ("Missing URI parameter 'root'"), a second root included; the
+ * same root and a URI with a host or a transport (the remote driver) still
+ * open. */
+bool zr_uri_blocked_by_embed(const char *root, const char *uri);

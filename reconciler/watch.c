@@ -2,7 +2,6 @@
  * and "watch" in docs/operations.md. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -16,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "notify.h"
+#include "uri.h"
 #include "watch.h"
 
 /* Events about one guest within this long become one re-read. */
@@ -25,7 +26,9 @@
  * are compared by hash this often, this many guests a round. */
 #define POLL_S 1.0
 #define POLL_BATCH 64
-/* An editor's write-and-rename is several inotify events: wait for quiet. */
+/* A save is several inotify events (an editor's write-and-rename, a
+ * close after a create): they become one re-read this long after the
+ * last.  Never a guess that a writer is done: see read_inotify(). */
 #define RELOAD_QUIET_S 0.2
 /* A guest whose repair failed is retried after 3, 6, 12 ... s, at most 5 min. */
 #define BACKOFF_FIRST_S 3.0
@@ -106,6 +109,16 @@ static int guest_name_cmp(const void *a, const void *b)
     return strcmp(((const struct guest_name *)a)->name, ((const struct guest_name *)b)->name);
 }
 
+/* One name in one directory that inotify reports on: each component of
+ * the inventory's path as given, in the directory before it, so that a
+ * swapped directory or symlink on the way (current -> releases/N) is
+ * seen; the last one is the inventory file itself. */
+struct path_watch {
+    int wd;
+    char *name;
+    bool file;
+};
+
 /* What the loop knows of one inventory guest. */
 struct guest_track {
     bool pending; /* an event or poll asked for a re-read at `due` */
@@ -129,6 +142,7 @@ struct watch {
     struct guest_name *by_name; /* the host's guests sorted by name */
 
     virConnectPtr conn; /* the events' connection; NULL while away */
+    char *embed_root;   /* the embedded root this process opened, if any */
     int cb[4];
     atomic_bool lost;
     bool was_lost;
@@ -142,8 +156,10 @@ struct watch {
     size_t n_names;
     double last_event;
 
-    int ino, wd_dir, wd_file;
-    char *base; /* the inventory's file name in its directory */
+    int ino, wd_file;
+    struct path_watch *paths;
+    size_t n_paths;
+    bool writing; /* the file was modified and not closed yet */
     double reload_at;
 
     uint64_t watchdog_usec;
@@ -162,7 +178,21 @@ static void notice(const struct watch *w, const char *fmt, ...)
         w->o->ops.notice(w->o->ops.data, m);
 }
 
-/* systemd's notify protocol; sd_notify does nothing without NOTIFY_SOCKET. */
+/* systemd's notify protocol (nothing without NOTIFY_SOCKET), never
+ * blocking: a status line the receiver has no room for is dropped, a state
+ * change that could not be sent in time is said on stderr. */
+static void tell_systemd(const struct zr_watch_options *o, zr_notify_kind kind, const char *text)
+{
+    int r = zr_notify(kind, text);
+    if (r >= 0 || kind == ZR_NOTIFY_DROPPABLE || !o->ops.notice)
+        return;
+    _cleanup_free_ char *first = zr_strndup(text, strcspn(text, "\n"));
+    _cleanup_free_ char *m =
+        zr_asprintf("cannot tell systemd %s through NOTIFY_SOCKET: %s", first,
+                    r == -EAGAIN ? "nobody reads it (its queue is full)" : strerror(-r));
+    o->ops.notice(o->ops.data, m);
+}
+
 static void notify_status(struct watch *w, const char *extra)
 {
     if (!w->o->notify)
@@ -172,10 +202,11 @@ static void notify_status(struct watch *w, const char *extra)
         n += w->track[g].in_sync;
     w->stats.guests = w->host->n_guests;
     w->stats.in_sync = n;
-    sd_notifyf(0, "%sSTATUS=watching %zu guest%s on %s%s: %zu in sync, %lu repair%s", extra,
-               w->host->n_guests, w->host->n_guests == 1 ? "" : "s", w->host->name,
-               w->conn ? "" : " (not connected)", n, w->stats.repairs,
-               w->stats.repairs == 1 ? "" : "s");
+    _cleanup_free_ char *text = zr_asprintf(
+        "%sSTATUS=watching %zu guest%s on %s%s: %zu in sync, %lu repair%s", extra,
+        w->host->n_guests, w->host->n_guests == 1 ? "" : "s", w->host->name,
+        w->conn ? "" : " (not connected)", n, w->stats.repairs, w->stats.repairs == 1 ? "" : "s");
+    tell_systemd(w->o, *extra ? ZR_NOTIFY_STATE : ZR_NOTIFY_DROPPABLE, text);
 }
 
 /* ---- libvirt's events (called on libvirt's event loop thread) ----------- */
@@ -209,6 +240,25 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
     struct watch *w = opaque;
     atomic_store(&w->lost, true);
     zr_watch_wake();
+}
+
+/* The URI `host` is opened with: --connect, its uri, LIBVIRT_DEFAULT_URI;
+ * NULL: libvirt's default. */
+static const char *effective_uri(const struct watch *w, const struct zr_host *host)
+{
+    const char *u = w->o->host.uri ? w->o->host.uri : host->uri;
+    if (!u || !*u)
+        u = getenv("LIBVIRT_DEFAULT_URI");
+    return u && *u ? u : NULL;
+}
+
+/* An embedded root, once opened, is the process's for good (libvirt's
+ * QEMU driver then runs in it). */
+static void note_embed_root(struct watch *w)
+{
+    const char *u = effective_uri(w, w->host);
+    if (!w->embed_root && zr_uri_is_embedded(u))
+        w->embed_root = zr_strdup(u);
 }
 
 static void watch_disconnect(struct watch *w)
@@ -351,18 +401,25 @@ static void note_repair(struct watch *w, size_t g, double now)
            name, t->reversals + 1, REVERSAL_WINDOW_S / 60, wait);
 }
 
-/* Reads the guests [first, first+n) of the apply report back into their
- * tracks: backoff for failures, reversals for repairs. */
-static void account(struct watch *w, const struct zr_plan *done, size_t first, size_t n)
+/* Guest k of a run over the guests idx (NULL: the whole host). */
+static size_t run_guest(const size_t *idx, size_t k)
+{
+    return idx ? idx[k] : k;
+}
+
+/* Reads the run's apply report back into its guests' tracks: backoff for
+ * failures, reversals for repairs. */
+static void account(struct watch *w, const struct zr_plan *done, const size_t *idx, size_t n)
 {
     double now = mono();
     /* The host as a whole (no connection, a manual apply's lock) in a full
      * pass: the pass is tried again (full_pass), not each guest. */
-    if (done->n_hosts && done->hosts[0].error && n > 1)
+    if (done->n_hosts && done->hosts[0].error && !idx)
         return;
     bool any = false;
     for (size_t k = 0; k < n && k < done->n_guests; k++) {
-        struct guest_track *t = &w->track[first + k];
+        size_t g = run_guest(idx, k);
+        struct guest_track *t = &w->track[g];
         bool failed = guest_failed(done, k);
         t->in_sync = !failed && !done->guests[k].error;
         if (failed) {
@@ -377,21 +434,31 @@ static void account(struct watch *w, const struct zr_plan *done, size_t first, s
             /* The poll compares with the hash from before the repair, which
              * another change could restore: look at the result once. */
             t->recheck = true;
-            note_repair(w, first + k, now);
+            note_repair(w, g, now);
         }
     }
     w->stats.repairs += any;
+}
+
+/* The pure plan of one guest as read, into p (to finish). */
+static void plan_one(const struct watch *w, const struct zr_guest_state *st, struct zr_plan *p)
+{
+    struct zr_plan_options popts = {.config_only = w->o->host.config_only};
+    zr_plan_guest(p, w->host->name, NULL, st->wanted, &st->config, st->active ? &st->live : NULL,
+                  &popts);
 }
 
 /* Guest g as one read of it on the events' connection tells: in sync when
  * the pure plan of its devices has no action.  The host check of a full
  * run only refuses actions or annotates them, so a guest without any needs
  * no run: no lock, and no reading of every other guest of the host.  Keeps
- * the hash of the definition read. */
-static bool guest_in_sync(struct watch *w, size_t g)
+ * the hash of the definition read; *attaches: the plan attaches a
+ * function (which another guest may hold). */
+static bool guest_in_sync(struct watch *w, size_t g, bool *attaches)
 {
     struct guest_track *t = &w->track[g];
     t->hashed = false;
+    *attaches = false;
     if (!w->conn)
         return false;
     struct zr_guest_state *st = zr_new0(struct zr_guest_state, 1);
@@ -400,58 +467,118 @@ static bool guest_in_sync(struct watch *w, size_t g)
     if (zr_state_read_guest(w->conn, st) == 0 && st->config_xml) {
         t->def_hash = zr_fnv1a64(st->config_xml);
         t->hashed = true;
-        struct zr_plan_options popts = {.config_only = w->o->host.config_only};
         struct zr_plan p = {0};
-        zr_plan_guest(&p, w->host->name, NULL, st->wanted, &st->config,
-                      st->active ? &st->live : NULL, &popts);
+        plan_one(w, st, &p);
         in_sync = p.n_actions == 0 && p.n_guests == 1 && !p.guests[0].error;
+        for (size_t i = 0; i < p.n_actions; i++)
+            *attaches |= p.actions[i].op == ZR_OP_ATTACH;
         zr_plan_finish(&p);
     }
     zr_state_free(st, 1);
     return in_sync;
 }
 
-/* Whether the guests [first, first+n) need no apply: one guest by
- * guest_in_sync(), several by a full run's plan (no lock), after hashing
- * their definitions as they are before it, so that a change from here on
- * differs from the kept hash and the poll sees it. */
-static bool guests_quiet(struct watch *w, const struct zr_host *sub, size_t first, size_t n)
+/* Whether guest `st` holds function `s`, in its definition or running. */
+static bool holds(const struct zr_guest_state *st, const struct zr_pci_addr *s)
 {
-    bool quiet;
-    if (n == 1) {
-        quiet = guest_in_sync(w, first);
-    } else {
-        for (size_t k = 0; k < n; k++)
-            hash_guest(w, first + k);
-        struct zr_host_options ho = w->o->host;
-        ho.applying = false;
-        _cleanup_(zr_plan_finish) struct zr_plan plan = {.has_hosts = w->inv->has_hosts};
-        zr_host_run(sub, &ho, &plan);
-        quiet = plan_quiet(&plan);
-    }
-    for (size_t k = 0; quiet && k < n; k++) {
-        w->track[first + k].in_sync = true;
-        w->track[first + k].failures = 0;
+    for (size_t d = 0; !st->error && d < st->config.n; d++)
+        if (zr_pci_addr_eq(&st->config.items[d].source, s))
+            return true;
+    for (size_t d = 0; !st->error && st->active && d < st->live.n; d++)
+        if (zr_pci_addr_eq(&st->live.items[d].source, s))
+            return true;
+    return false;
+}
+
+/* Adds to the run every guest of `st` (the host's, read) that holds a
+ * function guest m's plan attaches. */
+static void tie_holders(const struct watch *w, const struct zr_guest_state *st, size_t m, bool *in,
+                        size_t *set, size_t *n)
+{
+    if (st[m].error)
+        return;
+    struct zr_plan p = {0};
+    plan_one(w, &st[m], &p);
+    for (size_t j = 0; j < w->host->n_guests; j++)
+        for (size_t i = 0; !in[j] && i < p.n_actions; i++)
+            if (p.actions[i].op == ZR_OP_ATTACH && holds(&st[j], &p.actions[i].source)) {
+                in[j] = true;
+                set[(*n)++] = j;
+            }
+    zr_plan_finish(&p);
+}
+
+static int index_cmp(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The guests a repair of g runs with, in inventory order: g, every guest
+ * of the inventory that holds a function g's repair attaches, theirs in
+ * turn.  Run alone, g would find its function held by a guest outside the
+ * run and be refused, where a full pass detaches it there first; run
+ * together, the detaches go before the attaches as in a full pass.  Reads
+ * the host's inventory guests once, keeping their hashes. */
+static size_t tied_guests(struct watch *w, size_t g, size_t **out)
+{
+    size_t total = w->host->n_guests, n = 0;
+    _cleanup_free_ bool *in = zr_new0(bool, total);
+    size_t *set = zr_new0(size_t, total);
+    set[n++] = g;
+    in[g] = true;
+    struct zr_guest_state *st = zr_state_read(w->conn, w->host, ZR_READ_THREADS);
+    for (size_t k = 0; k < n; k++)
+        tie_holders(w, st, set[k], in, set, &n);
+    for (size_t k = 0; k < n; k++)
+        if (st[set[k]].config_xml) {
+            w->track[set[k]].def_hash = zr_fnv1a64(st[set[k]].config_xml);
+            w->track[set[k]].hashed = true;
+        }
+    zr_state_free(st, total);
+    qsort(set, n, sizeof(*set), index_cmp);
+    *out = set;
+    return n;
+}
+
+/* Whether the whole host needs no apply: a full run's plan (no lock),
+ * after hashing the definitions as they are before it, so that a change
+ * from here on differs from the kept hash and the poll sees it. */
+static bool host_quiet(struct watch *w)
+{
+    for (size_t g = 0; g < w->host->n_guests; g++)
+        hash_guest(w, g);
+    struct zr_host_options ho = w->o->host;
+    ho.applying = false;
+    _cleanup_(zr_plan_finish) struct zr_plan plan = {.has_hosts = w->inv->has_hosts};
+    zr_host_run(w->host, &ho, &plan);
+    bool quiet = plan_quiet(&plan);
+    for (size_t g = 0; quiet && g < w->host->n_guests; g++) {
+        w->track[g].in_sync = true;
+        w->track[g].failures = 0;
     }
     return quiet;
 }
 
-/* Runs the guests [first, first+n) of the host: when they are not known
- * to be in sync, apply (which locks the host only now), whose report goes
- * to the caller.  Returns whether the host as a whole failed. */
-static bool run_guests(struct watch *w, size_t first, size_t n)
+/* Applies the guests idx[0..n) (inventory order; NULL: the whole host) in
+ * one run, which locks the host only now; its report goes to the caller.
+ * Returns whether the host as a whole failed. */
+static bool apply_guests(struct watch *w, const size_t *idx, size_t n)
 {
     struct zr_host sub = *w->host;
-    sub.guests = w->host->guests + first;
-    sub.n_guests = n;
-    if (guests_quiet(w, &sub, first, n) || *w->o->stop)
-        return false;
+    _cleanup_free_ struct zr_guest *guests = idx ? zr_new0(struct zr_guest, n) : NULL;
+    for (size_t k = 0; idx && k < n; k++)
+        guests[k] = w->host->guests[idx[k]]; /* borrowed, as the host's are */
+    if (idx) {
+        sub.guests = guests;
+        sub.n_guests = n;
+    }
     struct zr_host_options ho = w->o->host;
     ho.applying = true;
     ho.interrupt = w->o->stop;
     _cleanup_(zr_plan_finish) struct zr_plan done = {.has_hosts = w->inv->has_hosts};
     zr_host_run(&sub, &ho, &done);
-    account(w, &done, first, n);
+    account(w, &done, idx, n);
     pthread_mutex_lock(&w->mu);
     w->stats.last_event = w->last_event;
     pthread_mutex_unlock(&w->mu);
@@ -467,7 +594,7 @@ static void full_pass(struct watch *w)
 {
     for (size_t g = 0; g < w->host->n_guests; g++)
         w->track[g].pending = false;
-    bool failed = run_guests(w, 0, w->host->n_guests);
+    bool failed = !host_quiet(w) && !*w->o->stop && apply_guests(w, NULL, w->host->n_guests);
     if (failed) {
         w->next_resync = mono() + w->resync_wait;
         w->resync_wait = fmin(w->resync_wait * 2, w->o->resync_s);
@@ -476,6 +603,28 @@ static void full_pass(struct watch *w)
         w->resync_wait = BACKOFF_FIRST_S;
     }
     notify_status(w, "");
+}
+
+/* A re-read of guest g: nothing when it is in sync, else a repair, with
+ * the guests that hold what it attaches. */
+static void repair_guest(struct watch *w, size_t g)
+{
+    bool attaches;
+    if (guest_in_sync(w, g, &attaches)) {
+        w->track[g].in_sync = true;
+        w->track[g].failures = 0;
+        return;
+    }
+    if (*w->o->stop)
+        return;
+    size_t one = g, n = 1;
+    _cleanup_free_ size_t *tied = NULL;
+    if (attaches && w->conn)
+        n = tied_guests(w, g, &tied);
+    const size_t *idx = tied ? tied : &one;
+    for (size_t k = 0; k < n; k++) /* run now, and accounted for by this run */
+        w->track[idx[k]].pending = false;
+    apply_guests(w, idx, n);
 }
 
 static void run_due(struct watch *w)
@@ -487,7 +636,7 @@ static void run_due(struct watch *w)
         if (!t->pending || now < t->due || now < t->not_before)
             continue;
         t->pending = false;
-        run_guests(w, g, 1);
+        repair_guest(w, g);
         ran = true;
     }
     if (ran) /* a guest found in sync again changes the counts too */
@@ -564,30 +713,68 @@ static bool from_stdin(const struct watch *w)
     return strcmp(w->o->path, "-") == 0;
 }
 
-/* The directory (an editor's write-and-rename) and the file itself (a
- * symlink's target); again after each reload, as a rename replaces the
- * file and a directory may have been swapped too. */
-static int watch_paths(struct watch *w)
+static void unwatch_paths(struct watch *w)
 {
-    _cleanup_free_ char *d = zr_strdup(w->o->path);
-    if (w->wd_dir >= 0)
-        inotify_rm_watch(w->ino, w->wd_dir);
+    for (size_t i = 0; i < w->n_paths; i++) {
+        if (w->paths[i].wd >= 0) /* a directory watched twice is removed once */
+            inotify_rm_watch(w->ino, w->paths[i].wd);
+        free(w->paths[i].name);
+    }
+    free(w->paths);
+    w->paths = NULL;
+    w->n_paths = 0;
     if (w->wd_file >= 0)
         inotify_rm_watch(w->ino, w->wd_file);
-    w->wd_dir =
-        inotify_add_watch(w->ino, dirname(d), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE);
-    int e = errno;
+    w->wd_file = -1;
+}
+
+/* The directories of the path as given, each for the name that follows
+ * it: a link or directory replaced on the way is a change of the file.
+ * Returns the watch of the file's own directory (or -errno). */
+static int watch_dirs(struct watch *w)
+{
+    const char *p = w->o->path;
+    size_t len = strlen(p), at = 0;
+    int last = -ENOENT;
+    while (at < len) {
+        while (at < len && p[at] == '/')
+            at++;
+        size_t end = at;
+        while (end < len && p[end] != '/')
+            end++;
+        if (end == at)
+            break;
+        bool file = end == len;
+        _cleanup_free_ char *dir = at == 0 ? zr_strdup(".") : zr_strndup(p, at);
+        uint32_t mask = IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_ONLYDIR | IN_MASK_ADD;
+        mask |= file ? IN_CLOSE_WRITE | IN_MODIFY : IN_MOVED_FROM;
+        int wd = inotify_add_watch(w->ino, dir, mask);
+        if (file)
+            last = wd < 0 ? -errno : wd;
+        if (wd >= 0 && !(end - at == 1 && p[at] == '.'))
+            *ZR_APPEND(w->paths, w->n_paths) =
+                (struct path_watch){wd, zr_strndup(p + at, end - at), file};
+        at = end;
+    }
+    return last;
+}
+
+/* The directories on the path and the file itself (through a symlink,
+ * its target); again after each change on the path, which may lead
+ * elsewhere now. */
+static int watch_paths(struct watch *w)
+{
+    unwatch_paths(w);
+    int r = watch_dirs(w);
     w->wd_file = inotify_add_watch(
         w->ino, w->o->path, IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
-    return w->wd_dir < 0 ? -e : 0;
+    return r < 0 ? r : 0;
 }
 
 static int inventory_watch(struct watch *w, struct zr_error *err)
 {
     if (from_stdin(w))
         return 0;
-    _cleanup_free_ char *b = zr_strdup(w->o->path);
-    w->base = zr_strdup(basename(b));
     w->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     int r = w->ino < 0 ? -errno : watch_paths(w);
     if (r < 0)
@@ -595,8 +782,39 @@ static int inventory_watch(struct watch *w, struct zr_error *err)
     return r;
 }
 
-/* Reads what inotify has: an event on the file, or in its directory under
- * its name, asks for a re-read once the writes have settled. */
+/* The path watch an event is about, or NULL. */
+static const struct path_watch *path_event(const struct watch *w, const struct inotify_event *ev)
+{
+    for (size_t i = 0; ev->len && i < w->n_paths; i++)
+        if (w->paths[i].wd == ev->wd && strcmp(w->paths[i].name, ev->name) == 0)
+            return &w->paths[i];
+    return NULL;
+}
+
+/* One event: a modification means a writer is at work, and only its close
+ * (or a complete file renamed or linked in place) asks for a re-read, so
+ * a save that pauses between writes is never read half-way. */
+static void take_inotify(struct watch *w, const struct inotify_event *ev)
+{
+    const struct path_watch *pw = path_event(w, ev);
+    if (ev->wd == w->wd_file && (ev->mask & IN_IGNORED))
+        w->wd_file = -1;
+    if (ev->wd != w->wd_file && !pw)
+        return;
+    if (ev->mask & IN_MODIFY) {
+        w->writing = true;
+        w->reload_at = 0;
+        return;
+    }
+    bool settled = ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_DELETE_SELF |
+                               IN_MOVE_SELF | IN_MOVED_FROM);
+    if (settled || (pw && !pw->file))
+        w->writing = false;
+    if (!w->writing && !(ev->mask & IN_IGNORED))
+        w->reload_at = mono() + RELOAD_QUIET_S;
+}
+
+/* Reads what inotify has. */
 static void read_inotify(struct watch *w)
 {
     union {
@@ -607,10 +825,7 @@ static void read_inotify(struct watch *w)
     while ((n = read(w->ino, u.buf, sizeof(u.buf))) > 0) {
         for (char *p = u.buf; p < u.buf + n;) {
             const struct inotify_event *ev = (const struct inotify_event *)(void *)p;
-            if (ev->wd == w->wd_file || (ev->len && strcmp(ev->name, w->base) == 0))
-                w->reload_at = mono() + RELOAD_QUIET_S;
-            if (ev->wd == w->wd_file && (ev->mask & IN_IGNORED))
-                w->wd_file = -1;
+            take_inotify(w, ev);
             p += sizeof(*ev) + ev->len;
         }
     }
@@ -638,6 +853,7 @@ static void inventory_take(struct watch *w, struct zr_inventory *inv, const stru
     w->host = host;
     w->track = zr_new0(struct guest_track, host->n_guests);
     w->by_name = guests_by_name(host);
+    note_embed_root(w);
     if (!w->conn) {
         w->reconnect_at = 0;
         w->reconnect_wait = 1;
@@ -647,9 +863,34 @@ static void inventory_take(struct watch *w, struct zr_inventory *inv, const stru
     full_pass(w);
 }
 
-/* Re-reads the inventory.  One that does not validate, or that moves
- * hosts around (a restart's job: one process each), leaves the last good
- * one in force and changes nothing. */
+/* Whether a valid new inventory asks for what only a restart can do, said
+ * in a notice: hosts added or removed (one process each), or a URI this
+ * process can no longer open (one that opened an embedded root cannot
+ * open a local daemon URI or a second root). */
+static bool needs_restart(struct watch *w, const struct zr_inventory *inv,
+                          const struct zr_host *host)
+{
+    if (!host || (inv->n_hosts > 1) != (w->inv->n_hosts > 1)) {
+        notice(w,
+               "%s: hosts were added or removed; restart watch to follow them (the last "
+               "inventory stays in force)",
+               w->o->path);
+        return true;
+    }
+    const char *u = effective_uri(w, host);
+    if (!w->embed_root || !zr_uri_blocked_by_embed(w->embed_root, u))
+        return false;
+    notice(w,
+           "%s: uri %s needs a restart of watch: this process opened the embedded root %s, "
+           "and libvirt then opens neither a local daemon URI nor a second root in it (the "
+           "last inventory stays in force)",
+           w->o->path, u ? u : "(libvirt's default)", w->embed_root);
+    return true;
+}
+
+/* Re-reads the inventory.  One that does not validate, or that only a
+ * restart can follow, leaves the last good one in force and changes
+ * nothing. */
 static void reload(struct watch *w)
 {
     if (from_stdin(w)) {
@@ -657,8 +898,17 @@ static void reload(struct watch *w)
                   "watch to change it");
         return;
     }
-    if (w->o->notify)
-        sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)(mono() * 1e6));
+    if (w->o->notify) {
+        _cleanup_free_ char *text =
+            zr_asprintf("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)(mono() * 1e6));
+        tell_systemd(w->o, ZR_NOTIFY_STATE, text);
+    }
+    /* Before the read: a change from here on is seen, and the path may
+     * lead elsewhere than when it was watched last. */
+    int r = watch_paths(w);
+    if (r < 0)
+        notice(w, "cannot watch %s for changes any more: %s; SIGHUP still reloads", w->o->path,
+               strerror(-r));
     _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
     struct zr_inventory *inv = zr_inventory_load(w->o->path, &errs);
     const struct zr_host *host = inv ? find_host(inv, w->host_name) : NULL;
@@ -666,19 +916,11 @@ static void reload(struct watch *w)
         if (w->o->ops.invalid)
             w->o->ops.invalid(w->o->ops.data, &errs);
         notice(w, "%s: not taken; the last valid inventory stays in force", w->o->path);
-    } else if (!host || (inv->n_hosts > 1) != (w->inv->n_hosts > 1)) {
-        notice(w,
-               "%s: hosts were added or removed; restart watch to follow them (the last "
-               "inventory stays in force)",
-               w->o->path);
+    } else if (needs_restart(w, inv, host)) {
         zr_inventory_free(inv);
     } else {
         inventory_take(w, inv, host);
     }
-    int r = watch_paths(w);
-    if (r < 0)
-        notice(w, "cannot watch %s for changes any more: %s; SIGHUP still reloads", w->o->path,
-               strerror(-r));
     notify_status(w, "READY=1\n");
 }
 
@@ -747,7 +989,7 @@ static void watchdog(struct watch *w)
 {
     if (!w->watchdog_usec || mono() < w->next_watchdog)
         return;
-    sd_notify(0, "WATCHDOG=1");
+    tell_systemd(w->o, ZR_NOTIFY_DROPPABLE, "WATCHDOG=1");
     w->next_watchdog = mono() + (double)w->watchdog_usec / 2e6;
 }
 
@@ -779,15 +1021,17 @@ static void loop_once(struct watch *w)
 static void watch_finish(struct watch *w)
 {
     watch_disconnect(w);
-    if (w->ino >= 0)
+    if (w->ino >= 0) {
+        unwatch_paths(w);
         close(w->ino);
+    }
     for (size_t i = 0; i < w->n_names; i++)
         free(w->names[i]);
     free(w->names);
     free(w->track);
     free(w->by_name);
-    free(w->base);
     free(w->host_name);
+    free(w->embed_root);
     zr_inventory_free(w->inv);
     pthread_mutex_destroy(&w->mu);
     wake_close();
@@ -799,7 +1043,6 @@ int zr_watch_run(struct zr_inventory *inv, const struct zr_watch_options *o, str
                       .inv = inv,
                       .cb = {-1, -1, -1, -1},
                       .ino = -1,
-                      .wd_dir = -1,
                       .wd_file = -1,
                       .reconnect_wait = 1,
                       .resync_wait = BACKOFF_FIRST_S};
@@ -819,6 +1062,7 @@ int zr_watch_run(struct zr_inventory *inv, const struct zr_watch_options *o, str
     }
     w.track = zr_new0(struct guest_track, w.host->n_guests);
     w.by_name = guests_by_name(w.host);
+    note_embed_root(&w);
     if (o->notify && sd_watchdog_enabled(0, &w.watchdog_usec) <= 0)
         w.watchdog_usec = 0;
     /* The first pass, then ready: also when the host is away (it is
@@ -830,7 +1074,7 @@ int zr_watch_run(struct zr_inventory *inv, const struct zr_watch_options *o, str
     while (!*o->stop)
         loop_once(&w);
     if (o->notify)
-        sd_notify(0, "STOPPING=1");
+        tell_systemd(o, ZR_NOTIFY_STATE, "STOPPING=1");
     watch_finish(&w);
     return 0;
 }
@@ -923,8 +1167,11 @@ int zr_watch_fleet(struct zr_inventory *inv, const struct zr_watch_options *o)
     uint64_t wd = 0;
     if (!o->notify || sd_watchdog_enabled(0, &wd) <= 0)
         wd = 0;
-    if (o->notify)
-        sd_notifyf(0, "READY=1\nSTATUS=watching %zu hosts, one process each", n);
+    if (o->notify) {
+        _cleanup_free_ char *text =
+            zr_asprintf("READY=1\nSTATUS=watching %zu hosts, one process each", n);
+        tell_systemd(o, ZR_NOTIFY_STATE, text);
+    }
     while (!*o->stop) {
         for (size_t i = 0; i < n; i++)
             if (!c[i].pid && !c[i].ended && mono() >= c[i].restart_at)
@@ -934,7 +1181,7 @@ int zr_watch_fleet(struct zr_inventory *inv, const struct zr_watch_options *o)
             fleet_signal(c, n, SIGHUP);
         }
         if (wd)
-            sd_notify(0, "WATCHDOG=1");
+            tell_systemd(o, ZR_NOTIFY_DROPPABLE, "WATCHDOG=1");
         struct pollfd pfd = {.fd = wake_fds[0], .events = POLLIN};
         double ms = wd ? fmin(1000, (double)wd / 2e3) : 1000;
         if (poll(&pfd, 1, (int)ms) > 0)
@@ -942,7 +1189,7 @@ int zr_watch_fleet(struct zr_inventory *inv, const struct zr_watch_options *o)
         reap(c, n, inv, o);
     }
     if (o->notify)
-        sd_notify(0, "STOPPING=1");
+        tell_systemd(o, ZR_NOTIFY_STATE, "STOPPING=1");
     int rc = fleet_stop(c, n);
     zr_inventory_free(inv);
     wake_close();

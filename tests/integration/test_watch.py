@@ -8,6 +8,8 @@ SharedWatchTest   the machine's libvirtd, shared: only guests named zrwatch-<pid
                   test's.
 RestartWatchTest  a libvirtd of the test's own (lab.PrivateDaemon), killed and started
                   again under a running watch: the shared daemon is never stopped.
+EmbedUriWatchTest watch on a qemu:///embed root whose inventory's uri changes to one the
+                  process cannot open any more.
 CliWatchTest      option errors, no libvirt.
 
 The test waits for watch's first pass through systemd's notify protocol: NOTIFY_SOCKET
@@ -255,19 +257,21 @@ class SharedWatchTest(WatchTestCase):
         self.assertEqual(w.stop(), 0)
 
     def test_sighup_rereads_the_inventory(self):
-        # The inventory's directory is swapped for another: the watches inotify holds
-        # stay on the old one, so only SIGHUP can bring the new file in.
+        # The inventory is a symlink whose target's path has a symlink of its own
+        # (inventory.yaml -> shared/current/inventory.yaml, current -> 1): watch follows
+        # the path as given, not links inside a link's target, so only SIGHUP can bring
+        # the swapped-in file in.
         g = self.guest('hup', [fake(6)])
-        invdir = os.path.join(self.dir, 'inv')
-        os.mkdir(invdir)
-        self.inv = os.path.join(invdir, 'inventory.yaml')
-        write_inventory(self.inv, {g: [fake(6)]})
+        shared = os.path.join(self.dir, 'shared')
+        for n, src in ((1, fake(6)), (2, fake(7))):
+            os.makedirs(os.path.join(shared, str(n)))
+            write_inventory(os.path.join(shared, str(n), 'inventory.yaml'), {g: [src]})
+        os.symlink('1', os.path.join(shared, 'current'))
+        os.symlink('shared/current/inventory.yaml', self.inv)
         w, notify = self.start_watch()
-        newdir = os.path.join(self.dir, 'inv.new')
-        os.mkdir(newdir)
-        write_inventory(os.path.join(newdir, 'inventory.yaml'), {g: [fake(7)]})
-        os.rename(invdir, os.path.join(self.dir, 'inv.old'))
-        os.rename(newdir, invdir)
+        tmp = os.path.join(shared, 'current.tmp')
+        os.symlink('2', tmp)
+        os.rename(tmp, os.path.join(shared, 'current'))
         w.proc.send_signal(signal.SIGHUP)
         notify.wait('RELOADING=1')
         notify.wait('READY=1', n=2)
@@ -385,6 +389,113 @@ class SharedWatchTest(WatchTestCase):
         self.assertEqual(w.stop(), 0)
 
 
+    def test_half_written_inventory_is_never_applied(self):
+        # issue 22 #1: a writer that pauses between two writes to the inventory (a config
+        # tool writing in chunks, cat over a pipe, scp, an editor writing in place).  The
+        # first half is a valid inventory missing a device: read half-way, watch would
+        # detach that device and attach it again once the rest arrived.
+        g = self.guest('half', [fake(20), fake(21)])
+        write_inventory(self.inv, {g: [fake(20), fake(21)]})
+        metrics = os.path.join(self.dir, 'watch.prom')
+        w, notify = self.start_watch('--metrics-file', metrics)
+        head = 'version: 1\nguests:\n  %s:\n    hostdevs:\n      - source: %s\n' % (g, fake(20))
+        tail = '      - source: %s\n      - source: %s\n' % (fake(21), fake(22))
+        with open(self.inv, 'w') as f:
+            f.write(head)
+            f.flush()
+            # well past the old 0.2 s of quiet; the device must stay all along
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:
+                self.assertEqual(self.sources(g), [fake(20), fake(21)],
+                                 'half an inventory applied: ' + w.stdout() + w.stderr())
+                time.sleep(0.1)
+            f.write(tail)
+        # the complete file is applied once it is closed
+        self.wait_sources(g, [fake(20), fake(21), fake(22)], w=w)
+        notify.wait('RELOADING=1')
+        self.assertNotIn('detach hostdev', w.stdout())
+        self.assertEqual(w.stop(), 0, w.stderr())
+        self.assertNotIn('detach hostdev', w.stdout())
+        with open(metrics) as f:
+            text = f.read()
+        # one repair: the complete file's attach, no detach and re-attach before it
+        self.assertRegex(text, r'zpci_reconcile_watch_repairs_total 1\b')
+
+    def test_function_moved_by_hand_between_inventory_guests(self):
+        # issue 22 #2: a function moved by hand from guest A to guest B, both in the
+        # inventory, which gives it to A.  A's repair must not call B "not named by the
+        # inventory" nor fail: B gives the function up in the same run, before A's attach.
+        a = self.guest('move-a', [fake(23)])
+        b = self.guest('move-b', [])
+        write_inventory(self.inv, {a: [fake(23)], b: []})
+        w, _ = self.start_watch('-o', 'json')
+        # one virsh process: A's repair must meet the function held by B
+        dev = os.path.join(self.dir, 'dev.xml')
+        with open(dev, 'w') as f:
+            f.write(hostdev_xml(fake(23)))
+        self.lab.virsh('detach-device %s %s --config ; attach-device %s %s --config'
+                       % (a, dev, b, dev))
+        self.wait_sources(a, [fake(23)], timeout=REPAIR_S + 5, w=w)
+        self.wait_sources(b, [], w=w)
+        self.assertEqual(w.stop(), 0, w.stderr())
+        text = w.stdout() + w.stderr()
+        self.assertNotIn('not named by the inventory', text)
+        self.assertNotIn('does not name', text)
+        for line in w.out:
+            doc = json.loads(line)
+            self.assertEqual(doc['errors'], [], line)
+            self.assertEqual(doc['summary']['failed'], 0, line)
+            self.assertEqual(doc['summary']['guests_failed'], 0, line)
+            self.assertFalse([a_ for a_ in doc['actions'] if a_['result'] != 'done'], line)
+
+    def test_unread_notify_socket_never_blocks(self):
+        # issue 22 #5: a NOTIFY_SOCKET nobody reads holds ~10 datagrams; status messages
+        # beyond that must be dropped, not block repairs or SIGTERM.
+        names = [PREFIX + 'nread%02d' % i for i in range(22)]
+        self.lab.define_many([s390x_guest(n, hostdev_xml(fake(0x40 + i)))
+                              for i, n in enumerate(names)])
+        for n in names:
+            self.addCleanup(self.lab.undefine, n)
+        write_inventory(self.inv, {n: [fake(0x40 + i)] for i, n in enumerate(names)})
+        # read up to READY=1, never after it
+        notify = Notify(os.path.join(self.dir, 'notify-unread'))
+        self.addCleanup(notify.close)
+        w = Watch(['watch', self.inv, '-c', self.uri, '--no-host-check'],
+                  {'LIBVIRT_DEFAULT_URI': None, 'NOTIFY_SOCKET': notify.path})
+        self.addCleanup(w.kill)
+        notify.wait('READY=1')
+        dev = os.path.join(self.dir, 'dev-%d.xml')
+        cmds = []
+        for i, n in enumerate(names):
+            with open(dev % i, 'w') as f:
+                f.write(hostdev_xml(fake(0x40 + i)))
+            cmds.append('detach-device %s %s --config' % (n, dev % i))
+        self.lab.virsh(' ; '.join(cmds))
+        for i, n in enumerate(names):
+            self.wait_sources(n, [fake(0x40 + i)], timeout=30, w=w)
+        self.assertEqual(w.stdout().count('Apply: 1 attached'), len(names), w.stdout())
+        self.assertEqual(w.stop(timeout=EXIT_S), 0, w.stderr())
+
+    def test_symlinked_directory_swap_is_followed(self):
+        # issue 22 #8: the usual release layout, DIR/current -> releases/N, swapped
+        # atomically (ln -s + rename): watch follows the path as given, without SIGHUP.
+        g = self.guest('release', [fake(24)])
+        for n, src in ((1, fake(24)), (2, fake(25))):
+            os.makedirs(os.path.join(self.dir, 'releases', str(n)))
+            write_inventory(os.path.join(self.dir, 'releases', str(n), 'inv.yaml'), {g: [src]})
+        os.symlink('releases/1', os.path.join(self.dir, 'current'))
+        self.inv = os.path.join(self.dir, 'current', 'inv.yaml')
+        w, notify = self.start_watch()
+        tmp = os.path.join(self.dir, 'current.tmp')
+        os.symlink('releases/2', tmp)
+        os.rename(tmp, os.path.join(self.dir, 'current'))
+        self.wait_sources(g, [fake(25)], w=w)
+        notify.wait('RELOADING=1')
+        # and the new target's file is watched: an edit there is applied too
+        write_inventory(self.inv, {g: [fake(25), fake(26)]})
+        self.wait_sources(g, [fake(25), fake(26)], w=w)
+        self.assertEqual(w.stop(), 0, w.stderr())
+
     def test_hosts_one_process_each(self):
         # two hosts: the same daemon through two socket paths, two URIs of their own
         g1 = self.guest('host1', [fake(13)])
@@ -457,6 +568,51 @@ class RestartWatchTest(WatchTestCase):
         self.lab.detach(g, hostdev_xml(fake(12)), config=True)
         self.wait_sources(g, [fake(12)], w=w)
         self.assertEqual(w.stop(), 0)
+
+
+class EmbedUriWatchTest(unittest.TestCase):
+    """watch on a qemu:///embed root (issue 22 #12): a process that opened an embedded
+    root cannot open a local daemon URI or a second root, so an inventory whose uri
+    changes to one of those is refused like added or removed hosts."""
+
+    def test_uri_this_process_cannot_open_is_refused(self):
+        root = lab.EmbedLab()
+        self.addCleanup(root.close)
+        d = tempfile.mkdtemp(prefix='zrwatch-embed-')
+        self.addCleanup(shutil.rmtree, d, True)
+        g = 'zrwatch-embed'
+        root.define(s390x_guest(g, hostdev_xml(fake(30))))
+        inv = os.path.join(d, 'inventory.yaml')
+
+        def inventory(uri, srcs):
+            with open(inv + '.tmp', 'w') as f:
+                f.write('version: 1\nuri: "%s"\nguests:\n  %s:\n    hostdevs:\n' % (uri, g))
+                f.write(''.join('      - source: %s\n' % s for s in srcs))
+            os.rename(inv + '.tmp', inv)
+
+        inventory(root.uri, [fake(30)])
+        notify = Notify(os.path.join(d, 'notify'))
+        self.addCleanup(notify.close)
+        w = Watch(['watch', inv, '--no-host-check'],
+                  {'LIBVIRT_DEFAULT_URI': None, 'NOTIFY_SOCKET': notify.path})
+        self.addCleanup(w.kill)
+        notify.wait('READY=1')
+        other_root = 'qemu:///embed?root=' + os.path.join(d, 'other-root')
+        for n, uri in enumerate(('qemu:///system', other_root), start=1):
+            inventory(uri, [fake(31)])
+            wait_until(lambda: w.stderr().count('needs a restart') >= n, 30,
+                       'the change refused: ' + w.stdout() + w.stderr())
+            self.assertIn(uri, w.stderr())
+        self.assertNotIn("Missing URI parameter", w.stderr())
+        self.assertNotIn('retrying', w.stderr())
+        self.assertEqual(w.stdout(), '', 'nothing applied from a refused inventory')
+        # the last good inventory and its connection are still in force: an edit on the
+        # same root is applied
+        inventory(root.uri, [fake(30), fake(32)])
+        wait_until(lambda: 'attach hostdev %s' % fake(32) in w.stdout(), 30,
+                   'the edit applied: ' + w.stdout() + w.stderr())
+        self.assertEqual(w.stop(), 0, w.stderr())
+        self.assertEqual(sorted(dv['source'] for dv in root.devices(g)), [fake(30), fake(32)])
 
 
 class CliWatchTest(unittest.TestCase):

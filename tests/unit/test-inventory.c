@@ -734,3 +734,28 @@ Test(inventory_uri, normalised_spellings_of_one_connection)
     expect_normal("qemu:///embed?root=/x/../root", "qemu:///embed?root=/x/../root");
     expect_normal("not a uri", "not a uri");
 }
+
+/* issue 22 #12: what watch, holding an embedded root, can still switch to. */
+Test(inventory_uri, what_a_process_holding_an_embedded_root_can_open)
+{
+    const char *root = "qemu:///embed?root=/var/lib/zr";
+    cr_expect(zr_uri_is_embedded(root));
+    cr_expect(zr_uri_is_embedded("QEMU:///embed?root=/x"));
+    cr_expect(!zr_uri_is_embedded("qemu:///system"));
+    cr_expect(!zr_uri_is_embedded("qemu+ssh://kvm1/embed?root=/x"));
+    cr_expect(!zr_uri_is_embedded(NULL));
+    /* the same root, however spelled; remote transports and hosts */
+    cr_expect(!zr_uri_blocked_by_embed(root, root));
+    cr_expect(!zr_uri_blocked_by_embed(root, "qemu:///embed?root=/var//lib/zr/"));
+    cr_expect(!zr_uri_blocked_by_embed(root, "qemu+ssh://root@kvm1/system"));
+    cr_expect(!zr_uri_blocked_by_embed(root, "qemu+tcp://kvm1/system"));
+    cr_expect(!zr_uri_blocked_by_embed(root, "qemu://kvm1/system"));
+    cr_expect(!zr_uri_blocked_by_embed(root, "test:///default"));
+    /* local daemon URIs, a second root, libvirt's default */
+    cr_expect(zr_uri_blocked_by_embed(root, "qemu:///system"));
+    cr_expect(zr_uri_blocked_by_embed(root, "qemu+unix:///system"));
+    cr_expect(zr_uri_blocked_by_embed(root, "qemu:///session"));
+    cr_expect(zr_uri_blocked_by_embed(root, "qemu:///system?socket=/run/x/sock"));
+    cr_expect(zr_uri_blocked_by_embed(root, "qemu:///embed?root=/other"));
+    cr_expect(zr_uri_blocked_by_embed(root, NULL));
+}
