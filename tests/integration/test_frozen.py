@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""A libvirtd that accepts connections but never answers (issue 22, defects 6 and 7).
+
+A stopped daemon (SIGSTOP) is the simplest such daemon: the kernel still accepts the
+client's connect() on its listening socket, and no RPC reply ever comes. Each test has a
+daemon of its own (lab.PrivateDaemon), stops it and always lets it go on (SIGCONT) and
+closes it afterwards: the shared daemon on qemu:///system is never touched.
+
+FrozenPlanApplyTest  plan and apply give up after ZPCI_RECONCILE_CONNECT_TIMEOUT with an
+                     error naming the URI and the deadline (text, JSON, metrics), and end
+                     at once on SIGINT or SIGTERM while they wait.
+FrozenWatchTest      watch ends within 5 s of SIGTERM while it connects to such a daemon,
+                     and when the daemon freezes under a connected watch.
+
+The only timed expectations are the issue's: an exit within 5 s of a signal; everything
+else is a generous deadline on a condition.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import lab
+from lab import hostdev_xml, s390x_guest
+from test_watch import EXIT_S, Notify, Watch, fake, wait_until, write_inventory
+
+# A run that hangs is cut off here, so that the test fails instead of blocking the suite.
+HANG_S = 90
+
+
+class FrozenDaemonCase(unittest.TestCase):
+    """A private daemon, started; self.freeze() stops it until the test ends."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix='zrfrozen-')
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.daemon = lab.PrivateDaemon(prefix='zrfrozen-daemon-')
+        self.addCleanup(self.daemon.close)
+        self.daemon.start()
+        self.uri = self.daemon.uri
+        self.inv = os.path.join(self.dir, 'inventory.yaml')
+        self.metrics = os.path.join(self.dir, 'run.prom')
+
+    def freeze(self):
+        os.kill(self.daemon.pid, signal.SIGSTOP)
+        # Registered after close(): cleanups run last in, first out, so the daemon goes on
+        # before it is closed, whatever the test did.
+        self.addCleanup(self.thaw)
+
+    def thaw(self):
+        if self.daemon.proc and self.daemon.proc.poll() is None:
+            os.kill(self.daemon.pid, signal.SIGCONT)
+
+
+class FrozenPlanApplyTest(FrozenDaemonCase):
+
+    def setUp(self):
+        super().setUp()
+        write_inventory(self.inv, {'zrfrozen-g': []})
+        self.freeze()
+
+    def run_frozen(self, *args, timeout_s=None):
+        env = {'LIBVIRT_DEFAULT_URI': None, 'ZPCI_RECONCILE_CONNECT_TIMEOUT': timeout_s}
+        try:
+            return lab.run_tool(list(args) + ['-c', self.uri, '--metrics-file', self.metrics,
+                                              self.inv], env=env, timeout=HANG_S)
+        except subprocess.TimeoutExpired:
+            self.fail('%s still waits for the stopped daemon after %d s' % (args[0], HANG_S))
+
+    def check_failed_host(self, rc, out, err, message):
+        """-o json: the usual document of a host that could not be reached, and metrics."""
+        self.assertEqual(rc, 1, out + err)
+        doc = json.loads(out)
+        self.assertEqual(doc['actions'], [], out)
+        host = doc['hosts'][0]
+        self.assertEqual((host['host'], host['reached']), ('default', False), out)
+        self.assertIn(message, host['error'], out)
+        with open(self.metrics) as f:
+            self.assertIn('zpci_reconcile_host_up{host="default"} 0\n', f.read())
+
+    def test_plan_gives_up_after_the_deadline(self):
+        rc, out, err = self.run_frozen('plan', timeout_s=2)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('%s did not answer within 2 s' % self.uri, out + err)
+
+    def test_plan_json_gives_up_after_the_deadline(self):
+        rc, out, err = self.run_frozen('plan', '-o', 'json', timeout_s=2)
+        self.check_failed_host(rc, out, err, '%s did not answer within 2 s' % self.uri)
+
+    def test_apply_gives_up_after_the_deadline(self):
+        rc, out, err = self.run_frozen('apply', '-o', 'json', timeout_s=2)
+        self.check_failed_host(rc, out, err, '%s did not answer within 2 s' % self.uri)
+
+    def interrupt_while_waiting(self, verb, sig):
+        env = {'LIBVIRT_DEFAULT_URI': None}     # the default deadline, 30 s
+        proc = lab.start_tool([verb, '-c', self.uri, '-o', 'json', '--metrics-file',
+                               self.metrics, self.inv], env=env)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.communicate()))
+        time.sleep(1)       # connecting by now: nothing else can happen before
+        self.assertIsNone(proc.poll(), 'ended before the signal')
+        proc.send_signal(sig)
+        try:
+            out, err = proc.communicate(timeout=EXIT_S)
+        except subprocess.TimeoutExpired:
+            self.fail('%s did not end within %d s of signal %d' % (verb, EXIT_S, sig))
+        self.check_failed_host(proc.returncode, out, err, 'interrupted by signal %d' % sig)
+        self.assertIn(self.uri, json.loads(out)['hosts'][0]['error'])
+
+    def test_sigint_ends_plan_while_it_waits(self):
+        self.interrupt_while_waiting('plan', signal.SIGINT)
+
+    def test_sigint_ends_apply_while_it_waits(self):
+        self.interrupt_while_waiting('apply', signal.SIGINT)
+
+    def test_sigterm_ends_apply_while_it_waits(self):
+        self.interrupt_while_waiting('apply', signal.SIGTERM)
+
+
+class FrozenWatchTest(FrozenDaemonCase):
+
+    def watch(self):
+        notify = Notify(os.path.join(self.dir, 'notify'))
+        self.addCleanup(notify.close)
+        w = Watch(['watch', self.inv, '-c', self.uri, '--no-host-check'],
+                  {'LIBVIRT_DEFAULT_URI': None, 'NOTIFY_SOCKET': notify.path})
+        self.addCleanup(w.kill)
+        return w, notify
+
+    def assert_stops(self, w):
+        rc = w.stop(timeout=EXIT_S)
+        self.assertIsNotNone(rc, 'watch still runs %d s after SIGTERM: %s' % (
+            EXIT_S, w.stderr()))
+        self.assertEqual(rc, 0, w.stderr())
+
+    def test_sigterm_while_connecting(self):
+        write_inventory(self.inv, {'zrfrozen-g': []})
+        self.freeze()
+        w, _ = self.watch()
+        time.sleep(1)       # in its first connection by now
+        self.assertIsNone(w.proc.poll(), w.stderr())
+        self.assert_stops(w)
+        # a stop, not a host that could not be reached
+        self.assertNotIn('retrying', w.stderr())
+        self.assertNotIn('interrupted', w.stderr())
+
+    def test_sigterm_when_the_daemon_froze_under_it(self):
+        # A guest, so that watch reads its definition every second (the poll): a call
+        # is under way when the daemon stops answering.
+        g = 'zrfrozen-watched'
+        self.daemon.lab.define(s390x_guest(g, hostdev_xml(fake(3))))
+        write_inventory(self.inv, {g: [fake(3)]})
+        w, notify = self.watch()
+        notify.wait('READY=1')
+        self.freeze()
+        time.sleep(2)       # the next poll is stuck in the daemon
+        self.assertIsNone(w.proc.poll(), w.stderr())
+        self.assert_stops(w)
+        self.assertIn('zpci-reconcile: host default: stopped without waiting any longer for a '
+                      'libvirt call', w.stderr())
+
+
+if __name__ == '__main__':
+    lab.main()
