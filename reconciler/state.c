@@ -178,7 +178,29 @@ struct pending_open {
     virConnectPtr conn;
     zr_error_code code; /* libvirt's error is per thread: taken on the opener's */
     char *message;
+    struct pending_open *next; /* in `abandoned` */
+    bool listed;
 };
+
+/* Opens given up while their daemon had not answered, at most one per
+ * URI, each holding a reference: a later open of the same URI waits for
+ * that one instead of starting another, so a daemon that stays stopped
+ * under watch's reconnects holds one thread, not one per try.  Lock
+ * order: abandoned_mu, then a pending_open's mu. */
+static pthread_mutex_t abandoned_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct pending_open *abandoned;
+
+/* Takes `p` out of `abandoned` (under abandoned_mu); the list's reference
+ * goes to the caller. */
+static void unlist(struct pending_open *p)
+{
+    for (struct pending_open **q = &abandoned; *q; q = &(*q)->next)
+        if (*q == p) {
+            *q = p->next;
+            p->listed = false;
+            return;
+        }
+}
 
 static void pending_unref(struct pending_open *p)
 {
@@ -200,6 +222,7 @@ static void *open_thread(void *arg)
 {
     struct pending_open *p = arg;
     virConnectPtr c = virConnectOpen(p->uri);
+    pthread_mutex_lock(&abandoned_mu);
     pthread_mutex_lock(&p->mu);
     p->conn = c;
     if (!c) {
@@ -207,8 +230,14 @@ static void *open_thread(void *arg)
         p->message = zr_strdup(zr_libvirt_error());
     }
     p->done = true;
+    bool listed = p->listed;
+    if (listed) /* nobody waits: too late to be of use */
+        unlist(p);
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&abandoned_mu);
+    if (listed)
+        pending_unref(p);
     pending_unref(p); /* closes c when the waiter has gone */
     return NULL;
 }
@@ -254,6 +283,40 @@ static struct timespec timespec_at(double t)
 {
     double s = floor(t);
     return (struct timespec){.tv_sec = (time_t)s, .tv_nsec = (long)((t - s) * 1e9)};
+}
+
+/* The abandoned open of `uri` (taken out of the list, its reference now
+ * the caller's), or a new one. */
+static struct pending_open *pending_adopt(const char *uri)
+{
+    pthread_mutex_lock(&abandoned_mu);
+    struct pending_open *p = abandoned;
+    while (p && !zr_streq(p->uri, uri))
+        p = p->next;
+    if (p)
+        unlist(p);
+    pthread_mutex_unlock(&abandoned_mu);
+    return p ? p : pending_start(uri);
+}
+
+/* Gives up waiting for `p`: unless it finished meanwhile, it is listed
+ * for the next open of its URI (when none is listed for it yet). */
+static void pending_abandon(struct pending_open *p)
+{
+    pthread_mutex_lock(&abandoned_mu);
+    bool taken = false;
+    for (struct pending_open *q = abandoned; q && !taken; q = q->next)
+        taken = zr_streq(q->uri, p->uri);
+    pthread_mutex_lock(&p->mu);
+    if (!p->done && !taken) {
+        p->refs++;
+        p->listed = true;
+        p->next = abandoned;
+        abandoned = p;
+    }
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&abandoned_mu);
+    pending_unref(p);
 }
 
 /* Waits for the open until `deadline` (CLOCK_MONOTONIC seconds; INFINITY:
@@ -305,7 +368,7 @@ virConnectPtr zr_connect_with(const char *uri, const struct zr_connect_options *
     bool daemon = daemon_uri(uri);
     double timeout_s = o->timeout_s > 0 ? o->timeout_s : ZR_CONNECT_TIMEOUT_S;
     atomic_fetch_add(&waiting, 1);
-    struct pending_open *p = pending_start(uri);
+    struct pending_open *p = pending_adopt(uri);
     bool done = pending_wait(p, daemon ? mono_now() + timeout_s : INFINITY, o->interrupt);
     atomic_fetch_sub(&waiting, 1);
     virConnectPtr c = NULL;
@@ -320,7 +383,10 @@ virConnectPtr zr_connect_with(const char *uri, const struct zr_connect_options *
         zr_error_setc(err, p->code, "cannot connect to %s: %s", uri_name(uri), p->message);
     else
         c = TAKE_PTR(p->conn);
-    pending_unref(p);
+    if (done)
+        pending_unref(p);
+    else
+        pending_abandon(p);
     if (c && events && daemon)
         bound_calls(c, timeout_s);
     return c;

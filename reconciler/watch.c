@@ -249,6 +249,7 @@ static int watch_connect(struct watch *w)
     if (!w->conn) {
         if (!w->was_lost && !*w->o->stop)
             notice(w, "host %s: %s; retrying", w->host->name, err.message);
+        w->was_lost = true; /* told once: the retries are quiet */
         zr_error_finish(&err);
         return -1;
     }

@@ -9,8 +9,11 @@ closes it afterwards: the shared daemon on qemu:///system is never touched.
 FrozenPlanApplyTest  plan and apply give up after ZPCI_RECONCILE_CONNECT_TIMEOUT with an
                      error naming the URI and the deadline (text, JSON, metrics), and end
                      at once on SIGINT or SIGTERM while they wait.
+FrozenMidApplyTest   apply whose daemon freezes mid-run fails the call in progress after
+                     about the same deadline (keepalive) and skips the rest.
 FrozenWatchTest      watch ends within 5 s of SIGTERM while it connects to such a daemon,
                      and when the daemon freezes under a connected watch.
+ConnectTimeoutValueTest  a bad ZPCI_RECONCILE_CONNECT_TIMEOUT is an error (no daemon).
 
 The only timed expectations are the issue's: an exit within 5 s of a signal; everything
 else is a generous deadline on a condition.
@@ -121,6 +124,34 @@ class FrozenPlanApplyTest(FrozenDaemonCase):
         self.interrupt_while_waiting('apply', signal.SIGTERM)
 
 
+class FrozenMidApplyTest(FrozenDaemonCase):
+
+    def test_apply_fails_the_call_the_daemon_never_answers(self):
+        # apply runs libvirt's event loop, so keepalive bounds the calls after the open
+        n = 60
+        names = ['zrfrozen-%02d' % i for i in range(n)]
+        self.daemon.lab.define_many([s390x_guest(x) for x in names])
+        write_inventory(self.inv, {x: [fake(i)] for i, x in enumerate(names)})
+        env = {'LIBVIRT_DEFAULT_URI': None, 'ZPCI_RECONCILE_CONNECT_TIMEOUT': 2,
+               'ZPCI_RECONCILE_APPLY_THREADS': 1}
+        proc = lab.start_tool(['apply', '-v', '--no-host-check', '-o', 'json', '-c', self.uri,
+                               self.inv], env=env)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.communicate()))
+        for line in proc.stderr:
+            if line.startswith('[30/%d] ' % n):
+                break
+        self.freeze()
+        try:
+            out, err = proc.communicate(timeout=HANG_S)
+        except subprocess.TimeoutExpired:
+            self.fail('apply still waits for the stopped daemon after %d s' % HANG_S)
+        self.assertEqual(proc.returncode, 1, err)
+        results = [a['result'] for a in json.loads(out)['actions']]
+        self.assertEqual(results.count('failed'), 1, out)
+        self.assertIn('lost the connection to %s' % self.uri, err)
+        self.assertEqual(results.count('done') + results.count('skipped') + 1, n, out)
+
+
 class FrozenWatchTest(FrozenDaemonCase):
 
     def watch(self):
@@ -162,6 +193,23 @@ class FrozenWatchTest(FrozenDaemonCase):
         self.assert_stops(w)
         self.assertIn('zpci-reconcile: host default: stopped without waiting any longer for a '
                       'libvirt call', w.stderr())
+
+
+class ConnectTimeoutValueTest(unittest.TestCase):
+    """ZPCI_RECONCILE_CONNECT_TIMEOUT that is not 1 to 3600: an error before connecting."""
+
+    def test_bad_values(self):
+        d = tempfile.mkdtemp(prefix='zrfrozen-')
+        self.addCleanup(shutil.rmtree, d, True)
+        inv = os.path.join(d, 'inventory.yaml')
+        write_inventory(inv, {'g': []})
+        for bad in ('0', '3601', '-1', '2s', ' 5', 'x'):
+            for verb in ('plan', 'apply', 'watch'):
+                rc, out, err = lab.run_tool([verb, '-c', 'test:///default', inv],
+                                            env={'ZPCI_RECONCILE_CONNECT_TIMEOUT': bad})
+                self.assertEqual(rc, 1, verb + ' ' + bad)
+                self.assertEqual(err, "zpci-reconcile: ZPCI_RECONCILE_CONNECT_TIMEOUT is '%s'; "
+                                      "it must be a number from 1 to 3600\n" % bad, verb)
 
 
 if __name__ == '__main__':
