@@ -1,5 +1,6 @@
 /* What is there: opens libvirt connections (with libvirt's event loop
- * where they need it: qemu:///embed, domain events) and reads each inventory guest's
+ * where they need it: qemu:///embed, domain events; with a deadline and an
+ * interrupt flag, for a daemon that does not answer) and reads each inventory guest's
  * persistent and live devices, several guests at once.  Returns errors as
  * values; never prints and never changes a guest. */
 #pragma once

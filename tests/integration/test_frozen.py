@@ -10,7 +10,8 @@ FrozenPlanApplyTest  plan and apply give up after ZPCI_RECONCILE_CONNECT_TIMEOUT
                      error naming the URI and the deadline (text, JSON, metrics), and end
                      at once on SIGINT or SIGTERM while they wait.
 FrozenMidApplyTest   apply whose daemon freezes mid-run fails the call in progress after
-                     about the same deadline (keepalive) and skips the rest.
+                     about the same deadline (keepalive) and skips the rest; a plan stuck
+                     after the open still ends on ^C.
 FrozenWatchTest      watch ends within 5 s of SIGTERM while it connects to such a daemon,
                      and when the daemon freezes under a connected watch.
 ConnectTimeoutValueTest  a bad ZPCI_RECONCILE_CONNECT_TIMEOUT is an error (no daemon).
@@ -150,6 +151,27 @@ class FrozenMidApplyTest(FrozenDaemonCase):
         self.assertEqual(results.count('failed'), 1, out)
         self.assertIn('lost the connection to %s' % self.uri, err)
         self.assertEqual(results.count('done') + results.count('skipped') + 1, n, out)
+
+
+    def test_sigint_still_ends_a_plan_stuck_after_the_open(self):
+        # plan has no keepalive (no event loop on a daemon URI): a call stuck in libvirt
+        # after the open must still end at ^C, as it always did (killed by the signal)
+        write_inventory(self.inv, {'zrfrozen-g': []})
+        env = lab.fault_env('virConnectListAllDomains:1:stop')
+        env['LIBVIRT_DEFAULT_URI'] = None
+        proc = lab.start_tool(['plan', '-c', self.uri, self.inv], env=env)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.communicate()))
+        lab.wait_stopped(proc)      # connected, about to list the guests
+        self.freeze()
+        os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(1)               # in the call by now
+        self.assertIsNone(proc.poll(), 'ended before the signal')
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=EXIT_S)
+        except subprocess.TimeoutExpired:
+            self.fail('plan did not end within %d s of ^C' % EXIT_S)
+        self.assertEqual(proc.returncode, -signal.SIGINT)
 
 
 class FrozenWatchTest(FrozenDaemonCase):
