@@ -75,8 +75,10 @@ static int host_open(struct zr_plan *report, size_t hi, struct host_session *h,
 {
     struct zr_error err = {0};
     /* apply waits for device removal events; plan only reads. */
-    h->conn =
-        zr_connect_for(report->hosts[hi].uri, o->applying ? ZR_CONN_EVENTS : ZR_CONN_READ, &err);
+    struct zr_connect_options co = {.use = o->applying ? ZR_CONN_EVENTS : ZR_CONN_READ,
+                                    .timeout_s = o->connect_timeout_s,
+                                    .interrupt = o->interrupt};
+    h->conn = zr_connect_with(report->hosts[hi].uri, &co, &err);
     if (!h->conn) {
         host_failed(report, hi, h->host, err.code, err.message);
         zr_error_finish(&err);
@@ -244,7 +246,8 @@ int zr_export_read(const struct zr_export_request *req, struct zr_export_found *
                    struct zr_error *err)
 {
     *out = (struct zr_export_found){0};
-    _cleanup_(virConnectClosep) virConnectPtr conn = zr_connect_for(req->uri, ZR_CONN_READ, err);
+    _cleanup_(virConnectClosep) virConnectPtr conn = zr_connect_with(
+        req->uri, &(struct zr_connect_options){.timeout_s = req->connect_timeout_s}, err);
     if (!conn)
         return -EIO;
     /* One listing finds the guests to export and their domains. */

@@ -32,8 +32,11 @@ struct zr_host_options {
     size_t progress_from;
     unsigned read_threads;  /* 0: ZR_READ_THREADS */
     unsigned apply_threads; /* 0: ZR_APPLY_THREADS (apply.h) */
-    /* Set by the caller's signal handler: apply stops after the current
-     * call.  May be NULL. */
+    /* How long the open may wait for a daemon that does not answer
+     * (0: ZR_CONNECT_TIMEOUT_S, state.h). */
+    unsigned connect_timeout_s;
+    /* Set by the caller's signal handler: the open is given up, apply
+     * stops after the current call.  May be NULL. */
     volatile sig_atomic_t *interrupt;
 };
 
@@ -58,6 +61,7 @@ struct zr_export_request {
     size_t n_names;
     bool live; /* the running state, not the persistent definition */
     bool all;  /* also guests without devices */
+    unsigned connect_timeout_s; /* 0: ZR_CONNECT_TIMEOUT_S (state.h) */
 };
 
 /* What export writes, read from one host. */

@@ -43,6 +43,26 @@ static void on_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* A plan of one host changes nothing and just ends on a signal, as it
+ * always did, even inside a libvirt call that restarts its wait on EINTR;
+ * only a connection being opened is given up and reported (exit 1, JSON,
+ * metrics), which needs the flag. */
+static void on_plan_signal(int sig)
+{
+    interrupted = sig;
+    if (!zr_connect_waiting()) {
+        signal(sig, SIG_DFL);
+        raise(sig); /* delivered when this handler returns */
+    }
+}
+
+static void on_plan_signals(void)
+{
+    struct sigaction sa = {.sa_handler = on_plan_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 static struct zr_inventory *load_inventory(const char *path)
 {
     _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
@@ -161,25 +181,41 @@ static int print_report(const struct options *o, bool applying, const struct zr_
     return !applying && plan->n_actions > 0 ? EXIT_CHANGES : EXIT_IN_SYNC;
 }
 
-/* ZPCI_RECONCILE_APPLY_THREADS: how many guests of a host apply changes
- * at once (1 runs every action in turn); unset, ZR_APPLY_THREADS. */
-static int apply_threads_from_env(unsigned *threads, struct zr_errors *errs)
+/* A whole number from the environment variable `name`, from min to max:
+ * 0 in *out when it is unset or empty; an error (added to errs and
+ * printed) when it is anything else. */
+static int number_from_env(const char *name, unsigned long min, unsigned long max, unsigned *out,
+                           struct zr_errors *errs)
 {
-    const char *s = getenv("ZPCI_RECONCILE_APPLY_THREADS");
-    *threads = 0;
+    const char *s = getenv(name);
+    *out = 0;
     if (!s || !*s)
         return 0;
     char *end = NULL;
     errno = 0;
     unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || *s < '0' || *s > '9' || v < 1 || v > 64) {
-        zr_errors_add(errs, NULL, 0, 0, NULL,
-                      "ZPCI_RECONCILE_APPLY_THREADS is '%s'; it must be a number from 1 to 64", s);
+    if (errno || *end || *s < '0' || *s > '9' || v < min || v > max) {
+        zr_errors_add(errs, NULL, 0, 0, NULL, "%s is '%s'; it must be a number from %lu to %lu",
+                      name, s, min, max);
         fprintf(stderr, "zpci-reconcile: %s\n", errs->items[0].message);
         return -1;
     }
-    *threads = (unsigned)v;
+    *out = (unsigned)v;
     return 0;
+}
+
+/* ZPCI_RECONCILE_APPLY_THREADS: how many guests of a host apply changes
+ * at once (1 runs every action in turn); unset, ZR_APPLY_THREADS. */
+static int apply_threads_from_env(unsigned *threads, struct zr_errors *errs)
+{
+    return number_from_env("ZPCI_RECONCILE_APPLY_THREADS", 1, 64, threads, errs);
+}
+
+/* ZPCI_RECONCILE_CONNECT_TIMEOUT: seconds a connection waits for a daemon
+ * that does not answer; unset, ZR_CONNECT_TIMEOUT_S. */
+static int connect_timeout_from_env(unsigned *seconds, struct zr_errors *errs)
+{
+    return number_from_env("ZPCI_RECONCILE_CONNECT_TIMEOUT", 1, 3600, seconds, errs);
 }
 
 static int verb_plan_apply(const struct options *o, bool applying)
@@ -199,8 +235,9 @@ static int verb_plan_apply(const struct options *o, bool applying)
         fprintf(stderr, "zpci-reconcile: %s\n", errs.items[0].message);
         return plan_apply_failed(o, applying, t0, &errs);
     }
-    unsigned threads;
-    if (apply_threads_from_env(&threads, &errs) < 0)
+    unsigned threads, connect_s;
+    if (apply_threads_from_env(&threads, &errs) < 0 ||
+        connect_timeout_from_env(&connect_s, &errs) < 0)
         return plan_apply_failed(o, applying, t0, &errs);
 
     struct zr_host_options ho = {
@@ -215,11 +252,17 @@ static int verb_plan_apply(const struct options *o, bool applying)
                                                                       : SIZE_MAX,
         .interrupt = &interrupted,
         .apply_threads = threads,
+        .connect_timeout_s = connect_s,
     };
     _cleanup_(zr_plan_finish) struct zr_plan plan = {.has_hosts = inv->has_hosts};
-    /* Apply starts no more calls on a signal; a plan just ends. */
+    /* A signal gives up a connection that is still being opened (libvirt
+     * would restart its wait on EINTR for ever) and reports it; apply then
+     * starts no more calls, and a plan of several hosts reports the hosts
+     * it could not finish. */
     if (applying || inv->n_hosts > 1)
         on_signals();
+    else
+        on_plan_signals();
     if (inv->n_hosts == 1)
         zr_host_run(&inv->hosts[0], &ho, &plan);
     else
@@ -242,8 +285,13 @@ static int verb_apply(const struct options *o)
  * partial file that looks complete would prune what it misses. */
 static int verb_export(const struct options *o)
 {
+    unsigned connect_s;
+    _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
+    if (connect_timeout_from_env(&connect_s, &errs) < 0)
+        return EXIT_ERROR;
     struct zr_export_request req = {
         .uri = o->uri,
+        .connect_timeout_s = connect_s,
         .names = (const char *const *)o->args,
         .n_names = (size_t)o->n_args,
         .live = o->live,
@@ -287,10 +335,12 @@ static volatile sig_atomic_t reload_requested;
 
 static void on_watch_signal(int sig)
 {
-    if (sig == SIGHUP)
+    if (sig == SIGHUP) {
         reload_requested = 1;
-    else
+    } else {
         interrupted = sig;
+        zr_watch_stopping();
+    }
     zr_watch_wake();
 }
 
@@ -395,9 +445,10 @@ static int verb_watch(const struct options *o)
         zr_inventory_free(inv);
         return EXIT_ERROR;
     }
-    unsigned threads;
+    unsigned threads, connect_s;
     _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
-    if (apply_threads_from_env(&threads, &errs) < 0) {
+    if (apply_threads_from_env(&threads, &errs) < 0 ||
+        connect_timeout_from_env(&connect_s, &errs) < 0) {
         zr_inventory_free(inv);
         return EXIT_ERROR;
     }
@@ -410,7 +461,9 @@ static int verb_watch(const struct options *o)
                  .host_check = !o->no_host_check,
                  .timeout_s = o->timeout_s,
                  .progress_from = o->verbosity > 0 ? 0 : SIZE_MAX,
-                 .apply_threads = threads},
+                 .apply_threads = threads,
+                 .connect_timeout_s = connect_s,
+                 .interrupt = &interrupted},
         .resync_s = o->resync_set ? o->resync_s : ZR_WATCH_RESYNC_S,
         .notify = true,
         .stop = &interrupted,

@@ -1,7 +1,10 @@
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
@@ -101,6 +104,17 @@ static bool needs_event_loop(const char *uri, enum zr_conn_use use)
     return !uri || !*uri || embedded_uri(uri);
 }
 
+/* Whether the open talks to a daemon, which may fail to answer.  The
+ * embedded driver runs in this process and its first open may probe QEMU
+ * for long: that wait has no deadline, only a signal ends it.  libvirt's
+ * own default (no URI anywhere) is a daemon's. */
+static bool daemon_uri(const char *uri)
+{
+    if (!uri || !*uri)
+        uri = getenv("LIBVIRT_DEFAULT_URI");
+    return !uri || !*uri || !embedded_uri(uri);
+}
+
 zr_error_code zr_libvirt_error_code(zr_error_code fallback)
 {
     virErrorPtr e = virGetLastError();
@@ -141,15 +155,246 @@ const char *zr_libvirt_error(void)
     return m && *m ? m : "unknown libvirt error";
 }
 
+/* ---- opening a connection, with a deadline -------------------------------
+ *
+ * A daemon that accepts the socket but never answers (stopped, or stuck
+ * behind a lock) would keep virConnectOpen() waiting for ever, and libvirt
+ * restarts its poll() on EINTR, so a signal would not end the wait either.
+ * The open therefore runs on a thread of its own while the caller waits
+ * for it with a deadline, looking at the interrupt flag as it waits.  An
+ * open that does not come back in time is abandoned: its thread closes
+ * the connection itself should it ever get one. */
+
+/* How often a wait looks at the interrupt flag: a signal handler cannot
+ * wake a condition variable. */
+#define INTERRUPT_POLL_S 0.1
+
+struct pending_open {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* signalled when done */
+    unsigned refs;     /* the opener's and the waiter's */
+    bool done;
+    char *uri;
+    virConnectPtr conn;
+    zr_error_code code; /* libvirt's error is per thread: taken on the opener's */
+    char *message;
+    struct pending_open *next; /* in `abandoned` */
+    bool listed;
+};
+
+/* Opens given up while their daemon had not answered, at most one per
+ * URI, each holding a reference: a later open of the same URI waits for
+ * that one instead of starting another, so a daemon that stays stopped
+ * under watch's reconnects holds one thread, not one per try.  Lock
+ * order: abandoned_mu, then a pending_open's mu. */
+static pthread_mutex_t abandoned_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct pending_open *abandoned;
+
+/* Takes `p` out of `abandoned` (under abandoned_mu); the list's reference
+ * goes to the caller. */
+static void unlist(struct pending_open *p)
+{
+    for (struct pending_open **q = &abandoned; *q; q = &(*q)->next)
+        if (*q == p) {
+            *q = p->next;
+            p->listed = false;
+            return;
+        }
+}
+
+static void pending_unref(struct pending_open *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool last = --p->refs == 0;
+    pthread_mutex_unlock(&p->mu);
+    if (!last)
+        return;
+    if (p->conn)
+        virConnectClose(p->conn);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->uri);
+    free(p->message);
+    free(p);
+}
+
+static void *open_thread(void *arg)
+{
+    struct pending_open *p = arg;
+    virConnectPtr c = virConnectOpen(p->uri);
+    pthread_mutex_lock(&abandoned_mu);
+    pthread_mutex_lock(&p->mu);
+    p->conn = c;
+    if (!c) {
+        p->code = zr_libvirt_error_code(ZR_ERR_CONNECT);
+        p->message = zr_strdup(zr_libvirt_error());
+    }
+    p->done = true;
+    bool listed = p->listed;
+    if (listed) /* nobody waits: too late to be of use */
+        unlist(p);
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&abandoned_mu);
+    if (listed)
+        pending_unref(p);
+    pending_unref(p); /* closes c when the waiter has gone */
+    return NULL;
+}
+
+static struct pending_open *pending_start(const char *uri)
+{
+    struct pending_open *p = zr_new0(struct pending_open, 1);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    p->uri = uri ? zr_strdup(uri) : NULL;
+    p->refs = 2;
+    pthread_attr_t ta;
+    pthread_attr_init(&ta);
+    pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    int r = pthread_create(&t, &ta, open_thread, p);
+    pthread_attr_destroy(&ta);
+    if (r != 0) /* no thread to spare: open on this one, without a deadline */
+        open_thread(p);
+    return p;
+}
+
+/* Opens being waited for in this process, for zr_connect_waiting(). */
+static atomic_int waiting;
+
+bool zr_connect_waiting(void)
+{
+    return atomic_load(&waiting) > 0;
+}
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct timespec timespec_at(double t)
+{
+    double s = floor(t);
+    return (struct timespec){.tv_sec = (time_t)s, .tv_nsec = (long)((t - s) * 1e9)};
+}
+
+/* The abandoned open of `uri` (taken out of the list, its reference now
+ * the caller's), or a new one. */
+static struct pending_open *pending_adopt(const char *uri)
+{
+    pthread_mutex_lock(&abandoned_mu);
+    struct pending_open *p = abandoned;
+    while (p && !zr_streq(p->uri, uri))
+        p = p->next;
+    if (p)
+        unlist(p);
+    pthread_mutex_unlock(&abandoned_mu);
+    return p ? p : pending_start(uri);
+}
+
+/* Gives up waiting for `p`: unless it finished meanwhile, it is listed
+ * for the next open of its URI (when none is listed for it yet). */
+static void pending_abandon(struct pending_open *p)
+{
+    pthread_mutex_lock(&abandoned_mu);
+    bool taken = false;
+    for (struct pending_open *q = abandoned; q && !taken; q = q->next)
+        taken = zr_streq(q->uri, p->uri);
+    pthread_mutex_lock(&p->mu);
+    if (!p->done && !taken) {
+        p->refs++;
+        p->listed = true;
+        p->next = abandoned;
+        abandoned = p;
+    }
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&abandoned_mu);
+    pending_unref(p);
+}
+
+/* Waits for the open until `deadline` (CLOCK_MONOTONIC seconds; INFINITY:
+ * none) or a signal; returns whether it is done.  One that is not is
+ * abandoned to its thread. */
+static bool pending_wait(struct pending_open *p, double deadline, volatile sig_atomic_t *interrupt)
+{
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        double now = mono_now();
+        if (p->done || (interrupt && *interrupt) || now >= deadline)
+            break;
+        struct timespec ts = timespec_at(fmin(deadline, now + INTERRUPT_POLL_S));
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+    }
+    bool done = p->done;
+    pthread_mutex_unlock(&p->mu);
+    return done;
+}
+
+/* Every call on a connection that has the event loop is bounded too:
+ * libvirt's keepalive closes one whose daemon stops answering after about
+ * interval * (count + 1) seconds, which fails the call in progress.
+ * Without the loop (plan on a daemon URI) libvirt cannot send keepalives. */
+static void bound_calls(virConnectPtr c, double timeout_s)
+{
+    int interval = (int)fmax(1, floor(timeout_s / 6));
+    int count = (int)fmax(1, floor(timeout_s / interval) - 1);
+    if (virConnectSetKeepAlive(c, interval, (unsigned)count) < 0)
+        virResetLastError(); /* a driver without keepalive (embed, test) */
+}
+
+static const char *uri_name(const char *uri)
+{
+    return uri ? uri : "libvirt's default URI";
+}
+
+virConnectPtr zr_connect_with(const char *uri, const struct zr_connect_options *o,
+                              struct zr_error *err)
+{
+    bool events = needs_event_loop(uri, o->use);
+    if (libvirt_setup(events, err) < 0)
+        return NULL;
+    if (o->interrupt && *o->interrupt) {
+        zr_error_setc(err, ZR_ERR_INTERRUPTED, "not connected to %s: interrupted by signal %d",
+                      uri_name(uri), (int)*o->interrupt);
+        return NULL;
+    }
+    bool daemon = daemon_uri(uri);
+    double timeout_s = o->timeout_s > 0 ? o->timeout_s : ZR_CONNECT_TIMEOUT_S;
+    atomic_fetch_add(&waiting, 1);
+    struct pending_open *p = pending_adopt(uri);
+    bool done = pending_wait(p, daemon ? mono_now() + timeout_s : INFINITY, o->interrupt);
+    atomic_fetch_sub(&waiting, 1);
+    virConnectPtr c = NULL;
+    if (!done && o->interrupt && *o->interrupt)
+        zr_error_setc(err, ZR_ERR_INTERRUPTED,
+                      "not connected to %s: interrupted by signal %d while waiting for it",
+                      uri_name(uri), (int)*o->interrupt);
+    else if (!done)
+        zr_error_setc(err, ZR_ERR_CONNECT, "%s did not answer within %g s", uri_name(uri),
+                      timeout_s);
+    else if (!p->conn)
+        zr_error_setc(err, p->code, "cannot connect to %s: %s", uri_name(uri), p->message);
+    else
+        c = TAKE_PTR(p->conn);
+    if (done)
+        pending_unref(p);
+    else
+        pending_abandon(p);
+    if (c && events && daemon)
+        bound_calls(c, timeout_s);
+    return c;
+}
+
 virConnectPtr zr_connect_for(const char *uri, enum zr_conn_use use, struct zr_error *err)
 {
-    if (libvirt_setup(needs_event_loop(uri, use), err) < 0)
-        return NULL;
-    virConnectPtr c = virConnectOpen(uri);
-    if (!c)
-        zr_error_setc(err, zr_libvirt_error_code(ZR_ERR_CONNECT), "cannot connect to %s: %s",
-                      uri ? uri : "libvirt's default URI", zr_libvirt_error());
-    return c;
+    return zr_connect_with(uri, &(struct zr_connect_options){.use = use}, err);
 }
 
 virConnectPtr zr_connect(const char *uri, struct zr_error *err)

@@ -1,10 +1,12 @@
 /* What is there: opens libvirt connections (with libvirt's event loop
- * where they need it: qemu:///embed, domain events) and reads each inventory guest's
+ * where they need it: qemu:///embed, domain events; with a deadline and an
+ * interrupt flag, for a daemon that does not answer) and reads each inventory guest's
  * persistent and live devices, several guests at once.  Returns errors as
  * values; never prints and never changes a guest. */
 #pragma once
 
 #include <libvirt/libvirt.h>
+#include <signal.h>
 #include <stdbool.h>
 
 #include "device.h"
@@ -34,6 +36,33 @@ enum zr_conn_use {
  * the event loop first when that needs it.  On failure returns NULL with
  * libvirt's message in err. */
 virConnectPtr zr_connect_for(const char *uri, enum zr_conn_use use, struct zr_error *err);
+
+/* How long an open waits for a daemon that accepts the socket but does not
+ * answer (a stopped libvirtd), by default. */
+#define ZR_CONNECT_TIMEOUT_S 30
+
+struct zr_connect_options {
+    enum zr_conn_use use;
+    /* Seconds the open may take on a daemon URI (0: ZR_CONNECT_TIMEOUT_S);
+     * with the event loop, a call that gets no answer fails after about
+     * as long too (libvirt's keepalive).  qemu:///embed has no daemon and
+     * no deadline. */
+    double timeout_s;
+    /* Set by the caller's signal handler: the open is given up at once.
+     * May be NULL. */
+    volatile sig_atomic_t *interrupt;
+};
+
+/* zr_connect_for() with a deadline and an interrupt flag: an open that
+ * does not come back in time, or before a signal, fails with
+ * ZR_ERR_CONNECT ("URI did not answer within N s") or ZR_ERR_INTERRUPTED,
+ * and is abandoned to a thread that closes what it may still get. */
+virConnectPtr zr_connect_with(const char *uri, const struct zr_connect_options *o,
+                              struct zr_error *err);
+
+/* Whether a zr_connect_with() of this process is waiting for its open
+ * (async-signal-safe: a handler may ask). */
+bool zr_connect_waiting(void);
 
 /* zr_connect_for(uri, ZR_CONN_EVENTS, err). */
 virConnectPtr zr_connect(const char *uri, struct zr_error *err);

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -38,6 +39,9 @@
 #define REVERSAL_WINDOW_S 300.0
 #define REVERSALS_WARN 3
 #define RECONNECT_MAX_S 30.0
+/* After SIGTERM a libvirt call in progress gets this long to return; one
+ * still stuck (a daemon that stopped answering) is left behind. */
+#define STOP_GRACE_S 2.0
 /* A child of the fleet that died is started again after this long. */
 #define RESTART_S 5.0
 
@@ -289,10 +293,13 @@ static int watch_connect(struct watch *w)
                               VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED};
     struct zr_error err = {0};
     atomic_store(&w->lost, false);
-    w->conn = zr_connect(host_uri(w), &err);
+    struct zr_connect_options co = {
+        .use = ZR_CONN_EVENTS, .timeout_s = w->o->host.connect_timeout_s, .interrupt = w->o->stop};
+    w->conn = zr_connect_with(host_uri(w), &co, &err);
     if (!w->conn) {
-        if (!w->was_lost)
+        if (!w->was_lost && !*w->o->stop)
             notice(w, "host %s: %s; retrying", w->host->name, err.message);
+        w->was_lost = true; /* told once: the retries are quiet */
         zr_error_finish(&err);
         return -1;
     }
@@ -1018,6 +1025,89 @@ static void loop_once(struct watch *w)
         wait_for(w, next_deadline(w));
 }
 
+/* ---- the stop: prompt, even when libvirt is not ----------------------------
+ *
+ * The loop sees SIGTERM between calls; a call to a daemon that stopped
+ * answering returns only when keepalive gives the connection up (about
+ * 20 s), and the disconnect would wait on that daemon again.  A thread of
+ * its own gives the stop STOP_GRACE_S, then ends the process as a normal
+ * stop: nothing else can take the main thread out of libvirt's wait. */
+
+static sem_t stop_sem; /* posted by zr_watch_stopping(), and when done */
+
+void zr_watch_stopping(void)
+{
+    int e = errno;
+    sem_post(&stop_sem);
+    errno = e;
+}
+
+struct stop_guard {
+    pthread_t thread;
+    bool started, finished; /* finished: the stop is complete */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *host_name;
+    bool notify;
+    struct zr_watch_ops ops;
+};
+
+static void *stop_guard_main(void *arg)
+{
+    struct stop_guard *g = arg;
+    while (sem_wait(&stop_sem) < 0 && errno == EINTR)
+        ;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)STOP_GRACE_S;
+    pthread_mutex_lock(&g->mu);
+    while (!g->finished && pthread_cond_timedwait(&g->cv, &g->mu, &ts) != ETIMEDOUT)
+        ;
+    bool finished = g->finished;
+    pthread_mutex_unlock(&g->mu);
+    if (finished)
+        return NULL;
+    if (g->ops.notice) {
+        _cleanup_free_ char *m =
+            zr_asprintf("host %s: stopped without waiting any longer for a libvirt call that "
+                        "has not returned %.0f s after the stop",
+                        g->host_name, STOP_GRACE_S);
+        g->ops.notice(g->ops.data, m);
+    }
+    if (g->notify)
+        sd_notify(0, "STOPPING=1");
+    _exit(0);
+}
+
+static void stop_guard_start(struct stop_guard *g, const struct watch *w)
+{
+    *g = (struct stop_guard){
+        .host_name = zr_strdup(w->host_name), .notify = w->o->notify, .ops = w->o->ops};
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    sem_init(&stop_sem, 0, *w->o->stop ? 1 : 0);
+    g->started = pthread_create(&g->thread, NULL, stop_guard_main, g) == 0;
+}
+
+static void stop_guard_finish(struct stop_guard *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->finished = true;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    if (g->started) {
+        sem_post(&stop_sem); /* a stop without zr_watch_stopping() */
+        pthread_join(g->thread, NULL);
+    }
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    free(g->host_name);
+}
+
 static void watch_finish(struct watch *w)
 {
     watch_disconnect(w);
@@ -1065,6 +1155,8 @@ int zr_watch_run(struct zr_inventory *inv, const struct zr_watch_options *o, str
     note_embed_root(&w);
     if (o->notify && sd_watchdog_enabled(0, &w.watchdog_usec) <= 0)
         w.watchdog_usec = 0;
+    struct stop_guard guard;
+    stop_guard_start(&guard, &w);
     /* The first pass, then ready: also when the host is away (it is
      * retried, and the pass after the reconnect converges it). */
     if (watch_connect(&w) < 0)
@@ -1076,6 +1168,7 @@ int zr_watch_run(struct zr_inventory *inv, const struct zr_watch_options *o, str
     if (o->notify)
         tell_systemd(o, ZR_NOTIFY_STATE, "STOPPING=1");
     watch_finish(&w);
+    stop_guard_finish(&guard);
     return 0;
 }
 

@@ -2,9 +2,11 @@
  * events, a poll of their persistent definitions, a full pass every
  * resync interval and after each reconnect; the inventory file is
  * re-read when it changes.  Every change goes through zr_host_run()
- * (host.h).  Must not print (the caller's ops do), install signal
- * handlers or exit: the caller's handlers set the flags in the options
- * and call zr_watch_wake(). */
+ * (host.h).  Must not print (the caller's ops do) or install signal
+ * handlers: the caller's handlers set the flags in the options and call
+ * zr_watch_wake() (and zr_watch_stopping() for a stop).  It exits in one
+ * case only: a stop that a libvirt call keeps waiting longer than a short
+ * grace ends the process with status 0 (zr_watch_stopping()). */
 #pragma once
 
 #include <signal.h>
@@ -58,3 +60,10 @@ int zr_watch_fleet(struct zr_inventory *inv, const struct zr_watch_options *o);
 
 /* Wakes the watch loop: async-signal-safe, for the caller's handlers. */
 void zr_watch_wake(void);
+
+/* Tells zr_watch_run() that *o->stop was set: async-signal-safe, for the
+ * caller's SIGTERM/SIGINT handler.  A libvirt call in progress gets a
+ * short grace; should it not return by then (a daemon that stopped
+ * answering), the process says so through ops.notice and exits 0, as a
+ * stop that completed. */
+void zr_watch_stopping(void);

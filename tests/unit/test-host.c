@@ -156,10 +156,16 @@ Test(host, an_interrupt_before_apply_changes_nothing)
         .applying = true, .progress_from = SIZE_MAX, .interrupt = &interrupted};
     zr_host_run(&l.inv->hosts[0], &o, &l.report);
 
-    cr_assert_eq(l.report.n_actions, 1);
-    cr_expect_eq(l.report.actions[0].result, ZR_RESULT_SKIPPED);
-    cr_expect_str_eq(l.report.actions[0].error, "not run: interrupted by a signal");
-    cr_expect_eq(l.report.actions[0].error_code, ZR_ERR_INTERRUPTED);
+    /* A run told to stop does not even open the connection (an open may
+     * wait long on a daemon that does not answer); the actions a run that
+     * did connect does not start are covered by the integration tests
+     * (test_reports.py, test_system.py). */
+    cr_assert_eq(l.report.n_hosts, 1);
+    cr_expect_not(l.report.hosts[0].reached);
+    cr_expect_eq(l.report.hosts[0].error_code, ZR_ERR_INTERRUPTED);
+    cr_expect_not_null(strstr(l.report.hosts[0].error, "interrupted by signal 15"), "%s",
+                       l.report.hosts[0].error);
+    cr_expect_eq(l.report.n_actions, 0);
     struct zr_pci_addr src[4];
     cr_expect_eq(defined_sources(&l, src, 4), 0);
     lab_finish(&l);
