@@ -21,6 +21,7 @@
 #include "options.h"
 #include "output.h"
 #include "plan.h"
+#include "summary.h"
 #include "watch.h"
 
 enum {
@@ -154,9 +155,9 @@ static int print_report(const struct options *o, bool applying, const struct zr_
     zr_output_plan(stdout, plan, &oo);
     fflush(stdout);
 
-    struct zr_plan_counts c;
-    zr_plan_count(plan, &c);
-    if (c.hosts_failed || c.guests_failed || c.failed || c.skipped || interrupted)
+    _cleanup_(zr_summary_finish) struct zr_summary c;
+    zr_summary_count(plan, applying, &c);
+    if (zr_summary_is_error(&c) || interrupted)
         return EXIT_ERROR;
     return !applying && plan->n_actions > 0 ? EXIT_CHANGES : EXIT_IN_SYNC;
 }
@@ -316,15 +317,15 @@ static char *watch_metrics_path(const struct watch_cli *c, const struct zr_plan 
 static void watch_metrics(const struct watch_cli *c, const struct zr_plan *report,
                           const struct zr_watch_stats *st)
 {
-    struct zr_plan_counts n;
-    zr_plan_count(report, &n);
+    _cleanup_(zr_summary_finish) struct zr_summary n;
+    zr_summary_count(report, true, &n);
     struct zr_metrics_watch mw = {.repairs = st->repairs, .last_event = st->last_event};
     struct zr_metrics_run run = {
         .command = "watch",
         .applied = true,
         .end_time = seconds_now(CLOCK_REALTIME),
         .seconds = report->n_hosts ? report->hosts[0].seconds : 0,
-        .exit_status = n.hosts_failed || n.guests_failed || n.failed || n.skipped,
+        .exit_status = zr_summary_is_error(&n),
         .watch = &mw,
     };
     _cleanup_free_ char *path = watch_metrics_path(c, report);

@@ -211,7 +211,9 @@ class ParallelApplyTest(unittest.TestCase):
 
     def test_signal_stops_new_actions_and_reports_honestly(self):
         run = Run(self, PARALLEL)
-        doc = run.json(fault='virDomainDetachDeviceFlags@plain-2:1:sigint')
+        metrics = os.path.join(run.lab.root, 'zr.prom')
+        doc = run.json('--metrics-file', metrics,
+                       fault='virDomainDetachDeviceFlags@plain-2:1:sigint')
         self.assertEqual(run.rc, 1, run.err)
         self.assertIn('interrupted by signal 2; stopped after the calls in progress', run.err)
         results = [(a['guest'], a['op'], a['source'], a['result']) for a in doc['actions']]
@@ -228,6 +230,19 @@ class ParallelApplyTest(unittest.TestCase):
             held = [d['source'] for d in run.lab.devices(guest)]
             if op == 'detach':
                 self.assertEqual(source not in held, result == 'done', (guest, source, held))
+        # issue 22: the counters are the guests the run changed, as their XML shows,
+        # the same in JSON and metrics; a skipped action fails no guest
+        touched = {guest for guest, _, _, result in results if result == 'done'}
+        now = run.state()
+        self.assertEqual(touched, {n for n in NAMES if now[n] != run.before[n]})
+        s = doc['summary']
+        self.assertEqual((s['guests_changed'], s['guests_failed'], s['failed']),
+                         (len(touched), 0, 0))
+        with open(metrics) as f:
+            prom = f.read()
+        for state, n in (('changed', len(touched)), ('failed', 0), ('in_sync', 1)):
+            self.assertIn('zpci_reconcile_guests{host="default",state="%s"} %d\n' % (state, n),
+                          prom)
 
 
     def test_bad_thread_count_changes_nothing(self):

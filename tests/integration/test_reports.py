@@ -48,8 +48,9 @@ class HalfDoneReplacementTest(ReportTestCase):
         self.assertIn('alpha:\n  ~ replace hostdev 0001:00:00.0 zpci uid=0x0002 fid=0x00000000 '
                       'guest_address=0000:00:01.0 [config] failed: detached, not attached '
                       'again: %s\n' % injected('virDomainAttachDeviceFlags', 1), out)
-        self.assertIn('Apply: 0 attached, 1 detached, 0 replaced, 1 failed on 1 of 1 guests.\n',
-                      out)
+        # the guest was changed (it lost the function) and failed
+        self.assertIn('Apply: 0 attached, 1 detached, 0 replaced, 1 failed on 1 of 1 guests '
+                      '(1 with errors).\n', out)
         self.assertEqual(self.lab.devices('alpha'), [])
 
         # the JSON, run again from the same start
@@ -104,9 +105,12 @@ class InterruptedApplyTest(ReportTestCase):
         skipped = [l for l in lines if l.endswith('[config] skipped: not run: interrupted by a '
                                                   'signal')]
         self.assertEqual((len(half), len(skipped)), (300, total - 300), out)
+        # one action at a time: the first 30 guests lost their 10 functions, the other
+        # 20 were not touched
         self.assertIn('Apply: 0 attached, 300 detached, 0 replaced, 0 failed, %d skipped on '
-                      '%d of %d guests.\n' % (2 * total - 300, self.GUESTS, self.GUESTS), out)
+                      '30 of %d guests.\n' % (2 * total - 300, self.GUESTS), out)
         self.assertEqual(self.count_devices(), total - 300)
+        self.assertEqual(sum(1 for n in self.names if not self.lab.devices(n)), 30)
 
         # JSON from a fresh start agrees action by action
         lab_devices_before = self.count_devices()
@@ -171,8 +175,9 @@ class AtomicUndoTest(ReportTestCase):
                       'guest_address=0000:00:01.0 [config] failed: %s\n' % lost, out)
         self.assertNotIn('~ replace hostdev 0001:00:00.0 zpci uid=0x0002 fid=0x00000000 '
                          'guest_address=0000:00:01.0 [config] rolled back', out)
-        self.assertIn('Apply: 0 attached, 0 detached, 0 replaced, 2 failed, 1 rolled back on 2 '
-                      'of 2 guests.\n', out)
+        # the undo failed on alpha: a failure, not a change; bravo's attach failed
+        self.assertIn('Apply: 0 attached, 0 detached, 0 replaced, 2 failed, 1 rolled back on 0 '
+                      'of 2 guests (2 with errors).\n', out)
 
     def test_undo_that_works_is_rolled_back(self):
         rc, out, err = self.tool('apply', '--atomic', self.inv,
@@ -180,10 +185,109 @@ class AtomicUndoTest(ReportTestCase):
         self.assertEqual(rc, 1, out + err)
         self.assertIn('alpha:\n  ~ replace hostdev 0001:00:00.0 zpci uid=0x0002 fid=0x00000000 '
                       'guest_address=0000:00:01.0 [config] rolled back\n', out)
-        self.assertIn('Apply: 0 attached, 0 detached, 0 replaced, 1 failed, 2 rolled back on 2 '
-                      'of 2 guests.\n', out)
+        self.assertIn('Apply: 0 attached, 0 detached, 0 replaced, 1 failed, 2 rolled back on 0 '
+                      'of 2 guests (1 with errors).\n', out)
         got = [(d['source'], d['zpci_uid']) for d in self.lab.devices('alpha')]
         self.assertEqual(got, [('0001:00:00.0', 1)])
+
+
+class CountersTest(ReportTestCase):
+    """Issue 22: one set of counters - text summary, JSON summary and metrics - and they
+    match the guests whose domain XML the run actually changed, after a signal, a failed
+    call and an --atomic rollback. 8 guests get two replacements each, 4 are in sync."""
+
+    CHANGING, STEADY = 8, 4
+
+    def setUp(self):
+        super().setUp()
+        self.names = ['c%d' % g for g in range(self.CHANGING)] + \
+                     ['s%d' % g for g in range(self.STEADY)]
+        inv = ['version: 1', 'guests:']
+        for g, name in enumerate(self.names):
+            sources = ['%04x:00:%02x.0' % (g + 1, d) for d in range(2)]
+            self.define(name, *(hostdev_xml(src, zpci_uid=d + 1, zpci_fid=d)
+                                for d, src in enumerate(sources)))
+            new = name.startswith('c')
+            inv += ['  %s:' % name, '    hostdevs:'] + [
+                '      - source: %s\n        zpci: {uid: 0x%04x, fid: %d}'
+                % (src, d + (0x101 if new else 1), d) for d, src in enumerate(sources)]
+        self.inventory('\n'.join(inv) + '\n')
+        self.metrics = os.path.join(self.lab.root, 'zr.prom')
+        self.before = self.state()
+
+    def state(self):
+        return {n: sorted((d['source'], d['zpci_uid'], d['zpci_fid'])
+                          for d in self.lab.devices(n)) for n in self.names}
+
+    def changed_in_xml(self):
+        now = self.state()
+        return sum(1 for n in self.names if now[n] != self.before[n])
+
+    def restore(self):
+        for name in self.names:
+            for dev in self.lab.devices(name):
+                self.lab.detach(name, dev['xml'])
+            for src, uid, fid in self.before[name]:
+                self.lab.attach(name, hostdev_xml(src, zpci_uid=uid, zpci_fid=fid))
+        self.assertEqual(self.state(), self.before)
+
+    def guest_metrics(self):
+        with open(self.metrics) as f:
+            lines = [l for l in f.read().splitlines() if not l.startswith('#')]
+        out = {}
+        for l in lines:
+            name, value = l.rsplit(' ', 1)
+            if name.startswith('zpci_reconcile_guests{'):
+                out[name.split('state="')[1].rstrip('"}')] = int(value)
+            elif name.startswith('zpci_reconcile_actions{'):
+                result = name.split('result="')[1].rstrip('"}')
+                out['actions_' + result] = out.get('actions_' + result, 0) + int(value)
+        return out
+
+    def check(self, fault, *args, changed, failed):
+        """Runs apply twice from the same start (text, then JSON); each time the
+        counters must equal `changed` (what the XML shows) and `failed`."""
+        rc, out, err = self.tool('apply', '--metrics-file', self.metrics, *args, self.inv,
+                                 fault=fault)
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(self.changed_in_xml(), changed, out)
+        summary = out.splitlines()[-1]
+        self.assertIn(' on %d of %d guests' % (changed, len(self.names)), summary)
+        self.assertEqual(' (%d with errors)' % failed in summary, failed > 0, summary)
+        text_metrics = self.guest_metrics()
+        self.restore()
+
+        rc, doc, err = self.tool_json('apply', '--metrics-file', self.metrics, *args, self.inv,
+                                      fault=fault)
+        self.assertEqual(rc, 1, err)
+        self.assertEqual(self.changed_in_xml(), changed)
+        s = doc['summary']
+        self.assertEqual((s['guests'], s['guests_changed'], s['guests_failed'],
+                          s['guests_in_sync']), (len(self.names), changed, failed, self.STEADY))
+        touched = {a['guest'] for a in doc['actions'] if a['result'] == 'done'}
+        self.assertEqual(len(touched), changed)
+        m = self.guest_metrics()
+        self.assertEqual(m, text_metrics)
+        self.assertEqual((m['changed'], m['failed'], m['in_sync']),
+                         (changed, failed, self.STEADY), m)
+        for result in ('failed', 'skipped', 'rolled_back'):
+            self.assertEqual(m['actions_' + result], s[result], result)
+        return doc
+
+    def test_interrupted_apply_counts_the_guests_it_touched(self):
+        # the signal lands in the 5th detach: c0 and c1 lose both devices, c2 one
+        doc = self.check('virDomainDetachDeviceFlags:5:sigint', changed=3, failed=0)
+        self.assertEqual(doc['summary']['detach'], 5)
+
+    def test_failed_call_fails_its_guest(self):
+        # c1's first detach fails; c1 still gets its other replacement
+        doc = self.check('virDomainDetachDeviceFlags:3', changed=self.CHANGING, failed=1)
+        self.assertEqual([a['guest'] for a in doc['actions'] if a['result'] == 'failed'],
+                         ['c1'])
+
+    def test_atomic_rollback_changes_no_guest(self):
+        doc = self.check('virDomainAttachDeviceFlags:2', '--atomic', changed=0, failed=1)
+        self.assertEqual(doc['summary']['rolled_back'], 2 * self.CHANGING + 1)
 
 
 class BeforeThePlanTest(ReportTestCase):
