@@ -167,24 +167,17 @@ static void output_json(FILE *f, const struct zr_plan *plan, const struct zr_out
             "\"skipped\": %zu, \"rolled_back\": %zu, "
             "\"guests\": %zu, \"guests_changed\": %zu, \"guests_in_sync\": %zu, "
             "\"guests_failed\": %zu",
-            c.calls[ZR_OP_ATTACH], c.calls[ZR_OP_DETACH], c.replaced,
-            c.by_result[ZR_RESULT_FAILED], c.by_result[ZR_RESULT_SKIPPED],
-            c.by_result[ZR_RESULT_ROLLED_BACK], c.guests.total, c.guests.changed,
-            c.guests.in_sync, c.guests.failed);
+            c.calls[ZR_OP_ATTACH], c.calls[ZR_OP_DETACH], c.replaced, c.by_result[ZR_RESULT_FAILED],
+            c.by_result[ZR_RESULT_SKIPPED], c.by_result[ZR_RESULT_ROLLED_BACK], c.guests.total,
+            c.guests.changed, c.guests.in_sync, c.guests.failed);
     if (plan->n_hosts)
         fprintf(f, ", \"hosts_failed\": %zu", c.hosts_failed);
     fputs("}\n}\n", f);
 }
 
-void zr_output_json_line(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+/* The JSON document `buf` on one line and a newline. */
+static void json_one_line(FILE *f, char *buf, size_t len)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    if (!m)
-        abort();
-    output_json(m, plan, o);
-    fclose(m);
     /* Every newline of the document is layout, as is the indentation after
      * it: zr_json_string() escapes the newlines inside strings. */
     for (size_t i = 0; i < len; i++) {
@@ -197,6 +190,18 @@ void zr_output_json_line(FILE *f, const struct zr_plan *plan, const struct zr_ou
     }
     fputc('\n', f);
     free(buf);
+}
+
+void zr_output_json_line(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m)
+        abort();
+    output_json(m, plan, o);
+    fclose(m);
+    json_one_line(f, buf, len);
 }
 
 /* `"errors": [...], "errors_truncated": B,` of an input's errors. */
@@ -228,10 +233,8 @@ static void json_input_errors(FILE *f, const struct zr_errors *errs)
     fprintf(f, "  \"errors_truncated\": %s,\n", errs->truncated ? "true" : "false");
 }
 
-void zr_output_errors(FILE *f, const struct zr_errors *errs, const struct zr_output_options *o)
+static void output_errors(FILE *f, const struct zr_errors *errs)
 {
-    if (o->format != ZR_FORMAT_JSON)
-        return;
     fputs("{\n  \"version\": 1,\n  \"actions\": [],\n  \"warnings\": [],\n", f);
     json_input_errors(f, errs);
     fputs("  \"summary\": {\"attach\": 0, \"detach\": 0, \"replace\": 0, \"failed\": 0, "
@@ -240,11 +243,32 @@ void zr_output_errors(FILE *f, const struct zr_errors *errs, const struct zr_out
           f);
 }
 
+void zr_output_errors(FILE *f, const struct zr_errors *errs, const struct zr_output_options *o)
+{
+    if (o->format != ZR_FORMAT_JSON)
+        return;
+    if (!o->one_line) {
+        output_errors(f, errs);
+        return;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m)
+        abort();
+    output_errors(m, errs);
+    fclose(m);
+    json_one_line(f, buf, len);
+}
+
 void zr_output_validate(FILE *f, const char *file, const struct zr_inventory_counts *counts,
                         const struct zr_errors *errs)
 {
     fputs("{\n  \"version\": 1,\n  \"file\": ", f);
-    zr_json_string(f, file);
+    if (file)
+        zr_json_string(f, file);
+    else
+        fputs("null", f);
     fprintf(f, ",\n  \"valid\": %s,\n", counts ? "true" : "false");
     json_input_errors(f, errs);
     if (counts)

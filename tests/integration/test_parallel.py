@@ -247,20 +247,21 @@ class ParallelApplyTest(unittest.TestCase):
 
     def test_bad_thread_count_changes_nothing(self):
         run = Run(self, PARALLEL)
-        for value in ('0', '65', 'four', '-1', '4x', ' 4'):
+        for value in ('0', '65', 'four', '-1', '4x', ' 4', '+4', '4 '):
             rc, out, err = lab.run_tool(['apply', '-c', run.lab.uri, run.inv],
                                         env={'ZPCI_RECONCILE_APPLY_THREADS': value,
                                              'LIBVIRT_DEFAULT_URI': None})
             self.assertEqual(rc, 1, value + ': ' + out + err)
-            self.assertEqual(err, "zpci-reconcile: ZPCI_RECONCILE_APPLY_THREADS is '%s'; it "
-                                  "must be a number from 1 to 64\n" % value)
+            self.assertEqual(err, "zpci-reconcile: ZPCI_RECONCILE_APPLY_THREADS needs a whole "
+                                  "number from 1 to 64, got '%s'\n" % value)
         self.assertEqual(run.state(), run.before)
         # watch refuses it the same way, before its first pass
         rc, out, err = lab.run_tool(['watch', '-c', run.lab.uri, run.inv],
                                     env={'ZPCI_RECONCILE_APPLY_THREADS': '0',
                                          'LIBVIRT_DEFAULT_URI': None})
         self.assertEqual(rc, 1, out + err)
-        self.assertIn("ZPCI_RECONCILE_APPLY_THREADS is '0'", err)
+        self.assertIn("ZPCI_RECONCILE_APPLY_THREADS needs a whole number from 1 to 64, got '0'",
+                      err)
         self.assertEqual(run.state(), run.before)
         # empty is unset: the default pool
         rc, out, err = lab.run_tool(['apply', '-q', '-c', run.lab.uri, run.inv],

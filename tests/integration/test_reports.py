@@ -393,6 +393,98 @@ class BeforeThePlanTest(ReportTestCase):
         self.assertEqual(m['zpci_reconcile_host_up{host="default"}'], '0')
 
 
+class OptionErrorsTest(ReportTestCase):
+    """Issue 22: a bad option value ends the run with the JSON error object and the
+    metrics file, like any other error; numbers are digits only; every message starts
+    zpci-reconcile:, never with the path the binary was run by."""
+
+    BAD = [
+        (['--timeout', '-1'], "--timeout needs a whole number from 0 to 86400, got '-1'"),
+        (['--timeout', '86401'], "--timeout needs a whole number from 0 to 86400, got '86401'"),
+        (['--timeout', ' 5'], "--timeout needs a whole number from 0 to 86400, got ' 5'"),
+        (['--timeout', '+5'], "--timeout needs a whole number from 0 to 86400, got '+5'"),
+        (['-j', '0'], "--jobs needs a whole number from 1 to 256, got '0'"),
+        (['-j', '257'], "--jobs needs a whole number from 1 to 256, got '257'"),
+        (['-j', '+5'], "--jobs needs a whole number from 1 to 256, got '+5'"),
+        (['--color', 'sometimes'], "--color takes auto, always or never, got 'sometimes'"),
+    ]
+    RESYNC = "--resync needs a duration from 1s to 7 days, a whole number with s, m or h " \
+             "(90s, 15m, 1h), got '%s'"
+
+    def setUp(self):
+        super().setUp()
+        self.define('alpha')
+        self.inventory('version: 1\nguests:\n  alpha:\n    hostdevs:\n'
+                       '      - source: 0001:00:00.0\n')
+        self.metrics = os.path.join(self.lab.root, 'zr.prom')
+
+    def exit_status_metric(self, command):
+        with open(self.metrics) as f:
+            text = f.read()
+        os.unlink(self.metrics)
+        return text.split('zpci_reconcile_last_run_exit_status{command="%s"} ' % command)[1][0]
+
+    def assertRefused(self, command, args, message, one_line=False):
+        rc, out, err = self.tool('-o', 'json', '--metrics-file', self.metrics, command,
+                                 *args, self.inv)
+        self.assertEqual((rc, err), (1, 'zpci-reconcile: %s\n' % message), out)
+        if one_line:   # watch: JSON Lines
+            self.assertEqual(len(out.splitlines()), 1, out)
+        doc = json.loads(out)
+        self.assertEqual(doc['errors'], [{'host': None, 'guest': None, 'file': None,
+                                          'line': None, 'column': None, 'message': message}])
+        self.assertEqual((doc['actions'], doc['summary']['failed']), ([], 0))
+        self.assertEqual(self.exit_status_metric(command), '1')
+        self.assertEqual(self.lab.devices('alpha'), [])
+
+    def test_bad_values_print_json_and_write_metrics(self):
+        for args, message in self.BAD:
+            with self.subTest(args=args):
+                self.assertRefused('apply', args, message)
+        for value in (' 1s', '+1s', '0s', '169h', '1 s', '1d'):
+            with self.subTest(resync=value):
+                self.assertRefused('watch', ['--resync', value], self.RESYNC % value,
+                                   one_line=True)
+
+    def test_the_value_is_checked_wherever_json_is_asked_for(self):
+        # -o json after the bad value: every option is read before the report
+        rc, out, err = self.tool('apply', '--timeout', '+5', '-o', 'json', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(json.loads(out)['errors'][0]['message'],
+                         "--timeout needs a whole number from 0 to 86400, got '+5'")
+        # plain digits still work, leading zeros are decimal
+        rc, out, err = self.tool('plan', '--timeout', '010', '-j', '08', self.inv)
+        self.assertEqual(rc, 2, out + err)
+
+    def test_unknown_option_names_the_program(self):
+        for args, message in [(['--bogus'], "unknown option '--bogus'"),
+                              (['--bogus=1'], "unknown option '--bogus'"),
+                              (['-x'], "unknown option '-x'"),
+                              (['--co', 'x'], "ambiguous option '--co'")]:
+            with self.subTest(args=args):
+                rc, out, err = self.tool('plan', *args, self.inv)
+                self.assertEqual((rc, out), (1, ''))
+                self.assertEqual(err, "zpci-reconcile: %s; try 'zpci-reconcile --help'\n"
+                                 % message)
+                self.assertNotIn(os.environ['ZR_BINARY'], err)
+        rc, out, err = lab.run_tool(['plan', self.inv, '--timeout'])
+        self.assertEqual((rc, err), (1, "zpci-reconcile: option '--timeout' needs a value\n"))
+        # with -o json, the error object and the metrics
+        rc, doc, err = self.tool_json('--metrics-file', self.metrics, 'apply', '--bogus',
+                                      self.inv)
+        self.assertEqual(rc, 1, err)
+        self.assertEqual(doc['errors'][0]['message'],
+                         "unknown option '--bogus'; try 'zpci-reconcile --help'")
+        self.assertEqual(self.exit_status_metric('apply'), '1')
+
+    def test_validate_json_reports_a_bad_value(self):
+        rc, out, err = self.tool('validate', '-o', 'json', '--timeout', '1x', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        doc = json.loads(out)
+        self.assertEqual((doc['valid'], doc['errors'][0]['message']),
+                         (False, "--timeout needs a whole number from 0 to 86400, got '1x'"))
+
+
 class EscapingTest(ReportTestCase):
     """Control characters in names never reach the terminal raw."""
 

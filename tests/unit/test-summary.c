@@ -90,7 +90,8 @@ static void assert_reports(const struct zr_plan *plan, bool applied, const char 
     } states[] = {{"changed", changed}, {"failed", failed}, {"in_sync", in_sync}};
     for (size_t i = 0; i < 3; i++) {
         char *series = NULL;
-        cr_assert_geq(asprintf(&series, "zpci_reconcile_guests{host=\"default\",state=\"%s\"} %zu\n",
+        cr_assert_geq(asprintf(&series,
+                               "zpci_reconcile_guests{host=\"default\",state=\"%s\"} %zu\n",
                                states[i].state, states[i].n),
                       0);
         cr_assert_not_null(strstr(m, series), "want %s in\n%s", series, m);
@@ -105,9 +106,10 @@ static void assert_reports(const struct zr_plan *plan, bool applied, const char 
 Test(summary, a_plan_counts_what_it_would_change)
 {
     struct zr_plan plan = make_plan();
-    assert_reports(&plan, false,
-                   "Plan: 2 to attach, 1 to detach, 0 to replace on 2 of 4 guests (1 with errors).\n",
-                   2, 1, 1);
+    assert_reports(
+        &plan, false,
+        "Plan: 2 to attach, 1 to detach, 0 to replace on 2 of 4 guests (1 with errors).\n", 2, 1,
+        1);
     struct zr_summary s;
     zr_summary_count(&plan, false, &s);
     cr_assert_eq(s.guests.drifted, 2);
