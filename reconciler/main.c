@@ -21,6 +21,7 @@
 #include "options.h"
 #include "output.h"
 #include "plan.h"
+#include "summary.h"
 #include "watch.h"
 
 enum {
@@ -123,16 +124,25 @@ static double seconds_now(clockid_t clock)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The metrics file's label for this run: plan, apply or watch; NULL for a
+ * command that writes no metrics (or none given). */
+static const char *metrics_command(const struct options *o)
+{
+    if (zr_streq(o->verb, "apply"))
+        return o->dry_run ? "plan" : "apply";
+    return zr_streq(o->verb, "plan") || zr_streq(o->verb, "watch") ? o->verb : NULL;
+}
+
 /* The metrics of a plan or apply run; returns the exit status, which a
  * file that cannot be written turns into an error. */
-static int write_metrics(const struct options *o, bool applying, const struct zr_plan *plan,
-                         double t0, int rc)
+static int write_metrics(const struct options *o, const struct zr_plan *plan, double t0, int rc)
 {
-    if (!o->metrics_file)
+    const char *command = metrics_command(o);
+    if (!o->metrics_file || !command)
         return rc;
     struct zr_metrics_run run = {
-        .command = applying ? "apply" : "plan",
-        .applied = applying,
+        .command = command,
+        .applied = !zr_streq(command, "plan"),
         .end_time = seconds_now(CLOCK_REALTIME),
         .seconds = seconds_now(CLOCK_MONOTONIC) - t0,
         .exit_status = rc,
@@ -146,17 +156,31 @@ static int write_metrics(const struct options *o, bool applying, const struct zr
     return rc;
 }
 
-/* A plan or apply that ends before it plans: the errors are already on
- * stderr; JSON still gets a document and the metrics their exit status
- * (else the alert on it would never fire). */
-static int plan_apply_failed(const struct options *o, bool applying, double t0,
-                             const struct zr_errors *errs)
+/* A run that ends before it plans (a usage error, an invalid inventory, a
+ * host that cannot be opened): the errors are already on stderr.  With
+ * -o json the command's JSON document still says why, and the metrics get
+ * exit status 1, else the alert on it would never fire. */
+static int run_failed(const struct options *o, double t0, const struct zr_errors *errs)
 {
-    struct zr_output_options oo = {.format = o->format, .applied = applying};
-    zr_output_errors(stdout, errs, &oo);
+    if (o->format == ZR_FORMAT_JSON && zr_streq(o->verb, "validate")) {
+        zr_output_validate(stdout, o->n_args ? o->args[0] : NULL, NULL, errs);
+    } else if (o->format == ZR_FORMAT_JSON && !zr_streq(o->verb, "export")) {
+        struct zr_output_options oo = {.format = o->format, .one_line = zr_streq(o->verb, "watch")};
+        zr_output_errors(stdout, errs, &oo);
+    }
     fflush(stdout);
     struct zr_plan empty = {0};
-    return write_metrics(o, applying, &empty, t0, EXIT_ERROR);
+    return write_metrics(o, &empty, t0, EXIT_ERROR);
+}
+
+/* Usage errors, each on a line of its own. */
+static void print_errors(const struct zr_errors *errs)
+{
+    for (size_t i = 0; i < errs->n; i++) {
+        fputs("zpci-reconcile: ", stderr);
+        zr_fputs_escaped(errs->items[i].message, stderr);
+        fputc('\n', stderr);
+    }
 }
 
 static int print_report(const struct options *o, bool applying, const struct zr_plan *plan)
@@ -174,48 +198,37 @@ static int print_report(const struct options *o, bool applying, const struct zr_
     zr_output_plan(stdout, plan, &oo);
     fflush(stdout);
 
-    struct zr_plan_counts c;
-    zr_plan_count(plan, &c);
-    if (c.hosts_failed || c.guests_failed || c.failed || c.skipped || interrupted)
+    _cleanup_(zr_summary_finish) struct zr_summary c;
+    zr_summary_count(plan, applying, &c);
+    if (zr_summary_is_error(&c) || interrupted)
         return EXIT_ERROR;
     return !applying && plan->n_actions > 0 ? EXIT_CHANGES : EXIT_IN_SYNC;
 }
 
-/* A whole number from the environment variable `name`, from min to max:
- * 0 in *out when it is unset or empty; an error (added to errs and
- * printed) when it is anything else. */
-static int number_from_env(const char *name, unsigned long min, unsigned long max, unsigned *out,
-                           struct zr_errors *errs)
+/* The settings a run takes from the environment (options.h). */
+struct env_settings {
+    unsigned threads;
+    unsigned connect_s;
+};
+
+/* What the inventory must pass besides validation, and the settings of
+ * the environment; prints the errors (the inventory's own too). */
+static int check_inventory(const struct options *o, const struct zr_inventory *inv,
+                           struct env_settings *env, struct zr_errors *errs)
 {
-    const char *s = getenv(name);
-    *out = 0;
-    if (!s || !*s)
-        return 0;
-    char *end = NULL;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || *s < '0' || *s > '9' || v < min || v > max) {
-        zr_errors_add(errs, NULL, 0, 0, NULL, "%s is '%s'; it must be a number from %lu to %lu",
-                      name, s, min, max);
-        fprintf(stderr, "zpci-reconcile: %s\n", errs->items[0].message);
-        return -1;
+    if (!inv) {
+        zr_errors_print(errs, stderr);
+        return -EINVAL;
     }
-    *out = (unsigned)v;
-    return 0;
-}
-
-/* ZPCI_RECONCILE_APPLY_THREADS: how many guests of a host apply changes
- * at once (1 runs every action in turn); unset, ZR_APPLY_THREADS. */
-static int apply_threads_from_env(unsigned *threads, struct zr_errors *errs)
-{
-    return number_from_env("ZPCI_RECONCILE_APPLY_THREADS", 1, 64, threads, errs);
-}
-
-/* ZPCI_RECONCILE_CONNECT_TIMEOUT: seconds a connection waits for a daemon
- * that does not answer; unset, ZR_CONNECT_TIMEOUT_S. */
-static int connect_timeout_from_env(unsigned *seconds, struct zr_errors *errs)
-{
-    return number_from_env("ZPCI_RECONCILE_CONNECT_TIMEOUT", 1, 3600, seconds, errs);
+    if (o->uri && inv->n_hosts > 1)
+        zr_errors_add(errs, NULL, 0, 0, NULL,
+                      "--connect cannot be used with an inventory of %zu hosts; each host has "
+                      "its own uri",
+                      inv->n_hosts);
+    else if (options_apply_threads(&env->threads, errs) == 0)
+        options_connect_timeout(&env->connect_s, errs);
+    print_errors(errs);
+    return errs->n ? -EINVAL : 0;
 }
 
 static int verb_plan_apply(const struct options *o, bool applying)
@@ -223,22 +236,9 @@ static int verb_plan_apply(const struct options *o, bool applying)
     double t0 = seconds_now(CLOCK_MONOTONIC);
     _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
     _cleanup_(zr_inventory_freep) struct zr_inventory *inv = zr_inventory_load(o->args[0], &errs);
-    if (!inv) {
-        zr_errors_print(&errs, stderr);
-        return plan_apply_failed(o, applying, t0, &errs);
-    }
-    if (o->uri && inv->n_hosts > 1) {
-        zr_errors_add(&errs, NULL, 0, 0, NULL,
-                      "--connect cannot be used with an inventory of %zu hosts; each host has "
-                      "its own uri",
-                      inv->n_hosts);
-        fprintf(stderr, "zpci-reconcile: %s\n", errs.items[0].message);
-        return plan_apply_failed(o, applying, t0, &errs);
-    }
-    unsigned threads, connect_s;
-    if (apply_threads_from_env(&threads, &errs) < 0 ||
-        connect_timeout_from_env(&connect_s, &errs) < 0)
-        return plan_apply_failed(o, applying, t0, &errs);
+    struct env_settings env = {0};
+    if (check_inventory(o, inv, &env, &errs) < 0)
+        return run_failed(o, t0, &errs);
 
     struct zr_host_options ho = {
         .uri = o->uri,
@@ -251,8 +251,8 @@ static int verb_plan_apply(const struct options *o, bool applying)
                          : o->verbosity == 0 && isatty(STDERR_FILENO) ? 10
                                                                       : SIZE_MAX,
         .interrupt = &interrupted,
-        .apply_threads = threads,
-        .connect_timeout_s = connect_s,
+        .apply_threads = env.threads,
+        .connect_timeout_s = env.connect_s,
     };
     _cleanup_(zr_plan_finish) struct zr_plan plan = {.has_hosts = inv->has_hosts};
     /* A signal gives up a connection that is still being opened (libvirt
@@ -268,7 +268,7 @@ static int verb_plan_apply(const struct options *o, bool applying)
     else
         zr_fleet_run(inv, &ho, o->jobs, &plan);
     int rc = print_report(o, applying, &plan);
-    return write_metrics(o, applying, &plan, t0, rc);
+    return write_metrics(o, &plan, t0, rc);
 }
 
 static int verb_plan(const struct options *o)
@@ -287,8 +287,10 @@ static int verb_export(const struct options *o)
 {
     unsigned connect_s;
     _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
-    if (connect_timeout_from_env(&connect_s, &errs) < 0)
+    if (options_connect_timeout(&connect_s, &errs) < 0) {
+        print_errors(&errs);
         return EXIT_ERROR;
+    }
     struct zr_export_request req = {
         .uri = o->uri,
         .connect_timeout_s = connect_s,
@@ -366,15 +368,15 @@ static char *watch_metrics_path(const struct watch_cli *c, const struct zr_plan 
 static void watch_metrics(const struct watch_cli *c, const struct zr_plan *report,
                           const struct zr_watch_stats *st)
 {
-    struct zr_plan_counts n;
-    zr_plan_count(report, &n);
+    _cleanup_(zr_summary_finish) struct zr_summary n;
+    zr_summary_count(report, true, &n);
     struct zr_metrics_watch mw = {.repairs = st->repairs, .last_event = st->last_event};
     struct zr_metrics_run run = {
         .command = "watch",
         .applied = true,
         .end_time = seconds_now(CLOCK_REALTIME),
         .seconds = report->n_hosts ? report->hosts[0].seconds : 0,
-        .exit_status = n.hosts_failed || n.guests_failed || n.failed || n.skipped,
+        .exit_status = zr_summary_is_error(&n),
         .watch = &mw,
     };
     _cleanup_free_ char *path = watch_metrics_path(c, report);
@@ -432,26 +434,14 @@ static void on_watch_signals(void)
 
 static int verb_watch(const struct options *o)
 {
+    double t0 = seconds_now(CLOCK_MONOTONIC);
     /* Before the inventory is read: a SIGHUP must never end the process. */
     on_watch_signals();
-    struct zr_inventory *inv = load_inventory(o->args[0]);
-    if (!inv)
-        return EXIT_ERROR;
-    if (o->uri && inv->n_hosts > 1) {
-        fprintf(stderr,
-                "zpci-reconcile: --connect cannot be used with an inventory of %zu hosts; "
-                "each host has its own uri\n",
-                inv->n_hosts);
-        zr_inventory_free(inv);
-        return EXIT_ERROR;
-    }
-    unsigned threads, connect_s;
     _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
-    if (apply_threads_from_env(&threads, &errs) < 0 ||
-        connect_timeout_from_env(&connect_s, &errs) < 0) {
-        zr_inventory_free(inv);
-        return EXIT_ERROR;
-    }
+    _cleanup_(zr_inventory_freep) struct zr_inventory *inv = zr_inventory_load(o->args[0], &errs);
+    struct env_settings env = {0};
+    if (check_inventory(o, inv, &env, &errs) < 0)
+        return run_failed(o, t0, &errs);
     struct watch_cli cli = {.o = o, .per_host = inv->n_hosts > 1};
     struct zr_watch_options wo = {
         .path = o->args[0],
@@ -461,8 +451,8 @@ static int verb_watch(const struct options *o)
                  .host_check = !o->no_host_check,
                  .timeout_s = o->timeout_s,
                  .progress_from = o->verbosity > 0 ? 0 : SIZE_MAX,
-                 .apply_threads = threads,
-                 .connect_timeout_s = connect_s,
+                 .apply_threads = env.threads,
+                 .connect_timeout_s = env.connect_s,
                  .interrupt = &interrupted},
         .resync_s = o->resync_set ? o->resync_s : ZR_WATCH_RESYNC_S,
         .notify = true,
@@ -474,24 +464,16 @@ static int verb_watch(const struct options *o)
                 .notice = watch_notice},
     };
     if (cli.per_host)
-        return zr_watch_fleet(inv, &wo);
+        return zr_watch_fleet(TAKE_PTR(inv), &wo);
     struct zr_error err = {0};
-    if (zr_watch_run(inv, &wo, &err) < 0) {
-        fprintf(stderr, "zpci-reconcile: %s\n", err.message);
+    if (zr_watch_run(TAKE_PTR(inv), &wo, &err) < 0) {
+        zr_errors_add(&errs, NULL, 0, 0, NULL, "%s", err.message);
         zr_error_finish(&err);
-        return EXIT_ERROR;
+        print_errors(&errs);
+        return run_failed(o, t0, &errs);
     }
     return EXIT_IN_SYNC;
 }
-
-/* What a verb accepts besides its arguments, for the misplaced-option
- * check. */
-enum {
-    VERB_RUN = 1 << 0,    /* plan or apply: --metrics-file */
-    VERB_APPLY = 1 << 1,  /* --dry-run, --atomic */
-    VERB_EXPORT = 1 << 2, /* --live, --all; YAML only */
-    VERB_WATCH = 1 << 3,  /* --resync, --metrics-file */
-};
 
 /* As systemd's verbs.h: name, argument counts, flags, handler. */
 struct verb {
@@ -509,53 +491,27 @@ static const struct verb verbs[] = {
     {"watch", 1, 1, VERB_WATCH, verb_watch},
 };
 
-/* An option the verb does not take, as a message; NULL when none. */
-static const char *misplaced(const struct options *o, unsigned flags)
-{
-    bool apply = flags & VERB_APPLY, export = flags & VERB_EXPORT, watch = flags & VERB_WATCH;
-    return (o->dry_run && !apply)      ? "--dry-run is only for apply"
-           : (o->atomic && !apply)     ? "--atomic is only for apply"
-           : (o->live && !export)      ? "--live is only for export"
-           : (o->all && !export)       ? "--all is only for export"
-           : (o->resync_set && !watch) ? "--resync is only for watch"
-           : (o->metrics_file && !(flags & (VERB_RUN | VERB_WATCH)))
-               ? "--metrics-file is only for plan, apply and watch"
-           : (o->all && o->n_args > 0) ? "export takes guest names or --all, not both"
-           : (export && o->format == ZR_FORMAT_JSON)
-               ? "export writes YAML; --output json is for plan and apply"
-               : NULL;
-}
-
 int main(int argc, char **argv)
 {
+    double t0 = seconds_now(CLOCK_MONOTONIC);
     struct options o = {.timeout_s = 30, .jobs = 4};
-    int r = options_parse(argc, argv, &o);
-    if (r <= 0)
-        return r < 0 ? EXIT_ERROR : EXIT_IN_SYNC;
+    _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
+    int r = options_parse(argc, argv, &o, &errs);
+    if (r == 0)
+        return EXIT_IN_SYNC;
 
     const struct verb *v = NULL;
-    for (size_t i = 0; i < ELEMENTSOF(verbs) && !v; i++)
+    for (size_t i = 0; i < ELEMENTSOF(verbs) && o.verb && !v; i++)
         if (strcmp(o.verb, verbs[i].name) == 0)
             v = &verbs[i];
-    if (!v) {
-        fprintf(stderr, "zpci-reconcile: unknown command '%s'; try 'zpci-reconcile --help'\n",
-                o.verb);
-        return EXIT_ERROR;
-    }
-    bool args_ok = o.n_args >= v->min_args && o.n_args <= v->max_args;
-    const char *why = misplaced(&o, v->flags);
-    if (!args_ok || why) {
-        _cleanup_free_ char *msg =
-            args_ok ? zr_strdup(why)
-                    : zr_asprintf("'%s' takes one INVENTORY (a file, or - for stdin)", o.verb);
-        fprintf(stderr, "zpci-reconcile: %s\n", msg);
-        if (!(v->flags & VERB_RUN))
-            return EXIT_ERROR;
-        /* Even a usage error of plan/apply writes its metrics and JSON. */
-        _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
-        zr_errors_add(&errs, NULL, 0, 0, NULL, "%s", msg);
-        return plan_apply_failed(&o, (v->flags & VERB_APPLY) && !o.dry_run,
-                                 seconds_now(CLOCK_MONOTONIC), &errs);
+    if (r > 0 && !v)
+        zr_errors_add(&errs, NULL, 0, 0, NULL, "unknown command '%s'; try 'zpci-reconcile --help'",
+                      o.verb);
+    else if (r > 0)
+        options_check(&o, v->flags, v->min_args, v->max_args, &errs);
+    if (errs.n) {
+        print_errors(&errs);
+        return run_failed(&o, t0, &errs);
     }
     /* A write to the socket of a libvirtd that just died must fail with EPIPE,
      * so apply can report the lost connection; by default SIGPIPE would end

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "metrics.h"
+#include "summary.h"
 
 #define PREFIX "zpci_reconcile_"
 
@@ -31,86 +32,10 @@ static void header(FILE *f, const char *name, const char *help)
     fprintf(f, "# HELP " PREFIX "%s %s\n# TYPE " PREFIX "%s gauge\n", name, help, name);
 }
 
-typedef enum {
-    GUEST_IN_SYNC,
-    GUEST_DRIFTED,
-    GUEST_FAILED,
-    GUEST__COUNT,
-} guest_state;
-
-static const char *guest_state_name(guest_state s)
-{
-    switch (s) {
-    case GUEST_IN_SYNC:
-        return "in_sync";
-    case GUEST_DRIFTED:
-        return "drifted";
-    case GUEST_FAILED:
-        return "failed";
-    case GUEST__COUNT:
-        break;
-    }
-    return "?";
-}
-
 /* Label value of a result: Prometheus users expect no spaces. */
 static const char *result_label(zr_result r)
 {
     return r == ZR_RESULT_ROLLED_BACK ? "rolled_back" : zr_result_to_string(r);
-}
-
-/* Counts of one host. */
-struct host_counts {
-    size_t guests[GUEST__COUNT];
-    size_t actions[ZR_OP__COUNT][ZR_KIND__COUNT][ZR_RESULT__COUNT];
-};
-
-/* The host record a guest belongs to.  Guests come host by host, so the
- * previous answer is tried first. */
-static size_t host_of(const struct zr_plan *plan, const char *host, size_t hint)
-{
-    if (hint < plan->n_hosts && zr_streq(plan->hosts[hint].name, host))
-        return hint;
-    for (size_t i = 0; i < plan->n_hosts; i++)
-        if (zr_streq(plan->hosts[i].name, host))
-            return i;
-    return SIZE_MAX;
-}
-
-static struct host_counts *count(const struct zr_plan *plan)
-{
-    struct host_counts *c = zr_new0(struct host_counts, plan->n_hosts);
-    _cleanup_free_ bool *bad = zr_new0(bool, plan->n_guests);
-    for (size_t i = 0; i < plan->n_actions; i++) {
-        const struct zr_action *a = &plan->actions[i];
-        if (a->result == ZR_RESULT_FAILED || a->result == ZR_RESULT_SKIPPED)
-            bad[a->guest_index] = true;
-    }
-    size_t *host = zr_new0(size_t, plan->n_guests);
-    size_t h = 0;
-    for (size_t i = 0; i < plan->n_guests; i++) {
-        const struct zr_plan_guest *g = &plan->guests[i];
-        host[i] = h = host_of(plan, g->host, h);
-        if (h == SIZE_MAX)
-            continue;
-        guest_state s = g->error || bad[i] ? GUEST_FAILED
-                        : g->changed       ? GUEST_DRIFTED
-                                           : GUEST_IN_SYNC;
-        c[h].guests[s]++;
-    }
-    for (size_t i = 0; i < plan->n_actions; i++) {
-        const struct zr_action *a = &plan->actions[i];
-        h = host[a->guest_index];
-        if (h == SIZE_MAX || a->op >= ZR_OP__COUNT || a->kind >= ZR_KIND__COUNT ||
-            a->result >= ZR_RESULT__COUNT)
-            continue;
-        /* Every action was planned; apply adds what became of it. */
-        c[h].actions[a->op][a->kind][ZR_RESULT_PLANNED]++;
-        if (a->result != ZR_RESULT_PLANNED)
-            c[h].actions[a->op][a->kind][a->result]++;
-    }
-    free(host);
-    return c;
 }
 
 /* The last_run_* series: when, how long, how it ended. */
@@ -144,9 +69,35 @@ static void format_watch(FILE *f, const struct zr_metrics_watch *w)
     fprintf(f, PREFIX "watch_last_event_timestamp_seconds %.3f\n", w->last_event);
 }
 
+/* The guests of each host: the counts of the JSON summary (docs/output.md,
+ * "Counting"), one series per state. */
+static void format_guests(FILE *f, const struct zr_plan *plan, const struct zr_summary *c)
+{
+    header(f, "guests",
+           "Guests of the last run with each property, as the JSON summary counts them: "
+           "in_sync (no difference), drifted (differences found), changed (plan: an action "
+           "planned; apply: an action done), failed (not planned, or an action failed).");
+    for (size_t h = 0; h < plan->n_hosts; h++) {
+        const struct zr_guest_counts *g = &c->host_guests[h];
+        const struct {
+            const char *name;
+            size_t n;
+        } states[] = {{"in_sync", g->in_sync},
+                      {"drifted", g->drifted},
+                      {"changed", g->changed},
+                      {"failed", g->failed}};
+        for (size_t s = 0; s < ELEMENTSOF(states); s++) {
+            fputs(PREFIX "guests{host=", f);
+            label_value(f, plan->hosts[h].name);
+            fprintf(f, ",state=\"%s\"} %zu\n", states[s].name, states[s].n);
+        }
+    }
+}
+
 void zr_metrics_format(FILE *f, const struct zr_plan *plan, const struct zr_metrics_run *run)
 {
-    _cleanup_free_ struct host_counts *c = count(plan);
+    _cleanup_(zr_summary_finish) struct zr_summary c;
+    zr_summary_count(plan, run->applied, &c);
 
     format_last_run(f, run);
     if (run->watch)
@@ -163,15 +114,7 @@ void zr_metrics_format(FILE *f, const struct zr_plan *plan, const struct zr_metr
         label_value(f, plan->hosts[h].name);
         fprintf(f, "} %.6f\n", plan->hosts[h].seconds);
     }
-    header(f, "guests",
-           "Guests by state in the last run: in_sync, drifted (differences found; apply "
-           "fixed them), failed (not planned, or an action failed or was skipped).");
-    for (size_t h = 0; h < plan->n_hosts; h++)
-        for (guest_state s = 0; s < GUEST__COUNT; s++) {
-            fputs(PREFIX "guests{host=", f);
-            label_value(f, plan->hosts[h].name);
-            fprintf(f, ",state=\"%s\"} %zu\n", guest_state_name(s), c[h].guests[s]);
-        }
+    format_guests(f, plan, &c);
     header(f, "actions",
            "Actions of the last run by operation, device kind and result (planned counts "
            "every action; apply adds done, failed, skipped and rolled_back).");
@@ -184,7 +127,7 @@ void zr_metrics_format(FILE *f, const struct zr_plan *plan, const struct zr_metr
                     fputs(PREFIX "actions{host=", f);
                     label_value(f, plan->hosts[h].name);
                     fprintf(f, ",op=\"%s\",kind=\"%s\",result=\"%s\"} %zu\n", zr_op_to_string(op),
-                            zr_kind_to_string(k), result_label(r), c[h].actions[op][k][r]);
+                            zr_kind_to_string(k), result_label(r), c.host_actions[h][op][k][r]);
                 }
 }
 

@@ -1,5 +1,6 @@
 /* The command line's options.  See options.h. */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,14 +52,32 @@ static void help(void)
            "See zpci-reconcile(1) and, for the inventory, zpci-reconcile-inventory(5).\n");
 }
 
-static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)
+/* Decimal digits only: strtoul() would also take blanks, a sign and, for
+ * "-1", wrap around.  Returns 0, -EINVAL (not a number) or -ERANGE. */
+static int strict_uint(const char *s, size_t len, unsigned long max, unsigned long *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || v < min || v > max) {
-        fprintf(stderr, "zpci-reconcile: %s needs a whole number from %u to %u, got '%s'\n", opt,
-                min, max, s);
+    unsigned long v = 0;
+    if (len == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -EINVAL;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (ULONG_MAX - d) / 10)
+            return -ERANGE;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return v > max ? -ERANGE : 0;
+}
+
+int options_parse_uint(const char *what, const char *s, unsigned min, unsigned max, unsigned *out,
+                       struct zr_errors *errs)
+{
+    unsigned long v = 0;
+    if (strict_uint(s, strlen(s), max, &v) < 0 || v < min) {
+        zr_errors_add(errs, NULL, 0, 0, NULL, "%s needs a whole number from %u to %u, got '%s'",
+                      what, min, max, s);
         return -EINVAL;
     }
     *out = (unsigned)v;
@@ -67,38 +86,63 @@ static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max
 
 /* `s` as one of `names` (NULL-terminated) into *out; else says what --opt
  * takes. */
-static int parse_choice(const char *opt, const char *s, const char *const *names, int *out)
+static int parse_choice(const char *opt, const char *s, const char *const *names, int *out,
+                        struct zr_errors *errs)
 {
     for (int i = 0; names[i]; i++)
         if (strcmp(s, names[i]) == 0) {
             *out = i;
             return 0;
         }
-    fprintf(stderr, "zpci-reconcile: %s takes %s%s%s or %s, got '%s'\n", opt, names[0],
-            names[2] ? ", " : "", names[2] ? names[1] : "", names[2] ? names[2] : names[1], s);
+    zr_errors_add(errs, NULL, 0, 0, NULL, "%s takes %s%s%s or %s, got '%s'", opt, names[0],
+                  names[2] ? ", " : "", names[2] ? names[1] : "", names[2] ? names[2] : names[1],
+                  s);
     return -EINVAL;
 }
 
 /* A duration: a whole number and a unit, s, m or h (1 s to 7 days). */
-static int parse_duration(const char *opt, const char *s, unsigned *out)
+static int parse_duration(const char *opt, const char *s, unsigned *out, struct zr_errors *errs)
 {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    unsigned long unit = !*end || end == s       ? 0
-                         : strcmp(end, "s") == 0 ? 1
-                         : strcmp(end, "m") == 0 ? 60
-                         : strcmp(end, "h") == 0 ? 3600
-                                                 : 0;
-    if (errno || s[0] == '-' || unit == 0 || v == 0 || v > 7UL * 86400 / unit) {
-        fprintf(stderr,
-                "zpci-reconcile: %s needs a duration from 1s to 7 days, a whole number with s, "
-                "m or h (90s, 15m, 1h), got '%s'\n",
-                opt, s);
-        return -EINVAL;
+    static const struct {
+        char suffix;
+        unsigned long seconds;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}};
+    size_t len = strlen(s);
+    for (size_t i = 0; len > 0 && i < ELEMENTSOF(units); i++) {
+        unsigned long v = 0;
+        if (s[len - 1] != units[i].suffix ||
+            strict_uint(s, len - 1, 7UL * 86400 / units[i].seconds, &v) < 0 || v == 0)
+            continue;
+        *out = (unsigned)(v * units[i].seconds);
+        return 0;
     }
-    *out = (unsigned)(v * unit);
-    return 0;
+    zr_errors_add(errs, NULL, 0, 0, NULL,
+                  "%s needs a duration from 1s to 7 days, a whole number with s, m or h (90s, "
+                  "15m, 1h), got '%s'",
+                  opt, s);
+    return -EINVAL;
+}
+
+/* The environment variable `name` through options_parse_uint(); *out is
+ * 0 when it is unset or empty (the caller's default). */
+static int env_uint(const char *name, unsigned min, unsigned max, unsigned *out,
+                    struct zr_errors *errs)
+{
+    const char *s = getenv(name);
+    *out = 0;
+    if (!s || !*s)
+        return 0;
+    return options_parse_uint(name, s, min, max, out, errs);
+}
+
+int options_apply_threads(unsigned *threads, struct zr_errors *errs)
+{
+    return env_uint("ZPCI_RECONCILE_APPLY_THREADS", 1, 64, threads, errs);
+}
+
+int options_connect_timeout(unsigned *seconds, struct zr_errors *errs)
+{
+    return env_uint("ZPCI_RECONCILE_CONNECT_TIMEOUT", 1, 3600, seconds, errs);
 }
 
 enum {
@@ -110,35 +154,33 @@ enum {
 };
 
 /* One option.  Returns 1 to go on, 0 when done (help/version), <0 on a
- * usage error. */
-static int parse_option(int c, const char *arg, struct options *o)
+ * bad value (in errs). */
+static int parse_option(int c, const char *arg, struct options *o, struct zr_errors *errs)
 {
     static const char *const formats[] = {"text", "json", NULL};
     static const char *const colors[] = {"auto", "always", "never", NULL};
     int choice = 0, r = 0;
     switch (c) {
-    case 0: /* a flag getopt_long has set */
-        break;
     case 'c':
         o->uri = arg;
         break;
     case 'o':
-        r = parse_choice("--output", arg, formats, &choice);
-        o->format = (zr_format)choice;
+        r = parse_choice("--output", arg, formats, &choice, errs);
+        o->format = r < 0 ? o->format : (zr_format)choice;
         break;
     case OPT_TIMEOUT:
-        r = parse_uint("--timeout", arg, 0, 86400, &o->timeout_s);
+        r = options_parse_uint("--timeout", arg, 0, 86400, &o->timeout_s, errs);
         break;
     case 'j':
-        r = parse_uint("--jobs", arg, 1, 256, &o->jobs);
+        r = options_parse_uint("--jobs", arg, 1, 256, &o->jobs, errs);
         break;
     case 'q':
     case 'v':
         o->verbosity = c == 'q' ? -1 : 1;
         break;
     case OPT_COLOR:
-        r = parse_choice("--color", arg, colors, &choice);
-        o->color = (color_mode)choice;
+        r = parse_choice("--color", arg, colors, &choice, errs);
+        o->color = r < 0 ? o->color : (color_mode)choice;
         break;
     case 'h':
         help();
@@ -147,25 +189,46 @@ static int parse_option(int c, const char *arg, struct options *o)
         printf("zpci-reconcile %s\n", ZR_VERSION);
         return 0;
     case OPT_METRICS_FILE:
-        if (!*arg) {
-            fprintf(stderr, "zpci-reconcile: --metrics-file needs a path\n");
-            return -EINVAL;
-        }
-        o->metrics_file = arg;
+        if (!*arg)
+            zr_errors_add(errs, NULL, 0, 0, NULL, "--metrics-file needs a path");
+        o->metrics_file = *arg ? arg : o->metrics_file;
+        r = *arg ? 0 : -EINVAL;
         break;
     case OPT_RESYNC:
-        r = parse_duration("--resync", arg, &o->resync_s);
+        r = parse_duration("--resync", arg, &o->resync_s, errs);
         o->resync_set = 1;
         break;
-    default:
-        fprintf(stderr, "Try 'zpci-reconcile --help'.\n");
-        return -EINVAL;
+    default: /* 0: a flag getopt_long has set */
+        break;
     }
     return r < 0 ? r : 1;
 }
 
-/* Returns 1 to go on, 0 when done (help/version), <0 on a usage error. */
-int options_parse(int argc, char **argv, struct options *o)
+/* The option getopt_long() did not take, as the user wrote it: an unknown
+ * or ambiguous one ('?'), or one without its value (':'). */
+static void bad_option(int c, char **argv, const struct option *longopts, struct zr_errors *errs)
+{
+    const char *arg = argv[optind - 1];
+    if (strncmp(arg, "--", 2) != 0) {
+        zr_errors_add(errs, NULL, 0, 0, NULL,
+                      c == ':' ? "option '-%c' needs a value"
+                               : "unknown option '-%c'; try 'zpci-reconcile --help'",
+                      optopt);
+        return;
+    }
+    size_t len = strcspn(arg, "=");
+    if (c == ':') {
+        zr_errors_add(errs, NULL, 0, 0, NULL, "option '%.*s' needs a value", (int)len, arg);
+        return;
+    }
+    size_t matches = 0;
+    for (const struct option *l = longopts; l->name; l++)
+        matches += len > 2 && strncmp(l->name, arg + 2, len - 2) == 0;
+    zr_errors_add(errs, NULL, 0, 0, NULL, "%s option '%.*s'; try 'zpci-reconcile --help'",
+                  matches > 1 ? "ambiguous" : "unknown", (int)len, arg);
+}
+
+int options_parse(int argc, char **argv, struct options *o, struct zr_errors *errs)
 {
     const struct option longopts[] = {
         {"connect", required_argument, NULL, 'c'},
@@ -189,16 +252,53 @@ int options_parse(int argc, char **argv, struct options *o)
     };
     int c, r;
 
-    /* GNU getopt permutes, so options may follow the command. */
-    while ((c = getopt_long(argc, argv, "c:o:j:qvh", longopts, NULL)) >= 0)
-        if ((r = parse_option(c, optarg, o)) <= 0)
-            return r;
-    if (optind >= argc) {
-        fprintf(stderr, "zpci-reconcile: no command given; try 'zpci-reconcile --help'\n");
-        return -EINVAL;
+    /* Our own messages, prefixed as every other one: getopt's would start
+     * with argv[0], the path the binary was run by. */
+    opterr = 0;
+    /* GNU getopt permutes, so options may follow the command.  Every
+     * option is read, also after an error, so that the error report
+     * knows -o json and --metrics-file wherever they stand. */
+    while ((c = getopt_long(argc, argv, ":c:o:j:qvh", longopts, NULL)) >= 0) {
+        if (c == '?' || c == ':')
+            bad_option(c, argv, longopts, errs);
+        else if ((r = parse_option(c, optarg, o, errs)) == 0)
+            return 0;
     }
-    o->verb = argv[optind];
-    o->args = argv + optind + 1;
-    o->n_args = argc - optind - 1;
-    return 1;
+    if (optind < argc) {
+        o->verb = argv[optind];
+        o->args = argv + optind + 1;
+        o->n_args = argc - optind - 1;
+    } else if (!errs->n) {
+        zr_errors_add(errs, NULL, 0, 0, NULL, "no command given; try 'zpci-reconcile --help'");
+    }
+    return errs->n || errs->truncated ? -EINVAL : 1;
+}
+
+/* An option the command does not take, as a message; NULL when none. */
+static const char *misplaced(const struct options *o, unsigned flags)
+{
+    bool apply = flags & VERB_APPLY, export = flags & VERB_EXPORT, watch = flags & VERB_WATCH;
+    return (o->dry_run && !apply)      ? "--dry-run is only for apply"
+           : (o->atomic && !apply)     ? "--atomic is only for apply"
+           : (o->live && !export)      ? "--live is only for export"
+           : (o->all && !export)       ? "--all is only for export"
+           : (o->resync_set && !watch) ? "--resync is only for watch"
+           : (o->metrics_file && !(flags & (VERB_RUN | VERB_WATCH)))
+               ? "--metrics-file is only for plan, apply and watch"
+           : (o->all && o->n_args > 0) ? "export takes guest names or --all, not both"
+           : (export && o->format == ZR_FORMAT_JSON)
+               ? "export writes YAML; --output json is for plan and apply"
+               : NULL;
+}
+
+int options_check(const struct options *o, unsigned flags, int min_args, int max_args,
+                  struct zr_errors *errs)
+{
+    const char *why = misplaced(o, flags);
+    if (o->n_args < min_args || o->n_args > max_args)
+        zr_errors_add(errs, NULL, 0, 0, NULL, "'%s' takes one INVENTORY (a file, or - for stdin)",
+                      o->verb);
+    else if (why)
+        zr_errors_add(errs, NULL, 0, 0, NULL, "%s", why);
+    return errs->n ? -EINVAL : 0;
 }

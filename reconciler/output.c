@@ -3,6 +3,7 @@
 
 #include "hints.h"
 #include "output.h"
+#include "summary.h"
 
 #define C_RESET "\033[0m"
 #define C_GREEN "\033[32m"
@@ -130,13 +131,8 @@ static void json_hosts(FILE *f, const struct zr_plan *plan)
 
 static void output_json(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
 {
-    struct zr_plan_counts c;
-    zr_plan_count(plan, &c);
-    /* A plan counts what it would call, an apply what it did. */
-    size_t n_attach = 0, n_detach = 0;
-    for (size_t i = 0; i < plan->n_actions; i++)
-        if (!o->applied || plan->actions[i].result == ZR_RESULT_DONE)
-            *(plan->actions[i].op == ZR_OP_ATTACH ? &n_attach : &n_detach) += 1;
+    _cleanup_(zr_summary_finish) struct zr_summary c;
+    zr_summary_count(plan, o->applied, &c);
 
     fputs("{\n  \"version\": 1,\n  \"actions\": [", f);
     for (size_t i = 0; i < plan->n_actions; i++) {
@@ -169,23 +165,19 @@ static void output_json(FILE *f, const struct zr_plan *plan, const struct zr_out
     fprintf(f,
             "  \"summary\": {\"attach\": %zu, \"detach\": %zu, \"replace\": %zu, \"failed\": %zu, "
             "\"skipped\": %zu, \"rolled_back\": %zu, "
-            "\"guests_changed\": %zu, \"guests_in_sync\": %zu, \"guests_failed\": %zu",
-            n_attach, n_detach, c.replace, c.failed, c.skipped, c.rolled_back, c.guests_changed,
-            c.guests_in_sync, c.guests_failed);
+            "\"guests\": %zu, \"guests_changed\": %zu, \"guests_in_sync\": %zu, "
+            "\"guests_failed\": %zu",
+            c.calls[ZR_OP_ATTACH], c.calls[ZR_OP_DETACH], c.replaced, c.by_result[ZR_RESULT_FAILED],
+            c.by_result[ZR_RESULT_SKIPPED], c.by_result[ZR_RESULT_ROLLED_BACK], c.guests.total,
+            c.guests.changed, c.guests.in_sync, c.guests.failed);
     if (plan->n_hosts)
         fprintf(f, ", \"hosts_failed\": %zu", c.hosts_failed);
     fputs("}\n}\n", f);
 }
 
-void zr_output_json_line(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+/* The JSON document `buf` on one line and a newline. */
+static void json_one_line(FILE *f, char *buf, size_t len)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    if (!m)
-        abort();
-    output_json(m, plan, o);
-    fclose(m);
     /* Every newline of the document is layout, as is the indentation after
      * it: zr_json_string() escapes the newlines inside strings. */
     for (size_t i = 0; i < len; i++) {
@@ -198,6 +190,18 @@ void zr_output_json_line(FILE *f, const struct zr_plan *plan, const struct zr_ou
     }
     fputc('\n', f);
     free(buf);
+}
+
+void zr_output_json_line(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m)
+        abort();
+    output_json(m, plan, o);
+    fclose(m);
+    json_one_line(f, buf, len);
 }
 
 /* `"errors": [...], "errors_truncated": B,` of an input's errors. */
@@ -229,23 +233,42 @@ static void json_input_errors(FILE *f, const struct zr_errors *errs)
     fprintf(f, "  \"errors_truncated\": %s,\n", errs->truncated ? "true" : "false");
 }
 
+static void output_errors(FILE *f, const struct zr_errors *errs)
+{
+    fputs("{\n  \"version\": 1,\n  \"actions\": [],\n  \"warnings\": [],\n", f);
+    json_input_errors(f, errs);
+    fputs("  \"summary\": {\"attach\": 0, \"detach\": 0, \"replace\": 0, \"failed\": 0, "
+          "\"skipped\": 0, \"rolled_back\": 0, \"guests\": 0, \"guests_changed\": 0, "
+          "\"guests_in_sync\": 0, \"guests_failed\": 0}\n}\n",
+          f);
+}
+
 void zr_output_errors(FILE *f, const struct zr_errors *errs, const struct zr_output_options *o)
 {
     if (o->format != ZR_FORMAT_JSON)
         return;
-    fputs("{\n  \"version\": 1,\n  \"actions\": [],\n  \"warnings\": [],\n", f);
-    json_input_errors(f, errs);
-    fputs("  \"summary\": {\"attach\": 0, \"detach\": 0, \"replace\": 0, \"failed\": 0, "
-          "\"skipped\": 0, \"rolled_back\": 0, \"guests_changed\": 0, \"guests_in_sync\": 0, "
-          "\"guests_failed\": 0}\n}\n",
-          f);
+    if (!o->one_line) {
+        output_errors(f, errs);
+        return;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m)
+        abort();
+    output_errors(m, errs);
+    fclose(m);
+    json_one_line(f, buf, len);
 }
 
 void zr_output_validate(FILE *f, const char *file, const struct zr_inventory_counts *counts,
                         const struct zr_errors *errs)
 {
     fputs("{\n  \"version\": 1,\n  \"file\": ", f);
-    zr_json_string(f, file);
+    if (file)
+        zr_json_string(f, file);
+    else
+        fputs("null", f);
     fprintf(f, ",\n  \"valid\": %s,\n", counts ? "true" : "false");
     json_input_errors(f, errs);
     if (counts)
@@ -503,27 +526,27 @@ static void text_warnings(FILE *f, const struct zr_plan *plan, struct hints_seen
 }
 
 /* The last line: what was (or would be) done, on how many guests. */
-static void text_summary(FILE *f, const struct zr_plan *plan, const struct zr_plan_counts *pc,
-                         const struct zr_output_options *o)
+static void text_summary(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
 {
-    const struct zr_plan_counts c = *pc;
-    size_t total = c.guests_changed + c.guests_in_sync + c.guests_failed;
+    _cleanup_(zr_summary_finish) struct zr_summary c;
+    zr_summary_count(plan, o->applied, &c);
+    const struct zr_guest_counts *g = &c.guests;
     if (o->applied) {
-        fprintf(f, "Apply: %zu attached, %zu detached, %zu replaced, %zu failed", c.attach,
-                c.detach, c.replace, c.failed);
-        if (c.skipped)
-            fprintf(f, ", %zu skipped", c.skipped);
-        if (c.rolled_back)
-            fprintf(f, ", %zu rolled back", c.rolled_back);
-        fprintf(f, " on %zu of %zu guests", c.guests_changed, total);
-    } else if (c.attach + c.detach + c.replace == 0) {
-        fprintf(f, "Plan: no changes; %zu of %zu guests in sync", c.guests_in_sync, total);
+        fprintf(f, "Apply: %zu attached, %zu detached, %zu replaced, %zu failed", c.attached,
+                c.detached, c.replaced, c.by_result[ZR_RESULT_FAILED]);
+        if (c.by_result[ZR_RESULT_SKIPPED])
+            fprintf(f, ", %zu skipped", c.by_result[ZR_RESULT_SKIPPED]);
+        if (c.by_result[ZR_RESULT_ROLLED_BACK])
+            fprintf(f, ", %zu rolled back", c.by_result[ZR_RESULT_ROLLED_BACK]);
+        fprintf(f, " on %zu of %zu guests", g->changed, g->total);
+    } else if (c.attached + c.detached + c.replaced == 0) {
+        fprintf(f, "Plan: no changes; %zu of %zu guests in sync", g->in_sync, g->total);
     } else {
         fprintf(f, "Plan: %zu to attach, %zu to detach, %zu to replace on %zu of %zu guests",
-                c.attach, c.detach, c.replace, c.guests_changed, total);
+                c.attached, c.detached, c.replaced, g->changed, g->total);
     }
-    if (c.guests_failed)
-        fprintf(f, " (%zu with errors)", c.guests_failed);
+    if (g->failed)
+        fprintf(f, " (%zu with errors)", g->failed);
     if (c.hosts_failed)
         fprintf(f, "; %zu of %zu hosts failed", c.hosts_failed, plan->n_hosts);
     fputs(".\n", f);
@@ -531,9 +554,6 @@ static void text_summary(FILE *f, const struct zr_plan *plan, const struct zr_pl
 
 static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
 {
-    struct zr_plan_counts c;
-    zr_plan_count(plan, &c);
-
     if (!o->quiet) {
         /* Guests come host by host, in the order of the host records.  A
          * host's error gets a line of its own only when no guest line
@@ -570,7 +590,7 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
         fputc('\n', f);
     }
 
-    text_summary(f, plan, &c, o);
+    text_summary(f, plan, o);
 }
 
 void zr_output_plan(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)

@@ -19,6 +19,7 @@ struct zr_output_options {
     bool color;   /* ANSI colours in text */
     bool quiet;   /* text: only the summary line */
     bool applied; /* results are apply's, not a plan's */
+    bool one_line; /* zr_output_errors(): one line of JSON Lines (watch) */
 };
 
 void zr_output_plan(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o);
@@ -36,7 +37,8 @@ void zr_output_errors(FILE *f, const struct zr_errors *errs, const struct zr_out
 
 /* validate -o json: {"version", "file", "valid", "errors" (as above),
  * "errors_truncated", "hosts", "guests", "devices"}; counts is NULL when
- * the inventory is invalid (the counts are then null). */
+ * the inventory is invalid (the counts are then null), file NULL when no
+ * file was named (a usage error). */
 struct zr_inventory_counts {
     size_t hosts, guests, devices;
 };

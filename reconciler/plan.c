@@ -997,68 +997,6 @@ void zr_plan_finalize(struct zr_plan *plan)
     }
 }
 
-/* The replacement detaches whose attach was done (or is still to be):
- * found through each replacement attach's dependencies, which name its
- * own detach.  The others left the guest without the function. */
-static bool *replacement_completed(const struct zr_plan *plan)
-{
-    bool *done = zr_new0(bool, plan->n_actions);
-    for (size_t i = 0; i < plan->n_actions; i++) {
-        const struct zr_action *a = &plan->actions[i];
-        if (a->op != ZR_OP_ATTACH || !a->changes ||
-            (a->result != ZR_RESULT_PLANNED && a->result != ZR_RESULT_DONE))
-            continue;
-        for (size_t j = 0; j < a->n_deps; j++) {
-            const struct zr_action *d = &plan->actions[a->deps[j]];
-            if (d->changes && d->guest_index == a->guest_index && d->kind == a->kind &&
-                zr_pci_addr_eq(&d->source, &a->source) &&
-                ((d->config && a->config) || (d->live && a->live)))
-                done[a->deps[j]] = true;
-        }
-    }
-    return done;
-}
-
-void zr_plan_count(const struct zr_plan *plan, struct zr_plan_counts *c)
-{
-    *c = (struct zr_plan_counts){0};
-    _cleanup_free_ bool *completed = replacement_completed(plan);
-    for (size_t i = 0; i < plan->n_actions; i++) {
-        const struct zr_action *a = &plan->actions[i];
-        bool replace = a->changes != NULL;
-        if (a->result == ZR_RESULT_FAILED)
-            c->failed++;
-        if (a->result == ZR_RESULT_SKIPPED)
-            c->skipped++;
-        if (a->result == ZR_RESULT_ROLLED_BACK)
-            c->rolled_back++;
-        /* Planned or done: what a plan announces and an apply reports. */
-        if (a->result != ZR_RESULT_PLANNED && a->result != ZR_RESULT_DONE)
-            continue;
-        if (replace) {
-            if (a->op == ZR_OP_ATTACH)
-                c->replace++;
-            else if (a->result == ZR_RESULT_DONE && !completed[i])
-                c->detach++; /* half a replacement: the guest lost it */
-        } else if (a->op == ZR_OP_ATTACH) {
-            c->attach++;
-        } else {
-            c->detach++;
-        }
-    }
-    for (size_t i = 0; i < plan->n_hosts; i++)
-        if (plan->hosts[i].error)
-            c->hosts_failed++;
-    for (size_t i = 0; i < plan->n_guests; i++) {
-        if (plan->guests[i].error)
-            c->guests_failed++;
-        else if (plan->guests[i].changed)
-            c->guests_changed++;
-        else
-            c->guests_in_sync++;
-    }
-}
-
 void zr_plan_finish(struct zr_plan *plan)
 {
     for (size_t i = 0; i < plan->n_guests; i++) {

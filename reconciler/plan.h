@@ -144,10 +144,3 @@ const char *zr_op_to_string(zr_op op);
 /* The flavours an action changes: "live+config", "live" or "config". */
 const char *zr_action_flags_string(const struct zr_action *a);
 const char *zr_result_to_string(zr_result r);
-
-struct zr_plan_counts {
-    size_t attach, detach, replace, failed, skipped, rolled_back;
-    size_t guests_changed, guests_in_sync, guests_failed;
-    size_t hosts_failed;
-};
-void zr_plan_count(const struct zr_plan *plan, struct zr_plan_counts *c);

@@ -287,8 +287,8 @@ class CallFaultTest(FaultTestCase):
         self.assertIn('alpha:\n  + attach hostdev 0001:00:00.0 [config] failed: %s\n' %
                       injected('virDomainAttachDeviceFlags', 1), out)
         self.assertIn('bravo:\n  + attach hostdev 0002:00:00.0 [config] done\n', out)
-        self.assertIn('Apply: 1 attached, 0 detached, 0 replaced, 1 failed on 2 of 2 guests.',
-                      out)
+        self.assertIn('Apply: 1 attached, 0 detached, 0 replaced, 1 failed on 1 of 2 guests '
+                      '(1 with errors).', out)
         self.assertEqual(self.lab.devices('alpha'), [])
 
         counts = os.path.join(self.lab.root, 'counts')

@@ -211,7 +211,9 @@ class ParallelApplyTest(unittest.TestCase):
 
     def test_signal_stops_new_actions_and_reports_honestly(self):
         run = Run(self, PARALLEL)
-        doc = run.json(fault='virDomainDetachDeviceFlags@plain-2:1:sigint')
+        metrics = os.path.join(run.lab.root, 'zr.prom')
+        doc = run.json('--metrics-file', metrics,
+                       fault='virDomainDetachDeviceFlags@plain-2:1:sigint')
         self.assertEqual(run.rc, 1, run.err)
         self.assertIn('interrupted by signal 2; stopped after the calls in progress', run.err)
         results = [(a['guest'], a['op'], a['source'], a['result']) for a in doc['actions']]
@@ -228,24 +230,38 @@ class ParallelApplyTest(unittest.TestCase):
             held = [d['source'] for d in run.lab.devices(guest)]
             if op == 'detach':
                 self.assertEqual(source not in held, result == 'done', (guest, source, held))
+        # issue 22: the counters are the guests the run changed, as their XML shows,
+        # the same in JSON and metrics; a skipped action fails no guest
+        touched = {guest for guest, _, _, result in results if result == 'done'}
+        now = run.state()
+        self.assertEqual(touched, {n for n in NAMES if now[n] != run.before[n]})
+        s = doc['summary']
+        self.assertEqual((s['guests_changed'], s['guests_failed'], s['failed']),
+                         (len(touched), 0, 0))
+        with open(metrics) as f:
+            prom = f.read()
+        for state, n in (('changed', len(touched)), ('failed', 0), ('in_sync', 1)):
+            self.assertIn('zpci_reconcile_guests{host="default",state="%s"} %d\n' % (state, n),
+                          prom)
 
 
     def test_bad_thread_count_changes_nothing(self):
         run = Run(self, PARALLEL)
-        for value in ('0', '65', 'four', '-1', '4x', ' 4'):
+        for value in ('0', '65', 'four', '-1', '4x', ' 4', '+4', '4 '):
             rc, out, err = lab.run_tool(['apply', '-c', run.lab.uri, run.inv],
                                         env={'ZPCI_RECONCILE_APPLY_THREADS': value,
                                              'LIBVIRT_DEFAULT_URI': None})
             self.assertEqual(rc, 1, value + ': ' + out + err)
-            self.assertEqual(err, "zpci-reconcile: ZPCI_RECONCILE_APPLY_THREADS is '%s'; it "
-                                  "must be a number from 1 to 64\n" % value)
+            self.assertEqual(err, "zpci-reconcile: ZPCI_RECONCILE_APPLY_THREADS needs a whole "
+                                  "number from 1 to 64, got '%s'\n" % value)
         self.assertEqual(run.state(), run.before)
         # watch refuses it the same way, before its first pass
         rc, out, err = lab.run_tool(['watch', '-c', run.lab.uri, run.inv],
                                     env={'ZPCI_RECONCILE_APPLY_THREADS': '0',
                                          'LIBVIRT_DEFAULT_URI': None})
         self.assertEqual(rc, 1, out + err)
-        self.assertIn("ZPCI_RECONCILE_APPLY_THREADS is '0'", err)
+        self.assertIn("ZPCI_RECONCILE_APPLY_THREADS needs a whole number from 1 to 64, got '0'",
+                      err)
         self.assertEqual(run.state(), run.before)
         # empty is unset: the default pool
         rc, out, err = lab.run_tool(['apply', '-q', '-c', run.lab.uri, run.inv],

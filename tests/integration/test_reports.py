@@ -48,8 +48,9 @@ class HalfDoneReplacementTest(ReportTestCase):
         self.assertIn('alpha:\n  ~ replace hostdev 0001:00:00.0 zpci uid=0x0002 fid=0x00000000 '
                       'guest_address=0000:00:01.0 [config] failed: detached, not attached '
                       'again: %s\n' % injected('virDomainAttachDeviceFlags', 1), out)
-        self.assertIn('Apply: 0 attached, 1 detached, 0 replaced, 1 failed on 1 of 1 guests.\n',
-                      out)
+        # the guest was changed (it lost the function) and failed
+        self.assertIn('Apply: 0 attached, 1 detached, 0 replaced, 1 failed on 1 of 1 guests '
+                      '(1 with errors).\n', out)
         self.assertEqual(self.lab.devices('alpha'), [])
 
         # the JSON, run again from the same start
@@ -104,9 +105,12 @@ class InterruptedApplyTest(ReportTestCase):
         skipped = [l for l in lines if l.endswith('[config] skipped: not run: interrupted by a '
                                                   'signal')]
         self.assertEqual((len(half), len(skipped)), (300, total - 300), out)
+        # one action at a time: the first 30 guests lost their 10 functions, the other
+        # 20 were not touched
         self.assertIn('Apply: 0 attached, 300 detached, 0 replaced, 0 failed, %d skipped on '
-                      '%d of %d guests.\n' % (2 * total - 300, self.GUESTS, self.GUESTS), out)
+                      '30 of %d guests.\n' % (2 * total - 300, self.GUESTS), out)
         self.assertEqual(self.count_devices(), total - 300)
+        self.assertEqual(sum(1 for n in self.names if not self.lab.devices(n)), 30)
 
         # JSON from a fresh start agrees action by action
         lab_devices_before = self.count_devices()
@@ -171,8 +175,9 @@ class AtomicUndoTest(ReportTestCase):
                       'guest_address=0000:00:01.0 [config] failed: %s\n' % lost, out)
         self.assertNotIn('~ replace hostdev 0001:00:00.0 zpci uid=0x0002 fid=0x00000000 '
                          'guest_address=0000:00:01.0 [config] rolled back', out)
-        self.assertIn('Apply: 0 attached, 0 detached, 0 replaced, 2 failed, 1 rolled back on 2 '
-                      'of 2 guests.\n', out)
+        # the undo failed on alpha: a failure, not a change; bravo's attach failed
+        self.assertIn('Apply: 0 attached, 0 detached, 0 replaced, 2 failed, 1 rolled back on 0 '
+                      'of 2 guests (2 with errors).\n', out)
 
     def test_undo_that_works_is_rolled_back(self):
         rc, out, err = self.tool('apply', '--atomic', self.inv,
@@ -180,10 +185,109 @@ class AtomicUndoTest(ReportTestCase):
         self.assertEqual(rc, 1, out + err)
         self.assertIn('alpha:\n  ~ replace hostdev 0001:00:00.0 zpci uid=0x0002 fid=0x00000000 '
                       'guest_address=0000:00:01.0 [config] rolled back\n', out)
-        self.assertIn('Apply: 0 attached, 0 detached, 0 replaced, 1 failed, 2 rolled back on 2 '
-                      'of 2 guests.\n', out)
+        self.assertIn('Apply: 0 attached, 0 detached, 0 replaced, 1 failed, 2 rolled back on 0 '
+                      'of 2 guests (1 with errors).\n', out)
         got = [(d['source'], d['zpci_uid']) for d in self.lab.devices('alpha')]
         self.assertEqual(got, [('0001:00:00.0', 1)])
+
+
+class CountersTest(ReportTestCase):
+    """Issue 22: one set of counters - text summary, JSON summary and metrics - and they
+    match the guests whose domain XML the run actually changed, after a signal, a failed
+    call and an --atomic rollback. 8 guests get two replacements each, 4 are in sync."""
+
+    CHANGING, STEADY = 8, 4
+
+    def setUp(self):
+        super().setUp()
+        self.names = ['c%d' % g for g in range(self.CHANGING)] + \
+                     ['s%d' % g for g in range(self.STEADY)]
+        inv = ['version: 1', 'guests:']
+        for g, name in enumerate(self.names):
+            sources = ['%04x:00:%02x.0' % (g + 1, d) for d in range(2)]
+            self.define(name, *(hostdev_xml(src, zpci_uid=d + 1, zpci_fid=d)
+                                for d, src in enumerate(sources)))
+            new = name.startswith('c')
+            inv += ['  %s:' % name, '    hostdevs:'] + [
+                '      - source: %s\n        zpci: {uid: 0x%04x, fid: %d}'
+                % (src, d + (0x101 if new else 1), d) for d, src in enumerate(sources)]
+        self.inventory('\n'.join(inv) + '\n')
+        self.metrics = os.path.join(self.lab.root, 'zr.prom')
+        self.before = self.state()
+
+    def state(self):
+        return {n: sorted((d['source'], d['zpci_uid'], d['zpci_fid'])
+                          for d in self.lab.devices(n)) for n in self.names}
+
+    def changed_in_xml(self):
+        now = self.state()
+        return sum(1 for n in self.names if now[n] != self.before[n])
+
+    def restore(self):
+        for name in self.names:
+            for dev in self.lab.devices(name):
+                self.lab.detach(name, dev['xml'])
+            for src, uid, fid in self.before[name]:
+                self.lab.attach(name, hostdev_xml(src, zpci_uid=uid, zpci_fid=fid))
+        self.assertEqual(self.state(), self.before)
+
+    def guest_metrics(self):
+        with open(self.metrics) as f:
+            lines = [l for l in f.read().splitlines() if not l.startswith('#')]
+        out = {}
+        for l in lines:
+            name, value = l.rsplit(' ', 1)
+            if name.startswith('zpci_reconcile_guests{'):
+                out[name.split('state="')[1].rstrip('"}')] = int(value)
+            elif name.startswith('zpci_reconcile_actions{'):
+                result = name.split('result="')[1].rstrip('"}')
+                out['actions_' + result] = out.get('actions_' + result, 0) + int(value)
+        return out
+
+    def check(self, fault, *args, changed, failed):
+        """Runs apply twice from the same start (text, then JSON); each time the
+        counters must equal `changed` (what the XML shows) and `failed`."""
+        rc, out, err = self.tool('apply', '--metrics-file', self.metrics, *args, self.inv,
+                                 fault=fault)
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(self.changed_in_xml(), changed, out)
+        summary = out.splitlines()[-1]
+        self.assertIn(' on %d of %d guests' % (changed, len(self.names)), summary)
+        self.assertEqual(' (%d with errors)' % failed in summary, failed > 0, summary)
+        text_metrics = self.guest_metrics()
+        self.restore()
+
+        rc, doc, err = self.tool_json('apply', '--metrics-file', self.metrics, *args, self.inv,
+                                      fault=fault)
+        self.assertEqual(rc, 1, err)
+        self.assertEqual(self.changed_in_xml(), changed)
+        s = doc['summary']
+        self.assertEqual((s['guests'], s['guests_changed'], s['guests_failed'],
+                          s['guests_in_sync']), (len(self.names), changed, failed, self.STEADY))
+        touched = {a['guest'] for a in doc['actions'] if a['result'] == 'done'}
+        self.assertEqual(len(touched), changed)
+        m = self.guest_metrics()
+        self.assertEqual(m, text_metrics)
+        self.assertEqual((m['changed'], m['failed'], m['in_sync']),
+                         (changed, failed, self.STEADY), m)
+        for result in ('failed', 'skipped', 'rolled_back'):
+            self.assertEqual(m['actions_' + result], s[result], result)
+        return doc
+
+    def test_interrupted_apply_counts_the_guests_it_touched(self):
+        # the signal lands in the 5th detach: c0 and c1 lose both devices, c2 one
+        doc = self.check('virDomainDetachDeviceFlags:5:sigint', changed=3, failed=0)
+        self.assertEqual(doc['summary']['detach'], 5)
+
+    def test_failed_call_fails_its_guest(self):
+        # c1's first detach fails; c1 still gets its other replacement
+        doc = self.check('virDomainDetachDeviceFlags:3', changed=self.CHANGING, failed=1)
+        self.assertEqual([a['guest'] for a in doc['actions'] if a['result'] == 'failed'],
+                         ['c1'])
+
+    def test_atomic_rollback_changes_no_guest(self):
+        doc = self.check('virDomainAttachDeviceFlags:2', '--atomic', changed=0, failed=1)
+        self.assertEqual(doc['summary']['rolled_back'], 2 * self.CHANGING + 1)
 
 
 class BeforeThePlanTest(ReportTestCase):
@@ -287,6 +391,98 @@ class BeforeThePlanTest(ReportTestCase):
         m = self.read_metrics()
         self.assertEqual(m['zpci_reconcile_last_run_exit_status{command="apply"}'], '1')
         self.assertEqual(m['zpci_reconcile_host_up{host="default"}'], '0')
+
+
+class OptionErrorsTest(ReportTestCase):
+    """Issue 22: a bad option value ends the run with the JSON error object and the
+    metrics file, like any other error; numbers are digits only; every message starts
+    zpci-reconcile:, never with the path the binary was run by."""
+
+    BAD = [
+        (['--timeout', '-1'], "--timeout needs a whole number from 0 to 86400, got '-1'"),
+        (['--timeout', '86401'], "--timeout needs a whole number from 0 to 86400, got '86401'"),
+        (['--timeout', ' 5'], "--timeout needs a whole number from 0 to 86400, got ' 5'"),
+        (['--timeout', '+5'], "--timeout needs a whole number from 0 to 86400, got '+5'"),
+        (['-j', '0'], "--jobs needs a whole number from 1 to 256, got '0'"),
+        (['-j', '257'], "--jobs needs a whole number from 1 to 256, got '257'"),
+        (['-j', '+5'], "--jobs needs a whole number from 1 to 256, got '+5'"),
+        (['--color', 'sometimes'], "--color takes auto, always or never, got 'sometimes'"),
+    ]
+    RESYNC = "--resync needs a duration from 1s to 7 days, a whole number with s, m or h " \
+             "(90s, 15m, 1h), got '%s'"
+
+    def setUp(self):
+        super().setUp()
+        self.define('alpha')
+        self.inventory('version: 1\nguests:\n  alpha:\n    hostdevs:\n'
+                       '      - source: 0001:00:00.0\n')
+        self.metrics = os.path.join(self.lab.root, 'zr.prom')
+
+    def exit_status_metric(self, command):
+        with open(self.metrics) as f:
+            text = f.read()
+        os.unlink(self.metrics)
+        return text.split('zpci_reconcile_last_run_exit_status{command="%s"} ' % command)[1][0]
+
+    def assertRefused(self, command, args, message, one_line=False):
+        rc, out, err = self.tool('-o', 'json', '--metrics-file', self.metrics, command,
+                                 *args, self.inv)
+        self.assertEqual((rc, err), (1, 'zpci-reconcile: %s\n' % message), out)
+        if one_line:   # watch: JSON Lines
+            self.assertEqual(len(out.splitlines()), 1, out)
+        doc = json.loads(out)
+        self.assertEqual(doc['errors'], [{'host': None, 'guest': None, 'file': None,
+                                          'line': None, 'column': None, 'message': message}])
+        self.assertEqual((doc['actions'], doc['summary']['failed']), ([], 0))
+        self.assertEqual(self.exit_status_metric(command), '1')
+        self.assertEqual(self.lab.devices('alpha'), [])
+
+    def test_bad_values_print_json_and_write_metrics(self):
+        for args, message in self.BAD:
+            with self.subTest(args=args):
+                self.assertRefused('apply', args, message)
+        for value in (' 1s', '+1s', '0s', '169h', '1 s', '1d'):
+            with self.subTest(resync=value):
+                self.assertRefused('watch', ['--resync', value], self.RESYNC % value,
+                                   one_line=True)
+
+    def test_the_value_is_checked_wherever_json_is_asked_for(self):
+        # -o json after the bad value: every option is read before the report
+        rc, out, err = self.tool('apply', '--timeout', '+5', '-o', 'json', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(json.loads(out)['errors'][0]['message'],
+                         "--timeout needs a whole number from 0 to 86400, got '+5'")
+        # plain digits still work, leading zeros are decimal
+        rc, out, err = self.tool('plan', '--timeout', '010', '-j', '08', self.inv)
+        self.assertEqual(rc, 2, out + err)
+
+    def test_unknown_option_names_the_program(self):
+        for args, message in [(['--bogus'], "unknown option '--bogus'"),
+                              (['--bogus=1'], "unknown option '--bogus'"),
+                              (['-x'], "unknown option '-x'"),
+                              (['--co', 'x'], "ambiguous option '--co'")]:
+            with self.subTest(args=args):
+                rc, out, err = self.tool('plan', *args, self.inv)
+                self.assertEqual((rc, out), (1, ''))
+                self.assertEqual(err, "zpci-reconcile: %s; try 'zpci-reconcile --help'\n"
+                                 % message)
+                self.assertNotIn(os.environ['ZR_BINARY'], err)
+        rc, out, err = lab.run_tool(['plan', self.inv, '--timeout'])
+        self.assertEqual((rc, err), (1, "zpci-reconcile: option '--timeout' needs a value\n"))
+        # with -o json, the error object and the metrics
+        rc, doc, err = self.tool_json('--metrics-file', self.metrics, 'apply', '--bogus',
+                                      self.inv)
+        self.assertEqual(rc, 1, err)
+        self.assertEqual(doc['errors'][0]['message'],
+                         "unknown option '--bogus'; try 'zpci-reconcile --help'")
+        self.assertEqual(self.exit_status_metric('apply'), '1')
+
+    def test_validate_json_reports_a_bad_value(self):
+        rc, out, err = self.tool('validate', '-o', 'json', '--timeout', '1x', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        doc = json.loads(out)
+        self.assertEqual((doc['valid'], doc['errors'][0]['message']),
+                         (False, "--timeout needs a whole number from 0 to 86400, got '1x'"))
 
 
 class EscapingTest(ReportTestCase):

@@ -197,8 +197,8 @@ class SharedDaemonTest(DaemonTestCase):
         self.assertIn('%s:\n  + attach hostdev %s [live+config] failed: %s\n' % (run, f0, NO_VFIO),
                       out)
         self.assertIn('%s:\n  + attach hostdev %s [config] done\n' % (off, f1), out)
-        self.assertIn('Apply: 1 attached, 0 detached, 0 replaced, 1 failed on 2 of 2 guests.',
-                      out)
+        self.assertIn('Apply: 1 attached, 0 detached, 0 replaced, 1 failed on 1 of 2 guests '
+                      '(1 with errors).', out)
         # LIVE|CONFIG failed live: the definition was not written, byte for byte
         self.assertEqual(self.lab.dumpxml(run), before)
         self.assertEqual(self.lab.dumpxml(run, inactive=False), before_live)
@@ -489,8 +489,9 @@ class SharedDaemonTest(DaemonTestCase):
         self.assertIn('  + attach hostdev ' + fake(2) + ' [config] rolled back\n', out)
         self.assertIn('  + attach hostdev ' + fake(4) + ' [config] skipped: not run: an earlier '
                       'action on this host failed (--atomic)\n', out)
+        # everything undone: no guest changed, the one with the failed call failed
         self.assertIn('Apply: 0 attached, 0 detached, 0 replaced, 1 failed, 1 skipped, '
-                      '2 rolled back on 3 of 3 guests.', out)
+                      '2 rolled back on 0 of 3 guests (1 with errors).', out)
 
         # Without --atomic the independent actions stay done.
         rc, out, err = self.tool('apply', '--no-host-check', self.inv)

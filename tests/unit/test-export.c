@@ -13,6 +13,7 @@
 #include "inventory.h"
 #include "plan.h"
 #include "render.h"
+#include "summary.h"
 
 static char *read_file(const char *path, size_t *len)
 {
@@ -67,10 +68,11 @@ static char *round_trip(const struct zr_export_guest *guests, size_t n,
     }
     zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
-    struct zr_plan_counts c;
-    zr_plan_count(&plan, &c);
+    struct zr_summary c;
+    zr_summary_count(&plan, false, &c);
     cr_assert_eq(plan.n_actions, 0, "export does not plan to nothing:\n%s", yaml);
-    cr_assert_eq(c.guests_failed, 0, "%s", yaml);
+    cr_assert_eq(c.guests.failed, 0, "%s", yaml);
+    zr_summary_finish(&c);
     zr_plan_finish(&plan);
     zr_inventory_free(inv);
     zr_errors_finish(&errs);
