@@ -180,7 +180,9 @@ static char *claimant(const struct pass *p, size_t self, const struct zr_pci_add
 }
 
 /* A finding that makes apply leave guest g alone: `error` is the guest's
- * error in apply (the first one wins), `warning` the plan's warning. */
+ * error in apply (the first one wins), `warning` the plan's warning, to
+ * which this adds what apply will do (docs/output.md: every refusing
+ * finding says so, in the same words). */
 static void refuse(struct pass *p, size_t g, const struct zr_pci_addr *s, zr_error_code code,
                    const char *error, const char *warning)
 {
@@ -189,7 +191,8 @@ static void refuse(struct pass *p, size_t g, const struct zr_pci_addr *s, zr_err
         p->refused = true;
     }
     if (p->warn && !p->applying)
-        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s", warning)
+        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s,
+                            "%s; apply will leave this guest alone", warning)
             ->code = code;
 }
 
@@ -208,8 +211,7 @@ static void refuse_topology(struct pass *p, size_t g, const struct zr_pci_addr *
 {
     _cleanup_free_ char *error = zr_asprintf(ZR_PCI_ADDR_FMT ": %s; nothing changed on this guest",
                                              ZR_PCI_ADDR_ARGS(*s), body);
-    _cleanup_free_ char *warning = zr_asprintf("%s; apply will leave this guest alone", body);
-    refuse(p, g, s, code, error, warning);
+    refuse(p, g, s, code, error, body);
 }
 
 static void check_iommu_group(struct pass *p, size_t g, const struct zr_pci_function *fn)
@@ -241,6 +243,21 @@ static void check_iommu_group(struct pass *p, size_t g, const struct zr_pci_func
         fn->iommu_group, ZR_PCI_ADDR_ARGS(fn->addr), others.s);
     free(others.s);
     refuse_topology(p, g, &fn->addr, ZR_ERR_IOMMU_GROUP, body);
+}
+
+/* VFIO assigns whole IOMMU groups: a function in none (the host's IOMMU
+ * is off) cannot go to a guest, which then cannot start with it, so a
+ * config-only change is refused as well. */
+static void refuse_no_iommu(struct pass *p, size_t g, const struct zr_pci_function *fn)
+{
+    _cleanup_free_ char *body = zr_asprintf(
+        ZR_PCI_ADDR_FMT " is in no IOMMU group (the host's IOMMU is off), so VFIO cannot "
+        "assign it and the guest cannot start with it, with or without --config-only: enable "
+        "the IOMMU in the firmware (VT-d or AMD-Vi) and on the kernel command line "
+        "(intel_iommu=on, or amd_iommu=on where it is off), reboot, and have vfio-pci "
+        "available",
+        ZR_PCI_ADDR_ARGS(fn->addr));
+    refuse_topology(p, g, &fn->addr, ZR_ERR_HOST_CHECK, body);
 }
 
 static int use_cmp(const void *pa, const void *pb)
@@ -328,6 +345,10 @@ static void check_attach(struct pass *p, size_t g, const struct zr_device *want,
             notice(p, g, s, m);
         }
     }
+
+    /* Last: a finding about the entry itself comes first in apply. */
+    if (!fn->has_iommu_group)
+        refuse_no_iommu(p, g, fn);
 
     const struct zr_guest_topology *t = p->in->guests ? &p->in->guests[g] : NULL;
     if (t && t->nodeset && fn->numa_node >= 0 &&
@@ -455,8 +476,7 @@ static void check_guest(struct pass *p, size_t g)
                 zr_asprintf("%s is held by %s; libvirt would let both definitions hold "
                             "it, so nothing changed on this guest",
                             src, who);
-            _cleanup_free_ char *warning =
-                zr_asprintf("held by %s; apply will refuse to attach it here", who);
+            _cleanup_free_ char *warning = zr_asprintf("held by %s", who);
             refuse(p, g, s, ZR_ERR_CONFLICT, error, warning);
         }
     }
@@ -587,8 +607,10 @@ static void listing_failed(struct zr_plan *plan, const char *host, const char *c
                            struct zr_error *refuse)
 {
     if (!applying)
-        zr_plan_add_warning(plan, host, NULL, NULL, "%s skipped: %s", check, err->message)->code =
-            err->code;
+        zr_plan_add_warning(plan, host, NULL, NULL,
+                            "%s skipped: %s; apply will leave this host's guests alone", check,
+                            err->message)
+            ->code = err->code;
     else if (!refuse->message)
         zr_error_setc(refuse, err->code, "%s; nothing changed%s", err->message, advice);
     zr_error_finish(err);
