@@ -539,6 +539,58 @@ static void check_cascade(struct pass *p)
     zr_cascade_finish(&c);
 }
 
+/* An interface of the inventory that gives a MAC: guest g's device d. */
+struct mac_use {
+    struct zr_mac mac;
+    size_t g, d;
+};
+
+static int mac_use_cmp(const void *pa, const void *pb)
+{
+    const struct mac_use *a = pa, *b = pb;
+    int r = memcmp(a->mac.b, b->mac.b, sizeof(a->mac.b));
+    if (r)
+        return r;
+    if (a->g != b->g)
+        return a->g < b->g ? -1 : 1;
+    return a->d < b->d ? -1 : a->d > b->d;
+}
+
+/* One MAC given to two guests of the host: each guest is fine alone (the
+ * inventory refuses it twice in one guest), but once both run on one
+ * network they clash.  A warning on each later guest, naming the first. */
+static void warn_shared_macs(struct zr_plan *plan, const struct zr_preflight_input *in)
+{
+    const struct zr_host *h = in->wanted;
+    struct mac_use *v = NULL;
+    size_t n = 0;
+    for (size_t g = 0; g < h->n_guests; g++)
+        for (size_t d = 0; d < h->guests[g].devices.n; d++)
+            if (h->guests[g].devices.items[d].has_mac)
+                *ZR_APPEND(v, n) = (struct mac_use){h->guests[g].devices.items[d].mac, g, d};
+    if (n > 1)
+        qsort(v, n, sizeof(*v), mac_use_cmp);
+    for (size_t i = 1, first = 0; i < n; i++) {
+        if (!zr_mac_eq(&v[i].mac, &v[first].mac)) {
+            first = i;
+            continue;
+        }
+        if (v[i].g == v[first].g)
+            continue;
+        const struct zr_device *a = &h->guests[v[first].g].devices.items[v[first].d];
+        const struct zr_device *b = &h->guests[v[i].g].devices.items[v[i].d];
+        char mac[ZR_MAC_STRLEN];
+        zr_plan_add_warning(plan, in->host, h->guests[v[i].g].name, &b->source,
+                            "mac %s (line %u) is also given to guest '%s' (interface " ZR_PCI_ADDR_FMT
+                            ", line %u): two guests of one host with one MAC clash on their "
+                            "network once both run",
+                            zr_mac_format(&b->mac, mac), b->mark.line, h->guests[v[first].g].name,
+                            ZR_PCI_ADDR_ARGS(a->source), a->mark.line)
+            ->code = ZR_ERR_CONFLICT;
+    }
+    free(v);
+}
+
 struct zr_error *zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input *in,
                                     bool applying)
 {
@@ -566,6 +618,7 @@ struct zr_error *zr_preflight_check(struct zr_plan *plan, const struct zr_prefli
     p.warn = true;
     for (size_t g = 0; g < n; g++)
         check_guest(&p, g);
+    warn_shared_macs(plan, in);
     if (!applying)
         for (size_t g = 0; g < n; g++)
             zr_error_finish(&p.errors[g]);

@@ -714,6 +714,43 @@ Test(preflight, a_conventional_function_needs_a_pci_bridge_slot)
     finish(&l);
 }
 
+static void give_mac(struct lab *l, const char *mac, unsigned line)
+{
+    struct zr_device *d = last_wanted(l);
+    d->kind = ZR_KIND_INTERFACE;
+    d->has_mac = true;
+    cr_assert_eq(zr_mac_parse(mac, &d->mac), 0);
+    d->mark.line = line;
+}
+
+/* The inventory refuses one MAC twice in a guest; in two guests of a host
+ * it is a warning, in plan and apply, on the later guest. */
+Test(preflight, one_mac_in_two_guests_is_a_warning)
+{
+    struct lab l = {0};
+    add_guest(&l, "a", true, (const char *[]){"0003:00:00.0", NULL}, NONE);
+    give_mac(&l, "02:00:00:00:00:01", 5);
+    add_guest(&l, "b", true, (const char *[]){"0003:00:00.1", NULL}, NONE);
+    give_mac(&l, "02:00:00:00:00:02", 9);
+    add_guest(&l, "c", true, (const char *[]){"0003:00:00.2", NULL}, NONE);
+    give_mac(&l, "02:00:00:00:00:01", 13);
+    for (int applying = 0; applying < 2; applying++) {
+        if (applying)
+            rerun(&l, true);
+        else
+            run(&l, false);
+        cr_assert_eq(l.plan.n_warnings, 1);
+        cr_assert_str_eq(l.plan.warnings[0].guest, "c");
+        cr_assert_str_eq(l.plan.warnings[0].message,
+                         "mac 02:00:00:00:00:01 (line 13) is also given to guest 'a' (interface "
+                         "0003:00:00.0, line 5): two guests of one host with one MAC clash on "
+                         "their network once both run");
+        for (size_t g = 0; g < 3; g++)
+            cr_assert_null(l.errors[g].message, "a warning only");
+    }
+    finish(&l);
+}
+
 Test(preflight, no_host_check_leaves_the_conflict_check)
 {
     /* what --no-host-check gives zr_preflight_check: no listing, no
