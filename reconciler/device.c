@@ -164,14 +164,26 @@ char *zr_device_describe(const struct zr_device *d)
     return s;
 }
 
+static bool has_any_vlan(const struct zr_device *d)
+{
+    return d->has_vlan || d->vlan_unrepresentable;
+}
+
+static bool has_any_virtualport(const struct zr_device *d)
+{
+    return d->vport.type != ZR_VPORT_NONE || d->vport_unrepresentable;
+}
+
+/* Only a pair the replacement would make is dropped: a vlan that already
+ * sits beside a virtualport is a value the inventory leaves out, and kept. */
 bool zr_device_drops_vlan(const struct zr_device *current, const struct zr_device *target)
 {
-    return !target->has_vlan && (current->has_vlan || current->vlan_unrepresentable) &&
-           target->vport.type != ZR_VPORT_NONE;
+    return !target->has_vlan && has_any_vlan(current) && target->vport.type != ZR_VPORT_NONE &&
+           !has_any_virtualport(current);
 }
 
 bool zr_device_drops_virtualport(const struct zr_device *current, const struct zr_device *target)
 {
     return target->vport.type == ZR_VPORT_NONE && target->has_vlan &&
-           (current->vport.type != ZR_VPORT_NONE || current->vport_unrepresentable);
+           has_any_virtualport(current) && !has_any_vlan(current);
 }

@@ -149,6 +149,8 @@ char *zr_device_describe(const struct zr_device *d);
 
 /* Whether a replacement of `current` by `target` drops the current vlan /
  * virtualport because `target` puts the other one beside it (libvirt
- * refuses the pair): the edited element loses it, and the plan says so. */
+ * refuses the pair): the edited element loses it, and the plan says so.
+ * A `current` that already has both keeps both (CONTRACT: a replacement
+ * keeps what the inventory leaves out, even a vlan beside a virtualport). */
 bool zr_device_drops_vlan(const struct zr_device *current, const struct zr_device *target);
 bool zr_device_drops_virtualport(const struct zr_device *current, const struct zr_device *target);

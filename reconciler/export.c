@@ -341,8 +341,10 @@ static void emit_boot_rom(struct emitter *em, const char *guest, const struct zr
     emit_mapping_end(em);
 }
 
-/* Keys in the order docs/inventory.md lists them. */
-static void emit_device(struct emitter *em, const char *guest, const struct zr_device *d)
+/* Keys in the order docs/inventory.md lists them.  `mac_twin`: an earlier
+ * interface of the guest written with the same MAC, or NULL. */
+static void emit_device(struct emitter *em, const char *guest, const struct zr_device *d,
+                        const struct zr_device *mac_twin)
 {
     char buf[ZR_PCI_ADDR_STRLEN > ZR_MAC_STRLEN ? ZR_PCI_ADDR_STRLEN : ZR_MAC_STRLEN];
 
@@ -367,7 +369,13 @@ static void emit_device(struct emitter *em, const char *guest, const struct zr_d
         emit_boot_rom(em, guest, d);
         break;
     case ZR_KIND_INTERFACE:
-        if (d->has_mac) {
+        if (d->has_mac && mac_twin) {
+            char twin[ZR_PCI_ADDR_STRLEN];
+            warn(em, guest, d,
+                 "mac %s left out: interface %s of the guest has it too (the inventory gives a "
+                 "MAC once per guest)",
+                 zr_mac_format(&d->mac, buf), zr_pci_addr_format(&mac_twin->source, twin));
+        } else if (d->has_mac) {
             emit_plain(em, "mac");
             /* Quoted: YAML 1.1 tools read an unquoted MAC as a number. */
             emit_scalar(em, zr_mac_format(&d->mac, buf), YAML_DOUBLE_QUOTED_SCALAR_STYLE);
@@ -396,6 +404,22 @@ static void emit_device(struct emitter *em, const char *guest, const struct zr_d
         break;
     }
     emit_mapping_end(em);
+}
+
+/* An interface before device d of guest gi, written too, with d's MAC. */
+static const struct zr_device *mac_twin(const struct zr_export_guest *g, const struct selection *s,
+                                        size_t gi, size_t d)
+{
+    const struct zr_device *dev = &g->devices->items[d];
+    if (dev->kind != ZR_KIND_INTERFACE || !dev->has_mac)
+        return NULL;
+    for (size_t i = 0; i < d; i++) {
+        const struct zr_device *o = &g->devices->items[i];
+        if (o->kind == ZR_KIND_INTERFACE && o->has_mac && zr_mac_eq(&o->mac, &dev->mac) &&
+            s->drop[s->first[gi] + i] == KEEP)
+            return o;
+    }
+    return NULL;
 }
 
 static void emit_device_list(struct emitter *em, const struct zr_export_guest *guests, size_t gi,
@@ -432,7 +456,7 @@ static void emit_device_list(struct emitter *em, const struct zr_export_guest *g
             emit_sequence_start(em);
             started = true;
         }
-        emit_device(em, g->name, dev);
+        emit_device(em, g->name, dev, mac_twin(g, s, gi, d));
     }
     if (started)
         emit_sequence_end(em);

@@ -97,6 +97,8 @@ typedef enum {
     USE_FID,    /* per guest */
     USE_GUEST_ADDRESS, /* per guest */
     USE_BOOT,   /* per guest */
+    USE_MAC,    /* per guest: its network breaks, and libvirt finds an
+                 * interface to detach by MAC */
     USE__COUNT,
 } use_kind;
 
@@ -1096,6 +1098,10 @@ static int parse_mac(struct loader *l, const struct field *f, const struct node 
     }
     *FIELD_PTR(obj, f->offset, struct zr_mac) = m;
     set_bit(f, obj);
+    uint64_t key = 0;
+    for (size_t i = 0; i < sizeof(m.b); i++)
+        key = key << 8 | m.b[i];
+    track(l, f, key, v->use);
     return 0;
 }
 
@@ -1351,7 +1357,8 @@ static const struct field interface_fields[] = {
      .parse = parse_mac,
      .offset = DEV(mac),
      .has = DEV_HAS(has_mac),
-     .expect = "a MAC address like 02:00:00:00:00:01"},
+     .expect = "a MAC address like 02:00:00:00:00:01",
+     .unique = USE_MAC},
     MANAGED_FIELD,
     {.key = "virtualport",
      .parse = parse_submapping,
@@ -1457,6 +1464,13 @@ static char *use_format(use_kind kind, uint64_t v)
                            (unsigned)v & 0xff);
     case USE_BOOT:
         return zr_asprintf("boot_order %" PRIu64, v);
+    case USE_MAC: {
+        struct zr_mac m;
+        char buf[ZR_MAC_STRLEN];
+        for (size_t i = 0; i < sizeof(m.b); i++)
+            m.b[i] = (uint8_t)(v >> (8 * (sizeof(m.b) - 1 - i)));
+        return zr_asprintf("mac %s", zr_mac_format(&m, buf));
+    }
     case USE_NONE:
     case USE__COUNT:
         break;
@@ -1551,6 +1565,7 @@ static void parse_guest(struct loader *l, const struct node *key, const struct n
     check_uses(l, USE_FID, in);
     check_uses(l, USE_GUEST_ADDRESS, in);
     check_uses(l, USE_BOOT, in);
+    check_uses(l, USE_MAC, in);
 }
 
 /* Guests of one host; `v` is a mapping or null. */

@@ -217,8 +217,13 @@ static void merge_device(struct zr_device *out, const struct zr_device *w,
         out->mac = c->mac;
     }
     /* libvirt refuses a vlan beside a virtualport on a hostdev interface:
-     * a wanted vlan wins over a virtualport the inventory leaves out. */
-    if (w->vport.type == ZR_VPORT_NONE && c->vport.type != ZR_VPORT_NONE && !w->has_vlan) {
+     * a wanted vlan wins over a virtualport the inventory leaves out, unless
+     * the current element has the pair already (the format cannot state
+     * it, so the inventory leaves the other one out: keep it). */
+    bool had_pair = (c->has_vlan || c->vlan_unrepresentable) &&
+                    (c->vport.type != ZR_VPORT_NONE || c->vport_unrepresentable);
+    if (w->vport.type == ZR_VPORT_NONE && c->vport.type != ZR_VPORT_NONE &&
+        (!w->has_vlan || had_pair)) {
         zr_virtualport_finish(&out->vport);
         zr_virtualport_copy(&out->vport, &c->vport);
     } else if (w->vport.type == ZR_VPORT_8021QBG && c->vport.type == ZR_VPORT_8021QBG &&
@@ -226,9 +231,8 @@ static void merge_device(struct zr_device *out, const struct zr_device *w,
         out->vport.has_instanceid = true;
         out->vport.instanceid = c->vport.instanceid;
     }
-    /* libvirt refuses a vlan beside a virtualport on a hostdev interface. */
     if (!w->has_vlan && c->has_vlan && !c->vlan_unrepresentable &&
-        out->vport.type == ZR_VPORT_NONE) {
+        (out->vport.type == ZR_VPORT_NONE || had_pair)) {
         out->has_vlan = true;
         out->vlan = c->vlan;
     }

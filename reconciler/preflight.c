@@ -180,7 +180,9 @@ static char *claimant(const struct pass *p, size_t self, const struct zr_pci_add
 }
 
 /* A finding that makes apply leave guest g alone: `error` is the guest's
- * error in apply (the first one wins), `warning` the plan's warning. */
+ * error in apply (the first one wins), `warning` the plan's warning, to
+ * which this adds what apply will do (docs/output.md: every refusing
+ * finding says so, in the same words). */
 static void refuse(struct pass *p, size_t g, const struct zr_pci_addr *s, zr_error_code code,
                    const char *error, const char *warning)
 {
@@ -189,7 +191,8 @@ static void refuse(struct pass *p, size_t g, const struct zr_pci_addr *s, zr_err
         p->refused = true;
     }
     if (p->warn && !p->applying)
-        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s", warning)
+        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s,
+                            "%s; apply will leave this guest alone", warning)
             ->code = code;
 }
 
@@ -208,8 +211,7 @@ static void refuse_topology(struct pass *p, size_t g, const struct zr_pci_addr *
 {
     _cleanup_free_ char *error = zr_asprintf(ZR_PCI_ADDR_FMT ": %s; nothing changed on this guest",
                                              ZR_PCI_ADDR_ARGS(*s), body);
-    _cleanup_free_ char *warning = zr_asprintf("%s; apply will leave this guest alone", body);
-    refuse(p, g, s, code, error, warning);
+    refuse(p, g, s, code, error, body);
 }
 
 static void check_iommu_group(struct pass *p, size_t g, const struct zr_pci_function *fn)
@@ -241,6 +243,21 @@ static void check_iommu_group(struct pass *p, size_t g, const struct zr_pci_func
         fn->iommu_group, ZR_PCI_ADDR_ARGS(fn->addr), others.s);
     free(others.s);
     refuse_topology(p, g, &fn->addr, ZR_ERR_IOMMU_GROUP, body);
+}
+
+/* VFIO assigns whole IOMMU groups: a function in none (the host's IOMMU
+ * is off) cannot go to a guest, which then cannot start with it, so a
+ * config-only change is refused as well. */
+static void refuse_no_iommu(struct pass *p, size_t g, const struct zr_pci_function *fn)
+{
+    _cleanup_free_ char *body = zr_asprintf(
+        ZR_PCI_ADDR_FMT " is in no IOMMU group (the host's IOMMU is off), so VFIO cannot "
+        "assign it and the guest cannot start with it, with or without --config-only: enable "
+        "the IOMMU in the firmware (VT-d or AMD-Vi) and on the kernel command line "
+        "(intel_iommu=on, or amd_iommu=on where it is off), reboot, and have vfio-pci "
+        "available",
+        ZR_PCI_ADDR_ARGS(fn->addr));
+    refuse_topology(p, g, &fn->addr, ZR_ERR_HOST_CHECK, body);
 }
 
 static int use_cmp(const void *pa, const void *pb)
@@ -328,6 +345,10 @@ static void check_attach(struct pass *p, size_t g, const struct zr_device *want,
             notice(p, g, s, m);
         }
     }
+
+    /* Last: a finding about the entry itself comes first in apply. */
+    if (!fn->has_iommu_group)
+        refuse_no_iommu(p, g, fn);
 
     const struct zr_guest_topology *t = p->in->guests ? &p->in->guests[g] : NULL;
     if (t && t->nodeset && fn->numa_node >= 0 &&
@@ -455,8 +476,7 @@ static void check_guest(struct pass *p, size_t g)
                 zr_asprintf("%s is held by %s; libvirt would let both definitions hold "
                             "it, so nothing changed on this guest",
                             src, who);
-            _cleanup_free_ char *warning =
-                zr_asprintf("held by %s; apply will refuse to attach it here", who);
+            _cleanup_free_ char *warning = zr_asprintf("held by %s", who);
             refuse(p, g, s, ZR_ERR_CONFLICT, error, warning);
         }
     }
@@ -519,6 +539,58 @@ static void check_cascade(struct pass *p)
     zr_cascade_finish(&c);
 }
 
+/* An interface of the inventory that gives a MAC: guest g's device d. */
+struct mac_use {
+    struct zr_mac mac;
+    size_t g, d;
+};
+
+static int mac_use_cmp(const void *pa, const void *pb)
+{
+    const struct mac_use *a = pa, *b = pb;
+    int r = memcmp(a->mac.b, b->mac.b, sizeof(a->mac.b));
+    if (r)
+        return r;
+    if (a->g != b->g)
+        return a->g < b->g ? -1 : 1;
+    return a->d < b->d ? -1 : a->d > b->d;
+}
+
+/* One MAC given to two guests of the host: each guest is fine alone (the
+ * inventory refuses it twice in one guest), but once both run on one
+ * network they clash.  A warning on each later guest, naming the first. */
+static void warn_shared_macs(struct zr_plan *plan, const struct zr_preflight_input *in)
+{
+    const struct zr_host *h = in->wanted;
+    struct mac_use *v = NULL;
+    size_t n = 0;
+    for (size_t g = 0; g < h->n_guests; g++)
+        for (size_t d = 0; d < h->guests[g].devices.n; d++)
+            if (h->guests[g].devices.items[d].has_mac)
+                *ZR_APPEND(v, n) = (struct mac_use){h->guests[g].devices.items[d].mac, g, d};
+    if (n > 1)
+        qsort(v, n, sizeof(*v), mac_use_cmp);
+    for (size_t i = 1, first = 0; i < n; i++) {
+        if (!zr_mac_eq(&v[i].mac, &v[first].mac)) {
+            first = i;
+            continue;
+        }
+        if (v[i].g == v[first].g)
+            continue;
+        const struct zr_device *a = &h->guests[v[first].g].devices.items[v[first].d];
+        const struct zr_device *b = &h->guests[v[i].g].devices.items[v[i].d];
+        char mac[ZR_MAC_STRLEN];
+        zr_plan_add_warning(plan, in->host, h->guests[v[i].g].name, &b->source,
+                            "mac %s (line %u) is also given to guest '%s' (interface " ZR_PCI_ADDR_FMT
+                            ", line %u): two guests of one host with one MAC clash on their "
+                            "network once both run",
+                            zr_mac_format(&b->mac, mac), b->mark.line, h->guests[v[first].g].name,
+                            ZR_PCI_ADDR_ARGS(a->source), a->mark.line)
+            ->code = ZR_ERR_CONFLICT;
+    }
+    free(v);
+}
+
 struct zr_error *zr_preflight_check(struct zr_plan *plan, const struct zr_preflight_input *in,
                                     bool applying)
 {
@@ -546,6 +618,7 @@ struct zr_error *zr_preflight_check(struct zr_plan *plan, const struct zr_prefli
     p.warn = true;
     for (size_t g = 0; g < n; g++)
         check_guest(&p, g);
+    warn_shared_macs(plan, in);
     if (!applying)
         for (size_t g = 0; g < n; g++)
             zr_error_finish(&p.errors[g]);
@@ -587,8 +660,10 @@ static void listing_failed(struct zr_plan *plan, const char *host, const char *c
                            struct zr_error *refuse)
 {
     if (!applying)
-        zr_plan_add_warning(plan, host, NULL, NULL, "%s skipped: %s", check, err->message)->code =
-            err->code;
+        zr_plan_add_warning(plan, host, NULL, NULL,
+                            "%s skipped: %s; apply will leave this host's guests alone", check,
+                            err->message)
+            ->code = err->code;
     else if (!refuse->message)
         zr_error_setc(refuse, err->code, "%s; nothing changed%s", err->message, advice);
     zr_error_finish(err);

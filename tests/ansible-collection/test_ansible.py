@@ -295,6 +295,17 @@ class ModuleTests:
             self.assertIn('fatal: [localhost]: FAILED!', out)
             self.assertEqual(self.dumpxml([a]), before)
 
+    def test_missing_inventory_names_the_file(self):
+        # The binary's error names the file but no line: msg must still name it.
+        inv = os.path.join(self.tmp, 'no-such-inventory.yaml')
+        for check in (True, False):
+            rc, out, r = self.ansible.playbook(module_task(**self.args(inventory=inv)),
+                                               check=check)
+            self.assertTrue(r['failed'], out)
+            self.assertFalse(r['changed'], out)
+            self.assertEqual(r['rc'], 1)
+            self.assertIn('%s: error: cannot open: No such file or directory' % inv, r['msg'])
+
     def test_unknown_guest_fails_with_the_message(self):
         ghost = self.name('ghost')
         inv = self.write('ghost.yaml', 'version: 1\nguests:\n  %s:\n    hostdevs: []\n' % ghost)
@@ -377,6 +388,10 @@ class EmbedTest(ModuleTests, unittest.TestCase):
 class SystemTest(ModuleTests, unittest.TestCase):
     PREFIX = 'zrans-%d-' % os.getpid()
     uri = SHARED_URI
+    # This machine's functions are in no IOMMU group (no IOMMU): the host check refuses
+    # every attach of one (test_host_check_refusal_is_in_msg); the other tests are about
+    # the module.
+    host_check = False
 
     @classmethod
     def setUpClass(cls):
@@ -426,6 +441,22 @@ class SystemTest(ModuleTests, unittest.TestCase):
             run, f0, NO_VFIO), r['msg'])
         self.assertEqual(r['actions'][0]['result'], 'failed')
         self.assertEqual(self.dumpxml([run]), before)
+
+
+    def test_host_check_refusal_is_in_msg(self):
+        f0, = self.sources(1)
+        a = self.name('noiommu')
+        self.lab.define(s390x_guest(a))
+        inv = self.write('noiommu.yaml', 'version: 1\nguests:\n  %s:\n    hostdevs:\n'
+                         '      - source: %s\n' % (a, f0))
+        before = self.dumpxml([a])
+        rc, out, r = self.ansible.playbook(module_task(**self.args(inventory=inv,
+                                                                   host_check=True)))
+        self.assertTrue(r['failed'], out)
+        self.assertFalse(r['changed'], out)
+        self.assertIn('zpci-reconcile apply failed: %s: %s: %s is in no IOMMU group' % (a, f0, f0),
+                      r['msg'])
+        self.assertEqual(self.dumpxml([a]), before)
 
 
 class RoleTest(unittest.TestCase):
@@ -641,6 +672,12 @@ class DocTest(unittest.TestCase):
         self.assertEqual(m.failure_parts(None, stderr), m.failure_parts(doc, ''))
         self.assertEqual(m.failure_parts(doc, ''), [
             "inv.yaml:6:21: error: 'uid' must be a number from 0x0001 to 0xffff, got '0x10000'"])
+        # an error about the file as a whole: a file, no line; the same as on stderr
+        doc = {'errors': [{'host': None, 'guest': None, 'file': 'inv.yaml', 'line': None,
+                           'column': None, 'message': 'cannot open: No such file or directory'}]}
+        stderr = 'inv.yaml: error: cannot open: No such file or directory\n'
+        self.assertEqual(m.failure_parts(doc, ''), [stderr.strip()])
+        self.assertEqual(m.failure_parts(None, stderr), m.failure_parts(doc, ''))
         # a guest's error, a host's, a failed and a skipped action, under hosts:
         doc = {'errors': [{'host': 'kvm1', 'guest': 'g', 'message': "guest 'g' not found"}],
                'hosts': [{'host': 'kvm2', 'error': 'cannot connect'}],

@@ -2,8 +2,9 @@
 """The corpus stage: every domain of libvirt's own test suite that has an in-scope device
 (<hostdev type='pci'> or <interface type='hostdev'> with a PCI source), from the source
 trees given, defined in embedded roots and put through tests/fidelity.py's checks:
-export -> plan 0, empty, restore -> plan 0 and the elements back, managed flipped and
-back, and the file's own fields converging in one apply.
+export -> plan 0, managed flipped and back on the devices as defined, empty, restore ->
+plan 0 and the elements back, managed flipped and back again, and the file's own fields
+converging in one apply.
 
 Usage: run.py LIBVIRT_SOURCE_DIR...   ($ZR_BINARY names the tool)
 Exit 0 all checked guests pass, 1 a check failed, 77 nothing to check.

@@ -193,7 +193,8 @@ class ReadFaultTest(FaultTestCase):
         rc, doc, err = self.tool_json('plan', self.inv, fault='virConnectListAllNodeDevices:1')
         self.assertEqual(rc, 2, err)
         self.assertIn({'host': 'default', 'guest': None, 'source': None,
-                       'message': 'host check skipped: ' + msg}, doc['warnings'])
+                       'message': 'host check skipped: ' + msg +
+                                  "; apply will leave this host's guests alone"}, doc['warnings'])
 
         before = self.snapshot('alpha', 'bravo')
         rc, out, err = self.tool('apply', self.inv, fault='virConnectListAllNodeDevices:1')
@@ -226,7 +227,8 @@ class ReadFaultTest(FaultTestCase):
         rc, doc, err = self.tool_json('plan', self.inv, fault='virConnectListAllDomains:1+',
                                       counts=counts)
         self.assertEqual(rc, 2, err)
-        self.assertIn('conflict check skipped: ' + msg, [w['message'] for w in doc['warnings']])
+        self.assertIn('conflict check skipped: %s; apply will leave this host\'s guests alone'
+                      % msg, [w['message'] for w in doc['warnings']])
         self.assertEqual(lab.read_counts(counts)['virConnectListAllDomains'], 2)
         before = self.snapshot('alpha', 'bravo')
         rc, out, err = self.tool('apply', self.inv, fault='virConnectListAllDomains:1+')
@@ -247,7 +249,7 @@ class ReadFaultTest(FaultTestCase):
         # the second listing found 'other', which holds what alpha wants
         self.assertIn({'host': 'default', 'guest': 'alpha', 'source': '0001:00:00.0',
                        'message': "held by guest 'other', which the inventory does not name; "
-                                  "apply will refuse to attach it here"}, doc['warnings'])
+                                  "apply will leave this guest alone"}, doc['warnings'])
 
     def test_one_listing_per_run(self):
         # the guests' read, the conflict check and the "did you mean" hint of two
@@ -274,7 +276,7 @@ class ReadFaultTest(FaultTestCase):
         rc, doc, err = self.tool_json('plan', self.inv)
         self.assertIn({'host': 'default', 'guest': 'alpha', 'source': '0001:00:00.0',
                        'message': "held by guest 'other', which the inventory does not name; "
-                                  "apply will refuse to attach it here"}, doc['warnings'])
+                                  "apply will leave this guest alone"}, doc['warnings'])
 
 
 class CallFaultTest(FaultTestCase):

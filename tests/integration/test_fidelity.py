@@ -3,7 +3,8 @@ not carry, every inventory libvirt could satisfy converges in one apply, and zPC
 guest addresses another device keeps are refused before libvirt refuses them.
 
 - The libvirt test files of ../shared/corpus/libvirt (pci-rom, teaming, unassigned address,
-  pseries hostdevs, zPCI): export -> plan 0, empty -> restore, managed flipped and back,
+  pseries hostdevs, zPCI, vlan beside virtualport): export -> plan 0, managed flipped and
+  back on the devices as defined, empty -> restore, managed flipped and back again,
   the file's own fields in one run (tests/fidelity.py has the checks).
 - Ordering: devices that name their ids or slot are attached before those that let
   libvirt choose; a device holding, by libvirt's choice, a value another wanted device

@@ -33,6 +33,20 @@ from lab import hostdev_xml, s390x_guest
 
 SHARED_URI = 'qemu:///system?socket=/run/libvirt/libvirt-sock'
 NO_VFIO = "unsupported configuration: host doesn't support VFIO PCI passthrough"
+# This machine's libvirtd lists its PCI functions without an IOMMU group (no IOMMU, no
+# VFIO): the host check refuses to give one to a guest, which could never start with it.
+def no_iommu(f):
+    return ('%s is in no IOMMU group (the host\'s IOMMU is off), so VFIO cannot assign it and '
+            'the guest cannot start with it, with or without --config-only: enable the IOMMU '
+            'in the firmware (VT-d or AMD-Vi) and on the kernel command line (intel_iommu=on, '
+            'or amd_iommu=on where it is off), reboot, and have vfio-pci available' % f)
+
+
+def no_iommu_error(guest, f):
+    return '%s: error: %s: %s; nothing changed on this guest\n' % (guest, f, no_iommu(f))
+
+
+LEAVE = '; apply will leave this guest alone'
 LIVE_DRIFT_MISSING = 'live drift not fixed (--config-only): hostdev missing in running guest'
 NOT_IN_INVENTORY = '(not in inventory)'
 
@@ -175,7 +189,12 @@ class SharedDaemonTest(DaemonTestCase):
         if len(free) < n:
             raise lab.Skip('needs %d PCI functions no guest holds, the host has %d' % (
                 n, len(free)))
-        return free[-n:]
+        picked = free[-n:]
+        for f in picked:
+            node = 'pci_' + f.replace(':', '_').replace('.', '_')
+            self.assertNotIn('<iommuGroup', self.lab.virsh('nodedev-dumpxml', node),
+                             'these tests expect a host without an IOMMU (see no_iommu)')
+        return picked
 
     # ---- the live path, for real ------------------------------------------------------
 
@@ -191,7 +210,21 @@ class SharedDaemonTest(DaemonTestCase):
         self.assertIn('  + attach hostdev %s [live+config]\n' % f0, out)
         self.assertIn('  + attach hostdev %s [config]\n' % f1, out)
 
+        # The host check knows first: neither function is in an IOMMU group, so neither
+        # guest could start with it; not even the inactive one's definition is changed.
         rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn(no_iommu_error(run, f0), out)
+        self.assertIn(no_iommu_error(off, f1), out)
+        self.assertEqual(self.lab.dumpxml(run), before)
+        self.assertEqual(self.lab.devices(off), [])
+        rc, out, err = self.tool('apply', '--config-only', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn(no_iommu_error(run, f0), out)
+        self.assertEqual(self.lab.dumpxml(run), before)
+
+        # What libvirt itself does without the check (the rest of this test)
+        rc, out, err = self.tool('apply', '--no-host-check', self.inv)
         self.assertEqual(rc, 1, out + err)
         # libvirt's own message, under the guest's name, on the device's line
         self.assertIn('%s:\n  + attach hostdev %s [live+config] failed: %s\n' % (run, f0, NO_VFIO),
@@ -206,7 +239,7 @@ class SharedDaemonTest(DaemonTestCase):
         # the inactive guest in the same run still converged
         self.assertEqual(sources(self.lab.devices(off)), [f1])
 
-        rc, doc, err = self.tool_json('apply', self.inv)
+        rc, doc, err = self.tool_json('apply', '--no-host-check', self.inv)
         self.assertEqual(rc, 1, err)
         [a] = doc['actions']
         self.assertEqual((a['guest'], a['op'], a['source'], a['live'], a['config']),
@@ -216,14 +249,14 @@ class SharedDaemonTest(DaemonTestCase):
         self.assertEqual(a['uri'], SHARED_URI)
 
         # --config-only changes the running guest's definition and leaves it running
-        rc, out, err = self.tool('apply', '--config-only', self.inv)
+        rc, out, err = self.tool('apply', '--config-only', '--no-host-check', self.inv)
         self.assertEqual(rc, 0, out + err)
         self.assertIn('  + attach hostdev %s [config] done\n' % f0, out)
         self.assertEqual(sources(self.lab.devices(run)), [f0])
         self.assertEqual(self.lab.devices(run, inactive=False), [])
         self.assertTrue(self.lab.is_active(run))
 
-        rc, doc, err = self.tool_json('plan', '--config-only', self.inv)
+        rc, doc, err = self.tool_json('plan', '--config-only', '--no-host-check', self.inv)
         self.assertEqual(rc, 0, err)
         self.assertEqual(doc['actions'], [])
         self.assertIn({'host': 'default', 'guest': run, 'source': f0,
@@ -245,7 +278,10 @@ class SharedDaemonTest(DaemonTestCase):
         rc, doc, err = self.tool_json('plan', self.inv)
         self.assertEqual(rc, 2, err)
         self.assertIn({'host': 'default', 'guest': b, 'source': missing,
-                       'message': 'host has no PCI function 00ff:00:1f.7'}, doc['warnings'])
+                       'message': 'host has no PCI function 00ff:00:1f.7' + LEAVE},
+                      doc['warnings'])
+        self.assertIn({'host': 'default', 'guest': a, 'source': f0,
+                       'message': no_iommu(f0) + LEAVE}, doc['warnings'])
         self.assertEqual(doc['errors'], [])
 
         counts = os.path.join(self.dir, 'counts')
@@ -254,9 +290,10 @@ class SharedDaemonTest(DaemonTestCase):
         self.assertIn('%s: error: host has no PCI function 00ff:00:1f.7 (node device '
                       'pci_00ff_00_1f_7); nothing changed on this guest\n' % b, out)
         self.assertEqual(self.lab.dumpxml(b), before_b)
-        # a config attach of a real function to an inactive guest works without VFIO
-        self.assertIn('%s:\n  + attach hostdev %s [config] done\n' % (a, f0), out)
-        self.assertEqual(sources(self.lab.devices(a)), [f0])
+        # libvirt would take a real function into an inactive guest's definition, but
+        # without an IOMMU group the guest could never start with it
+        self.assertIn(no_iommu_error(a, f0), out)
+        self.assertEqual(self.lab.devices(a), [])
         # one PCI node device listing for the host, never a lookup per device; the
         # functions are bound to virtio-pci, so one more listing finds what the host
         # uses on them (net and storage node devices)
@@ -275,6 +312,7 @@ class SharedDaemonTest(DaemonTestCase):
         rc, out, err = self.tool('apply', '--no-host-check', self.inv,
                                  env=lab.fault_env(counts=counts))
         self.assertEqual(rc, 0, out + err)
+        self.assertEqual(sources(self.lab.devices(a)), [f0])
         self.assertEqual(sources(self.lab.devices(b)), sorted([f1, missing]))
         calls = lab.read_counts(counts)
         self.assertNotIn('virConnectListAllNodeDevices', calls)
@@ -299,8 +337,8 @@ class SharedDaemonTest(DaemonTestCase):
         rc, doc, err = self.tool_json('plan', self.inv)
         self.assertEqual(rc, 2, err)
         self.assertIn({'host': 'default', 'guest': y, 'source': f0,
-                       'message': "held by guest '%s', which the inventory does not name; "
-                                  "apply will refuse to attach it here" % x}, doc['warnings'])
+                       'message': "held by guest '%s', which the inventory does not name"
+                                  % x + LEAVE}, doc['warnings'])
 
         rc, out, err = self.tool('apply', self.inv)
         self.assertEqual(rc, 1, out + err)
@@ -308,13 +346,14 @@ class SharedDaemonTest(DaemonTestCase):
                       "libvirt would let both definitions hold it, so nothing changed on this "
                       "guest\n" % (y, f0, x), out)
         self.assertEqual({n: self.lab.dumpxml(n) for n in (x, y)}, before)
-        self.assertEqual(sources(self.lab.devices(z)), [f1])
+        self.assertIn(no_iommu_error(z, f1), out)   # this host has no IOMMU
 
         # --no-host-check skips the node device lookups only: the conflict check runs
         rc, out, err = self.tool('apply', '--no-host-check', self.inv)
         self.assertEqual(rc, 1, out + err)
         self.assertIn("%s: error: %s is held by guest '%s'" % (y, f0, x), out)
         self.assertEqual({n: self.lab.dumpxml(n) for n in (x, y)}, before)
+        self.assertEqual(sources(self.lab.devices(z)), [f1])
 
         # What the check prevents: libvirt lets both definitions hold f0.
         self.lab.attach(y, hostdev_xml(f0))
@@ -345,21 +384,24 @@ class SharedDaemonTest(DaemonTestCase):
         rc, doc, err = self.tool_json('plan', self.inv)
         self.assertEqual(rc, 2, err)
         self.assertIn({'host': 'default', 'guest': a, 'source': f0,
-                       'message': body + '; apply will leave this guest alone'},
-                      doc['warnings'])
+                       'message': body + LEAVE}, doc['warnings'])
+        self.assertIn({'host': 'default', 'guest': a, 'source': f0,
+                       'message': no_iommu(f0) + LEAVE}, doc['warnings'])
 
         rc, out, err = self.tool('apply', self.inv)
         self.assertEqual(rc, 1, out + err)
+        # the finding about the entry comes before the host's missing IOMMU
         self.assertIn('%s: error: %s: %s; nothing changed on this guest\n' % (a, f0, body), out)
         self.assertEqual(self.lab.dumpxml(a), before)
-        # the other guest converged
-        self.assertEqual(sources(self.lab.devices(b)), [f1])
+        self.assertIn(no_iommu_error(b, f1), out)
+        self.assertEqual(self.lab.devices(b), [])
 
         # without the host check libvirt takes it into the definition
         rc, out, err = self.tool('apply', '--no-host-check', self.inv)
         self.assertEqual(rc, 0, out + err)
         self.assertEqual([(d['kind'], d['source']) for d in self.lab.devices(a)],
                          [('interface', f0)])
+        self.assertEqual(sources(self.lab.devices(b)), [f1])
 
     def test_managed_false_on_a_function_bound_to_virtio_pci(self):
         a = self.define('a')
@@ -374,12 +416,15 @@ class SharedDaemonTest(DaemonTestCase):
                       '(e.g. driverctl set-override %s vfio-pci) or use managed: true; nothing '
                       'changed on this guest\n' % (a, f0, f0, f0), out)
         self.assertEqual(self.lab.dumpxml(a), before)
-        # managed: true is what libvirt can do itself (it rebinds the function)
+        # managed: true is what libvirt can do itself (it rebinds the function); what is
+        # left is this host's missing IOMMU
         self.write_yaml('version: 1\nguests:\n  %s:\n    hostdevs:\n      - source: %s\n'
                         % (a, f0))
         rc, out, err = self.tool('apply', self.inv)
-        self.assertEqual(rc, 0, out + err)
-        self.assertEqual(sources(self.lab.devices(a)), [f0])
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn(no_iommu_error(a, f0), out)
+        self.assertNotIn('managed: false', out)
+        self.assertEqual(self.lab.dumpxml(a), before)
 
     def test_managed_true_on_a_function_the_host_uses_warns(self):
         # The function under the machine's own network interface (link up), found the
@@ -424,21 +469,24 @@ class SharedDaemonTest(DaemonTestCase):
         self.assertEqual(rc, 2, err)
         self.assertIn({'host': 'default', 'guest': a, 'source': f0,
                        'message': "held by guest '%s', which apply will leave alone (see its "
-                                  "warnings); apply will refuse to attach it here" % b},
+                                  "warnings)" % b + LEAVE},
                       doc['warnings'])
         self.assertIn({'host': 'default', 'guest': b, 'source': missing,
-                       'message': 'host has no PCI function %s' % missing}, doc['warnings'])
-        planned_refused = {w['guest'] for w in doc['warnings']
-                           if 'apply will' in w['message'] or 'host has no' in w['message']}
+                       'message': 'host has no PCI function %s' % missing + LEAVE},
+                      doc['warnings'])
+        # every refusing finding says so (c: this host has no IOMMU)
+        self.assertIn({'host': 'default', 'guest': c, 'source': f1,
+                       'message': no_iommu(f1) + LEAVE}, doc['warnings'])
+        planned_refused = {w['guest'] for w in doc['warnings'] if w['message'].endswith(LEAVE)}
 
         rc, doc, err = self.tool_json('apply', self.inv)
         self.assertEqual(rc, 1, err)
         refused = {e['guest'] for e in doc['errors']}
-        self.assertEqual(refused, {a, b})
+        self.assertEqual(refused, {a, b, c})
         self.assertEqual(planned_refused, refused)
         self.assertEqual(sources(self.lab.devices(b)), [f0])
         self.assertEqual(self.lab.devices(a), [])
-        self.assertEqual(sources(self.lab.devices(c)), [f1])
+        self.assertEqual(self.lab.devices(c), [])
 
     # ---- --atomic ----------------------------------------------------------------------
 

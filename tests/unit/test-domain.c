@@ -1176,6 +1176,64 @@ Test(fidelity, edit_moves_ids_and_slot_and_drops_what_libvirt_refuses)
     zr_device_finish(&want);
 }
 
+/* 14 of libvirt's own test domains have a <vlan> beside a <virtualport>, which
+ * the inventory cannot state: a replacement for another field (here the MAC
+ * and the zPCI uid) keeps both, as it keeps every field the inventory leaves
+ * out. */
+Test(fidelity, edit_keeps_a_vlan_that_already_sits_beside_a_virtualport)
+{
+    struct zr_device cur = {0}, want = {0};
+    struct zr_error err = {0};
+    const char *xml = "<interface type='hostdev' managed='yes'><mac address='02:00:00:00:00:01'/>"
+                      "<source><address type='pci' domain='0x0003' bus='0x00' slot='0x00' "
+                      "function='0x0'/></source>"
+                      "<vlan><tag id='42'/></vlan>"
+                      "<virtualport type='802.1Qbh'><parameters profileid='finance'/></virtualport>"
+                      "<address type='pci' domain='0x0000' bus='0x00' slot='0x01' function='0x0'>"
+                      "<zpci uid='0x0001' fid='0x00000000'/></address></interface>";
+    cr_assert_eq(parse_one(xml, &cur, &err), 0);
+    cr_assert(cur.has_vlan && cur.vport.type == ZR_VPORT_8021QBH);
+    /* the target as an inventory with a virtualport (export writes one) and
+     * no vlan gives it */
+    zr_device_copy(&want, &cur);
+    want.has_vlan = false;
+    cr_assert_eq(zr_mac_parse("02:00:00:00:00:02", &want.mac), 0);
+    want.zpci_uid = 2;
+    cr_expect_not(zr_device_drops_vlan(&cur, &want));
+    _cleanup_free_ char *out = zr_domain_edit_xml(&cur, &want);
+    cr_assert_not_null(out);
+    cr_expect_str_eq(out, "<interface type=\"hostdev\" managed=\"yes\">\n"
+                          "  <mac address=\"02:00:00:00:00:02\"/>\n"
+                          "  <source>\n"
+                          "    <address type=\"pci\" domain=\"0x0003\" bus=\"0x00\" slot=\"0x00\" "
+                          "function=\"0x0\"/>\n"
+                          "  </source>\n"
+                          "  <vlan>\n"
+                          "    <tag id=\"42\"/>\n"
+                          "  </vlan>\n"
+                          "  <virtualport type=\"802.1Qbh\">\n"
+                          "    <parameters profileid=\"finance\"/>\n"
+                          "  </virtualport>\n"
+                          "  <address type=\"pci\" domain=\"0x0000\" bus=\"0x00\" slot=\"0x01\" "
+                          "function=\"0x0\">\n"
+                          "    <zpci uid=\"0x0002\" fid=\"0x00000000\"/>\n"
+                          "  </address>\n"
+                          "</interface>");
+    /* the same for a virtualport that already sits beside a vlan the
+     * inventory gives */
+    zr_device_finish(&want);
+    zr_device_copy(&want, &cur);
+    zr_virtualport_finish(&want.vport);
+    want.vport = (struct zr_virtualport){0};
+    want.vlan = 43;
+    cr_expect_not(zr_device_drops_virtualport(&cur, &want));
+    _cleanup_free_ char *vlan = zr_domain_edit_xml(&cur, &want);
+    cr_assert_not_null(vlan);
+    cr_expect(strstr(vlan, "<tag id=\"43\"/>") && strstr(vlan, "<virtualport"), "%s", vlan);
+    zr_device_finish(&cur);
+    zr_device_finish(&want);
+}
+
 Test(fidelity, out_of_scope_devices_hold_ids_slots_and_boot_orders)
 {
     struct zr_device_list l = {0};

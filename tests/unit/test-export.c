@@ -221,6 +221,35 @@ Test(export, vlan_beside_virtualport_is_left_out_with_a_warning)
     zr_device_list_finish(&devs);
 }
 
+/* libvirt defines a guest with two interfaces of one MAC; the inventory
+ * refuses that, so export writes the MAC once, with a warning. */
+Test(export, a_mac_the_guest_has_twice_is_written_once)
+{
+    struct zr_device_list devs = {0};
+    parse_xml("<domain><devices>"
+              "<interface type='hostdev'><mac address='02:00:00:00:00:01'/>"
+              "<source><address type='pci' domain='0x0003' bus='0' slot='0' function='0'/></source>"
+              "</interface>"
+              "<interface type='hostdev'><mac address='02:00:00:00:00:01'/>"
+              "<source><address type='pci' domain='0x0003' bus='0' slot='0' function='1'/></source>"
+              "</interface></devices></domain>",
+              &devs);
+    struct zr_export_guest g = {"g", &devs};
+    struct zr_export_warnings w = {0};
+    char *yaml = round_trip(&g, 1, &w);
+    cr_assert_eq(w.n, 1);
+    cr_assert_str_eq(w.items[0],
+                     "guest 'g': interface 0003:00:00.1: mac 02:00:00:00:00:01 left out: "
+                     "interface 0003:00:00.0 of the guest has it too (the inventory gives a MAC "
+                     "once per guest)");
+    const char *first = strstr(yaml, "02:00:00:00:00:01");
+    cr_assert_not_null(first, "%s", yaml);
+    cr_assert_null(strstr(first + 1, "02:00:00:00:00:01"), "%s", yaml);
+    free(yaml);
+    zr_export_warnings_finish(&w);
+    zr_device_list_finish(&devs);
+}
+
 Test(export, unrepresentable_ports_vlans_and_parameters_warn)
 {
     struct zr_device_list devs = {0};

@@ -207,7 +207,8 @@ Test(preflight, missing_function_warns_in_plan_and_refuses_the_guest_in_apply)
     cr_assert_null(l.errors[0].message);
     cr_assert_eq(l.plan.n_warnings, 1);
     cr_assert_str_eq(l.plan.warnings[0].guest, "a");
-    cr_assert_str_eq(l.plan.warnings[0].message, "host has no PCI function 00ff:00:1f.7");
+    cr_assert_str_eq(l.plan.warnings[0].message,
+                     "host has no PCI function 00ff:00:1f.7; apply will leave this guest alone");
     finish(&l);
 
     struct lab m = {0};
@@ -246,7 +247,7 @@ Test(preflight, function_held_by_a_guest_the_inventory_does_not_name)
     cr_assert(l.plan.warnings[0].has_source);
     cr_assert_str_eq(l.plan.warnings[0].message,
                      "held by guest 'db1', which the inventory does not name; apply will "
-                     "refuse to attach it here");
+                     "leave this guest alone");
     zr_preflight_errors_free(l.errors, l.host.n_guests);
 
     zr_plan_finish(&l.plan);
@@ -363,9 +364,10 @@ Test(preflight, plan_follows_the_cascade_apply_follows)
     cr_assert_str_eq(l.plan.warnings[0].guest, "a");
     cr_assert_str_eq(l.plan.warnings[0].message,
                      "held by guest 'b', which apply will leave alone (see its warnings); "
-                     "apply will refuse to attach it here");
+                     "apply will leave this guest alone");
     cr_assert_str_eq(l.plan.warnings[1].guest, "b");
-    cr_assert_str_eq(l.plan.warnings[1].message, "host has no PCI function 00ff:00:1f.7");
+    cr_assert_str_eq(l.plan.warnings[1].message,
+                     "host has no PCI function 00ff:00:1f.7; apply will leave this guest alone");
     finish(&l);
 }
 
@@ -404,7 +406,7 @@ Test(preflight, a_cascade_runs_down_a_chain_against_inventory_order)
     cr_assert_str_eq(l.plan.warnings[1].guest, "b");
     cr_assert_str_eq(l.plan.warnings[1].message,
                      "held by guest 'c', which apply will leave alone (see its warnings); "
-                     "apply will refuse to attach it here");
+                     "apply will leave this guest alone");
     cr_assert_str_eq(l.plan.warnings[2].guest, "c");
     finish(&l);
 }
@@ -415,7 +417,9 @@ Test(preflight, an_interface_needs_a_virtual_function)
 {
     struct lab l = {0};
     add_function(&l, "pci_0000_02_10_7_sriov.xml");
-    add_function(&l, "host-pci_0000_00_03_0.xml");
+    /* as on a host whose IOMMU is on (the fixture's has none): the test is
+     * about the SR-IOV check */
+    add_function(&l, "host-pci_0000_00_03_0.xml")->has_iommu_group = true;
     add_function(&l, "pci_0000_02_10_7_sriov_zero_vfs_max_count.xml");
     add_guest(&l, "vf", true, (const char *[]){"0000:02:10.7", NULL}, NONE);
     last_wanted(&l)->kind = ZR_KIND_INTERFACE;
@@ -483,7 +487,8 @@ Test(preflight, managed_false_needs_vfio_pci)
 Test(preflight, managed_true_on_a_function_the_host_uses_is_a_warning)
 {
     struct lab l = {0};
-    add_function(&l, "host-pci_0000_00_03_0.xml");
+    /* with its IOMMU on: the warning alone */
+    add_function(&l, "host-pci_0000_00_03_0.xml")->has_iommu_group = true;
     add_use(&l, "host-net_eth0.xml");
     add_use(&l, "host-block_vda.xml");
     add_guest(&l, "a", true, (const char *[]){"0000:00:03.0", NULL}, NONE);
@@ -493,6 +498,44 @@ Test(preflight, managed_true_on_a_function_the_host_uses_is_a_warning)
     cr_assert_str_eq(l.plan.warnings[0].message,
                      "managed: true lets libvirt take 0000:00:03.0 from its host driver "
                      "virtio-pci, but the host uses it: network interface eth0 (link up)");
+    finish(&l);
+}
+
+/* host-pci_0000_00_03_0.xml is from a host whose IOMMU is off: its function
+ * is in no IOMMU group, which VFIO needs.  libvirt takes it into an
+ * inactive guest's definition (a config-only change) all the same, and the
+ * guest can then never start. */
+Test(preflight, a_function_in_no_iommu_group_refuses_the_guest)
+{
+    static const char *const body =
+        "0000:00:03.0 is in no IOMMU group (the host's IOMMU is off), so VFIO cannot assign it "
+        "and the guest cannot start with it, with or without --config-only: enable the IOMMU "
+        "in the firmware (VT-d or AMD-Vi) and on the kernel command line (intel_iommu=on, or "
+        "amd_iommu=on where it is off), reboot, and have vfio-pci available";
+    struct lab l = {0};
+    cr_assert_not(add_function(&l, "host-pci_0000_00_03_0.xml")->has_iommu_group);
+    add_function(&l, "pci_0000_02_10_7_sriov.xml"); /* IOMMU group 0 */
+    add_guest(&l, "off", true, (const char *[]){"0000:00:03.0", NULL}, NONE);
+    add_guest(&l, "ok", true, (const char *[]){"0000:02:10.7", NULL}, NONE);
+    /* inactive guests: the plan has config actions only */
+    run(&l, false);
+    cr_assert_null(l.errors[0].message, "plan only warns");
+    cr_assert_eq(l.plan.n_warnings, 1);
+    cr_assert_str_eq(l.plan.warnings[0].guest, "off");
+    _cleanup_free_ char *warning = zr_asprintf("%s; apply will leave this guest alone", body);
+    cr_assert_str_eq(l.plan.warnings[0].message, warning);
+
+    rerun(&l, true);
+    _cleanup_free_ char *error = zr_asprintf("0000:00:03.0: %s; nothing changed on this guest",
+                                             body);
+    cr_assert_str_eq(l.errors[0].message, error);
+    cr_assert_eq(l.errors[0].code, ZR_ERR_HOST_CHECK);
+    cr_assert_null(l.errors[1].message, "the other guest converges");
+
+    /* a function the guest holds already is not attached: nothing to say */
+    add_device(&l.states[0].config, "0000:00:03.0");
+    rerun(&l, false);
+    cr_assert_eq(l.plan.n_warnings, 0);
     finish(&l);
 }
 
@@ -668,6 +711,43 @@ Test(preflight, a_conventional_function_needs_a_pci_bridge_slot)
                   "function='0x0'/></controller></devices></domain>");
     rerun(&l, true);
     cr_assert_eq(l.plan.n_warnings, 0);
+    finish(&l);
+}
+
+static void give_mac(struct lab *l, const char *mac, unsigned line)
+{
+    struct zr_device *d = last_wanted(l);
+    d->kind = ZR_KIND_INTERFACE;
+    d->has_mac = true;
+    cr_assert_eq(zr_mac_parse(mac, &d->mac), 0);
+    d->mark.line = line;
+}
+
+/* The inventory refuses one MAC twice in a guest; in two guests of a host
+ * it is a warning, in plan and apply, on the later guest. */
+Test(preflight, one_mac_in_two_guests_is_a_warning)
+{
+    struct lab l = {0};
+    add_guest(&l, "a", true, (const char *[]){"0003:00:00.0", NULL}, NONE);
+    give_mac(&l, "02:00:00:00:00:01", 5);
+    add_guest(&l, "b", true, (const char *[]){"0003:00:00.1", NULL}, NONE);
+    give_mac(&l, "02:00:00:00:00:02", 9);
+    add_guest(&l, "c", true, (const char *[]){"0003:00:00.2", NULL}, NONE);
+    give_mac(&l, "02:00:00:00:00:01", 13);
+    for (int applying = 0; applying < 2; applying++) {
+        if (applying)
+            rerun(&l, true);
+        else
+            run(&l, false);
+        cr_assert_eq(l.plan.n_warnings, 1);
+        cr_assert_str_eq(l.plan.warnings[0].guest, "c");
+        cr_assert_str_eq(l.plan.warnings[0].message,
+                         "mac 02:00:00:00:00:01 (line 13) is also given to guest 'a' (interface "
+                         "0003:00:00.0, line 5): two guests of one host with one MAC clash on "
+                         "their network once both run");
+        for (size_t g = 0; g < 3; g++)
+            cr_assert_null(l.errors[g].message, "a warning only");
+    }
     finish(&l);
 }
 

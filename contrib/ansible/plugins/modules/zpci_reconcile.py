@@ -24,7 +24,8 @@ description:
     form, before the JSON run.
   - The task fails when the binary exits with status 1 (an invalid inventory, a host or guest
     that cannot be read, a libvirt call that failed); C(msg) then carries libvirt's message, or
-    the inventory error with its C(FILE:LINE:COLUMN) position (C(<stdin>) for C(content)).
+    the inventory error with its C(FILE:LINE:COLUMN) position (C(<stdin>) for C(content)), or
+    C(FILE) alone for a file that cannot be read.
     Actions that succeeded before a failure stay done unless C(atomic) is set.
   - Each warning of the run (host check findings, conflicts, live drift with C(config_only))
     is passed on as an Ansible warning (guest, source and message); they are also in
@@ -279,15 +280,18 @@ def describe_error(err):
 
     An inventory error (file, line, column, message) reads as the binary's own text
     output puts it on stderr, FILE:LINE:COLUMN: error: MESSAGE, so msg is the same
-    whichever of the two the binary gave.
+    whichever of the two the binary gave; an error about the file as a whole (it cannot
+    be opened) has no line and reads FILE: error: MESSAGE.
     """
     if not isinstance(err, dict):
         return str(err)
     message = err.get('message') or ''
-    if err.get('file') is not None and err.get('line') is not None:
-        pos = '%s:%s' % (err['file'], err['line'])
-        if err.get('column') is not None:
-            pos += ':%s' % err['column']
+    if err.get('file') is not None:
+        pos = str(err['file'])
+        if err.get('line') is not None:
+            pos += ':%s' % err['line']
+            if err.get('column') is not None:
+                pos += ':%s' % err['column']
         return '%s: error: %s' % (pos, message)
     w = where(err)
     return '%s: %s' % (w, message) if w else message
