@@ -1239,7 +1239,7 @@ static void *stop_guard_main(void *arg)
         g->ops.notice(g->ops.data, m);
     }
     if (g->notify)
-        sd_notify(0, "STOPPING=1");
+        zr_notify(ZR_NOTIFY_STATE, "STOPPING=1");
     _exit(0);
 }
 
