@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fleet.h"
 #include "notify.h"
 #include "uri.h"
 #include "watch.h"
@@ -1345,99 +1346,80 @@ int zr_watch_run(struct zr_inventory *inv, const struct zr_watch_options *o, str
 
 /* ---- several hosts: one process each ----------------------------------------
  *
- * The supervisor is an sd-event loop too: a child source per host process,
- * a restart timer per host, the signals and the watchdog.  It makes its
- * loop with sd_event_new(), so that a child's zr_watch_run() finds no
- * default loop of the parent's (sd-event objects do not cross a fork). */
+ * The supervisor of fleet.h, as apply's hosts: runs use it: a child per
+ * host runs zr_watch_run(), one that fails is started again after a pause
+ * (a timer per host on the supervisor's loop); SIGHUP is passed on, a stop
+ * ends them with SIGTERM. */
 
 #define RESTART_USEC (5 * USEC_PER_SEC)
-
-struct fleet_child {
-    struct watch_fleet *f;
-    size_t i;
-    sd_event_source *child, *restart; /* the running process; its restart timer */
-    pid_t pid; /* 0: not running */
-    bool ended; /* exited 0 after a stop: not started again */
-};
 
 struct watch_fleet {
     struct zr_inventory *inv;
     const struct zr_watch_options *o;
-    sd_event *ev;
-    sd_event_source *sig[3], *t_watchdog;
+    struct zr_supervisor *sup;
+    sd_event_source **restart; /* per host */
+    sd_event_source *t_watchdog;
     uint64_t watchdog_usec;
-    struct fleet_child *c;
 };
 
-static int on_fleet_child(sd_event_source *s, const siginfo_t *si, void *data);
-
-static void start_child(struct fleet_child *c)
+static int fleet_child(void *data, size_t i, int fd)
 {
-    const struct zr_watch_options *o = c->f->o;
-    pid_t pid = fork();
-    if (pid == 0) {
-        sigset_t chld;
-        sigemptyset(&chld);
-        sigaddset(&chld, SIGCHLD);
-        pthread_sigmask(SIG_UNBLOCK, &chld, NULL);
-        /* Only the supervisor talks to systemd (NotifyAccess=main). */
-        unsetenv("NOTIFY_SOCKET");
-        unsetenv("WATCHDOG_USEC");
-        struct zr_watch_options co = *o;
-        co.host_name = c->f->inv->hosts[c->i].name;
-        co.notify = false;
-        struct zr_error err = {0};
-        int r = zr_watch_run(c->f->inv, &co, &err);
-        if (r < 0 && o->ops.notice)
-            o->ops.notice(o->ops.data, err.message);
-        /* _exit: the parent's stdio buffers and atexit handlers are the
-         * parent's. */
-        _exit(r < 0 ? 1 : 0);
-    }
-    c->child = sd_event_source_unref(c->child);
-    if (pid < 0 || sd_event_add_child(c->f->ev, &c->child, pid, WEXITED, on_fleet_child, c) < 0) {
-        arm(c->restart, mono_usec() + RESTART_USEC);
-        return;
-    }
-    c->pid = pid;
+    const struct watch_fleet *f = data;
+    const struct zr_watch_options *o = f->o;
+    /* Only the supervisor talks to systemd (NotifyAccess=main). */
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    struct zr_watch_options co = *o;
+    co.host_name = f->inv->hosts[i].name;
+    co.notify = false;
+    struct zr_error err = {0};
+    int r = zr_watch_run(f->inv, &co, &err);
+    if (r < 0 && o->ops.notice)
+        o->ops.notice(o->ops.data, err.message);
+    return r < 0 ? 1 : 0;
+}
+
+static void fleet_start(struct watch_fleet *f, size_t i)
+{
+    if (zr_supervisor_start(f->sup, i) < 0)
+        arm(f->restart[i], mono_usec() + RESTART_USEC);
 }
 
 static int on_fleet_restart(sd_event_source *s, uint64_t usec, void *data)
 {
-    start_child(data);
+    struct watch_fleet *f = data;
+    for (size_t i = 0; i < f->inv->n_hosts; i++)
+        if (f->restart[i] == s)
+            fleet_start(f, i);
     return 0;
 }
 
-/* A child that ended: one that failed is started again later. */
-static int on_fleet_child(sd_event_source *s, const siginfo_t *si, void *data)
+/* A child that ended: one that failed is started again later; one that
+ * exited 0 (after a stop) is not. */
+static void fleet_ended(void *data, size_t i, const siginfo_t *si, const char *out, size_t len)
 {
-    struct fleet_child *c = data;
-    const struct zr_watch_options *o = c->f->o;
-    c->pid = 0;
-    c->ended = si->si_code == CLD_EXITED && si->si_status == 0;
-    if (c->ended)
-        return 0;
-    arm(c->restart, mono_usec() + RESTART_USEC);
+    struct watch_fleet *f = data;
+    const struct zr_watch_options *o = f->o;
+    if (si->si_code == CLD_EXITED && si->si_status == 0)
+        return;
+    arm(f->restart[i], mono_usec() + RESTART_USEC);
     if (o->ops.notice) {
         int st = si->si_code == CLD_EXITED ? (si->si_status & 0xff) << 8 : si->si_status & 0x7f;
         _cleanup_free_ char *m = zr_asprintf(
             "host %s: its watch process ended (status 0x%x); starting it again in %llu s",
-            c->f->inv->hosts[c->i].name, (unsigned)st,
+            f->inv->hosts[i].name, (unsigned)st,
             (unsigned long long)(RESTART_USEC / USEC_PER_SEC));
         o->ops.notice(o->ops.data, m);
     }
-    return 0;
 }
 
-static int on_fleet_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *data)
+static void fleet_signal(void *data, int sig)
 {
     struct watch_fleet *f = data;
-    if (si->ssi_signo != SIGHUP)
-        return sd_event_exit(f->ev, 0);
-    for (size_t i = 0; i < f->inv->n_hosts; i++)
-        if (f->c[i].pid > 0)
-            kill(f->c[i].pid, SIGHUP);
-    return 0;
+    if (sig == SIGHUP)
+        zr_supervisor_kill(f->sup, SIGHUP);
+    else
+        zr_supervisor_exit(f->sup);
 }
 
 static int on_fleet_watchdog(sd_event_source *s, uint64_t usec, void *data)
@@ -1448,68 +1430,46 @@ static int on_fleet_watchdog(sd_event_source *s, uint64_t usec, void *data)
     return 0;
 }
 
-static int fleet_sources(struct watch_fleet *f)
+/* The supervisor and its timers: a restart timer per host, the watchdog. */
+static int fleet_setup(struct watch_fleet *f)
 {
-    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
-    int r = 0;
-    for (size_t i = 0; i < ELEMENTSOF(sigs) && r >= 0; i++)
-        r = sd_event_add_signal(f->ev, &f->sig[i], sigs[i], on_fleet_signal, f);
+    struct zr_supervisor_ops ops = {
+        .data = f, .child = fleet_child, .ended = fleet_ended, .signal = fleet_signal};
+    int r;
+    f->sup = zr_supervisor_new(f->inv->n_hosts, (const int[]){SIGTERM, SIGINT, SIGHUP, 0}, &ops,
+                               &r);
+    if (!f->sup)
+        return r;
+    sd_event *ev = zr_supervisor_event(f->sup);
     for (size_t i = 0; i < f->inv->n_hosts && r >= 0; i++) {
-        f->c[i] = (struct fleet_child){.f = f, .i = i};
-        r = sd_event_add_time(f->ev, &f->c[i].restart, CLOCK_MONOTONIC, UINT64_MAX,
-                              TIMER_ACCURACY_USEC, on_fleet_restart, &f->c[i]);
+        r = sd_event_add_time(ev, &f->restart[i], CLOCK_MONOTONIC, UINT64_MAX,
+                              TIMER_ACCURACY_USEC, on_fleet_restart, f);
         if (r >= 0)
-            r = sd_event_source_set_enabled(f->c[i].restart, SD_EVENT_OFF);
+            r = sd_event_source_set_enabled(f->restart[i], SD_EVENT_OFF);
     }
     if (r >= 0 && f->watchdog_usec)
-        r = sd_event_add_time_relative(f->ev, &f->t_watchdog, CLOCK_MONOTONIC, 0,
+        r = sd_event_add_time_relative(ev, &f->t_watchdog, CLOCK_MONOTONIC, 0,
                                        TIMER_ACCURACY_USEC, on_fleet_watchdog, f);
     return r;
 }
 
-/* Stops the children and waits for them; returns 1 when one failed. */
-static int fleet_stop(struct watch_fleet *f)
-{
-    size_t n = f->inv->n_hosts;
-    for (size_t i = 0; i < n; i++)
-        if (f->c[i].pid > 0)
-            kill(f->c[i].pid, SIGTERM);
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        int st;
-        if (f->c[i].pid > 0 && waitpid(f->c[i].pid, &st, 0) == f->c[i].pid &&
-            !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-            rc = 1;
-    }
-    return rc;
-}
-
 static void fleet_finish(struct watch_fleet *f)
 {
-    for (size_t i = 0; f->c && i < f->inv->n_hosts; i++) {
-        f->c[i].child = sd_event_source_disable_unref(f->c[i].child);
-        f->c[i].restart = sd_event_source_disable_unref(f->c[i].restart);
-    }
-    for (size_t i = 0; i < ELEMENTSOF(f->sig); i++)
-        f->sig[i] = sd_event_source_disable_unref(f->sig[i]);
+    for (size_t i = 0; i < f->inv->n_hosts; i++)
+        f->restart[i] = sd_event_source_disable_unref(f->restart[i]);
+    free(f->restart);
     f->t_watchdog = sd_event_source_disable_unref(f->t_watchdog);
-    f->ev = sd_event_unref(f->ev);
-    free(f->c);
+    zr_supervisor_free(f->sup);
     zr_inventory_free(f->inv);
 }
 
 int zr_watch_fleet(struct zr_inventory *inv, const struct zr_watch_options *o)
 {
-    struct watch_fleet f = {.inv = inv, .o = o, .c = zr_new0(struct fleet_child, inv->n_hosts)};
-    sigset_t set;
-    watch_signals(&set);
-    sigaddset(&set, SIGCHLD); /* sd_event_add_child() needs it blocked */
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    struct watch_fleet f = {
+        .inv = inv, .o = o, .restart = zr_new0(sd_event_source *, inv->n_hosts)};
     if (!o->notify || sd_watchdog_enabled(0, &f.watchdog_usec) <= 0)
         f.watchdog_usec = 0;
-    int r = sd_event_new(&f.ev);
-    if (r >= 0)
-        r = fleet_sources(&f);
+    int r = fleet_setup(&f);
     if (r < 0) {
         if (o->ops.notice) {
             _cleanup_free_ char *m = zr_asprintf("cannot set up the event loop: %s", strerror(-r));
@@ -1524,11 +1484,11 @@ int zr_watch_fleet(struct zr_inventory *inv, const struct zr_watch_options *o)
         tell_systemd(o, ZR_NOTIFY_STATE, text);
     }
     for (size_t i = 0; i < inv->n_hosts; i++)
-        start_child(&f.c[i]);
-    sd_event_loop(f.ev);
+        fleet_start(&f, i);
+    zr_supervisor_loop(f.sup);
     if (o->notify)
         tell_systemd(o, ZR_NOTIFY_STATE, "STOPPING=1");
-    int rc = fleet_stop(&f);
+    int rc = zr_supervisor_stop(f.sup, SIGTERM);
     fleet_finish(&f);
     return rc;
 }
