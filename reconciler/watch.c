@@ -152,6 +152,7 @@ struct watch {
     sd_event_source *sig[3], *post, *ino_src, *lv_src;
     sd_event_source *t_due, *t_resync, *t_poll, *t_reconnect, *t_reload, *t_watchdog;
     volatile sig_atomic_t stop; /* SIGTERM/SIGINT seen: also apply's interrupt flag */
+    struct stop_guard *guard;   /* told of a stop the loop took */
 
     /* libvirt's own event loop thread hands its callbacks over through
      * this: what it collected, then one write to lv_fd (an eventfd). */
@@ -1074,7 +1075,7 @@ static int on_watchdog(sd_event_source *s, uint64_t usec, void *data)
     return 0;
 }
 
-static void stop_guard_stopping(void);
+static void stop_guard_tell(struct stop_guard *g, int state);
 
 /* SIGHUP re-reads the inventory; SIGTERM and SIGINT end the loop. */
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *data)
@@ -1086,7 +1087,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
     }
     w->stop = (sig_atomic_t)si->ssi_signo;
-    stop_guard_stopping();
+    if (w->guard)
+        stop_guard_tell(w->guard, 1);
     return sd_event_exit(w->ev, 0);
 }
 
@@ -1178,20 +1180,12 @@ struct stop_guard {
     struct zr_watch_ops ops;
 };
 
-static struct stop_guard *the_guard;
-
 static void stop_guard_tell(struct stop_guard *g, int state)
 {
     atomic_store(&g->state, state);
     uint64_t one = 1;
     ssize_t r = write(g->efd, &one, sizeof(one));
     (void)r;
-}
-
-static void stop_guard_stopping(void)
-{
-    if (the_guard)
-        stop_guard_tell(the_guard, 1);
 }
 
 /* Waits for a stop signal pending or the loop's word. */
@@ -1257,7 +1251,7 @@ static void stop_guard_start(struct stop_guard *g, struct watch *w)
     sigaddset(&set, SIGINT);
     g->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     g->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    the_guard = g;
+    w->guard = g;
     g->started = g->sfd >= 0 && g->efd >= 0 &&
                  pthread_create(&g->thread, NULL, stop_guard_main, g) == 0;
 }
@@ -1268,7 +1262,6 @@ static void stop_guard_finish(struct stop_guard *g)
         stop_guard_tell(g, 2);
     if (g->started)
         pthread_join(g->thread, NULL);
-    the_guard = NULL;
     fd_close(&g->sfd);
     fd_close(&g->efd);
     free(g->host_name);
