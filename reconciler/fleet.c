@@ -1,88 +1,257 @@
-/* The process supervisor for hosts: inventories.  See fleet.h and "Several
- * hosts" in docs/design.md. */
+/* The process supervisor for hosts: inventories, and apply's use of it.
+ * See fleet.h and "Several hosts" in docs/design.md. */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "fleet.h"
 #include "wire.h"
 
-struct worker {
+struct slot {
+    struct zr_supervisor *s;
+    size_t i;
     pid_t pid; /* 0 when not running */
-    int fd;    /* read end of its result pipe, -1 when closed */
+    sd_event_source *child, *io;
+    int fd; /* read end of its result pipe, -1 when closed */
+    bool exited;
+    siginfo_t si;
     char *buf;
     size_t len, cap;
 };
 
-/* What the supervisor holds for one run. */
+struct zr_supervisor {
+    sd_event *ev;
+    sd_event_source *sig[4];
+    struct slot *slot;
+    size_t n;
+    struct zr_supervisor_ops ops;
+    sigset_t mask; /* the signal mask to restore, and the children's */
+};
+
+static void fd_close(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *data)
+{
+    struct zr_supervisor *s = data;
+    if (s->ops.signal)
+        s->ops.signal(s->ops.data, (int)si->ssi_signo);
+    return 0;
+}
+
+struct zr_supervisor *zr_supervisor_new(size_t n, const int *signals,
+                                        const struct zr_supervisor_ops *ops, int *r)
+{
+    struct zr_supervisor *s = zr_new0(struct zr_supervisor, 1);
+    s->n = n;
+    s->ops = *ops;
+    s->slot = zr_new0(struct slot, n);
+    for (size_t i = 0; i < n; i++)
+        s->slot[i] = (struct slot){.s = s, .i = i, .fd = -1};
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGCHLD); /* sd_event_add_child() needs it blocked */
+    for (size_t k = 0; signals[k]; k++)
+        sigaddset(&block, signals[k]);
+    pthread_sigmask(SIG_BLOCK, &block, &s->mask);
+    *r = sd_event_new(&s->ev);
+    for (size_t k = 0; *r >= 0 && signals[k] && k < ELEMENTSOF(s->sig); k++)
+        *r = sd_event_add_signal(s->ev, &s->sig[k], signals[k], on_signal, s);
+    if (*r < 0) {
+        zr_supervisor_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void slot_clear(struct slot *t)
+{
+    t->child = sd_event_source_disable_unref(t->child);
+    t->io = sd_event_source_disable_unref(t->io);
+    fd_close(&t->fd);
+    free(t->buf);
+    t->buf = NULL;
+    t->len = t->cap = 0;
+    t->exited = false;
+}
+
+void zr_supervisor_free(struct zr_supervisor *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        slot_clear(&s->slot[i]);
+    for (size_t k = 0; k < ELEMENTSOF(s->sig); k++)
+        s->sig[k] = sd_event_source_disable_unref(s->sig[k]);
+    sd_event_unref(s->ev);
+    pthread_sigmask(SIG_SETMASK, &s->mask, NULL);
+    free(s->slot);
+    free(s);
+}
+
+sd_event *zr_supervisor_event(struct zr_supervisor *s)
+{
+    return s->ev;
+}
+
+bool zr_supervisor_running(const struct zr_supervisor *s, size_t i)
+{
+    return s->slot[i].pid > 0;
+}
+
+/* The child ended and its pipe, if any, is at its end: the caller is told. */
+static void slot_done(struct slot *t)
+{
+    if (!t->exited || t->fd >= 0)
+        return;
+    struct zr_supervisor *s = t->s;
+    _cleanup_free_ char *out = TAKE_PTR(t->buf);
+    size_t len = t->len;
+    siginfo_t si = t->si;
+    t->pid = 0;
+    slot_clear(t);
+    s->ops.ended(s->ops.data, t->i, &si, out, len);
+}
+
+static int on_child(sd_event_source *src, const siginfo_t *si, void *data)
+{
+    struct slot *t = data;
+    t->si = *si;
+    t->exited = true;
+    slot_done(t);
+    return 0;
+}
+
+/* Reads what is there; the end (or an error) closes the pipe. */
+static int on_output(sd_event_source *src, int fd, uint32_t revents, void *data)
+{
+    struct slot *t = data;
+    if (t->cap - t->len < 65536) {
+        t->cap = t->cap ? t->cap * 2 : 65536;
+        t->buf = zr_reallocarray(t->buf, t->cap, 1);
+    }
+    ssize_t r = read(t->fd, t->buf + t->len, t->cap - t->len);
+    if (r > 0)
+        t->len += (size_t)r;
+    if (r > 0 || (r < 0 && (errno == EINTR || errno == EAGAIN)))
+        return 0;
+    t->io = sd_event_source_disable_unref(t->io);
+    fd_close(&t->fd);
+    slot_done(t);
+    return 0;
+}
+
+/* In the child: the parent's signal mask, none of the other pipes. */
+__attribute__((noreturn)) static void child_main(struct zr_supervisor *s, size_t i, int *p)
+{
+    fd_close(&p[0]);
+    for (size_t k = 0; k < s->n; k++)
+        fd_close(&s->slot[k].fd);
+    pthread_sigmask(SIG_SETMASK, &s->mask, NULL);
+    /* _exit: the parent's stdio buffers and atexit handlers are the
+     * parent's. */
+    _exit(s->ops.child(s->ops.data, i, p[1]));
+}
+
+static int slot_watch(struct slot *t, pid_t pid, int fd)
+{
+    t->pid = pid;
+    t->fd = fd;
+    int r = sd_event_add_child(t->s->ev, &t->child, pid, WEXITED, on_child, t);
+    if (r >= 0 && fd >= 0)
+        r = sd_event_add_io(t->s->ev, &t->io, fd, EPOLLIN, on_output, t);
+    return r;
+}
+
+int zr_supervisor_start(struct zr_supervisor *s, size_t i)
+{
+    int p[2] = {-1, -1};
+    if (s->ops.pipe && pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        child_main(s, i, p);
+    int e = errno;
+    fd_close(&p[1]);
+    if (pid < 0) {
+        fd_close(&p[0]);
+        return -e;
+    }
+    int r = slot_watch(&s->slot[i], pid, p[0]);
+    if (r < 0) { /* cannot follow it: it must not run unseen */
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        s->slot[i].pid = 0;
+        slot_clear(&s->slot[i]);
+    }
+    return r;
+}
+
+void zr_supervisor_kill(struct zr_supervisor *s, int sig)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->slot[i].pid > 0)
+            kill(s->slot[i].pid, sig);
+}
+
+int zr_supervisor_stop(struct zr_supervisor *s, int sig)
+{
+    zr_supervisor_kill(s, sig);
+    int rc = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        struct slot *t = &s->slot[i];
+        int st;
+        if (t->pid > 0 && waitpid(t->pid, &st, 0) == t->pid &&
+            !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+            rc = 1;
+        t->pid = 0;
+        slot_clear(t);
+    }
+    return rc;
+}
+
+int zr_supervisor_loop(struct zr_supervisor *s)
+{
+    return sd_event_loop(s->ev);
+}
+
+void zr_supervisor_exit(struct zr_supervisor *s)
+{
+    sd_event_exit(s->ev, 0);
+}
+
+/* ---- plan and apply: one report per host ------------------------------------ */
+
 struct fleet {
     const struct zr_inventory *inv;
     const struct zr_host_options *o;
-    struct worker *w;
+    struct zr_supervisor *sup;
     struct zr_plan *results; /* per host, in inventory order */
-    struct pollfd *pfd;
-    size_t *owner; /* pfd[k] is the pipe of worker owner[k] */
-    sigset_t mask; /* the signal mask to restore, and to wait with */
+    unsigned jobs;
     size_t next, running, done;
+    bool forwarded;
 };
 
-static int worker_main(const struct zr_host_options *o, const struct zr_host *host, int fd)
+static int worker_main(void *data, size_t i, int fd)
 {
+    const struct fleet *f = data;
     struct zr_plan report = {0};
-    zr_host_run(host, o, &report);
+    zr_host_run(&f->inv->hosts[i], f->o, &report);
     size_t len;
     _cleanup_free_ char *buf = zr_wire_encode(&report, &len);
     zr_plan_finish(&report);
     return zr_write_all(fd, buf, len) < 0 ? 1 : 0;
-}
-
-static int start_worker(struct fleet *f, size_t i)
-{
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return -errno;
-    pid_t pid = fork();
-    if (pid < 0) {
-        int e = errno;
-        close(p[0]);
-        close(p[1]);
-        return -e;
-    }
-    if (pid == 0) {
-        close(p[0]);
-        for (size_t k = 0; k < f->inv->n_hosts; k++)
-            if (f->w[k].fd >= 0)
-                close(f->w[k].fd);
-        sigprocmask(SIG_SETMASK, &f->mask, NULL);
-        /* _exit: the parent's stdio buffers and atexit handlers are the
-         * parent's. */
-        _exit(worker_main(f->o, &f->inv->hosts[i], p[1]));
-    }
-    close(p[1]);
-    f->w[i].pid = pid;
-    f->w[i].fd = p[0];
-    return 0;
-}
-
-/* Reads what is there; returns >0 to go on, 0 at the end, <0 on error. */
-static ssize_t worker_read(struct worker *w)
-{
-    if (w->cap - w->len < 65536) {
-        w->cap = w->cap ? w->cap * 2 : 65536;
-        w->buf = zr_reallocarray(w->buf, w->cap, 1);
-    }
-    ssize_t r = read(w->fd, w->buf + w->len, w->cap - w->len);
-    if (r < 0 && errno == EINTR)
-        return 1;
-    if (r > 0)
-        w->len += (size_t)r;
-    return r;
 }
 
 /* A report for a host whose process did not deliver one. */
@@ -92,53 +261,15 @@ static void host_not_run(struct fleet *f, size_t i, zr_error_code code, const ch
     zr_host_not_run(&f->inv->hosts[i], f->o, &f->results[i], code, message);
 }
 
-static void worker_finish(struct fleet *f, size_t i)
-{
-    struct worker *w = &f->w[i];
-    const char *name = f->inv->hosts[i].name;
-    int status = 0;
-    close(w->fd);
-    w->fd = -1;
-    while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    w->pid = 0;
-    _cleanup_free_ char *buf = TAKE_PTR(w->buf);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
-        zr_wire_decode(buf, w->len, &f->results[i]) == 0)
-        return;
-    _cleanup_free_ char *why = NULL;
-    if (WIFSIGNALED(status))
-        why = zr_asprintf("the process for host '%s' was killed by signal %d (%s)", name,
-                          WTERMSIG(status), strsignal(WTERMSIG(status)));
-    else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-        why = zr_asprintf("the process for host '%s' exited with status %d", name,
-                          WEXITSTATUS(status));
-    else
-        why = zr_asprintf("the process for host '%s' sent no usable result", name);
-    host_not_run(f, i, ZR_ERR_OTHER, why);
-}
-
-/* A terminal sends ^C to every process; a SIGTERM to us alone (systemctl
- * stop, a timeout) must reach the children too.  Hosts not started yet are
- * not run. */
-static void forward_signal(struct fleet *f, int sig)
-{
-    for (size_t i = 0; i < f->inv->n_hosts; i++)
-        if (f->w[i].pid > 0)
-            kill(f->w[i].pid, sig);
-    for (; f->next < f->inv->n_hosts; f->next++, f->done++)
-        host_not_run(f, f->next, ZR_ERR_INTERRUPTED, "not run: interrupted by a signal");
-}
-
 static bool interrupted(const struct fleet *f)
 {
     return f->o->interrupt && *f->o->interrupt;
 }
 
-static void start_workers(struct fleet *f, unsigned jobs)
+static void start_workers(struct fleet *f)
 {
-    while (f->running < jobs && f->next < f->inv->n_hosts && !interrupted(f)) {
-        int r = start_worker(f, f->next);
+    while (f->running < f->jobs && f->next < f->inv->n_hosts && !interrupted(f)) {
+        int r = zr_supervisor_start(f->sup, f->next);
         if (r < 0) {
             _cleanup_free_ char *why = zr_asprintf("cannot start a process for host '%s': %s",
                                                    f->inv->hosts[f->next].name, strerror(-r));
@@ -149,69 +280,78 @@ static void start_workers(struct fleet *f, unsigned jobs)
         }
         f->next++;
     }
+    if (f->done == f->inv->n_hosts)
+        zr_supervisor_exit(f->sup);
 }
 
-/* Waits for output from any running worker and reads it; a worker whose
- * pipe closed is finished. */
-static void wait_workers(struct fleet *f)
+static void worker_ended(void *data, size_t i, const siginfo_t *si, const char *out, size_t len)
 {
-    size_t np = 0;
-    for (size_t i = 0; i < f->inv->n_hosts; i++)
-        if (f->w[i].fd >= 0) {
-            f->pfd[np] = (struct pollfd){.fd = f->w[i].fd, .events = POLLIN};
-            f->owner[np++] = i;
-        }
-    if (ppoll(f->pfd, np, NULL, &f->mask) < 0) {
-        if (errno == EINTR)
-            return;
-        perror("zpci-reconcile: ppoll");
-        abort();
+    struct fleet *f = data;
+    const char *name = f->inv->hosts[i].name;
+    f->running--;
+    f->done++;
+    bool exited = si->si_code == CLD_EXITED;
+    if (!(exited && si->si_status == 0 && zr_wire_decode(out, len, &f->results[i]) == 0)) {
+        _cleanup_free_ char *why =
+            !exited ? zr_asprintf("the process for host '%s' was killed by signal %d (%s)", name,
+                                  si->si_status, strsignal(si->si_status))
+            : si->si_status != 0
+                ? zr_asprintf("the process for host '%s' exited with status %d", name,
+                              si->si_status)
+                : zr_asprintf("the process for host '%s' sent no usable result", name);
+        host_not_run(f, i, ZR_ERR_OTHER, why);
     }
-    for (size_t k = 0; k < np; k++) {
-        if (!f->pfd[k].revents)
-            continue;
-        size_t i = f->owner[k];
-        if (worker_read(&f->w[i]) > 0)
-            continue;
-        worker_finish(f, i);
-        f->running--;
-        f->done++;
-    }
+    start_workers(f);
+}
+
+/* A terminal sends ^C to every process; a SIGTERM to us alone (systemctl
+ * stop, a timeout) must reach the children too.  Hosts not started yet are
+ * not run. */
+static void forward_signal(struct fleet *f, int sig)
+{
+    if (f->forwarded)
+        return;
+    f->forwarded = true;
+    zr_supervisor_kill(f->sup, sig);
+    for (; f->next < f->inv->n_hosts; f->next++, f->done++)
+        host_not_run(f, f->next, ZR_ERR_INTERRUPTED, "not run: interrupted by a signal");
+    if (f->done == f->inv->n_hosts)
+        zr_supervisor_exit(f->sup);
+}
+
+static void worker_signal(void *data, int sig)
+{
+    struct fleet *f = data;
+    if (f->o->interrupt && !*f->o->interrupt)
+        *f->o->interrupt = sig;
+    forward_signal(f, sig);
 }
 
 void zr_fleet_run(const struct zr_inventory *inv, const struct zr_host_options *o, unsigned jobs,
                   struct zr_plan *report)
 {
     size_t n = inv->n_hosts;
-    _cleanup_free_ struct worker *w = zr_new0(struct worker, n);
     _cleanup_free_ struct zr_plan *results = zr_new0(struct zr_plan, n);
-    _cleanup_free_ struct pollfd *pfd = zr_new0(struct pollfd, n);
-    _cleanup_free_ size_t *owner = zr_new0(size_t, n);
-    struct fleet f = {.inv = inv, .o = o, .w = w, .results = results, .pfd = pfd, .owner = owner};
-    for (size_t i = 0; i < n; i++)
-        w[i].fd = -1;
-
-    /* Signals stay blocked except inside ppoll(), so one that arrives
-     * between the check of the interrupt flag and the wait still wakes
-     * it. */
-    sigset_t block;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    sigprocmask(SIG_BLOCK, &block, &f.mask);
-    fflush(NULL);
-
-    bool forwarded = false;
-    while (f.done < n) {
-        if (interrupted(&f) && !forwarded) {
-            forwarded = true;
+    struct fleet f = {.inv = inv, .o = o, .results = results, .jobs = jobs};
+    struct zr_supervisor_ops ops = {.data = &f,
+                                    .pipe = true,
+                                    .child = worker_main,
+                                    .ended = worker_ended,
+                                    .signal = worker_signal};
+    int r;
+    f.sup = zr_supervisor_new(n, (const int[]){SIGINT, SIGTERM, 0}, &ops, &r);
+    if (!f.sup) {
+        _cleanup_free_ char *why = zr_asprintf("cannot set up the event loop: %s", strerror(-r));
+        for (size_t i = 0; i < n; i++)
+            host_not_run(&f, i, ZR_ERR_OTHER, why);
+    } else {
+        if (interrupted(&f)) /* a signal before the loop's sources */
             forward_signal(&f, (int)*o->interrupt);
-        }
-        start_workers(&f, jobs);
-        if (f.running > 0)
-            wait_workers(&f);
+        start_workers(&f);
+        if (f.done < n)
+            zr_supervisor_loop(f.sup);
+        zr_supervisor_free(f.sup);
     }
-    sigprocmask(SIG_SETMASK, &f.mask, NULL);
     for (size_t i = 0; i < n; i++)
         zr_plan_append(report, &results[i]);
 }

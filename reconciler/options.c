@@ -1,6 +1,7 @@
 /* The command line's options.  See options.h. */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,21 +275,41 @@ int options_parse(int argc, char **argv, struct options *o, struct zr_errors *er
     return errs->n || errs->truncated ? -EINVAL : 1;
 }
 
+/* Which command takes which option: a flag (int) or a path given to a
+ * command outside `verbs` is the error `why`.  The first that applies is
+ * said. */
+static const struct {
+    size_t field; /* offsetof(struct options, ...) */
+    bool text;    /* a const char *, else an int */
+    unsigned verbs;
+    const char *why;
+} only_for[] = {
+    {offsetof(struct options, dry_run), false, VERB_APPLY, "--dry-run is only for apply"},
+    {offsetof(struct options, atomic), false, VERB_APPLY, "--atomic is only for apply"},
+    {offsetof(struct options, live), false, VERB_EXPORT, "--live is only for export"},
+    {offsetof(struct options, all), false, VERB_EXPORT, "--all is only for export"},
+    {offsetof(struct options, resync_set), false, VERB_WATCH, "--resync is only for watch"},
+    {offsetof(struct options, metrics_file), true, VERB_RUN | VERB_WATCH,
+     "--metrics-file is only for plan, apply and watch"},
+};
+
+static bool given(const struct options *o, size_t field, bool text)
+{
+    const char *at = (const char *)o + field;
+    return text ? *(const char *const *)(const void *)at != NULL : *(const int *)(const void *)at;
+}
+
 /* An option the command does not take, as a message; NULL when none. */
 static const char *misplaced(const struct options *o, unsigned flags)
 {
-    bool apply = flags & VERB_APPLY, export = flags & VERB_EXPORT, watch = flags & VERB_WATCH;
-    return (o->dry_run && !apply)      ? "--dry-run is only for apply"
-           : (o->atomic && !apply)     ? "--atomic is only for apply"
-           : (o->live && !export)      ? "--live is only for export"
-           : (o->all && !export)       ? "--all is only for export"
-           : (o->resync_set && !watch) ? "--resync is only for watch"
-           : (o->metrics_file && !(flags & (VERB_RUN | VERB_WATCH)))
-               ? "--metrics-file is only for plan, apply and watch"
-           : (o->all && o->n_args > 0) ? "export takes guest names or --all, not both"
-           : (export && o->format == ZR_FORMAT_JSON)
-               ? "export writes YAML; --output json is for plan and apply"
-               : NULL;
+    for (size_t i = 0; i < ELEMENTSOF(only_for); i++)
+        if (given(o, only_for[i].field, only_for[i].text) && !(flags & only_for[i].verbs))
+            return only_for[i].why;
+    if (o->all && o->n_args > 0)
+        return "export takes guest names or --all, not both";
+    if ((flags & VERB_EXPORT) && o->format == ZR_FORMAT_JSON)
+        return "export writes YAML; --output json is for plan and apply";
+    return NULL;
 }
 
 int options_check(const struct options *o, unsigned flags, int min_args, int max_args,

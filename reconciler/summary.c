@@ -138,3 +138,12 @@ bool zr_summary_is_error(const struct zr_summary *s)
     return s->hosts_failed || s->guests.failed || s->by_result[ZR_RESULT_FAILED] ||
            s->by_result[ZR_RESULT_SKIPPED];
 }
+
+int zr_summary_exit_status(const struct zr_plan *plan, bool applied, bool interrupted)
+{
+    _cleanup_(zr_summary_finish) struct zr_summary c;
+    zr_summary_count(plan, applied, &c);
+    if (zr_summary_is_error(&c) || interrupted)
+        return ZR_EXIT_ERROR;
+    return !applied && plan->n_actions > 0 ? ZR_EXIT_CHANGES : ZR_EXIT_IN_SYNC;
+}

@@ -47,3 +47,13 @@ void zr_summary_finish(struct zr_summary *s);
 /* The run ends with exit status 1: a host or guest failed, or an action
  * failed or was skipped. */
 bool zr_summary_is_error(const struct zr_summary *s);
+
+/* The exit status of a plan or apply run over `plan` (zpci-reconcile(1)):
+ * ZR_EXIT_ERROR when something failed or a signal cut the run short,
+ * ZR_EXIT_CHANGES for a plan with actions pending, else ZR_EXIT_IN_SYNC. */
+enum {
+    ZR_EXIT_IN_SYNC = 0,
+    ZR_EXIT_ERROR = 1,
+    ZR_EXIT_CHANGES = 2,
+};
+int zr_summary_exit_status(const struct zr_plan *plan, bool applied, bool interrupted);

@@ -1,93 +1,69 @@
 /* The watch loop and its supervisor for hosts: inventories.  See watch.h
  * and "watch" in docs/operations.md. */
 #include <errno.h>
-#include <fcntl.h>
-#include <math.h>
 #include <poll.h>
 #include <pthread.h>
-#include <semaphore.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "fleet.h"
 #include "notify.h"
 #include "uri.h"
 #include "watch.h"
 
+/* Times are microseconds of CLOCK_MONOTONIC, as sd-event's. */
+#define USEC_PER_MSEC 1000ULL
+#define USEC_PER_SEC 1000000ULL
 /* Events about one guest within this long become one re-read. */
-#define COALESCE_S 0.5
+#define COALESCE_USEC (500 * USEC_PER_MSEC)
 /* libvirt sends no event when only a persistent definition changes (a
  * config-only attach or detach of another client), so the definitions
  * are compared by hash this often, this many guests a round. */
-#define POLL_S 1.0
+#define POLL_USEC USEC_PER_SEC
 #define POLL_BATCH 64
 /* A save is several inotify events (an editor's write-and-rename, a
  * close after a create): they become one re-read this long after the
- * last.  Never a guess that a writer is done: see read_inotify(). */
-#define RELOAD_QUIET_S 0.2
+ * last.  Never a guess that a writer is done: see take_inotify(). */
+#define RELOAD_QUIET_USEC (200 * USEC_PER_MSEC)
 /* A guest whose repair failed is retried after 3, 6, 12 ... s, at most 5 min. */
-#define BACKOFF_FIRST_S 3.0
-#define BACKOFF_MAX_S 300.0
+#define BACKOFF_FIRST_USEC (3 * USEC_PER_SEC)
+#define BACKOFF_MAX_USEC (300 * USEC_PER_SEC)
 /* Repairs of one guest closer together than this are reversals; from the
  * third on, someone else is changing the guest. */
-#define REVERSAL_WINDOW_S 300.0
+#define REVERSAL_WINDOW_USEC (300 * USEC_PER_SEC)
 #define REVERSALS_WARN 3
-#define RECONNECT_MAX_S 30.0
+#define RECONNECT_FIRST_USEC USEC_PER_SEC
+#define RECONNECT_MAX_USEC (30 * USEC_PER_SEC)
 /* After SIGTERM a libvirt call in progress gets this long to return; one
  * still stuck (a daemon that stopped answering) is left behind. */
-#define STOP_GRACE_S 2.0
-/* A child of the fleet that died is started again after this long. */
-#define RESTART_S 5.0
+#define STOP_GRACE_S 2
+/* A timer fires at most this late: the loop's times are short. */
+#define TIMER_ACCURACY_USEC USEC_PER_MSEC
 
-static int wake_fds[2] = {-1, -1};
-
-void zr_watch_wake(void)
+static void fd_close(int *fd)
 {
-    int e = errno;
-    if (wake_fds[1] >= 0) {
-        ssize_t r = write(wake_fds[1], "", 1);
-        (void)r; /* a full pipe already wakes the loop */
-    }
-    errno = e;
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
 }
 
-static int wake_open(struct zr_error *err)
-{
-    if (pipe2(wake_fds, O_CLOEXEC | O_NONBLOCK) < 0) {
-        zr_error_set(err, NULL, 0, 0, "cannot create a pipe: %s", strerror(errno));
-        return -errno;
-    }
-    return 0;
-}
-
-static void wake_close(void)
-{
-    int r = wake_fds[0], w = wake_fds[1];
-    wake_fds[0] = wake_fds[1] = -1;
-    if (r >= 0)
-        close(r);
-    if (w >= 0)
-        close(w);
-}
-
-static void wake_drain(void)
-{
-    char buf[64];
-    while (read(wake_fds[0], buf, sizeof(buf)) > 0)
-        ;
-}
-
-static double mono(void)
+static uint64_t mono_usec(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
 }
 
 static double realtime(void)
@@ -97,9 +73,27 @@ static double realtime(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double backoff(double first, unsigned n, double max)
+static uint64_t backoff(uint64_t first, unsigned n, uint64_t max)
 {
-    return fmin(first * ldexp(1.0, (int)(n > 20 ? 20 : n)), max);
+    uint64_t v = first << (n > 20 ? 20 : n);
+    return v < max ? v : max;
+}
+
+/* The stop signals and SIGHUP: blocked in every thread, read by the loop's
+ * signal sources (and looked at by the stop guard). */
+static void watch_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+}
+
+void zr_watch_block_signals(void)
+{
+    sigset_t set;
+    watch_signals(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
 /* A guest of the host by its name, for the events' lookups. */
@@ -126,11 +120,11 @@ struct path_watch {
 /* What the loop knows of one inventory guest. */
 struct guest_track {
     bool pending; /* an event or poll asked for a re-read at `due` */
-    double due;
-    double not_before; /* backoff: no repair before this */
-    unsigned failures; /* repairs that failed in a row */
+    uint64_t due;
+    uint64_t not_before; /* backoff: no repair before this */
+    unsigned failures;   /* repairs that failed in a row */
     unsigned reversals;
-    double last_repair;
+    uint64_t last_repair; /* 0: none yet */
     bool hashed; /* def_hash holds the persistent definition's hash */
     uint64_t def_hash;
     bool recheck; /* repaired: the next poll re-reads it whatever the hash */
@@ -148,28 +142,47 @@ struct watch {
     virConnectPtr conn; /* the events' connection; NULL while away */
     char *embed_root;   /* the embedded root this process opened, if any */
     int cb[4];
-    atomic_bool lost;
     bool was_lost;
-    double reconnect_at, reconnect_wait;
-    double next_resync, resync_wait;
-    double next_poll;
+    uint64_t reconnect_wait, resync_wait;
     size_t poll_next;
 
-    pthread_mutex_t mu; /* guards names and last_event: libvirt's thread */
+    /* The one loop (sd-event) and its sources; every timer is one-shot,
+     * armed again by what it starts. */
+    sd_event *ev;
+    sd_event_source *sig[3], *post, *ino_src, *lv_src;
+    sd_event_source *t_due, *t_resync, *t_poll, *t_reconnect, *t_reload, *t_watchdog;
+    volatile sig_atomic_t stop; /* SIGTERM/SIGINT seen: also apply's interrupt flag */
+    struct stop_guard *guard;   /* told of a stop the loop took */
+
+    /* libvirt's own event loop thread hands its callbacks over through
+     * this: what it collected, then one write to lv_fd (an eventfd). */
+    pthread_mutex_t mu; /* guards names, last_event and lost */
     char **names;
     size_t n_names;
     double last_event;
+    bool lost;
+    int lv_fd;
 
     int ino, wd_file;
     struct path_watch *paths;
     size_t n_paths;
     bool writing; /* the file was modified and not closed yet */
-    double reload_at;
 
     uint64_t watchdog_usec;
-    double next_watchdog;
     struct zr_watch_stats stats;
 };
+
+/* Arms the one-shot timer `s` (made by loop_setup()) for `when`. */
+static void arm(sd_event_source *s, uint64_t when)
+{
+    sd_event_source_set_time(s, when);
+    sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static void disarm(sd_event_source *s)
+{
+    sd_event_source_set_enabled(s, SD_EVENT_OFF);
+}
 
 static void notice(const struct watch *w, const char *fmt, ...) _printf_(2, 3);
 static void notice(const struct watch *w, const char *fmt, ...)
@@ -213,7 +226,20 @@ static void notify_status(struct watch *w, const char *extra)
     tell_systemd(w->o, *extra ? ZR_NOTIFY_STATE : ZR_NOTIFY_DROPPABLE, text);
 }
 
-/* ---- libvirt's events (called on libvirt's event loop thread) ----------- */
+/* ---- libvirt's events (called on libvirt's event loop thread) -----------
+ *
+ * libvirt runs its own event loop on a thread of its own (state.c): apply's
+ * worker threads wait on it for device-removed events, and it must run
+ * while the main thread is inside a repair.  Its callbacks only note what
+ * they saw and wake the sd-event loop through lv_fd; see "watch" in
+ * docs/design.md. */
+
+static void lv_wake(const struct watch *w)
+{
+    uint64_t one = 1;
+    ssize_t r = write(w->lv_fd, &one, sizeof(one));
+    (void)r; /* a counter at its maximum is readable already */
+}
 
 static void note_domain(void *opaque, virDomainPtr dom)
 {
@@ -225,7 +251,7 @@ static void note_domain(void *opaque, virDomainPtr dom)
     *ZR_APPEND(w->names, w->n_names) = zr_strdup(name);
     w->last_event = realtime();
     pthread_mutex_unlock(&w->mu);
-    zr_watch_wake();
+    lv_wake(w);
 }
 
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
@@ -242,8 +268,10 @@ static void on_device(virConnectPtr conn, virDomainPtr dom, const char *alias, v
 static void on_close(virConnectPtr conn, int reason, void *opaque)
 {
     struct watch *w = opaque;
-    atomic_store(&w->lost, true);
-    zr_watch_wake();
+    pthread_mutex_lock(&w->mu);
+    w->lost = true;
+    pthread_mutex_unlock(&w->mu);
+    lv_wake(w);
 }
 
 /* The URI `host` is opened with: --connect, its uri, LIBVIRT_DEFAULT_URI;
@@ -292,12 +320,14 @@ static int watch_connect(struct watch *w)
                               VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
                               VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED};
     struct zr_error err = {0};
-    atomic_store(&w->lost, false);
+    pthread_mutex_lock(&w->mu);
+    w->lost = false;
+    pthread_mutex_unlock(&w->mu);
     struct zr_connect_options co = {
-        .use = ZR_CONN_EVENTS, .timeout_s = w->o->host.connect_timeout_s, .interrupt = w->o->stop};
+        .use = ZR_CONN_EVENTS, .timeout_s = w->o->host.connect_timeout_s, .interrupt = &w->stop};
     w->conn = zr_connect_with(host_uri(w), &co, &err);
     if (!w->conn) {
-        if (!w->was_lost && !*w->o->stop)
+        if (!w->was_lost && !w->stop)
             notice(w, "host %s: %s; retrying", w->host->name, err.message);
         w->was_lost = true; /* told once: the retries are quiet */
         zr_error_finish(&err);
@@ -325,7 +355,7 @@ static int watch_connect(struct watch *w)
 
 /* Asks for a re-read of guest g at `due` (or sooner, when one is asked
  * for already). */
-static void enqueue(struct watch *w, size_t g, double due)
+static void enqueue(struct watch *w, size_t g, uint64_t due)
 {
     struct guest_track *t = &w->track[g];
     if (t->pending && t->due <= due)
@@ -391,21 +421,23 @@ static bool guest_repaired(const struct zr_plan *p, size_t k)
 
 /* A repair that worked: closer than the window to the last one it is a
  * reversal, and from the third on the guest is slowed down and named. */
-static void note_repair(struct watch *w, size_t g, double now)
+static void note_repair(struct watch *w, size_t g, uint64_t now)
 {
     struct guest_track *t = &w->track[g];
-    bool close = t->last_repair > 0 && now - t->last_repair < REVERSAL_WINDOW_S;
+    bool close = t->last_repair > 0 && now - t->last_repair < REVERSAL_WINDOW_USEC;
     t->reversals = close ? t->reversals + 1 : 0;
     t->last_repair = now;
     if (t->reversals + 1 < REVERSALS_WARN)
         return;
-    double wait = backoff(BACKOFF_FIRST_S, t->reversals - (REVERSALS_WARN - 1), BACKOFF_MAX_S);
+    uint64_t wait =
+        backoff(BACKOFF_FIRST_USEC, t->reversals - (REVERSALS_WARN - 1), BACKOFF_MAX_USEC);
     t->not_before = now + wait;
     _cleanup_free_ char *name = zr_escaped(w->host->guests[g].name);
     notice(w,
-           "warning: guest '%s' is changed by someone else: repaired %u times within %.0f "
-           "minutes; the next repair waits %.0f s",
-           name, t->reversals + 1, REVERSAL_WINDOW_S / 60, wait);
+           "warning: guest '%s' is changed by someone else: repaired %u times within %u "
+           "minutes; the next repair waits %llu s",
+           name, t->reversals + 1, (unsigned)(REVERSAL_WINDOW_USEC / USEC_PER_SEC / 60),
+           (unsigned long long)(wait / USEC_PER_SEC));
 }
 
 /* Guest k of a run over the guests idx (NULL: the whole host). */
@@ -418,7 +450,7 @@ static size_t run_guest(const size_t *idx, size_t k)
  * failures, reversals for repairs. */
 static void account(struct watch *w, const struct zr_plan *done, const size_t *idx, size_t n)
 {
-    double now = mono();
+    uint64_t now = mono_usec();
     /* The host as a whole (no connection, a manual apply's lock) in a full
      * pass: the pass is tried again (full_pass), not each guest. */
     if (done->n_hosts && done->hosts[0].error && !idx)
@@ -430,7 +462,7 @@ static void account(struct watch *w, const struct zr_plan *done, const size_t *i
         bool failed = guest_failed(done, k);
         t->in_sync = !failed && !done->guests[k].error;
         if (failed) {
-            t->not_before = now + backoff(BACKOFF_FIRST_S, t->failures++, BACKOFF_MAX_S);
+            t->not_before = now + backoff(BACKOFF_FIRST_USEC, t->failures++, BACKOFF_MAX_USEC);
             t->pending = true;
             t->due = t->not_before;
             continue;
@@ -557,6 +589,7 @@ static bool host_quiet(struct watch *w)
         hash_guest(w, g);
     struct zr_host_options ho = w->o->host;
     ho.applying = false;
+    ho.interrupt = &w->stop;
     _cleanup_(zr_plan_finish) struct zr_plan plan = {.has_hosts = w->inv->has_hosts};
     zr_host_run(w->host, &ho, &plan);
     bool quiet = plan_quiet(&plan);
@@ -582,7 +615,7 @@ static bool apply_guests(struct watch *w, const size_t *idx, size_t n)
     }
     struct zr_host_options ho = w->o->host;
     ho.applying = true;
-    ho.interrupt = w->o->stop;
+    ho.interrupt = &w->stop;
     _cleanup_(zr_plan_finish) struct zr_plan done = {.has_hosts = w->inv->has_hosts};
     zr_host_run(&sub, &ho, &done);
     account(w, &done, idx, n);
@@ -601,13 +634,14 @@ static void full_pass(struct watch *w)
 {
     for (size_t g = 0; g < w->host->n_guests; g++)
         w->track[g].pending = false;
-    bool failed = !host_quiet(w) && !*w->o->stop && apply_guests(w, NULL, w->host->n_guests);
+    bool failed = !host_quiet(w) && !w->stop && apply_guests(w, NULL, w->host->n_guests);
+    uint64_t resync = (uint64_t)w->o->resync_s * USEC_PER_SEC;
     if (failed) {
-        w->next_resync = mono() + w->resync_wait;
-        w->resync_wait = fmin(w->resync_wait * 2, w->o->resync_s);
+        arm(w->t_resync, mono_usec() + w->resync_wait);
+        w->resync_wait = w->resync_wait * 2 < resync ? w->resync_wait * 2 : resync;
     } else {
-        w->next_resync = mono() + w->o->resync_s;
-        w->resync_wait = BACKOFF_FIRST_S;
+        arm(w->t_resync, mono_usec() + resync);
+        w->resync_wait = BACKOFF_FIRST_USEC;
     }
     notify_status(w, "");
 }
@@ -622,7 +656,7 @@ static void repair_guest(struct watch *w, size_t g)
         w->track[g].failures = 0;
         return;
     }
-    if (*w->o->stop)
+    if (w->stop)
         return;
     size_t one = g, n = 1;
     _cleanup_free_ size_t *tied = NULL;
@@ -637,9 +671,9 @@ static void repair_guest(struct watch *w, size_t g)
 static void run_due(struct watch *w)
 {
     bool ran = false;
-    for (size_t g = 0; g < w->host->n_guests && !*w->o->stop; g++) {
+    for (size_t g = 0; g < w->host->n_guests && !w->stop; g++) {
         struct guest_track *t = &w->track[g];
-        double now = mono();
+        uint64_t now = mono_usec();
         if (!t->pending || now < t->due || now < t->not_before)
             continue;
         t->pending = false;
@@ -679,11 +713,11 @@ static void take_events(struct watch *w)
     w->names = NULL;
     w->n_names = 0;
     pthread_mutex_unlock(&w->mu);
-    double now = mono();
+    uint64_t now = mono_usec();
     for (size_t i = 0; i < n; i++) {
         long g = guest_index(w, names[i]);
         if (g >= 0)
-            enqueue(w, (size_t)g, now + COALESCE_S);
+            enqueue(w, (size_t)g, now + COALESCE_USEC);
         free(names[i]);
     }
     free(names);
@@ -693,11 +727,10 @@ static void take_events(struct watch *w)
  * hashes differently from the last round gets a re-read. */
 static void poll_definitions(struct watch *w)
 {
-    double now = mono();
+    uint64_t now = mono_usec();
     size_t n = w->host->n_guests;
-    if (!w->conn || now < w->next_poll || n == 0)
+    if (!w->conn || n == 0)
         return;
-    w->next_poll = now + POLL_S;
     for (size_t k = 0; k < n && k < POLL_BATCH; k++) {
         size_t g = w->poll_next++ % n;
         bool recheck = w->track[g].recheck;
@@ -810,7 +843,7 @@ static void take_inotify(struct watch *w, const struct inotify_event *ev)
         return;
     if (ev->mask & IN_MODIFY) {
         w->writing = true;
-        w->reload_at = 0;
+        disarm(w->t_reload);
         return;
     }
     bool settled = ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_DELETE_SELF |
@@ -818,7 +851,7 @@ static void take_inotify(struct watch *w, const struct inotify_event *ev)
     if (settled || (pw && !pw->file))
         w->writing = false;
     if (!w->writing && !(ev->mask & IN_IGNORED))
-        w->reload_at = mono() + RELOAD_QUIET_S;
+        arm(w->t_reload, mono_usec() + RELOAD_QUIET_USEC);
 }
 
 /* Reads what inotify has. */
@@ -862,10 +895,10 @@ static void inventory_take(struct watch *w, struct zr_inventory *inv, const stru
     w->by_name = guests_by_name(host);
     note_embed_root(w);
     if (!w->conn) {
-        w->reconnect_at = 0;
-        w->reconnect_wait = 1;
+        w->reconnect_wait = RECONNECT_FIRST_USEC;
+        disarm(w->t_reconnect);
         if (watch_connect(w) < 0)
-            w->reconnect_at = mono() + w->reconnect_wait;
+            arm(w->t_reconnect, mono_usec() + w->reconnect_wait);
     }
     full_pass(w);
 }
@@ -907,7 +940,7 @@ static void reload(struct watch *w)
     }
     if (w->o->notify) {
         _cleanup_free_ char *text =
-            zr_asprintf("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)(mono() * 1e6));
+            zr_asprintf("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)mono_usec());
         tell_systemd(w->o, ZR_NOTIFY_STATE, text);
     }
     /* Before the read: a change from here on is seen, and the path may
@@ -931,26 +964,30 @@ static void reload(struct watch *w)
     notify_status(w, "READY=1\n");
 }
 
-/* ---- the loop -------------------------------------------------------------- */
+/* ---- the loop: one sd-event loop ------------------------------------------- */
 
 static void connection_lost(struct watch *w)
 {
     watch_disconnect(w);
     w->was_lost = true;
-    w->reconnect_wait = 1;
-    w->reconnect_at = mono() + w->reconnect_wait;
+    w->reconnect_wait = RECONNECT_FIRST_USEC;
+    arm(w->t_reconnect, mono_usec() + w->reconnect_wait);
     notice(w, "host %s: lost the connection to %s; reconnecting", w->host->name,
            host_uri(w) ? host_uri(w) : "libvirt's default URI");
     notify_status(w, "");
 }
 
-static void reconnect(struct watch *w)
+static int on_reconnect(sd_event_source *s, uint64_t usec, void *data)
 {
+    struct watch *w = data;
+    if (w->conn)
+        return 0;
     if (watch_connect(w) < 0) {
         w->was_lost = true;
-        w->reconnect_wait = fmin(w->reconnect_wait * 2, RECONNECT_MAX_S);
-        w->reconnect_at = mono() + w->reconnect_wait;
-        return;
+        w->reconnect_wait =
+            w->reconnect_wait * 2 < RECONNECT_MAX_USEC ? w->reconnect_wait * 2 : RECONNECT_MAX_USEC;
+        arm(w->t_reconnect, mono_usec() + w->reconnect_wait);
+        return 0;
     }
     if (w->was_lost)
         notice(w, "host %s: connected again; running a full pass", w->host->name);
@@ -958,71 +995,167 @@ static void reconnect(struct watch *w)
     for (size_t g = 0; g < w->host->n_guests; g++)
         w->track[g].hashed = false;
     full_pass(w);
+    return 0;
 }
 
-static double next_deadline(const struct watch *w)
+/* What libvirt's thread handed over: a lost connection, guests' events. */
+static int on_libvirt(sd_event_source *s, int fd, uint32_t revents, void *data)
 {
-    double d = mono() + 1.0;
-    if (w->conn) {
-        d = fmin(d, fmin(w->next_resync, w->next_poll));
-    } else {
-        d = fmin(d, w->reconnect_at);
-    }
-    if (w->reload_at > 0)
-        d = fmin(d, w->reload_at);
-    if (w->watchdog_usec)
-        d = fmin(d, w->next_watchdog);
-    for (size_t g = 0; g < w->host->n_guests; g++)
-        if (w->track[g].pending)
-            d = fmin(d, fmax(w->track[g].due, w->track[g].not_before));
-    return d;
-}
-
-static void wait_for(struct watch *w, double deadline)
-{
-    struct pollfd pfd[2] = {{.fd = wake_fds[0], .events = POLLIN},
-                            {.fd = w->ino, .events = POLLIN}};
-    double ms = (deadline - mono()) * 1000;
-    int timeout = ms <= 0 ? 0 : ms > 1000 ? 1000 : (int)ceil(ms);
-    if (poll(pfd, w->ino >= 0 ? 2 : 1, timeout) <= 0)
-        return;
-    if (pfd[0].revents)
-        wake_drain();
-    if (w->ino >= 0 && pfd[1].revents)
-        read_inotify(w);
-}
-
-static void watchdog(struct watch *w)
-{
-    if (!w->watchdog_usec || mono() < w->next_watchdog)
-        return;
-    tell_systemd(w->o, ZR_NOTIFY_DROPPABLE, "WATCHDOG=1");
-    w->next_watchdog = mono() + (double)w->watchdog_usec / 2e6;
-}
-
-static void loop_once(struct watch *w)
-{
-    if (*w->o->reload) {
-        *w->o->reload = 0;
-        w->reload_at = 0;
-        reload(w);
-    }
-    if (w->reload_at > 0 && mono() >= w->reload_at) {
-        w->reload_at = 0;
-        reload(w);
-    }
-    if (atomic_exchange(&w->lost, false) && w->conn)
+    struct watch *w = data;
+    uint64_t count;
+    ssize_t r = read(fd, &count, sizeof(count));
+    (void)r; /* EAGAIN: read already */
+    pthread_mutex_lock(&w->mu);
+    bool lost = w->lost;
+    w->lost = false;
+    pthread_mutex_unlock(&w->mu);
+    if (lost && w->conn)
         connection_lost(w);
-    if (!w->conn && mono() >= w->reconnect_at)
-        reconnect(w);
-    if (w->conn && mono() >= w->next_resync)
-        full_pass(w);
     take_events(w);
-    run_due(w);
+    return 0;
+}
+
+static int on_resync(sd_event_source *s, uint64_t usec, void *data)
+{
+    struct watch *w = data;
+    if (w->conn) /* else the reconnect runs the pass */
+        full_pass(w);
+    return 0;
+}
+
+static int on_poll(sd_event_source *s, uint64_t usec, void *data)
+{
+    struct watch *w = data;
     poll_definitions(w);
-    watchdog(w);
-    if (!*w->o->stop)
-        wait_for(w, next_deadline(w));
+    arm(s, mono_usec() + POLL_USEC);
+    return 0;
+}
+
+static int on_due(sd_event_source *s, uint64_t usec, void *data)
+{
+    run_due(data);
+    return 0;
+}
+
+/* After every dispatch: the guest timer at the earliest re-read due. */
+static int on_post(sd_event_source *s, void *data)
+{
+    struct watch *w = data;
+    uint64_t next = UINT64_MAX;
+    for (size_t g = 0; g < w->host->n_guests; g++) {
+        const struct guest_track *t = &w->track[g];
+        uint64_t at = t->due > t->not_before ? t->due : t->not_before;
+        if (t->pending && at < next)
+            next = at;
+    }
+    if (next == UINT64_MAX)
+        disarm(w->t_due);
+    else
+        arm(w->t_due, next);
+    return 0;
+}
+
+static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *data)
+{
+    read_inotify(data);
+    return 0;
+}
+
+static int on_reload(sd_event_source *s, uint64_t usec, void *data)
+{
+    reload(data);
+    return 0;
+}
+
+static int on_watchdog(sd_event_source *s, uint64_t usec, void *data)
+{
+    struct watch *w = data;
+    tell_systemd(w->o, ZR_NOTIFY_DROPPABLE, "WATCHDOG=1");
+    arm(s, mono_usec() + w->watchdog_usec / 2);
+    return 0;
+}
+
+static void stop_guard_tell(struct stop_guard *g, int state);
+
+/* SIGHUP re-reads the inventory; SIGTERM and SIGINT end the loop. */
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *data)
+{
+    struct watch *w = data;
+    if (si->ssi_signo == SIGHUP) {
+        disarm(w->t_reload);
+        reload(w);
+        return 0;
+    }
+    w->stop = (sig_atomic_t)si->ssi_signo;
+    if (w->guard)
+        stop_guard_tell(w->guard, 1);
+    return sd_event_exit(w->ev, 0);
+}
+
+/* A one-shot timer of the loop, off until armed. */
+static int add_timer(struct watch *w, sd_event_source **s, sd_event_time_handler_t cb)
+{
+    int r = sd_event_add_time(w->ev, s, CLOCK_MONOTONIC, UINT64_MAX, TIMER_ACCURACY_USEC, cb, w);
+    return r < 0 ? r : sd_event_source_set_enabled(*s, SD_EVENT_OFF);
+}
+
+/* The sources every watch has.  A stop is looked at before anything else. */
+static int loop_sources(struct watch *w)
+{
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+    int r = 0;
+    for (size_t i = 0; i < ELEMENTSOF(sigs) && r >= 0; i++) {
+        r = sd_event_add_signal(w->ev, &w->sig[i], sigs[i], on_signal, w);
+        if (r >= 0)
+            r = sd_event_source_set_priority(w->sig[i], SD_EVENT_PRIORITY_IMPORTANT);
+    }
+    if (r >= 0)
+        r = sd_event_add_io(w->ev, &w->lv_src, w->lv_fd, EPOLLIN, on_libvirt, w);
+    if (r >= 0 && w->ino >= 0)
+        r = sd_event_add_io(w->ev, &w->ino_src, w->ino, EPOLLIN, on_inotify, w);
+    if (r >= 0)
+        r = sd_event_add_post(w->ev, &w->post, on_post, w);
+    sd_event_time_handler_t cbs[] = {on_due, on_resync, on_poll, on_reconnect, on_reload};
+    sd_event_source **ts[] = {&w->t_due, &w->t_resync, &w->t_poll, &w->t_reconnect, &w->t_reload};
+    for (size_t i = 0; i < ELEMENTSOF(ts) && r >= 0; i++)
+        r = add_timer(w, ts[i], cbs[i]);
+    if (r >= 0 && w->watchdog_usec)
+        r = sd_event_add_time_relative(w->ev, &w->t_watchdog, CLOCK_MONOTONIC, 0,
+                                       TIMER_ACCURACY_USEC, on_watchdog, w);
+    return r;
+}
+
+/* The loop with its sources, the eventfd for libvirt's thread, and the
+ * inventory's inotify watch. */
+static int loop_setup(struct watch *w, struct zr_error *err)
+{
+    zr_watch_block_signals();
+    w->lv_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w->lv_fd < 0) {
+        zr_error_set(err, NULL, 0, 0, "cannot create an eventfd: %s", strerror(errno));
+        return -errno;
+    }
+    int r = inventory_watch(w, err);
+    if (r < 0)
+        return r;
+    if (w->o->notify && sd_watchdog_enabled(0, &w->watchdog_usec) <= 0)
+        w->watchdog_usec = 0;
+    r = sd_event_default(&w->ev);
+    if (r >= 0)
+        r = loop_sources(w);
+    if (r < 0)
+        zr_error_set(err, NULL, 0, 0, "cannot set up the event loop: %s", strerror(-r));
+    return r;
+}
+
+static void loop_finish(struct watch *w)
+{
+    sd_event_source **all[] = {&w->sig[0],    &w->sig[1],   &w->sig[2],    &w->post,
+                               &w->ino_src,   &w->lv_src,   &w->t_due,     &w->t_resync,
+                               &w->t_poll,    &w->t_reload, &w->t_reconnect, &w->t_watchdog};
+    for (size_t i = 0; i < ELEMENTSOF(all); i++)
+        *all[i] = sd_event_source_disable_unref(*all[i]);
+    w->ev = sd_event_unref(w->ev);
 }
 
 /* ---- the stop: prompt, even when libvirt is not ----------------------------
@@ -1030,91 +1163,119 @@ static void loop_once(struct watch *w)
  * The loop sees SIGTERM between calls; a call to a daemon that stopped
  * answering returns only when keepalive gives the connection up (about
  * 20 s), and the disconnect would wait on that daemon again.  A thread of
- * its own gives the stop STOP_GRACE_S, then ends the process as a normal
- * stop: nothing else can take the main thread out of libvirt's wait. */
-
-static sem_t stop_sem; /* posted by zr_watch_stopping(), and when done */
-
-void zr_watch_stopping(void)
-{
-    int e = errno;
-    sem_post(&stop_sem);
-    errno = e;
-}
+ * its own notices a stop signal pending (without taking it from the loop's
+ * signal source), sets the interrupt flag apply looks at, gives the stop
+ * STOP_GRACE_S, then ends the process as a normal stop: nothing else can
+ * take the main thread out of libvirt's wait. */
 
 struct stop_guard {
     pthread_t thread;
-    bool started, finished; /* finished: the stop is complete */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
+    bool started;
+    int sfd;              /* a signalfd for SIGTERM and SIGINT, never read */
+    int efd;              /* the loop's word: stopping, or finished */
+    atomic_int state;     /* 0 watching, 1 stopping, 2 finished */
+    volatile sig_atomic_t *stop;
     char *host_name;
     bool notify;
     struct zr_watch_ops ops;
 };
 
+static void stop_guard_tell(struct stop_guard *g, int state)
+{
+    atomic_store(&g->state, state);
+    uint64_t one = 1;
+    ssize_t r = write(g->efd, &one, sizeof(one));
+    (void)r;
+}
+
+/* Waits for a stop signal pending or the loop's word. */
+static void stop_guard_wait_stop(struct stop_guard *g)
+{
+    struct pollfd pfd[2] = {{.fd = g->sfd, .events = POLLIN}, {.fd = g->efd, .events = POLLIN}};
+    while (atomic_load(&g->state) == 0 && !(pfd[0].revents & POLLIN))
+        if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+            break;
+    sigset_t pending;
+    sigpending(&pending);
+    if (!*g->stop && (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT)))
+        *g->stop = sigismember(&pending, SIGTERM) ? SIGTERM : SIGINT;
+}
+
+/* Whether the loop finished within the grace. */
+static bool stop_guard_wait_finish(struct stop_guard *g)
+{
+    struct pollfd pfd = {.fd = g->efd, .events = POLLIN};
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t end = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + STOP_GRACE_S * 1000;
+    while (atomic_load(&g->state) != 2) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t left = end - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+        if (left <= 0)
+            return false;
+        uint64_t v;
+        if (poll(&pfd, 1, (int)left) > 0 && read(g->efd, &v, sizeof(v)) < 0)
+            continue;
+    }
+    return true;
+}
+
 static void *stop_guard_main(void *arg)
 {
     struct stop_guard *g = arg;
-    while (sem_wait(&stop_sem) < 0 && errno == EINTR)
-        ;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)STOP_GRACE_S;
-    pthread_mutex_lock(&g->mu);
-    while (!g->finished && pthread_cond_timedwait(&g->cv, &g->mu, &ts) != ETIMEDOUT)
-        ;
-    bool finished = g->finished;
-    pthread_mutex_unlock(&g->mu);
-    if (finished)
+    stop_guard_wait_stop(g);
+    if (atomic_load(&g->state) == 2 || stop_guard_wait_finish(g))
         return NULL;
     if (g->ops.notice) {
         _cleanup_free_ char *m =
             zr_asprintf("host %s: stopped without waiting any longer for a libvirt call that "
-                        "has not returned %.0f s after the stop",
+                        "has not returned %d s after the stop",
                         g->host_name, STOP_GRACE_S);
         g->ops.notice(g->ops.data, m);
     }
     if (g->notify)
-        sd_notify(0, "STOPPING=1");
+        zr_notify(ZR_NOTIFY_STATE, "STOPPING=1");
     _exit(0);
 }
 
-static void stop_guard_start(struct stop_guard *g, const struct watch *w)
+/* Signals blocked already: the thread inherits the mask. */
+static void stop_guard_start(struct stop_guard *g, struct watch *w)
 {
-    *g = (struct stop_guard){
-        .host_name = zr_strdup(w->host_name), .notify = w->o->notify, .ops = w->o->ops};
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&g->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    sem_init(&stop_sem, 0, *w->o->stop ? 1 : 0);
-    g->started = pthread_create(&g->thread, NULL, stop_guard_main, g) == 0;
+    *g = (struct stop_guard){.stop = &w->stop,
+                             .host_name = zr_strdup(w->host_name),
+                             .notify = w->o->notify,
+                             .ops = w->o->ops};
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    g->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    g->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    w->guard = g;
+    g->started = g->sfd >= 0 && g->efd >= 0 &&
+                 pthread_create(&g->thread, NULL, stop_guard_main, g) == 0;
 }
 
 static void stop_guard_finish(struct stop_guard *g)
 {
-    pthread_mutex_lock(&g->mu);
-    g->finished = true;
-    pthread_cond_signal(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-    if (g->started) {
-        sem_post(&stop_sem); /* a stop without zr_watch_stopping() */
+    if (g->efd >= 0)
+        stop_guard_tell(g, 2);
+    if (g->started)
         pthread_join(g->thread, NULL);
-    }
-    pthread_mutex_destroy(&g->mu);
-    pthread_cond_destroy(&g->cv);
+    fd_close(&g->sfd);
+    fd_close(&g->efd);
     free(g->host_name);
 }
 
 static void watch_finish(struct watch *w)
 {
     watch_disconnect(w);
+    loop_finish(w);
     if (w->ino >= 0) {
         unwatch_paths(w);
         close(w->ino);
     }
+    fd_close(&w->lv_fd);
     for (size_t i = 0; i < w->n_names; i++)
         free(w->names[i]);
     free(w->names);
@@ -1124,7 +1285,23 @@ static void watch_finish(struct watch *w)
     free(w->embed_root);
     zr_inventory_free(w->inv);
     pthread_mutex_destroy(&w->mu);
-    wake_close();
+}
+
+/* The first pass, then ready: also when the host is away (it is retried,
+ * and the pass after the reconnect converges it); then the loop until a
+ * stop. */
+static void watch_loop(struct watch *w)
+{
+    if (watch_connect(w) < 0)
+        arm(w->t_reconnect, mono_usec() + w->reconnect_wait);
+    arm(w->t_poll, mono_usec());
+    full_pass(w);
+    notify_status(w, "READY=1\n");
+    on_post(w->post, w);
+    if (!w->stop)
+        sd_event_loop(w->ev);
+    if (w->o->notify)
+        tell_systemd(w->o, ZR_NOTIFY_STATE, "STOPPING=1");
 }
 
 int zr_watch_run(struct zr_inventory *inv, const struct zr_watch_options *o, struct zr_error *err)
@@ -1133,19 +1310,18 @@ int zr_watch_run(struct zr_inventory *inv, const struct zr_watch_options *o, str
                       .inv = inv,
                       .cb = {-1, -1, -1, -1},
                       .ino = -1,
+                      .lv_fd = -1,
                       .wd_file = -1,
-                      .reconnect_wait = 1,
-                      .resync_wait = BACKOFF_FIRST_S};
+                      .reconnect_wait = RECONNECT_FIRST_USEC,
+                      .resync_wait = BACKOFF_FIRST_USEC};
     pthread_mutex_init(&w.mu, NULL);
     w.host_name = zr_strdup(o->host_name);
     w.host = find_host(inv, w.host_name);
-    int r = !w.host ? -ENOENT : wake_open(err);
+    int r = !w.host ? -ENOENT : loop_setup(&w, err);
     if (!w.host)
         zr_error_set(err, NULL, 0, 0, "no host '%s' in the inventory", o->host_name);
     if (r == 0)
         r = zr_libvirt_init(err);
-    if (r == 0)
-        r = inventory_watch(&w, err);
     if (r < 0) {
         watch_finish(&w);
         return r;
@@ -1153,138 +1329,159 @@ int zr_watch_run(struct zr_inventory *inv, const struct zr_watch_options *o, str
     w.track = zr_new0(struct guest_track, w.host->n_guests);
     w.by_name = guests_by_name(w.host);
     note_embed_root(&w);
-    if (o->notify && sd_watchdog_enabled(0, &w.watchdog_usec) <= 0)
-        w.watchdog_usec = 0;
     struct stop_guard guard;
     stop_guard_start(&guard, &w);
-    /* The first pass, then ready: also when the host is away (it is
-     * retried, and the pass after the reconnect converges it). */
-    if (watch_connect(&w) < 0)
-        w.reconnect_at = mono() + w.reconnect_wait;
-    full_pass(&w);
-    notify_status(&w, "READY=1\n");
-    while (!*o->stop)
-        loop_once(&w);
-    if (o->notify)
-        tell_systemd(o, ZR_NOTIFY_STATE, "STOPPING=1");
+    watch_loop(&w);
     watch_finish(&w);
     stop_guard_finish(&guard);
     return 0;
 }
 
-/* ---- several hosts: one process each ---------------------------------------- */
+/* ---- several hosts: one process each ----------------------------------------
+ *
+ * The supervisor of fleet.h, as apply's hosts: runs use it: a child per
+ * host runs zr_watch_run(), one that fails is started again after a pause
+ * (a timer per host on the supervisor's loop); SIGHUP is passed on, a stop
+ * ends them with SIGTERM. */
 
-struct fleet_child {
-    pid_t pid; /* 0: not running */
-    double restart_at;
-    bool ended; /* exited 0 after a stop: not started again */
+#define RESTART_USEC (5 * USEC_PER_SEC)
+
+struct watch_fleet {
+    struct zr_inventory *inv;
+    const struct zr_watch_options *o;
+    struct zr_supervisor *sup;
+    sd_event_source **restart; /* per host */
+    sd_event_source *t_watchdog;
+    uint64_t watchdog_usec;
 };
 
-static pid_t start_child(struct zr_inventory *inv, const struct zr_watch_options *o, size_t i)
+static int fleet_child(void *data, size_t i, int fd)
 {
-    pid_t pid = fork();
-    if (pid != 0)
-        return pid < 0 ? 0 : pid;
-    wake_close();
+    const struct watch_fleet *f = data;
+    const struct zr_watch_options *o = f->o;
     /* Only the supervisor talks to systemd (NotifyAccess=main). */
     unsetenv("NOTIFY_SOCKET");
     unsetenv("WATCHDOG_USEC");
     struct zr_watch_options co = *o;
-    co.host_name = inv->hosts[i].name;
+    co.host_name = f->inv->hosts[i].name;
     co.notify = false;
     struct zr_error err = {0};
-    int r = zr_watch_run(inv, &co, &err);
+    int r = zr_watch_run(f->inv, &co, &err);
     if (r < 0 && o->ops.notice)
         o->ops.notice(o->ops.data, err.message);
-    zr_error_finish(&err);
-    /* _exit: the parent's stdio buffers and atexit handlers are the
-     * parent's. */
-    _exit(r < 0 ? 1 : 0);
+    return r < 0 ? 1 : 0;
 }
 
-/* Children that ended: one that failed is started again later. */
-static void reap(struct fleet_child *c, size_t n, const struct zr_inventory *inv,
-                 const struct zr_watch_options *o)
+static void fleet_start(struct watch_fleet *f, size_t i)
 {
-    int st;
-    pid_t pid;
-    while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
-        for (size_t i = 0; i < n; i++) {
-            if (c[i].pid != pid)
-                continue;
-            c[i].pid = 0;
-            c[i].ended = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-            c[i].restart_at = mono() + RESTART_S;
-            if (!c[i].ended && o->ops.notice) {
-                _cleanup_free_ char *m = zr_asprintf(
-                    "host %s: its watch process ended (status 0x%x); starting it again in %.0f s",
-                    inv->hosts[i].name, (unsigned)st, RESTART_S);
-                o->ops.notice(o->ops.data, m);
-            }
-        }
+    if (zr_supervisor_start(f->sup, i) < 0)
+        arm(f->restart[i], mono_usec() + RESTART_USEC);
 }
 
-static void fleet_signal(struct fleet_child *c, size_t n, int sig)
+static int on_fleet_restart(sd_event_source *s, uint64_t usec, void *data)
 {
-    for (size_t i = 0; i < n; i++)
-        if (c[i].pid > 0)
-            kill(c[i].pid, sig);
+    struct watch_fleet *f = data;
+    for (size_t i = 0; i < f->inv->n_hosts; i++)
+        if (f->restart[i] == s)
+            fleet_start(f, i);
+    return 0;
 }
 
-/* Stops the children and waits for them; returns 1 when one failed. */
-static int fleet_stop(struct fleet_child *c, size_t n)
+/* A child that ended: one that failed is started again later; one that
+ * exited 0 (after a stop) is not. */
+static void fleet_ended(void *data, size_t i, const siginfo_t *si, const char *out, size_t len)
 {
-    fleet_signal(c, n, SIGTERM);
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        int st;
-        if (c[i].pid > 0 && waitpid(c[i].pid, &st, 0) == c[i].pid &&
-            !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-            rc = 1;
+    struct watch_fleet *f = data;
+    const struct zr_watch_options *o = f->o;
+    if (si->si_code == CLD_EXITED && si->si_status == 0)
+        return;
+    arm(f->restart[i], mono_usec() + RESTART_USEC);
+    if (o->ops.notice) {
+        int st = si->si_code == CLD_EXITED ? (si->si_status & 0xff) << 8 : si->si_status & 0x7f;
+        _cleanup_free_ char *m = zr_asprintf(
+            "host %s: its watch process ended (status 0x%x); starting it again in %llu s",
+            f->inv->hosts[i].name, (unsigned)st,
+            (unsigned long long)(RESTART_USEC / USEC_PER_SEC));
+        o->ops.notice(o->ops.data, m);
     }
-    return rc;
+}
+
+static void fleet_signal(void *data, int sig)
+{
+    struct watch_fleet *f = data;
+    if (sig == SIGHUP)
+        zr_supervisor_kill(f->sup, SIGHUP);
+    else
+        zr_supervisor_exit(f->sup);
+}
+
+static int on_fleet_watchdog(sd_event_source *s, uint64_t usec, void *data)
+{
+    struct watch_fleet *f = data;
+    tell_systemd(f->o, ZR_NOTIFY_DROPPABLE, "WATCHDOG=1");
+    arm(s, mono_usec() + f->watchdog_usec / 2);
+    return 0;
+}
+
+/* The supervisor and its timers: a restart timer per host, the watchdog. */
+static int fleet_setup(struct watch_fleet *f)
+{
+    struct zr_supervisor_ops ops = {
+        .data = f, .child = fleet_child, .ended = fleet_ended, .signal = fleet_signal};
+    int r;
+    f->sup = zr_supervisor_new(f->inv->n_hosts, (const int[]){SIGTERM, SIGINT, SIGHUP, 0}, &ops,
+                               &r);
+    if (!f->sup)
+        return r;
+    sd_event *ev = zr_supervisor_event(f->sup);
+    for (size_t i = 0; i < f->inv->n_hosts && r >= 0; i++) {
+        r = sd_event_add_time(ev, &f->restart[i], CLOCK_MONOTONIC, UINT64_MAX,
+                              TIMER_ACCURACY_USEC, on_fleet_restart, f);
+        if (r >= 0)
+            r = sd_event_source_set_enabled(f->restart[i], SD_EVENT_OFF);
+    }
+    if (r >= 0 && f->watchdog_usec)
+        r = sd_event_add_time_relative(ev, &f->t_watchdog, CLOCK_MONOTONIC, 0,
+                                       TIMER_ACCURACY_USEC, on_fleet_watchdog, f);
+    return r;
+}
+
+static void fleet_finish(struct watch_fleet *f)
+{
+    for (size_t i = 0; i < f->inv->n_hosts; i++)
+        f->restart[i] = sd_event_source_disable_unref(f->restart[i]);
+    free(f->restart);
+    f->t_watchdog = sd_event_source_disable_unref(f->t_watchdog);
+    zr_supervisor_free(f->sup);
+    zr_inventory_free(f->inv);
 }
 
 int zr_watch_fleet(struct zr_inventory *inv, const struct zr_watch_options *o)
 {
-    struct zr_error err = {0};
-    if (wake_open(&err) < 0) {
-        if (o->ops.notice)
-            o->ops.notice(o->ops.data, err.message);
-        zr_error_finish(&err);
-        zr_inventory_free(inv);
+    struct watch_fleet f = {
+        .inv = inv, .o = o, .restart = zr_new0(sd_event_source *, inv->n_hosts)};
+    if (!o->notify || sd_watchdog_enabled(0, &f.watchdog_usec) <= 0)
+        f.watchdog_usec = 0;
+    int r = fleet_setup(&f);
+    if (r < 0) {
+        if (o->ops.notice) {
+            _cleanup_free_ char *m = zr_asprintf("cannot set up the event loop: %s", strerror(-r));
+            o->ops.notice(o->ops.data, m);
+        }
+        fleet_finish(&f);
         return 1;
     }
-    size_t n = inv->n_hosts;
-    _cleanup_free_ struct fleet_child *c = zr_new0(struct fleet_child, n);
-    uint64_t wd = 0;
-    if (!o->notify || sd_watchdog_enabled(0, &wd) <= 0)
-        wd = 0;
     if (o->notify) {
         _cleanup_free_ char *text =
-            zr_asprintf("READY=1\nSTATUS=watching %zu hosts, one process each", n);
+            zr_asprintf("READY=1\nSTATUS=watching %zu hosts, one process each", inv->n_hosts);
         tell_systemd(o, ZR_NOTIFY_STATE, text);
     }
-    while (!*o->stop) {
-        for (size_t i = 0; i < n; i++)
-            if (!c[i].pid && !c[i].ended && mono() >= c[i].restart_at)
-                c[i].pid = start_child(inv, o, i);
-        if (*o->reload) {
-            *o->reload = 0;
-            fleet_signal(c, n, SIGHUP);
-        }
-        if (wd)
-            tell_systemd(o, ZR_NOTIFY_DROPPABLE, "WATCHDOG=1");
-        struct pollfd pfd = {.fd = wake_fds[0], .events = POLLIN};
-        double ms = wd ? fmin(1000, (double)wd / 2e3) : 1000;
-        if (poll(&pfd, 1, (int)ms) > 0)
-            wake_drain();
-        reap(c, n, inv, o);
-    }
+    for (size_t i = 0; i < inv->n_hosts; i++)
+        fleet_start(&f, i);
+    zr_supervisor_loop(f.sup);
     if (o->notify)
         tell_systemd(o, ZR_NOTIFY_STATE, "STOPPING=1");
-    int rc = fleet_stop(c, n);
-    zr_inventory_free(inv);
-    wake_close();
+    int rc = zr_supervisor_stop(f.sup, SIGTERM);
+    fleet_finish(&f);
     return rc;
 }

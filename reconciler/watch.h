@@ -2,11 +2,11 @@
  * events, a poll of their persistent definitions, a full pass every
  * resync interval and after each reconnect; the inventory file is
  * re-read when it changes.  Every change goes through zr_host_run()
- * (host.h).  Must not print (the caller's ops do) or install signal
- * handlers: the caller's handlers set the flags in the options and call
- * zr_watch_wake() (and zr_watch_stopping() for a stop).  It exits in one
- * case only: a stop that a libvirt call keeps waiting longer than a short
- * grace ends the process with status 0 (zr_watch_stopping()). */
+ * (host.h).  One sd-event loop holds it all: SIGTERM/SIGINT (stop) and
+ * SIGHUP (re-read) as signal sources, inotify, timers, libvirt's events
+ * handed over by libvirt's own thread, the watchdog.  Must not print (the
+ * caller's ops do).  It exits in one case only: a stop that a libvirt call
+ * keeps waiting longer than a short grace ends the process with status 0. */
 #pragma once
 
 #include <signal.h>
@@ -37,33 +37,28 @@ struct zr_watch_options {
     const char *host_name; /* the host of the inventory to watch */
     struct zr_host_options host;
     unsigned resync_s;             /* full pass interval */
-    bool notify;                   /* systemd's notify protocol (READY=1, STATUS=, ...) */
-    volatile sig_atomic_t *stop;   /* SIGTERM/SIGINT: finish the call, return */
-    volatile sig_atomic_t *reload; /* SIGHUP: re-read the inventory */
+    bool notify;       /* systemd's notify protocol (READY=1, STATUS=, ...) */
     struct zr_watch_ops ops;
 };
 
 /* Default full pass interval: 15 minutes. */
 #define ZR_WATCH_RESYNC_S (15 * 60)
 
-/* Watches o->host_name of `inv` (taken over) until *o->stop is set.
+/* Blocks SIGTERM, SIGINT and SIGHUP in the calling thread, for the
+ * watch's signal sources: call before any thread is started (threads
+ * inherit the mask) and before reading the inventory (a SIGHUP then must
+ * not end the process).  zr_watch_run() and zr_watch_fleet() block them
+ * too. */
+void zr_watch_block_signals(void);
+
+/* Watches o->host_name of `inv` (taken over) until SIGTERM or SIGINT.
  * Returns 0 then, or a negative errno with err filled when watching
- * cannot start (no inotify, no pipe).  A host that cannot be reached is
- * retried, never a reason to return. */
+ * cannot start (no inotify, no event loop).  A host that cannot be reached
+ * is retried, never a reason to return. */
 int zr_watch_run(struct zr_inventory *inv, const struct zr_watch_options *o, struct zr_error *err);
 
-/* Several hosts: one child process per host runs zr_watch_run(); the
- * caller's flags are passed on to them as SIGTERM and SIGHUP.  A child that
- * dies is started again after a pause.  Returns 0 once every child ended
- * after a stop, else 1 when one of them failed. */
+/* Several hosts: one child process per host runs zr_watch_run(); SIGHUP
+ * is passed on to them, and a stop as SIGTERM.  A child that dies is
+ * started again after a pause.  Returns 0 once every child ended after a
+ * stop, else 1 when one of them failed. */
 int zr_watch_fleet(struct zr_inventory *inv, const struct zr_watch_options *o);
-
-/* Wakes the watch loop: async-signal-safe, for the caller's handlers. */
-void zr_watch_wake(void);
-
-/* Tells zr_watch_run() that *o->stop was set: async-signal-safe, for the
- * caller's SIGTERM/SIGINT handler.  A libvirt call in progress gets a
- * short grace; should it not return by then (a daemon that stopped
- * answering), the process says so through ops.notice and exits 0, as a
- * stop that completed. */
-void zr_watch_stopping(void);
