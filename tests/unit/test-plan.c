@@ -5,6 +5,7 @@
  * expected.json and expected.txt.  ZR_REGENERATE=1 rewrites the expected
  * files. */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -149,48 +150,76 @@ static void check_expected(const char *dir, const char *name, const char *actual
     free(path);
 }
 
-static int name_cmp(const void *a, const void *b)
+/* One case of tests/data/plan: a fixed-size name, so the parameter holds no
+ * pointer and needs no cleanup across Criterion's runner and workers. */
+struct plan_case {
+    char name[128];
+};
+
+static int case_cmp(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(((const struct plan_case *)a)->name, ((const struct plan_case *)b)->name);
 }
 
-Test(plan, table_driven_cases)
+static void free_cases(struct criterion_test_params *p)
+{
+    cr_free(p->params);
+}
+
+/* Every directory of tests/data/plan, sorted: one test each, so a failing
+ * case does not hide the ones after it. */
+ParameterizedTestParameters(plan, table_driven_case)
+{
+    const char *src = getenv("ZR_SRCDIR");
+    char *root = pathf("%s/tests/data/plan", src ? src : ".");
+    DIR *d = opendir(root);
+    size_t n = 0, cap = 64;
+    struct plan_case *cases = cr_malloc(cap * sizeof(*cases));
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof(cases->name))
+            continue;
+        if (n == cap)
+            cases = cr_realloc(cases, (cap *= 2) * sizeof(*cases));
+        snprintf(cases[n++].name, sizeof(cases->name), "%s", e->d_name);
+    }
+    if (d)
+        closedir(d);
+    free(root);
+    qsort(cases, n, sizeof(*cases), case_cmp);
+    return cr_make_param_array(struct plan_case, cases, n, free_cases);
+}
+
+ParameterizedTest(struct plan_case *c, plan, table_driven_case)
+{
+    const char *src = getenv("ZR_SRCDIR");
+    cr_assert_not_null(src, "ZR_SRCDIR is not set");
+    char *dir = pathf("%s/tests/data/plan/%s", src, c->name);
+    struct zr_plan *plan = plan_case(dir);
+    char *json = render(plan, ZR_FORMAT_JSON);
+    char *text = render(plan, ZR_FORMAT_TEXT);
+    check_expected(dir, "expected.json", json);
+    check_expected(dir, "expected.txt", text);
+    free(json);
+    free(text);
+    zr_plan_finish(plan);
+    free(plan);
+    free(dir);
+}
+
+/* The cases are found at all (a wrong ZR_SRCDIR would run none of them). */
+Test(plan, table_driven_cases_are_found)
 {
     const char *src = getenv("ZR_SRCDIR");
     cr_assert_not_null(src, "ZR_SRCDIR is not set");
     char *root = pathf("%s/tests/data/plan", src);
     DIR *d = opendir(root);
     cr_assert_not_null(d, "%s: %s", root, strerror(errno));
-
-    char **names = NULL;
     size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        names = realloc(names, (n + 1) * sizeof(*names));
-        names[n++] = strdup(e->d_name);
-    }
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
     closedir(d);
-    qsort(names, n, sizeof(*names), name_cmp);
-    cr_assert_geq(n, 30, "expected at least 30 plan cases, found %zu", n);
-
-    for (size_t i = 0; i < n; i++) {
-        char *dir = pathf("%s/%s", root, names[i]);
-        struct zr_plan *plan = plan_case(dir);
-        char *json = render(plan, ZR_FORMAT_JSON);
-        char *text = render(plan, ZR_FORMAT_TEXT);
-        check_expected(dir, "expected.json", json);
-        check_expected(dir, "expected.txt", text);
-        free(json);
-        free(text);
-        zr_plan_finish(plan);
-        free(plan);
-        free(names[i]);
-        free(dir);
-    }
-    free(names);
     free(root);
+    cr_assert_geq(n, 30, "expected at least 30 plan cases, found %zu", n);
 }
 
 /* Helpers for the invariant tests below. */
