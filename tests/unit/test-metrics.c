@@ -67,7 +67,7 @@ Test(metrics, counts_per_host_and_escaped_labels)
     free(m);
 
     /* apply: what became of each action; a failed one fails its guest. */
-    plan.actions[0].result = ZR_RESULT_FAILED;
+    zr_plan_record(&plan, 0)->result = ZR_RESULT_FAILED;
     run.command = "apply";
     run.applied = true;
     m = format(&plan, &run);

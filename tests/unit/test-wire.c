@@ -76,10 +76,15 @@ static struct zr_plan make_plan(void)
     cr_assert_geq(plan.n_actions, 6);
     /* As apply leaves them: one of each result. */
     for (size_t i = 0; i < plan.n_actions; i++) {
-        plan.actions[i].result = (zr_result)(i % ZR_RESULT__COUNT);
-        if (plan.actions[i].result == ZR_RESULT_FAILED ||
-            plan.actions[i].result == ZR_RESULT_SKIPPED)
-            plan.actions[i].error = strdup("libvirt said no");
+        struct zr_action_result *r = zr_plan_record(&plan, i);
+        r->result = (zr_result)(i % ZR_RESULT__COUNT);
+        if (r->result == ZR_RESULT_FAILED || r->result == ZR_RESULT_SKIPPED)
+            r->error = strdup("libvirt said no");
+        /* The fact --atomic acts on in the host's own process. */
+        if (r->result == ZR_RESULT_FAILED && plan.actions[i].op == ZR_OP_DETACH) {
+            r->config_removed = true;
+            r->cause = strdup("the guest did not let go");
+        }
         if (i % 2)
             plan.actions[i].note = strdup("SR-IOV virtual function of 0000:02:00.1");
     }
@@ -131,6 +136,10 @@ Test(wire, a_plan_comes_back_as_it_went)
         cr_assert_eq(y->device.vlan_unrepresentable, x->device.vlan_unrepresentable);
         cr_assert(zr_streq(y->device.unrepresentable, x->device.unrepresentable));
         cr_assert_eq(y->device.mark.line, x->device.mark.line);
+        const struct zr_action_result *rx = zr_plan_result(&in, i), *ry = zr_plan_result(&out, i);
+        cr_assert_eq(ry->error_code, rx->error_code);
+        cr_assert_eq(ry->config_removed, rx->config_removed);
+        cr_assert(zr_streq(ry->cause, rx->cause));
     }
     cr_assert_eq(out.n_hosts, 2);
     cr_assert_eq(out.hosts[0].seconds, 1.25);
