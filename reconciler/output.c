@@ -401,9 +401,11 @@ static void text_line(FILE *f, const struct line *l, struct hints_seen *seen,
         }
     }
     fputc('\n', f);
-    if (l->second && l->second->changes) {
+    if (l->second && l->second->n_changes) {
+        _cleanup_free_ char *changes =
+            zr_changes_format(l->second->changes, l->second->n_changes);
         fprintf(f, "      %s", o->color ? C_DIM : "");
-        zr_fputs_escaped(l->second->changes, f);
+        zr_fputs_escaped(changes, f);
         fprintf(f, "%s\n", o->color ? C_RESET : "");
     }
     if (shown->note) {
@@ -440,28 +442,18 @@ static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi, const siz
         return;
 
     _cleanup_free_ struct line *lines = NULL;
-    _cleanup_free_ bool *used = zr_new0(bool, n_acts);
     size_t n = 0;
     for (size_t i = 0; i < n_acts; i++) {
         const struct zr_action *a = &plan->actions[acts[i]];
-        if (used[i])
+        /* A replacement's attach is on its detach's line. */
+        if (a->role == ZR_ROLE_REPLACE_IN && a->pair != ZR_NO_PAIR)
             continue;
-        used[i] = true;
         struct line *l = ZR_APPEND(lines, n);
         l->first = a;
         l->first_result = zr_plan_result(plan, acts[i]);
-        if (a->op != ZR_OP_DETACH || !a->changes)
-            continue;
-        /* Pair a replacement's detach with its attach. */
-        for (size_t j = 0; j < n_acts; j++) {
-            const struct zr_action *b = &plan->actions[acts[j]];
-            if (!used[j] && b->op == ZR_OP_ATTACH && b->changes && b->kind == a->kind &&
-                zr_pci_addr_eq(&b->source, &a->source)) {
-                used[j] = true;
-                l->second = b;
-                l->second_result = zr_plan_result(plan, acts[j]);
-                break;
-            }
+        if (a->role == ZR_ROLE_REPLACE_OUT && a->pair != ZR_NO_PAIR) {
+            l->second = &plan->actions[a->pair];
+            l->second_result = zr_plan_result(plan, a->pair);
         }
     }
     qsort(lines, n, sizeof(*lines), line_cmp);

@@ -37,23 +37,69 @@ const char *zr_result_to_string(zr_result r)
     return "?";
 }
 
+bool zr_action_is_replacement(const struct zr_action *a)
+{
+    return a->role == ZR_ROLE_REPLACE_OUT || a->role == ZR_ROLE_REPLACE_IN;
+}
+
+char *zr_changes_format(const struct zr_change *changes, size_t n)
+{
+    struct zr_strbuf b = {0};
+    for (size_t i = 0; i < n; i++) {
+        const struct zr_change *c = &changes[i];
+        if (c->field)
+            zr_strbuf_addf(&b, ", ", "%s %s → %s", c->field, c->old, c->new);
+        else
+            zr_strbuf_addf(&b, ", ", "the guest's interface name changes: %s → %s", c->old,
+                           c->new);
+    }
+    return b.s;
+}
+
+static void changes_free(struct zr_change *changes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(changes[i].field);
+        free(changes[i].old);
+        free(changes[i].new);
+    }
+    free(changes);
+}
+
+static struct zr_change *changes_copy(const struct zr_change *from, size_t n)
+{
+    struct zr_change *to = n ? zr_new0(struct zr_change, n) : NULL;
+    for (size_t i = 0; i < n; i++)
+        to[i] = (struct zr_change){zr_strdup(from[i].field), zr_strdup(from[i].old),
+                                   zr_strdup(from[i].new)};
+    return to;
+}
+
 /* What differs between a wanted device and the current one with the same
  * key.  Only fields the inventory gives are compared; `managed` always is. */
 struct diff {
-    struct zr_strbuf fields;  /* "zpci.uid,mac" */
-    struct zr_strbuf changes; /* "zpci.uid 0x0001 → 0x0002, mac ..." */
+    struct zr_strbuf fields;    /* "zpci.uid,mac": the reason */
+    struct zr_change *changes;  /* each difference, and what follows from them */
+    size_t n_changes;
 };
 
 static void diff_finish(struct diff *d)
 {
     free(d->fields.s);
-    free(d->changes.s);
+    changes_free(d->changes, d->n_changes);
+}
+
+/* A change the reason does not list: a consequence of the listed ones. */
+static void diff_note(struct diff *d, const char *field, const char *old, const char *new)
+{
+    *ZR_APPEND(d->changes, d->n_changes) =
+        (struct zr_change){zr_strdup(field), zr_strdup(old), zr_strdup(new)};
 }
 
 static void diff_add(struct diff *d, const char *field, const char *old, const char *new)
 {
     zr_strbuf_addf(&d->fields, ",", "%s", field);
-    zr_strbuf_addf(&d->changes, ", ", "%s %s → %s", field, old, new);
+    diff_note(d, field, old, new);
 }
 
 /* hex_digits 0 prints decimal, otherwise 0x and that many digits. */
@@ -245,7 +291,8 @@ struct step {
     struct zr_device attach;        /* valid when has_attach */
     bool has_attach;
     char *reason;
-    char *changes;
+    struct zr_change *changes; /* a replacement's */
+    size_t n_changes;
 };
 
 static void step_finish(struct step *s)
@@ -253,7 +300,7 @@ static void step_finish(struct step *s)
     if (s->has_attach)
         zr_device_finish(&s->attach);
     free(s->reason);
-    free(s->changes);
+    changes_free(s->changes, s->n_changes);
     *s = (struct step){0};
 }
 
@@ -277,23 +324,53 @@ static char *move_why(const struct zr_device *by)
 
 static void diff_moves(struct diff *d, const struct zr_device *c, const struct move *m)
 {
-    char ga[ZR_PCI_ADDR_STRLEN];
+    char old[ZR_PCI_ADDR_STRLEN + 32];
     if (m->mask & MOVE_UID) {
         _cleanup_free_ char *why = move_why(m->uid_by);
-        zr_strbuf_addf(&d->fields, ",", "zpci.uid");
-        zr_strbuf_addf(&d->changes, ", ", "zpci.uid 0x%04x → %s", c->zpci_uid, why);
+        format_u32(old, sizeof(old), 4, c->zpci_uid);
+        diff_add(d, "zpci.uid", old, why);
     }
     if (m->mask & MOVE_FID) {
         _cleanup_free_ char *why = move_why(m->fid_by);
-        zr_strbuf_addf(&d->fields, ",", "zpci.fid");
-        zr_strbuf_addf(&d->changes, ", ", "zpci.fid 0x%08x → %s", c->zpci_fid, why);
+        format_u32(old, sizeof(old), 8, c->zpci_fid);
+        diff_add(d, "zpci.fid", old, why);
     }
     if (m->mask & MOVE_ADDR) {
         _cleanup_free_ char *why = move_why(m->addr_by);
-        zr_strbuf_addf(&d->fields, ",", "guest_address");
-        zr_strbuf_addf(&d->changes, ", ", "guest_address %s → %s",
-                    zr_pci_addr_format(&c->guest_address, ga), why);
+        diff_add(d, "guest_address", zr_pci_addr_format(&c->guest_address, old), why);
     }
+}
+
+/* What follows from a replacement beyond the fields the inventory
+ * changes: a NIC's name, and what libvirt refuses beside a changed field. */
+static void diff_consequences(struct diff *d, const struct zr_device *w, const struct zr_device *c,
+                              const struct zr_device *attach, const struct move *m)
+{
+    char old[64], new[64];
+    /* Linux names a zPCI NIC after its uid (systemd's onboard name,
+     * eno<uid> in decimal): people must know the name changes. */
+    if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && w->has_zpci_uid &&
+        c->zpci_uid != w->zpci_uid) {
+        snprintf(old, sizeof(old), "eno%u", c->zpci_uid);
+        snprintf(new, sizeof(new), "eno%u", w->zpci_uid);
+        diff_note(d, NULL, old, new);
+    } else if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && m && (m->mask & MOVE_UID)) {
+        snprintf(old, sizeof(old), "eno%u", c->zpci_uid);
+        diff_note(d, NULL, old, "eno<the uid libvirt picks>");
+    }
+    /* The element is edited in place, so everything else is kept, except
+     * what libvirt refuses beside a changed field: say so. */
+    if (zr_device_drops_vlan(c, attach)) {
+        snprintf(old, sizeof(old), "(trunk or several tags)");
+        if (!c->vlan_unrepresentable)
+            snprintf(old, sizeof(old), "%u", c->vlan);
+        diff_note(d, "vlan", old, "(none: libvirt refuses a vlan beside a virtualport)");
+    }
+    if (zr_device_drops_virtualport(c, attach))
+        diff_note(d, "virtualport",
+                  c->vport_unrepresentable ? "(a type the inventory format cannot express)"
+                                           : zr_vport_type_to_string(c->vport.type),
+                  "(none: libvirt refuses a virtualport beside a vlan)");
 }
 
 static void step_compute(struct step *s, const struct zr_device *w, const struct zr_device *c,
@@ -313,34 +390,11 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
             s->detach = c;
             merge_device(&s->attach, w, c, m ? m->mask : 0);
             s->has_attach = true;
-            /* Linux names a zPCI NIC after its uid (systemd's onboard name,
-             * eno<uid> in decimal): people must know the name changes. */
-            if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && w->has_zpci_uid &&
-                c->zpci_uid != w->zpci_uid)
-                zr_strbuf_addf(&d.changes, ", ", "the guest's interface name changes: eno%u → eno%u",
-                            c->zpci_uid, w->zpci_uid);
-            else if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && m && (m->mask & MOVE_UID))
-                zr_strbuf_addf(
-                    &d.changes, ", ",
-                    "the guest's interface name changes: eno%u → eno<the uid libvirt picks>",
-                    c->zpci_uid);
-            /* The element is edited in place, so everything else is kept,
-             * except what libvirt refuses beside a changed field: say so. */
-            if (zr_device_drops_vlan(c, &s->attach)) {
-                char old[32] = "(trunk or several tags)";
-                if (!c->vlan_unrepresentable)
-                    snprintf(old, sizeof(old), "%u", c->vlan);
-                zr_strbuf_addf(&d.changes, ", ",
-                            "vlan %s → (none: libvirt refuses a vlan beside a virtualport)", old);
-            }
-            if (zr_device_drops_virtualport(c, &s->attach))
-                zr_strbuf_addf(&d.changes, ", ",
-                            "virtualport %s → (none: libvirt refuses a virtualport beside a vlan)",
-                            c->vport_unrepresentable
-                                ? "(a type the inventory format cannot express)"
-                                : zr_vport_type_to_string(c->vport.type));
+            diff_consequences(&d, w, c, &s->attach, m);
             s->reason = zr_asprintf("changed: %s", d.fields.s);
-            s->changes = TAKE_PTR(d.changes.s);
+            s->changes = TAKE_PTR(d.changes);
+            s->n_changes = d.n_changes;
+            d.n_changes = 0;
         }
         diff_finish(&d);
     } else if (!w && c && prune) {
@@ -362,11 +416,11 @@ const char *zr_action_flags_string(const struct zr_action *a)
 void zr_action_finish(struct zr_action *a)
 {
     free(a->reason);
-    free(a->changes);
+    changes_free(a->changes, a->n_changes);
     free(a->note);
     free(a->xml);
     zr_device_finish(&a->device);
-    if (a->has_replaces)
+    if (a->role == ZR_ROLE_REPLACE_IN)
         zr_device_finish(&a->replaces);
     free(a->deps);
 }
@@ -410,32 +464,35 @@ static size_t plan_add_guest(struct zr_plan *plan, const char *host, const char 
     return plan->n_guests - 1;
 }
 
-/* Appends an action; copies everything it is given.  A detach's device
- * keeps its element (the XML to send is built from it); an attach's device
- * is a model, and `replaces` (NULL for a new device) the current device
- * with the element a replacement edits. */
-static void plan_add_action(struct zr_plan *plan, size_t guest_index, zr_op op,
-                            const struct zr_device *dev, const struct zr_device *replaces,
-                            bool live, bool config, const char *reason, const char *changes)
+/* Appends step s's detach or attach; copies everything it is given.  A
+ * detach's device keeps its element (the XML to send is built from it); an
+ * attach's device is a model, and a replacement's attach also carries the
+ * current device, with the element it edits. */
+static void plan_add_action(struct zr_plan *plan, size_t guest_index, zr_op op, bool live,
+                            bool config, const struct step *s)
 {
+    const struct zr_device *dev = op == ZR_OP_ATTACH ? &s->attach : s->detach;
+    bool replacement = s->detach && s->has_attach;
     struct zr_action *a = ZR_APPEND(plan->actions, plan->n_actions);
     a->guest_index = guest_index;
     a->op = op;
+    a->role = op == ZR_OP_ATTACH ? (replacement ? ZR_ROLE_REPLACE_IN : ZR_ROLE_ADD)
+                                 : (replacement ? ZR_ROLE_REPLACE_OUT : ZR_ROLE_REMOVE);
+    a->pair = ZR_NO_PAIR;
     a->kind = dev->kind;
     a->source = dev->source;
     a->live = live;
     a->config = config;
-    a->reason = zr_strdup(reason);
-    a->changes = zr_strdup(changes);
+    a->reason = zr_strdup(s->reason);
+    a->changes = changes_copy(s->changes, s->n_changes);
+    a->n_changes = s->n_changes;
     zr_device_copy(&a->device, dev);
     if (op == ZR_OP_ATTACH) {
         free(a->device.xml);
         a->device.xml = NULL;
     }
-    if (replaces) {
-        a->has_replaces = true;
-        zr_device_copy(&a->replaces, replaces);
-    }
+    if (a->role == ZR_ROLE_REPLACE_IN)
+        zr_device_copy(&a->replaces, s->detach);
     plan->guests[guest_index].changed = true;
 }
 
@@ -459,26 +516,21 @@ static void emit_steps(struct zr_plan *plan, size_t gi, struct step *cfg, struct
     /* Detaches. */
     if (cfg && cfg->detach && live && live->detach && zr_streq(cfg->reason, live->reason) &&
         detach_combinable(cfg->detach, live->detach)) {
-        plan_add_action(plan, gi, ZR_OP_DETACH, cfg->detach, NULL, true, true, cfg->reason,
-                        cfg->changes);
+        plan_add_action(plan, gi, ZR_OP_DETACH, true, true, cfg);
     } else {
         if (cfg && cfg->detach)
-            plan_add_action(plan, gi, ZR_OP_DETACH, cfg->detach, NULL, false, true, cfg->reason,
-                            cfg->changes);
+            plan_add_action(plan, gi, ZR_OP_DETACH, false, true, cfg);
         if (live && live->detach)
-            plan_add_action(plan, gi, ZR_OP_DETACH, live->detach, NULL, true, false, live->reason,
-                            live->changes);
+            plan_add_action(plan, gi, ZR_OP_DETACH, true, false, live);
     }
 
     /* Attaches, one per flavour, the persistent one first: zr_render_plan()
      * (render.h) makes them one call when libvirt would get the very same
      * XML twice, which only the XML can tell. */
     if (cfg && cfg->has_attach)
-        plan_add_action(plan, gi, ZR_OP_ATTACH, &cfg->attach, cfg->detach, false, true,
-                        cfg->reason, cfg->changes);
+        plan_add_action(plan, gi, ZR_OP_ATTACH, false, true, cfg);
     if (live && live->has_attach)
-        plan_add_action(plan, gi, ZR_OP_ATTACH, &live->attach, live->detach, true, false,
-                        live->reason, live->changes);
+        plan_add_action(plan, gi, ZR_OP_ATTACH, true, false, live);
 }
 
 static const struct zr_device *find_key(const struct zr_device_list *l, const struct zr_device *k)
@@ -894,6 +946,8 @@ void zr_plan_append(struct zr_plan *dst, struct zr_plan *src)
         a->guest_index += guest_base;
         for (size_t j = 0; j < a->n_deps; j++)
             a->deps[j] += action_base;
+        if (a->pair != ZR_NO_PAIR)
+            a->pair += action_base;
     }
     MOVE_ITEMS(dst->guests, dst->n_guests, src->guests, src->n_guests);
     MOVE_ITEMS(dst->actions, dst->n_actions, src->actions, src->n_actions);
@@ -1023,6 +1077,29 @@ static void compute_deps(struct zr_plan *plan, size_t first, size_t end)
     }
 }
 
+/* Pairs each replacement's halves as one line of the report shows them:
+ * a guest's k-th detach of a device (kind and source) with its k-th
+ * attach.  A replacement attach depends on every detach of its function,
+ * so its own are among its dependencies, in plan order. */
+static void compute_pairs(struct zr_plan *plan, size_t first, size_t end)
+{
+    for (size_t i = first; i < end; i++) {
+        struct zr_action *a = &plan->actions[i];
+        if (a->role != ZR_ROLE_REPLACE_IN)
+            continue;
+        for (size_t j = 0; j < a->n_deps; j++) {
+            struct zr_action *d = &plan->actions[a->deps[j]];
+            if (d->role == ZR_ROLE_REPLACE_OUT && d->pair == ZR_NO_PAIR &&
+                d->guest_index == a->guest_index && d->kind == a->kind &&
+                zr_pci_addr_eq(&d->source, &a->source)) {
+                d->pair = i;
+                a->pair = a->deps[j];
+                break;
+            }
+        }
+    }
+}
+
 void zr_plan_finalize(struct zr_plan *plan)
 {
     /* Ordering comes before any run: results are indexed by action. */
@@ -1046,6 +1123,7 @@ void zr_plan_finalize(struct zr_plan *plan)
                     sorted[out++] = plan->actions[i];
         memcpy(plan->actions + first, sorted + first, (end - start) * sizeof(*sorted));
         compute_deps(plan, first, out);
+        compute_pairs(plan, first, out);
         start = end;
     }
 }

@@ -26,22 +26,48 @@ typedef enum {
     ZR_RESULT__COUNT,
 } zr_result;
 
+/* What an action is for.  A replacement is a detach of the current device
+ * (REPLACE_OUT) and an attach of the changed one (REPLACE_IN). */
+typedef enum {
+    ZR_ROLE_ADD,
+    ZR_ROLE_REMOVE,
+    ZR_ROLE_REPLACE_OUT,
+    ZR_ROLE_REPLACE_IN,
+    ZR_ROLE__COUNT,
+} zr_role;
+
+/* One difference a replacement makes, as values already formatted:
+ * "zpci.uid", "0x0001", "0x0002".  `field` NULL: the guest's interface name
+ * (a consequence of the uid, not a field of the device). */
+struct zr_change {
+    char *field;
+    char *old, *new;
+};
+
+#define ZR_NO_PAIR ((size_t)-1)
+
 struct zr_action {
     size_t guest_index;  /* into zr_plan.guests */
     zr_op op;
+    zr_role role;
+    /* The other half of a replacement, as one line of the report shows it
+     * (an index into zr_plan.actions, set by zr_plan_finalize()), else
+     * ZR_NO_PAIR. */
+    size_t pair;
     zr_kind kind;
     struct zr_pci_addr source;
     bool live, config;   /* VIR_DOMAIN_AFFECT_* to use */
     char *reason;        /* "missing", "not in inventory", "changed: a,b" */
-    char *changes;       /* for a replacement: "zpci.uid 0x0001 → 0x0002, ..." */
+    /* What a replacement changes, in the order the report names it. */
+    struct zr_change *changes;
+    size_t n_changes;
     char *note;          /* what the host check learned, e.g. a VF's physical function */
     /* Attach: the device to attach (a model).  Detach: the current device,
      * with its element as it stands in the domain XML. */
     struct zr_device device;
-    /* Attach of a replacement: the current device it replaces, with the
-     * element the attach XML edits in place (so what the model does not
-     * carry is kept). */
-    bool has_replaces;
+    /* REPLACE_IN: the current device it replaces, with the element the
+     * attach XML edits in place (so what the model does not carry is
+     * kept). */
     struct zr_device replaces;
     /* The device XML sent to libvirt: built from the above by
      * zr_render_plan() (render.h), never by plan.c. */
@@ -167,6 +193,10 @@ void zr_plan_finish(struct zr_plan *plan);
 void zr_action_finish(struct zr_action *a);
 
 const char *zr_op_to_string(zr_op op);
+/* Half of a replacement (either half). */
+bool zr_action_is_replacement(const struct zr_action *a);
+/* The changes as the report prints them: "zpci.uid 0x0001 → 0x0002, ...". */
+char *zr_changes_format(const struct zr_change *changes, size_t n);
 /* The flavours an action changes: "live+config", "live" or "config". */
 const char *zr_action_flags_string(const struct zr_action *a);
 const char *zr_result_to_string(zr_result r);

@@ -377,11 +377,8 @@ static void check_hotplug(struct pass *p, size_t g)
         const struct zr_action *a = &pl->actions[i];
         if (!a->live)
             continue;
-        bool replaced = false; /* a replacement's attach keeps the port it had */
-        for (size_t j = p->first[g]; j < p->first[g + 1]; j++)
-            if (j != i && pl->actions[j].op != a->op && pl->actions[j].kind == a->kind &&
-                zr_pci_addr_eq(&pl->actions[j].source, &a->source))
-                replaced = true;
+        /* a replacement's attach keeps the port it had */
+        bool replaced = zr_action_is_replacement(a);
         if (a->op == ZR_OP_ATTACH && !a->device.has_guest_address) {
             /* an unreadable function: libvirt's own default, PCIe */
             const struct zr_function_info *fi = function_of(p->in, &a->source);

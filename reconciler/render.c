@@ -8,7 +8,7 @@ static char *action_xml(const struct zr_action *a)
     case ZR_OP_DETACH:
         return zr_domain_detach_xml(&a->device);
     case ZR_OP_ATTACH:
-        return a->has_replaces ? zr_domain_edit_xml(&a->replaces, &a->device)
+        return a->role == ZR_ROLE_REPLACE_IN ? zr_domain_edit_xml(&a->replaces, &a->device)
                                : zr_domain_device_xml(&a->device);
     case ZR_OP__COUNT:
         break;

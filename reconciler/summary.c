@@ -13,12 +13,12 @@ static bool *replacement_completed(const struct zr_plan *plan)
     for (size_t i = 0; i < plan->n_actions; i++) {
         const struct zr_action *a = &plan->actions[i];
         zr_result r = zr_plan_result(plan, i)->result;
-        if (a->op != ZR_OP_ATTACH || !a->changes ||
+        if (a->role != ZR_ROLE_REPLACE_IN ||
             (r != ZR_RESULT_PLANNED && r != ZR_RESULT_DONE))
             continue;
         for (size_t j = 0; j < a->n_deps; j++) {
             const struct zr_action *d = &plan->actions[a->deps[j]];
-            if (d->changes && d->guest_index == a->guest_index && d->kind == a->kind &&
+            if (d->role == ZR_ROLE_REPLACE_OUT && d->guest_index == a->guest_index && d->kind == a->kind &&
                 zr_pci_addr_eq(&d->source, &a->source) &&
                 ((d->config && a->config) || (d->live && a->live)))
                 done[a->deps[j]] = true;
@@ -31,9 +31,9 @@ static bool *replacement_completed(const struct zr_plan *plan)
 static void count_change(struct zr_summary *s, const struct zr_action *a, zr_result result,
                          bool completed)
 {
-    if (!a->changes)
+    if (!zr_action_is_replacement(a))
         *(a->op == ZR_OP_ATTACH ? &s->attached : &s->detached) += 1;
-    else if (a->op == ZR_OP_ATTACH)
+    else if (a->role == ZR_ROLE_REPLACE_IN)
         s->replaced++;
     else if (result == ZR_RESULT_DONE && !completed)
         s->detached++; /* half a replacement: the guest lost it */

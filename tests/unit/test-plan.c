@@ -263,6 +263,49 @@ Test(plan, uid_swap_attaches_wait_for_both_detaches)
     zr_device_list_finish(&cur);
 }
 
+/* Each action says what it is for, and a replacement's halves name each
+ * other: nothing downstream works it out again. */
+Test(plan, replacement_halves_have_roles_and_name_each_other)
+{
+    struct zr_guest g = {.name = "g", .prune = true};
+    *zr_device_list_append(&g.devices) = hostdev("0001:00:00.0", 2); /* uid changes */
+    *zr_device_list_append(&g.devices) = hostdev("0003:00:00.0", 0); /* missing */
+    struct zr_device_list cur = {0};
+    *zr_device_list_append(&cur) = hostdev("0001:00:00.0", 1);
+    *zr_device_list_append(&cur) = hostdev("0002:00:00.0", 0); /* not in inventory */
+
+    struct zr_plan plan = {0};
+    zr_plan_guest(&plan, "default", NULL, &g, &cur, NULL, NULL);
+    zr_render_plan(&plan, 0);
+    zr_plan_finalize(&plan);
+
+    size_t seen[ZR_ROLE__COUNT] = {0};
+    cr_assert_eq(plan.n_actions, 4);
+    for (size_t i = 0; i < plan.n_actions; i++) {
+        const struct zr_action *a = &plan.actions[i];
+        seen[a->role]++;
+        if (!zr_action_is_replacement(a)) {
+            cr_expect_eq(a->pair, ZR_NO_PAIR);
+            cr_expect_eq(a->n_changes, 0);
+            continue;
+        }
+        cr_assert_neq(a->pair, ZR_NO_PAIR);
+        const struct zr_action *b = &plan.actions[a->pair];
+        cr_expect_eq(b->pair, i);
+        cr_expect_eq(b->role, a->role == ZR_ROLE_REPLACE_OUT ? ZR_ROLE_REPLACE_IN
+                                                             : ZR_ROLE_REPLACE_OUT);
+        cr_assert_eq(a->n_changes, 1);
+        cr_expect_str_eq(a->changes[0].field, "zpci.uid");
+        cr_expect_str_eq(a->changes[0].old, "0x0001");
+        cr_expect_str_eq(a->changes[0].new, "0x0002");
+    }
+    for (zr_role r = 0; r < ZR_ROLE__COUNT; r++)
+        cr_expect_eq(seen[r], 1, "role %d: %zu actions", (int)r, seen[r]);
+    zr_plan_finish(&plan);
+    zr_device_list_finish(&g.devices);
+    zr_device_list_finish(&cur);
+}
+
 Test(plan, in_sync_guest_gets_no_action)
 {
     struct zr_guest g = {.name = "g", .prune = true};

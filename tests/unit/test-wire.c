@@ -126,7 +126,13 @@ Test(wire, a_plan_comes_back_as_it_went)
         cr_assert_eq(y->n_deps, x->n_deps);
         for (size_t j = 0; j < x->n_deps; j++)
             cr_assert_eq(y->deps[j], x->deps[j]);
-        cr_assert_str_eq(y->changes ? y->changes : "-", x->changes ? x->changes : "-");
+        char *cx = zr_changes_format(x->changes, x->n_changes);
+        char *cy = zr_changes_format(y->changes, y->n_changes);
+        cr_assert_str_eq(cy ? cy : "-", cx ? cx : "-");
+        free(cx);
+        free(cy);
+        cr_assert_eq(y->role, x->role);
+        cr_assert_eq(y->pair, x->pair);
         cr_assert_str_eq(y->note ? y->note : "-", x->note ? x->note : "-");
         char *dx = zr_device_describe(&x->device), *dy = zr_device_describe(&y->device);
         cr_assert_str_eq(dy, dx);
