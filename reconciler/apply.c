@@ -472,14 +472,14 @@ static void verify_rollback(struct host_run *h)
             char *why = NULL;
             const char *what = live ? "running guest" : "persistent definition";
             if (save_devices(h->doms[g], live, &now, &why) < 0) {
-                zr_plan_add_warning(h->plan, pg->host, pg->guest, NULL,
+                zr_plan_add_warning(h->plan, pg->host, pg->guest, NULL, ZR_ERR_ROLLBACK,
                                     "after rollback, cannot re-read the %s: %s", what, why);
                 free(why);
                 continue;
             }
             _cleanup_free_ char *diff = saved_diff(live ? &s->running : &s->config, &now);
             if (diff)
-                zr_plan_add_warning(h->plan, pg->host, pg->guest, NULL,
+                zr_plan_add_warning(h->plan, pg->host, pg->guest, NULL, ZR_ERR_ROLLBACK,
                                     "after rollback, the %s is not as before: %s", what, diff);
             saved_devices_finish(&now);
         }

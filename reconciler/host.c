@@ -55,9 +55,8 @@ static void host_failed(struct zr_plan *report, size_t hi, const struct zr_host 
     report->hosts[hi].error = zr_strdup(message);
     report->hosts[hi].error_code = code;
     for (size_t g = 0; g < host->n_guests; g++)
-        zr_plan_guest_error(report, host->name, report->hosts[hi].uri, host->guests[g].name, "%s",
-                            message)
-            ->error_code = code;
+        zr_plan_guest_error(report, host->name, report->hosts[hi].uri, host->guests[g].name, code,
+                            "%s", message);
 }
 
 void zr_host_not_run(const struct zr_host *host, const struct zr_host_options *o,
@@ -113,15 +112,12 @@ static void plan_guest(struct zr_plan *report, struct host_session *h,
         _cleanup_free_ char *near =
             st->dom ? NULL : zr_state_near_miss_listed(h->conn, &h->listing, guest);
         if (near)
-            zr_plan_guest_error(report, host, h->uri, guest, "%s (did you mean '%s'?)", st->error,
-                                near)
-                ->error_code = ZR_ERR_NOT_FOUND_NEAR;
+            zr_plan_guest_error(report, host, h->uri, guest, ZR_ERR_NOT_FOUND_NEAR,
+                                "%s (did you mean '%s'?)", st->error, near);
         else
-            zr_plan_guest_error(report, host, h->uri, guest, "%s", st->error)->error_code =
-                st->error_code;
+            zr_plan_guest_error(report, host, h->uri, guest, st->error_code, "%s", st->error);
     } else if (refused->message) {
-        zr_plan_guest_error(report, host, h->uri, guest, "%s", refused->message)->error_code =
-            refused->code;
+        zr_plan_guest_error(report, host, h->uri, guest, refused->code, "%s", refused->message);
     } else {
         zr_plan_guest(report, host, h->uri, st->wanted, &st->config, st->active ? &st->live : NULL,
                       popts);

@@ -454,6 +454,21 @@ struct zr_action_result *zr_plan_record(struct zr_plan *plan, size_t i)
     return &plan->results[i];
 }
 
+/* Refuses guest gi: the plan gives it no action (zr_plan_guest() drops
+ * what it planned). */
+static void refuse_guest(struct zr_plan *plan, size_t gi, zr_error_code code, const char *fmt, ...)
+    _printf_(4, 5);
+static void refuse_guest(struct zr_plan *plan, size_t gi, zr_error_code code, const char *fmt, ...)
+{
+    struct zr_plan_guest *g = &plan->guests[gi];
+    va_list ap;
+    va_start(ap, fmt);
+    free(g->error);
+    g->error = zr_vasprintf(fmt, ap);
+    va_end(ap);
+    g->error_code = code;
+}
+
 static size_t plan_add_guest(struct zr_plan *plan, const char *host, const char *uri,
                              const char *guest)
 {
@@ -563,15 +578,15 @@ static void live_drift_warning(struct zr_plan *plan, const char *host, const cha
 {
     const struct zr_device *d = s->detach ? s->detach : &s->attach;
     if (s->detach && s->has_attach)
-        zr_plan_add_warning(plan, host, guest, &d->source,
+        zr_plan_add_warning(plan, host, guest, &d->source, ZR_ERR_LIVE_DRIFT,
                             "live drift not fixed (--config-only): running %s %s", zr_kind_to_string(d->kind),
                             s->reason);
     else if (s->detach)
-        zr_plan_add_warning(plan, host, guest, &d->source,
+        zr_plan_add_warning(plan, host, guest, &d->source, ZR_ERR_LIVE_DRIFT,
                             "live drift not fixed (--config-only): running guest has %s not in inventory",
                             zr_kind_to_string(d->kind));
     else
-        zr_plan_add_warning(plan, host, guest, &d->source,
+        zr_plan_add_warning(plan, host, guest, &d->source, ZR_ERR_LIVE_DRIFT,
                             "live drift not fixed (--config-only): %s missing in running guest",
                             zr_kind_to_string(d->kind));
 }
@@ -677,7 +692,8 @@ static int check_held(struct zr_plan *plan, size_t gi, const struct zr_guest *wa
                             h->has_guest_address, &h->guest_address, h->has_boot_order,
                             h->boot_order, what, sizeof(what)))
                 continue;
-            plan->guests[gi].error = zr_asprintf(
+            refuse_guest(
+                plan, gi, ZR_ERR_HELD,
                 "%s %s wants %s, which a %s device of the guest's %s holds (out of scope, "
                 "never changed); pick another value",
                 zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src), what, h->what,
@@ -699,7 +715,8 @@ static int check_held(struct zr_plan *plan, size_t gi, const struct zr_guest *wa
                             c->zpci_fid, kept && c->has_guest_address, &c->guest_address, boot,
                             c->boot_order, what, sizeof(what)))
                 continue;
-            plan->guests[gi].error = zr_asprintf(
+            refuse_guest(
+                plan, gi, ZR_ERR_HELD,
                 "%s %s wants %s, which %s %s holds in the guest's %s and keeps (%s); %s",
                 zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src), what,
                 zr_kind_to_string(c->kind), zr_pci_addr_format(&c->source, other), flavour,
@@ -764,7 +781,8 @@ static void check_boot(struct zr_plan *plan, size_t gi, const struct zr_device_l
     const char *kind = zr_kind_to_string(attach->kind);
     zr_pci_addr_format(&attach->source, src);
     if (config->os_boot) {
-        plan->guests[gi].error = zr_asprintf(
+        refuse_guest(
+            plan, gi, ZR_ERR_BOOT_ORDER,
             "%s %s would be attached with boot order %u, but the guest boots by <os><boot "
             "dev=...>, beside which libvirt refuses device boot orders; remove <boot> from "
             "<os> first, or leave boot_order out",
@@ -787,7 +805,8 @@ static void check_boot(struct zr_plan *plan, size_t gi, const struct zr_device_l
     /* Without any boot order and without <os><boot> (libvirt writes one
      * then, so not libvirt's XML) nothing changes at the detaches. */
     if (before > 0 && remaining == 0)
-        plan->guests[gi].error = zr_asprintf(
+        refuse_guest(
+            plan, gi, ZR_ERR_BOOT_ORDER,
             "%s %s would be attached with boot order %u after every device with a boot order "
             "is detached; libvirt then puts <boot dev='hd'/> into <os> and refuses it; give "
             "another device of the guest (a disk) a boot order first",
@@ -807,7 +826,8 @@ static int refuse_kept_other_kind(struct zr_plan *plan, size_t gi, const struct 
             c = kept_other_kind(wanted, live, w);
         if (c) {
             char src[ZR_PCI_ADDR_STRLEN];
-            plan->guests[gi].error = zr_asprintf(
+            refuse_guest(
+                plan, gi, ZR_ERR_KIND_KEPT,
                 "%s %s is wanted, but the guest holds that function as an %s that prune: false "
                 "keeps; detach it or list it",
                 zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src),
@@ -888,16 +908,15 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
     }
 }
 
-struct zr_plan_guest *zr_plan_guest_error(struct zr_plan *plan, const char *host,
-                                          const char *uri, const char *guest, const char *fmt,
-                                          ...)
+void zr_plan_guest_error(struct zr_plan *plan, const char *host, const char *uri,
+                         const char *guest, zr_error_code code, const char *fmt, ...)
 {
     size_t gi = plan_add_guest(plan, host, uri, guest);
     va_list ap;
     va_start(ap, fmt);
     plan->guests[gi].error = zr_vasprintf(fmt, ap);
     va_end(ap);
-    return &plan->guests[gi];
+    plan->guests[gi].error_code = code;
 }
 
 struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, const char *uri)
@@ -957,9 +976,9 @@ void zr_plan_append(struct zr_plan *dst, struct zr_plan *src)
     *src = (struct zr_plan){0};
 }
 
-struct zr_warning *zr_plan_add_warning(struct zr_plan *plan, const char *host,
-                                       const char *guest, const struct zr_pci_addr *source,
-                                       const char *fmt, ...)
+void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *guest,
+                         const struct zr_pci_addr *source, zr_error_code code, const char *fmt,
+                         ...)
 {
     struct zr_warning *w = ZR_APPEND(plan->warnings, plan->n_warnings);
     w->host = zr_strdup(host);
@@ -972,7 +991,7 @@ struct zr_warning *zr_plan_add_warning(struct zr_plan *plan, const char *host,
     va_start(ap, fmt);
     w->message = zr_vasprintf(fmt, ap);
     va_end(ap);
-    return w;
+    w->code = code;
 }
 
 /* Resources a guest holds that an attach may need freed first: the zPCI

@@ -153,16 +153,16 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
                    const struct zr_guest *wanted, const struct zr_device_list *config,
                    const struct zr_device_list *live, const struct zr_plan_options *opts);
 
-/* Records a guest that could not be planned; returns it, for the caller
- * to set its error_code. */
-struct zr_plan_guest *zr_plan_guest_error(struct zr_plan *plan, const char *host,
-                                          const char *uri, const char *guest, const char *fmt,
-                                          ...) _printf_(5, 6);
+/* Records a guest that could not be planned: what kind of refusal, and
+ * the message. */
+void zr_plan_guest_error(struct zr_plan *plan, const char *host, const char *uri,
+                         const char *guest, zr_error_code code, const char *fmt, ...)
+    _printf_(6, 7);
 
-/* Records a warning; returns it, for the caller to set its code. */
-struct zr_warning *zr_plan_add_warning(struct zr_plan *plan, const char *host,
-                                       const char *guest, const struct zr_pci_addr *source,
-                                       const char *fmt, ...) _printf_(5, 6);
+/* Records a warning: what kind of finding, and the message. */
+void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *guest,
+                         const struct zr_pci_addr *source, zr_error_code code, const char *fmt,
+                         ...) _printf_(6, 7);
 
 /* Records a host; returns it for the caller to fill in. */
 struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, const char *uri);

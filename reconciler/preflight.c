@@ -191,9 +191,8 @@ static void refuse(struct pass *p, size_t g, const struct zr_pci_addr *s, zr_err
         p->refused = true;
     }
     if (p->warn && !p->applying)
-        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s,
-                            "%s; apply will leave this guest alone", warning)
-            ->code = code;
+        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, code,
+                            "%s; apply will leave this guest alone", warning);
 }
 
 /* A finding that is only worth knowing: a warning in plan, and in apply
@@ -201,8 +200,8 @@ static void refuse(struct pass *p, size_t g, const struct zr_pci_addr *s, zr_err
 static void notice(struct pass *p, size_t g, const struct zr_pci_addr *s, const char *message)
 {
     if (p->warn && (!p->applying || !p->errors[g].message))
-        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s", message)
-            ->code = ZR_ERR_HOST_CHECK;
+        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s,
+                            ZR_ERR_HOST_CHECK, "%s", message);
 }
 
 /* A topology finding that refuses: the same words in plan and apply. */
@@ -465,9 +464,8 @@ static void check_guest(struct pass *p, size_t g)
         if (list_holds(&st->config, s)) {
             /* Nothing new is attached here; it is only worth knowing. */
             if (p->warn)
-                zr_plan_add_warning(p->plan, in->host, guest->name, s,
-                                    "also held by %s: both definitions hold this function", who)
-                    ->code = ZR_ERR_CONFLICT;
+                zr_plan_add_warning(p->plan, in->host, guest->name, s, ZR_ERR_CONFLICT,
+                                    "also held by %s: both definitions hold this function", who);
         } else {
             _cleanup_free_ char *error =
                 zr_asprintf("%s is held by %s; libvirt would let both definitions hold "
@@ -577,13 +575,12 @@ static void warn_shared_macs(struct zr_plan *plan, const struct zr_preflight_inp
         const struct zr_device *a = &h->guests[v[first].g].devices.items[v[first].d];
         const struct zr_device *b = &h->guests[v[i].g].devices.items[v[i].d];
         char mac[ZR_MAC_STRLEN];
-        zr_plan_add_warning(plan, in->host, h->guests[v[i].g].name, &b->source,
-                            "mac %s (line %u) is also given to guest '%s' (interface " ZR_PCI_ADDR_FMT
-                            ", line %u): two guests of one host with one MAC clash on their "
-                            "network once both run",
+        zr_plan_add_warning(plan, in->host, h->guests[v[i].g].name, &b->source, ZR_ERR_CONFLICT,
+                            "mac %s (line %u) is also given to guest '%s' (interface "
+                            ZR_PCI_ADDR_FMT ", line %u): two guests of one host with one MAC "
+                            "clash on their network once both run",
                             zr_mac_format(&b->mac, mac), b->mark.line, h->guests[v[first].g].name,
-                            ZR_PCI_ADDR_ARGS(a->source), a->mark.line)
-            ->code = ZR_ERR_CONFLICT;
+                            ZR_PCI_ADDR_ARGS(a->source), a->mark.line);
     }
     free(v);
 }
@@ -635,9 +632,11 @@ static void plan_guests(struct zr_plan *out, const struct zr_host *wanted,
     for (size_t g = 0; g < wanted->n_guests; g++) {
         const struct zr_guest_state *st = &states[g];
         if (skip && skip[g])
-            zr_plan_guest_error(out, wanted->name, NULL, wanted->guests[g].name, "not checked");
+            zr_plan_guest_error(out, wanted->name, NULL, wanted->guests[g].name, ZR_ERR_OTHER,
+                                "not checked");
         else if (st->error)
-            zr_plan_guest_error(out, wanted->name, NULL, wanted->guests[g].name, "%s", st->error);
+            zr_plan_guest_error(out, wanted->name, NULL, wanted->guests[g].name, st->error_code,
+                                "%s", st->error);
         else
             zr_plan_guest(out, wanted->name, NULL, st->wanted, &st->config,
                           st->active ? &st->live : NULL, popts);
@@ -657,10 +656,9 @@ static void listing_failed(struct zr_plan *plan, const char *host, const char *c
                            struct zr_error *refuse)
 {
     if (!applying)
-        zr_plan_add_warning(plan, host, NULL, NULL,
+        zr_plan_add_warning(plan, host, NULL, NULL, err->code,
                             "%s skipped: %s; apply will leave this host's guests alone", check,
-                            err->message)
-            ->code = err->code;
+                            err->message);
     else if (!refuse->message)
         zr_error_setc(refuse, err->code, "%s; nothing changed%s", err->message, advice);
     zr_error_finish(err);
@@ -748,8 +746,8 @@ static void read_uses(struct topology_read *t, struct zr_plan *plan, virConnectP
     size_t n_docs = 0;
     struct zr_error err = {0};
     if (zr_state_read_host_uses(conn, jobs, &docs, &n_docs, &err) < 0) {
-        zr_plan_add_warning(plan, host, NULL, NULL, "host check cannot tell what the host uses: %s",
-                            err.message);
+        zr_plan_add_warning(plan, host, NULL, NULL, ZR_ERR_HOST_CHECK,
+                            "host check cannot tell what the host uses: %s", err.message);
         zr_error_finish(&err);
     } else {
         t->have_uses = true;
@@ -856,9 +854,8 @@ static void read_listings(struct zr_plan *plan, virConnectPtr conn, const char *
     if (host_check) {
         int r = zr_state_host_pci(conn, pci, &err);
         if (r == -ENOTSUP) {
-            zr_plan_add_warning(plan, wanted->name, NULL, NULL,
-                                "host check skipped: %s lists no node devices", uri)
-                ->code = ZR_ERR_NO_NODEDEVS;
+            zr_plan_add_warning(plan, wanted->name, NULL, NULL, ZR_ERR_NO_NODEDEVS,
+                                "host check skipped: %s lists no node devices", uri);
         } else if (r < 0) {
             listing_failed(plan, wanted->name, "host check", " (--no-host-check skips this check)",
                            applying, &err, refuse);
@@ -877,10 +874,9 @@ static void read_listings(struct zr_plan *plan, virConnectPtr conn, const char *
         in->others = *others;
         for (size_t i = 0; i < in->n_others; i++)
             if ((*others)[i].error)
-                zr_plan_add_warning(plan, wanted->name, NULL, NULL,
+                zr_plan_add_warning(plan, wanted->name, NULL, NULL, ZR_ERR_CONFLICT,
                                     "conflict check cannot read guest '%s': %s", (*others)[i].name,
-                                    (*others)[i].error)
-                    ->code = ZR_ERR_CONFLICT;
+                                    (*others)[i].error);
     }
 }
 

@@ -32,7 +32,7 @@ static struct zr_plan make_plan(void)
     struct zr_device_list l = {.items = &cur, .n = 1}, none = {0};
     zr_plan_guest(&plan, "kvm\"1\\\n", NULL, &g, &l, NULL, NULL);    /* one detach */
     zr_plan_guest(&plan, "kvm\"1\\\n", NULL, &s, &none, NULL, NULL); /* in sync */
-    zr_plan_guest_error(&plan, "down", NULL, "x", "refused");
+    zr_plan_guest_error(&plan, "down", NULL, "x", ZR_ERR_OTHER, "refused");
     zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     return plan;

@@ -102,8 +102,8 @@ static struct zr_plan *plan_case(const char *dir)
             free(path);
             if (!found) {
                 zr_plan_guest_error(plan, host->name, host->uri, guest->name,
-                                    "guest '%s' not found", guest->name)
-                    ->error_code = ZR_ERR_NOT_FOUND; /* as state.c says it */
+                                    ZR_ERR_NOT_FOUND, /* as state.c says it */
+                                    "guest '%s' not found", guest->name);
                 continue;
             }
             path = pathf("%s/%s.live.xml", dir, guest->name);
@@ -303,6 +303,34 @@ Test(plan, replacement_halves_have_roles_and_name_each_other)
         cr_expect_eq(seen[r], 1, "role %d: %zu actions", (int)r, seen[r]);
     zr_plan_finish(&plan);
     zr_device_list_finish(&g.devices);
+    zr_device_list_finish(&cur);
+}
+
+/* The plan's refusals and warnings carry a code (hints and callers key on
+ * it, never on the message). */
+Test(plan, refusals_and_warnings_carry_a_code)
+{
+    struct zr_guest g = {.name = "g", .prune = false};
+    *zr_device_list_append(&g.devices) = hostdev("0001:00:00.0", 5);
+    struct zr_device_list cur = {0};
+    *zr_device_list_append(&cur) = hostdev("0002:00:00.0", 5); /* kept, holds uid 5 */
+
+    struct zr_plan plan = {0};
+    zr_plan_guest(&plan, "default", NULL, &g, &cur, NULL, NULL);
+    cr_assert_not_null(plan.guests[0].error);
+    cr_expect_eq(plan.guests[0].error_code, ZR_ERR_HELD, "%s", plan.guests[0].error);
+    cr_expect_eq(plan.n_actions, 0);
+
+    struct zr_guest d = {.name = "d", .prune = true};
+    *zr_device_list_append(&d.devices) = hostdev("0003:00:00.0", 0);
+    struct zr_device_list none = {0};
+    struct zr_plan_options config_only = {.config_only = true};
+    zr_plan_guest(&plan, "default", NULL, &d, &none, &none, &config_only);
+    cr_assert_eq(plan.n_warnings, 1);
+    cr_expect_eq(plan.warnings[0].code, ZR_ERR_LIVE_DRIFT, "%s", plan.warnings[0].message);
+    zr_plan_finish(&plan);
+    zr_device_list_finish(&g.devices);
+    zr_device_list_finish(&d.devices);
     zr_device_list_finish(&cur);
 }
 

@@ -29,7 +29,7 @@ static struct zr_plan make_plan(void)
     zr_plan_guest(&plan, "default", NULL, &a, &none, NULL, NULL);
     zr_plan_guest(&plan, "default", NULL, &b, &l, NULL, NULL);
     zr_plan_guest(&plan, "default", NULL, &c, &none, NULL, NULL);
-    zr_plan_guest_error(&plan, "default", NULL, "d", "guest 'd' not found");
+    zr_plan_guest_error(&plan, "default", NULL, "d", ZR_ERR_NOT_FOUND, "guest 'd' not found");
     zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     cr_assert_eq(plan.n_actions, 3);

@@ -67,10 +67,12 @@ static struct zr_plan make_plan(void)
     zr_plan_add_host(&plan, "kvm2", NULL)->error = strdup("cannot connect: \"refused\"\n");
     zr_plan_guest(&plan, "kvm1", "qemu+tcp://127.0.0.1/system", &inv->hosts[0].guests[0], &cur,
                   &cur, NULL);
-    zr_plan_guest_error(&plan, "kvm1", NULL, "ghost", "guest '%s' not found", "ghost");
+    zr_plan_guest_error(&plan, "kvm1", NULL, "ghost", ZR_ERR_NOT_FOUND, "guest '%s' not found",
+                        "ghost");
     struct zr_pci_addr src = {.domain = 7};
-    zr_plan_add_warning(&plan, "kvm1", "linux1", &src, "host has no PCI function");
-    zr_plan_add_warning(&plan, "kvm1", NULL, NULL, "host check skipped");
+    zr_plan_add_warning(&plan, "kvm1", "linux1", &src, ZR_ERR_NO_FUNCTION,
+                        "host has no PCI function");
+    zr_plan_add_warning(&plan, "kvm1", NULL, NULL, ZR_ERR_NO_NODEDEVS, "host check skipped");
     zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     cr_assert_geq(plan.n_actions, 6);
