@@ -454,21 +454,6 @@ struct zr_action_result *zr_plan_record(struct zr_plan *plan, size_t i)
     return &plan->results[i];
 }
 
-/* Refuses guest gi: the plan gives it no action (zr_plan_guest() drops
- * what it planned). */
-static void refuse_guest(struct zr_plan *plan, size_t gi, zr_error_code code, const char *fmt, ...)
-    _printf_(4, 5);
-static void refuse_guest(struct zr_plan *plan, size_t gi, zr_error_code code, const char *fmt, ...)
-{
-    struct zr_plan_guest *g = &plan->guests[gi];
-    va_list ap;
-    va_start(ap, fmt);
-    free(g->error);
-    g->error = zr_vasprintf(fmt, ap);
-    va_end(ap);
-    g->error_code = code;
-}
-
 static size_t plan_add_guest(struct zr_plan *plan, const char *host, const char *uri,
                              const char *guest)
 {
@@ -692,7 +677,7 @@ static int check_held(struct zr_plan *plan, size_t gi, const struct zr_guest *wa
                             h->has_guest_address, &h->guest_address, h->has_boot_order,
                             h->boot_order, what, sizeof(what)))
                 continue;
-            refuse_guest(
+            zr_plan_refuse_guest(
                 plan, gi, ZR_ERR_HELD,
                 "%s %s wants %s, which a %s device of the guest's %s holds (out of scope, "
                 "never changed); pick another value",
@@ -715,7 +700,7 @@ static int check_held(struct zr_plan *plan, size_t gi, const struct zr_guest *wa
                             c->zpci_fid, kept && c->has_guest_address, &c->guest_address, boot,
                             c->boot_order, what, sizeof(what)))
                 continue;
-            refuse_guest(
+            zr_plan_refuse_guest(
                 plan, gi, ZR_ERR_HELD,
                 "%s %s wants %s, which %s %s holds in the guest's %s and keeps (%s); %s",
                 zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src), what,
@@ -781,7 +766,7 @@ static void check_boot(struct zr_plan *plan, size_t gi, const struct zr_device_l
     const char *kind = zr_kind_to_string(attach->kind);
     zr_pci_addr_format(&attach->source, src);
     if (config->os_boot) {
-        refuse_guest(
+        zr_plan_refuse_guest(
             plan, gi, ZR_ERR_BOOT_ORDER,
             "%s %s would be attached with boot order %u, but the guest boots by <os><boot "
             "dev=...>, beside which libvirt refuses device boot orders; remove <boot> from "
@@ -805,7 +790,7 @@ static void check_boot(struct zr_plan *plan, size_t gi, const struct zr_device_l
     /* Without any boot order and without <os><boot> (libvirt writes one
      * then, so not libvirt's XML) nothing changes at the detaches. */
     if (before > 0 && remaining == 0)
-        refuse_guest(
+        zr_plan_refuse_guest(
             plan, gi, ZR_ERR_BOOT_ORDER,
             "%s %s would be attached with boot order %u after every device with a boot order "
             "is detached; libvirt then puts <boot dev='hd'/> into <os> and refuses it; give "
@@ -826,7 +811,7 @@ static int refuse_kept_other_kind(struct zr_plan *plan, size_t gi, const struct 
             c = kept_other_kind(wanted, live, w);
         if (c) {
             char src[ZR_PCI_ADDR_STRLEN];
-            refuse_guest(
+            zr_plan_refuse_guest(
                 plan, gi, ZR_ERR_KIND_KEPT,
                 "%s %s is wanted, but the guest holds that function as an %s that prune: false "
                 "keeps; detach it or list it",
@@ -919,6 +904,50 @@ void zr_plan_guest_error(struct zr_plan *plan, const char *host, const char *uri
     plan->guests[gi].error_code = code;
 }
 
+void zr_plan_refuse_guest(struct zr_plan *plan, size_t gi, zr_error_code code, const char *fmt,
+                          ...)
+{
+    struct zr_plan_guest *g = &plan->guests[gi];
+    va_list ap;
+    va_start(ap, fmt);
+    free(g->error);
+    g->error = zr_vasprintf(fmt, ap);
+    va_end(ap);
+    g->error_code = code;
+    g->changed = false;
+}
+
+void zr_plan_drop_refused(struct zr_plan *plan)
+{
+    assert(!plan->results);
+    size_t out = 0;
+    for (size_t i = 0; i < plan->n_actions; i++) {
+        struct zr_action *a = &plan->actions[i];
+        if (plan->guests[a->guest_index].error)
+            zr_action_finish(a);
+        else
+            plan->actions[out++] = *a;
+    }
+    plan->n_actions = out;
+}
+
+void zr_plan_drop_warnings(struct zr_plan *plan, size_t gi)
+{
+    const struct zr_plan_guest *g = &plan->guests[gi];
+    size_t out = 0;
+    for (size_t i = 0; i < plan->n_warnings; i++) {
+        struct zr_warning *w = &plan->warnings[i];
+        if (w->guest && zr_streq(w->guest, g->guest) && zr_streq(w->host, g->host)) {
+            free(w->host);
+            free(w->guest);
+            free(w->message);
+        } else {
+            plan->warnings[out++] = *w;
+        }
+    }
+    plan->n_warnings = out;
+}
+
 struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, const char *uri)
 {
     struct zr_plan_host *h = ZR_APPEND(plan->hosts, plan->n_hosts);
@@ -927,9 +956,16 @@ struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, co
     return h;
 }
 
-/* Moves the items of array `src` (n_src of them) to the end of `dst`. */
+/* Moves the items of array `src` (n_src of them) to the end of `dst`; an
+ * empty `dst` takes the array itself (a host's draft into its report). */
 #define MOVE_ITEMS(dst, n_dst, src, n_src)                                                         \
     do {                                                                                           \
+        if ((n_dst) == 0) {                                                                        \
+            free(dst);                                                                             \
+            (dst) = (src);                                                                         \
+            (n_dst) = (n_src);                                                                     \
+            break;                                                                                 \
+        }                                                                                          \
         if ((n_src) > 0) {                                                                         \
             (dst) = zr_reallocarray((dst), (n_dst) + (n_src), sizeof(*(dst)));                     \
             memcpy((dst) + (n_dst), (src), (n_src) * sizeof(*(dst)));                              \

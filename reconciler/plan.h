@@ -159,6 +159,19 @@ void zr_plan_guest_error(struct zr_plan *plan, const char *host, const char *uri
                          const char *guest, zr_error_code code, const char *fmt, ...)
     _printf_(6, 7);
 
+/* Refuses planned guest gi after the fact (the host check): its error
+ * replaces any it had.  Its actions go with zr_plan_drop_refused(). */
+void zr_plan_refuse_guest(struct zr_plan *plan, size_t gi, zr_error_code code, const char *fmt,
+                          ...) _printf_(4, 5);
+
+/* Drops the actions of every guest with an error, in one pass: a refused
+ * guest gets nothing half-done. */
+void zr_plan_drop_refused(struct zr_plan *plan);
+
+/* Drops the warnings planning guest gi gave (a guest the host check
+ * refuses says only why). */
+void zr_plan_drop_warnings(struct zr_plan *plan, size_t gi);
+
 /* Records a warning: what kind of finding, and the message. */
 void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *guest,
                          const struct zr_pci_addr *source, zr_error_code code, const char *fmt,

@@ -623,18 +623,12 @@ struct zr_error *zr_preflight_check(struct zr_plan *plan, const struct zr_prefli
     return p.errors;
 }
 
-/* `skip`: guests not to plan (NULL: none); they get an error instead, so
- * that guest i stays inventory guest i. */
-static void plan_guests(struct zr_plan *out, const struct zr_host *wanted,
-                        const struct zr_guest_state *states, const struct zr_plan_options *popts,
-                        const bool *skip)
+void zr_preflight_plan(struct zr_plan *out, const struct zr_host *wanted,
+                       const struct zr_guest_state *states, const struct zr_plan_options *popts)
 {
     for (size_t g = 0; g < wanted->n_guests; g++) {
         const struct zr_guest_state *st = &states[g];
-        if (skip && skip[g])
-            zr_plan_guest_error(out, wanted->name, NULL, wanted->guests[g].name, ZR_ERR_OTHER,
-                                "not checked");
-        else if (st->error)
+        if (st->error)
             zr_plan_guest_error(out, wanted->name, NULL, wanted->guests[g].name, st->error_code,
                                 "%s", st->error);
         else
@@ -643,10 +637,25 @@ static void plan_guests(struct zr_plan *out, const struct zr_host *wanted,
     }
 }
 
-void zr_preflight_plan(struct zr_plan *out, const struct zr_host *wanted,
-                       const struct zr_guest_state *states, const struct zr_plan_options *popts)
+/* What the topology checks look at: the draft's actions of the guests one
+ * of whose wanted functions is on the host (the others have no topology to
+ * check).  Shallow copies: the draft owns them; free only view->actions. */
+static void topology_view(struct zr_plan *view, const struct zr_plan *draft,
+                          const struct zr_host *wanted, const struct zr_host_pci *pci)
 {
-    plan_guests(out, wanted, states, popts, NULL);
+    _cleanup_free_ bool *on_host = zr_new0(bool, wanted->n_guests);
+    for (size_t g = 0; g < wanted->n_guests; g++) {
+        const struct zr_device_list *l = &wanted->guests[g].devices;
+        for (size_t d = 0; d < l->n && !on_host[g]; d++)
+            on_host[g] = zr_host_pci_find(pci, &l->items[d].source) >= 0;
+    }
+    *view = (struct zr_plan){.guests = draft->guests, .n_guests = draft->n_guests};
+    view->actions = zr_new0(struct zr_action, draft->n_actions);
+    for (size_t i = 0; i < draft->n_actions; i++) {
+        size_t g = draft->actions[i].guest_index;
+        if (g < wanted->n_guests && on_host[g])
+            view->actions[view->n_actions++] = draft->actions[i];
+    }
 }
 
 /* A listing the check needs failed: plan warns; apply refuses the host
@@ -883,8 +892,8 @@ static void read_listings(struct zr_plan *plan, virConnectPtr conn, const char *
 struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
                                    struct zr_domain_listing *listing, const struct zr_host *wanted,
                                    const struct zr_guest_state *states,
-                                   const struct zr_plan_options *popts, bool host_check,
-                                   unsigned jobs, bool applying, struct zr_preflight_notes *notes)
+                                   const struct zr_plan *draft, bool host_check, unsigned jobs,
+                                   bool applying, struct zr_preflight_notes *notes)
 {
     struct zr_preflight_input in = {.host = wanted->name, .wanted = wanted, .states = states};
     size_t n_wanted = 0;
@@ -905,16 +914,7 @@ struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, con
     struct zr_plan planned = {0};
     struct topology_read t = {0};
     if (in.have_pci) {
-        /* A guest none of whose wanted functions is on the host has no
-         * topology to check: spare planning it twice. */
-        _cleanup_free_ bool *skip = zr_new0(bool, wanted->n_guests);
-        for (size_t g = 0; g < wanted->n_guests; g++) {
-            const struct zr_device_list *l = &wanted->guests[g].devices;
-            skip[g] = true;
-            for (size_t d = 0; d < l->n && skip[g]; d++)
-                skip[g] = zr_host_pci_find(&pci, &l->items[d].source) < 0;
-        }
-        plan_guests(&planned, wanted, states, popts, skip);
+        topology_view(&planned, draft, wanted, &pci);
         topology_read(&t, plan, conn, wanted, states, &planned, &pci, jobs);
         in.planned = &planned;
         in.functions = t.functions;
@@ -929,7 +929,7 @@ struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, con
     if (notes)
         zr_preflight_collect_notes(&in, notes);
     topology_read_finish(&t);
-    zr_plan_finish(&planned);
+    free(planned.actions); /* a view: the draft owns the rest */
     zr_other_guests_free(others, in.n_others);
     zr_host_pci_finish(&pci);
     if (refuse.message)
