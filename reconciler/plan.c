@@ -219,6 +219,9 @@ enum {
  * only the listed differences change.  The attach XML is the current
  * element edited where this differs from it (zr_domain_edit_xml), so what
  * the model does not carry is kept too. */
+static void merge_interface(struct zr_device *out, const struct zr_device *w,
+                            const struct zr_device *c);
+
 static void merge_device(struct zr_device *out, const struct zr_device *w,
                          const struct zr_device *c, unsigned move)
 {
@@ -257,8 +260,15 @@ static void merge_device(struct zr_device *out, const struct zr_device *w,
         out->rom.has_enabled = true;
         out->rom.enabled = c->rom.enabled;
     }
-    if (w->kind != ZR_KIND_INTERFACE)
-        return;
+    if (w->kind == ZR_KIND_INTERFACE)
+        merge_interface(out, w, c);
+}
+
+/* An interface's fields the inventory leaves out: the current MAC, and
+ * the current virtualport or vlan where libvirt takes them together. */
+static void merge_interface(struct zr_device *out, const struct zr_device *w,
+                            const struct zr_device *c)
+{
     if (!w->has_mac && c->has_mac) {
         out->has_mac = true;
         out->mac = c->mac;

@@ -294,6 +294,22 @@ static const struct zr_host_use *host_use_of(const struct pass *p, const struct 
     return lo < p->n_uses && strcmp(p->uses[lo]->parent, name) == 0 ? p->uses[lo] : NULL;
 }
 
+/* A function that `planned` attaches to guest g on another NUMA node than
+ * the guest's memory is pinned to: a notice. */
+static void check_numa(struct pass *p, size_t g, const struct zr_pci_function *fn,
+                       const struct zr_pci_addr *s, const char *src)
+{
+    const struct zr_guest_topology *t = p->in->guests ? &p->in->guests[g] : NULL;
+    if (t && t->nodeset && fn->numa_node >= 0 &&
+        zr_nodeset_has(t->nodeset, (unsigned)fn->numa_node) == 0) {
+        _cleanup_free_ char *m = zr_asprintf(
+            "the guest's memory is pinned to NUMA node(s) %s (<numatune>), but %s sits on "
+            "NUMA node %d: its DMA would cross nodes",
+            t->nodeset, src, fn->numa_node);
+        notice(p, g, s, m);
+    }
+}
+
 /* The checks of one function that `planned` attaches to guest g. */
 static void check_attach(struct pass *p, size_t g, const struct zr_device *want,
                          const struct zr_function_info *fi)
@@ -348,16 +364,7 @@ static void check_attach(struct pass *p, size_t g, const struct zr_device *want,
     /* Last: a finding about the entry itself comes first in apply. */
     if (!fn->has_iommu_group)
         refuse_no_iommu(p, g, fn);
-
-    const struct zr_guest_topology *t = p->in->guests ? &p->in->guests[g] : NULL;
-    if (t && t->nodeset && fn->numa_node >= 0 &&
-        zr_nodeset_has(t->nodeset, (unsigned)fn->numa_node) == 0) {
-        _cleanup_free_ char *m = zr_asprintf(
-            "the guest's memory is pinned to NUMA node(s) %s (<numatune>), but %s sits on "
-            "NUMA node %d: its DMA would cross nodes",
-            t->nodeset, src, fn->numa_node);
-        notice(p, g, s, m);
-    }
+    check_numa(p, g, fn, s, src);
 }
 
 /* A live attach without a guest address into a q35 guest takes a free
