@@ -156,14 +156,6 @@ static unsigned action_flags(const struct zr_action *a)
     return (a->live ? VIR_DOMAIN_AFFECT_LIVE : 0) | (a->config ? VIR_DOMAIN_AFFECT_CONFIG : 0);
 }
 
-static void set_result(struct zr_action *a, zr_result r, char *error)
-{
-    a->result = r;
-    free(a->error);
-    a->error = error;
-    a->error_code = ZR_ERR_OTHER;
-}
-
 /* libvirt's message for a failed mutating call, with what a reader needs
  * to act on it: a guest that stopped since it was read gets a hint. */
 static char *call_error(virDomainPtr dom, const struct zr_action *a)
@@ -182,13 +174,14 @@ static char *call_error(virDomainPtr dom, const struct zr_action *a)
 }
 
 /* A failed mutating call: libvirt's message, and what kind of refusal. */
-static void set_failed(struct zr_action *a, virDomainPtr dom)
+static void set_failed(const struct zr_action *a, struct zr_action_result *res,
+                       virDomainPtr dom)
 {
     /* Classified first: call_error() makes another call, which resets
      * the thread's error. */
     zr_error_code code = zr_libvirt_error_code(ZR_ERR_LIBVIRT_REFUSED);
-    set_result(a, ZR_RESULT_FAILED, call_error(dom, a));
-    a->error_code = code;
+    zr_result_set(res, ZR_RESULT_FAILED, call_error(dom, a));
+    res->error_code = code;
 }
 
 /* Starts watching dom's removal events in `slot`; returns the slot's
@@ -221,7 +214,8 @@ static double seconds_since(const struct timespec *t0)
 
 /* A live detach libvirt accepted: done once the guest let go of it.  With
  * progress, *note says when that was. */
-static void finish_live_detach(struct zr_action *a, virDomainPtr dom, struct removal_watch *w,
+static void finish_live_detach(const struct zr_action *a, struct zr_action_result *res,
+                               virDomainPtr dom, struct removal_watch *w,
                                struct removal_slot *slot, unsigned since, const struct timespec *t0,
                                const struct zr_apply_options *o, char **note)
 {
@@ -230,18 +224,18 @@ static void finish_live_detach(struct zr_action *a, virDomainPtr dom, struct rem
     int r = wait_removed(w, slot, dom, a, o->timeout_s, since, &how, &error);
     if (r < 0) {
         /* With CONFIG, libvirt has already removed it from the
-         * definition: say so, the running guest and the definition now
-         * disagree. */
-        if (a->config) {
-            char *more = zr_asprintf("%s; the persistent definition no longer has it", error);
-            free(error);
-            error = more;
-        }
-        set_result(a, ZR_RESULT_FAILED, error);
-        a->error_code = r == -ETIMEDOUT ? ZR_ERR_TIMEOUT : ZR_ERR_LIBVIRT_REFUSED;
+         * definition: say so (the running guest and the definition now
+         * disagree), and record it for --atomic. */
+        char *shown = a->config
+                          ? zr_asprintf("%s; the persistent definition no longer has it", error)
+                          : zr_strdup(error);
+        zr_result_set(res, ZR_RESULT_FAILED, shown);
+        res->error_code = r == -ETIMEDOUT ? ZR_ERR_TIMEOUT : ZR_ERR_LIBVIRT_REFUSED;
+        res->config_removed = a->config;
+        res->cause = error;
         return;
     }
-    set_result(a, ZR_RESULT_DONE, NULL);
+    zr_result_set(res, ZR_RESULT_DONE, NULL);
     if (o->progress) {
         char src[ZR_PCI_ADDR_STRLEN];
         *note = zr_asprintf("  %s left the running guest after %.1f s (%s)\n",
@@ -252,14 +246,15 @@ static void finish_live_detach(struct zr_action *a, virDomainPtr dom, struct rem
 /* The action's one mutating call (and, for a live detach, the wait for the
  * guest to let go), on the worker that owns `slot`.  *note gets a progress
  * line to print after the action's own, or stays NULL. */
-static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_watch *w,
-                       struct removal_slot *slot, const struct zr_apply_options *o, char **note)
+static void run_action(const struct zr_action *a, struct zr_action_result *res, virDomainPtr dom,
+                       struct removal_watch *w, struct removal_slot *slot,
+                       const struct zr_apply_options *o, char **note)
 {
     if (a->op == ZR_OP_ATTACH) {
         if (virDomainAttachDeviceFlags(dom, a->xml, action_flags(a)) < 0)
-            set_failed(a, dom);
+            set_failed(a, res, dom);
         else
-            set_result(a, ZR_RESULT_DONE, NULL);
+            zr_result_set(res, ZR_RESULT_DONE, NULL);
         return;
     }
 
@@ -267,11 +262,11 @@ static void run_action(struct zr_action *a, virDomainPtr dom, struct removal_wat
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (virDomainDetachDeviceFlags(dom, a->xml, action_flags(a)) < 0)
-        set_failed(a, dom);
+        set_failed(a, res, dom);
     else if (a->live)
-        finish_live_detach(a, dom, w, slot, since, &t0, o, note);
+        finish_live_detach(a, res, dom, w, slot, since, &t0, o, note);
     else
-        set_result(a, ZR_RESULT_DONE, NULL);
+        zr_result_set(res, ZR_RESULT_DONE, NULL);
     if (a->live)
         unwatch_domain(w, slot);
 }
@@ -282,12 +277,13 @@ static char *unmet_dependency(const struct zr_plan *plan, const struct zr_action
 {
     for (size_t i = 0; i < a->n_deps; i++) {
         const struct zr_action *d = &plan->actions[a->deps[i]];
-        if (d->result != ZR_RESULT_DONE) {
+        zr_result r = zr_plan_result(plan, a->deps[i])->result;
+        if (r != ZR_RESULT_DONE) {
             char src[ZR_PCI_ADDR_STRLEN];
             return zr_asprintf("depends on the detach of %s %s from %s, which %s",
                                zr_kind_to_string(d->kind), zr_pci_addr_format(&d->source, src),
                                plan->guests[d->guest_index].guest,
-                               d->result == ZR_RESULT_FAILED ? "failed" : "did not run");
+                               r == ZR_RESULT_FAILED ? "failed" : "did not run");
         }
     }
     return NULL;
@@ -476,14 +472,14 @@ static void verify_rollback(struct host_run *h)
             char *why = NULL;
             const char *what = live ? "running guest" : "persistent definition";
             if (save_devices(h->doms[g], live, &now, &why) < 0) {
-                zr_plan_add_warning(h->plan, pg->host, pg->guest, NULL,
+                zr_plan_add_warning(h->plan, pg->host, pg->guest, NULL, ZR_ERR_ROLLBACK,
                                     "after rollback, cannot re-read the %s: %s", what, why);
                 free(why);
                 continue;
             }
             _cleanup_free_ char *diff = saved_diff(live ? &s->running : &s->config, &now);
             if (diff)
-                zr_plan_add_warning(h->plan, pg->host, pg->guest, NULL,
+                zr_plan_add_warning(h->plan, pg->host, pg->guest, NULL, ZR_ERR_ROLLBACK,
                                     "after rollback, the %s is not as before: %s", what, diff);
             saved_devices_finish(&now);
         }
@@ -542,12 +538,12 @@ static char *undo_failed(const struct zr_plan *plan, const struct zr_action *a, 
 /* A live+config detach that timed out failed, but libvirt had already
  * taken the device out of the persistent definition: put it back there,
  * so --atomic leaves the definition as it was. */
-static void rollback_config_half(struct host_run *h, struct zr_action *a)
+static void rollback_config_half(struct host_run *h, const struct zr_action *a,
+                                 struct zr_action_result *res)
 {
-    static const char removed[] = "; the persistent definition no longer has it";
     virDomainPtr dom = h->doms[a->guest_index];
     char *why = NULL;
-    if (!a->error || !strstr(a->error, removed) || h->lost ||
+    if (!res->config_removed || h->lost ||
         has_device(dom, VIR_DOMAIN_XML_INACTIVE, a, &why) != 0) {
         free(why);
         return;
@@ -556,13 +552,14 @@ static void rollback_config_half(struct host_run *h, struct zr_action *a)
     zr_pci_addr_format(&a->source, src);
     bool ok = virDomainAttachDeviceFlags(dom, a->xml, VIR_DOMAIN_AFFECT_CONFIG) == 0;
     _cleanup_free_ char *err = ok ? NULL : zr_strdup(zr_libvirt_error());
-    _cleanup_free_ char *base =
-        zr_strndup(a->error, (size_t)(strstr(a->error, removed) - a->error));
-    set_result(a, ZR_RESULT_FAILED,
-               ok ? zr_asprintf("%s; rolled back in the persistent definition (--atomic)", base)
-                  : zr_asprintf("%s; the persistent definition no longer has it (rollback "
-                                "failed: %s)",
-                                base, err));
+    _cleanup_free_ char *base = TAKE_PTR(res->cause);
+    zr_result_set(res, ZR_RESULT_FAILED,
+                  ok ? zr_asprintf("%s; rolled back in the persistent definition (--atomic)", base)
+                     : zr_asprintf("%s; the persistent definition no longer has it (rollback "
+                                   "failed: %s)",
+                                   base, err));
+    res->config_removed = !ok;
+    res->cause = ok ? NULL : TAKE_PTR(base);
     if (h->o->progress)
         fprintf(stderr, "rollback: attach %s %s on %s [config]: %s\n", zr_kind_to_string(a->kind),
                 src, h->plan->guests[a->guest_index].guest, ok ? "done" : err);
@@ -572,16 +569,17 @@ static void rollback(struct host_run *h)
 {
     struct zr_plan *plan = h->plan;
     for (size_t i = h->end; i-- > h->first;) {
-        struct zr_action *a = &plan->actions[i];
-        if (a->result == ZR_RESULT_FAILED && a->op == ZR_OP_DETACH && a->live && a->config)
-            rollback_config_half(h, a);
-        if (a->result != ZR_RESULT_DONE)
+        const struct zr_action *a = &plan->actions[i];
+        struct zr_action_result *res = zr_plan_record(plan, i);
+        if (res->result == ZR_RESULT_FAILED && a->op == ZR_OP_DETACH)
+            rollback_config_half(h, a, res);
+        if (res->result != ZR_RESULT_DONE)
             continue;
         virDomainPtr dom = h->doms[a->guest_index];
         char src[ZR_PCI_ADDR_STRLEN];
         zr_pci_addr_format(&a->source, src);
         if (h->lost) {
-            set_result(a, ZR_RESULT_FAILED, undo_failed(plan, a, NULL));
+            zr_result_set(res, ZR_RESULT_FAILED, undo_failed(plan, a, NULL));
             continue;
         }
         char *why = NULL;
@@ -595,21 +593,23 @@ static void rollback(struct host_run *h)
             .config = a->config,
             .xml = xml,
         };
+        struct zr_action_result undone_res = {0};
         if (xml) {
             /* The workers are done: the rollback runs alone, in slot 0. */
             _cleanup_free_ char *note = NULL;
-            run_action(&undo, dom, &h->w, &h->w.slots[0], h->o, &note);
+            run_action(&undo, &undone_res, dom, &h->w, &h->w.slots[0], h->o, &note);
             if (note)
                 fputs(note, stderr);
-            why = TAKE_PTR(undo.error);
+            why = TAKE_PTR(undone_res.error);
         }
-        bool undone = xml && undo.result == ZR_RESULT_DONE;
+        bool undone = xml && undone_res.result == ZR_RESULT_DONE;
+        zr_result_finish(&undone_res);
         if (undone) {
-            set_result(a, ZR_RESULT_ROLLED_BACK, NULL);
+            zr_result_set(res, ZR_RESULT_ROLLED_BACK, NULL);
         } else {
             /* The guest is neither as it was nor as planned: a failure
              * the reader must act on, never "rolled back". */
-            set_result(a, ZR_RESULT_FAILED, undo_failed(plan, a, why));
+            zr_result_set(res, ZR_RESULT_FAILED, undo_failed(plan, a, why));
             /* The rest cannot be undone over a dead connection either. */
             if (virConnectIsAlive(h->conn) == 0)
                 h->lost = zr_strdup(why);
@@ -642,18 +642,19 @@ static char *skip_reason(struct host_run *h, const struct zr_action *a)
 
 /* After a failed call: was it the connection, or the guest itself?
  * Called with h->lock held. */
-static void after_failure(struct host_run *h, struct zr_action *a)
+static void after_failure(struct host_run *h, const struct zr_action *a,
+                          struct zr_action_result *res)
 {
     virErrorPtr e = virGetLastError();
     int code = e ? e->code : VIR_ERR_OK;
     h->failed++;
     if (virConnectIsAlive(h->conn) == 0) {
         if (!h->lost)
-            h->lost = zr_strdup(a->error);
+            h->lost = zr_strdup(res->error);
         char *msg = zr_asprintf("lost the connection to libvirt: %s; the change may or may not "
                                 "have been made",
-                                a->error);
-        set_result(a, ZR_RESULT_FAILED, msg);
+                                res->error);
+        zr_result_set(res, ZR_RESULT_FAILED, msg);
     } else if (code == VIR_ERR_NO_DOMAIN) {
         h->gone[a->guest_index] = true;
     }
@@ -698,16 +699,17 @@ static void progress(struct host_run *h, size_t i, char *head, char *tail, bool 
 }
 
 /* Decides under the lock whether action i runs; when not, records why. */
-static bool should_run(struct host_run *h, struct zr_action *a)
+static bool should_run(struct host_run *h, const struct zr_action *a,
+                       struct zr_action_result *res)
 {
     pthread_mutex_lock(&h->lock);
     const struct zr_apply_options *o = h->o;
     h->interrupted = h->interrupted || (o->interrupt && *o->interrupt);
     char *skip = skip_reason(h, a);
     if (skip) {
-        set_result(a, ZR_RESULT_SKIPPED, skip);
+        zr_result_set(res, ZR_RESULT_SKIPPED, skip);
         if (h->interrupted && !h->lost)
-            a->error_code = ZR_ERR_INTERRUPTED;
+            res->error_code = ZR_ERR_INTERRUPTED;
         h->not_run++;
     }
     pthread_mutex_unlock(&h->lock);
@@ -718,8 +720,9 @@ static bool should_run(struct host_run *h, struct zr_action *a)
 static void run_one(struct host_run *h, size_t i, struct removal_slot *slot)
 {
     struct zr_plan *plan = h->plan;
-    struct zr_action *a = &plan->actions[i];
-    if (!should_run(h, a)) {
+    const struct zr_action *a = &plan->actions[i];
+    struct zr_action_result *res = &plan->results[i];
+    if (!should_run(h, a, res)) {
         progress(h, i, NULL, NULL, true);
         return;
     }
@@ -735,13 +738,13 @@ static void run_one(struct host_run *h, size_t i, struct removal_slot *slot)
                              zr_kind_to_string(a->kind), src, guest, zr_action_flags_string(a)),
                  NULL, false);
     char *note = NULL;
-    run_action(a, h->doms[a->guest_index], &h->w, slot, h->o, &note);
-    if (a->result == ZR_RESULT_FAILED) {
+    run_action(a, res, h->doms[a->guest_index], &h->w, slot, h->o, &note);
+    if (res->result == ZR_RESULT_FAILED) {
         pthread_mutex_lock(&h->lock);
-        after_failure(h, a);
+        after_failure(h, a, res);
         pthread_mutex_unlock(&h->lock);
         if (show) {
-            _cleanup_free_ char *msg = zr_escaped(a->error);
+            _cleanup_free_ char *msg = zr_escaped(res->error);
             free(note);
             note = zr_asprintf("[%zu/%zu] failed: %s %s %s on %s: %s\n", n, total,
                                zr_op_to_string(a->op), zr_kind_to_string(a->kind), src, guest, msg);
@@ -878,11 +881,15 @@ size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectP
     };
     size_t failed = 0;
     char *error = NULL;
+    /* Every result record exists before the workers write theirs. */
+    if (end > first)
+        zr_plan_record(plan, first);
 
     if (o->atomic && save_host(&h, threads, &error) < 0) {
         /* Without the saved state there is nothing to roll back to. */
         for (size_t i = first; i < end; i++)
-            set_result(&plan->actions[i], ZR_RESULT_SKIPPED, zr_asprintf("not run: %s", error));
+            zr_result_set(zr_plan_record(plan, i), ZR_RESULT_SKIPPED,
+                          zr_asprintf("not run: %s", error));
         free(error);
     } else {
         failed = run_host_with_events(&h);

@@ -53,6 +53,12 @@ const char *zr_hint_for(zr_error_code code)
     case ZR_ERR_CONFLICT:
     case ZR_ERR_LOCK:
     case ZR_ERR_INTERRUPTED:
+    case ZR_ERR_HELD:
+    case ZR_ERR_BOOT_ORDER:
+    case ZR_ERR_KIND_KEPT:
+    case ZR_ERR_UNBUILDABLE:
+    case ZR_ERR_LIVE_DRIFT:
+    case ZR_ERR_ROLLBACK:
     case ZR_ERR__COUNT:
         break;
     }

@@ -55,9 +55,8 @@ static void host_failed(struct zr_plan *report, size_t hi, const struct zr_host 
     report->hosts[hi].error = zr_strdup(message);
     report->hosts[hi].error_code = code;
     for (size_t g = 0; g < host->n_guests; g++)
-        zr_plan_guest_error(report, host->name, report->hosts[hi].uri, host->guests[g].name, "%s",
-                            message)
-            ->error_code = code;
+        zr_plan_guest_error(report, host->name, report->hosts[hi].uri, host->guests[g].name, code,
+                            "%s", message);
 }
 
 void zr_host_not_run(const struct zr_host *host, const struct zr_host_options *o,
@@ -102,33 +101,28 @@ static int host_open(struct zr_plan *report, size_t hi, struct host_session *h,
     return 0;
 }
 
-/* One guest into the report: its read error (with the closest defined
- * name when it was not found), the preflight's refusal, or its plan. */
-static void plan_guest(struct zr_plan *report, struct host_session *h,
-                       const struct zr_guest_state *st, const struct zr_error *refused,
-                       const struct zr_plan_options *popts)
+/* One guest into the host's draft: its read error (with the closest
+ * defined name when it was not found), or its plan. */
+static void plan_guest(struct zr_plan *draft, struct host_session *h,
+                       const struct zr_guest_state *st, const struct zr_plan_options *popts)
 {
     const char *host = h->host->name, *guest = st->wanted->name;
     if (st->error) {
         _cleanup_free_ char *near =
             st->dom ? NULL : zr_state_near_miss_listed(h->conn, &h->listing, guest);
         if (near)
-            zr_plan_guest_error(report, host, h->uri, guest, "%s (did you mean '%s'?)", st->error,
-                                near)
-                ->error_code = ZR_ERR_NOT_FOUND_NEAR;
+            zr_plan_guest_error(draft, host, h->uri, guest, ZR_ERR_NOT_FOUND_NEAR,
+                                "%s (did you mean '%s'?)", st->error, near);
         else
-            zr_plan_guest_error(report, host, h->uri, guest, "%s", st->error)->error_code =
-                st->error_code;
-    } else if (refused->message) {
-        zr_plan_guest_error(report, host, h->uri, guest, "%s", refused->message)->error_code =
-            refused->code;
+            zr_plan_guest_error(draft, host, h->uri, guest, st->error_code, "%s", st->error);
     } else {
-        zr_plan_guest(report, host, h->uri, st->wanted, &st->config, st->active ? &st->live : NULL,
+        zr_plan_guest(draft, host, h->uri, st->wanted, &st->config, st->active ? &st->live : NULL,
                       popts);
     }
 }
 
-/* Reads the host's guests, runs the preflight and plans every guest. */
+/* Reads the host's guests, plans each once, runs the preflight on that
+ * plan and keeps what it does not refuse. */
 static void host_plan(struct zr_plan *report, struct host_session *h,
                       const struct zr_host_options *o)
 {
@@ -136,15 +130,25 @@ static void host_plan(struct zr_plan *report, struct host_session *h,
     struct zr_plan_options popts = {.config_only = o->config_only};
 
     h->states = zr_state_read_listed(h->conn, host, read_threads(o), &h->listing);
+    _cleanup_(zr_plan_finish) struct zr_plan draft = {0};
+    for (size_t g = 0; g < host->n_guests; g++)
+        plan_guest(&draft, h, &h->states[g], &popts);
     /* host_check off skips the node device lookups only: the conflict
      * check still runs. */
     struct zr_preflight_notes notes = {0};
     size_t first_action = report->n_actions;
     struct zr_error *check =
-        zr_preflight_host(report, h->conn, h->uri, &h->listing, host, h->states, &popts,
+        zr_preflight_host(report, h->conn, h->uri, &h->listing, host, h->states, &draft,
                           o->host_check, read_threads(o), o->applying, &notes);
-    for (size_t g = 0; g < host->n_guests; g++)
-        plan_guest(report, h, &h->states[g], &check[g], &popts);
+    /* A guest that could not be read keeps its own error. */
+    for (size_t g = 0; g < host->n_guests; g++) {
+        if (!check[g].message || h->states[g].error)
+            continue;
+        zr_plan_refuse_guest(&draft, g, check[g].code, "%s", check[g].message);
+        zr_plan_drop_warnings(&draft, g);
+    }
+    zr_plan_drop_refused(&draft);
+    zr_plan_append(report, &draft);
     zr_render_plan(report, first_action);
     zr_preflight_annotate(report, first_action, h->first_guest, &notes);
     zr_preflight_notes_finish(&notes);

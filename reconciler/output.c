@@ -45,8 +45,10 @@ void zr_json_string(FILE *f, const char *s)
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-static void json_action(FILE *f, const struct zr_plan *plan, const struct zr_action *a)
+static void json_action(FILE *f, const struct zr_plan *plan, size_t i)
 {
+    const struct zr_action *a = &plan->actions[i];
+    const struct zr_action_result *r = zr_plan_result(plan, i);
     const struct zr_plan_guest *g = &plan->guests[a->guest_index];
 
     fputs("    {\"host\": ", f);
@@ -70,10 +72,10 @@ static void json_action(FILE *f, const struct zr_plan *plan, const struct zr_act
     }
     fputs(", \"xml\": ", f);
     zr_json_string(f, a->xml);
-    fprintf(f, ", \"result\": \"%s\"", zr_result_to_string(a->result));
-    if (a->error) {
-        fputs(a->result == ZR_RESULT_SKIPPED ? ", \"skip_reason\": " : ", \"error\": ", f);
-        zr_json_string(f, a->error);
+    fprintf(f, ", \"result\": \"%s\"", zr_result_to_string(r->result));
+    if (r->error) {
+        fputs(r->result == ZR_RESULT_SKIPPED ? ", \"skip_reason\": " : ", \"error\": ", f);
+        zr_json_string(f, r->error);
     }
     fputc('}', f);
 }
@@ -137,7 +139,7 @@ static void output_json(FILE *f, const struct zr_plan *plan, const struct zr_out
     fputs("{\n  \"version\": 1,\n  \"actions\": [", f);
     for (size_t i = 0; i < plan->n_actions; i++) {
         fputs(i ? ",\n" : "\n", f);
-        json_action(f, plan, &plan->actions[i]);
+        json_action(f, plan, i);
     }
     fputs(plan->n_actions ? "\n  ],\n" : "],\n", f);
 
@@ -304,6 +306,8 @@ static void text_hint(FILE *f, zr_error_code code, const char *indent, struct hi
 struct line {
     const struct zr_action *first;  /* the detach of a pair, or the action */
     const struct zr_action *second; /* the attach of a pair, or NULL */
+    /* What became of them (PLANNED in a plan). */
+    const struct zr_action_result *first_result, *second_result;
 };
 
 static int line_cmp(const void *pa, const void *pb)
@@ -326,8 +330,9 @@ static int line_cmp(const void *pa, const void *pb)
  * replacement whose detach was done but whose attach was not left the
  * guest without the function: the line says so, never only "failed" or
  * "skipped" (the summary counts it as detached). */
-static const char *result_suffix(const struct zr_action *a, const struct zr_action *b,
-                                 const char **prefix, const char **error)
+static const char *result_suffix(const struct zr_action_result *a,
+                                 const struct zr_action_result *b, const char **prefix,
+                                 const char **error)
 {
     *prefix = "";
     *error = NULL;
@@ -340,7 +345,7 @@ static const char *result_suffix(const struct zr_action *a, const struct zr_acti
         }
         return "detached, not attached again";
     }
-    const struct zr_action *pair[2] = {a, b};
+    const struct zr_action_result *pair[2] = {a, b};
     for (int i = 0; i < 2; i++)
         if (pair[i] && pair[i]->result == ZR_RESULT_FAILED) {
             *error = pair[i]->error;
@@ -386,7 +391,7 @@ static void text_line(FILE *f, const struct line *l, struct hints_seen *seen,
     const char *error = NULL;
     if (o->applied) {
         const char *prefix;
-        const char *res = result_suffix(a, l->second, &prefix, &error);
+        const char *res = result_suffix(l->first_result, l->second_result, &prefix, &error);
         bool bad = strcmp(res, "done") != 0 || error;
         fprintf(f, " %s%s%s", o->color && bad ? C_RED C_BOLD : "", res,
                 o->color && bad ? C_RESET : "");
@@ -396,9 +401,11 @@ static void text_line(FILE *f, const struct line *l, struct hints_seen *seen,
         }
     }
     fputc('\n', f);
-    if (l->second && l->second->changes) {
+    if (l->second && l->second->n_changes) {
+        _cleanup_free_ char *changes =
+            zr_changes_format(l->second->changes, l->second->n_changes);
         fprintf(f, "      %s", o->color ? C_DIM : "");
-        zr_fputs_escaped(l->second->changes, f);
+        zr_fputs_escaped(changes, f);
         fprintf(f, "%s\n", o->color ? C_RESET : "");
     }
     if (shown->note) {
@@ -407,7 +414,9 @@ static void text_line(FILE *f, const struct line *l, struct hints_seen *seen,
         fprintf(f, "%s\n", o->color ? C_RESET : "");
     }
     if (error)
-        text_hint(f, l->second && error == l->second->error ? l->second->error_code : a->error_code,
+        text_hint(f,
+                  l->second && error == l->second_result->error ? l->second_result->error_code
+                                                                 : l->first_result->error_code,
                   "      ", seen, o);
 }
 
@@ -433,26 +442,18 @@ static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi, const siz
         return;
 
     _cleanup_free_ struct line *lines = NULL;
-    _cleanup_free_ bool *used = zr_new0(bool, n_acts);
     size_t n = 0;
     for (size_t i = 0; i < n_acts; i++) {
         const struct zr_action *a = &plan->actions[acts[i]];
-        if (used[i])
+        /* A replacement's attach is on its detach's line. */
+        if (a->role == ZR_ROLE_REPLACE_IN && a->pair != ZR_NO_PAIR)
             continue;
-        used[i] = true;
         struct line *l = ZR_APPEND(lines, n);
         l->first = a;
-        if (a->op != ZR_OP_DETACH || !a->changes)
-            continue;
-        /* Pair a replacement's detach with its attach. */
-        for (size_t j = 0; j < n_acts; j++) {
-            const struct zr_action *b = &plan->actions[acts[j]];
-            if (!used[j] && b->op == ZR_OP_ATTACH && b->changes && b->kind == a->kind &&
-                zr_pci_addr_eq(&b->source, &a->source)) {
-                used[j] = true;
-                l->second = b;
-                break;
-            }
+        l->first_result = zr_plan_result(plan, acts[i]);
+        if (a->role == ZR_ROLE_REPLACE_OUT && a->pair != ZR_NO_PAIR) {
+            l->second = &plan->actions[a->pair];
+            l->second_result = zr_plan_result(plan, a->pair);
         }
     }
     qsort(lines, n, sizeof(*lines), line_cmp);

@@ -1,3 +1,4 @@
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,23 +37,69 @@ const char *zr_result_to_string(zr_result r)
     return "?";
 }
 
+bool zr_action_is_replacement(const struct zr_action *a)
+{
+    return a->role == ZR_ROLE_REPLACE_OUT || a->role == ZR_ROLE_REPLACE_IN;
+}
+
+char *zr_changes_format(const struct zr_change *changes, size_t n)
+{
+    struct zr_strbuf b = {0};
+    for (size_t i = 0; i < n; i++) {
+        const struct zr_change *c = &changes[i];
+        if (c->field)
+            zr_strbuf_addf(&b, ", ", "%s %s → %s", c->field, c->old, c->new);
+        else
+            zr_strbuf_addf(&b, ", ", "the guest's interface name changes: %s → %s", c->old,
+                           c->new);
+    }
+    return b.s;
+}
+
+static void changes_free(struct zr_change *changes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(changes[i].field);
+        free(changes[i].old);
+        free(changes[i].new);
+    }
+    free(changes);
+}
+
+static struct zr_change *changes_copy(const struct zr_change *from, size_t n)
+{
+    struct zr_change *to = n ? zr_new0(struct zr_change, n) : NULL;
+    for (size_t i = 0; i < n; i++)
+        to[i] = (struct zr_change){zr_strdup(from[i].field), zr_strdup(from[i].old),
+                                   zr_strdup(from[i].new)};
+    return to;
+}
+
 /* What differs between a wanted device and the current one with the same
  * key.  Only fields the inventory gives are compared; `managed` always is. */
 struct diff {
-    struct zr_strbuf fields;  /* "zpci.uid,mac" */
-    struct zr_strbuf changes; /* "zpci.uid 0x0001 → 0x0002, mac ..." */
+    struct zr_strbuf fields;    /* "zpci.uid,mac": the reason */
+    struct zr_change *changes;  /* each difference, and what follows from them */
+    size_t n_changes;
 };
 
 static void diff_finish(struct diff *d)
 {
     free(d->fields.s);
-    free(d->changes.s);
+    changes_free(d->changes, d->n_changes);
+}
+
+/* A change the reason does not list: a consequence of the listed ones. */
+static void diff_note(struct diff *d, const char *field, const char *old, const char *new)
+{
+    *ZR_APPEND(d->changes, d->n_changes) =
+        (struct zr_change){zr_strdup(field), zr_strdup(old), zr_strdup(new)};
 }
 
 static void diff_add(struct diff *d, const char *field, const char *old, const char *new)
 {
     zr_strbuf_addf(&d->fields, ",", "%s", field);
-    zr_strbuf_addf(&d->changes, ", ", "%s %s → %s", field, old, new);
+    diff_note(d, field, old, new);
 }
 
 /* hex_digits 0 prints decimal, otherwise 0x and that many digits. */
@@ -172,6 +219,9 @@ enum {
  * only the listed differences change.  The attach XML is the current
  * element edited where this differs from it (zr_domain_edit_xml), so what
  * the model does not carry is kept too. */
+static void merge_interface(struct zr_device *out, const struct zr_device *w,
+                            const struct zr_device *c);
+
 static void merge_device(struct zr_device *out, const struct zr_device *w,
                          const struct zr_device *c, unsigned move)
 {
@@ -210,8 +260,15 @@ static void merge_device(struct zr_device *out, const struct zr_device *w,
         out->rom.has_enabled = true;
         out->rom.enabled = c->rom.enabled;
     }
-    if (w->kind != ZR_KIND_INTERFACE)
-        return;
+    if (w->kind == ZR_KIND_INTERFACE)
+        merge_interface(out, w, c);
+}
+
+/* An interface's fields the inventory leaves out: the current MAC, and
+ * the current virtualport or vlan where libvirt takes them together. */
+static void merge_interface(struct zr_device *out, const struct zr_device *w,
+                            const struct zr_device *c)
+{
     if (!w->has_mac && c->has_mac) {
         out->has_mac = true;
         out->mac = c->mac;
@@ -244,7 +301,8 @@ struct step {
     struct zr_device attach;        /* valid when has_attach */
     bool has_attach;
     char *reason;
-    char *changes;
+    struct zr_change *changes; /* a replacement's */
+    size_t n_changes;
 };
 
 static void step_finish(struct step *s)
@@ -252,7 +310,7 @@ static void step_finish(struct step *s)
     if (s->has_attach)
         zr_device_finish(&s->attach);
     free(s->reason);
-    free(s->changes);
+    changes_free(s->changes, s->n_changes);
     *s = (struct step){0};
 }
 
@@ -276,23 +334,53 @@ static char *move_why(const struct zr_device *by)
 
 static void diff_moves(struct diff *d, const struct zr_device *c, const struct move *m)
 {
-    char ga[ZR_PCI_ADDR_STRLEN];
+    char old[ZR_PCI_ADDR_STRLEN + 32];
     if (m->mask & MOVE_UID) {
         _cleanup_free_ char *why = move_why(m->uid_by);
-        zr_strbuf_addf(&d->fields, ",", "zpci.uid");
-        zr_strbuf_addf(&d->changes, ", ", "zpci.uid 0x%04x → %s", c->zpci_uid, why);
+        format_u32(old, sizeof(old), 4, c->zpci_uid);
+        diff_add(d, "zpci.uid", old, why);
     }
     if (m->mask & MOVE_FID) {
         _cleanup_free_ char *why = move_why(m->fid_by);
-        zr_strbuf_addf(&d->fields, ",", "zpci.fid");
-        zr_strbuf_addf(&d->changes, ", ", "zpci.fid 0x%08x → %s", c->zpci_fid, why);
+        format_u32(old, sizeof(old), 8, c->zpci_fid);
+        diff_add(d, "zpci.fid", old, why);
     }
     if (m->mask & MOVE_ADDR) {
         _cleanup_free_ char *why = move_why(m->addr_by);
-        zr_strbuf_addf(&d->fields, ",", "guest_address");
-        zr_strbuf_addf(&d->changes, ", ", "guest_address %s → %s",
-                    zr_pci_addr_format(&c->guest_address, ga), why);
+        diff_add(d, "guest_address", zr_pci_addr_format(&c->guest_address, old), why);
     }
+}
+
+/* What follows from a replacement beyond the fields the inventory
+ * changes: a NIC's name, and what libvirt refuses beside a changed field. */
+static void diff_consequences(struct diff *d, const struct zr_device *w, const struct zr_device *c,
+                              const struct zr_device *attach, const struct move *m)
+{
+    char old[64], new[64];
+    /* Linux names a zPCI NIC after its uid (systemd's onboard name,
+     * eno<uid> in decimal): people must know the name changes. */
+    if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && w->has_zpci_uid &&
+        c->zpci_uid != w->zpci_uid) {
+        snprintf(old, sizeof(old), "eno%u", c->zpci_uid);
+        snprintf(new, sizeof(new), "eno%u", w->zpci_uid);
+        diff_note(d, NULL, old, new);
+    } else if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && m && (m->mask & MOVE_UID)) {
+        snprintf(old, sizeof(old), "eno%u", c->zpci_uid);
+        diff_note(d, NULL, old, "eno<the uid libvirt picks>");
+    }
+    /* The element is edited in place, so everything else is kept, except
+     * what libvirt refuses beside a changed field: say so. */
+    if (zr_device_drops_vlan(c, attach)) {
+        snprintf(old, sizeof(old), "(trunk or several tags)");
+        if (!c->vlan_unrepresentable)
+            snprintf(old, sizeof(old), "%u", c->vlan);
+        diff_note(d, "vlan", old, "(none: libvirt refuses a vlan beside a virtualport)");
+    }
+    if (zr_device_drops_virtualport(c, attach))
+        diff_note(d, "virtualport",
+                  c->vport_unrepresentable ? "(a type the inventory format cannot express)"
+                                           : zr_vport_type_to_string(c->vport.type),
+                  "(none: libvirt refuses a virtualport beside a vlan)");
 }
 
 static void step_compute(struct step *s, const struct zr_device *w, const struct zr_device *c,
@@ -312,34 +400,11 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
             s->detach = c;
             merge_device(&s->attach, w, c, m ? m->mask : 0);
             s->has_attach = true;
-            /* Linux names a zPCI NIC after its uid (systemd's onboard name,
-             * eno<uid> in decimal): people must know the name changes. */
-            if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && w->has_zpci_uid &&
-                c->zpci_uid != w->zpci_uid)
-                zr_strbuf_addf(&d.changes, ", ", "the guest's interface name changes: eno%u → eno%u",
-                            c->zpci_uid, w->zpci_uid);
-            else if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && m && (m->mask & MOVE_UID))
-                zr_strbuf_addf(
-                    &d.changes, ", ",
-                    "the guest's interface name changes: eno%u → eno<the uid libvirt picks>",
-                    c->zpci_uid);
-            /* The element is edited in place, so everything else is kept,
-             * except what libvirt refuses beside a changed field: say so. */
-            if (zr_device_drops_vlan(c, &s->attach)) {
-                char old[32] = "(trunk or several tags)";
-                if (!c->vlan_unrepresentable)
-                    snprintf(old, sizeof(old), "%u", c->vlan);
-                zr_strbuf_addf(&d.changes, ", ",
-                            "vlan %s → (none: libvirt refuses a vlan beside a virtualport)", old);
-            }
-            if (zr_device_drops_virtualport(c, &s->attach))
-                zr_strbuf_addf(&d.changes, ", ",
-                            "virtualport %s → (none: libvirt refuses a virtualport beside a vlan)",
-                            c->vport_unrepresentable
-                                ? "(a type the inventory format cannot express)"
-                                : zr_vport_type_to_string(c->vport.type));
+            diff_consequences(&d, w, c, &s->attach, m);
             s->reason = zr_asprintf("changed: %s", d.fields.s);
-            s->changes = TAKE_PTR(d.changes.s);
+            s->changes = TAKE_PTR(d.changes);
+            s->n_changes = d.n_changes;
+            d.n_changes = 0;
         }
         diff_finish(&d);
     } else if (!w && c && prune) {
@@ -361,14 +426,42 @@ const char *zr_action_flags_string(const struct zr_action *a)
 void zr_action_finish(struct zr_action *a)
 {
     free(a->reason);
-    free(a->changes);
+    changes_free(a->changes, a->n_changes);
     free(a->note);
     free(a->xml);
     zr_device_finish(&a->device);
-    if (a->has_replaces)
+    if (a->role == ZR_ROLE_REPLACE_IN)
         zr_device_finish(&a->replaces);
     free(a->deps);
-    free(a->error);
+}
+
+void zr_result_finish(struct zr_action_result *r)
+{
+    free(r->error);
+    free(r->cause);
+    *r = (struct zr_action_result){0};
+}
+
+void zr_result_set(struct zr_action_result *r, zr_result result, char *error)
+{
+    zr_result_finish(r);
+    r->result = result;
+    r->error = error;
+    r->error_code = ZR_ERR_OTHER;
+}
+
+const struct zr_action_result *zr_plan_result(const struct zr_plan *plan, size_t i)
+{
+    static const struct zr_action_result planned = {.result = ZR_RESULT_PLANNED};
+    return plan->results && i < plan->n_actions ? &plan->results[i] : &planned;
+}
+
+struct zr_action_result *zr_plan_record(struct zr_plan *plan, size_t i)
+{
+    assert(i < plan->n_actions);
+    if (!plan->results)
+        plan->results = zr_new0(struct zr_action_result, plan->n_actions);
+    return &plan->results[i];
 }
 
 static size_t plan_add_guest(struct zr_plan *plan, const char *host, const char *uri,
@@ -381,33 +474,35 @@ static size_t plan_add_guest(struct zr_plan *plan, const char *host, const char 
     return plan->n_guests - 1;
 }
 
-/* Appends an action; copies everything it is given.  A detach's device
- * keeps its element (the XML to send is built from it); an attach's device
- * is a model, and `replaces` (NULL for a new device) the current device
- * with the element a replacement edits. */
-static void plan_add_action(struct zr_plan *plan, size_t guest_index, zr_op op,
-                            const struct zr_device *dev, const struct zr_device *replaces,
-                            bool live, bool config, const char *reason, const char *changes)
+/* Appends step s's detach or attach; copies everything it is given.  A
+ * detach's device keeps its element (the XML to send is built from it); an
+ * attach's device is a model, and a replacement's attach also carries the
+ * current device, with the element it edits. */
+static void plan_add_action(struct zr_plan *plan, size_t guest_index, zr_op op, bool live,
+                            bool config, const struct step *s)
 {
+    const struct zr_device *dev = op == ZR_OP_ATTACH ? &s->attach : s->detach;
+    bool replacement = s->detach && s->has_attach;
     struct zr_action *a = ZR_APPEND(plan->actions, plan->n_actions);
     a->guest_index = guest_index;
     a->op = op;
+    a->role = op == ZR_OP_ATTACH ? (replacement ? ZR_ROLE_REPLACE_IN : ZR_ROLE_ADD)
+                                 : (replacement ? ZR_ROLE_REPLACE_OUT : ZR_ROLE_REMOVE);
+    a->pair = ZR_NO_PAIR;
     a->kind = dev->kind;
     a->source = dev->source;
     a->live = live;
     a->config = config;
-    a->reason = zr_strdup(reason);
-    a->changes = zr_strdup(changes);
+    a->reason = zr_strdup(s->reason);
+    a->changes = changes_copy(s->changes, s->n_changes);
+    a->n_changes = s->n_changes;
     zr_device_copy(&a->device, dev);
     if (op == ZR_OP_ATTACH) {
         free(a->device.xml);
         a->device.xml = NULL;
     }
-    if (replaces) {
-        a->has_replaces = true;
-        zr_device_copy(&a->replaces, replaces);
-    }
-    a->result = ZR_RESULT_PLANNED;
+    if (a->role == ZR_ROLE_REPLACE_IN)
+        zr_device_copy(&a->replaces, s->detach);
     plan->guests[guest_index].changed = true;
 }
 
@@ -431,26 +526,21 @@ static void emit_steps(struct zr_plan *plan, size_t gi, struct step *cfg, struct
     /* Detaches. */
     if (cfg && cfg->detach && live && live->detach && zr_streq(cfg->reason, live->reason) &&
         detach_combinable(cfg->detach, live->detach)) {
-        plan_add_action(plan, gi, ZR_OP_DETACH, cfg->detach, NULL, true, true, cfg->reason,
-                        cfg->changes);
+        plan_add_action(plan, gi, ZR_OP_DETACH, true, true, cfg);
     } else {
         if (cfg && cfg->detach)
-            plan_add_action(plan, gi, ZR_OP_DETACH, cfg->detach, NULL, false, true, cfg->reason,
-                            cfg->changes);
+            plan_add_action(plan, gi, ZR_OP_DETACH, false, true, cfg);
         if (live && live->detach)
-            plan_add_action(plan, gi, ZR_OP_DETACH, live->detach, NULL, true, false, live->reason,
-                            live->changes);
+            plan_add_action(plan, gi, ZR_OP_DETACH, true, false, live);
     }
 
     /* Attaches, one per flavour, the persistent one first: zr_render_plan()
      * (render.h) makes them one call when libvirt would get the very same
      * XML twice, which only the XML can tell. */
     if (cfg && cfg->has_attach)
-        plan_add_action(plan, gi, ZR_OP_ATTACH, &cfg->attach, cfg->detach, false, true,
-                        cfg->reason, cfg->changes);
+        plan_add_action(plan, gi, ZR_OP_ATTACH, false, true, cfg);
     if (live && live->has_attach)
-        plan_add_action(plan, gi, ZR_OP_ATTACH, &live->attach, live->detach, true, false,
-                        live->reason, live->changes);
+        plan_add_action(plan, gi, ZR_OP_ATTACH, true, false, live);
 }
 
 static const struct zr_device *find_key(const struct zr_device_list *l, const struct zr_device *k)
@@ -483,15 +573,15 @@ static void live_drift_warning(struct zr_plan *plan, const char *host, const cha
 {
     const struct zr_device *d = s->detach ? s->detach : &s->attach;
     if (s->detach && s->has_attach)
-        zr_plan_add_warning(plan, host, guest, &d->source,
+        zr_plan_add_warning(plan, host, guest, &d->source, ZR_ERR_LIVE_DRIFT,
                             "live drift not fixed (--config-only): running %s %s", zr_kind_to_string(d->kind),
                             s->reason);
     else if (s->detach)
-        zr_plan_add_warning(plan, host, guest, &d->source,
+        zr_plan_add_warning(plan, host, guest, &d->source, ZR_ERR_LIVE_DRIFT,
                             "live drift not fixed (--config-only): running guest has %s not in inventory",
                             zr_kind_to_string(d->kind));
     else
-        zr_plan_add_warning(plan, host, guest, &d->source,
+        zr_plan_add_warning(plan, host, guest, &d->source, ZR_ERR_LIVE_DRIFT,
                             "live drift not fixed (--config-only): %s missing in running guest",
                             zr_kind_to_string(d->kind));
 }
@@ -597,7 +687,8 @@ static int check_held(struct zr_plan *plan, size_t gi, const struct zr_guest *wa
                             h->has_guest_address, &h->guest_address, h->has_boot_order,
                             h->boot_order, what, sizeof(what)))
                 continue;
-            plan->guests[gi].error = zr_asprintf(
+            zr_plan_refuse_guest(
+                plan, gi, ZR_ERR_HELD,
                 "%s %s wants %s, which a %s device of the guest's %s holds (out of scope, "
                 "never changed); pick another value",
                 zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src), what, h->what,
@@ -619,7 +710,8 @@ static int check_held(struct zr_plan *plan, size_t gi, const struct zr_guest *wa
                             c->zpci_fid, kept && c->has_guest_address, &c->guest_address, boot,
                             c->boot_order, what, sizeof(what)))
                 continue;
-            plan->guests[gi].error = zr_asprintf(
+            zr_plan_refuse_guest(
+                plan, gi, ZR_ERR_HELD,
                 "%s %s wants %s, which %s %s holds in the guest's %s and keeps (%s); %s",
                 zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src), what,
                 zr_kind_to_string(c->kind), zr_pci_addr_format(&c->source, other), flavour,
@@ -684,7 +776,8 @@ static void check_boot(struct zr_plan *plan, size_t gi, const struct zr_device_l
     const char *kind = zr_kind_to_string(attach->kind);
     zr_pci_addr_format(&attach->source, src);
     if (config->os_boot) {
-        plan->guests[gi].error = zr_asprintf(
+        zr_plan_refuse_guest(
+            plan, gi, ZR_ERR_BOOT_ORDER,
             "%s %s would be attached with boot order %u, but the guest boots by <os><boot "
             "dev=...>, beside which libvirt refuses device boot orders; remove <boot> from "
             "<os> first, or leave boot_order out",
@@ -707,7 +800,8 @@ static void check_boot(struct zr_plan *plan, size_t gi, const struct zr_device_l
     /* Without any boot order and without <os><boot> (libvirt writes one
      * then, so not libvirt's XML) nothing changes at the detaches. */
     if (before > 0 && remaining == 0)
-        plan->guests[gi].error = zr_asprintf(
+        zr_plan_refuse_guest(
+            plan, gi, ZR_ERR_BOOT_ORDER,
             "%s %s would be attached with boot order %u after every device with a boot order "
             "is detached; libvirt then puts <boot dev='hd'/> into <os> and refuses it; give "
             "another device of the guest (a disk) a boot order first",
@@ -727,7 +821,8 @@ static int refuse_kept_other_kind(struct zr_plan *plan, size_t gi, const struct 
             c = kept_other_kind(wanted, live, w);
         if (c) {
             char src[ZR_PCI_ADDR_STRLEN];
-            plan->guests[gi].error = zr_asprintf(
+            zr_plan_refuse_guest(
+                plan, gi, ZR_ERR_KIND_KEPT,
                 "%s %s is wanted, but the guest holds that function as an %s that prune: false "
                 "keeps; detach it or list it",
                 zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src),
@@ -808,16 +903,59 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
     }
 }
 
-struct zr_plan_guest *zr_plan_guest_error(struct zr_plan *plan, const char *host,
-                                          const char *uri, const char *guest, const char *fmt,
-                                          ...)
+void zr_plan_guest_error(struct zr_plan *plan, const char *host, const char *uri,
+                         const char *guest, zr_error_code code, const char *fmt, ...)
 {
     size_t gi = plan_add_guest(plan, host, uri, guest);
     va_list ap;
     va_start(ap, fmt);
     plan->guests[gi].error = zr_vasprintf(fmt, ap);
     va_end(ap);
-    return &plan->guests[gi];
+    plan->guests[gi].error_code = code;
+}
+
+void zr_plan_refuse_guest(struct zr_plan *plan, size_t gi, zr_error_code code, const char *fmt,
+                          ...)
+{
+    struct zr_plan_guest *g = &plan->guests[gi];
+    va_list ap;
+    va_start(ap, fmt);
+    free(g->error);
+    g->error = zr_vasprintf(fmt, ap);
+    va_end(ap);
+    g->error_code = code;
+    g->changed = false;
+}
+
+void zr_plan_drop_refused(struct zr_plan *plan)
+{
+    assert(!plan->results);
+    size_t out = 0;
+    for (size_t i = 0; i < plan->n_actions; i++) {
+        struct zr_action *a = &plan->actions[i];
+        if (plan->guests[a->guest_index].error)
+            zr_action_finish(a);
+        else
+            plan->actions[out++] = *a;
+    }
+    plan->n_actions = out;
+}
+
+void zr_plan_drop_warnings(struct zr_plan *plan, size_t gi)
+{
+    const struct zr_plan_guest *g = &plan->guests[gi];
+    size_t out = 0;
+    for (size_t i = 0; i < plan->n_warnings; i++) {
+        struct zr_warning *w = &plan->warnings[i];
+        if (w->guest && zr_streq(w->guest, g->guest) && zr_streq(w->host, g->host)) {
+            free(w->host);
+            free(w->guest);
+            free(w->message);
+        } else {
+            plan->warnings[out++] = *w;
+        }
+    }
+    plan->n_warnings = out;
 }
 
 struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, const char *uri)
@@ -828,9 +966,16 @@ struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, co
     return h;
 }
 
-/* Moves the items of array `src` (n_src of them) to the end of `dst`. */
+/* Moves the items of array `src` (n_src of them) to the end of `dst`; an
+ * empty `dst` takes the array itself (a host's draft into its report). */
 #define MOVE_ITEMS(dst, n_dst, src, n_src)                                                         \
     do {                                                                                           \
+        if ((n_dst) == 0) {                                                                        \
+            free(dst);                                                                             \
+            (dst) = (src);                                                                         \
+            (n_dst) = (n_src);                                                                     \
+            break;                                                                                 \
+        }                                                                                          \
         if ((n_src) > 0) {                                                                         \
             (dst) = zr_reallocarray((dst), (n_dst) + (n_src), sizeof(*(dst)));                     \
             memcpy((dst) + (n_dst), (src), (n_src) * sizeof(*(dst)));                              \
@@ -839,14 +984,35 @@ struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, co
         free(src);                                                                                 \
     } while (0)
 
+/* Moves src's results after dst's: a plan without any gets PLANNED ones
+ * when the other has some. */
+static void append_results(struct zr_plan *dst, struct zr_plan *src)
+{
+    if (!dst->results && !src->results)
+        return;
+    size_t n = dst->n_actions + src->n_actions;
+    struct zr_action_result *r = zr_reallocarray(dst->results, n, sizeof(*r));
+    if (!dst->results)
+        memset(r, 0, dst->n_actions * sizeof(*r));
+    if (src->results)
+        memcpy(r + dst->n_actions, src->results, src->n_actions * sizeof(*r));
+    else
+        memset(r + dst->n_actions, 0, src->n_actions * sizeof(*r));
+    free(src->results);
+    dst->results = r;
+}
+
 void zr_plan_append(struct zr_plan *dst, struct zr_plan *src)
 {
+    append_results(dst, src);
     size_t guest_base = dst->n_guests, action_base = dst->n_actions;
     for (size_t i = 0; i < src->n_actions; i++) {
         struct zr_action *a = &src->actions[i];
         a->guest_index += guest_base;
         for (size_t j = 0; j < a->n_deps; j++)
             a->deps[j] += action_base;
+        if (a->pair != ZR_NO_PAIR)
+            a->pair += action_base;
     }
     MOVE_ITEMS(dst->guests, dst->n_guests, src->guests, src->n_guests);
     MOVE_ITEMS(dst->actions, dst->n_actions, src->actions, src->n_actions);
@@ -856,9 +1022,9 @@ void zr_plan_append(struct zr_plan *dst, struct zr_plan *src)
     *src = (struct zr_plan){0};
 }
 
-struct zr_warning *zr_plan_add_warning(struct zr_plan *plan, const char *host,
-                                       const char *guest, const struct zr_pci_addr *source,
-                                       const char *fmt, ...)
+void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *guest,
+                         const struct zr_pci_addr *source, zr_error_code code, const char *fmt,
+                         ...)
 {
     struct zr_warning *w = ZR_APPEND(plan->warnings, plan->n_warnings);
     w->host = zr_strdup(host);
@@ -871,7 +1037,7 @@ struct zr_warning *zr_plan_add_warning(struct zr_plan *plan, const char *host,
     va_start(ap, fmt);
     w->message = zr_vasprintf(fmt, ap);
     va_end(ap);
-    return w;
+    w->code = code;
 }
 
 /* Resources a guest holds that an attach may need freed first: the zPCI
@@ -976,8 +1142,33 @@ static void compute_deps(struct zr_plan *plan, size_t first, size_t end)
     }
 }
 
+/* Pairs each replacement's halves as one line of the report shows them:
+ * a guest's k-th detach of a device (kind and source) with its k-th
+ * attach.  A replacement attach depends on every detach of its function,
+ * so its own are among its dependencies, in plan order. */
+static void compute_pairs(struct zr_plan *plan, size_t first, size_t end)
+{
+    for (size_t i = first; i < end; i++) {
+        struct zr_action *a = &plan->actions[i];
+        if (a->role != ZR_ROLE_REPLACE_IN)
+            continue;
+        for (size_t j = 0; j < a->n_deps; j++) {
+            struct zr_action *d = &plan->actions[a->deps[j]];
+            if (d->role == ZR_ROLE_REPLACE_OUT && d->pair == ZR_NO_PAIR &&
+                d->guest_index == a->guest_index && d->kind == a->kind &&
+                zr_pci_addr_eq(&d->source, &a->source)) {
+                d->pair = i;
+                a->pair = a->deps[j];
+                break;
+            }
+        }
+    }
+}
+
 void zr_plan_finalize(struct zr_plan *plan)
 {
+    /* Ordering comes before any run: results are indexed by action. */
+    assert(!plan->results);
     /* Actions were appended guest by guest, and guests host by host; make
      * every host's detaches come before its attaches, keeping the order
      * otherwise (a stable partition within each host's run). */
@@ -997,6 +1188,7 @@ void zr_plan_finalize(struct zr_plan *plan)
                     sorted[out++] = plan->actions[i];
         memcpy(plan->actions + first, sorted + first, (end - start) * sizeof(*sorted));
         compute_deps(plan, first, out);
+        compute_pairs(plan, first, out);
         start = end;
     }
 }
@@ -1010,9 +1202,13 @@ void zr_plan_finish(struct zr_plan *plan)
         free(plan->guests[i].error);
     }
     free(plan->guests);
-    for (size_t i = 0; i < plan->n_actions; i++)
+    for (size_t i = 0; i < plan->n_actions; i++) {
         zr_action_finish(&plan->actions[i]);
+        if (plan->results)
+            zr_result_finish(&plan->results[i]);
+    }
     free(plan->actions);
+    free(plan->results);
     for (size_t i = 0; i < plan->n_warnings; i++) {
         free(plan->warnings[i].host);
         free(plan->warnings[i].guest);

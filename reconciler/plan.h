@@ -26,32 +26,68 @@ typedef enum {
     ZR_RESULT__COUNT,
 } zr_result;
 
+/* What an action is for.  A replacement is a detach of the current device
+ * (REPLACE_OUT) and an attach of the changed one (REPLACE_IN). */
+typedef enum {
+    ZR_ROLE_ADD,
+    ZR_ROLE_REMOVE,
+    ZR_ROLE_REPLACE_OUT,
+    ZR_ROLE_REPLACE_IN,
+    ZR_ROLE__COUNT,
+} zr_role;
+
+/* One difference a replacement makes, as values already formatted:
+ * "zpci.uid", "0x0001", "0x0002".  `field` NULL: the guest's interface name
+ * (a consequence of the uid, not a field of the device). */
+struct zr_change {
+    char *field;
+    char *old, *new;
+};
+
+#define ZR_NO_PAIR ((size_t)-1)
+
 struct zr_action {
     size_t guest_index;  /* into zr_plan.guests */
     zr_op op;
+    zr_role role;
+    /* The other half of a replacement, as one line of the report shows it
+     * (an index into zr_plan.actions, set by zr_plan_finalize()), else
+     * ZR_NO_PAIR. */
+    size_t pair;
     zr_kind kind;
     struct zr_pci_addr source;
     bool live, config;   /* VIR_DOMAIN_AFFECT_* to use */
     char *reason;        /* "missing", "not in inventory", "changed: a,b" */
-    char *changes;       /* for a replacement: "zpci.uid 0x0001 → 0x0002, ..." */
+    /* What a replacement changes, in the order the report names it. */
+    struct zr_change *changes;
+    size_t n_changes;
     char *note;          /* what the host check learned, e.g. a VF's physical function */
     /* Attach: the device to attach (a model).  Detach: the current device,
      * with its element as it stands in the domain XML. */
     struct zr_device device;
-    /* Attach of a replacement: the current device it replaces, with the
-     * element the attach XML edits in place (so what the model does not
-     * carry is kept). */
-    bool has_replaces;
+    /* REPLACE_IN: the current device it replaces, with the element the
+     * attach XML edits in place (so what the model does not carry is
+     * kept). */
     struct zr_device replaces;
     /* The device XML sent to libvirt: built from the above by
      * zr_render_plan() (render.h), never by plan.c. */
     char *xml;
     size_t *deps;        /* indices of detaches this attach waits for */
     size_t n_deps;
+};
 
-    zr_result result;    /* filled by apply */
-    char *error;         /* FAILED: libvirt's message; SKIPPED: why */
+/* What a run made of one action.  Written by apply (and carried between
+ * processes by wire.h), never by the decision stage: the plan says what to
+ * do, this record what happened, and output reads both. */
+struct zr_action_result {
+    zr_result result;
+    char *error;              /* FAILED: the message shown; SKIPPED: why */
     zr_error_code error_code; /* what kind of failure (hints key on it) */
+    /* A live+config detach failed after libvirt had already taken the
+     * device out of the persistent definition: a fact --atomic acts on.
+     * `cause` is then the failure itself, without what follows from it. */
+    bool config_removed;
+    char *cause;
 };
 
 struct zr_warning {
@@ -94,6 +130,10 @@ struct zr_plan {
     size_t n_warnings;
     struct zr_plan_host *hosts;
     size_t n_hosts;
+    /* What became of each action, indexed like `actions`; NULL until a run
+     * records a result (every action is then PLANNED).  Only
+     * zr_plan_record() writes it. */
+    struct zr_action_result *results;
     /* The inventory has a hosts: section, so text names each host (one
      * may be called "default"); set by the caller, kept by append. */
     bool has_hosts;
@@ -113,16 +153,29 @@ void zr_plan_guest(struct zr_plan *plan, const char *host, const char *uri,
                    const struct zr_guest *wanted, const struct zr_device_list *config,
                    const struct zr_device_list *live, const struct zr_plan_options *opts);
 
-/* Records a guest that could not be planned; returns it, for the caller
- * to set its error_code. */
-struct zr_plan_guest *zr_plan_guest_error(struct zr_plan *plan, const char *host,
-                                          const char *uri, const char *guest, const char *fmt,
-                                          ...) _printf_(5, 6);
+/* Records a guest that could not be planned: what kind of refusal, and
+ * the message. */
+void zr_plan_guest_error(struct zr_plan *plan, const char *host, const char *uri,
+                         const char *guest, zr_error_code code, const char *fmt, ...)
+    _printf_(6, 7);
 
-/* Records a warning; returns it, for the caller to set its code. */
-struct zr_warning *zr_plan_add_warning(struct zr_plan *plan, const char *host,
-                                       const char *guest, const struct zr_pci_addr *source,
-                                       const char *fmt, ...) _printf_(5, 6);
+/* Refuses planned guest gi after the fact (the host check): its error
+ * replaces any it had.  Its actions go with zr_plan_drop_refused(). */
+void zr_plan_refuse_guest(struct zr_plan *plan, size_t gi, zr_error_code code, const char *fmt,
+                          ...) _printf_(4, 5);
+
+/* Drops the actions of every guest with an error, in one pass: a refused
+ * guest gets nothing half-done. */
+void zr_plan_drop_refused(struct zr_plan *plan);
+
+/* Drops the warnings planning guest gi gave (a guest the host check
+ * refuses says only why). */
+void zr_plan_drop_warnings(struct zr_plan *plan, size_t gi);
+
+/* Records a warning: what kind of finding, and the message. */
+void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *guest,
+                         const struct zr_pci_addr *source, zr_error_code code, const char *fmt,
+                         ...) _printf_(6, 7);
 
 /* Records a host; returns it for the caller to fill in. */
 struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, const char *uri);
@@ -137,10 +190,26 @@ void zr_plan_append(struct zr_plan *dst, struct zr_plan *src);
  * attach depends on. */
 void zr_plan_finalize(struct zr_plan *plan);
 
+/* Action i's result: PLANNED when no run recorded one. */
+const struct zr_action_result *zr_plan_result(const struct zr_plan *plan, size_t i);
+
+/* The record of action i's result, for a run to write (the first call
+ * gives every action a PLANNED record). */
+struct zr_action_result *zr_plan_record(struct zr_plan *plan, size_t i);
+
+/* Sets a result: its error (taken), its code reset to ZR_ERR_OTHER and no
+ * fact beyond it. */
+void zr_result_set(struct zr_action_result *r, zr_result result, char *error);
+void zr_result_finish(struct zr_action_result *r);
+
 void zr_plan_finish(struct zr_plan *plan);
 void zr_action_finish(struct zr_action *a);
 
 const char *zr_op_to_string(zr_op op);
+/* Half of a replacement (either half). */
+bool zr_action_is_replacement(const struct zr_action *a);
+/* The changes as the report prints them: "zpci.uid 0x0001 → 0x0002, ...". */
+char *zr_changes_format(const struct zr_change *changes, size_t n);
 /* The flavours an action changes: "live+config", "live" or "config". */
 const char *zr_action_flags_string(const struct zr_action *a);
 const char *zr_result_to_string(zr_result r);

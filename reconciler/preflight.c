@@ -191,9 +191,8 @@ static void refuse(struct pass *p, size_t g, const struct zr_pci_addr *s, zr_err
         p->refused = true;
     }
     if (p->warn && !p->applying)
-        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s,
-                            "%s; apply will leave this guest alone", warning)
-            ->code = code;
+        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, code,
+                            "%s; apply will leave this guest alone", warning);
 }
 
 /* A finding that is only worth knowing: a warning in plan, and in apply
@@ -201,8 +200,8 @@ static void refuse(struct pass *p, size_t g, const struct zr_pci_addr *s, zr_err
 static void notice(struct pass *p, size_t g, const struct zr_pci_addr *s, const char *message)
 {
     if (p->warn && (!p->applying || !p->errors[g].message))
-        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s, "%s", message)
-            ->code = ZR_ERR_HOST_CHECK;
+        zr_plan_add_warning(p->plan, p->in->host, p->in->states[g].wanted->name, s,
+                            ZR_ERR_HOST_CHECK, "%s", message);
 }
 
 /* A topology finding that refuses: the same words in plan and apply. */
@@ -295,6 +294,22 @@ static const struct zr_host_use *host_use_of(const struct pass *p, const struct 
     return lo < p->n_uses && strcmp(p->uses[lo]->parent, name) == 0 ? p->uses[lo] : NULL;
 }
 
+/* A function that `planned` attaches to guest g on another NUMA node than
+ * the guest's memory is pinned to: a notice. */
+static void check_numa(struct pass *p, size_t g, const struct zr_pci_function *fn,
+                       const struct zr_pci_addr *s, const char *src)
+{
+    const struct zr_guest_topology *t = p->in->guests ? &p->in->guests[g] : NULL;
+    if (t && t->nodeset && fn->numa_node >= 0 &&
+        zr_nodeset_has(t->nodeset, (unsigned)fn->numa_node) == 0) {
+        _cleanup_free_ char *m = zr_asprintf(
+            "the guest's memory is pinned to NUMA node(s) %s (<numatune>), but %s sits on "
+            "NUMA node %d: its DMA would cross nodes",
+            t->nodeset, src, fn->numa_node);
+        notice(p, g, s, m);
+    }
+}
+
 /* The checks of one function that `planned` attaches to guest g. */
 static void check_attach(struct pass *p, size_t g, const struct zr_device *want,
                          const struct zr_function_info *fi)
@@ -349,16 +364,7 @@ static void check_attach(struct pass *p, size_t g, const struct zr_device *want,
     /* Last: a finding about the entry itself comes first in apply. */
     if (!fn->has_iommu_group)
         refuse_no_iommu(p, g, fn);
-
-    const struct zr_guest_topology *t = p->in->guests ? &p->in->guests[g] : NULL;
-    if (t && t->nodeset && fn->numa_node >= 0 &&
-        zr_nodeset_has(t->nodeset, (unsigned)fn->numa_node) == 0) {
-        _cleanup_free_ char *m = zr_asprintf(
-            "the guest's memory is pinned to NUMA node(s) %s (<numatune>), but %s sits on "
-            "NUMA node %d: its DMA would cross nodes",
-            t->nodeset, src, fn->numa_node);
-        notice(p, g, s, m);
-    }
+    check_numa(p, g, fn, s, src);
 }
 
 /* A live attach without a guest address into a q35 guest takes a free
@@ -377,11 +383,8 @@ static void check_hotplug(struct pass *p, size_t g)
         const struct zr_action *a = &pl->actions[i];
         if (!a->live)
             continue;
-        bool replaced = false; /* a replacement's attach keeps the port it had */
-        for (size_t j = p->first[g]; j < p->first[g + 1]; j++)
-            if (j != i && pl->actions[j].op != a->op && pl->actions[j].kind == a->kind &&
-                zr_pci_addr_eq(&pl->actions[j].source, &a->source))
-                replaced = true;
+        /* a replacement's attach keeps the port it had */
+        bool replaced = zr_action_is_replacement(a);
         if (a->op == ZR_OP_ATTACH && !a->device.has_guest_address) {
             /* an unreadable function: libvirt's own default, PCIe */
             const struct zr_function_info *fi = function_of(p->in, &a->source);
@@ -468,9 +471,8 @@ static void check_guest(struct pass *p, size_t g)
         if (list_holds(&st->config, s)) {
             /* Nothing new is attached here; it is only worth knowing. */
             if (p->warn)
-                zr_plan_add_warning(p->plan, in->host, guest->name, s,
-                                    "also held by %s: both definitions hold this function", who)
-                    ->code = ZR_ERR_CONFLICT;
+                zr_plan_add_warning(p->plan, in->host, guest->name, s, ZR_ERR_CONFLICT,
+                                    "also held by %s: both definitions hold this function", who);
         } else {
             _cleanup_free_ char *error =
                 zr_asprintf("%s is held by %s; libvirt would let both definitions hold "
@@ -580,13 +582,12 @@ static void warn_shared_macs(struct zr_plan *plan, const struct zr_preflight_inp
         const struct zr_device *a = &h->guests[v[first].g].devices.items[v[first].d];
         const struct zr_device *b = &h->guests[v[i].g].devices.items[v[i].d];
         char mac[ZR_MAC_STRLEN];
-        zr_plan_add_warning(plan, in->host, h->guests[v[i].g].name, &b->source,
-                            "mac %s (line %u) is also given to guest '%s' (interface " ZR_PCI_ADDR_FMT
-                            ", line %u): two guests of one host with one MAC clash on their "
-                            "network once both run",
+        zr_plan_add_warning(plan, in->host, h->guests[v[i].g].name, &b->source, ZR_ERR_CONFLICT,
+                            "mac %s (line %u) is also given to guest '%s' (interface "
+                            ZR_PCI_ADDR_FMT ", line %u): two guests of one host with one MAC "
+                            "clash on their network once both run",
                             zr_mac_format(&b->mac, mac), b->mark.line, h->guests[v[first].g].name,
-                            ZR_PCI_ADDR_ARGS(a->source), a->mark.line)
-            ->code = ZR_ERR_CONFLICT;
+                            ZR_PCI_ADDR_ARGS(a->source), a->mark.line);
     }
     free(v);
 }
@@ -629,28 +630,39 @@ struct zr_error *zr_preflight_check(struct zr_plan *plan, const struct zr_prefli
     return p.errors;
 }
 
-/* `skip`: guests not to plan (NULL: none); they get an error instead, so
- * that guest i stays inventory guest i. */
-static void plan_guests(struct zr_plan *out, const struct zr_host *wanted,
-                        const struct zr_guest_state *states, const struct zr_plan_options *popts,
-                        const bool *skip)
+void zr_preflight_plan(struct zr_plan *out, const struct zr_host *wanted,
+                       const struct zr_guest_state *states, const struct zr_plan_options *popts)
 {
     for (size_t g = 0; g < wanted->n_guests; g++) {
         const struct zr_guest_state *st = &states[g];
-        if (skip && skip[g])
-            zr_plan_guest_error(out, wanted->name, NULL, wanted->guests[g].name, "not checked");
-        else if (st->error)
-            zr_plan_guest_error(out, wanted->name, NULL, wanted->guests[g].name, "%s", st->error);
+        if (st->error)
+            zr_plan_guest_error(out, wanted->name, NULL, wanted->guests[g].name, st->error_code,
+                                "%s", st->error);
         else
             zr_plan_guest(out, wanted->name, NULL, st->wanted, &st->config,
                           st->active ? &st->live : NULL, popts);
     }
 }
 
-void zr_preflight_plan(struct zr_plan *out, const struct zr_host *wanted,
-                       const struct zr_guest_state *states, const struct zr_plan_options *popts)
+/* What the topology checks look at: the draft's actions of the guests one
+ * of whose wanted functions is on the host (the others have no topology to
+ * check).  Shallow copies: the draft owns them; free only view->actions. */
+static void topology_view(struct zr_plan *view, const struct zr_plan *draft,
+                          const struct zr_host *wanted, const struct zr_host_pci *pci)
 {
-    plan_guests(out, wanted, states, popts, NULL);
+    _cleanup_free_ bool *on_host = zr_new0(bool, wanted->n_guests);
+    for (size_t g = 0; g < wanted->n_guests; g++) {
+        const struct zr_device_list *l = &wanted->guests[g].devices;
+        for (size_t d = 0; d < l->n && !on_host[g]; d++)
+            on_host[g] = zr_host_pci_find(pci, &l->items[d].source) >= 0;
+    }
+    *view = (struct zr_plan){.guests = draft->guests, .n_guests = draft->n_guests};
+    view->actions = zr_new0(struct zr_action, draft->n_actions);
+    for (size_t i = 0; i < draft->n_actions; i++) {
+        size_t g = draft->actions[i].guest_index;
+        if (g < wanted->n_guests && on_host[g])
+            view->actions[view->n_actions++] = draft->actions[i];
+    }
 }
 
 /* A listing the check needs failed: plan warns; apply refuses the host
@@ -660,10 +672,9 @@ static void listing_failed(struct zr_plan *plan, const char *host, const char *c
                            struct zr_error *refuse)
 {
     if (!applying)
-        zr_plan_add_warning(plan, host, NULL, NULL,
+        zr_plan_add_warning(plan, host, NULL, NULL, err->code,
                             "%s skipped: %s; apply will leave this host's guests alone", check,
-                            err->message)
-            ->code = err->code;
+                            err->message);
     else if (!refuse->message)
         zr_error_setc(refuse, err->code, "%s; nothing changed%s", err->message, advice);
     zr_error_finish(err);
@@ -751,8 +762,8 @@ static void read_uses(struct topology_read *t, struct zr_plan *plan, virConnectP
     size_t n_docs = 0;
     struct zr_error err = {0};
     if (zr_state_read_host_uses(conn, jobs, &docs, &n_docs, &err) < 0) {
-        zr_plan_add_warning(plan, host, NULL, NULL, "host check cannot tell what the host uses: %s",
-                            err.message);
+        zr_plan_add_warning(plan, host, NULL, NULL, ZR_ERR_HOST_CHECK,
+                            "host check cannot tell what the host uses: %s", err.message);
         zr_error_finish(&err);
     } else {
         t->have_uses = true;
@@ -859,9 +870,8 @@ static void read_listings(struct zr_plan *plan, virConnectPtr conn, const char *
     if (host_check) {
         int r = zr_state_host_pci(conn, pci, &err);
         if (r == -ENOTSUP) {
-            zr_plan_add_warning(plan, wanted->name, NULL, NULL,
-                                "host check skipped: %s lists no node devices", uri)
-                ->code = ZR_ERR_NO_NODEDEVS;
+            zr_plan_add_warning(plan, wanted->name, NULL, NULL, ZR_ERR_NO_NODEDEVS,
+                                "host check skipped: %s lists no node devices", uri);
         } else if (r < 0) {
             listing_failed(plan, wanted->name, "host check", " (--no-host-check skips this check)",
                            applying, &err, refuse);
@@ -880,18 +890,17 @@ static void read_listings(struct zr_plan *plan, virConnectPtr conn, const char *
         in->others = *others;
         for (size_t i = 0; i < in->n_others; i++)
             if ((*others)[i].error)
-                zr_plan_add_warning(plan, wanted->name, NULL, NULL,
+                zr_plan_add_warning(plan, wanted->name, NULL, NULL, ZR_ERR_CONFLICT,
                                     "conflict check cannot read guest '%s': %s", (*others)[i].name,
-                                    (*others)[i].error)
-                    ->code = ZR_ERR_CONFLICT;
+                                    (*others)[i].error);
     }
 }
 
 struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
                                    struct zr_domain_listing *listing, const struct zr_host *wanted,
                                    const struct zr_guest_state *states,
-                                   const struct zr_plan_options *popts, bool host_check,
-                                   unsigned jobs, bool applying, struct zr_preflight_notes *notes)
+                                   const struct zr_plan *draft, bool host_check, unsigned jobs,
+                                   bool applying, struct zr_preflight_notes *notes)
 {
     struct zr_preflight_input in = {.host = wanted->name, .wanted = wanted, .states = states};
     size_t n_wanted = 0;
@@ -912,16 +921,7 @@ struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, con
     struct zr_plan planned = {0};
     struct topology_read t = {0};
     if (in.have_pci) {
-        /* A guest none of whose wanted functions is on the host has no
-         * topology to check: spare planning it twice. */
-        _cleanup_free_ bool *skip = zr_new0(bool, wanted->n_guests);
-        for (size_t g = 0; g < wanted->n_guests; g++) {
-            const struct zr_device_list *l = &wanted->guests[g].devices;
-            skip[g] = true;
-            for (size_t d = 0; d < l->n && skip[g]; d++)
-                skip[g] = zr_host_pci_find(&pci, &l->items[d].source) < 0;
-        }
-        plan_guests(&planned, wanted, states, popts, skip);
+        topology_view(&planned, draft, wanted, &pci);
         topology_read(&t, plan, conn, wanted, states, &planned, &pci, jobs);
         in.planned = &planned;
         in.functions = t.functions;
@@ -936,7 +936,7 @@ struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, con
     if (notes)
         zr_preflight_collect_notes(&in, notes);
     topology_read_finish(&t);
-    zr_plan_finish(&planned);
+    free(planned.actions); /* a view: the draft owns the rest */
     zr_other_guests_free(others, in.n_others);
     zr_host_pci_finish(&pci);
     if (refuse.message)

@@ -102,11 +102,13 @@ void zr_preflight_notes_finish(struct zr_preflight_notes *notes);
  * no device at all.  A host without node devices (qemu:///embed) is only
  * not checked for functions, with a warning.  A listing that fails is a
  * warning in plan and an error for every guest of the host in apply.
+ * `draft` is the decision for the host's guests before the checks (guest g
+ * = inventory guest g): the checks read it, they never plan a guest again.
  * `notes` (may be NULL) receives what the plan text says about functions. */
 struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
                                    struct zr_domain_listing *listing, const struct zr_host *wanted,
                                    const struct zr_guest_state *states,
-                                   const struct zr_plan_options *popts, bool host_check,
-                                   unsigned jobs, bool applying, struct zr_preflight_notes *notes);
+                                   const struct zr_plan *draft, bool host_check, unsigned jobs,
+                                   bool applying, struct zr_preflight_notes *notes);
 
 void zr_preflight_errors_free(struct zr_error *errors, size_t n);

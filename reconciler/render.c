@@ -8,7 +8,7 @@ static char *action_xml(const struct zr_action *a)
     case ZR_OP_DETACH:
         return zr_domain_detach_xml(&a->device);
     case ZR_OP_ATTACH:
-        return a->has_replaces ? zr_domain_edit_xml(&a->replaces, &a->device)
+        return a->role == ZR_ROLE_REPLACE_IN ? zr_domain_edit_xml(&a->replaces, &a->device)
                                : zr_domain_device_xml(&a->device);
     case ZR_OP__COUNT:
         break;
@@ -35,8 +35,10 @@ static bool attaches_combine(const struct zr_action *cfg, const struct zr_action
 static void refuse_device(struct zr_plan *plan, const struct zr_action *a)
 {
     struct zr_plan_guest *g = &plan->guests[a->guest_index];
-    if (!g->error)
-        g->error = zr_asprintf("cannot build the XML of %s " ZR_PCI_ADDR_FMT
+    if (g->error)
+        return;
+    g->error_code = ZR_ERR_UNBUILDABLE;
+    g->error = zr_asprintf("cannot build the XML of %s " ZR_PCI_ADDR_FMT
                                " (a profileid libvirt cannot store, or an element that does not "
                                "parse?)",
                                zr_kind_to_string(a->kind), ZR_PCI_ADDR_ARGS(a->source));

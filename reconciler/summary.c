@@ -12,12 +12,13 @@ static bool *replacement_completed(const struct zr_plan *plan)
     bool *done = zr_new0(bool, plan->n_actions);
     for (size_t i = 0; i < plan->n_actions; i++) {
         const struct zr_action *a = &plan->actions[i];
-        if (a->op != ZR_OP_ATTACH || !a->changes ||
-            (a->result != ZR_RESULT_PLANNED && a->result != ZR_RESULT_DONE))
+        zr_result r = zr_plan_result(plan, i)->result;
+        if (a->role != ZR_ROLE_REPLACE_IN ||
+            (r != ZR_RESULT_PLANNED && r != ZR_RESULT_DONE))
             continue;
         for (size_t j = 0; j < a->n_deps; j++) {
             const struct zr_action *d = &plan->actions[a->deps[j]];
-            if (d->changes && d->guest_index == a->guest_index && d->kind == a->kind &&
+            if (d->role == ZR_ROLE_REPLACE_OUT && d->guest_index == a->guest_index && d->kind == a->kind &&
                 zr_pci_addr_eq(&d->source, &a->source) &&
                 ((d->config && a->config) || (d->live && a->live)))
                 done[a->deps[j]] = true;
@@ -27,13 +28,14 @@ static bool *replacement_completed(const struct zr_plan *plan)
 }
 
 /* The changes a counted action makes, as the text line names them. */
-static void count_change(struct zr_summary *s, const struct zr_action *a, bool completed)
+static void count_change(struct zr_summary *s, const struct zr_action *a, zr_result result,
+                         bool completed)
 {
-    if (!a->changes)
+    if (!zr_action_is_replacement(a))
         *(a->op == ZR_OP_ATTACH ? &s->attached : &s->detached) += 1;
-    else if (a->op == ZR_OP_ATTACH)
+    else if (a->role == ZR_ROLE_REPLACE_IN)
         s->replaced++;
-    else if (a->result == ZR_RESULT_DONE && !completed)
+    else if (result == ZR_RESULT_DONE && !completed)
         s->detached++; /* half a replacement: the guest lost it */
 }
 
@@ -48,21 +50,22 @@ static void count_actions(const struct zr_plan *plan, bool applied, struct zr_su
     _cleanup_free_ bool *completed = replacement_completed(plan);
     for (size_t i = 0; i < plan->n_actions; i++) {
         const struct zr_action *a = &plan->actions[i];
-        if (a->result >= ZR_RESULT__COUNT || a->op >= ZR_OP__COUNT)
+        zr_result r = zr_plan_result(plan, i)->result;
+        if (r >= ZR_RESULT__COUNT || a->op >= ZR_OP__COUNT)
             continue;
-        s->by_result[a->result]++;
+        s->by_result[r]++;
         /* A plan counts what it would call, an apply what it did. */
-        bool counted = applied ? a->result == ZR_RESULT_DONE : a->result == ZR_RESULT_PLANNED;
+        bool counted = applied ? r == ZR_RESULT_DONE : r == ZR_RESULT_PLANNED;
         if (counted) {
             s->calls[a->op]++;
-            count_change(s, a, completed[i]);
+            count_change(s, a, r, completed[i]);
         }
         if (a->guest_index >= plan->n_guests)
             continue;
         struct guest_facts *g = &facts[a->guest_index];
         g->acted = true;
         g->changed = g->changed || counted;
-        g->failed = g->failed || a->result == ZR_RESULT_FAILED;
+        g->failed = g->failed || r == ZR_RESULT_FAILED;
     }
 }
 
@@ -101,14 +104,15 @@ static void count_per_host(const struct zr_plan *plan, struct zr_summary *s,
     }
     for (size_t i = 0; i < plan->n_actions; i++) {
         const struct zr_action *a = &plan->actions[i];
+        zr_result r = zr_plan_result(plan, i)->result;
         h = a->guest_index < plan->n_guests ? host[a->guest_index] : SIZE_MAX;
         if (h == SIZE_MAX || a->op >= ZR_OP__COUNT || a->kind >= ZR_KIND__COUNT ||
-            a->result >= ZR_RESULT__COUNT)
+            r >= ZR_RESULT__COUNT)
             continue;
         /* Every action was planned; apply adds what became of it. */
         s->host_actions[h][a->op][a->kind][ZR_RESULT_PLANNED]++;
-        if (a->result != ZR_RESULT_PLANNED)
-            s->host_actions[h][a->op][a->kind][a->result]++;
+        if (r != ZR_RESULT_PLANNED)
+            s->host_actions[h][a->op][a->kind][r]++;
     }
     for (size_t i = 0; i < plan->n_hosts; i++)
         s->hosts_failed += plan->hosts[i].error != NULL;

@@ -406,7 +406,8 @@ static bool guest_failed(const struct zr_plan *p, size_t k)
         return g->error_code != ZR_ERR_NOT_FOUND && g->error_code != ZR_ERR_NOT_FOUND_NEAR;
     for (size_t i = 0; i < p->n_actions; i++)
         if (p->actions[i].guest_index == k &&
-            (p->actions[i].result == ZR_RESULT_FAILED || p->actions[i].result == ZR_RESULT_SKIPPED))
+            (zr_plan_result(p, i)->result == ZR_RESULT_FAILED ||
+             zr_plan_result(p, i)->result == ZR_RESULT_SKIPPED))
             return true;
     return false;
 }
@@ -414,7 +415,7 @@ static bool guest_failed(const struct zr_plan *p, size_t k)
 static bool guest_repaired(const struct zr_plan *p, size_t k)
 {
     for (size_t i = 0; i < p->n_actions; i++)
-        if (p->actions[i].guest_index == k && p->actions[i].result == ZR_RESULT_DONE)
+        if (p->actions[i].guest_index == k && zr_plan_result(p, i)->result == ZR_RESULT_DONE)
             return true;
     return false;
 }

@@ -11,7 +11,10 @@
  * trip when a struct changes (LP64 builds only, where they are known). */
 #if __SIZEOF_POINTER__ == 8 && __SIZEOF_LONG__ == 8
 _Static_assert(sizeof(struct zr_device) == 168, "struct zr_device changed: update wire.c");
-_Static_assert(sizeof(struct zr_action) == 448, "struct zr_action changed: update wire.c");
+_Static_assert(sizeof(struct zr_action) == 432, "struct zr_action changed: update wire.c");
+_Static_assert(sizeof(struct zr_change) == 24, "struct zr_change changed: update wire.c");
+_Static_assert(sizeof(struct zr_action_result) == 32,
+               "struct zr_action_result changed: update wire.c");
 _Static_assert(sizeof(struct zr_plan_guest) == 40, "struct zr_plan_guest changed: update wire.c");
 _Static_assert(sizeof(struct zr_warning) == 48, "struct zr_warning changed: update wire.c");
 _Static_assert(sizeof(struct zr_plan_host) == 48, "struct zr_plan_host changed: update wire.c");
@@ -107,24 +110,36 @@ static void put_action(FILE *f, const struct zr_action *a)
 {
     put_u64(f, a->guest_index);
     put_u32(f, (uint32_t)a->op);
+    put_u32(f, (uint32_t)a->role);
+    put_u64(f, a->pair);
     put_u32(f, (uint32_t)a->kind);
     put_pci(f, &a->source);
     put_bool(f, a->live);
     put_bool(f, a->config);
     put_str(f, a->reason);
-    put_str(f, a->changes);
+    put_u64(f, a->n_changes);
+    for (size_t j = 0; j < a->n_changes; j++) {
+        put_str(f, a->changes[j].field);
+        put_str(f, a->changes[j].old);
+        put_str(f, a->changes[j].new);
+    }
     put_str(f, a->note);
     put_str(f, a->xml);
     put_device(f, &a->device);
-    put_bool(f, a->has_replaces);
-    if (a->has_replaces)
+    if (a->role == ZR_ROLE_REPLACE_IN)
         put_device(f, &a->replaces);
     put_u64(f, a->n_deps);
     for (size_t j = 0; j < a->n_deps; j++)
         put_u64(f, a->deps[j]);
-    put_u32(f, (uint32_t)a->result);
-    put_str(f, a->error);
-    put_u32(f, (uint32_t)a->error_code);
+}
+
+static void put_result(FILE *f, const struct zr_action_result *r)
+{
+    put_u32(f, (uint32_t)r->result);
+    put_str(f, r->error);
+    put_u32(f, (uint32_t)r->error_code);
+    put_bool(f, r->config_removed);
+    put_str(f, r->cause);
 }
 
 char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
@@ -146,8 +161,10 @@ char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
         put_bool(f, g->changed);
     }
     put_u64(f, plan->n_actions);
-    for (size_t i = 0; i < plan->n_actions; i++)
+    for (size_t i = 0; i < plan->n_actions; i++) {
         put_action(f, &plan->actions[i]);
+        put_result(f, zr_plan_result(plan, i));
+    }
     put_u64(f, plan->n_warnings);
     for (size_t i = 0; i < plan->n_warnings; i++) {
         const struct zr_warning *w = &plan->warnings[i];
@@ -315,17 +332,27 @@ static void get_action(struct reader *r, struct zr_action *a, size_t n_guests, s
     if (a->guest_index >= n_guests)
         r->bad = true;
     a->op = (zr_op)get_enum(r, ZR_OP__COUNT);
+    a->role = (zr_role)get_enum(r, ZR_ROLE__COUNT);
+    a->pair = (size_t)get_u64(r);
+    if (a->pair != ZR_NO_PAIR && a->pair >= n)
+        r->bad = true;
     a->kind = (zr_kind)get_enum(r, ZR_KIND__COUNT);
     get_pci(r, &a->source);
     a->live = get_bool(r);
     a->config = get_bool(r);
     a->reason = get_str(r);
-    a->changes = get_str(r);
+    size_t n_changes = get_count(r, 3 * 4);
+    a->changes = n_changes ? zr_new0(struct zr_change, n_changes) : NULL;
+    for (; a->n_changes < n_changes; a->n_changes++) {
+        struct zr_change *c = &a->changes[a->n_changes];
+        c->field = get_str(r);
+        c->old = get_str(r);
+        c->new = get_str(r);
+    }
     a->note = get_str(r);
     a->xml = get_str(r);
     get_device(r, &a->device);
-    a->has_replaces = get_bool(r);
-    if (a->has_replaces)
+    if (a->role == ZR_ROLE_REPLACE_IN)
         get_device(r, &a->replaces);
     size_t n_deps = get_count(r, 8);
     a->deps = n_deps ? zr_new0(size_t, n_deps) : NULL;
@@ -334,9 +361,15 @@ static void get_action(struct reader *r, struct zr_action *a, size_t n_guests, s
         if (a->deps[a->n_deps] >= n)
             r->bad = true;
     }
-    a->result = (zr_result)get_enum(r, ZR_RESULT__COUNT);
-    a->error = get_str(r);
-    a->error_code = (zr_error_code)get_enum(r, ZR_ERR__COUNT);
+}
+
+static void get_result(struct reader *r, struct zr_action_result *res)
+{
+    res->result = (zr_result)get_enum(r, ZR_RESULT__COUNT);
+    res->error = get_str(r);
+    res->error_code = (zr_error_code)get_enum(r, ZR_ERR__COUNT);
+    res->config_removed = get_bool(r);
+    res->cause = get_str(r);
 }
 
 int zr_wire_decode(const char *data, size_t len, struct zr_plan *out)
@@ -363,8 +396,10 @@ int zr_wire_decode(const char *data, size_t len, struct zr_plan *out)
     }
     n = get_count(&r, 100);
     out->actions = zr_new0(struct zr_action, n);
+    out->results = zr_new0(struct zr_action_result, n);
     for (; out->n_actions < n; out->n_actions++) {
         get_action(&r, &out->actions[out->n_actions], out->n_guests, n);
+        get_result(&r, &out->results[out->n_actions]);
     }
     n = get_count(&r, 6 * 4);
     out->warnings = zr_new0(struct zr_warning, n);

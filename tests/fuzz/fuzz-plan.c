@@ -277,7 +277,7 @@ void zr_fuzz_plan_check(const uint8_t *data, size_t size)
             const struct zr_guest *guest = &host->guests[g];
             struct zr_device_list config = {0}, live = {0};
             if (k >= MAX_GUESTS || !devices_of(&in, 2 + 2 * k, &config)) {
-                zr_plan_guest_error(&plan, host->name, host->uri, guest->name,
+                zr_plan_guest_error(&plan, host->name, host->uri, guest->name, ZR_ERR_NOT_FOUND,
                                     "guest '%s' not found", guest->name);
                 continue;
             }

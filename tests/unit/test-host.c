@@ -110,7 +110,7 @@ Test(host, plan_says_what_apply_would_do_and_changes_nothing)
     cr_assert_eq(l.report.n_actions, 1);
     const struct zr_action *a = &l.report.actions[0];
     cr_expect_eq(a->op, ZR_OP_ATTACH);
-    cr_expect_eq(a->result, ZR_RESULT_PLANNED);
+    cr_expect_eq(zr_plan_result(&l.report, 0)->result, ZR_RESULT_PLANNED);
     cr_expect(a->config && !a->live);
     cr_expect_str_eq(a->reason, "missing");
     cr_expect_not_null(strstr(a->xml, "domain=\"0x0001\""), "%s", a->xml);
@@ -129,9 +129,11 @@ Test(host, apply_attaches_and_prunes)
 
     cr_assert_eq(l.report.n_actions, 2);
     cr_expect_eq(l.report.actions[0].op, ZR_OP_DETACH);
-    cr_expect_eq(l.report.actions[0].result, ZR_RESULT_DONE, "%s", l.report.actions[0].error);
+    cr_expect_eq(zr_plan_result(&l.report, 0)->result, ZR_RESULT_DONE, "%s",
+                 zr_plan_result(&l.report, 0)->error);
     cr_expect_eq(l.report.actions[1].op, ZR_OP_ATTACH);
-    cr_expect_eq(l.report.actions[1].result, ZR_RESULT_DONE, "%s", l.report.actions[1].error);
+    cr_expect_eq(zr_plan_result(&l.report, 1)->result, ZR_RESULT_DONE, "%s",
+                 zr_plan_result(&l.report, 1)->error);
     cr_expect(l.report.hosts[0].seconds > 0);
 
     struct zr_pci_addr src[4], want;

@@ -32,7 +32,7 @@ static struct zr_plan make_plan(void)
     struct zr_device_list l = {.items = &cur, .n = 1}, none = {0};
     zr_plan_guest(&plan, "kvm\"1\\\n", NULL, &g, &l, NULL, NULL);    /* one detach */
     zr_plan_guest(&plan, "kvm\"1\\\n", NULL, &s, &none, NULL, NULL); /* in sync */
-    zr_plan_guest_error(&plan, "down", NULL, "x", "refused");
+    zr_plan_guest_error(&plan, "down", NULL, "x", ZR_ERR_OTHER, "refused");
     zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     return plan;
@@ -67,7 +67,7 @@ Test(metrics, counts_per_host_and_escaped_labels)
     free(m);
 
     /* apply: what became of each action; a failed one fails its guest. */
-    plan.actions[0].result = ZR_RESULT_FAILED;
+    zr_plan_record(&plan, 0)->result = ZR_RESULT_FAILED;
     run.command = "apply";
     run.applied = true;
     m = format(&plan, &run);

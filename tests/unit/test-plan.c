@@ -5,6 +5,7 @@
  * expected.json and expected.txt.  ZR_REGENERATE=1 rewrites the expected
  * files. */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -101,8 +102,8 @@ static struct zr_plan *plan_case(const char *dir)
             free(path);
             if (!found) {
                 zr_plan_guest_error(plan, host->name, host->uri, guest->name,
-                                    "guest '%s' not found", guest->name)
-                    ->error_code = ZR_ERR_NOT_FOUND; /* as state.c says it */
+                                    ZR_ERR_NOT_FOUND, /* as state.c says it */
+                                    "guest '%s' not found", guest->name);
                 continue;
             }
             path = pathf("%s/%s.live.xml", dir, guest->name);
@@ -149,48 +150,76 @@ static void check_expected(const char *dir, const char *name, const char *actual
     free(path);
 }
 
-static int name_cmp(const void *a, const void *b)
+/* One case of tests/data/plan: a fixed-size name, so the parameter holds no
+ * pointer and needs no cleanup across Criterion's runner and workers. */
+struct plan_case {
+    char name[128];
+};
+
+static int case_cmp(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(((const struct plan_case *)a)->name, ((const struct plan_case *)b)->name);
 }
 
-Test(plan, table_driven_cases)
+static void free_cases(struct criterion_test_params *p)
+{
+    cr_free(p->params);
+}
+
+/* Every directory of tests/data/plan, sorted: one test each, so a failing
+ * case does not hide the ones after it. */
+ParameterizedTestParameters(plan, table_driven_case)
+{
+    const char *src = getenv("ZR_SRCDIR");
+    char *root = pathf("%s/tests/data/plan", src ? src : ".");
+    DIR *d = opendir(root);
+    size_t n = 0, cap = 64;
+    struct plan_case *cases = cr_malloc(cap * sizeof(*cases));
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof(cases->name))
+            continue;
+        if (n == cap)
+            cases = cr_realloc(cases, (cap *= 2) * sizeof(*cases));
+        snprintf(cases[n++].name, sizeof(cases->name), "%s", e->d_name);
+    }
+    if (d)
+        closedir(d);
+    free(root);
+    qsort(cases, n, sizeof(*cases), case_cmp);
+    return cr_make_param_array(struct plan_case, cases, n, free_cases);
+}
+
+ParameterizedTest(struct plan_case *c, plan, table_driven_case)
+{
+    const char *src = getenv("ZR_SRCDIR");
+    cr_assert_not_null(src, "ZR_SRCDIR is not set");
+    char *dir = pathf("%s/tests/data/plan/%s", src, c->name);
+    struct zr_plan *plan = plan_case(dir);
+    char *json = render(plan, ZR_FORMAT_JSON);
+    char *text = render(plan, ZR_FORMAT_TEXT);
+    check_expected(dir, "expected.json", json);
+    check_expected(dir, "expected.txt", text);
+    free(json);
+    free(text);
+    zr_plan_finish(plan);
+    free(plan);
+    free(dir);
+}
+
+/* The cases are found at all (a wrong ZR_SRCDIR would run none of them). */
+Test(plan, table_driven_cases_are_found)
 {
     const char *src = getenv("ZR_SRCDIR");
     cr_assert_not_null(src, "ZR_SRCDIR is not set");
     char *root = pathf("%s/tests/data/plan", src);
     DIR *d = opendir(root);
     cr_assert_not_null(d, "%s: %s", root, strerror(errno));
-
-    char **names = NULL;
     size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        names = realloc(names, (n + 1) * sizeof(*names));
-        names[n++] = strdup(e->d_name);
-    }
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
     closedir(d);
-    qsort(names, n, sizeof(*names), name_cmp);
-    cr_assert_geq(n, 30, "expected at least 30 plan cases, found %zu", n);
-
-    for (size_t i = 0; i < n; i++) {
-        char *dir = pathf("%s/%s", root, names[i]);
-        struct zr_plan *plan = plan_case(dir);
-        char *json = render(plan, ZR_FORMAT_JSON);
-        char *text = render(plan, ZR_FORMAT_TEXT);
-        check_expected(dir, "expected.json", json);
-        check_expected(dir, "expected.txt", text);
-        free(json);
-        free(text);
-        zr_plan_finish(plan);
-        free(plan);
-        free(names[i]);
-        free(dir);
-    }
-    free(names);
     free(root);
+    cr_assert_geq(n, 30, "expected at least 30 plan cases, found %zu", n);
 }
 
 /* Helpers for the invariant tests below. */
@@ -231,6 +260,77 @@ Test(plan, uid_swap_attaches_wait_for_both_detaches)
     }
     zr_plan_finish(&plan);
     zr_device_list_finish(&g.devices);
+    zr_device_list_finish(&cur);
+}
+
+/* Each action says what it is for, and a replacement's halves name each
+ * other: nothing downstream works it out again. */
+Test(plan, replacement_halves_have_roles_and_name_each_other)
+{
+    struct zr_guest g = {.name = "g", .prune = true};
+    *zr_device_list_append(&g.devices) = hostdev("0001:00:00.0", 2); /* uid changes */
+    *zr_device_list_append(&g.devices) = hostdev("0003:00:00.0", 0); /* missing */
+    struct zr_device_list cur = {0};
+    *zr_device_list_append(&cur) = hostdev("0001:00:00.0", 1);
+    *zr_device_list_append(&cur) = hostdev("0002:00:00.0", 0); /* not in inventory */
+
+    struct zr_plan plan = {0};
+    zr_plan_guest(&plan, "default", NULL, &g, &cur, NULL, NULL);
+    zr_render_plan(&plan, 0);
+    zr_plan_finalize(&plan);
+
+    size_t seen[ZR_ROLE__COUNT] = {0};
+    cr_assert_eq(plan.n_actions, 4);
+    for (size_t i = 0; i < plan.n_actions; i++) {
+        const struct zr_action *a = &plan.actions[i];
+        seen[a->role]++;
+        if (!zr_action_is_replacement(a)) {
+            cr_expect_eq(a->pair, ZR_NO_PAIR);
+            cr_expect_eq(a->n_changes, 0);
+            continue;
+        }
+        cr_assert_neq(a->pair, ZR_NO_PAIR);
+        const struct zr_action *b = &plan.actions[a->pair];
+        cr_expect_eq(b->pair, i);
+        cr_expect_eq(b->role, a->role == ZR_ROLE_REPLACE_OUT ? ZR_ROLE_REPLACE_IN
+                                                             : ZR_ROLE_REPLACE_OUT);
+        cr_assert_eq(a->n_changes, 1);
+        cr_expect_str_eq(a->changes[0].field, "zpci.uid");
+        cr_expect_str_eq(a->changes[0].old, "0x0001");
+        cr_expect_str_eq(a->changes[0].new, "0x0002");
+    }
+    for (zr_role r = 0; r < ZR_ROLE__COUNT; r++)
+        cr_expect_eq(seen[r], 1, "role %d: %zu actions", (int)r, seen[r]);
+    zr_plan_finish(&plan);
+    zr_device_list_finish(&g.devices);
+    zr_device_list_finish(&cur);
+}
+
+/* The plan's refusals and warnings carry a code (hints and callers key on
+ * it, never on the message). */
+Test(plan, refusals_and_warnings_carry_a_code)
+{
+    struct zr_guest g = {.name = "g", .prune = false};
+    *zr_device_list_append(&g.devices) = hostdev("0001:00:00.0", 5);
+    struct zr_device_list cur = {0};
+    *zr_device_list_append(&cur) = hostdev("0002:00:00.0", 5); /* kept, holds uid 5 */
+
+    struct zr_plan plan = {0};
+    zr_plan_guest(&plan, "default", NULL, &g, &cur, NULL, NULL);
+    cr_assert_not_null(plan.guests[0].error);
+    cr_expect_eq(plan.guests[0].error_code, ZR_ERR_HELD, "%s", plan.guests[0].error);
+    cr_expect_eq(plan.n_actions, 0);
+
+    struct zr_guest d = {.name = "d", .prune = true};
+    *zr_device_list_append(&d.devices) = hostdev("0003:00:00.0", 0);
+    struct zr_device_list none = {0};
+    struct zr_plan_options config_only = {.config_only = true};
+    zr_plan_guest(&plan, "default", NULL, &d, &none, &none, &config_only);
+    cr_assert_eq(plan.n_warnings, 1);
+    cr_expect_eq(plan.warnings[0].code, ZR_ERR_LIVE_DRIFT, "%s", plan.warnings[0].message);
+    zr_plan_finish(&plan);
+    zr_device_list_finish(&g.devices);
+    zr_device_list_finish(&d.devices);
     zr_device_list_finish(&cur);
 }
 

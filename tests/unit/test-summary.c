@@ -29,7 +29,7 @@ static struct zr_plan make_plan(void)
     zr_plan_guest(&plan, "default", NULL, &a, &none, NULL, NULL);
     zr_plan_guest(&plan, "default", NULL, &b, &l, NULL, NULL);
     zr_plan_guest(&plan, "default", NULL, &c, &none, NULL, NULL);
-    zr_plan_guest_error(&plan, "default", NULL, "d", "guest 'd' not found");
+    zr_plan_guest_error(&plan, "default", NULL, "d", ZR_ERR_NOT_FOUND, "guest 'd' not found");
     zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     cr_assert_eq(plan.n_actions, 3);
@@ -37,11 +37,13 @@ static struct zr_plan make_plan(void)
 }
 
 /* The action of guest `guest` (an index) with source domain `dom`. */
-static struct zr_action *action(struct zr_plan *plan, size_t guest, unsigned dom)
+/* The result record of a guest's action on a source domain, as apply
+ * writes it. */
+static struct zr_action_result *result_of(struct zr_plan *plan, size_t guest, unsigned dom)
 {
     for (size_t i = 0; i < plan->n_actions; i++)
         if (plan->actions[i].guest_index == guest && plan->actions[i].source.domain == dom)
-            return &plan->actions[i];
+            return zr_plan_record(plan, i);
     cr_assert_fail("no action of guest %zu on domain %u", guest, dom);
     return NULL;
 }
@@ -123,9 +125,9 @@ Test(summary, a_plan_counts_what_it_would_change)
 Test(summary, an_interrupted_apply_counts_only_touched_guests)
 {
     struct zr_plan plan = make_plan();
-    action(&plan, 0, 1)->result = ZR_RESULT_DONE;
-    action(&plan, 0, 2)->result = ZR_RESULT_SKIPPED;
-    action(&plan, 1, 3)->result = ZR_RESULT_SKIPPED;
+    result_of(&plan, 0, 1)->result = ZR_RESULT_DONE;
+    result_of(&plan, 0, 2)->result = ZR_RESULT_SKIPPED;
+    result_of(&plan, 1, 3)->result = ZR_RESULT_SKIPPED;
     assert_reports(&plan, true,
                    "Apply: 1 attached, 0 detached, 0 replaced, 0 failed, 2 skipped on 1 of 4 "
                    "guests (1 with errors).\n",
@@ -143,9 +145,9 @@ Test(summary, an_interrupted_apply_counts_only_touched_guests)
 Test(summary, a_failed_action_fails_its_guest_and_a_done_one_changes_it)
 {
     struct zr_plan plan = make_plan();
-    action(&plan, 0, 1)->result = ZR_RESULT_DONE;
-    action(&plan, 0, 2)->result = ZR_RESULT_FAILED;
-    action(&plan, 1, 3)->result = ZR_RESULT_DONE;
+    result_of(&plan, 0, 1)->result = ZR_RESULT_DONE;
+    result_of(&plan, 0, 2)->result = ZR_RESULT_FAILED;
+    result_of(&plan, 1, 3)->result = ZR_RESULT_DONE;
     assert_reports(&plan, true,
                    "Apply: 1 attached, 1 detached, 0 replaced, 1 failed on 2 of 4 guests (2 with "
                    "errors).\n",
@@ -157,9 +159,9 @@ Test(summary, a_failed_action_fails_its_guest_and_a_done_one_changes_it)
 Test(summary, a_rolled_back_guest_is_not_changed)
 {
     struct zr_plan plan = make_plan();
-    action(&plan, 0, 1)->result = ZR_RESULT_ROLLED_BACK;
-    action(&plan, 0, 2)->result = ZR_RESULT_ROLLED_BACK;
-    action(&plan, 1, 3)->result = ZR_RESULT_FAILED;
+    result_of(&plan, 0, 1)->result = ZR_RESULT_ROLLED_BACK;
+    result_of(&plan, 0, 2)->result = ZR_RESULT_ROLLED_BACK;
+    result_of(&plan, 1, 3)->result = ZR_RESULT_FAILED;
     assert_reports(&plan, true,
                    "Apply: 0 attached, 0 detached, 0 replaced, 1 failed, 2 rolled back on 0 of 4 "
                    "guests (2 with errors).\n",
@@ -171,7 +173,7 @@ Test(summary, a_converged_apply)
 {
     struct zr_plan plan = make_plan();
     for (size_t i = 0; i < plan.n_actions; i++)
-        plan.actions[i].result = ZR_RESULT_DONE;
+        zr_plan_record(&plan, i)->result = ZR_RESULT_DONE;
     assert_reports(&plan, true,
                    "Apply: 2 attached, 1 detached, 0 replaced, 0 failed on 2 of 4 guests (1 with "
                    "errors).\n",

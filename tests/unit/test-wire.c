@@ -67,19 +67,26 @@ static struct zr_plan make_plan(void)
     zr_plan_add_host(&plan, "kvm2", NULL)->error = strdup("cannot connect: \"refused\"\n");
     zr_plan_guest(&plan, "kvm1", "qemu+tcp://127.0.0.1/system", &inv->hosts[0].guests[0], &cur,
                   &cur, NULL);
-    zr_plan_guest_error(&plan, "kvm1", NULL, "ghost", "guest '%s' not found", "ghost");
+    zr_plan_guest_error(&plan, "kvm1", NULL, "ghost", ZR_ERR_NOT_FOUND, "guest '%s' not found",
+                        "ghost");
     struct zr_pci_addr src = {.domain = 7};
-    zr_plan_add_warning(&plan, "kvm1", "linux1", &src, "host has no PCI function");
-    zr_plan_add_warning(&plan, "kvm1", NULL, NULL, "host check skipped");
+    zr_plan_add_warning(&plan, "kvm1", "linux1", &src, ZR_ERR_NO_FUNCTION,
+                        "host has no PCI function");
+    zr_plan_add_warning(&plan, "kvm1", NULL, NULL, ZR_ERR_NO_NODEDEVS, "host check skipped");
     zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     cr_assert_geq(plan.n_actions, 6);
     /* As apply leaves them: one of each result. */
     for (size_t i = 0; i < plan.n_actions; i++) {
-        plan.actions[i].result = (zr_result)(i % ZR_RESULT__COUNT);
-        if (plan.actions[i].result == ZR_RESULT_FAILED ||
-            plan.actions[i].result == ZR_RESULT_SKIPPED)
-            plan.actions[i].error = strdup("libvirt said no");
+        struct zr_action_result *r = zr_plan_record(&plan, i);
+        r->result = (zr_result)(i % ZR_RESULT__COUNT);
+        if (r->result == ZR_RESULT_FAILED || r->result == ZR_RESULT_SKIPPED)
+            r->error = strdup("libvirt said no");
+        /* The fact --atomic acts on in the host's own process. */
+        if (r->result == ZR_RESULT_FAILED && plan.actions[i].op == ZR_OP_DETACH) {
+            r->config_removed = true;
+            r->cause = strdup("the guest did not let go");
+        }
         if (i % 2)
             plan.actions[i].note = strdup("SR-IOV virtual function of 0000:02:00.1");
     }
@@ -121,7 +128,13 @@ Test(wire, a_plan_comes_back_as_it_went)
         cr_assert_eq(y->n_deps, x->n_deps);
         for (size_t j = 0; j < x->n_deps; j++)
             cr_assert_eq(y->deps[j], x->deps[j]);
-        cr_assert_str_eq(y->changes ? y->changes : "-", x->changes ? x->changes : "-");
+        char *cx = zr_changes_format(x->changes, x->n_changes);
+        char *cy = zr_changes_format(y->changes, y->n_changes);
+        cr_assert_str_eq(cy ? cy : "-", cx ? cx : "-");
+        free(cx);
+        free(cy);
+        cr_assert_eq(y->role, x->role);
+        cr_assert_eq(y->pair, x->pair);
         cr_assert_str_eq(y->note ? y->note : "-", x->note ? x->note : "-");
         char *dx = zr_device_describe(&x->device), *dy = zr_device_describe(&y->device);
         cr_assert_str_eq(dy, dx);
@@ -131,6 +144,10 @@ Test(wire, a_plan_comes_back_as_it_went)
         cr_assert_eq(y->device.vlan_unrepresentable, x->device.vlan_unrepresentable);
         cr_assert(zr_streq(y->device.unrepresentable, x->device.unrepresentable));
         cr_assert_eq(y->device.mark.line, x->device.mark.line);
+        const struct zr_action_result *rx = zr_plan_result(&in, i), *ry = zr_plan_result(&out, i);
+        cr_assert_eq(ry->error_code, rx->error_code);
+        cr_assert_eq(ry->config_removed, rx->config_removed);
+        cr_assert(zr_streq(ry->cause, rx->cause));
     }
     cr_assert_eq(out.n_hosts, 2);
     cr_assert_eq(out.hosts[0].seconds, 1.25);
