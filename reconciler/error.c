@@ -19,6 +19,19 @@ void *zr_reallocarray(void *ptr, size_t n, size_t size)
     return p;
 }
 
+void *zr_grow(void *v, size_t n, size_t add, size_t size)
+{
+    if (add > SIZE_MAX - n)
+        abort();
+    size_t cap = 8;
+    while (cap < n + add) {
+        if (cap > SIZE_MAX / 2)
+            abort();
+        cap *= 2;
+    }
+    return zr_reallocarray(v, cap, size);
+}
+
 void *zr_reallocarray_zero(size_t size, size_t n)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);

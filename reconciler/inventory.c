@@ -43,7 +43,7 @@ struct node {
     char *text;          /* scalars: NUL-terminated, in the loader's text arena */
     struct node **items; /* sequence items; mapping keys and values in turn */
     uint32_t len;
-    uint32_t n_items, cap_items;
+    uint32_t n_items;
     uint32_t weight; /* nodes in this subtree */
     uint8_t type;    /* node_type */
     uint8_t height;  /* nested collections in this subtree, at most MAX_DEPTH */
@@ -63,7 +63,7 @@ enum {
 
 struct arena {
     char **blocks;
-    size_t n_blocks, cap_blocks;
+    size_t n_blocks;
     size_t used, size; /* of the last block */
 };
 
@@ -86,7 +86,7 @@ struct use {
 
 struct uses {
     struct use *items;
-    size_t n, cap;
+    size_t n;
 };
 
 /* Values that must not repeat, and over what scope. */
@@ -120,28 +120,12 @@ struct loader {
     struct arena node_arena, text_arena;
     size_t n_nodes;
     struct node **stack; /* collections still open */
-    size_t depth, cap_stack;
+    size_t depth;
     struct anchors anchors;
 
     struct uses uses[USE__COUNT];
     struct cursor cursor; /* the last mark converted (mark1) */
 };
-
-#define APPEND(v, n, cap)                                                                          \
-    __extension__({                                                                                \
-        if ((n) == (cap)) {                                                                        \
-            (cap) = (cap) ? 2 * (cap) : 8;                                                         \
-            (v) = zr_reallocarray((v), (cap), sizeof(*(v)));                                       \
-        }                                                                                          \
-        memset(&(v)[(n)], 0, sizeof(*(v)));                                                        \
-        &(v)[(n)++];                                                                               \
-    })
-
-static void closep(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-}
 
 /* ---- positions and source lines ---------------------------------------- */
 
@@ -535,7 +519,7 @@ static void *arena_alloc(struct arena *a, size_t size, size_t block)
     size = (size + 7) & ~(size_t)7;
     if (a->n_blocks == 0 || a->size - a->used < size) {
         a->size = size > block ? size : block;
-        *APPEND(a->blocks, a->n_blocks, a->cap_blocks) = zr_malloc0(a->size);
+        *ZR_APPEND(a->blocks, a->n_blocks) = zr_malloc0(a->size);
         a->used = 0;
     }
     void *p = a->blocks[a->n_blocks - 1] + a->used;
@@ -591,7 +575,7 @@ static struct node *node_copy(struct loader *l, const struct node *src, struct z
     n->height = src->height;
     if (src->n_items) {
         n->items = zr_new0(struct node *, src->n_items);
-        n->n_items = n->cap_items = src->n_items;
+        n->n_items = src->n_items;
         for (size_t i = 0; i < src->n_items; i++)
             n->items[i] = node_copy(l, src->items[i], use);
     }
@@ -605,7 +589,7 @@ static void attach(struct loader *l, struct node *n, struct node **root)
         return;
     }
     struct node *parent = l->stack[l->depth - 1];
-    *APPEND(parent->items, parent->n_items, parent->cap_items) = n;
+    *ZR_APPEND(parent->items, parent->n_items) = n;
 }
 
 static bool is_null_word(const char *s, size_t len)
@@ -706,7 +690,7 @@ static int on_collection_start(struct loader *l, const yaml_event_t *ev, node_ty
     else
         note_anchor_and_tag(l, ev->data.sequence_start.anchor, ev->data.sequence_start.tag, n);
     attach(l, n, root);
-    *APPEND(l->stack, l->depth, l->cap_stack) = n;
+    *ZR_APPEND(l->stack, l->depth) = n;
     return 0;
 }
 
@@ -965,7 +949,7 @@ static void track(struct loader *l, const struct field *f, uint64_t value, struc
     if (f->unique == USE_NONE)
         return;
     struct uses *u = &l->uses[f->unique];
-    *APPEND(u->items, u->n, u->cap) = (struct use){value, use};
+    *ZR_APPEND(u->items, u->n) = (struct use){value, use};
 }
 
 static int parse_number(struct loader *l, const struct field *f, const struct node *v, void *obj)

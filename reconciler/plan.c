@@ -832,7 +832,7 @@ struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, co
 #define MOVE_ITEMS(dst, n_dst, src, n_src)                                                         \
     do {                                                                                           \
         if ((n_src) > 0) {                                                                         \
-            (dst) = zr_reallocarray((dst), (n_dst) + (n_src), sizeof(*(dst)));                     \
+            (dst) = zr_grow((dst), (n_dst), (n_src), sizeof(*(dst)));                              \
             memcpy((dst) + (n_dst), (src), (n_src) * sizeof(*(dst)));                              \
             (n_dst) += (n_src);                                                                    \
         }                                                                                          \

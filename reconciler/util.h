@@ -52,14 +52,29 @@ char *zr_vasprintf(const char *fmt, va_list ap) _printf_(1, 0);
 #define zr_new0(type, n) ((type *)zr_reallocarray_zero(sizeof(type), (n)))
 void *zr_reallocarray_zero(size_t size, size_t n);
 
-/* Grow a dynamic array `*v` holding `*n` items by one zeroed element and
+/* The one growth rule for dynamic arrays: returns `v` (of `n` items of
+ * `size` bytes) reallocated to hold at least `n + add`.  The allocation is
+ * the next power of two (at least 8 items), so it doubles as the array
+ * grows and each item is copied O(log n) times in all.  No capacity is
+ * stored: realloc() to the size a block already has returns at once, and
+ * an array allocated some other way (zr_new0, exactly sized) is still
+ * grown correctly. */
+void *zr_grow(void *v, size_t n, size_t add, size_t size);
+
+/* Grow a dynamic array `v` holding `n` items by one zeroed element and
  * return a pointer to it. */
 #define ZR_APPEND(v, n)                                                                            \
     __extension__({                                                                                \
-        (v) = zr_reallocarray((v), (n) + 1, sizeof(*(v)));                                         \
+        (v) = zr_grow((v), (n), 1, sizeof(*(v)));                                                  \
         memset(&(v)[(n)], 0, sizeof(*(v)));                                                        \
         &(v)[(n)++];                                                                               \
     })
+
+static inline void closep(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+}
 
 /* A growing string, doubled as it grows, so appending stays linear. */
 struct zr_strbuf {
