@@ -15,6 +15,7 @@
 #include "inventory.h"
 #include "pool.h"
 #include "state.h"
+#include "uri.h"
 
 /* ---- waiting for a live detach ------------------------------------------ */
 

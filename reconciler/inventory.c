@@ -114,6 +114,7 @@ struct loader {
     const char *data;
     size_t len;
     struct zr_errors *errs;
+    const struct zr_inventory_rules *rules;
     size_t first_error; /* errs->items[first_error..] are ours */
     bool failed;        /* set by every report, even one over the cap */
 
@@ -1586,6 +1587,11 @@ static int host_uri_cmp(const void *a, const void *b)
  * embedded root can be opened by one process only), and applied one after
  * the other they would undo each other on every run: refused, however the
  * URIs are spelled. */
+static char *host_uri_key(const struct loader *l, const char *uri)
+{
+    return l->rules && l->rules->uri_normalize ? l->rules->uri_normalize(uri) : zr_strdup(uri);
+}
+
 static void check_host_uris(struct loader *l, const struct zr_inventory *inv)
 {
     if (inv->n_hosts < 2)
@@ -1594,7 +1600,7 @@ static void check_host_uris(struct loader *l, const struct zr_inventory *inv)
     size_t n = 0;
     for (size_t i = 0; i < inv->n_hosts; i++)
         if (inv->hosts[i].uri)
-            hu[n++] = (struct host_uri){zr_uri_normalize(inv->hosts[i].uri), &inv->hosts[i]};
+            hu[n++] = (struct host_uri){host_uri_key(l, inv->hosts[i].uri), &inv->hosts[i]};
     if (n)
         qsort(hu, n, sizeof(*hu), host_uri_cmp);
     for (size_t j = 1, first = 0; j < n; j++) {
@@ -1733,14 +1739,16 @@ static void parse_top(struct loader *l, const struct node *root, struct zr_inven
 
 /* ---- entry points ------------------------------------------------------- */
 
-struct zr_inventory *zr_inventory_parse(const char *file, const char *data, size_t len,
-                                        struct zr_errors *errs)
+struct zr_inventory *zr_inventory_parse_with(const char *file, const char *data, size_t len,
+                                             const struct zr_inventory_rules *rules,
+                                             struct zr_errors *errs)
 {
     _cleanup_(loader_finish) struct loader l = {
         .file = file,
         .data = data,
         .len = len,
         .errs = errs,
+        .rules = rules,
         .first_error = errs->n,
     };
     _cleanup_(zr_inventory_freep) struct zr_inventory *inv = NULL;
@@ -1850,7 +1858,9 @@ static int read_path(const char *path, char **data, size_t *len, struct zr_error
     return read_all(fd, path, data, len, errs);
 }
 
-struct zr_inventory *zr_inventory_load(const char *path, struct zr_errors *errs)
+struct zr_inventory *zr_inventory_load_with(const char *path,
+                                            const struct zr_inventory_rules *rules,
+                                            struct zr_errors *errs)
 {
     bool from_stdin = zr_streq(path, "-");
     const char *name = from_stdin ? "<stdin>" : path;
@@ -1861,7 +1871,7 @@ struct zr_inventory *zr_inventory_load(const char *path, struct zr_errors *errs)
                        : read_path(path, &data, &len, errs);
     if (r < 0)
         return NULL;
-    return zr_inventory_parse(name, data, len, errs);
+    return zr_inventory_parse_with(name, data, len, rules, errs);
 }
 
 static void guest_finish(struct zr_guest *g)
