@@ -91,8 +91,8 @@ char *zr_asprintf(const char *fmt, ...)
     return s;
 }
 
-void zr_error_vset(struct zr_error *e, const char *file, unsigned line, unsigned column,
-                   const char *fmt, va_list ap)
+_printf_(5, 0) static void error_vset(struct zr_error *e, const char *file, unsigned line,
+                                      unsigned column, const char *fmt, va_list ap)
 {
     if (!e)
         return;
@@ -108,7 +108,7 @@ void zr_error_set(struct zr_error *e, const char *file, unsigned line, unsigned 
 {
     va_list ap;
     va_start(ap, fmt);
-    zr_error_vset(e, file, line, column, fmt, ap);
+    error_vset(e, file, line, column, fmt, ap);
     va_end(ap);
 }
 
@@ -116,7 +116,7 @@ void zr_error_setc(struct zr_error *e, zr_error_code code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    zr_error_vset(e, NULL, 0, 0, fmt, ap);
+    error_vset(e, NULL, 0, 0, fmt, ap);
     va_end(ap);
     if (e)
         e->code = code;
@@ -142,7 +142,7 @@ bool zr_errors_add(struct zr_errors *errs, const char *file, unsigned line, unsi
     struct zr_error *e = ZR_APPEND(errs->items, errs->n);
     va_list ap;
     va_start(ap, fmt);
-    zr_error_vset(e, file, line, column, fmt, ap);
+    error_vset(e, file, line, column, fmt, ap);
     va_end(ap);
     e->source_line = zr_strdup(source_line);
     e->code = ZR_ERR_INVALID_INPUT;

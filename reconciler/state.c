@@ -392,14 +392,9 @@ virConnectPtr zr_connect_with(const char *uri, const struct zr_connect_options *
     return c;
 }
 
-virConnectPtr zr_connect_for(const char *uri, enum zr_conn_use use, struct zr_error *err)
-{
-    return zr_connect_with(uri, &(struct zr_connect_options){.use = use}, err);
-}
-
 virConnectPtr zr_connect(const char *uri, struct zr_error *err)
 {
-    return zr_connect_for(uri, ZR_CONN_EVENTS, err);
+    return zr_connect_with(uri, &(struct zr_connect_options){.use = ZR_CONN_EVENTS}, err);
 }
 
 char *zr_connect_uri(virConnectPtr conn)
@@ -525,7 +520,8 @@ void zr_domain_listing_finish(struct zr_domain_listing *l)
     *l = (struct zr_domain_listing){0};
 }
 
-virDomainPtr zr_domain_listing_find(const struct zr_domain_listing *l, const char *name)
+/* The listed domain named `name`, or NULL (borrowed). */
+static virDomainPtr listing_find(const struct zr_domain_listing *l, const char *name)
 {
     size_t lo = 0, hi = l->n;
     while (lo < hi) {
@@ -554,7 +550,7 @@ static void resolve_domains(virConnectPtr conn, struct zr_guest_state *states, s
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        virDomainPtr d = zr_domain_listing_find(listing, states[i].wanted->name);
+        virDomainPtr d = listing_find(listing, states[i].wanted->name);
         states[i].listed = true;
         if (d && virDomainRef(d) == 0) {
             states[i].dom = d;
@@ -615,14 +611,6 @@ char *zr_state_near_miss_listed(virConnectPtr conn, struct zr_domain_listing *l,
     }
     const char *best = zr_name_index_nearest(&l->names, name);
     return best ? zr_strdup(best) : NULL;
-}
-
-char *zr_state_near_miss(virConnectPtr conn, const char *name)
-{
-    struct zr_domain_listing l = {0};
-    char *best = zr_state_near_miss_listed(conn, &l, name);
-    zr_domain_listing_finish(&l);
-    return best;
 }
 
 struct pci_entry {
