@@ -10,22 +10,22 @@
 #include "util.h"
 
 struct zr_guest {
-    char *name;              /* libvirt domain name */
-    bool prune;              /* default true */
+    char *name;                    /* libvirt domain name */
+    bool prune;                    /* default true */
     struct zr_device_list devices; /* hostdevs first, then interfaces, in file order */
-    struct zr_mark mark;     /* the guest's key */
+    struct zr_mark mark;           /* the guest's key */
 };
 
 struct zr_host {
-    char *name;   /* key under hosts:, or "default" */
-    char *uri;    /* NULL when the inventory gives none */
+    char *name; /* key under hosts:, or "default" */
+    char *uri;  /* NULL when the inventory gives none */
     struct zr_guest *guests;
     size_t n_guests;
     struct zr_mark mark;
 };
 
 struct zr_inventory {
-    char *file; /* as given by the caller ("-" shown as "<stdin>") */
+    char *file;     /* as given by the caller ("-" shown as "<stdin>") */
     bool has_hosts; /* written with hosts: rather than top-level guests: */
     struct zr_host *hosts;
     size_t n_hosts;

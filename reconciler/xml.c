@@ -37,8 +37,8 @@ static void refuse_doctype(void *user, const xmlChar *name, const xmlChar *exter
     xmlStopParser(ctxt);
 }
 
-static int fail(const struct zr_xml_input *in, unsigned line, const char *terse,
-                const char *detail, int n)
+static int fail(const struct zr_xml_input *in, unsigned line, const char *terse, const char *detail,
+                int n)
 {
     if (in->terse)
         zr_error_set(in->err, in->what, 0, 0, "%s", terse);
@@ -55,8 +55,7 @@ static int not_well_formed(const struct zr_xml_input *in, xmlParserCtxtPtr ctxt)
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
         n--;
-    return fail(in, e && e->line > 0 ? (unsigned)e->line : 0, "not well-formed XML", msg,
-                (int)n);
+    return fail(in, e && e->line > 0 ? (unsigned)e->line : 0, "not well-formed XML", msg, (int)n);
 }
 
 int zr_xml_load(const struct zr_xml_input *in, const char *xml, size_t len, int options,

@@ -22,7 +22,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(xmlDocPtr, xmlFreeDoc)
  * struct zr_error instead.  BIG_LINES so xmlGetLineNo() stays right past
  * line 65535. */
 #define ZR_XML_PARSE_OPTIONS                                                                       \
-    (XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |             \
+    (XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |              \
      XML_PARSE_BIG_LINES)
 
 /* For a tree that is read, never edited: COMPACT keeps short text inside
@@ -31,7 +31,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(xmlDocPtr, xmlFreeDoc)
 
 /* What is loaded and where its errors go. */
 struct zr_xml_input {
-    const char *what;      /* the input's name in messages */
+    const char *what; /* the input's name in messages */
     struct zr_error *err;
     /* Messages without libxml2's detail ("not well-formed XML", "DOCTYPE
      * declaration refused"): node device XML, which libvirt wrote. */
