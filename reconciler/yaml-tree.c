@@ -68,36 +68,40 @@ static bool report_long_key(struct zr_ytree *l, const yaml_parser_t *p, struct z
     return true;
 }
 
+static void report_reader_error(struct zr_ytree *l, const yaml_parser_t *p)
+{
+    /* libyaml's offset is where it noticed, often the byte after the
+     * culprit (a Latin-1 letter before a plain one): name the first
+     * byte that does not decode instead. */
+    const char *bad = zr_source_first_non_utf8(l->src);
+    if (zr_streq(p->problem, "control characters are not allowed") && p->problem_value == 0)
+        zr_source_report(l->src, zr_source_offset_mark(l->src, p->problem_offset),
+                         "NUL byte in the inventory; it must be a UTF-8 text file");
+    else if (zr_streq(p->problem, "control characters are not allowed"))
+        zr_source_report(l->src, zr_source_offset_mark(l->src, p->problem_offset),
+                         "control character U+%04X is not allowed in YAML",
+                         (unsigned)p->problem_value);
+    else if (bad == l->src->data && l->src->len >= 2 &&
+             ((bad[0] == '\xff' && bad[1] == '\xfe') || (bad[0] == '\xfe' && bad[1] == '\xff')))
+        zr_source_report(
+            l->src, (struct zr_mark){1, 1},
+            "the inventory is UTF-16 (it starts with a UTF-16 byte order mark); save it "
+            "as UTF-8");
+    else if (bad)
+        zr_source_report(l->src, zr_source_offset_mark(l->src, (size_t)(bad - l->src->data)),
+                         "the inventory is not valid UTF-8 (byte 0x%02x); save it as UTF-8",
+                         (unsigned char)*bad);
+    else
+        zr_source_report(l->src, zr_source_offset_mark(l->src, p->problem_offset),
+                         "the inventory is not valid UTF-8 (%s); save it as UTF-8", p->problem);
+}
+
 static void report_yaml_error(struct zr_ytree *l, const yaml_parser_t *p)
 {
     switch (p->error) {
-    case YAML_READER_ERROR: {
-        /* libyaml's offset is where it noticed, often the byte after the
-         * culprit (a Latin-1 letter before a plain one): name the first
-         * byte that does not decode instead. */
-        const char *bad = zr_source_first_non_utf8(l->src);
-        if (zr_streq(p->problem, "control characters are not allowed") && p->problem_value == 0)
-            zr_source_report(l->src, zr_source_offset_mark(l->src, p->problem_offset),
-                             "NUL byte in the inventory; it must be a UTF-8 text file");
-        else if (zr_streq(p->problem, "control characters are not allowed"))
-            zr_source_report(l->src, zr_source_offset_mark(l->src, p->problem_offset),
-                             "control character U+%04X is not allowed in YAML",
-                             (unsigned)p->problem_value);
-        else if (bad == l->src->data && l->src->len >= 2 &&
-                 ((bad[0] == '\xff' && bad[1] == '\xfe') || (bad[0] == '\xfe' && bad[1] == '\xff')))
-            zr_source_report(
-                l->src, (struct zr_mark){1, 1},
-                "the inventory is UTF-16 (it starts with a UTF-16 byte order mark); save it "
-                "as UTF-8");
-        else if (bad)
-            zr_source_report(l->src, zr_source_offset_mark(l->src, (size_t)(bad - l->src->data)),
-                             "the inventory is not valid UTF-8 (byte 0x%02x); save it as UTF-8",
-                             (unsigned char)*bad);
-        else
-            zr_source_report(l->src, zr_source_offset_mark(l->src, p->problem_offset),
-                             "the inventory is not valid UTF-8 (%s); save it as UTF-8", p->problem);
+    case YAML_READER_ERROR:
+        report_reader_error(l, p);
         return;
-    }
     case YAML_SCANNER_ERROR:
     case YAML_PARSER_ERROR: {
         struct zr_mark m = zr_source_mark(l->src, (p->problem_mark).index),
