@@ -18,6 +18,11 @@ struct load_state {
     void *filter_data;
 };
 
+void zr_xml_init(void)
+{
+    xmlInitParser();
+}
+
 void *zr_xml_filter_data(void *ctx)
 {
     const struct load_state *s = ((xmlParserCtxtPtr)ctx)->_private;

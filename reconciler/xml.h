@@ -43,6 +43,9 @@ struct zr_xml_input {
     void *filter_data;
 };
 
+/* Before threads parse XML at once (libxml2's global state). */
+void zr_xml_init(void);
+
 /* Parses `len` bytes with `options` (ZR_XML_PARSE_OPTIONS or
  * ZR_XML_READ_ONLY).  0 and *out set, or -EINVAL with the input's error
  * set: no XML, too large, a DOCTYPE, not well-formed. */
