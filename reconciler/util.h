@@ -55,7 +55,7 @@ void *zr_reallocarray_zero(size_t size, size_t n);
 /* The one growth rule for dynamic arrays: returns `v` (of `n` items of
  * `size` bytes) reallocated to hold at least `n + add`.  The allocation is
  * the next power of two (at least 8 items), so it doubles as the array
- * grows and each item is copied O(log n) times in all.  No capacity is
+ * grows and copying stays linear in the final size.  No capacity is
  * stored: realloc() to the size a block already has returns at once, and
  * an array allocated some other way (zr_new0, exactly sized) is still
  * grown correctly. */
