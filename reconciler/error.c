@@ -1,3 +1,4 @@
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,6 +24,10 @@ void *zr_grow(void *v, size_t n, size_t add, size_t size)
 {
     if (add > SIZE_MAX - n)
         abort();
+    /* The block's own size is the capacity: no realloc() call while it
+     * has room, whoever allocated it. */
+    if (v && size && malloc_usable_size(v) / size >= n + add)
+        return v;
     size_t cap = 8;
     while (cap < n + add) {
         if (cap > SIZE_MAX / 2)

@@ -56,9 +56,9 @@ void *zr_reallocarray_zero(size_t size, size_t n);
  * `size` bytes) reallocated to hold at least `n + add`.  The allocation is
  * the next power of two (at least 8 items), so it doubles as the array
  * grows and copying stays linear in the final size.  No capacity is
- * stored: realloc() to the size a block already has returns at once, and
- * an array allocated some other way (zr_new0, exactly sized) is still
- * grown correctly. */
+ * stored: the block's usable size (malloc_usable_size) is the capacity, so
+ * realloc() runs only when the array is full, and an array allocated some
+ * other way (zr_new0, exactly sized) is grown correctly too. */
 void *zr_grow(void *v, size_t n, size_t add, size_t size);
 
 /* Grow a dynamic array `v` holding `n` items by one zeroed element and
