@@ -58,8 +58,10 @@ void *zr_reallocarray_zero(size_t size, size_t n);
  * grows and copying stays linear in the final size.  No capacity is
  * stored: the block's usable size (malloc_usable_size) is the capacity, so
  * realloc() runs only when the array is full, and an array allocated some
- * other way (zr_new0, exactly sized) is grown correctly too. */
-void *zr_grow(void *v, size_t n, size_t add, size_t size);
+ * other way (zr_new0, exactly sized) is grown correctly too.  Never
+ * inlined: a caller must not see realloc()'s requested size, which
+ * _FORTIFY_SOURCE=3 would take for the block's. */
+__attribute__((noinline)) void *zr_grow(void *v, size_t n, size_t add, size_t size);
 
 /* Grow a dynamic array `v` holding `n` items by one zeroed element and
  * return a pointer to it. */
