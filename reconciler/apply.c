@@ -15,6 +15,7 @@
 #include "inventory.h"
 #include "pool.h"
 #include "state.h"
+#include "uri.h"
 
 /* ---- waiting for a live detach ------------------------------------------ */
 
@@ -904,12 +905,6 @@ size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectP
 }
 
 /* ---- one apply per host at a time ---------------------------------------- */
-
-static void closep(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-}
 
 /* The lock must live where nobody else can create it: a lock file in a
  * world-writable directory (/run/lock, /tmp) can be created or flock()ed

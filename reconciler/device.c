@@ -33,13 +33,13 @@ const char *zr_vport_type_to_string(zr_vport_type t)
     return "?";
 }
 
-void zr_rom_finish(struct zr_rom *r)
+static void rom_finish(struct zr_rom *r)
 {
     free(r->file);
     *r = (struct zr_rom){0};
 }
 
-void zr_rom_copy(struct zr_rom *dst, const struct zr_rom *src)
+static void rom_copy(struct zr_rom *dst, const struct zr_rom *src)
 {
     *dst = *src;
     dst->file = zr_strdup(src->file);
@@ -60,7 +60,7 @@ void zr_virtualport_copy(struct zr_virtualport *dst, const struct zr_virtualport
 void zr_device_finish(struct zr_device *d)
 {
     zr_virtualport_finish(&d->vport);
-    zr_rom_finish(&d->rom);
+    rom_finish(&d->rom);
     free(d->unrepresentable);
     free(d->alias);
     free(d->driver);
@@ -72,14 +72,14 @@ void zr_device_copy(struct zr_device *dst, const struct zr_device *src)
 {
     *dst = *src;
     zr_virtualport_copy(&dst->vport, &src->vport);
-    zr_rom_copy(&dst->rom, &src->rom);
+    rom_copy(&dst->rom, &src->rom);
     dst->unrepresentable = zr_strdup(src->unrepresentable);
     dst->alias = zr_strdup(src->alias);
     dst->driver = zr_strdup(src->driver);
     dst->xml = zr_strdup(src->xml);
 }
 
-int zr_device_key_cmp(const struct zr_device *a, const struct zr_device *b)
+static int device_key_cmp(const struct zr_device *a, const struct zr_device *b)
 {
     if (a->kind != b->kind)
         return a->kind < b->kind ? -1 : 1;
@@ -88,7 +88,7 @@ int zr_device_key_cmp(const struct zr_device *a, const struct zr_device *b)
 
 bool zr_device_same_key(const struct zr_device *a, const struct zr_device *b)
 {
-    return zr_device_key_cmp(a, b) == 0;
+    return device_key_cmp(a, b) == 0;
 }
 
 struct zr_device *zr_device_list_append(struct zr_device_list *l)

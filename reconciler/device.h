@@ -116,15 +116,12 @@ struct zr_device {
 const char *zr_kind_to_string(zr_kind kind);       /* "hostdev" / "interface" */
 const char *zr_vport_type_to_string(zr_vport_type t); /* "802.1Qbh" ... */
 
-void zr_rom_finish(struct zr_rom *r);
-void zr_rom_copy(struct zr_rom *dst, const struct zr_rom *src);
 void zr_virtualport_finish(struct zr_virtualport *v);
 void zr_virtualport_copy(struct zr_virtualport *dst, const struct zr_virtualport *src);
 void zr_device_finish(struct zr_device *d);
 void zr_device_copy(struct zr_device *dst, const struct zr_device *src);
 
 /* Devices are identified by kind and host source address. */
-int zr_device_key_cmp(const struct zr_device *a, const struct zr_device *b);
 bool zr_device_same_key(const struct zr_device *a, const struct zr_device *b);
 
 /* A list of devices, owned. */

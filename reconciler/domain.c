@@ -12,23 +12,9 @@
 
 #include "domain.h"
 #include "util.h"
+#include "xml.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(xmlDocPtr, xmlFreeDoc)
-DEFINE_TRIVIAL_CLEANUP_FUNC(xmlParserCtxtPtr, xmlFreeParserCtxt)
 DEFINE_TRIVIAL_CLEANUP_FUNC(xmlBufferPtr, xmlBufferFree)
-
-/* No NOENT and no DTDLOAD: entities are never expanded and no external DTD
- * is fetched; NONET on top in case a future libxml2 default changes.
- * NOERROR/NOWARNING keep libxml2 from printing: the error comes back in
- * struct zr_error instead.  BIG_LINES so xmlGetLineNo() stays right past
- * line 65535. */
-#define ZR_XML_PARSE_OPTIONS                                                 \
-    (XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR |              \
-     XML_PARSE_NOWARNING | XML_PARSE_BIG_LINES)
-
-/* For a tree that is read, never edited: COMPACT keeps short text inside
- * its node (fewer allocations; such a node must not be modified). */
-#define ZR_XML_READ_ONLY (ZR_XML_PARSE_OPTIONS | XML_PARSE_COMPACT)
 
 #define ZR_USER_ALIAS_PREFIX "ua-" /* libvirt keeps these in definitions */
 
@@ -38,12 +24,6 @@ struct reader {
     struct zr_error *err;
 };
 
-static unsigned node_line(const xmlNode *node)
-{
-    long line = node ? xmlGetLineNo(node) : -1;
-    return line > 0 && line <= (long)UINT_MAX ? (unsigned)line : 0;
-}
-
 _printf_(3, 4) static int reader_fail(const struct reader *r, const xmlNode *node,
                                       const char *fmt, ...)
 {
@@ -51,63 +31,18 @@ _printf_(3, 4) static int reader_fail(const struct reader *r, const xmlNode *nod
     va_start(ap, fmt);
     _cleanup_free_ char *msg = zr_vasprintf(fmt, ap);
     va_end(ap);
-    zr_error_set(r->err, r->what, node_line(node), 0, "%s", msg);
+    zr_error_set(r->err, r->what, zr_xml_line(node), 0, "%s", msg);
     return -EINVAL;
-}
-
-static bool is_element(const xmlNode *node, const char *name)
-{
-    /* libvirt looks its elements up with un-prefixed XPath, which only
-     * matches elements in no namespace; do the same so a foreign
-     * <x:hostdev> is never taken for libvirt's. */
-    return node && node->type == XML_ELEMENT_NODE && !node->ns &&
-           xmlStrEqual(node->name, BAD_CAST name);
-}
-
-static xmlNode *child_element(const xmlNode *parent, const char *name)
-{
-    for (xmlNode *c = parent->children; c; c = c->next)
-        if (is_element(c, name))
-            return c;
-    return NULL;
-}
-
-/* An attribute as a malloc()ed string, so _cleanup_free_ can own it. */
-static char *xml_prop(const xmlNode *node, const char *name)
-{
-    xmlChar *v = xmlGetNoNsProp(node, BAD_CAST name);
-    if (!v)
-        return NULL;
-    char *s = zr_strdup((const char *)v);
-    xmlFree(v);
-    return s;
-}
-
-/* libvirt reads numeric attributes with strtoul() (virXMLPropUInt,
- * virStrToLong_uip): base 0 makes "0x21" hex, "021" octal and "33" decimal;
- * '-' is refused and the value must fit an unsigned int.  Reading them the
- * same way means a number means here what it means to libvirt. */
-static int parse_libvirt_uint(const char *s, int base, unsigned long max, uint32_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, base);
-    if (end == s || *end || errno || memchr(s, '-', (size_t)(end - s)) || v > UINT_MAX)
-        return -EINVAL;
-    if (v > max)
-        return -ERANGE;
-    *out = (uint32_t)v;
-    return 0;
 }
 
 /* 1 when set, 0 when absent, -EINVAL (err filled) when malformed. */
 static int prop_uint(const struct reader *r, const xmlNode *node, const char *name, int base,
                      unsigned long max, uint32_t *out)
 {
-    _cleanup_free_ char *v = xml_prop(node, name);
+    _cleanup_free_ char *v = zr_xml_prop(node, name);
     if (!v)
         return 0;
-    int ret = parse_libvirt_uint(v, base, max, out);
+    int ret = zr_xml_uint(v, base, max, out);
     if (ret == -ERANGE)
         return reader_fail(r, node, "<%s %s='%s'>: out of range (at most %#lx)",
                            (const char *)node->name, name, v, max);
@@ -119,7 +54,7 @@ static int prop_uint(const struct reader *r, const xmlNode *node, const char *na
 
 static int read_managed(const struct reader *r, const xmlNode *node, bool *out)
 {
-    _cleanup_free_ char *v = xml_prop(node, "managed");
+    _cleanup_free_ char *v = zr_xml_prop(node, "managed");
     /* Absent means no: that is libvirt's default for hostdevs. */
     if (!v || strcmp(v, "no") == 0) {
         *out = false;
@@ -172,10 +107,10 @@ static int read_pci_attrs(const struct reader *r, const xmlNode *addr,
 /* The guest side: <address type='pci' ...> with an optional <zpci>. */
 static int read_guest_address(const struct reader *r, const xmlNode *device, struct zr_device *d)
 {
-    xmlNode *addr = child_element(device, "address");
+    xmlNode *addr = zr_xml_child(device, "address");
     if (!addr)
         return 0;
-    _cleanup_free_ char *type = xml_prop(addr, "type");
+    _cleanup_free_ char *type = zr_xml_prop(addr, "type");
     /* 'unassigned', 'ccw', ...: no guest PCI address to compare. */
     if (!zr_streq(type, "pci"))
         return 0;
@@ -190,7 +125,7 @@ static int read_guest_address(const struct reader *r, const xmlNode *device, str
     if (d->has_guest_address)
         d->guest_address = a;
 
-    xmlNode *zpci = child_element(addr, "zpci");
+    xmlNode *zpci = zr_xml_child(addr, "zpci");
     if (!zpci)
         return 0;
     /* Parsed like libvirt's XML reader does (any unsigned int); the range
@@ -208,18 +143,18 @@ static int read_guest_address(const struct reader *r, const xmlNode *device, str
 static void read_common(const xmlNode *device, struct zr_device *d)
 {
     xmlNode *n;
-    if ((n = child_element(device, "driver")))
-        d->driver = xml_prop(n, "name");
-    if ((n = child_element(device, "alias")))
-        d->alias = xml_prop(n, "name");
+    if ((n = zr_xml_child(device, "driver")))
+        d->driver = zr_xml_prop(n, "name");
+    if ((n = zr_xml_child(device, "alias")))
+        d->alias = zr_xml_prop(n, "name");
 }
 
 static int read_mac(const struct reader *r, const xmlNode *device, struct zr_device *d)
 {
-    xmlNode *mac = child_element(device, "mac");
+    xmlNode *mac = zr_xml_child(device, "mac");
     if (!mac)
         return 0;
-    _cleanup_free_ char *v = xml_prop(mac, "address");
+    _cleanup_free_ char *v = zr_xml_prop(mac, "address");
     if (!v)
         return 0;
     int ret = zr_mac_parse(v, &d->mac);
@@ -233,7 +168,7 @@ static int read_mac(const struct reader *r, const xmlNode *device, struct zr_dev
 
 static int read_vlan(const struct reader *r, const xmlNode *device, struct zr_device *d)
 {
-    xmlNode *vlan = child_element(device, "vlan");
+    xmlNode *vlan = zr_xml_child(device, "vlan");
     if (!vlan)
         return 0;
 
@@ -241,7 +176,7 @@ static int read_vlan(const struct reader *r, const xmlNode *device, struct zr_de
     bool native = false;
     uint32_t first = 0;
     for (xmlNode *c = vlan->children; c; c = c->next) {
-        if (!is_element(c, "tag"))
+        if (!zr_xml_is_element(c, "tag"))
             continue;
         uint32_t id;
         /* libvirt reads tag ids in base 10 only. */
@@ -255,7 +190,7 @@ static int read_vlan(const struct reader *r, const xmlNode *device, struct zr_de
         if (xmlHasProp(c, BAD_CAST "nativeMode"))
             native = true;
     }
-    _cleanup_free_ char *trunk = xml_prop(vlan, "trunk");
+    _cleanup_free_ char *trunk = zr_xml_prop(vlan, "trunk");
     bool is_trunk = trunk && strcasecmp(trunk, "yes") == 0;
 
     /* The inventory says "vlan: N": one tag, no trunk, no native VLAN.
@@ -272,16 +207,16 @@ static int read_vlan(const struct reader *r, const xmlNode *device, struct zr_de
 
 static int read_virtualport(const struct reader *r, const xmlNode *device, struct zr_device *d)
 {
-    xmlNode *vp = child_element(device, "virtualport");
+    xmlNode *vp = zr_xml_child(device, "virtualport");
     if (!vp)
         return 0;
-    _cleanup_free_ char *type = xml_prop(vp, "type");
-    xmlNode *params = child_element(vp, "parameters");
+    _cleanup_free_ char *type = zr_xml_prop(vp, "type");
+    xmlNode *params = zr_xml_child(vp, "parameters");
     struct zr_virtualport *v = &d->vport;
 
     if (zr_streq(type, "802.1Qbh")) {
         v->type = ZR_VPORT_8021QBH;
-        v->profileid = params ? xml_prop(params, "profileid") : NULL;
+        v->profileid = params ? zr_xml_prop(params, "profileid") : NULL;
         return 0;
     }
     if (!zr_streq(type, "802.1Qbg")) {
@@ -306,7 +241,7 @@ static int read_virtualport(const struct reader *r, const xmlNode *device, struc
         return ret;
     v->has_typeidversion = ret > 0;
 
-    _cleanup_free_ char *instanceid = xml_prop(params, "instanceid");
+    _cleanup_free_ char *instanceid = zr_xml_prop(params, "instanceid");
     if (instanceid) {
         if (zr_uuid_parse(instanceid, &v->instanceid) < 0)
             return reader_fail(r, params, "<parameters instanceid='%s'>: not a UUID",
@@ -319,7 +254,7 @@ static int read_virtualport(const struct reader *r, const xmlNode *device, struc
 /* <boot order='N'/>: libvirt reads it as a non-zero unsigned int. */
 static int read_boot(const struct reader *r, const xmlNode *device, struct zr_device *d)
 {
-    xmlNode *boot = child_element(device, "boot");
+    xmlNode *boot = zr_xml_child(device, "boot");
     if (!boot)
         return 0;
     int ret = prop_uint(r, boot, "order", 0, UINT32_MAX, &d->boot_order);
@@ -333,7 +268,7 @@ static int read_boot(const struct reader *r, const xmlNode *device, struct zr_de
 static int prop_switch(const struct reader *r, const xmlNode *node, const char *name,
                        const char *yes, const char *no, bool *out)
 {
-    _cleanup_free_ char *v = xml_prop(node, name);
+    _cleanup_free_ char *v = zr_xml_prop(node, name);
     if (!v)
         return 0;
     if (strcmp(v, yes) == 0 || strcmp(v, no) == 0) {
@@ -346,7 +281,7 @@ static int prop_switch(const struct reader *r, const xmlNode *node, const char *
 
 static int read_rom(const struct reader *r, const xmlNode *device, struct zr_device *d)
 {
-    xmlNode *rom = child_element(device, "rom");
+    xmlNode *rom = zr_xml_child(device, "rom");
     if (!rom)
         return 0;
     int ret;
@@ -356,7 +291,7 @@ static int read_rom(const struct reader *r, const xmlNode *device, struct zr_dev
     if ((ret = prop_switch(r, rom, "enabled", "yes", "no", &d->rom.enabled)) < 0)
         return ret;
     d->rom.has_enabled = ret > 0;
-    d->rom.file = xml_prop(rom, "file");
+    d->rom.file = zr_xml_prop(rom, "file");
     d->rom.has_file = d->rom.file != NULL;
     return 0;
 }
@@ -368,10 +303,10 @@ static bool known_child(const xmlNode *c, zr_kind kind)
     static const char *const common[] = {"driver", "source", "address", "alias", "boot", "rom"};
     static const char *const interface[] = {"mac", "vlan", "virtualport"};
     for (size_t i = 0; i < ELEMENTSOF(common); i++)
-        if (is_element(c, common[i]))
+        if (zr_xml_is_element(c, common[i]))
             return true;
     for (size_t i = 0; kind == ZR_KIND_INTERFACE && i < ELEMENTSOF(interface); i++)
-        if (is_element(c, interface[i]))
+        if (zr_xml_is_element(c, interface[i]))
             return true;
     return false;
 }
@@ -389,8 +324,8 @@ static void read_unrepresentable(const xmlNode *device, struct zr_device *d)
     for (xmlNode *c = device->children; c; c = c->next) {
         if (c->type != XML_ELEMENT_NODE)
             continue;
-        if (is_element(c, "address")) {
-            _cleanup_free_ char *type = xml_prop(c, "type");
+        if (zr_xml_is_element(c, "address")) {
+            _cleanup_free_ char *type = zr_xml_prop(c, "type");
             if (!zr_streq(type, "pci")) {
                 fprintf(f, "%s%s %s address", any ? ", " : "",
                         type && strchr("aeiou", type[0]) ? "an" : "a", type ? type : "untyped");
@@ -432,10 +367,10 @@ static int read_hostdev(const struct reader *r, const xmlNode *node, struct zr_d
     d->kind = ZR_KIND_HOSTDEV;
     if ((ret = read_managed(r, node, &d->managed)) < 0)
         return ret;
-    xmlNode *src = child_element(node, "source");
+    xmlNode *src = zr_xml_child(node, "source");
     if (!src)
         return reader_fail(r, node, "<hostdev type='pci'>: no <source>");
-    xmlNode *addr = child_element(src, "address");
+    xmlNode *addr = zr_xml_child(src, "address");
     if (!addr)
         return reader_fail(r, src, "<hostdev type='pci'>: <source> has no <address>");
     return read_pci_attrs(r, addr, node, &d->source);
@@ -445,17 +380,17 @@ static int read_interface(const struct reader *r, const xmlNode *node, struct zr
 {
     int ret;
     d->kind = ZR_KIND_INTERFACE;
-    xmlNode *src = child_element(node, "source");
+    xmlNode *src = zr_xml_child(node, "source");
     if (!src)
         return reader_fail(r, node, "<interface type='hostdev'>: no <source>");
-    xmlNode *addr = child_element(src, "address");
+    xmlNode *addr = zr_xml_child(src, "address");
     if (!addr) {
         /* libvirt takes <source><vendor> as a USB device. */
-        if (child_element(src, "vendor"))
+        if (zr_xml_child(src, "vendor"))
             return -ENOENT;
         return reader_fail(r, src, "<interface type='hostdev'>: <source> has no <address>");
     }
-    _cleanup_free_ char *type = xml_prop(addr, "type");
+    _cleanup_free_ char *type = zr_xml_prop(addr, "type");
     if (!type)
         return reader_fail(r, addr,
                            "<interface type='hostdev'>: source <address> has no 'type'");
@@ -475,15 +410,15 @@ static int parse_element(const struct reader *r, xmlNode *node, struct zr_device
     _cleanup_(zr_device_finish) struct zr_device d = {0};
     int ret;
 
-    if (is_element(node, "hostdev")) {
-        _cleanup_free_ char *mode = xml_prop(node, "mode");
-        _cleanup_free_ char *type = xml_prop(node, "type");
+    if (zr_xml_is_element(node, "hostdev")) {
+        _cleanup_free_ char *mode = zr_xml_prop(node, "mode");
+        _cleanup_free_ char *type = zr_xml_prop(node, "type");
         /* libvirt defaults a missing mode to subsystem. */
         if ((mode && strcmp(mode, "subsystem") != 0) || !zr_streq(type, "pci"))
             return -ENOENT;
         ret = read_hostdev(r, node, &d);
-    } else if (is_element(node, "interface")) {
-        _cleanup_free_ char *type = xml_prop(node, "type");
+    } else if (zr_xml_is_element(node, "interface")) {
+        _cleanup_free_ char *type = zr_xml_prop(node, "type");
         if (!zr_streq(type, "hostdev"))
             return -ENOENT;
         ret = read_interface(r, node, &d);
@@ -508,21 +443,21 @@ static void read_held(xmlNode *node, struct zr_device_list *out)
 {
     struct zr_held h = {0};
     const struct reader quiet = {"domain XML", NULL};
-    xmlNode *addr = child_element(node, "address");
-    _cleanup_free_ char *type = addr ? xml_prop(addr, "type") : NULL;
+    xmlNode *addr = zr_xml_child(node, "address");
+    _cleanup_free_ char *type = addr ? zr_xml_prop(addr, "type") : NULL;
     if (addr && zr_streq(type, "pci")) {
         struct zr_pci_addr a;
         if (read_pci_attrs(&quiet, addr, NULL, &a) == 0 && (a.domain || a.bus || a.slot)) {
             h.has_guest_address = true;
             h.guest_address = a;
         }
-        xmlNode *zpci = child_element(addr, "zpci");
+        xmlNode *zpci = zr_xml_child(addr, "zpci");
         if (zpci) {
             h.has_zpci_uid = prop_uint(&quiet, zpci, "uid", 0, UINT32_MAX, &h.zpci_uid) > 0;
             h.has_zpci_fid = prop_uint(&quiet, zpci, "fid", 0, UINT32_MAX, &h.zpci_fid) > 0;
         }
     }
-    xmlNode *boot = child_element(node, "boot");
+    xmlNode *boot = zr_xml_child(node, "boot");
     if (boot)
         h.has_boot_order = prop_uint(&quiet, boot, "order", 0, UINT32_MAX, &h.boot_order) > 0;
     if (!h.has_guest_address && !h.has_zpci_uid && !h.has_zpci_fid && !h.has_boot_order)
@@ -531,11 +466,6 @@ static void read_held(xmlNode *node, struct zr_device_list *out)
     *ZR_APPEND(out->held, out->n_held) = h;
 }
 
-struct doctype_seen {
-    bool seen;
-    unsigned line;
-};
-
 /* libxml2's SAX2 tree builder, fed only the elements that
  * zr_domain_parse_devices() reads: the root; <os> and its <boot>;
  * <devices> and each device element; the whole of a <hostdev> or
@@ -543,7 +473,6 @@ struct doctype_seen {
  * rest is parsed all the same (it must be well-formed) but builds no node:
  * on a plan most of the CPU time is this parse. */
 struct pruner {
-    struct doctype_seen seen; /* first: refuse_doctype() reads it */
     xmlSAXHandler sax2;       /* libxml2's handlers, called for kept nodes */
     unsigned depth;           /* of the element last opened; the root is 1 */
     unsigned skip_from;       /* depth of the outermost skipped element, or 0 */
@@ -587,7 +516,7 @@ static void prune_start(void *ctx, const xmlChar *localname, const xmlChar *pref
                         int nb_attributes, int nb_defaulted, const xmlChar **attributes)
 {
     xmlParserCtxtPtr ctxt = ctx;
-    struct pruner *p = ctxt->_private;
+    struct pruner *p = zr_xml_filter_data(ctxt);
     p->depth++;
     if (p->skip_from || !prune_keep(p, localname)) {
         if (!p->skip_from)
@@ -602,7 +531,7 @@ static void prune_end(void *ctx, const xmlChar *localname, const xmlChar *prefix
                       const xmlChar *uri)
 {
     xmlParserCtxtPtr ctxt = ctx;
-    struct pruner *p = ctxt->_private;
+    struct pruner *p = zr_xml_filter_data(ctxt);
     if (!p->skip_from)
         p->sax2.endElementNs(ctx, localname, prefix, uri);
     if (p->skip_from == p->depth)
@@ -616,34 +545,35 @@ static void prune_end(void *ctx, const xmlChar *localname, const xmlChar *prefix
  * element would land on its kept parent: dropped. */
 static void prune_characters(void *ctx, const xmlChar *ch, int len)
 {
-    struct pruner *p = ((xmlParserCtxtPtr)ctx)->_private;
+    struct pruner *p = zr_xml_filter_data(ctx);
     if (!p->skip_from)
         p->sax2.characters(ctx, ch, len);
 }
 
 static void prune_cdata(void *ctx, const xmlChar *ch, int len)
 {
-    struct pruner *p = ((xmlParserCtxtPtr)ctx)->_private;
+    struct pruner *p = zr_xml_filter_data(ctx);
     if (!p->skip_from)
         p->sax2.cdataBlock(ctx, ch, len);
 }
 
 static void prune_comment(void *ctx, const xmlChar *value)
 {
-    struct pruner *p = ((xmlParserCtxtPtr)ctx)->_private;
+    struct pruner *p = zr_xml_filter_data(ctx);
     if (!p->skip_from)
         p->sax2.comment(ctx, value);
 }
 
 static void prune_pi(void *ctx, const xmlChar *target, const xmlChar *data)
 {
-    struct pruner *p = ((xmlParserCtxtPtr)ctx)->_private;
+    struct pruner *p = zr_xml_filter_data(ctx);
     if (!p->skip_from)
         p->sax2.processingInstruction(ctx, target, data);
 }
 
-static void prune_install(xmlParserCtxtPtr ctxt, struct pruner *p)
+static void prune_install(xmlParserCtxtPtr ctxt)
 {
+    struct pruner *p = zr_xml_filter_data(ctxt);
     xmlSAXHandler *sax = ctxt->sax;
     p->sax2 = *sax;
     sax->startElementNs = prune_start;
@@ -654,59 +584,19 @@ static void prune_install(xmlParserCtxtPtr ctxt, struct pruner *p)
     sax->processingInstruction = prune_pi;
 }
 
-/* Replaces libxml2's internalSubset SAX handler: it runs when the DOCTYPE
- * name is read, before any declaration inside it, so stopping here means
- * no entity is ever declared, let alone expanded. */
-static void refuse_doctype(void *user, const xmlChar *name, const xmlChar *external_id,
-                           const xmlChar *system_id)
-{
-    xmlParserCtxtPtr ctxt = user;
-    struct doctype_seen *seen = ctxt->_private;
-    seen->seen = true;
-    seen->line = ctxt->input && ctxt->input->line > 0 ? (unsigned)ctxt->input->line : 0;
-    xmlStopParser(ctxt);
-}
-
 /* `options`: ZR_XML_PARSE_OPTIONS, with ZR_XML_READ_ONLY for a tree that is
  * only read; `prune`: build only what zr_domain_parse_devices() reads. */
 static int load_doc(const struct reader *r, const char *xml, size_t len, int options, bool prune,
                     xmlDocPtr *out)
 {
-    if (!xml)
-        return reader_fail(r, NULL, "no XML");
-    if (len > INT_MAX)
-        return reader_fail(r, NULL, "XML too large (%zu bytes)", len);
-
-    _cleanup_(xmlFreeParserCtxtp) xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
-    if (!ctxt || !ctxt->sax)
-        abort();
     struct pruner p = {0};
-    struct doctype_seen *seen = &p.seen;
-    ctxt->_private = &p;
-    ctxt->sax->internalSubset = refuse_doctype;
-    if (prune)
-        prune_install(ctxt, &p);
-
-    _cleanup_(xmlFreeDocp) xmlDocPtr doc =
-        xmlCtxtReadMemory(ctxt, xml, (int)len, NULL, NULL, options);
-    if (seen->seen) {
-        zr_error_set(r->err, r->what, seen->line, 0,
-                     "DOCTYPE declaration refused: libvirt never writes one, and its "
-                     "entities and external DTD must not be processed");
-        return -EINVAL;
-    }
-    if (!doc) {
-        const xmlError *e = xmlCtxtGetLastError(ctxt);
-        const char *msg = e && e->message ? e->message : "unknown error";
-        size_t n = strlen(msg);
-        while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-            n--;
-        zr_error_set(r->err, r->what, e && e->line > 0 ? (unsigned)e->line : 0, 0,
-                     "not well-formed XML: %.*s", (int)n, msg);
-        return -EINVAL;
-    }
-    *out = TAKE_PTR(doc);
-    return 0;
+    const struct zr_xml_input in = {
+        .what = r->what,
+        .err = r->err,
+        .filter = prune ? prune_install : NULL,
+        .filter_data = &p,
+    };
+    return zr_xml_load(&in, xml, len, options, out);
 }
 
 static int parse_devices(const char *xml, size_t len, const char *what, bool prune,
@@ -719,13 +609,13 @@ static int parse_devices(const char *xml, size_t len, const char *what, bool pru
         return ret;
 
     xmlNode *root = xmlDocGetRootElement(doc);
-    if (!is_element(root, "domain"))
+    if (!zr_xml_is_element(root, "domain"))
         return reader_fail(&r, root, "the document's root is <%s>, not <domain>",
                            root ? (const char *)root->name : "");
 
     /* Collected aside so `out` is untouched when a later device fails. */
     _cleanup_(zr_device_list_finish) struct zr_device_list found = {0};
-    xmlNode *devices = child_element(root, "devices");
+    xmlNode *devices = zr_xml_child(root, "devices");
     for (xmlNode *c = devices ? devices->children : NULL; c; c = c->next) {
         if (c->type != XML_ELEMENT_NODE)
             continue;
@@ -740,8 +630,8 @@ static int parse_devices(const char *xml, size_t len, const char *what, bool pru
         *zr_device_list_append(&found) = d;
     }
 
-    xmlNode *os = child_element(root, "os");
-    if (os && child_element(os, "boot"))
+    xmlNode *os = zr_xml_child(root, "os");
+    if (os && zr_xml_child(os, "boot"))
         out->os_boot = true;
     for (size_t i = 0; i < found.n; i++)
         *zr_device_list_append(out) = found.items[i];
@@ -970,9 +860,9 @@ static void strip_generated_alias(xmlNode *root)
     xmlNode *next;
     for (xmlNode *c = root->children; c; c = next) {
         next = c->next;
-        if (!is_element(c, "alias"))
+        if (!zr_xml_is_element(c, "alias"))
             continue;
-        _cleanup_free_ char *name = xml_prop(c, "name");
+        _cleanup_free_ char *name = zr_xml_prop(c, "name");
         if (name && strncmp(name, ZR_USER_ALIAS_PREFIX, strlen(ZR_USER_ALIAS_PREFIX)) == 0)
             continue;
         xmlUnlinkNode(c);
@@ -1017,14 +907,14 @@ static void remove_children(xmlNode *parent, const char *name)
     xmlNode *next;
     for (xmlNode *c = parent->children; c; c = next) {
         next = c->next;
-        if (is_element(c, name))
+        if (zr_xml_is_element(c, name))
             remove_node(c);
     }
 }
 
 static xmlNode *ensure_child(xmlNode *parent, const char *name)
 {
-    xmlNode *c = child_element(parent, name);
+    xmlNode *c = zr_xml_child(parent, name);
     return c ? c : new_child(parent, name);
 }
 
@@ -1097,8 +987,8 @@ static void edit_guest_address(xmlNode *root, const struct zr_device *c, const s
     if (!ga && !uid && !fid)
         return;
     bool wants = t->has_guest_address || t->has_zpci_uid || t->has_zpci_fid;
-    xmlNode *addr = child_element(root, "address");
-    _cleanup_free_ char *type = addr ? xml_prop(addr, "type") : NULL;
+    xmlNode *addr = zr_xml_child(root, "address");
+    _cleanup_free_ char *type = addr ? zr_xml_prop(addr, "type") : NULL;
     if (!addr || !zr_streq(type, "pci")) {
         if (!wants)
             return;
@@ -1115,7 +1005,7 @@ static void edit_guest_address(xmlNode *root, const struct zr_device *c, const s
             unset_prop(addr, attrs[i]);
     }
     if (uid || fid) {
-        xmlNode *zpci = child_element(addr, "zpci");
+        xmlNode *zpci = zr_xml_child(addr, "zpci");
         if (!zpci && (t->has_zpci_uid || t->has_zpci_fid))
             zpci = new_child(addr, "zpci");
         if (zpci && uid && t->has_zpci_uid)

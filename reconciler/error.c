@@ -1,3 +1,4 @@
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,23 @@ void *zr_reallocarray(void *ptr, size_t n, size_t size)
     if (!p)
         abort();
     return p;
+}
+
+void *zr_grow(void *v, size_t n, size_t add, size_t size)
+{
+    if (add > SIZE_MAX - n)
+        abort();
+    /* The block's own size is the capacity: no realloc() call while it
+     * has room, whoever allocated it. */
+    if (v && size && malloc_usable_size(v) / size >= n + add)
+        return v;
+    size_t cap = 8;
+    while (cap < n + add) {
+        if (cap > SIZE_MAX / 2)
+            abort();
+        cap *= 2;
+    }
+    return zr_reallocarray(v, cap, size);
 }
 
 void *zr_reallocarray_zero(size_t size, size_t n)
@@ -78,8 +96,8 @@ char *zr_asprintf(const char *fmt, ...)
     return s;
 }
 
-void zr_error_vset(struct zr_error *e, const char *file, unsigned line, unsigned column,
-                   const char *fmt, va_list ap)
+_printf_(5, 0) static void error_vset(struct zr_error *e, const char *file, unsigned line,
+                                      unsigned column, const char *fmt, va_list ap)
 {
     if (!e)
         return;
@@ -95,7 +113,7 @@ void zr_error_set(struct zr_error *e, const char *file, unsigned line, unsigned 
 {
     va_list ap;
     va_start(ap, fmt);
-    zr_error_vset(e, file, line, column, fmt, ap);
+    error_vset(e, file, line, column, fmt, ap);
     va_end(ap);
 }
 
@@ -103,7 +121,7 @@ void zr_error_setc(struct zr_error *e, zr_error_code code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    zr_error_vset(e, NULL, 0, 0, fmt, ap);
+    error_vset(e, NULL, 0, 0, fmt, ap);
     va_end(ap);
     if (e)
         e->code = code;
@@ -129,7 +147,7 @@ bool zr_errors_add(struct zr_errors *errs, const char *file, unsigned line, unsi
     struct zr_error *e = ZR_APPEND(errs->items, errs->n);
     va_list ap;
     va_start(ap, fmt);
-    zr_error_vset(e, file, line, column, fmt, ap);
+    error_vset(e, file, line, column, fmt, ap);
     va_end(ap);
     e->source_line = zr_strdup(source_line);
     e->code = ZR_ERR_INVALID_INPUT;

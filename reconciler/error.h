@@ -60,8 +60,6 @@ struct zr_errors {
 
 void zr_error_set(struct zr_error *e, const char *file, unsigned line, unsigned column,
                   const char *fmt, ...) _printf_(5, 6);
-void zr_error_vset(struct zr_error *e, const char *file, unsigned line, unsigned column,
-                   const char *fmt, va_list ap) _printf_(5, 0);
 void zr_error_finish(struct zr_error *e);
 /* zr_error_set() without a position, with a code. */
 void zr_error_setc(struct zr_error *e, zr_error_code code, const char *fmt, ...) _printf_(3, 4);

@@ -1,3 +1,6 @@
+/* The inventory's rules: the YAML tree (yaml-tree.h) walked through key
+ * tables into the wanted model (wanted.h), every value checked, every
+ * error placed (source.h).  See inventory.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -7,77 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <ctype.h>
-#include <yaml.h>
 
 #include "inventory.h"
 #include "util.h"
-
-/* The YAML event stream is read into a small tree of our own instead of
- * libyaml's document API: depth, node count and alias expansion are then
- * checked as the events arrive, before a hostile input can cost memory, and
- * an alias becomes a real copy, so the walker below never meets a cycle. */
-
-enum {
-    MAX_DEPTH = 64, /* nested collections; a real inventory needs 8 */
-    /* After alias expansion.  Sized for the largest host export can read:
-     * 65536 devices (docs/inventory.md, "Limits") of the largest form, an
-     * interface with every key, 45 nodes; 56 bytes a node, about 170 MiB
-     * of tree at most. */
-    MAX_NODES = 3000000,
-    MAX_SHOWN = 40,        /* characters of a value quoted in a message */
-    MAX_SOURCE_LINE = 512, /* longer lines are not echoed under a message */
-};
-
-typedef enum {
-    NODE_SCALAR,
-    NODE_SEQUENCE,
-    NODE_MAPPING,
-    NODE__COUNT,
-} node_type;
-
-/* Kept small (56 bytes): an export of a large host has millions of nodes.
- * Counts fit 32 bits as the input is at most ZR_INVENTORY_MAX_BYTES. */
-struct node {
-    struct zr_mark mark; /* where it is written: messages about its content */
-    struct zr_mark use;  /* where it is used: the alias, for a copy */
-    char *text;          /* scalars: NUL-terminated, in the loader's text arena */
-    struct node **items; /* sequence items; mapping keys and values in turn */
-    uint32_t len;
-    uint32_t n_items, cap_items;
-    uint32_t weight; /* nodes in this subtree */
-    uint8_t type;    /* node_type */
-    uint8_t height;  /* nested collections in this subtree, at most MAX_DEPTH */
-    bool null;       /* plain empty, ~ or null */
-    bool complete;   /* false while the collection is still open */
-};
-
-/* loader_finish() walks the node blocks as arrays of nodes. */
-_Static_assert(sizeof(struct node) % 8 == 0, "nodes must fill arena blocks exactly");
-
-/* Nodes and scalar text are carved from large blocks, not one malloc each:
- * per node that saves malloc's overhead and a pointer to free it by. */
-enum {
-    NODES_PER_BLOCK = 4096,
-    TEXT_BLOCK = 256 * 1024,
-};
-
-struct arena {
-    char **blocks;
-    size_t n_blocks, cap_blocks;
-    size_t used, size; /* of the last block */
-};
-
-struct anchor {
-    char *name;
-    struct node *node;
-};
-
-/* Open addressing: a file may hold many anchors and many aliases, and a
- * linear search would make that quadratic. */
-struct anchors {
-    struct anchor *slots;
-    size_t cap, n;
-};
+#include "yaml-tree.h"
 
 struct use {
     uint64_t value;
@@ -86,7 +22,7 @@ struct use {
 
 struct uses {
     struct use *items;
-    size_t n, cap;
+    size_t n;
 };
 
 /* Values that must not repeat, and over what scope. */
@@ -102,688 +38,27 @@ typedef enum {
     USE__COUNT,
 } use_kind;
 
-/* A position in the input, in libyaml's terms (a character index) and in
- * ours (a byte offset, an editor's line and column). */
-struct cursor {
-    size_t index, offset;
-    struct zr_mark mark;
-};
 
 struct loader {
-    const char *file;
-    const char *data;
-    size_t len;
-    struct zr_errors *errs;
-    size_t first_error; /* errs->items[first_error..] are ours */
-    bool failed;        /* set by every report, even one over the cap */
-
-    struct arena node_arena, text_arena;
-    size_t n_nodes;
-    struct node **stack; /* collections still open */
-    size_t depth, cap_stack;
-    struct anchors anchors;
-
+    struct zr_source src;
+    struct zr_ytree tree;
+    const struct zr_inventory_rules *rules;
     struct uses uses[USE__COUNT];
-    struct cursor cursor; /* the last mark converted (mark1) */
 };
-
-#define APPEND(v, n, cap)                                                                          \
-    __extension__({                                                                                \
-        if ((n) == (cap)) {                                                                        \
-            (cap) = (cap) ? 2 * (cap) : 8;                                                         \
-            (v) = zr_reallocarray((v), (cap), sizeof(*(v)));                                       \
-        }                                                                                          \
-        memset(&(v)[(n)], 0, sizeof(*(v)));                                                        \
-        &(v)[(n)++];                                                                               \
-    })
-
-static void closep(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-}
-
-/* ---- positions and source lines ---------------------------------------- */
-
-/* Positions are reported as editors count them: lines end at CR LF, CR or
- * LF.  libyaml also breaks lines at NEL, LS and PS (YAML 1.1), so its line
- * numbers can run past the end of the file; its marks are converted through
- * their character index instead (mark1).  Returns the length of the break
- * at p, 0 when there is none. */
-static size_t break_len(const char *p, const char *end)
-{
-    if (p[0] == '\r')
-        return p + 1 < end && p[1] == '\n' ? 2 : 1;
-    if (p[0] == '\n')
-        return 1;
-    return 0;
-}
-
-/* Bytes of the UTF-8 character at p, or 0 when it is not valid UTF-8. */
-static size_t utf8_len(const char *p, const char *end)
-{
-    unsigned char c = (unsigned char)p[0];
-    size_t n = c < 0x80             ? 1
-               : (c & 0xe0) == 0xc0 ? 2
-               : (c & 0xf0) == 0xe0 ? 3
-               : (c & 0xf8) == 0xf0 ? 4
-                                    : 0;
-    if (n == 0 || (size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if (((unsigned char)p[i] & 0xc0) != 0x80)
-            return 0;
-    return n;
-}
-
-/* One character as libyaml's columns count it; a byte that is not UTF-8
- * counts as one. */
-static size_t char_len(const char *p, const char *end)
-{
-    size_t n = utf8_len(p, end);
-    return n ? n : 1;
-}
-
-static const char *line_start(const struct loader *l, unsigned line)
-{
-    const char *p = l->data, *end = l->data + l->len;
-    for (unsigned cur = 1; cur < line && p < end; p++) {
-        size_t b = break_len(p, end);
-        if (b) {
-            p += b - 1;
-            cur++;
-        }
-    }
-    return p;
-}
-
-/* The text of a line for the caret: NULL when the line does not exist or
- * is too long to be useful; bytes a terminal should not see become '?'. */
-static char *source_line(const struct loader *l, unsigned line)
-{
-    const char *end = l->data + l->len;
-    const char *p = line_start(l, line);
-    if (line == 0 || p >= end)
-        return NULL;
-    const char *q = p;
-    while (q < end && !break_len(q, end))
-        q++;
-    if (q - p > MAX_SOURCE_LINE)
-        return NULL;
-
-    char *s = zr_malloc0((size_t)(q - p) + 1), *o = s;
-    while (p < q) {
-        size_t n = utf8_len(p, q);
-        unsigned char c = (unsigned char)*p;
-        /* C1 controls (NEL among them) and the line and paragraph
-         * separators would move or clear the terminal's line. */
-        bool c1 = n == 2 && c == 0xc2 && (unsigned char)p[1] <= 0x9f;
-        bool sep = n == 3 && c == 0xe2 && (unsigned char)p[1] == 0x80 &&
-                   ((unsigned char)p[2] == 0xa8 || (unsigned char)p[2] == 0xa9);
-        if (c1 || sep) {
-            *o++ = '?';
-            p += n;
-            continue;
-        }
-        if (n == 0 || (n == 1 && ((c < 0x20 && c != '\t') || c == 0x7f))) {
-            *o++ = '?';
-            p++;
-            continue;
-        }
-        memcpy(o, p, n);
-        o += n;
-        p += n;
-    }
-    return s;
-}
-
-static const char *first_non_utf8(const struct loader *l)
-{
-    const char *p = l->data, *end = l->data + l->len;
-    for (size_t n; p < end; p += n)
-        if (!(n = utf8_len(p, end)))
-            return p;
-    return NULL;
-}
-
-/* The start of the input for the cursor: libyaml's character index does
- * not count a UTF-8 byte order mark. */
-static struct cursor cursor_start(const struct loader *l)
-{
-    bool bom = l->len >= 3 && memcmp(l->data, "\xef\xbb\xbf", 3) == 0;
-    return (struct cursor){.index = 0, .offset = bom ? 3 : 0, .mark = {1, 1}};
-}
-
-/* One character on: libyaml counts each character (CR and LF of a CR LF
- * apart); the line goes on at LF, or at a CR without LF. */
-static void cursor_step(const struct loader *l, struct cursor *c)
-{
-    const char *p = l->data + c->offset, *end = l->data + l->len;
-    bool crlf = p[0] == '\r' && p + 1 < end && p[1] == '\n';
-    if (p[0] == '\n' || (p[0] == '\r' && !crlf)) {
-        c->mark.line++;
-        c->mark.column = 1;
-    } else if (!crlf) {
-        c->mark.column++;
-    }
-    c->offset += char_len(p, end);
-    c->index++;
-}
-
-static struct zr_mark offset_to_mark(const struct loader *l, size_t offset)
-{
-    struct cursor c = {.mark = {1, 1}};
-    while (c.offset < offset && c.offset < l->len)
-        cursor_step(l, &c);
-    return c.mark;
-}
-
-static const char *mark_to_ptr(const struct loader *l, struct zr_mark m)
-{
-    const char *end = l->data + l->len;
-    const char *p = line_start(l, m.line);
-    for (unsigned col = 1; col < m.column && p < end && !break_len(p, end); col++)
-        p += char_len(p, end);
-    return p;
-}
-
-/* libyaml's mark as an editor's 1-based line and column.  Events come in
- * file order, so the cursor only moves on: linear in the input. */
-static struct zr_mark mark1(struct loader *l, yaml_mark_t m)
-{
-    if (m.index < l->cursor.index || l->cursor.mark.line == 0)
-        l->cursor = cursor_start(l);
-    while (l->cursor.index < m.index && l->cursor.offset < l->len)
-        cursor_step(l, &l->cursor);
-    return l->cursor.mark;
-}
-
-static bool mark_eq(struct zr_mark a, struct zr_mark b)
-{
-    return a.line == b.line && a.column == b.column;
-}
-
-static int mark_cmp(struct zr_mark a, struct zr_mark b)
-{
-    if (a.line != b.line)
-        return a.line < b.line ? -1 : 1;
-    if (a.column != b.column)
-        return a.column < b.column ? -1 : 1;
-    return 0;
-}
-
-/* ---- messages ---------------------------------------------------------- */
-
-static void report(struct loader *l, struct zr_mark m, const char *fmt, ...) _printf_(3, 4);
-static void report(struct loader *l, struct zr_mark m, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    _cleanup_free_ char *msg = zr_vasprintf(fmt, ap);
-    va_end(ap);
-
-    l->failed = true;
-    /* An anchored node used twice would otherwise say the same thing twice. */
-    for (size_t i = l->first_error; i < l->errs->n; i++) {
-        const struct zr_error *e = &l->errs->items[i];
-        if (e->line == m.line && e->column == m.column && zr_streq(e->message, msg))
-            return;
-    }
-    _cleanup_free_ char *line = l->errs->n < ZR_ERRORS_MAX ? source_line(l, m.line) : NULL;
-    zr_errors_add(l->errs, l->file, m.line, m.column, line, "%s", msg);
-}
-
-/* A value quoted in a message: control characters escaped, long values cut. */
-static char *shown(const char *s, size_t len)
-{
-    const char *p = s, *end = s + len;
-    size_t n = 0;
-    /* Each character takes at most four bytes, escaped or not. */
-    char *out = zr_malloc0(MAX_SHOWN * 4 + sizeof("...")), *o = out;
-    while (p < end && n < MAX_SHOWN) {
-        unsigned char c = (unsigned char)*p;
-        size_t w = char_len(p, end);
-        if (c < 0x20 || c == 0x7f)
-            o += sprintf(o, "\\x%02x", c);
-        else {
-            memcpy(o, p, w);
-            o += w;
-        }
-        p += w;
-        n++;
-    }
-    if (p < end)
-        strcpy(o, "...");
-    return out;
-}
-
-static char *describe(const struct node *n)
-{
-    switch (n->type) {
-    case NODE_MAPPING:
-        return zr_strdup("a mapping");
-    case NODE_SEQUENCE:
-        return zr_strdup("a list");
-    case NODE_SCALAR:
-        break;
-    case NODE__COUNT:
-        abort();
-    }
-    if (n->null)
-        return zr_strdup(n->len == 0 ? "nothing" : "null");
-    _cleanup_free_ char *s = shown(n->text, n->len);
-    return zr_asprintf("'%s'", s);
-}
-
-/* Errors come out in file order, whichever check found them. */
-static void sort_errors(struct loader *l)
-{
-    struct zr_error *e = l->errs->items;
-    for (size_t i = l->first_error + 1; i < l->errs->n; i++) {
-        struct zr_error cur = e[i];
-        size_t j = i;
-        while (j > l->first_error && (e[j - 1].line > cur.line || (e[j - 1].line == cur.line &&
-                                                                   e[j - 1].column > cur.column))) {
-            e[j] = e[j - 1];
-            j--;
-        }
-        e[j] = cur;
-    }
-}
-
-/* libyaml takes "KEY:" as a key only when KEY is at most 1024 characters
- * (YAML's limit for implicit keys), and otherwise says something about a
- * ':' that is no help.  A ':' at the problem (or a simple key scanned from
- * the context) that ends a one-line key over the limit gets a message that
- * says so, at the key. */
-static bool report_long_key(struct loader *l, const yaml_parser_t *p, struct zr_mark problem,
-                            struct zr_mark context)
-{
-    enum { MAX_IMPLICIT_KEY = 1024 };
-    struct zr_mark start;
-    if (p->context && strstr(p->context, "simple key")) {
-        start = context;
-    } else {
-        const char *colon = mark_to_ptr(l, problem);
-        if (colon >= l->data + l->len || *colon != ':')
-            return false;
-        /* The key starts after the indentation, "- " and flow openers. */
-        const char *q = line_start(l, problem.line);
-        start = (struct zr_mark){problem.line, 1};
-        while (q < colon && strchr(" \t-{[,", *q)) {
-            q++;
-            start.column++;
-        }
-    }
-    if (start.line != problem.line || problem.column - start.column <= MAX_IMPLICIT_KEY)
-        return false;
-    report(l, start,
-           "this key is %u characters long; YAML reads a key written as 'KEY: VALUE' only up "
-           "to %d characters: shorten it, or write it as '? KEY' with ': VALUE' on the next "
-           "line",
-           problem.column - start.column, MAX_IMPLICIT_KEY);
-    return true;
-}
-
-static void report_yaml_error(struct loader *l, const yaml_parser_t *p)
-{
-    switch (p->error) {
-    case YAML_READER_ERROR: {
-        /* libyaml's offset is where it noticed, often the byte after the
-         * culprit (a Latin-1 letter before a plain one): name the first
-         * byte that does not decode instead. */
-        const char *bad = first_non_utf8(l);
-        if (zr_streq(p->problem, "control characters are not allowed") && p->problem_value == 0)
-            report(l, offset_to_mark(l, p->problem_offset),
-                   "NUL byte in the inventory; it must be a UTF-8 text file");
-        else if (zr_streq(p->problem, "control characters are not allowed"))
-            report(l, offset_to_mark(l, p->problem_offset),
-                   "control character U+%04X is not allowed in YAML", (unsigned)p->problem_value);
-        else if (bad == l->data && l->len >= 2 &&
-                 ((bad[0] == '\xff' && bad[1] == '\xfe') || (bad[0] == '\xfe' && bad[1] == '\xff')))
-            report(l, (struct zr_mark){1, 1},
-                   "the inventory is UTF-16 (it starts with a UTF-16 byte order mark); save it "
-                   "as UTF-8");
-        else if (bad)
-            report(l, offset_to_mark(l, (size_t)(bad - l->data)),
-                   "the inventory is not valid UTF-8 (byte 0x%02x); save it as UTF-8",
-                   (unsigned char)*bad);
-        else
-            report(l, offset_to_mark(l, p->problem_offset),
-                   "the inventory is not valid UTF-8 (%s); save it as UTF-8", p->problem);
-        return;
-    }
-    case YAML_SCANNER_ERROR:
-    case YAML_PARSER_ERROR: {
-        struct zr_mark m = mark1(l, p->problem_mark), c = mark1(l, p->context_mark);
-        const char *at = mark_to_ptr(l, m);
-        if (report_long_key(l, p, m, c))
-            return;
-        const char *hint = at < l->data + l->len && *at == '\t'
-                               ? "; YAML does not allow tabs for indentation, use spaces"
-                               : "";
-        if (p->context && !mark_eq(m, c))
-            report(l, m, "YAML syntax error: %s (%s that starts at line %u, column %u)%s",
-                   p->problem, p->context, c.line, c.column, hint);
-        else if (p->context)
-            report(l, m, "YAML syntax error: %s (%s)%s", p->problem, p->context, hint);
-        else
-            report(l, m, "YAML syntax error: %s%s", p->problem, hint);
-        return;
-    }
-    case YAML_MEMORY_ERROR:
-        abort();
-    case YAML_NO_ERROR:
-    case YAML_COMPOSER_ERROR:
-    case YAML_WRITER_ERROR:
-    case YAML_EMITTER_ERROR:
-        break;
-    }
-    report(l, (struct zr_mark){0, 0}, "YAML error: %s", p->problem ? p->problem : "unknown");
-}
-
-/* ---- anchors ----------------------------------------------------------- */
-
-static struct anchor *anchors_slot(struct anchor *slots, size_t cap, const char *name)
-{
-    for (size_t i = (size_t)zr_fnv1a64(name) & (cap - 1);; i = (i + 1) & (cap - 1))
-        if (!slots[i].name || strcmp(slots[i].name, name) == 0)
-            return &slots[i];
-}
-
-/* A later anchor of the same name replaces the earlier one, as YAML says. */
-static void anchors_put(struct anchors *a, const char *name, struct node *n)
-{
-    if (2 * (a->n + 1) > a->cap) {
-        size_t cap = a->cap ? 2 * a->cap : 16;
-        struct anchor *slots = zr_new0(struct anchor, cap);
-        for (size_t i = 0; i < a->cap; i++)
-            if (a->slots[i].name)
-                *anchors_slot(slots, cap, a->slots[i].name) = a->slots[i];
-        free(a->slots);
-        a->slots = slots;
-        a->cap = cap;
-    }
-    struct anchor *s = anchors_slot(a->slots, a->cap, name);
-    if (!s->name) {
-        s->name = zr_strdup(name);
-        a->n++;
-    }
-    s->node = n;
-}
-
-static struct node *anchors_get(const struct anchors *a, const char *name)
-{
-    if (a->cap == 0)
-        return NULL;
-    return anchors_slot(a->slots, a->cap, name)->node;
-}
-
-static void anchors_finish(struct anchors *a)
-{
-    for (size_t i = 0; i < a->cap; i++)
-        free(a->slots[i].name);
-    free(a->slots);
-    *a = (struct anchors){0};
-}
-
-/* ---- the tree ---------------------------------------------------------- */
-
-/* `size` bytes, zeroed, aligned for a node, valid until arena_finish. */
-static void *arena_alloc(struct arena *a, size_t size, size_t block)
-{
-    size = (size + 7) & ~(size_t)7;
-    if (a->n_blocks == 0 || a->size - a->used < size) {
-        a->size = size > block ? size : block;
-        *APPEND(a->blocks, a->n_blocks, a->cap_blocks) = zr_malloc0(a->size);
-        a->used = 0;
-    }
-    void *p = a->blocks[a->n_blocks - 1] + a->used;
-    a->used += size;
-    return p;
-}
-
-static void arena_finish(struct arena *a)
-{
-    for (size_t i = 0; i < a->n_blocks; i++)
-        free(a->blocks[i]);
-    free(a->blocks);
-    *a = (struct arena){0};
-}
 
 static void loader_finish(struct loader *l)
 {
-    /* Every node lives in the node arena, in creation order. */
-    for (size_t b = 0, left = l->n_nodes; b < l->node_arena.n_blocks; b++) {
-        struct node *nodes = (struct node *)(void *)l->node_arena.blocks[b];
-        for (size_t i = 0; i < NODES_PER_BLOCK && left; i++, left--)
-            free(nodes[i].items);
-    }
-    arena_finish(&l->node_arena);
-    arena_finish(&l->text_arena);
-    free(l->stack);
-    anchors_finish(&l->anchors);
+    zr_ytree_finish(&l->tree);
     for (size_t i = 0; i < USE__COUNT; i++)
         free(l->uses[i].items);
 }
 
-static struct node *node_new(struct loader *l, node_type type, struct zr_mark mark)
+_printf_(3, 4) static void report(struct loader *l, struct zr_mark m, const char *fmt, ...)
 {
-    struct node *n =
-        arena_alloc(&l->node_arena, sizeof(struct node), NODES_PER_BLOCK * sizeof(struct node));
-    l->n_nodes++;
-    n->type = (uint8_t)type;
-    n->mark = n->use = mark;
-    n->weight = 1;
-    n->complete = type == NODE_SCALAR;
-    return n;
-}
-
-static struct node *node_copy(struct loader *l, const struct node *src, struct zr_mark use)
-{
-    struct node *n = node_new(l, src->type, src->mark);
-    n->use = use;
-    n->null = src->null;
-    n->complete = true;
-    n->text = src->text;
-    n->len = src->len;
-    n->weight = src->weight;
-    n->height = src->height;
-    if (src->n_items) {
-        n->items = zr_new0(struct node *, src->n_items);
-        n->n_items = n->cap_items = src->n_items;
-        for (size_t i = 0; i < src->n_items; i++)
-            n->items[i] = node_copy(l, src->items[i], use);
-    }
-    return n;
-}
-
-static void attach(struct loader *l, struct node *n, struct node **root)
-{
-    if (l->depth == 0) {
-        *root = n;
-        return;
-    }
-    struct node *parent = l->stack[l->depth - 1];
-    *APPEND(parent->items, parent->n_items, parent->cap_items) = n;
-}
-
-static bool is_null_word(const char *s, size_t len)
-{
-    return len == 0 || (len == 1 && s[0] == '~') ||
-           (len == 4 &&
-            (memcmp(s, "null", 4) == 0 || memcmp(s, "Null", 4) == 0 || memcmp(s, "NULL", 4) == 0));
-}
-
-static int check_budget(struct loader *l, size_t more, struct zr_mark m)
-{
-    if (l->n_nodes + more <= MAX_NODES)
-        return 0;
-    report(l, m, "the inventory has more than %d YAML nodes; refusing to read it", MAX_NODES);
-    return -E2BIG;
-}
-
-static void note_anchor_and_tag(struct loader *l, const yaml_char_t *anchor, const yaml_char_t *tag,
-                                struct node *n)
-{
-    if (anchor)
-        anchors_put(&l->anchors, (const char *)anchor, n);
-    if (tag)
-        report(l, n->mark,
-               "YAML tag '%s' is not supported: every key has a fixed type, and quotes "
-               "are enough to keep a value as text",
-               (const char *)tag);
-}
-
-static int on_alias(struct loader *l, const yaml_event_t *ev, struct node **root)
-{
-    const char *name = (const char *)ev->data.alias.anchor;
-    struct zr_mark m = mark1(l, ev->start_mark);
-    struct node *target = anchors_get(&l->anchors, name);
-    _cleanup_free_ char *s = shown(name, strlen(name));
-
-    /* Fatal: a stand-in value would only add errors that are not the
-     * user's. */
-    if (!target) {
-        report(l, m, "alias '*%s' refers to no anchor '&%s' before it", s, s);
-        return -EINVAL;
-    }
-    if (!target->complete) {
-        report(l, m,
-               "alias '*%s' is inside the node it refers to; an inventory cannot "
-               "contain itself",
-               s);
-        return -EINVAL;
-    }
-    if (l->depth + target->height > MAX_DEPTH) {
-        report(l, m, "alias '*%s' nests the inventory deeper than %d levels", s, MAX_DEPTH);
-        return -E2BIG;
-    }
-    if (l->n_nodes + target->weight > MAX_NODES) {
-        report(l, m,
-               "alias '*%s' would expand the inventory to more than %d YAML nodes; "
-               "refusing it (too many nested aliases)",
-               s, MAX_NODES);
-        return -E2BIG;
-    }
-    attach(l, node_copy(l, target, m), root);
-    return 0;
-}
-
-static int on_scalar(struct loader *l, const yaml_event_t *ev, struct node **root)
-{
-    struct zr_mark m = mark1(l, ev->start_mark);
-    if (check_budget(l, 1, m) < 0)
-        return -E2BIG;
-
-    struct node *n = node_new(l, NODE_SCALAR, m);
-    n->len = (uint32_t)ev->data.scalar.length;
-    n->text = arena_alloc(&l->text_arena, (size_t)n->len + 1, TEXT_BLOCK);
-    memcpy(n->text, ev->data.scalar.value, n->len);
-    n->null = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && is_null_word(n->text, n->len);
-    /* A "\0" escape would silently cut every C string made from this one. */
-    if (memchr(n->text, '\0', n->len))
-        report(l, m, "NUL character in a string");
-    note_anchor_and_tag(l, ev->data.scalar.anchor, ev->data.scalar.tag, n);
-    attach(l, n, root);
-    return 0;
-}
-
-static int on_collection_start(struct loader *l, const yaml_event_t *ev, node_type type,
-                               struct node **root)
-{
-    struct zr_mark m = mark1(l, ev->start_mark);
-    if (l->depth >= MAX_DEPTH) {
-        report(l, m, "the inventory nests deeper than %d levels", MAX_DEPTH);
-        return -E2BIG;
-    }
-    if (check_budget(l, 1, m) < 0)
-        return -E2BIG;
-
-    struct node *n = node_new(l, type, m);
-    if (type == NODE_MAPPING)
-        note_anchor_and_tag(l, ev->data.mapping_start.anchor, ev->data.mapping_start.tag, n);
-    else
-        note_anchor_and_tag(l, ev->data.sequence_start.anchor, ev->data.sequence_start.tag, n);
-    attach(l, n, root);
-    *APPEND(l->stack, l->depth, l->cap_stack) = n;
-    return 0;
-}
-
-static void on_collection_end(struct loader *l)
-{
-    struct node *n = l->stack[--l->depth];
-    for (size_t i = 0; i < n->n_items; i++) {
-        n->weight += n->items[i]->weight;
-        if (n->items[i]->height > n->height)
-            n->height = n->items[i]->height;
-    }
-    n->height++;
-    n->complete = true;
-}
-
-/* Reads the stream into *root.  Returns -EINVAL (syntax) or -E2BIG (a
- * limit) after reporting; 0 otherwise, *root NULL for an empty stream. */
-static int read_tree(struct loader *l, struct node **root)
-{
-    _cleanup_(yaml_parser_delete) yaml_parser_t parser;
-    unsigned documents = 0;
-
-    *root = NULL;
-    if (!yaml_parser_initialize(&parser))
-        abort();
-    /* Forcing UTF-8 turns a UTF-16 file into a clear encoding error instead
-     * of positions that no longer match the bytes we show. */
-    yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)l->data, l->len);
-
-    for (;;) {
-        yaml_event_t ev;
-        int r = 0;
-        bool done = false;
-
-        if (!yaml_parser_parse(&parser, &ev)) {
-            report_yaml_error(l, &parser);
-            return -EINVAL;
-        }
-        switch (ev.type) {
-        case YAML_DOCUMENT_START_EVENT:
-            if (++documents == 2) {
-                report(l, mark1(l, ev.start_mark),
-                       "a second YAML document; an inventory is exactly one document");
-                done = true;
-            }
-            break;
-        case YAML_ALIAS_EVENT:
-            r = on_alias(l, &ev, root);
-            break;
-        case YAML_SCALAR_EVENT:
-            r = on_scalar(l, &ev, root);
-            break;
-        case YAML_SEQUENCE_START_EVENT:
-            r = on_collection_start(l, &ev, NODE_SEQUENCE, root);
-            break;
-        case YAML_MAPPING_START_EVENT:
-            r = on_collection_start(l, &ev, NODE_MAPPING, root);
-            break;
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            on_collection_end(l);
-            break;
-        case YAML_STREAM_END_EVENT:
-            done = true;
-            break;
-        case YAML_NO_EVENT:
-        case YAML_STREAM_START_EVENT:
-        case YAML_DOCUMENT_END_EVENT:
-            break;
-        }
-        yaml_event_delete(&ev);
-        if (r < 0)
-            return r;
-        if (done)
-            return 0;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    zr_source_vreport(&l->src, m, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- walking the tree: key tables --------------------------------------- */
@@ -838,7 +113,7 @@ static void set_bit(const struct field *f, void *obj)
 
 static int type_error(struct loader *l, const struct field *f, const struct node *v)
 {
-    _cleanup_free_ char *got = describe(v);
+    _cleanup_free_ char *got = zr_ytree_describe(v);
     report(l, v->mark, "'%s' must be %s, got %s", f->key, f->expect, got);
     return -EINVAL;
 }
@@ -887,7 +162,7 @@ static bool *find_bad_keys(struct loader *l, const struct node *map, const char 
     for (size_t i = 0; i < n; i++) {
         const struct node *key = map->items[2 * i];
         if (key->type != NODE_SCALAR) {
-            _cleanup_free_ char *got = describe(key);
+            _cleanup_free_ char *got = zr_ytree_describe(key);
             report(l, key->mark, "%s names %s must be strings, got %s", noun, where, got);
             skip[i] = true;
         } else
@@ -899,7 +174,7 @@ static bool *find_bad_keys(struct loader *l, const struct node *map, const char 
             first = j;
             continue;
         }
-        _cleanup_free_ char *s = shown(refs[j].key->text, refs[j].key->len);
+        _cleanup_free_ char *s = zr_source_shown(refs[j].key->text, refs[j].key->len);
         report(l, refs[j].key->use, "duplicate %s '%s' %s (first used at line %u)", noun, s, where,
                refs[first].key->use.line);
         skip[refs[j].index] = true;
@@ -934,7 +209,7 @@ static void parse_mapping(struct loader *l, const struct node *map, const struct
                 if (strcmp(t->fields[j].key, key->text) == 0)
                     f = &t->fields[j];
             if (!f) {
-                _cleanup_free_ char *s = shown(key->text, key->len);
+                _cleanup_free_ char *s = zr_source_shown(key->text, key->len);
                 _cleanup_free_ char *keys = expected_keys(t);
                 report(l, key->mark, "unknown key '%s' %s (expected one of: %s)", s, where, keys);
                 continue;
@@ -965,7 +240,7 @@ static void track(struct loader *l, const struct field *f, uint64_t value, struc
     if (f->unique == USE_NONE)
         return;
     struct uses *u = &l->uses[f->unique];
-    *APPEND(u->items, u->n, u->cap) = (struct use){value, use};
+    *ZR_APPEND(u->items, u->n) = (struct use){value, use};
 }
 
 static int parse_number(struct loader *l, const struct field *f, const struct node *v, void *obj)
@@ -985,7 +260,7 @@ static int parse_version(struct loader *l, const struct field *f, const struct n
     if (!is_text(v) || zr_uint_parse(v->text, UINT64_MAX, &n) < 0)
         return type_error(l, f, v);
     if (n != 1) {
-        _cleanup_free_ char *s = shown(v->text, v->len);
+        _cleanup_free_ char *s = zr_source_shown(v->text, v->len);
         report(l, v->mark, "unsupported inventory version %s; this zpci-reconcile reads version 1",
                s);
         return -EINVAL;
@@ -1036,7 +311,7 @@ static int parse_guest_address(struct loader *l, const struct field *f, const st
         return r;
     const struct zr_pci_addr *a = FIELD_PTR(obj, f->offset, struct zr_pci_addr);
     if (a->domain == 0 && a->bus == 0 && a->slot == 0) {
-        _cleanup_free_ char *s = shown(v->text, v->len);
+        _cleanup_free_ char *s = zr_source_shown(v->text, v->len);
         report(l, v->mark,
                "'%s' %s has domain, bus and slot 0, which libvirt reads as no address (it picks "
                "a slot itself); give a non-zero slot, or leave '%s' out",
@@ -1062,7 +337,7 @@ static int parse_profileid(struct loader *l, const struct field *f, const struct
     if (r < 0)
         return r;
     if (!zr_profileid_ok(*FIELD_PTR(obj, f->offset, char *))) {
-        _cleanup_free_ char *s = shown(v->text, v->len);
+        _cleanup_free_ char *s = zr_source_shown(v->text, v->len);
         report(l, v->mark,
                "'%s' must not hold ', <, & or control characters (libvirt stores it "
                "unescaped and could not read the guest's definition back), got '%s'",
@@ -1077,7 +352,7 @@ static int parse_mac(struct loader *l, const struct field *f, const struct node 
     struct zr_mac m;
     int r = is_text(v) ? zr_mac_parse(v->text, &m) : -EINVAL;
     if (r == -EDOM) {
-        _cleanup_free_ char *s = shown(v->text, v->len);
+        _cleanup_free_ char *s = zr_source_shown(v->text, v->len);
         report(l, v->mark,
                "'%s' %s is a multicast address; libvirt needs a unicast MAC (first octet even)",
                f->key, s);
@@ -1089,7 +364,7 @@ static int parse_mac(struct loader *l, const struct field *f, const struct node 
      * (it is not a valid station address); refused like a multicast one. */
     static const struct zr_mac zero = {{0}};
     if (zr_mac_eq(&m, &zero)) {
-        _cleanup_free_ char *s = shown(v->text, v->len);
+        _cleanup_free_ char *s = zr_source_shown(v->text, v->len);
         report(l, v->mark,
                "'%s' %s is the all-zero address, which no device may use; give a unicast MAC "
                "(first octet even), or leave '%s' out and libvirt picks one",
@@ -1409,10 +684,10 @@ static int parse_devices(struct loader *l, const struct field *f, const struct n
     list->items = zr_new0(struct zr_device, n);
     /* Past the error cap nothing more would be shown: a huge broken list
      * costs no more than its first errors. */
-    for (size_t i = 0; i < v->n_items && !l->errs->truncated; i++) {
+    for (size_t i = 0; i < v->n_items && !l->src.errs->truncated; i++) {
         const struct node *item = v->items[i];
         if (item->type != NODE_MAPPING) {
-            _cleanup_free_ char *got = describe(item);
+            _cleanup_free_ char *got = zr_ytree_describe(item);
             report(l, item->mark, "each item of '%s' must be a mapping with a 'source', got %s",
                    f->key, got);
             continue;
@@ -1444,7 +719,7 @@ static int use_cmp(const void *a, const void *b)
     const struct use *x = a, *y = b;
     if (x->value != y->value)
         return x->value < y->value ? -1 : 1;
-    return mark_cmp(x->mark, y->mark);
+    return zr_mark_cmp(x->mark, y->mark);
 }
 
 static char *use_format(use_kind kind, uint64_t v)
@@ -1491,7 +766,7 @@ static void check_uses(struct loader *l, use_kind kind, const char *where)
             continue;
         }
         /* Both inside one alias: the anchored original reports it. */
-        if (mark_eq(u->items[j].mark, u->items[first].mark))
+        if (zr_mark_eq(u->items[j].mark, u->items[first].mark))
             continue;
         _cleanup_free_ char *what = use_format(kind, u->items[j].value);
         report(l, u->items[j].mark, "duplicate %s %s (first used at line %u)", what, where,
@@ -1525,7 +800,7 @@ static const struct table guest_table = {guest_fields, ELEMENTSOF(guest_fields),
 static void parse_named(struct loader *l, const struct node *key, const struct node *v,
                         const char *noun, const struct table *t, void *obj)
 {
-    _cleanup_free_ char *name = shown(key->text, key->len);
+    _cleanup_free_ char *name = zr_source_shown(key->text, key->len);
     _cleanup_free_ char *what = zr_asprintf("%s '%s'", noun, name);
 
     if (key->len == 0)
@@ -1534,7 +809,7 @@ static void parse_named(struct loader *l, const struct node *key, const struct n
         parse_mapping(l, v, t, what, obj);
     else {
         _cleanup_free_ char *keys = expected_keys(t);
-        _cleanup_free_ char *got = describe(v);
+        _cleanup_free_ char *got = zr_ytree_describe(v);
         report(l, v->mark, "%s must be a mapping (%s), got %s", what, keys, got);
     }
 }
@@ -1543,7 +818,7 @@ static void parse_guest(struct loader *l, const struct node *key, const struct n
                         struct zr_guest *g)
 {
     struct guest_spec spec = {.prune = true};
-    _cleanup_free_ char *name = shown(key->text, key->len);
+    _cleanup_free_ char *name = zr_source_shown(key->text, key->len);
     _cleanup_free_ char *in = zr_asprintf("in guest '%s'", name);
 
     g->name = zr_strdup(key->text);
@@ -1571,7 +846,7 @@ static void parse_guest(struct loader *l, const struct node *key, const struct n
 /* Guests of one host; `v` is a mapping or null. */
 static void parse_guests(struct loader *l, const struct node *v, struct zr_host *h)
 {
-    _cleanup_free_ char *name = shown(h->name, strlen(h->name));
+    _cleanup_free_ char *name = zr_source_shown(h->name, strlen(h->name));
     _cleanup_free_ char *where = zr_asprintf("on host '%s'", name);
 
     if (v && v->type == NODE_MAPPING) {
@@ -1595,13 +870,18 @@ static int host_uri_cmp(const void *a, const void *b)
 {
     const struct host_uri *x = a, *y = b;
     int r = strcmp(x->norm, y->norm);
-    return r ? r : mark_cmp(x->host->mark, y->host->mark);
+    return r ? r : zr_mark_cmp(x->host->mark, y->host->mark);
 }
 
 /* Two hosts on one libvirt connection would race for its lock (and an
  * embedded root can be opened by one process only), and applied one after
  * the other they would undo each other on every run: refused, however the
  * URIs are spelled. */
+static char *host_uri_key(const struct loader *l, const char *uri)
+{
+    return l->rules && l->rules->uri_normalize ? l->rules->uri_normalize(uri) : zr_strdup(uri);
+}
+
 static void check_host_uris(struct loader *l, const struct zr_inventory *inv)
 {
     if (inv->n_hosts < 2)
@@ -1610,7 +890,7 @@ static void check_host_uris(struct loader *l, const struct zr_inventory *inv)
     size_t n = 0;
     for (size_t i = 0; i < inv->n_hosts; i++)
         if (inv->hosts[i].uri)
-            hu[n++] = (struct host_uri){zr_uri_normalize(inv->hosts[i].uri), &inv->hosts[i]};
+            hu[n++] = (struct host_uri){host_uri_key(l, inv->hosts[i].uri), &inv->hosts[i]};
     if (n)
         qsort(hu, n, sizeof(*hu), host_uri_cmp);
     for (size_t j = 1, first = 0; j < n; j++) {
@@ -1619,8 +899,8 @@ static void check_host_uris(struct loader *l, const struct zr_inventory *inv)
             continue;
         }
         const struct zr_host *a = hu[first].host, *b = hu[j].host;
-        _cleanup_free_ char *an = shown(a->name, strlen(a->name));
-        _cleanup_free_ char *bn = shown(b->name, strlen(b->name));
+        _cleanup_free_ char *an = zr_source_shown(a->name, strlen(a->name));
+        _cleanup_free_ char *bn = zr_source_shown(b->name, strlen(b->name));
         if (zr_streq(a->uri, b->uri))
             report(l, b->mark,
                    "host '%s' has the same uri as host '%s' (line %u); each host needs its own", bn,
@@ -1749,23 +1029,22 @@ static void parse_top(struct loader *l, const struct node *root, struct zr_inven
 
 /* ---- entry points ------------------------------------------------------- */
 
-struct zr_inventory *zr_inventory_parse(const char *file, const char *data, size_t len,
-                                        struct zr_errors *errs)
+struct zr_inventory *zr_inventory_parse_with(const char *file, const char *data, size_t len,
+                                             const struct zr_inventory_rules *rules,
+                                             struct zr_errors *errs)
 {
     _cleanup_(loader_finish) struct loader l = {
-        .file = file,
-        .data = data,
-        .len = len,
-        .errs = errs,
-        .first_error = errs->n,
+        .src = {.file = file, .data = data, .len = len, .errs = errs, .first_error = errs->n},
+        .rules = rules,
     };
+    l.tree.src = &l.src;
     _cleanup_(zr_inventory_freep) struct zr_inventory *inv = NULL;
     struct node *root = NULL;
 
     /* libyaml asserts on a NULL input, even an empty one. */
     if (!data) {
-        l.data = "";
-        l.len = 0;
+        l.src.data = "";
+        l.src.len = 0;
     }
     if (len > ZR_INVENTORY_MAX_BYTES) {
         report(&l, (struct zr_mark){0, 0},
@@ -1775,18 +1054,18 @@ struct zr_inventory *zr_inventory_parse(const char *file, const char *data, size
     }
     /* Editors on Windows like to start UTF-8 with a byte order mark;
      * libyaml, told the encoding, would read it as text in column 1. */
-    if (l.len >= 3 && memcmp(l.data, "\xef\xbb\xbf", 3) == 0) {
-        l.data += 3;
-        l.len -= 3;
+    if (l.src.len >= 3 && memcmp(l.src.data, "\xef\xbb\xbf", 3) == 0) {
+        l.src.data += 3;
+        l.src.len -= 3;
     }
-    if (read_tree(&l, &root) < 0)
+    if (zr_ytree_read(&l.tree, &root) < 0)
         return NULL;
 
     if (!root || (root->type == NODE_SCALAR && root->null))
         report(&l, (struct zr_mark){1, 1},
                "the inventory is empty; it must be a mapping that starts with 'version: 1'");
     else if (root->type != NODE_MAPPING) {
-        _cleanup_free_ char *got = describe(root);
+        _cleanup_free_ char *got = zr_ytree_describe(root);
         report(&l, root->mark,
                "the inventory must be a mapping that starts with 'version: 1', got %s", got);
     } else {
@@ -1794,8 +1073,8 @@ struct zr_inventory *zr_inventory_parse(const char *file, const char *data, size
         inv->file = zr_strdup(file);
         parse_top(&l, root, inv);
     }
-    sort_errors(&l);
-    return l.failed ? NULL : TAKE_PTR(inv);
+    zr_source_sort_errors(&l.src);
+    return l.src.failed ? NULL : TAKE_PTR(inv);
 }
 
 static int read_all(int fd, const char *name, char **data, size_t *len, struct zr_errors *errs)
@@ -1866,7 +1145,9 @@ static int read_path(const char *path, char **data, size_t *len, struct zr_error
     return read_all(fd, path, data, len, errs);
 }
 
-struct zr_inventory *zr_inventory_load(const char *path, struct zr_errors *errs)
+struct zr_inventory *zr_inventory_load_with(const char *path,
+                                            const struct zr_inventory_rules *rules,
+                                            struct zr_errors *errs)
 {
     bool from_stdin = zr_streq(path, "-");
     const char *name = from_stdin ? "<stdin>" : path;
@@ -1877,7 +1158,7 @@ struct zr_inventory *zr_inventory_load(const char *path, struct zr_errors *errs)
                        : read_path(path, &data, &len, errs);
     if (r < 0)
         return NULL;
-    return zr_inventory_parse(name, data, len, errs);
+    return zr_inventory_parse_with(name, data, len, rules, errs);
 }
 
 static void guest_finish(struct zr_guest *g)
@@ -1922,3 +1203,4 @@ size_t zr_inventory_count_devices(const struct zr_inventory *inv)
             n += inv->hosts[i].guests[j].devices.n;
     return n;
 }
+

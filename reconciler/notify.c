@@ -11,12 +11,6 @@
 
 #include "notify.h"
 
-static void closep(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-}
-
 /* $NOTIFY_SOCKET as an address: 1, 0 when unset, -EAFNOSUPPORT for what
  * is not a unix socket (systemd's vsock: form). */
 static int notify_address(struct sockaddr_un *sa, socklen_t *len)

@@ -977,7 +977,7 @@ struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, co
             break;                                                                                 \
         }                                                                                          \
         if ((n_src) > 0) {                                                                         \
-            (dst) = zr_reallocarray((dst), (n_dst) + (n_src), sizeof(*(dst)));                     \
+            (dst) = zr_grow((dst), (n_dst), (n_src), sizeof(*(dst)));                              \
             memcpy((dst) + (n_dst), (src), (n_src) * sizeof(*(dst)));                              \
             (n_dst) += (n_src);                                                                    \
         }                                                                                          \

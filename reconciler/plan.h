@@ -9,7 +9,8 @@
 #include <stddef.h>
 
 #include "device.h"
-#include "inventory.h"
+#include "error.h"
+#include "wanted.h"
 
 typedef enum {
     ZR_OP_DETACH,

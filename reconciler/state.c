@@ -7,13 +7,12 @@
 #include <time.h>
 
 #include <libvirt/virterror.h>
-#include <libxml/parser.h>
-#include <libxml/uri.h>
 
 #include "domain.h"
 #include "pool.h"
 #include "state.h"
 #include "uri.h"
+#include "xml.h"
 
 static pthread_once_t base_once = PTHREAD_ONCE_INIT, event_once = PTHREAD_ONCE_INIT;
 static int base_status, event_status;
@@ -33,8 +32,7 @@ static void silent_error(void *data, virErrorPtr e)
 
 static void base_setup(void)
 {
-    /* libxml2 must be initialised before threads read domain XML at once. */
-    xmlInitParser();
+    zr_xml_init();
     virSetErrorFunc(NULL, silent_error);
     if (virInitialize() < 0)
         base_status = -EIO;
@@ -74,18 +72,6 @@ int zr_libvirt_init(struct zr_error *err)
     return libvirt_setup(true, err);
 }
 
-/* The embedded driver (qemu:///embed?root=DIR) runs in this process and
- * needs the event loop for its QEMU monitors; libvirt names it by the path
- * /embed. */
-static bool embedded_uri(const char *uri)
-{
-    _cleanup_free_ char *n = zr_uri_normalize(uri);
-    xmlURIPtr u = xmlParseURI(n);
-    bool embedded = !u || !u->scheme || (u->path && strcmp(u->path, "/embed") == 0);
-    xmlFreeURI(u);
-    return embedded;
-}
-
 /* The one place that decides whether a connection gets libvirt's event
  * loop.  It is needed for domain events (apply's live detach, watch), by
  * the embedded driver, and for libvirt's default URI, which may name an
@@ -101,7 +87,7 @@ static bool needs_event_loop(const char *uri, enum zr_conn_use use)
         return true;
     if (!uri || !*uri)
         uri = getenv("LIBVIRT_DEFAULT_URI");
-    return !uri || !*uri || embedded_uri(uri);
+    return !uri || !*uri || zr_uri_may_be_embedded(uri);
 }
 
 /* Whether the open talks to a daemon, which may fail to answer.  The
@@ -112,7 +98,7 @@ static bool daemon_uri(const char *uri)
 {
     if (!uri || !*uri)
         uri = getenv("LIBVIRT_DEFAULT_URI");
-    return !uri || !*uri || !embedded_uri(uri);
+    return !uri || !*uri || !zr_uri_may_be_embedded(uri);
 }
 
 zr_error_code zr_libvirt_error_code(zr_error_code fallback)
@@ -392,14 +378,9 @@ virConnectPtr zr_connect_with(const char *uri, const struct zr_connect_options *
     return c;
 }
 
-virConnectPtr zr_connect_for(const char *uri, enum zr_conn_use use, struct zr_error *err)
-{
-    return zr_connect_with(uri, &(struct zr_connect_options){.use = use}, err);
-}
-
 virConnectPtr zr_connect(const char *uri, struct zr_error *err)
 {
-    return zr_connect_for(uri, ZR_CONN_EVENTS, err);
+    return zr_connect_with(uri, &(struct zr_connect_options){.use = ZR_CONN_EVENTS}, err);
 }
 
 char *zr_connect_uri(virConnectPtr conn)
@@ -525,7 +506,8 @@ void zr_domain_listing_finish(struct zr_domain_listing *l)
     *l = (struct zr_domain_listing){0};
 }
 
-virDomainPtr zr_domain_listing_find(const struct zr_domain_listing *l, const char *name)
+/* The listed domain named `name`, or NULL (borrowed). */
+static virDomainPtr listing_find(const struct zr_domain_listing *l, const char *name)
 {
     size_t lo = 0, hi = l->n;
     while (lo < hi) {
@@ -554,7 +536,7 @@ static void resolve_domains(virConnectPtr conn, struct zr_guest_state *states, s
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        virDomainPtr d = zr_domain_listing_find(listing, states[i].wanted->name);
+        virDomainPtr d = listing_find(listing, states[i].wanted->name);
         states[i].listed = true;
         if (d && virDomainRef(d) == 0) {
             states[i].dom = d;
@@ -615,14 +597,6 @@ char *zr_state_near_miss_listed(virConnectPtr conn, struct zr_domain_listing *l,
     }
     const char *best = zr_name_index_nearest(&l->names, name);
     return best ? zr_strdup(best) : NULL;
-}
-
-char *zr_state_near_miss(virConnectPtr conn, const char *name)
-{
-    struct zr_domain_listing l = {0};
-    char *best = zr_state_near_miss_listed(conn, &l, name);
-    zr_domain_listing_finish(&l);
-    return best;
 }
 
 struct pci_entry {

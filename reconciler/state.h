@@ -32,11 +32,6 @@ enum zr_conn_use {
     ZR_CONN__COUNT
 };
 
-/* Opens `uri` (NULL: libvirt's default) read-write for `use`, starting
- * the event loop first when that needs it.  On failure returns NULL with
- * libvirt's message in err. */
-virConnectPtr zr_connect_for(const char *uri, enum zr_conn_use use, struct zr_error *err);
-
 /* How long an open waits for a daemon that accepts the socket but does not
  * answer (a stopped libvirtd), by default. */
 #define ZR_CONNECT_TIMEOUT_S 30
@@ -53,7 +48,9 @@ struct zr_connect_options {
     volatile sig_atomic_t *interrupt;
 };
 
-/* zr_connect_for() with a deadline and an interrupt flag: an open that
+/* Opens `uri` (NULL: libvirt's default) read-write for `use`, starting
+ * the event loop first when that needs it, with a deadline and an
+ * interrupt flag: an open that
  * does not come back in time, or before a signal, fails with
  * ZR_ERR_CONNECT ("URI did not answer within N s") or ZR_ERR_INTERRUPTED,
  * and is abandoned to a thread that closes what it may still get. */
@@ -64,7 +61,7 @@ virConnectPtr zr_connect_with(const char *uri, const struct zr_connect_options *
  * (async-signal-safe: a handler may ask). */
 bool zr_connect_waiting(void);
 
-/* zr_connect_for(uri, ZR_CONN_EVENTS, err). */
+/* zr_connect_with() for ZR_CONN_EVENTS with the default deadline. */
 virConnectPtr zr_connect(const char *uri, struct zr_error *err);
 
 /* The URI libvirt actually connected to; newly allocated. */
@@ -103,8 +100,6 @@ struct zr_domain_listing {
  * filled. */
 int zr_domain_listing_ensure(virConnectPtr conn, struct zr_domain_listing *l, struct zr_error *err);
 void zr_domain_listing_finish(struct zr_domain_listing *l);
-/* The listed domain named `name`, or NULL (borrowed). */
-virDomainPtr zr_domain_listing_find(const struct zr_domain_listing *l, const char *name);
 
 /* Reads every guest of `host` with up to `jobs` threads.  Returns an array
  * of host->n_guests states, in inventory order. */
@@ -126,10 +121,9 @@ const char *zr_libvirt_error(void);
  * that reads libvirt's error: callers and hints use the code. */
 zr_error_code zr_libvirt_error_code(zr_error_code fallback);
 
-/* The name of a defined guest closest to `name` (a likely typo), or NULL. */
-char *zr_state_near_miss(virConnectPtr conn, const char *name);
-/* The same from a listing (listed once if it is not yet; a host that has
- * failed to list gets no more tries here): no round trip per name. */
+/* The name of a defined guest closest to `name` (a likely typo), or NULL,
+ * from a listing (listed once if it is not yet; a host that has failed to
+ * list gets no more tries here): no round trip per name. */
 char *zr_state_near_miss_listed(virConnectPtr conn, struct zr_domain_listing *l, const char *name);
 
 /* The host's PCI functions, from one node device listing, sorted by

@@ -8,38 +8,24 @@
 #include <libxml/tree.h>
 
 #include "topology.h"
+#include "xml.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(xmlDocPtr, xmlFreeDoc)
 static inline void xml_freep(xmlChar **p)
 {
     xmlFree(*p);
 }
 #define _cleanup_xml_ _cleanup_(xml_freep)
 
-/* The same stance as domain.c: no entities, no network, no printing; the
- * input comes from libvirt but is still data. */
-#define TOPOLOGY_PARSE_OPTIONS                                                                     \
-    (XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
-
+/* Node device XML is loaded and read as domain XML is (xml.h); libvirt
+ * wrote it, so its errors are given without libxml2's detail. */
 static int read_doc(const char *xml, size_t len, const char *what, const char *root, xmlDocPtr *out,
                     struct zr_error *err)
 {
-    if (len > INT_MAX) {
-        zr_error_set(err, what, 0, 0, "XML too large (%zu bytes)", len);
+    const struct zr_xml_input in = {.what = what, .err = err, .terse = true};
+    _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
+    if (zr_xml_load(&in, xml, len, ZR_XML_READ_ONLY, &doc) < 0)
         return -EINVAL;
-    }
-    _cleanup_(xmlFreeDocp) xmlDocPtr doc =
-        xmlReadMemory(xml, (int)len, NULL, NULL, TOPOLOGY_PARSE_OPTIONS);
-    if (!doc) {
-        zr_error_set(err, what, 0, 0, "not well-formed XML");
-        return -EINVAL;
-    }
-    if (doc->intSubset) {
-        zr_error_set(err, what, 0, 0, "DOCTYPE declaration refused");
-        return -EINVAL;
-    }
-    xmlNode *r = xmlDocGetRootElement(doc);
-    if (!r || !xmlStrEqual(r->name, BAD_CAST root)) {
+    if (!zr_xml_is_element(xmlDocGetRootElement(doc), root)) {
         zr_error_set(err, what, 0, 0, "not a <%s> document", root);
         return -EINVAL;
     }
@@ -47,27 +33,14 @@ static int read_doc(const char *xml, size_t len, const char *what, const char *r
     return 0;
 }
 
-static bool is_elem(const xmlNode *n, const char *name)
-{
-    return n->type == XML_ELEMENT_NODE && xmlStrEqual(n->name, BAD_CAST name);
-}
-
-static xmlNode *child(const xmlNode *parent, const char *name)
-{
-    for (xmlNode *n = parent ? parent->children : NULL; n; n = n->next)
-        if (is_elem(n, name))
-            return n;
-    return NULL;
-}
-
 /* A child <capability type='TYPE'>. */
 static xmlNode *capability(const xmlNode *parent, const char *type)
 {
     for (xmlNode *n = parent ? parent->children : NULL; n; n = n->next) {
-        if (!is_elem(n, "capability"))
+        if (!zr_xml_is_element(n, "capability"))
             continue;
-        _cleanup_xml_ xmlChar *t = xmlGetProp(n, BAD_CAST "type");
-        if (t && xmlStrEqual(t, BAD_CAST type))
+        _cleanup_free_ char *t = zr_xml_prop(n, "type");
+        if (zr_streq(t, type))
             return n;
     }
     return NULL;
@@ -90,16 +63,18 @@ static char *text_of(const xmlNode *n)
     return l ? zr_strndup(s, l) : NULL;
 }
 
-/* A number as libvirt writes them (decimal or 0x hex). */
-static int number(const char *s, uint64_t max, uint64_t *out)
+/* Attributes are numbers as libvirt reads them with virXMLPropUInt (base
+ * 0: 0x hex, leading-0 octal, decimal). */
+static int prop_number(const xmlNode *n, const char *name, unsigned long max, uint64_t *out)
 {
-    return s ? zr_uint_parse(s, max, out) : -EINVAL;
-}
-
-static int prop_number(const xmlNode *n, const char *name, uint64_t max, uint64_t *out)
-{
-    _cleanup_xml_ xmlChar *v = xmlGetProp(n, BAD_CAST name);
-    return v ? number((const char *)v, max, out) : -ENOENT;
+    _cleanup_free_ char *v = zr_xml_prop(n, name);
+    uint32_t u;
+    if (!v)
+        return -ENOENT;
+    if (zr_xml_uint(v, 0, max, &u) < 0)
+        return -EINVAL;
+    *out = u;
+    return 0;
 }
 
 /* <address domain='0x0000' bus='0x02' slot='0x00' function='0x1'/> */
@@ -115,30 +90,37 @@ static int address(const xmlNode *n, struct zr_pci_addr *out)
     return 0;
 }
 
-static int child_number(const xmlNode *parent, const char *name, uint64_t max, uint64_t *out)
+/* An element's text as a number in `base`: libvirt reads a PCI capability's
+ * <domain>, <bus>, <slot> and <function> as decimal, its <class> as hex. */
+static int child_number(const xmlNode *parent, const char *name, int base, unsigned long max,
+                        uint64_t *out)
 {
-    _cleanup_free_ char *t = text_of(child(parent, name));
-    return number(t, max, out);
+    _cleanup_free_ char *t = text_of(zr_xml_child(parent, name));
+    uint32_t u;
+    if (!t || zr_xml_uint(t, base, max, &u) < 0)
+        return -EINVAL;
+    *out = u;
+    return 0;
 }
 
 /* The IOMMU group and the SR-IOV side (physical or virtual function) of
  * a PCI capability. */
 static void read_group_and_sriov(xmlNode *pci, struct zr_pci_function *out)
 {
-    xmlNode *group = child(pci, "iommuGroup");
+    xmlNode *group = zr_xml_child(pci, "iommuGroup");
     uint64_t gn;
     if (group && prop_number(group, "number", UINT_MAX, &gn) == 0) {
         out->has_iommu_group = true;
         out->iommu_group = (unsigned)gn;
         for (xmlNode *a = group->children; a; a = a->next) {
             struct zr_pci_addr m;
-            if (is_elem(a, "address") && address(a, &m) == 0)
+            if (zr_xml_is_element(a, "address") && address(a, &m) == 0)
                 *ZR_APPEND(out->group, out->n_group) = m;
         }
     }
 
     xmlNode *pf = capability(pci, "phys_function");
-    xmlNode *pfa = child(pf, "address");
+    xmlNode *pfa = zr_xml_child(pf, "address");
     if (pfa && address(pfa, &out->pf) == 0)
         out->is_vf = true;
     xmlNode *vfs = capability(pci, "virt_functions");
@@ -148,7 +130,7 @@ static void read_group_and_sriov(xmlNode *pci, struct zr_pci_function *out)
         out->vfs_max = (unsigned)max;
         /* An empty virt_functions capability (a function whose driver does
          * not do SR-IOV) makes no physical function. */
-        out->is_pf = max > 0 || child(vfs, "address");
+        out->is_pf = max > 0 || zr_xml_child(vfs, "address");
     }
 }
 
@@ -166,31 +148,31 @@ int zr_pci_function_parse(const char *xml, size_t len, const char *what,
         return -EINVAL;
     }
     uint64_t d, b, s, f;
-    if (child_number(pci, "domain", ZR_PCI_DOMAIN_MAX, &d) < 0 ||
-        child_number(pci, "bus", ZR_PCI_BUS_MAX, &b) < 0 ||
-        child_number(pci, "slot", ZR_PCI_SLOT_MAX, &s) < 0 ||
-        child_number(pci, "function", ZR_PCI_FUNCTION_MAX, &f) < 0) {
+    if (child_number(pci, "domain", 10, ZR_PCI_DOMAIN_MAX, &d) < 0 ||
+        child_number(pci, "bus", 10, ZR_PCI_BUS_MAX, &b) < 0 ||
+        child_number(pci, "slot", 10, ZR_PCI_SLOT_MAX, &s) < 0 ||
+        child_number(pci, "function", 10, ZR_PCI_FUNCTION_MAX, &f) < 0) {
         zr_error_set(err, what, 0, 0,
                      "PCI node device without a valid domain, bus, slot "
                      "and function");
         return -EINVAL;
     }
     out->addr = (struct zr_pci_addr){(uint32_t)d, (uint8_t)b, (uint8_t)s, (uint8_t)f};
-    out->driver = text_of(child(child(dev, "driver"), "name"));
+    out->driver = text_of(zr_xml_child(zr_xml_child(dev, "driver"), "name"));
 
     /* libvirt adds a pci-bridge (or cardbus-bridge) capability for a
      * function whose header type is a bridge's; class 0x06 says the same
      * where the header type is not known. */
     uint64_t cls;
     out->bridge = capability(pci, "pci-bridge") || capability(pci, "cardbus-bridge") ||
-                  (child_number(pci, "class", 0xffffff, &cls) == 0 && (cls >> 16) == 0x06);
+                  (child_number(pci, "class", 16, 0xffffff, &cls) == 0 && (cls >> 16) == 0x06);
 
     /* libvirt writes <pci-express> (empty for an integrated endpoint) for
      * every function with the PCI Express capability; its hotplug code
      * reads the same capability to choose the kind of slot. */
-    out->conventional = !out->bridge && !child(pci, "pci-express");
+    out->conventional = !out->bridge && !zr_xml_child(pci, "pci-express");
 
-    xmlNode *numa = child(pci, "numa");
+    xmlNode *numa = zr_xml_child(pci, "numa");
     uint64_t node;
     if (numa && prop_number(numa, "node", INT_MAX, &node) == 0)
         out->numa_node = (int)node;
@@ -214,16 +196,16 @@ int zr_host_use_parse(const char *xml, size_t len, const char *what, struct zr_h
     if (read_doc(xml, len, what, "device", &doc, err) < 0)
         return -EINVAL;
     xmlNode *dev = xmlDocGetRootElement(doc);
-    out->parent = text_of(child(dev, "parent"));
+    out->parent = text_of(zr_xml_child(dev, "parent"));
 
     xmlNode *net = capability(dev, "net");
     if (net) {
-        _cleanup_free_ char *ifname = text_of(child(net, "interface"));
-        xmlNode *link = child(net, "link");
-        _cleanup_xml_ xmlChar *state = link ? xmlGetProp(link, BAD_CAST "state") : NULL;
+        _cleanup_free_ char *ifname = text_of(zr_xml_child(net, "interface"));
+        xmlNode *link = zr_xml_child(net, "link");
+        _cleanup_free_ char *state = link ? zr_xml_prop(link, "state") : NULL;
         /* libvirt reports the operational state; an interface that is up
          * carries the host's traffic.  One that is down may be unused. */
-        if (ifname && state && xmlStrEqual(state, BAD_CAST "up")) {
+        if (ifname && state && zr_streq(state, "up")) {
             out->in_use = true;
             out->what = zr_asprintf("network interface %s (link up)", ifname);
         }
@@ -231,7 +213,7 @@ int zr_host_use_parse(const char *xml, size_t len, const char *what, struct zr_h
     }
     xmlNode *storage = capability(dev, "storage");
     if (storage) {
-        _cleanup_free_ char *block = text_of(child(storage, "block"));
+        _cleanup_free_ char *block = text_of(zr_xml_child(storage, "block"));
         out->in_use = true;
         out->what = zr_asprintf("disk %s", block ? block : "(no block device named)");
     }
@@ -249,11 +231,11 @@ void zr_host_use_finish(struct zr_host_use *u)
 static long device_bus(const xmlNode *dev)
 {
     for (xmlNode *a = dev->children; a; a = a->next) {
-        if (!is_elem(a, "address"))
+        if (!zr_xml_is_element(a, "address"))
             continue;
-        _cleanup_xml_ xmlChar *type = xmlGetProp(a, BAD_CAST "type");
+        _cleanup_free_ char *type = zr_xml_prop(a, "type");
         uint64_t bus;
-        if (type && xmlStrEqual(type, BAD_CAST "pci") &&
+        if (type && zr_streq(type, "pci") &&
             prop_number(a, "bus", ZR_PCI_BUS_MAX, &bus) == 0)
             return (long)bus;
     }
@@ -269,38 +251,38 @@ int zr_guest_topology_parse(const char *xml, size_t len, const char *what,
         return -EINVAL;
     xmlNode *dom = xmlDocGetRootElement(doc);
 
-    xmlNode *memory = child(child(dom, "numatune"), "memory");
-    _cleanup_xml_ xmlChar *nodeset = memory ? xmlGetProp(memory, BAD_CAST "nodeset") : NULL;
+    xmlNode *memory = zr_xml_child(zr_xml_child(dom, "numatune"), "memory");
+    _cleanup_free_ char *nodeset = memory ? zr_xml_prop(memory, "nodeset") : NULL;
     if (nodeset)
-        out->nodeset = zr_strdup((const char *)nodeset);
+        out->nodeset = zr_strdup(nodeset);
 
-    xmlNode *type = child(child(dom, "os"), "type");
-    _cleanup_xml_ xmlChar *arch = type ? xmlGetProp(type, BAD_CAST "arch") : NULL;
-    _cleanup_xml_ xmlChar *machine = type ? xmlGetProp(type, BAD_CAST "machine") : NULL;
-    out->q35 = arch && machine && strstr((const char *)machine, "q35") &&
-               (xmlStrEqual(arch, BAD_CAST "x86_64") || xmlStrEqual(arch, BAD_CAST "i686"));
+    xmlNode *type = zr_xml_child(zr_xml_child(dom, "os"), "type");
+    _cleanup_free_ char *arch = type ? zr_xml_prop(type, "arch") : NULL;
+    _cleanup_free_ char *machine = type ? zr_xml_prop(type, "machine") : NULL;
+    out->q35 = arch && machine && strstr(machine, "q35") &&
+               (zr_streq(arch, "x86_64") || zr_streq(arch, "i686"));
     if (!out->q35)
         return 0;
 
-    xmlNode *devices = child(dom, "devices");
+    xmlNode *devices = zr_xml_child(dom, "devices");
     for (xmlNode *c = devices ? devices->children : NULL; c; c = c->next) {
-        if (!is_elem(c, "controller"))
+        if (!zr_xml_is_element(c, "controller"))
             continue;
-        _cleanup_xml_ xmlChar *ctype = xmlGetProp(c, BAD_CAST "type");
-        _cleanup_xml_ xmlChar *model = xmlGetProp(c, BAD_CAST "model");
+        _cleanup_free_ char *ctype = zr_xml_prop(c, "type");
+        _cleanup_free_ char *model = zr_xml_prop(c, "model");
         uint64_t index;
-        if (!ctype || !xmlStrEqual(ctype, BAD_CAST "pci") || !model ||
+        if (!ctype || !zr_streq(ctype, "pci") || !model ||
             prop_number(c, "index", ZR_PCI_BUS_MAX, &index) < 0)
             continue;
-        bool port = xmlStrEqual(model, BAD_CAST "pcie-root-port") ||
-                    xmlStrEqual(model, BAD_CAST "pcie-switch-downstream-port");
-        bool bridge = xmlStrEqual(model, BAD_CAST "pcie-to-pci-bridge") ||
-                      xmlStrEqual(model, BAD_CAST "pci-bridge");
+        bool port = zr_streq(model, "pcie-root-port") ||
+                    zr_streq(model, "pcie-switch-downstream-port");
+        bool bridge = zr_streq(model, "pcie-to-pci-bridge") ||
+                      zr_streq(model, "pci-bridge");
         if (!port && !bridge)
             continue;
-        xmlNode *target = child(c, "target");
-        _cleanup_xml_ xmlChar *hotplug = target ? xmlGetProp(target, BAD_CAST "hotplug") : NULL;
-        if (hotplug && xmlStrEqual(hotplug, BAD_CAST "off"))
+        xmlNode *target = zr_xml_child(c, "target");
+        _cleanup_free_ char *hotplug = target ? zr_xml_prop(target, "hotplug") : NULL;
+        if (hotplug && zr_streq(hotplug, "off"))
             continue;
         *ZR_APPEND(out->ports, out->n_ports) =
             (struct zr_guest_port){(unsigned)index, port, bridge, 0};

@@ -90,6 +90,15 @@ char *zr_uri_normalize(const char *uri)
     return out;
 }
 
+bool zr_uri_may_be_embedded(const char *uri)
+{
+    _cleanup_free_ char *n = zr_uri_normalize(uri);
+    xmlURIPtr u = xmlParseURI(n);
+    bool embedded = !u || !u->scheme || (u->path && strcmp(u->path, "/embed") == 0);
+    xmlFreeURI(u);
+    return embedded;
+}
+
 /* The normalized URI's parts: scheme "qemu" without a host (a local QEMU
  * driver URI), and its path. */
 static bool local_qemu(const char *uri, bool *embed)

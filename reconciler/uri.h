@@ -14,6 +14,11 @@
  * not a URI comes back as it is. */
 char *zr_uri_normalize(const char *uri);
 
+/* Whether a connection to `uri` may be to an embedded driver, which runs
+ * in this process and needs the event loop for its QEMU monitors: libvirt
+ * names it by the path /embed; a string that is not a URI may be anything. */
+bool zr_uri_may_be_embedded(const char *uri);
+
 /* Whether `uri` names an embedded driver root (qemu:///embed?root=DIR). */
 bool zr_uri_is_embedded(const char *uri);
 

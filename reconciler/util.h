@@ -52,14 +52,31 @@ char *zr_vasprintf(const char *fmt, va_list ap) _printf_(1, 0);
 #define zr_new0(type, n) ((type *)zr_reallocarray_zero(sizeof(type), (n)))
 void *zr_reallocarray_zero(size_t size, size_t n);
 
-/* Grow a dynamic array `*v` holding `*n` items by one zeroed element and
+/* The one growth rule for dynamic arrays: returns `v` (of `n` items of
+ * `size` bytes) reallocated to hold at least `n + add`.  The allocation is
+ * the next power of two (at least 8 items), so it doubles as the array
+ * grows and copying stays linear in the final size.  No capacity is
+ * stored: the block's usable size (malloc_usable_size) is the capacity, so
+ * realloc() runs only when the array is full, and an array allocated some
+ * other way (zr_new0, exactly sized) is grown correctly too.  Never
+ * inlined: a caller must not see realloc()'s requested size, which
+ * _FORTIFY_SOURCE=3 would take for the block's. */
+__attribute__((noinline)) void *zr_grow(void *v, size_t n, size_t add, size_t size);
+
+/* Grow a dynamic array `v` holding `n` items by one zeroed element and
  * return a pointer to it. */
 #define ZR_APPEND(v, n)                                                                            \
     __extension__({                                                                                \
-        (v) = zr_reallocarray((v), (n) + 1, sizeof(*(v)));                                         \
+        (v) = zr_grow((v), (n), 1, sizeof(*(v)));                                                  \
         memset(&(v)[(n)], 0, sizeof(*(v)));                                                        \
         &(v)[(n)++];                                                                               \
     })
+
+static inline void closep(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+}
 
 /* A growing string, doubled as it grows, so appending stays linear. */
 struct zr_strbuf {

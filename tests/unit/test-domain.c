@@ -14,10 +14,10 @@
 #include "domain-cases.h"
 #include "domain.h"
 #include "util.h"
+#include "xml.h"
 
 #define LIBVIRT_DOMAIN_RNG "/usr/share/libvirt/schemas/domain.rng"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(xmlDocPtr, xmlFreeDoc)
 DEFINE_TRIVIAL_CLEANUP_FUNC(xmlRelaxNGPtr, xmlRelaxNGFree)
 DEFINE_TRIVIAL_CLEANUP_FUNC(xmlRelaxNGParserCtxtPtr, xmlRelaxNGFreeParserCtxt)
 DEFINE_TRIVIAL_CLEANUP_FUNC(xmlRelaxNGValidCtxtPtr, xmlRelaxNGFreeValidCtxt)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "inventory.h"
+#include "uri.h"
 
 /* Table-driven over tests/data/inventory/{ok,bad} and examples/: every ok
  * file loads, every bad file fails with exactly the messages in its .err

@@ -169,6 +169,35 @@ Test(topology, what_is_not_a_pci_function)
     zr_error_finish(&err);
 }
 
+/* issue 24: node device XML is read by the rules domain XML is (xml.h). */
+Test(topology, node_device_xml_by_the_rules_of_domain_xml)
+{
+    struct zr_pci_function fn;
+    struct zr_error err = {0};
+    /* An element in a namespace is not libvirt's, as in domain XML. */
+    const char *ns = "<device xmlns:x='urn:x'><x:capability type='pci'><domain>0</domain>"
+                     "<bus>2</bus><slot>0</slot><function>0</function></x:capability></device>";
+    cr_assert_eq(zr_pci_function_parse(ns, strlen(ns), "ns", &fn, &err), -EINVAL);
+    cr_assert_str_eq(err.message, "not a PCI node device (no <capability type='pci'>)");
+    zr_error_finish(&err);
+
+    /* Attributes are numbers as libvirt reads them: '010' is octal. */
+    const char *oct = "<device><capability type='pci'><domain>0</domain><bus>2</bus>"
+                      "<slot>0</slot><function>0</function><iommuGroup number='010'/>"
+                      "<numa node='011'/></capability></device>";
+    cr_assert_eq(zr_pci_function_parse(oct, strlen(oct), "oct", &fn, &err), 0, "%s", err.message);
+    cr_assert(fn.has_iommu_group);
+    cr_assert_eq(fn.iommu_group, 8);
+    cr_assert_eq(fn.numa_node, 9);
+    zr_pci_function_finish(&fn);
+
+    /* A DOCTYPE is refused before any declaration in it is read. */
+    const char *dt = "<!DOCTYPE device [<!ENTITY e 'x'>]><device/>";
+    cr_assert_eq(zr_pci_function_parse(dt, strlen(dt), "dt", &fn, &err), -EINVAL);
+    cr_assert_str_eq(err.message, "DOCTYPE declaration refused");
+    zr_error_finish(&err);
+}
+
 static void parse_use(const char *name, struct zr_host_use *u)
 {
     _cleanup_free_ char *xml = fixture(name);
