@@ -207,6 +207,9 @@ run_in() {
     set -e
     dir=$1
     shift
+    # the root a mount point of its own: libvirt makes "/" a slave mount in the namespace
+    # it gives each guest (qemu.conf namespaces), which fails (EINVAL) on a plain chroot
+    mount --bind "$dir" "$dir"
     mount -t proc proc "$dir/proc"
     mount --bind /sys "$dir/sys"
     mount --rbind /dev "$dir/dev"
