@@ -539,6 +539,20 @@ class PrivateDaemon:
 # The tool under test
 
 
+def runnable_by(user, path, test):
+    """path, or a copy of it that user can run: a checkout under /root (mode 0700), where a
+    clone made as root often is, is out of other users' reach. The copy goes with test."""
+    if subprocess.run(['runuser', '-u', user, '--', 'test', '-x', path]).returncode == 0:
+        return path
+    d = tempfile.mkdtemp(prefix='zr-bin-')
+    test.addCleanup(shutil.rmtree, d, True)
+    os.chmod(d, 0o755)
+    copy = os.path.join(d, os.path.basename(path))
+    shutil.copy2(path, copy)
+    os.chmod(copy, 0o755)
+    return copy
+
+
 def run_tool(args, stdin=None, env=None, binary=None, timeout=120):
     """Run zpci-reconcile (path from $ZR_BINARY, set by tests/meson.build).
 
