@@ -32,7 +32,8 @@
 # machine's /proc, /sys (without the cgroup hierarchies below it: a daemon in the root
 # must not share the machine's cgroups) and /dev (with /dev/pts), a copy of
 # /etc/resolv.conf, and a policy-rc.d that keeps packages from starting daemons at install.
-# Whatever CMD leaves running in the root (a daemon it started) is ended when CMD returns.
+# Whatever CMD leaves running in the root (a daemon it started) is ended when CMD returns;
+# so runs in one root take turns (a lock file in it).
 
 set -euo pipefail
 
@@ -195,6 +196,13 @@ run_in() {
   done
   [ $# -gt 0 ] || usage
   [ -x "$dir/bin/sh" ] || die "$dir is not a root filesystem"
+  # One run at a time in a root: the end of a run ends every process left in the root,
+  # a second run's included.
+  exec 8>"$dir/.zr-run-lock"
+  if ! flock -n 8; then
+    log "waiting for another run in $dir"
+    flock 8
+  fi
   release=$(. "$dir/etc/os-release" && echo "${VERSION_CODENAME-}")
   mkdir -p "$cache/archives/$release/partial"
   binds=("$cache/archives/$release:/var/cache/apt/archives" "${binds[@]}")

@@ -9,7 +9,8 @@
 # The daemon is started inside the root by tests/start-libvirtd.sh, in the private mount
 # namespace of tests/debian/root.sh run: its /run (sockets, pid files), /etc/libvirt and
 # /var/lib/libvirt are the root's, so the machine's own libvirtd on /run/libvirt is neither
-# seen nor touched, and it ends with the stage. The meson logs stay in
+# seen nor touched, and it ends with the stage. The libvirt corpus beside the checkout
+# (../shared), if any, is bound beside the copy for the fidelity tests. The meson logs stay in
 # ZR_ROOT_CACHE/RELEASE/ci/root/zpci-reconcile/build/meson-logs until the next run.
 # Last line: "N passed, N failed, N skipped" from meson's testlog; exit 0 when none failed,
 # 77 when not root.
@@ -37,7 +38,13 @@ rm -rf "$tree"
 bash "$root_sh" tree "$tree" || exit 1
 echo "suites-$release: root ready in $((SECONDS - t0))s ($root)"
 
-bash "$root_sh" run "$root" -- bash -s -- "$@" <<'INSIDE'
+# The libvirt XML corpus beside the checkout (../shared, as tests/meson.build's ZR_SHARED
+# expects it), when there is one, at the same place beside the copy.
+binds=()
+shared="$here/../../../shared"
+[ -d "$shared" ] && binds=(--bind "$(cd "$shared" && pwd):/root/shared")
+
+bash "$root_sh" run "$root" "${binds[@]}" -- bash -s -- "$@" <<'INSIDE'
 cd /root/zpci-reconcile || exit 1
 t0=$SECONDS
 if ! bash tests/start-libvirtd.sh >/dev/null; then
