@@ -405,6 +405,16 @@ class SystemLab(_Lab):
         super().__init__(SYSTEM_URI)
 
 
+def _libvirtd_major():
+    """libvirtd's major version ("libvirtd (libvirt) 11.3.0"), 0 when it cannot tell."""
+    try:
+        out = subprocess.run(['libvirtd', '--version'], capture_output=True, text=True,
+                             timeout=60).stdout
+        return int(out.split()[-1].split('.')[0])
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        return 0
+
+
 class PrivateDaemon:
     """A libvirtd of the test's own, serving the QEMU driver in system mode (root only).
 
@@ -462,13 +472,18 @@ class PrivateDaemon:
             return self
         mounts = ['mount --bind %s %s' % (os.path.join(self.dir, k), v)
                   for k, v in self.DIRS.items()]
-        # The QEMU driver probes every qemu-system-* it finds at its first connection,
-        # and those it could not cache again at every start (seconds each under load);
-        # the tests need s390x (and libvirt the host's own arch, for its version), so the
-        # others are hidden behind /dev/null, which libvirt skips as not executable.
-        keep = {'/usr/bin/qemu-system-s390x', '/usr/bin/qemu-system-' + os.uname().machine}
-        mounts += ['mount --bind /dev/null %s' % b
-                   for b in sorted(glob.glob('/usr/bin/qemu-system-*')) if b not in keep]
+        # libvirt 9.0's QEMU driver probes every qemu-system-* it finds at its first
+        # connection, and those it could not cache again at every start (seconds each
+        # under load); the tests need s390x (and libvirt the host's own arch, for its
+        # version), so the others are hidden behind /dev/null, which libvirt skips as not
+        # executable. libvirt 11.3 reuses the copied cache for all of them (no probe), and
+        # with some hidden it lists no guest capabilities for the host's arch at all
+        # (every call then fails: "could not find capabilities for arch=x86_64"): there
+        # nothing is hidden.
+        if _libvirtd_major() < 11:
+            keep = {'/usr/bin/qemu-system-s390x', '/usr/bin/qemu-system-' + os.uname().machine}
+            mounts += ['mount --bind /dev/null %s' % b
+                       for b in sorted(glob.glob('/usr/bin/qemu-system-*')) if b not in keep]
         mounts = ' && '.join(mounts)
         script = '%s && exec libvirtd -f %s -p %s' % (
             mounts, self.conf, os.path.join(self.dir, 'libvirtd.pid'))
