@@ -53,7 +53,9 @@ if ! bash tests/start-libvirtd.sh >/dev/null; then
   echo "0 passed, 1 failed, 0 skipped"
   exit 1
 fi
-echo "suites: $(virsh -c qemu:///system version | sed -n 's/^Running against daemon: *//p; s/^Using API: *//p; s/^Running hypervisor: *//p' | paste -sd ';' -), $(gcc --version | head -n 1) (daemon ready in $((SECONDS - t0))s)"
+versions=$(virsh -c qemu:///system version |
+  sed -n 's/^Running against daemon: */libvirtd /p; s/^Running hypervisor: *//p' | paste -sd ' ' -)
+echo "suites: $versions, $(gcc --version | head -n 1) (daemon ready in $((SECONDS - t0))s)"
 t0=$SECONDS
 if ! { meson setup build -Dtests=true >build-setup.log 2>&1 && meson compile -C build >build.log 2>&1; }; then
   cat build-setup.log build.log | tail -n 60
