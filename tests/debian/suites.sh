@@ -53,8 +53,8 @@ if ! bash tests/start-libvirtd.sh >/dev/null; then
   echo "0 passed, 1 failed, 0 skipped"
   exit 1
 fi
-versions=$(virsh -c qemu:///system version |
-  sed -n 's/^Running against daemon: */libvirtd /p; s/^Running hypervisor: *//p' | paste -sd ' ' -)
+versions="libvirtd $(libvirtd --version | sed 's/.* //'), $(virsh -c qemu:///system version |
+  sed -n 's/^Running hypervisor: *//p')"
 echo "suites: $versions, $(gcc --version | head -n 1) (daemon ready in $((SECONDS - t0))s)"
 t0=$SECONDS
 if ! { meson setup build -Dtests=true >build-setup.log 2>&1 && meson compile -C build >build.log 2>&1; }; then
