@@ -586,7 +586,8 @@ class DocTest(unittest.TestCase):
             self.assertIn(word, out)
         for option in ('inventory', 'content', 'uri', 'state', 'atomic', 'config_only',
                        'timeout', 'host_check', 'binary'):
-            self.assertRegex(out, r'\n[-=] %s\n' % option)
+            # 2.14: the name on a line of its own; 2.19: the name, then its description
+            self.assertRegex(out, r'\n[-=] %s(?:\n| {2,}\S)' % option)
         rc, out = self.ansible.run('ansible-doc', '--json', FQCN)
         self.assertEqual(rc, 0, out)
         doc = json.loads(out)[FQCN]
