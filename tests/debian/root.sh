@@ -106,7 +106,10 @@ with_lock() {
 
 make_base() {
   local release=$1 dir="$cache/$1/base" m
-  [ -f "$dir/etc/os-release" ] && [ ! -e "$dir.tmp" ] && return 0
+  if [ -f "$dir/etc/os-release" ]; then
+    rm -rf "$dir.tmp"    # left by a run that died before its rename: base is complete
+    return 0
+  fi
   command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
   m=$(mirror)
   rm -rf "$dir.tmp"
