@@ -1,5 +1,5 @@
 #!/bin/bash
-# The README's first command: from a fresh Debian 12 (as root) to a
+# The README's first command: from a fresh Debian 12 or 13 (as root) to a
 # converged embedded libvirt lab.  Installs what is missing, builds, defines
 # s390x guests in a qemu:///embed root under ./demo (no daemon needed), then
 # runs plan, apply and plan again on examples/demo.yaml.
@@ -8,17 +8,10 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-packages=(gcc libc6-dev libyaml-dev libvirt-dev libxml2-dev libcriterion-dev meson ninja-build
-          pkg-config python3 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-misc)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "== installing: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# The package list is shared with tests/run-all.sh (contrib/packages.sh), so a build
+# dependency cannot be missing here while the tests have it.
+. "$top/contrib/packages.sh"
+zr_install demo --quiet || { echo "demo.sh: installing packages failed" >&2; exit 1; }
 
 echo "== building"
 # The same build directory as tests/run-all.sh, with the same options.

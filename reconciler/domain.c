@@ -311,6 +311,61 @@ static bool known_child(const xmlNode *c, zr_kind kind)
     return false;
 }
 
+static bool name_in(const xmlChar *name, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (xmlStrEqual(name, BAD_CAST names[i]))
+            return true;
+    return false;
+}
+
+/* Writes " NAME='VALUE'" for each attribute of `n` not in `skip`; whether any. */
+static bool write_attrs(FILE *f, const xmlNode *n, const char *const *skip, size_t n_skip)
+{
+    bool any = false;
+    for (const xmlAttr *a = n->properties; a; a = a->next) {
+        if (name_in(a->name, skip, n_skip))
+            continue;
+        _cleanup_free_ char *v = xml_prop(n, (const char *)a->name);
+        fprintf(f, " %s='%s'", (const char *)a->name, v ? v : "");
+        any = true;
+    }
+    return any;
+}
+
+/* What libvirt 11 can add beyond format v1: attributes of the device element
+ * (a PCI hostdev's display='on' ramfb='on') and a <driver> that says more
+ * than name='vfio' (a VFIO variant driver, <driver model='vfio-pci-igb'/>).
+ * Named as " display='on'" and "<driver model='vfio-pci-igb'>". */
+static bool write_unrepresentable_attrs(FILE *f, const xmlNode *device, bool any)
+{
+    static const char *const device_attrs[] = {"mode", "type", "managed"};
+    char *s = NULL;
+    size_t len = 0;
+    FILE *g = open_memstream(&s, &len);
+    if (!g)
+        abort();
+    bool got = write_attrs(g, device, device_attrs, ELEMENTSOF(device_attrs));
+    if (fclose(g) != 0)
+        abort();
+    if (got)
+        fprintf(f, "%s%s", any ? ", " : "", s + 1);
+    free(s);
+    any = any || got;
+
+    xmlNode *driver = child_element(device, "driver");
+    _cleanup_free_ char *name = driver ? xml_prop(driver, "name") : NULL;
+    bool plain = driver && (!driver->properties ||
+                            (zr_streq(name, "vfio") && !driver->properties->next));
+    if (driver && !plain) {
+        fprintf(f, "%s<driver", any ? ", " : "");
+        write_attrs(f, driver, NULL, 0);
+        fputc('>', f);
+        any = true;
+    }
+    return any;
+}
+
 /* Lists what the device has that the model does not carry, so export can
  * name it and people know a replacement keeps it. */
 static void read_unrepresentable(const xmlNode *device, struct zr_device *d)
@@ -320,7 +375,7 @@ static void read_unrepresentable(const xmlNode *device, struct zr_device *d)
     FILE *f = open_memstream(&s, &len);
     if (!f)
         abort();
-    bool any = false;
+    bool any = write_unrepresentable_attrs(f, device, false);
     for (xmlNode *c = device->children; c; c = c->next) {
         if (c->type != XML_ELEMENT_NODE)
             continue;

@@ -114,7 +114,13 @@ zr_error_code zr_libvirt_error_code(zr_error_code fallback)
     case VIR_ERR_NO_DOMAIN:
         return ZR_ERR_NOT_FOUND;
     case VIR_ERR_SYSTEM_ERROR:
-        /* int1 is the errno of a failed system call (the socket). */
+        /* int1 is the errno of a failed system call. Only the client's
+         * socket (libvirt's RPC layer) tells a missing daemon or a refused
+         * user; the daemon's own calls fail with the same errnos for host
+         * reasons (libvirt 11.3's live attach: EPERM raising QEMU's locked-
+         * memory limit, ENOENT reading the kernel's modules.alias). */
+        if (e->domain != VIR_FROM_RPC)
+            break;
         if (e->int1 == EACCES || e->int1 == EPERM)
             return ZR_ERR_AUTH;
         if (e->int1 == ENOENT || e->int1 == ECONNREFUSED)

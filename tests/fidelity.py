@@ -148,7 +148,8 @@ def without_in_scope(domain_xml):
 
 def normalized(el, drop_managed=False, drop=()):
     """A copy without libvirt's <driver name='vfio'/> (it adds one when it attaches) and
-    without the children named in `drop` (what export said it cannot write)."""
+    without the children and '@attributes' named in `drop` (what export said it cannot
+    write)."""
     el = ET.fromstring(ET.tostring(el))
     for c in list(el):
         if c.tag == 'driver' and c.attrib == {'name': 'vfio'} and len(c) == 0:
@@ -157,6 +158,9 @@ def normalized(el, drop_managed=False, drop=()):
             el.remove(c)
         elif c.tag == 'address' and c.get('type') == 'unassigned' and 'unassigned' in drop:
             el.remove(c)
+    for a in drop:
+        if a.startswith('@'):
+            el.attrib.pop(a[1:], None)
     if drop_managed:
         el.attrib.pop('managed', None)
     elif el.get('managed') is None:
@@ -318,7 +322,10 @@ class Checker:
             if not m:
                 continue
             what = m.group(1)
-            left_out.update(re.findall(r'<(\w+)>', what))
+            left_out.update(re.findall(r'<(\w+)', what))
+            # attributes of the device element (libvirt 11: display='on' ramfb='on')
+            left_out.update('@' + a for a in
+                            re.findall(r"(?:^|[ ,])(\w+)='", re.sub(r'<[^>]*>', '', what)))
             if 'unassigned address' in what:
                 left_out.add('unassigned')
             if what.startswith('vlan'):

@@ -1,51 +1,55 @@
 #!/bin/bash
-# zpci-reconcile's test command: `bash tests/run-all.sh`, from any directory.
+# zpci-reconcile's test command: `bash tests/run-all.sh [--full]`, from any directory.
 #
-# On a fresh Debian 12 (as root) it installs what the build and the tests need, starts
-# libvirtd for the qemu:///system tests, then runs the suites three ways:
-#   build/       all suites (unit, integration)
-#   build-asan/  the suites that drive the binary again, built with ASan + UBSan
-#   build/       the unit and fuzz-replay suites under valgrind memcheck
-# Then, each a stage of its own: libvirt's test-suite domains (tests/corpus/run.sh), the
-# live lab (tests/live-lab/run.sh, docs/live-lab.md) and the Debian package
-# (tests/package/test-deb.sh).
+# On a fresh Debian 12 or 13 (as root) it installs what is missing (contrib/packages.sh),
+# starts libvirtd for the qemu:///system tests, builds build/ and runs all its suites
+# (unit, integration, docs, ...): a few minutes. Then it says how to run the rest.
+#
+# --full (what CI runs, .ci/run) adds, each a stage of its own:
+#   asan       build-asan/: the suites that drive the binary again, with ASan + UBSan
+#   valgrind   build/: the unit and fuzz-replay suites under valgrind memcheck
+#   fuzz       build-fuzz/: each libFuzzer target for $ZR_FUZZ_SECONDS (default 30)
+#   corpus     libvirt's test-suite domains (tests/corpus/run.sh)
+#   live-lab   the live lab (tests/live-lab/run.sh --$ZR_LIVE_LAB, default full;
+#              docs/live-lab.md; ZR_LIVE_LAB=skip leaves it out)
+#   trixie     the unit and integration suites in a cached Debian 13 root against its own
+#              libvirtd 11.3 (tests/debian/suites.sh; docs/testing.md)
+#   fresh-*    the README's first command (contrib/demo.sh) in a fresh minimal Debian 12
+#              and 13 root with a clean copy of the checkout (tests/debian/fresh.sh)
+#   package    the Debian package (tests/package/test-deb.sh)
+# The Debian roots (debootstrap, apt downloads: I/O bound) are prepared in the background
+# while the CPU-bound stages run. Stage times: docs/testing.md.
 # Both memory checks go through tests/memcheck.sh, which also catches leaks in the child
 # processes Criterion runs each test in (a plain --wrap=valgrind does not).
 #
 # The integration suite runs under ASan too: libvirt's embedded QEMU driver was tried in
 # an ASan+UBSan build (open, define, config attach/detach, close) and reported nothing.
 #
-# The last line printed is "N passed, N failed, N skipped", summed over the three runs
-# from meson's testlog JSON; a stage that could not run (packages, build) counts as one
-# failure. Exit status 1 when anything failed.
+# The last line printed is "N passed, N failed, N skipped", summed over the stages (meson's
+# testlog JSON for the suites); a stage that could not run (packages, build) counts as one
+# failure. Each stage's time is printed in the summary. Exit status 1 when anything failed.
 
 set -uo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$src" || exit 1
 
-# Build and test dependencies, Debian package names. clang and its runtime (libFuzzer)
-# build the fuzz targets for a short smoke run; their corpora are replayed by the
-# ordinary builds.
-packages=(
-  gcc libc6-dev pkg-config meson ninja-build clang libclang-rt-14-dev
-  libyaml-dev libvirt-dev libxml2-dev libcriterion-dev libsystemd-dev
-  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-misc
-  python3 python3-jsonschema python3-yaml libxml2-utils scdoc valgrind procps
-  # what users meet: man -l renders the man pages, script gives the colour tests a
-  # terminal, bash-completion.pc says where the completion is installed
-  groff-base man-db bsdutils util-linux bash-completion
-  # export's corpus test defines x86 and ppc64 guests too; promtool lints the
-  # metrics file; systemd-analyze verifies the units in contrib/systemd.
-  qemu-system-x86 qemu-system-ppc prometheus systemd
-  # the Ansible collection's tests (ansible-playbook, ansible-doc, ansible-test) and the
-  # Debian package's (dpkg-buildpackage with debhelper's dh, then apt-get install)
-  ansible-core debhelper dpkg-dev build-essential
-  # the corpus stage unpacks libvirt's source packages (apt-get source; dpkg-dev above)
-  xz-utils
-  # the live lab's initramfs images (init, insmod, cpio; the host needs no kmod)
-  busybox-static
-)
+full=0
+case "${1-}" in
+  --full) full=1 ;;
+  '') ;;
+  -h | --help)
+    sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+  *)
+    echo "usage: tests/run-all.sh [--full]" >&2
+    exit 2
+    ;;
+esac
+
+# Package names, shared with contrib/demo.sh and chosen by what the release has.
+. "$src/contrib/packages.sh"
 
 passed=0 failed=0 skipped=0
 timings=()
@@ -61,22 +65,10 @@ stage_failed() {
 }
 
 install_packages() {
-  local missing=() p
-  for p in "${packages[@]}"; do
-    [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" = "ii " ] || missing+=("$p")
-  done
-  if [ ${#missing[@]} -eq 0 ] && [ "${CI-}" != true ]; then
-    return 0
-  fi
-  if [ "$(id -u)" -ne 0 ]; then
-    stage_failed "packages missing and not root to install them: ${missing[*]}"
-    return 1
-  fi
-  banner "packages: apt-get install ${missing[*]:-(none missing)}"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-get update -q </dev/null ||
-    ! apt-get install -y -q --no-install-recommends "${packages[@]}" </dev/null; then
-    stage_failed "apt-get install"
+  local set=test
+  [ "$full" -eq 1 ] && set=full
+  if ! zr_install "$set"; then
+    stage_failed "packages: installing the '$set' set of contrib/packages.sh"
     return 1
   fi
 }
@@ -146,6 +138,22 @@ t0=$SECONDS
 install_packages
 timings+=("$(printf '%-10s %4ds' packages $((SECONDS - t0)))")
 
+# --full: the Debian roots of the last stages (debootstrap, apt downloads and unpacking)
+# are made or brought up to date in the background, while the CPU-bound stages run.
+roots_log=$(mktemp "${TMPDIR:-/tmp}/zr-roots-log.XXXXXX")
+roots_pid=
+if [ "$full" -eq 1 ]; then
+  (
+    t=$SECONDS
+    bash "$src/tests/debian/root.sh" base bookworm &&
+      bash "$src/tests/debian/root.sh" with trixie ci --set test
+    rc=$?
+    echo "roots prepared in $((SECONDS - t))s (exit $rc)"
+    exit "$rc"
+  ) >"$roots_log" 2>&1 </dev/null &
+  roots_pid=$!
+fi
+
 # libvirtd for the qemu:///system tests; when not root those tests skip themselves.
 t0=$SECONDS
 banner "libvirtd"
@@ -164,6 +172,26 @@ if build build -Dtests=true; then
   run_tests plain build zr-plain
 else
   stage_failed "build in build/"
+fi
+
+summary() {
+  banner "summary"
+  for t in "${timings[@]}"; do echo "  $t"; done
+  echo "  total      $(printf '%4d' $((SECONDS - t_all)))s"
+  for p in "${problems[@]}"; do echo "  problem: $p"; done
+  if [ "$full" -eq 0 ]; then
+    echo "  That was the plain build's suites. Every stage (ASan, valgrind, fuzzing, libvirt's"
+    echo "  corpus, the live lab, libvirt 11.3 in a Debian 13 root, the README's first command"
+    echo "  in fresh Debian 12 and 13 roots, the package): tests/run-all.sh --full (docs/testing.md)"
+  fi
+  rm -f "$roots_log"
+  echo "$passed passed, $failed failed, $skipped skipped"
+  [ "$failed" -eq 0 ]
+}
+
+if [ "$full" -eq 0 ]; then
+  summary
+  exit
 fi
 
 t0=$SECONDS
@@ -252,6 +280,55 @@ if [ "$plain_ok" -eq 1 ] && [ "${ZR_LIVE_LAB-full}" != skip ]; then
   rm -f "$lab_log"
 fi
 
+# run_counted LABEL CMD...: a stage whose last line is "N passed, N failed[, N skipped]";
+# exit 77 with nothing counted is one skip, any other failure with nothing counted one failure.
+run_counted() {
+  local label=$1 out rc counts p=0 f=0 s=0 t0=$SECONDS
+  shift
+  out=$(mktemp "${TMPDIR:-/tmp}/zr-stage-log.XXXXXX")
+  "$@" </dev/null 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  counts=$(tail -n 1 "$out" |
+    sed -n 's/^\([0-9]\+\) passed, \([0-9]\+\) failed\(, \([0-9]\+\) skipped\)\{0,1\}$/\1 \2 \4/p')
+  read -r p f s <<<"${counts:-0 0 0}"
+  s=${s:-0}
+  if [ "$rc" -eq 77 ] && [ $((p + f + s)) -eq 0 ]; then
+    s=1
+  fi
+  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+  timings+=("$(printf '%-10s %4ds  %d passed, %d failed, %d skipped' \
+    "$label" $((SECONDS - t0)) "$p" "$f" "$s")")
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ "$f" -eq 0 ]; then
+    stage_failed "$label: exited $rc with nothing counted as failed"
+  elif [ "$f" -ne 0 ]; then
+    problems+=("$label: $f failed")
+  fi
+  rm -f "$out"
+}
+
+# The Debian roots made in the background: wait for them, show how it went.
+if [ -n "$roots_pid" ]; then
+  t0=$SECONDS
+  banner "Debian roots (prepared in the background)"
+  wait "$roots_pid"
+  roots_rc=$?
+  tail -n 20 "$roots_log"
+  timings+=("$(printf '%-10s %4ds  (waited; made while the stages above ran)' roots $((SECONDS - t0)))")
+  [ "$roots_rc" -eq 0 ] || stage_failed "preparing the Debian roots (tests/debian/root.sh)"
+fi
+
+# libvirt 11.3: the unit and integration suites in the cached Debian 13 root, built there
+# and run against that root's own libvirtd (tests/debian/suites.sh).
+banner "trixie: unit and integration suites against libvirt 11.3 (tests/debian/suites.sh)"
+run_counted trixie bash "$src/tests/debian/suites.sh" trixie
+
+# The README's first command from nothing: a fresh minimal root of each release, a clean
+# copy of the checkout, contrib/demo.sh as root (tests/debian/fresh.sh).
+for release in bookworm trixie; do
+  banner "fresh-$release: contrib/demo.sh in a fresh minimal root (tests/debian/fresh.sh)"
+  run_counted "fresh-$release" bash "$src/tests/debian/fresh.sh" "$release"
+done
+
 # The Debian package (debian/): build it, install it into /usr, check it, purge it.
 # Last and alone: it installs into /usr and /lib, and every suite above runs the
 # build tree's binary by its path.
@@ -265,9 +342,4 @@ case $? in
 esac
 timings+=("$(printf '%-10s %4ds' package $((SECONDS - t0)))")
 
-banner "summary"
-for t in "${timings[@]}"; do echo "  $t"; done
-echo "  total      $(printf '%4d' $((SECONDS - t_all)))s"
-for p in "${problems[@]}"; do echo "  problem: $p"; done
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+summary

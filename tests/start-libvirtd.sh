@@ -40,7 +40,8 @@ log() { echo "start-libvirtd: $*" >&2; }
 
 for cmd in libvirtd virtlogd virsh; do
   if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
-    log "$cmd not found (install libvirt-daemon libvirt-clients)"
+    log "$cmd not found (install libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients;" \
+      "contrib/packages.sh has the list for each Debian release)"
     exit 1
   fi
 done

@@ -649,7 +649,7 @@ class LockTest(ReportTestCase):
         os.mkdir(d, 0o777)
         os.chmod(d, 0o777)
         self.addCleanup(shutil.rmtree, d, True)
-        binary = os.environ['ZR_BINARY']
+        binary = lab.runnable_by('nobody', os.environ['ZR_BINARY'], self)
         root = tempfile.mkdtemp(prefix='zr-nobody-')
         self.addCleanup(shutil.rmtree, root, True)
         os.chown(root, 65534, 65534)

@@ -32,7 +32,6 @@ import lab
 from lab import hostdev_xml, s390x_guest
 
 SHARED_URI = 'qemu:///system?socket=/run/libvirt/libvirt-sock'
-NO_VFIO = "unsupported configuration: host doesn't support VFIO PCI passthrough"
 # This machine's libvirtd lists its PCI functions without an IOMMU group (no IOMMU, no
 # VFIO): the host check refuses to give one to a guest, which could never start with it.
 def no_iommu(f):
@@ -226,9 +225,12 @@ class SharedDaemonTest(DaemonTestCase):
         # What libvirt itself does without the check (the rest of this test)
         rc, out, err = self.tool('apply', '--no-host-check', self.inv)
         self.assertEqual(rc, 1, out + err)
-        # libvirt's own message, under the guest's name, on the device's line
-        self.assertIn('%s:\n  + attach hostdev %s [live+config] failed: %s\n' % (run, f0, NO_VFIO),
-                      out)
+        # libvirt's own message, under the guest's name, on the device's line; not
+        # followed by a hint about the connection (libvirt 11.3's refusals here are
+        # system errors, whose errno once passed for a missing daemon or a refused user)
+        self.assertRegex(out, re.escape('%s:\n  + attach hostdev %s [live+config] failed: '
+                                        % (run, f0))
+                         + '(?:%s)\n(?!  hint: (?:is libvirt|run as root))' % lab.NO_VFIO_RE)
         self.assertIn('%s:\n  + attach hostdev %s [config] done\n' % (off, f1), out)
         self.assertIn('Apply: 1 attached, 0 detached, 0 replaced, 1 failed on 1 of 2 guests '
                       '(1 with errors).', out)
@@ -244,7 +246,8 @@ class SharedDaemonTest(DaemonTestCase):
         [a] = doc['actions']
         self.assertEqual((a['guest'], a['op'], a['source'], a['live'], a['config']),
                          (run, 'attach', f0, True, True))
-        self.assertEqual((a['result'], a['error']), ('failed', NO_VFIO))
+        self.assertEqual(a['result'], 'failed')
+        self.assertRegex(a['error'], '^(?:%s)$' % lab.NO_VFIO_RE)
         self.assertEqual(doc['summary']['failed'], 1)
         self.assertEqual(a['uri'], SHARED_URI)
 
@@ -515,7 +518,7 @@ class SharedDaemonTest(DaemonTestCase):
             (c, 'attach', fake(4), 'skipped'),
         ])
         by = actions_by(doc)
-        self.assertEqual(by[(r, 'attach', fake(3))]['error'], NO_VFIO)
+        self.assertRegex(by[(r, 'attach', fake(3))]['error'], '^(?:%s)$' % lab.NO_VFIO_RE)
         self.assertEqual(by[(c, 'attach', fake(4))]['skip_reason'],
                          'not run: an earlier action on this host failed (--atomic)')
         self.assertEqual(doc['summary']['rolled_back'], 2)

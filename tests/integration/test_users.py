@@ -187,7 +187,8 @@ class MessagesTest(unittest.TestCase):
         text = textwrap.dedent(inventory).lstrip()
         if user is None:
             return run_tool(argv, stdin=text, env={'LIBVIRT_DEFAULT_URI': None})
-        proc = subprocess.run(['runuser', '-u', user, '--', binary()] + argv, input=text,
+        proc = subprocess.run(['runuser', '-u', user, '--', lab.runnable_by(user, binary(), self)]
+                              + argv, input=text,
                               capture_output=True, text=True, timeout=120,
                               env=dict(os.environ, HOME='/'))
         return proc.returncode, proc.stdout, proc.stderr

@@ -70,7 +70,8 @@ cannot_run() {
 
 [ "$(id -u)" -eq 0 ] || cannot_run "needs root (libvirtd inside L1 runs from this root filesystem)"
 for tool in qemu-system-x86_64 qemu-system-s390x apt-get dpkg-deb setpriv timeout; do
-  command -v "$tool" >/dev/null || cannot_run "$tool is not installed"
+  # the packages: contrib/packages.sh's "full" set (tests/run-all.sh --full installs it)
+  command -v "$tool" >/dev/null || cannot_run "$tool is not installed (contrib/packages.sh, full)"
 done
 [ -x /bin/busybox ] && /bin/busybox --list | grep -qx switch_root ||
   cannot_run "busybox-static is not installed (/bin/busybox with switch_root)"

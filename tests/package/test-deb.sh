@@ -102,7 +102,12 @@ echo "installed in $((SECONDS - t0))s"
 
 # ---- check
 t0=$SECONDS
-unitdir=/lib/systemd/system
+# where debian/rules puts the units: /usr/lib on Debian 13 (debhelper with dh_movetousr)
+if command -v dh_movetousr >/dev/null; then
+  unitdir=/usr/lib/systemd/system
+else
+  unitdir=/lib/systemd/system
+fi
 expected=(
   /usr/bin/zpci-reconcile
   /usr/share/man/man1/zpci-reconcile.1.gz

@@ -369,3 +369,35 @@ Test(export, boot_rom_and_interface_address_are_written_the_rest_warned)
     zr_export_warnings_finish(&w);
     zr_device_list_finish(&devs);
 }
+
+/* What libvirt 11.3 keeps that 9.0 drops at define: a PCI hostdev's display and
+ * ramfb, and a VFIO variant driver (<driver model=...>). A detach and fresh attach
+ * from the inventory cannot bring them back, so export says so; a plain
+ * <driver name='vfio'/> is the one the tool writes itself and is no loss. */
+Test(export, libvirt_11_display_ramfb_and_variant_driver_are_warned)
+{
+    struct zr_device_list devs = {0};
+    parse_xml("<domain><devices>"
+              "<hostdev mode='subsystem' type='pci' managed='no' display='on' ramfb='on'>"
+              "<source><address domain='0x0000' bus='0x06' slot='0x12' function='0x5'/></source>"
+              "</hostdev>"
+              "<hostdev mode='subsystem' type='pci' managed='yes'><driver model='vfio-pci-igb'/>"
+              "<source><address domain='0x0000' bus='0x06' slot='0x12' function='0x3'/></source>"
+              "</hostdev>"
+              "<hostdev mode='subsystem' type='pci' managed='yes'><driver name='vfio'/>"
+              "<source><address domain='0x0000' bus='0x06' slot='0x12' function='0x4'/></source>"
+              "</hostdev>"
+              "</devices></domain>",
+              &devs);
+    struct zr_export_guest g = {"g", &devs};
+    struct zr_export_warnings w = {0};
+    char *yaml = round_trip(&g, 1, &w);
+    cr_expect_eq(w.n, 2);
+    cr_expect(has_warning(&w, "hostdev 0000:06:12.5: display='on' ramfb='on' left out: "
+                              "inventory format v1 cannot say it"));
+    cr_expect(has_warning(&w, "hostdev 0000:06:12.3: <driver model='vfio-pci-igb'> left out"));
+    cr_expect_not(has_warning(&w, "0000:06:12.4"));
+    free(yaml);
+    zr_export_warnings_finish(&w);
+    zr_device_list_finish(&devs);
+}
