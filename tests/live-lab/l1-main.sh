@@ -94,6 +94,39 @@ done
 ls -l /dev/vfio >"$X/logs/dev-vfio.txt"
 phase vfio
 
+# ---- SR-IOV (run.sh --sriov: an igb PF, 8086:10c9, behind the root port 00:08.0) ------------
+
+if [ "${SRIOV-0}" = 1 ]; then
+  busybox modprobe igb || abort "modprobe igb failed"
+  SRIOV_PF=
+  for d in /sys/bus/pci/devices/*; do
+    [ "$(cat "$d/vendor")" = 0x8086 ] && [ "$(cat "$d/device")" = 0x10c9 ] && SRIOV_PF=${d##*/}
+  done
+  [ -n "$SRIOV_PF" ] || abort "no igb physical function (8086:10c9) in L1"
+  pf=/sys/bus/pci/devices/$SRIOV_PF
+  SRIOV_PFDEV=
+  for _ in $(seq 1 40); do
+    SRIOV_PFDEV=$(ls "$pf/net" 2>/dev/null | head -n 1)
+    [ -n "$SRIOV_PFDEV" ] && break
+    sleep 0.25
+  done
+  [ -n "$SRIOV_PFDEV" ] || abort "igb made no network device for $SRIOV_PF"
+  # libvirt sets a VF's MAC and VLAN through the PF: it refuses while the PF is down.
+  ip link set "$SRIOV_PFDEV" up || abort "cannot bring $SRIOV_PFDEV up"
+  # No VF driver (igbvf) in L1: the VFs stay unbound until libvirt or a scenario binds them.
+  echo 3 >"$pf/sriov_numvfs" || abort "cannot make 3 VFs on $SRIOV_PF"
+  SRIOV_VFS=
+  for i in 0 1 2; do
+    [ -e "$pf/virtfn$i" ] || abort "$SRIOV_PF has no virtfn$i"
+    SRIOV_VFS="$SRIOV_VFS $(basename "$(readlink "$pf/virtfn$i")")"
+  done
+  SRIOV_VFS=${SRIOV_VFS# }
+  ip link show "$SRIOV_PFDEV" >"$X/logs/pf-before.txt"
+  echo "live-lab: L1: PF $SRIOV_PF ($SRIOV_PFDEV), VFs $SRIOV_VFS"
+  export SRIOV_PF SRIOV_PFDEV SRIOV_VFS
+  phase sriov
+fi
+
 # ---- libvirt --------------------------------------------------------------------------------
 
 virtlogd -d || abort "virtlogd did not start"

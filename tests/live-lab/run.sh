@@ -1,7 +1,7 @@
 #!/bin/bash
 # The live lab: zpci-reconcile against running guests that hold real VFIO functions.
 #
-#   tests/live-lab/run.sh [--quick | --full] [SCENARIO...]      (as root)
+#   tests/live-lab/run.sh [--quick | --full | --sriov] [SCENARIO...]      (as root)
 #
 # This machine has no IOMMU, so the lab nests: an L1 x86 q35 guest under TCG with an emulated
 # intel-iommu and e1000e functions boots Debian's kernel with the host's root filesystem as
@@ -10,7 +10,9 @@
 # (TCG) hold them. See docs/live-lab.md.
 #
 # --quick runs the scenarios on guests without an OS (a few minutes); --full (the default)
-# adds those that boot a Linux L2 and watch what it sees. Naming scenarios runs only those.
+# adds those that boot a Linux L2 and watch what it sees; --sriov runs the sriov_* scenarios
+# on the virtual functions of an igb (82576) in L1, with L0 the QEMU 10 of a cached Debian 13
+# root (tests/debian/root.sh). Naming scenarios runs only those.
 # The last line is "N passed, N failed"; exit 0 only when nothing failed. A machine that
 # cannot run the lab skips it (exit 77) unless CI=true, where that is a failure.
 #
@@ -28,13 +30,15 @@ build=${ZR_LAB_BUILD:-$src/build}
 total_timeout=${ZR_LAB_TIMEOUT:-2700}
 mode=full
 scenarios=()
+sriov=0
 
 for arg in "$@"; do
   case $arg in
     --quick) mode=quick ;;
     --full) mode=full ;;
+    --sriov) mode=sriov ;;
     -h | --help)
-      sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     -*)
@@ -43,6 +47,13 @@ for arg in "$@"; do
       ;;
     *) scenarios+=("$arg") ;;
   esac
+done
+
+# SR-IOV needs an emulated SR-IOV NIC in L1: igb, which QEMU has since 8.0; the machine's
+# QEMU 7.2 has none, so L0 is then the QEMU of a cached Debian 13 root.
+[ "$mode" = sriov ] && sriov=1
+for s in "${scenarios[@]}"; do
+  case $s in sriov_* | sriov-*) sriov=1 ;; esac
 done
 
 t_start=$SECONDS
@@ -84,6 +95,32 @@ if [ ! -x "$zr" ] && [ -d "$build" ]; then
   meson compile -C "$build" >/dev/null || true
 fi
 [ -x "$zr" ] || cannot_run "no zpci-reconcile in $build (meson setup build -Dtests=true && meson compile -C build)"
+
+# L0 for SR-IOV: Debian 13's qemu-system-x86_64, chrooted into its root in a private mount
+# namespace with the machine's / bound (not recursively) at /zr-host, so every host path
+# on its command line carries $hp. Every step execs the next, so the pdeath signal set on
+# the first reaches QEMU. Running that QEMU through its own ld.so instead does not work:
+# it loads the machine's QEMU 7.2 modules and aborts.
+l0_root= hp=
+l0_cmd=(qemu-system-x86_64)
+if [ "$sriov" = 1 ]; then
+  command -v debootstrap >/dev/null || cannot_run "debootstrap is not installed (the Debian 13 root of L0's QEMU)"
+  mkdir -p "$cache"
+  l0_root=$("$src/tests/debian/root.sh" with trixie lab --set test ipxe-qemu busybox-static iproute2 \
+    2>"$cache/root.log") || cannot_run "cannot make the Debian 13 root (tests/debian/root.sh; $cache/root.log)"
+  hp=/zr-host
+  mkdir -p "$l0_root$hp"
+  l0_cmd=(unshare --mount --propagation private -- bash -c '
+    set -e
+    dir=$1
+    shift
+    mount --bind / "$dir/zr-host"
+    mount -t proc proc "$dir/proc"
+    mount --rbind /dev "$dir/dev"
+    exec chroot "$dir" setpriv --pdeathsig KILL /usr/bin/qemu-system-x86_64 "$@"' bash "$l0_root")
+  "$src/tests/debian/root.sh" run "$l0_root" -- qemu-system-x86_64 -device help 2>/dev/null |
+    grep -q '"igb"' || cannot_run "the Debian 13 root's QEMU has no igb device"
+fi
 
 # ---- teardown: always ------------------------------------------------------------------
 
@@ -246,6 +283,15 @@ build_l2_initrd() {
   mkdir -p "$dir/bin" "$dir/proc" "$dir/sys" "$dir/dev"
   if [ "$arch" = amd64 ]; then
     cp /bin/busybox "$dir/bin/busybox"
+    # igbvf, so the guest has a network device (and its MAC) on an igb VF it is given.
+    local mods=$cache/amd64/root/lib/modules/$kver m
+    [ -s "$mods/modules.dep" ] || /bin/busybox depmod -b "$cache/amd64/root" "$kver"
+    mkdir -p "$dir/lib/modules/$kver"
+    for m in $(awk -F: '$1 ~ /\/igbvf\.ko$/ {print $1, $2}' "$mods/modules.dep"); do
+      mkdir -p "$dir/lib/modules/$kver/$(dirname "$m")"
+      cp "$mods/$m" "$dir/lib/modules/$kver/$m"
+    done
+    cp "$mods/modules.dep" "$dir/lib/modules/$kver/"
   else
     cp "$cache/$arch/root/bin/busybox" "$dir/bin/busybox"
   fi
@@ -283,6 +329,7 @@ cp "$here"/l1-main.sh "$here"/scenarios.sh "$xchg/"
   printf 'ZR=%q\n' "$zr"
   printf 'SRC=%q\n' "$src"
   printf 'MODE=%q\n' "$mode"
+  printf 'SRIOV=%q\n' "$sriov"
   printf 'SCENARIOS=%q\n' "${scenarios[*]-}"
   printf 'KVER=%q\n' "$kver"
   printf 'KMODS=%q\n' "$cache/amd64/root/lib/modules/$kver"
@@ -298,18 +345,22 @@ cp "$here"/l1-main.sh "$here"/scenarios.sh "$xchg/"
 # L1 must not outlive this script even when it is killed with SIGKILL (no trap runs then):
 # the kernel sends SIGKILL to timeout when this shell dies, and to QEMU when timeout dies;
 # timeout itself ends L1 after the overall limit.
+# With SR-IOV, an igb (82576, up to 7 VFs) behind a root port of its own (00:08.0, bus 02).
+sriov_dev=()
+[ "$sriov" = 1 ] && sriov_dev=(-device pcie-root-port,id=rp8,chassis=8,addr=08.0 -device igb,bus=rp8,romfile=)
 setpriv --pdeathsig KILL timeout -k 10 $((total_timeout + 30)) \
-  setpriv --pdeathsig KILL qemu-system-x86_64 -accel tcg,thread=multi -M q35 -cpu max -smp 2 -m 6144 \
+  setpriv --pdeathsig KILL "${l0_cmd[@]}" -accel tcg,thread=multi -M q35 -cpu max -smp 2 -m 6144 \
   -device intel-iommu,intremap=on \
-  -kernel "$cache/amd64/root/boot/vmlinuz-$kver" -initrd "$l1_initrd" \
+  -kernel "$hp$cache/amd64/root/boot/vmlinuz-$kver" -initrd "$hp$l1_initrd" \
   -append "console=ttyS0 intel_iommu=on iommu=pt quiet loglevel=3 panic=-1" \
-  -virtfs local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap \
-  -virtfs "local,path=$xchg,mount_tag=xchg,security_model=none" \
+  -virtfs local,path=$hp/,mount_tag=root,security_model=none,readonly=on,multidevs=remap \
+  -virtfs "local,path=$hp$xchg,mount_tag=xchg,security_model=none" \
   -nic none -device e1000e,addr=04.0 -device e1000e,addr=05.0 -device e1000e,addr=06.0 \
   -device pcie-pci-bridge,id=br7,addr=07.0 \
   -device e1000,bus=br7,addr=01.0 -device e1000,bus=br7,addr=02.0 \
-  -display none -monitor none -serial "file:$xchg/l1-console.log" \
-  -no-reboot -pidfile "$xchg/l1.pid" </dev/null &
+  "${sriov_dev[@]}" \
+  -display none -monitor none -serial "file:$hp$xchg/l1-console.log" \
+  -no-reboot -pidfile "$hp$xchg/l1.pid" </dev/null &
 qemu_pid=$!
 sleep 1
 tail -n +1 -F --pid=$$ "$xchg/l1-console.log" 2>/dev/null &
