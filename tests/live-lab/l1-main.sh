@@ -54,10 +54,13 @@ for d in /etc/libvirt/qemu /var/lib/libvirt /var/cache/libvirt /var/log/libvirt;
   mount -t tmpfs -o mode=755 tmpfs "$d"
 done
 mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/qemu /etc/libvirt/qemu/networks
+# namespaces: libvirt 11.3 (Debian 13) gives QEMU a private /dev in which it then cannot
+# open /dev/vfio/N here; the machine's libvirt 9.0 does not mind either way.
 cat >/etc/libvirt/qemu.conf <<'EOF'
 user = "root"
 group = "root"
 security_driver = "none"
+namespaces = [ ]
 EOF
 cat >/etc/libvirt/libvirtd.conf <<'EOF'
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"

@@ -32,11 +32,20 @@ mode=full
 scenarios=()
 sriov=0
 
+l1_rootname=host
+want_root=0
 for arg in "$@"; do
+  if [ "$want_root" = 1 ]; then
+    l1_rootname=$arg
+    want_root=0
+    continue
+  fi
   case $arg in
     --quick) mode=quick ;;
     --full) mode=full ;;
     --sriov) mode=sriov ;;
+    --root=*) l1_rootname=${arg#--root=} ;;
+    --root) want_root=1 ;;
     -h | --help)
       sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
@@ -48,6 +57,14 @@ for arg in "$@"; do
     *) scenarios+=("$arg") ;;
   esac
 done
+
+case $l1_rootname in
+  host | debian13) ;;
+  *)
+    echo "run.sh: --root takes host or debian13, not '$l1_rootname'" >&2
+    exit 2
+    ;;
+esac
 
 # SR-IOV needs an emulated SR-IOV NIC in L1: igb, which QEMU has since 8.0; the machine's
 # QEMU 7.2 has none, so L0 is then the QEMU of a cached Debian 13 root.
@@ -101,13 +118,22 @@ fi
 # on its command line carries $hp. Every step execs the next, so the pdeath signal set on
 # the first reaches QEMU. Running that QEMU through its own ld.so instead does not work:
 # it loads the machine's QEMU 7.2 modules and aborts.
+# The Debian 13 root (QEMU 10, libvirt 11.3, the build's packages), made once and cached
+# by tests/debian/root.sh (in $ZR_ROOT_CACHE, beside run-all's roots).
+deb13=
+debian13_root() {
+  [ -n "$deb13" ] && return 0
+  command -v debootstrap >/dev/null || cannot_run "debootstrap is not installed (the lab's Debian 13 root)"
+  mkdir -p "$cache"
+  deb13=$("$src/tests/debian/root.sh" with trixie lab --set test ipxe-qemu busybox-static iproute2 \
+    2>"$cache/root.log") || cannot_run "cannot make the Debian 13 root (tests/debian/root.sh; $cache/root.log)"
+}
+
 l0_root= hp=
 l0_cmd=(qemu-system-x86_64)
 if [ "$sriov" = 1 ]; then
-  command -v debootstrap >/dev/null || cannot_run "debootstrap is not installed (the Debian 13 root of L0's QEMU)"
-  mkdir -p "$cache"
-  l0_root=$("$src/tests/debian/root.sh" with trixie lab --set test ipxe-qemu busybox-static iproute2 \
-    2>"$cache/root.log") || cannot_run "cannot make the Debian 13 root (tests/debian/root.sh; $cache/root.log)"
+  debian13_root
+  l0_root=$deb13
   hp=/zr-host
   mkdir -p "$l0_root$hp"
   l0_cmd=(unshare --mount --propagation private -- bash -c '
@@ -120,6 +146,27 @@ if [ "$sriov" = 1 ]; then
     exec chroot "$dir" setpriv --pdeathsig KILL /usr/bin/qemu-system-x86_64 "$@"' bash "$l0_root")
   "$src/tests/debian/root.sh" run "$l0_root" -- qemu-system-x86_64 -device help 2>/dev/null |
     grep -q '"igb"' || cannot_run "the Debian 13 root's QEMU has no igb device"
+fi
+
+# L1 on the Debian 13 root (--root debian13): the root is L1's /, the machine's / is at
+# /zr-host there, so every host path L1 is told carries $l1p; zpci-reconcile is built
+# inside the root against its libvirt 11.3, in $cache/debian13-build (not under /tmp:
+# L1 mounts a tmpfs there).
+l1p= l1_append=
+if [ "$l1_rootname" = debian13 ]; then
+  debian13_root
+  l1p=/zr-host
+  l1_append=" zr_root=$deb13"
+  rm -rf "$cache/debian13-src"
+  "$src/tests/debian/root.sh" tree "$cache/debian13-src" || cannot_run "cannot copy the checkout"
+  mkdir -p "$cache/debian13-build"
+  "$src/tests/debian/root.sh" run "$deb13" --bind "$cache/debian13-src:/zr-src" \
+    --bind "$cache/debian13-build:/zr-build" -- bash -c '
+      set -e
+      [ -f /zr-build/build.ninja ] || meson setup /zr-build /zr-src -Dtests=false -Dman=disabled >/dev/null
+      meson compile -C /zr-build reconciler/zpci-reconcile >/dev/null' >"$cache/debian13-build.log" 2>&1 ||
+    cannot_run "cannot build zpci-reconcile in the Debian 13 root ($cache/debian13-build.log)"
+  zr=$cache/debian13-build/reconciler/zpci-reconcile
 fi
 
 # ---- teardown: always ------------------------------------------------------------------
@@ -303,7 +350,7 @@ build_l2_initrd() {
 
 # ---- run ----------------------------------------------------------------------------------
 
-echo "live-lab: mode $mode${scenarios[*]:+, scenarios ${scenarios[*]}}; cache $cache; binary $zr"
+echo "live-lab: mode $mode${scenarios[*]:+, scenarios ${scenarios[*]}}; L1 root $l1_rootname${deb13:+ ($deb13)}; cache $cache; binary $zr"
 fetch || cannot_run "cannot fetch the kernels from Debian's archive (apt-get download failed)"
 [ -f "$cache/amd64/root/boot/vmlinuz-$kver" ] && [ -f "$cache/s390x/root/boot/vmlinuz-$kver_s390x" ] ||
   cannot_run "the unpacked kernels are incomplete in $cache (remove it to start over)"
@@ -326,17 +373,17 @@ chmod 755 "$xchg"
 # Scripts go through the exchange share: the 9p root caches loosely and may be stale.
 cp "$here"/l1-main.sh "$here"/scenarios.sh "$xchg/"
 {
-  printf 'ZR=%q\n' "$zr"
-  printf 'SRC=%q\n' "$src"
+  printf 'ZR=%q\n' "$l1p$zr"
+  printf 'SRC=%q\n' "$l1p$src"
   printf 'MODE=%q\n' "$mode"
   printf 'SRIOV=%q\n' "$sriov"
   printf 'SCENARIOS=%q\n' "${scenarios[*]-}"
   printf 'KVER=%q\n' "$kver"
-  printf 'KMODS=%q\n' "$cache/amd64/root/lib/modules/$kver"
-  printf 'L2_KERNEL_AMD64=%q\n' "$cache/amd64/root/boot/vmlinuz-$kver"
-  printf 'L2_INITRD_AMD64=%q\n' "$l2_initrd_amd64"
-  printf 'L2_KERNEL_S390X=%q\n' "$cache/s390x/root/boot/vmlinuz-$kver_s390x"
-  printf 'L2_INITRD_S390X=%q\n' "$l2_initrd_s390x"
+  printf 'KMODS=%q\n' "$l1p$cache/amd64/root/lib/modules/$kver"
+  printf 'L2_KERNEL_AMD64=%q\n' "$l1p$cache/amd64/root/boot/vmlinuz-$kver"
+  printf 'L2_INITRD_AMD64=%q\n' "$l1p$l2_initrd_amd64"
+  printf 'L2_KERNEL_S390X=%q\n' "$l1p$cache/s390x/root/boot/vmlinuz-$kver_s390x"
+  printf 'L2_INITRD_S390X=%q\n' "$l1p$l2_initrd_s390x"
 } >"$xchg/env"
 
 # Three e1000e functions on the root bus, each in its own IOMMU group: 00:04.0-00:06.0.
@@ -352,7 +399,7 @@ setpriv --pdeathsig KILL timeout -k 10 $((total_timeout + 30)) \
   setpriv --pdeathsig KILL "${l0_cmd[@]}" -accel tcg,thread=multi -M q35 -cpu max -smp 2 -m 6144 \
   -device intel-iommu,intremap=on \
   -kernel "$hp$cache/amd64/root/boot/vmlinuz-$kver" -initrd "$hp$l1_initrd" \
-  -append "console=ttyS0 intel_iommu=on iommu=pt quiet loglevel=3 panic=-1" \
+  -append "console=ttyS0 intel_iommu=on iommu=pt quiet loglevel=3 panic=-1$l1_append" \
   -virtfs local,path=$hp/,mount_tag=root,security_model=none,readonly=on,multidevs=remap \
   -virtfs "local,path=$hp$xchg,mount_tag=xchg,security_model=none" \
   -nic none -device e1000e,addr=04.0 -device e1000e,addr=05.0 -device e1000e,addr=06.0 \
