@@ -1056,13 +1056,14 @@ guests:
         zpci: {uid: 0x0031, fid: 0x00000031}
 EOF
   zr apply -o json apply "$WORK/sz.yaml"
+  local secs=$ZR_SECS
   if [ "$RC" = 0 ]; then
     expect_devs t-s390 live "$(short "$VF1") interface uid=0x0031 fid=0x00000031"
     expect_devs t-s390 config "$(short "$VF1") interface uid=0x0031 fid=0x00000031"
     expect_pf "$VF1" "$MAC2" 44
     zr plan plan "$WORK/sz.yaml"
     expect_rc 0 plan
-    note "converged in ${ZR_SECS}s: live and config carry uid 0x0031 fid 0x00000031"
+    note "converged: attach ${secs}s; live and config carry uid 0x0031 fid 0x00000031"
   else
     expect_rc 1 apply
     local err
