@@ -350,7 +350,7 @@ build_l2_initrd() {
 
 # ---- run ----------------------------------------------------------------------------------
 
-echo "live-lab: mode $mode${scenarios[*]:+, scenarios ${scenarios[*]}}; L0 ${l0_root:-the machine's QEMU}; L1 root $l1_rootname; cache $cache; binary $zr"
+echo "live-lab: mode $mode${scenarios[*]:+, scenarios ${scenarios[*]}}; L0 ${l0_root:-host}; L1 root $l1_rootname; cache $cache; binary $zr"
 fetch || cannot_run "cannot fetch the kernels from Debian's archive (apt-get download failed)"
 [ -f "$cache/amd64/root/boot/vmlinuz-$kver" ] && [ -f "$cache/s390x/root/boot/vmlinuz-$kver_s390x" ] ||
   cannot_run "the unpacked kernels are incomplete in $cache (remove it to start over)"
