@@ -135,14 +135,19 @@ fi
 virtlogd -d || abort "virtlogd did not start"
 libvirtd -d || abort "libvirtd did not start"
 ready=0
-for _ in $(seq 1 120); do
+deadline=$((SECONDS + 300))
+while [ "$SECONDS" -lt "$deadline" ]; do
   if timeout 10 virsh -c qemu:///system version >/dev/null 2>&1; then
     ready=1
     break
   fi
   sleep 1
 done
-[ "$ready" = 1 ] || abort "libvirtd not ready after 120 s"
+if [ "$ready" != 1 ]; then
+  { ps -eo pid,etime,args; ls -l /run/libvirt; timeout 10 virsh -c qemu:///system version; } \
+    >"$X/logs/libvirtd-not-ready.txt" 2>&1
+  abort "libvirtd not ready after 300 s (logs/libvirtd-not-ready.txt, logs/libvirtd.log)"
+fi
 virsh -c qemu:///system version
 phase libvirtd
 
