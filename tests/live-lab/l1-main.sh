@@ -65,8 +65,10 @@ EOF
 cat >/etc/libvirt/libvirtd.conf <<'EOF'
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 EOF
-# libvirtd probes every QEMU binary it finds; only two are needed.
+# libvirtd probes every QEMU binary it finds; only two are needed. Symlinks are left alone:
+# a bind mount follows them, and Debian 13's qemu-system-amd64 points at qemu-system-x86_64.
 for q in /usr/bin/qemu-system-*; do
+  [ -L "$q" ] && continue
   case $q in
     */qemu-system-x86_64 | */qemu-system-s390x) ;;
     *) mount --bind /dev/null "$q" ;;
