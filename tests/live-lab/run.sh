@@ -1,7 +1,8 @@
 #!/bin/bash
 # The live lab: zpci-reconcile against running guests that hold real VFIO functions.
 #
-#   tests/live-lab/run.sh [--quick | --full | --sriov] [SCENARIO...]      (as root)
+#   tests/live-lab/run.sh [--quick | --full | --sriov] [--root host|debian13] [SCENARIO...]
+#                                                                            (as root)
 #
 # This machine has no IOMMU, so the lab nests: an L1 x86 q35 guest under TCG with an emulated
 # intel-iommu and e1000e functions boots Debian's kernel with the host's root filesystem as
@@ -12,7 +13,8 @@
 # --quick runs the scenarios on guests without an OS (a few minutes); --full (the default)
 # adds those that boot a Linux L2 and watch what it sees; --sriov runs the sriov_* scenarios
 # on the virtual functions of an igb (82576) in L1, with L0 the QEMU 10 of a cached Debian 13
-# root (tests/debian/root.sh). Naming scenarios runs only those.
+# root (tests/debian/root.sh). --root debian13 runs L1 on that root instead of the host's
+# (libvirt 11.3, QEMU 10, zpci-reconcile built inside it). Naming scenarios runs only those.
 # The last line is "N passed, N failed"; exit 0 only when nothing failed. A machine that
 # cannot run the lab skips it (exit 77) unless CI=true, where that is a failure.
 #
@@ -47,7 +49,7 @@ for arg in "$@"; do
     --root=*) l1_rootname=${arg#--root=} ;;
     --root) want_root=1 ;;
     -h | --help)
-      sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     -*)
