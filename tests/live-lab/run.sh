@@ -169,6 +169,7 @@ if [ "$l1_rootname" = debian13 ]; then
       meson compile -C /zr-build reconciler/zpci-reconcile >/dev/null' >"$cache/debian13-build.log" 2>&1 ||
     cannot_run "cannot build zpci-reconcile in the Debian 13 root ($cache/debian13-build.log)"
   zr=$cache/debian13-build/reconciler/zpci-reconcile
+  phase debian13
 fi
 
 # ---- teardown: always ------------------------------------------------------------------
