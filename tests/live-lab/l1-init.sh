@@ -28,8 +28,15 @@ until mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 r
 done
 mount -t tmpfs -o size=3g,mode=755 tmpfs /rw
 mkdir -p /rw/upper /rw/work
-mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work /newroot ||
+# run.sh --root: L1 runs another root filesystem, a directory of the host's (zr_root=DIR);
+# the host's own root is then at /zr-host (the lab's cache, the kernels, the build).
+zr_root=$(sed -n 's/.*zr_root=\([^ ]*\).*/\1/p' /proc/cmdline)
+mount -t overlay overlay -o "lowerdir=/lower$zr_root,upperdir=/rw/upper,workdir=/rw/work" /newroot ||
   fail "cannot mount the overlay"
+if [ -n "$zr_root" ]; then
+  mkdir -p /newroot/zr-host
+  mount --bind /lower /newroot/zr-host || fail "cannot bind the host root at /zr-host"
+fi
 mkdir -p /newroot/xchg
 mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=512000 xchg /newroot/xchg ||
   fail "cannot mount the exchange share"

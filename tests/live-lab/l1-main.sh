@@ -54,16 +54,21 @@ for d in /etc/libvirt/qemu /var/lib/libvirt /var/cache/libvirt /var/log/libvirt;
   mount -t tmpfs -o mode=755 tmpfs "$d"
 done
 mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/qemu /etc/libvirt/qemu/networks
+# namespaces: libvirt 11.3 (Debian 13) gives QEMU a private /dev in which it then cannot
+# open /dev/vfio/N here; the machine's libvirt 9.0 does not mind either way.
 cat >/etc/libvirt/qemu.conf <<'EOF'
 user = "root"
 group = "root"
 security_driver = "none"
+namespaces = [ ]
 EOF
 cat >/etc/libvirt/libvirtd.conf <<'EOF'
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 EOF
-# libvirtd probes every QEMU binary it finds; only two are needed.
+# libvirtd probes every QEMU binary it finds; only two are needed. Symlinks are left alone:
+# a bind mount follows them, and Debian 13's qemu-system-amd64 points at qemu-system-x86_64.
 for q in /usr/bin/qemu-system-*; do
+  [ -L "$q" ] && continue
   case $q in
     */qemu-system-x86_64 | */qemu-system-s390x) ;;
     *) mount --bind /dev/null "$q" ;;
@@ -94,19 +99,57 @@ done
 ls -l /dev/vfio >"$X/logs/dev-vfio.txt"
 phase vfio
 
+# ---- SR-IOV (run.sh --sriov: an igb PF, 8086:10c9, behind the root port 00:08.0) ------------
+
+if [ "${SRIOV-0}" = 1 ]; then
+  busybox modprobe igb || abort "modprobe igb failed"
+  SRIOV_PF=
+  for d in /sys/bus/pci/devices/*; do
+    [ "$(cat "$d/vendor")" = 0x8086 ] && [ "$(cat "$d/device")" = 0x10c9 ] && SRIOV_PF=${d##*/}
+  done
+  [ -n "$SRIOV_PF" ] || abort "no igb physical function (8086:10c9) in L1"
+  pf=/sys/bus/pci/devices/$SRIOV_PF
+  SRIOV_PFDEV=
+  for _ in $(seq 1 40); do
+    SRIOV_PFDEV=$(ls "$pf/net" 2>/dev/null | head -n 1)
+    [ -n "$SRIOV_PFDEV" ] && break
+    sleep 0.25
+  done
+  [ -n "$SRIOV_PFDEV" ] || abort "igb made no network device for $SRIOV_PF"
+  # libvirt sets a VF's MAC and VLAN through the PF: it refuses while the PF is down.
+  ip link set "$SRIOV_PFDEV" up || abort "cannot bring $SRIOV_PFDEV up"
+  # No VF driver (igbvf) in L1: the VFs stay unbound until libvirt or a scenario binds them.
+  echo 3 >"$pf/sriov_numvfs" || abort "cannot make 3 VFs on $SRIOV_PF"
+  SRIOV_VFS=
+  for i in 0 1 2; do
+    [ -e "$pf/virtfn$i" ] || abort "$SRIOV_PF has no virtfn$i"
+    SRIOV_VFS="$SRIOV_VFS $(basename "$(readlink "$pf/virtfn$i")")"
+  done
+  SRIOV_VFS=${SRIOV_VFS# }
+  ip link show "$SRIOV_PFDEV" >"$X/logs/pf-before.txt"
+  echo "live-lab: L1: PF $SRIOV_PF ($SRIOV_PFDEV), VFs $SRIOV_VFS"
+  export SRIOV_PF SRIOV_PFDEV SRIOV_VFS
+  phase sriov
+fi
+
 # ---- libvirt --------------------------------------------------------------------------------
 
 virtlogd -d || abort "virtlogd did not start"
 libvirtd -d || abort "libvirtd did not start"
 ready=0
-for _ in $(seq 1 120); do
+deadline=$((SECONDS + 300))
+while [ "$SECONDS" -lt "$deadline" ]; do
   if timeout 10 virsh -c qemu:///system version >/dev/null 2>&1; then
     ready=1
     break
   fi
   sleep 1
 done
-[ "$ready" = 1 ] || abort "libvirtd not ready after 120 s"
+if [ "$ready" != 1 ]; then
+  { ps -eo pid,etime,args; ls -l /run/libvirt; timeout 10 virsh -c qemu:///system version; } \
+    >"$X/logs/libvirtd-not-ready.txt" 2>&1
+  abort "libvirtd not ready after 300 s (logs/libvirtd-not-ready.txt, logs/libvirtd.log)"
+fi
 virsh -c qemu:///system version
 phase libvirtd
 

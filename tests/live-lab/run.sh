@@ -1,7 +1,8 @@
 #!/bin/bash
 # The live lab: zpci-reconcile against running guests that hold real VFIO functions.
 #
-#   tests/live-lab/run.sh [--quick | --full] [SCENARIO...]      (as root)
+#   tests/live-lab/run.sh [--quick | --full | --sriov] [--root host|debian13] [SCENARIO...]
+#                                                                            (as root)
 #
 # This machine has no IOMMU, so the lab nests: an L1 x86 q35 guest under TCG with an emulated
 # intel-iommu and e1000e functions boots Debian's kernel with the host's root filesystem as
@@ -10,7 +11,10 @@
 # (TCG) hold them. See docs/live-lab.md.
 #
 # --quick runs the scenarios on guests without an OS (a few minutes); --full (the default)
-# adds those that boot a Linux L2 and watch what it sees. Naming scenarios runs only those.
+# adds those that boot a Linux L2 and watch what it sees; --sriov runs the sriov_* scenarios
+# on the virtual functions of an igb (82576) in L1, with L0 the QEMU 10 of a cached Debian 13
+# root (tests/debian/root.sh). --root debian13 runs L1 on that root instead of the host's
+# (libvirt 11.3, QEMU 10, zpci-reconcile built inside it). Naming scenarios runs only those.
 # The last line is "N passed, N failed"; exit 0 only when nothing failed. A machine that
 # cannot run the lab skips it (exit 77) unless CI=true, where that is a failure.
 #
@@ -28,13 +32,24 @@ build=${ZR_LAB_BUILD:-$src/build}
 total_timeout=${ZR_LAB_TIMEOUT:-2700}
 mode=full
 scenarios=()
+sriov=0
 
+l1_rootname=host
+want_root=0
 for arg in "$@"; do
+  if [ "$want_root" = 1 ]; then
+    l1_rootname=$arg
+    want_root=0
+    continue
+  fi
   case $arg in
     --quick) mode=quick ;;
     --full) mode=full ;;
+    --sriov) mode=sriov ;;
+    --root=*) l1_rootname=${arg#--root=} ;;
+    --root) want_root=1 ;;
     -h | --help)
-      sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     -*)
@@ -43,6 +58,21 @@ for arg in "$@"; do
       ;;
     *) scenarios+=("$arg") ;;
   esac
+done
+
+case $l1_rootname in
+  host | debian13) ;;
+  *)
+    echo "run.sh: --root takes host or debian13, not '$l1_rootname'" >&2
+    exit 2
+    ;;
+esac
+
+# SR-IOV needs an emulated SR-IOV NIC in L1: igb, which QEMU has since 8.0; the machine's
+# QEMU 7.2 has none, so L0 is then the QEMU of a cached Debian 13 root.
+[ "$mode" = sriov ] && sriov=1
+for s in "${scenarios[@]}"; do
+  case $s in sriov_* | sriov-*) sriov=1 ;; esac
 done
 
 t_start=$SECONDS
@@ -85,6 +115,63 @@ if [ ! -x "$zr" ] && [ -d "$build" ]; then
   meson compile -C "$build" >/dev/null || true
 fi
 [ -x "$zr" ] || cannot_run "no zpci-reconcile in $build (meson setup build -Dtests=true && meson compile -C build)"
+
+# L0 for SR-IOV: Debian 13's qemu-system-x86_64, chrooted into its root in a private mount
+# namespace with the machine's / bound (not recursively) at /zr-host, so every host path
+# on its command line carries $hp. Every step execs the next, so the pdeath signal set on
+# the first reaches QEMU. Running that QEMU through its own ld.so instead does not work:
+# it loads the machine's QEMU 7.2 modules and aborts.
+# The Debian 13 root (QEMU 10, libvirt 11.3, the build's packages), made once and cached
+# by tests/debian/root.sh (in $ZR_ROOT_CACHE, beside run-all's roots).
+deb13=
+debian13_root() {
+  [ -n "$deb13" ] && return 0
+  command -v debootstrap >/dev/null || cannot_run "debootstrap is not installed (the lab's Debian 13 root)"
+  mkdir -p "$cache"
+  deb13=$("$src/tests/debian/root.sh" with trixie lab --set test ipxe-qemu busybox-static iproute2 \
+    2>"$cache/root.log") || cannot_run "cannot make the Debian 13 root (tests/debian/root.sh; $cache/root.log)"
+}
+
+l0_root= hp=
+l0_cmd=(qemu-system-x86_64)
+if [ "$sriov" = 1 ]; then
+  debian13_root
+  l0_root=$deb13
+  hp=/zr-host
+  mkdir -p "$l0_root$hp"
+  l0_cmd=(unshare --mount --propagation private -- bash -c '
+    set -e
+    dir=$1
+    shift
+    mount --bind / "$dir/zr-host"
+    mount -t proc proc "$dir/proc"
+    mount --rbind /dev "$dir/dev"
+    exec chroot "$dir" setpriv --pdeathsig KILL /usr/bin/qemu-system-x86_64 "$@"' bash "$l0_root")
+  "$src/tests/debian/root.sh" run "$l0_root" -- qemu-system-x86_64 -device help 2>/dev/null |
+    grep -q '"igb"' || cannot_run "the Debian 13 root's QEMU has no igb device"
+fi
+
+# L1 on the Debian 13 root (--root debian13): the root is L1's /, the machine's / is at
+# /zr-host there, so every host path L1 is told carries $l1p; zpci-reconcile is built
+# inside the root against its libvirt 11.3, in $cache/debian13-build (not under /tmp:
+# L1 mounts a tmpfs there).
+l1p= l1_append=
+if [ "$l1_rootname" = debian13 ]; then
+  debian13_root
+  l1p=/zr-host
+  l1_append=" zr_root=$deb13"
+  rm -rf "$cache/debian13-src"
+  "$src/tests/debian/root.sh" tree "$cache/debian13-src" || cannot_run "cannot copy the checkout"
+  mkdir -p "$cache/debian13-build"
+  "$src/tests/debian/root.sh" run "$deb13" --bind "$cache/debian13-src:/zr-src" \
+    --bind "$cache/debian13-build:/zr-build" -- bash -c '
+      set -e
+      [ -f /zr-build/build.ninja ] || meson setup /zr-build /zr-src -Dtests=false -Dman=disabled >/dev/null
+      meson compile -C /zr-build reconciler/zpci-reconcile >/dev/null' >"$cache/debian13-build.log" 2>&1 ||
+    cannot_run "cannot build zpci-reconcile in the Debian 13 root ($cache/debian13-build.log)"
+  zr=$cache/debian13-build/reconciler/zpci-reconcile
+  phase debian13
+fi
 
 # ---- teardown: always ------------------------------------------------------------------
 
@@ -247,6 +334,15 @@ build_l2_initrd() {
   mkdir -p "$dir/bin" "$dir/proc" "$dir/sys" "$dir/dev"
   if [ "$arch" = amd64 ]; then
     cp /bin/busybox "$dir/bin/busybox"
+    # igbvf, so the guest has a network device (and its MAC) on an igb VF it is given.
+    local mods=$cache/amd64/root/lib/modules/$kver m
+    [ -s "$mods/modules.dep" ] || /bin/busybox depmod -b "$cache/amd64/root" "$kver"
+    mkdir -p "$dir/lib/modules/$kver"
+    for m in $(awk -F: '$1 ~ /\/igbvf\.ko$/ {print $1, $2}' "$mods/modules.dep"); do
+      mkdir -p "$dir/lib/modules/$kver/$(dirname "$m")"
+      cp "$mods/$m" "$dir/lib/modules/$kver/$m"
+    done
+    cp "$mods/modules.dep" "$dir/lib/modules/$kver/"
   else
     cp "$cache/$arch/root/bin/busybox" "$dir/bin/busybox"
   fi
@@ -258,7 +354,7 @@ build_l2_initrd() {
 
 # ---- run ----------------------------------------------------------------------------------
 
-echo "live-lab: mode $mode${scenarios[*]:+, scenarios ${scenarios[*]}}; cache $cache; binary $zr"
+echo "live-lab: mode $mode${scenarios[*]:+, scenarios ${scenarios[*]}}; L0 ${l0_root:-host}; L1 root $l1_rootname; cache $cache; binary $zr"
 fetch || cannot_run "cannot fetch the kernels from Debian's archive (apt-get download failed)"
 [ -f "$cache/amd64/root/boot/vmlinuz-$kver" ] && [ -f "$cache/s390x/root/boot/vmlinuz-$kver_s390x" ] ||
   cannot_run "the unpacked kernels are incomplete in $cache (remove it to start over)"
@@ -281,16 +377,17 @@ chmod 755 "$xchg"
 # Scripts go through the exchange share: the 9p root caches loosely and may be stale.
 cp "$here"/l1-main.sh "$here"/scenarios.sh "$xchg/"
 {
-  printf 'ZR=%q\n' "$zr"
-  printf 'SRC=%q\n' "$src"
+  printf 'ZR=%q\n' "$l1p$zr"
+  printf 'SRC=%q\n' "$l1p$src"
   printf 'MODE=%q\n' "$mode"
+  printf 'SRIOV=%q\n' "$sriov"
   printf 'SCENARIOS=%q\n' "${scenarios[*]-}"
   printf 'KVER=%q\n' "$kver"
-  printf 'KMODS=%q\n' "$cache/amd64/root/lib/modules/$kver"
-  printf 'L2_KERNEL_AMD64=%q\n' "$cache/amd64/root/boot/vmlinuz-$kver"
-  printf 'L2_INITRD_AMD64=%q\n' "$l2_initrd_amd64"
-  printf 'L2_KERNEL_S390X=%q\n' "$cache/s390x/root/boot/vmlinuz-$kver_s390x"
-  printf 'L2_INITRD_S390X=%q\n' "$l2_initrd_s390x"
+  printf 'KMODS=%q\n' "$l1p$cache/amd64/root/lib/modules/$kver"
+  printf 'L2_KERNEL_AMD64=%q\n' "$l1p$cache/amd64/root/boot/vmlinuz-$kver"
+  printf 'L2_INITRD_AMD64=%q\n' "$l1p$l2_initrd_amd64"
+  printf 'L2_KERNEL_S390X=%q\n' "$l1p$cache/s390x/root/boot/vmlinuz-$kver_s390x"
+  printf 'L2_INITRD_S390X=%q\n' "$l1p$l2_initrd_s390x"
 } >"$xchg/env"
 
 # Three e1000e functions on the root bus, each in its own IOMMU group: 00:04.0-00:06.0.
@@ -299,18 +396,22 @@ cp "$here"/l1-main.sh "$here"/scenarios.sh "$xchg/"
 # L1 must not outlive this script even when it is killed with SIGKILL (no trap runs then):
 # the kernel sends SIGKILL to timeout when this shell dies, and to QEMU when timeout dies;
 # timeout itself ends L1 after the overall limit.
+# With SR-IOV, an igb (82576, up to 7 VFs) behind a root port of its own (00:08.0, bus 02).
+sriov_dev=()
+[ "$sriov" = 1 ] && sriov_dev=(-device pcie-root-port,id=rp8,chassis=8,addr=08.0 -device igb,bus=rp8,romfile=)
 setpriv --pdeathsig KILL timeout -k 10 $((total_timeout + 30)) \
-  setpriv --pdeathsig KILL qemu-system-x86_64 -accel tcg,thread=multi -M q35 -cpu max -smp 2 -m 6144 \
+  setpriv --pdeathsig KILL "${l0_cmd[@]}" -accel tcg,thread=multi -M q35 -cpu max -smp 2 -m 6144 \
   -device intel-iommu,intremap=on \
-  -kernel "$cache/amd64/root/boot/vmlinuz-$kver" -initrd "$l1_initrd" \
-  -append "console=ttyS0 intel_iommu=on iommu=pt quiet loglevel=3 panic=-1" \
-  -virtfs local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap \
-  -virtfs "local,path=$xchg,mount_tag=xchg,security_model=none" \
+  -kernel "$hp$cache/amd64/root/boot/vmlinuz-$kver" -initrd "$hp$l1_initrd" \
+  -append "console=ttyS0 intel_iommu=on iommu=pt quiet loglevel=3 panic=-1$l1_append" \
+  -virtfs local,path=$hp/,mount_tag=root,security_model=none,readonly=on,multidevs=remap \
+  -virtfs "local,path=$hp$xchg,mount_tag=xchg,security_model=none" \
   -nic none -device e1000e,addr=04.0 -device e1000e,addr=05.0 -device e1000e,addr=06.0 \
   -device pcie-pci-bridge,id=br7,addr=07.0 \
   -device e1000,bus=br7,addr=01.0 -device e1000,bus=br7,addr=02.0 \
-  -display none -monitor none -serial "file:$xchg/l1-console.log" \
-  -no-reboot -pidfile "$xchg/l1.pid" </dev/null &
+  "${sriov_dev[@]}" \
+  -display none -monitor none -serial "file:$hp$xchg/l1-console.log" \
+  -no-reboot -pidfile "$hp$xchg/l1.pid" </dev/null &
 qemu_pid=$!
 sleep 1
 tail -n +1 -F --pid=$$ "$xchg/l1-console.log" 2>/dev/null &

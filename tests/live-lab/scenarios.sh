@@ -126,8 +126,9 @@ for tag, kind in (("hostdev", "hostdev"), ("interface", "interface")):
         a = d.find("source/address")
         if a is None:
             continue
-        bus, slot = int(a.get("bus"), 16), int(a.get("slot"), 16)
-        line = ("%02x:%02x %s" % (bus, slot, kind)) if bus else ("%02x %s" % (slot, kind))
+        bus, slot, fn = int(a.get("bus"), 16), int(a.get("slot"), 16), int(a.get("function") or "0", 16)
+        line = ("%02x:%02x" % (bus, slot)) if bus else ("%02x" % slot)
+        line += (".%x" % fn if fn else "") + " " + kind
         z = d.find("address/zpci")
         if z is not None:
             line += " uid=%s fid=%s" % (z.get("uid"), z.get("fid"))
@@ -611,12 +612,25 @@ EOF
 
 # The Linux guests boot once, at the start of a full run, while the other scenarios run:
 # under nested TCG they need minutes to reach userspace.
+# start_linux_guests "SCENARIO...": only the guests those scenarios use.
 start_linux_guests() {
+  local x86=0 s390=0 n
+  for n in $1; do
+    case $n in
+      x86_linux | move | sriov_interface_* | sriov_move) x86=1 ;;
+      s390x_linux) s390=1 ;;
+    esac
+  done
+  [ "$x86$s390" = 00 ] && return 0
   (
-    define_x86 lx-x86 linux
-    define_s390x lx-s390 linux
-    V start lx-x86 >/dev/null || fail "cannot start lx-x86"
-    V start lx-s390 >/dev/null || fail "cannot start lx-s390"
+    if [ "$x86" = 1 ]; then
+      define_x86 lx-x86 linux
+      V start lx-x86 >/dev/null || fail "cannot start lx-x86"
+    fi
+    if [ "$s390" = 1 ]; then
+      define_s390x lx-s390 linux
+      V start lx-s390 >/dev/null || fail "cannot start lx-s390"
+    fi
   )
   echo "live-lab: Linux L2 guests started at $(date +%T)"
 }
@@ -809,6 +823,312 @@ EOF
   pass
 }
 
+# ---- scenarios: SR-IOV (run.sh --sriov: an igb PF in L1, its VFs) -----------------------------
+
+# l1-main.sh made 3 VFs on the igb PF $SRIOV_PF (netdev $SRIOV_PFDEV), left without a driver.
+read -r VF0 VF1 VF2 <<<"${SRIOV_VFS-}"
+MAC1=52:54:00:aa:bb:01
+MAC2=52:54:00:aa:bb:02
+IGBVF='8086:10ca'
+
+need_sriov() {
+  [ -n "${SRIOV_PF-}" ] && [ -n "${VF2-}" ] || fail "no SR-IOV PF in L1 (run.sh --sriov)"
+}
+
+# short ADDR: a function as hostdevs prints it ("10" on bus 0, "02:10", "02:10.2").
+short() {
+  local b=${1#*:} s f
+  s=${b#*:}
+  f=${s#*.}
+  s=${s%.*}
+  b=${b%%:*}
+  local out=$s
+  [ "$b" = 00 ] || out=$b:$s
+  [ "$f" = 0 ] || out=$out.$f
+  echo "$out"
+}
+
+# vf_line VF: the PF's `ip link` line for that VF ("vf N link/ether MAC ..., vlan N, ...").
+vf_line() {
+  local l i=
+  for l in /sys/bus/pci/devices/"$SRIOV_PF"/virtfn*; do
+    [ "$(basename "$(readlink "$l")")" = "$1" ] && i=${l##*virtfn}
+  done
+  [ -n "$i" ] || fail "$1 is no VF of $SRIOV_PF"
+  ip link show "${2:-$SRIOV_PFDEV}" | tr -s ' ' | grep -E "^ ?vf $i " | sed 's/^ //'
+}
+# vf_cfg LINE: "MAC" or "MAC vlan N" from a vf_line.
+vf_cfg() {
+  sed -E 's/.*link\/ether ([0-9a-f:]+).*/\1/' <<<"$1" | tr -d '\n'
+  grep -oE ', vlan [0-9]+' <<<"$1" | sed 's/^, / /'
+}
+
+# expect_pf VF MAC VLAN: the PF says the VF has that MAC and VLAN.
+expect_pf() {
+  local line
+  line=$(vf_line "$1")
+  [ "$(vf_cfg "$line")" = "$2 vlan $3" ] || fail "PF $SRIOV_PFDEV: expected $1 to have $2 vlan $3: $line"
+}
+
+# ifaces NAME live|config: "ADDR MAC VLAN" for each <interface type='hostdev'>.
+ifaces() {
+  xml "$1" "$2" | python3 -c '
+import sys, xml.etree.ElementTree as ET
+root = ET.fromstring(sys.stdin.read())
+for d in root.iter("interface"):
+    if d.get("type") != "hostdev":
+        continue
+    a = d.find("source/address")
+    mac = d.find("mac")
+    tag = d.find("vlan/tag")
+    print("%04x:%02x:%02x.%x %s %s" % (int(a.get("domain"), 16), int(a.get("bus"), 16),
+          int(a.get("slot"), 16), int(a.get("function"), 16),
+          mac.get("address") if mac is not None else "-", tag.get("id") if tag is not None else "-"))
+'
+}
+expect_iface() {
+  local got
+  got=$(ifaces "$1" "$2")
+  [ "$got" = "$3" ] || fail "$1 $2 XML: expected interface [$3], found [$got]"
+}
+
+# iface_inventory FILE GUEST MAC VLAN: GUEST has VF0 as an interface; lx-x86 too
+# when it is not GUEST (with nothing).
+iface_inventory() {
+  {
+    printf 'version: 1\nguests:\n'
+    [ "$2" = lx-x86 ] || printf '  lx-x86:\n    interfaces: []\n'
+    printf '  %s:\n    interfaces:\n      - source: %s\n        mac: "%s"\n        vlan: %s\n' \
+      "$2" "$VF0" "$3" "$4"
+  } >"$WORK/$1.yaml"
+}
+
+# The running Linux guest gets VF0 as an interface with MAC1, VLAN 42 (the start of the
+# other interface scenarios too, so each runs alone).
+iface_setup() {
+  wait_linux lx-x86
+  iface_inventory ifa lx-x86 "$MAC1" 42
+  zr setup -o json apply "$WORK/ifa.yaml"
+  expect_rc 0 setup
+  wait_sees lx-x86 "$IGBVF mac=$MAC1\]" 120
+}
+
+scenario_sriov_interface_live() {
+  need_sriov
+  wait_linux lx-x86
+  log "PF before: $(vf_line "$VF0")"
+  iface_inventory ifa lx-x86 "$MAC1" 42
+  zr apply -o json apply "$WORK/ifa.yaml"
+  expect_rc 0 apply
+  [ "$(json apply '[(a["op"],a["live"],a["config"],a["result"]) for a in j["actions"]]')" = \
+    '[["attach", true, true, "done"]]' ] || fail "expected one live+config attach: $(cat "$WORK/apply.out")"
+  note "attach ${ZR_SECS}s"
+  expect_devs lx-x86 live "$(short "$VF0") interface"
+  expect_iface lx-x86 live "$VF0 $MAC1 42"
+  expect_iface lx-x86 config "$VF0 $MAC1 42"
+  expect_pf "$VF0" "$MAC1" 42
+  log "PF: $(vf_line "$VF0")"
+  # The guest's igbvf asks the PF for its MAC: the guest sees the one libvirt set.
+  wait_sees lx-x86 "$IGBVF mac=$MAC1\]" 120
+  log "guest sees: $(last_state lx-x86)"
+  zr plan plan "$WORK/ifa.yaml"
+  expect_rc 0 plan
+  pass
+}
+
+scenario_sriov_interface_change() {
+  need_sriov
+  iface_setup
+  iface_inventory ifb lx-x86 "$MAC2" 43
+  zr change -v -o json --timeout 120 apply "$WORK/ifb.yaml"
+  expect_rc 0 change
+  [ "$(json change '[(a["op"],a["live"],a["config"],a["result"]) for a in j["actions"]]')" = \
+    '[["detach", true, true, "done"], ["attach", true, true, "done"]]' ] ||
+    fail "expected a live+config replacement: $(cat "$WORK/change.out")"
+  note "replacement ${ZR_SECS}s; $(grep -o 'left the running guest.*' "$WORK/change.err" | head -n 1)"
+  expect_iface lx-x86 live "$VF0 $MAC2 43"
+  expect_iface lx-x86 config "$VF0 $MAC2 43"
+  expect_pf "$VF0" "$MAC2" 43
+  wait_sees lx-x86 "$IGBVF mac=$MAC2\]" 120
+  last_state lx-x86 | grep -q "$MAC1" && fail "the guest still sees $MAC1: $(last_state lx-x86)"
+  log "guest sees: $(last_state lx-x86)"
+  zr plan plan "$WORK/ifb.yaml"
+  expect_rc 0 plan
+  pass
+}
+
+scenario_sriov_interface_detach() {
+  need_sriov
+  iface_setup
+  local before after
+  # What the VF had before libvirt first set it (l1-main.sh's record): what it restores.
+  before=$(tr -s ' ' <"$X/logs/pf-before.txt" | grep -E "^ ?vf $(vf_line "$VF0" | cut -d' ' -f2) " | sed 's/^ //')
+  inventory none <<'EOF'
+version: 1
+guests:
+  lx-x86:
+    interfaces: []
+EOF
+  zr detach -v -o json --timeout 120 apply "$WORK/none.yaml"
+  expect_rc 0 detach
+  expect_devs lx-x86 live ""
+  expect_devs lx-x86 config ""
+  grep -Eq "left the running guest after .* \((device-removed event|the guest let go during libvirt's call)\)" \
+    "$WORK/detach.err" || fail "the detach was not confirmed: $(cat "$WORK/detach.err")"
+  note "detach ${ZR_SECS}s; $(grep -o 'left the running guest.*' "$WORK/detach.err" | head -n 1)"
+  wait_not_sees lx-x86 "$IGBVF" 30
+  after=$(vf_line "$VF0")
+  log "PF before libvirt: $before"
+  log "PF after the detach: $after"
+  [ "$(vf_cfg "$after")" = "$(vf_cfg "$before")" ] ||
+    fail "libvirt did not restore $VF0: before [$before], after [$after]"
+  note "VF restored to [$(vf_cfg "$after")]"
+  zr plan plan "$WORK/none.yaml"
+  expect_rc 0 plan
+  pass
+}
+
+# VF0 moves, with its MAC and VLAN, from the Linux guest (which lets go) to another running
+# guest, in one run.
+scenario_sriov_move() {
+  need_sriov
+  define_x86 t-dst none
+  start t-dst
+  iface_setup
+  iface_inventory mv t-dst "$MAC1" 42
+  zr apply -v -o json --timeout 120 apply "$WORK/mv.yaml"
+  expect_rc 0 apply
+  [ "$(json apply '[(a["guest"],a["op"],a["live"],a["config"],a["result"]) for a in j["actions"]]')" = \
+    '[["lx-x86", "detach", true, true, "done"], ["t-dst", "attach", true, true, "done"]]' ] ||
+    fail "expected detach from lx-x86 then attach to t-dst: $(cat "$WORK/apply.out")"
+  note "move ${ZR_SECS}s"
+  expect_iface lx-x86 live ""
+  expect_iface lx-x86 config ""
+  expect_iface t-dst live "$VF0 $MAC1 42"
+  expect_iface t-dst config "$VF0 $MAC1 42"
+  expect_pf "$VF0" "$MAC1" 42
+  wait_not_sees lx-x86 "$IGBVF" 30
+  zr plan plan "$WORK/mv.yaml"
+  expect_rc 0 plan
+  pass
+}
+
+# A VF as a plain hostdev (no MAC, no VLAN) into a running guest.
+scenario_sriov_hostdev_vf() {
+  need_sriov
+  define_x86 t-vf none
+  start t-vf
+  inventory hv <<EOF
+version: 1
+guests:
+  t-vf:
+    hostdevs:
+      - source: $VF1
+EOF
+  zr apply -o json apply "$WORK/hv.yaml"
+  expect_rc 0 apply
+  [ "$(json apply '[(a["op"],a["live"],a["config"],a["result"]) for a in j["actions"]]')" = \
+    '[["attach", true, true, "done"]]' ] || fail "expected one live+config attach: $(cat "$WORK/apply.out")"
+  note "attach ${ZR_SECS}s"
+  expect_devs t-vf live "$(short "$VF1") hostdev"
+  expect_devs t-vf config "$(short "$VF1") hostdev"
+  [ "$(basename "$(readlink "/sys/bus/pci/devices/$VF1/driver")")" = vfio-pci ] ||
+    fail "libvirt's managed attach left $VF1 off vfio-pci"
+  zr plan plan "$WORK/hv.yaml"
+  expect_rc 0 plan
+  pass
+}
+
+# An interface with zPCI ids on a VF, to an s390x guest (paused, no OS): converges, or
+# libvirt's refusal is reported as libvirt gave it and nothing changes.
+scenario_sriov_s390x_interface() {
+  need_sriov
+  define_s390x t-s390 none
+  start --paused t-s390
+  inventory sz <<EOF
+version: 1
+guests:
+  t-s390:
+    interfaces:
+      - source: $VF1
+        mac: "$MAC2"
+        vlan: 44
+        zpci: {uid: 0x0031, fid: 0x00000031}
+EOF
+  zr apply -o json apply "$WORK/sz.yaml"
+  local secs=$ZR_SECS
+  if [ "$RC" = 0 ]; then
+    expect_devs t-s390 live "$(short "$VF1") interface uid=0x0031 fid=0x00000031"
+    expect_devs t-s390 config "$(short "$VF1") interface uid=0x0031 fid=0x00000031"
+    expect_pf "$VF1" "$MAC2" 44
+    zr plan plan "$WORK/sz.yaml"
+    expect_rc 0 plan
+    note "converged: attach ${secs}s; live and config carry uid 0x0031 fid 0x00000031"
+  else
+    expect_rc 1 apply
+    local err
+    err=$(json apply '[a.get("error") for a in j["actions"] if a.get("error")]')
+    [ -n "$err" ] && [ "$err" != '[]' ] || fail "apply failed without an error: $(cat "$WORK/apply.out" "$WORK/apply.err")"
+    expect_devs t-s390 live ""
+    expect_devs t-s390 config ""
+    note "libvirt refused: $err"
+  fi
+  pass
+}
+
+# The host check refuses an interface on the PF and managed: false on a VF no driver holds
+# (not vfio-pci), naming the function; with --no-host-check libvirt's own refusal is reported.
+# Last of the SR-IOV scenarios: libvirt may take the PF from igb, which ends its VFs.
+scenario_sriov_refusals() {
+  need_sriov
+  define_x86 t-r none
+  start t-r
+  inventory pf <<EOF
+version: 1
+guests:
+  t-r:
+    interfaces:
+      - source: $SRIOV_PF
+        mac: "$MAC2"
+EOF
+  inventory unm <<EOF
+version: 1
+guests:
+  t-r:
+    hostdevs:
+      - source: $VF2
+        managed: false
+EOF
+  zr pf apply "$WORK/pf.yaml"
+  expect_rc 1 pf
+  cat "$WORK/pf.out" "$WORK/pf.err" | grep 'SR-IOV physical function' | grep -q "$SRIOV_PF" ||
+    fail "interface on the PF: no line names $SRIOV_PF as a physical function: $(cat "$WORK/pf.out" "$WORK/pf.err")"
+  zr unm apply "$WORK/unm.yaml"
+  expect_rc 1 unm
+  cat "$WORK/unm.out" "$WORK/unm.err" | grep 'managed: false' | grep -q "$VF2" ||
+    fail "managed: false on an unbound VF: no line names $VF2: $(cat "$WORK/unm.out" "$WORK/unm.err")"
+  expect_devs t-r live ""
+  expect_devs t-r config ""
+
+  zr unm2 -o json --no-host-check apply "$WORK/unm.yaml"
+  expect_rc 1 unm2
+  local err
+  err=$(json unm2 '" ".join(a.get("error", "") for a in j["actions"])')
+  [ -n "$err" ] || fail "--no-host-check, managed: false: no error: $(cat "$WORK/unm2.out")"
+  note "libvirt, managed=no on an unbound VF: $err"
+  expect_devs t-r live ""
+  expect_devs t-r config ""
+  zr pf2 -o json --no-host-check apply "$WORK/pf.yaml"
+  expect_rc 1 pf2
+  err=$(json pf2 '" ".join(a.get("error", "") for a in j["actions"])')
+  [ -n "$err" ] || fail "--no-host-check, interface on the PF: no error: $(cat "$WORK/pf2.out")"
+  note "libvirt, interface on the PF: $err"
+  expect_devs t-r live ""
+  expect_devs t-r config ""
+  note "PF afterwards: driver $(basename "$(readlink "/sys/bus/pci/devices/$SRIOV_PF/driver")"), $(cat "/sys/bus/pci/devices/$SRIOV_PF/sriov_numvfs" 2>/dev/null) VFs"
+  pass
+}
+
 pass() { exit 0; }
 # A line for the results summary (how a detach was confirmed, ...).
 note() { echo "NOTE: $*"; }
@@ -816,8 +1136,9 @@ note() { echo "NOTE: $*"; }
 # ---- running ---------------------------------------------------------------------------------
 
 QUICK_SCENARIOS="s390x_attach x86_attach refuses atomic config_only iface_not_vf export_live iommu_group"
-LINUX_SCENARIOS="x86_linux move s390x_linux"
-FULL_SCENARIOS="$QUICK_SCENARIOS $LINUX_SCENARIOS"
+SRIOV_SCENARIOS="sriov_hostdev_vf sriov_s390x_interface sriov_interface_live sriov_interface_change sriov_interface_detach sriov_move sriov_refusals"
+LINUX_SCENARIOS="x86_linux move s390x_linux sriov_interface_live sriov_interface_change sriov_interface_detach sriov_move"
+FULL_SCENARIOS="$QUICK_SCENARIOS x86_linux move s390x_linux"
 
 # Destroy and undefine every per-scenario guest (t-*).
 cleanup_guests() {
@@ -834,12 +1155,12 @@ run_all() {
     list=$SCENARIOS
   elif [ "$MODE" = quick ]; then
     list=$QUICK_SCENARIOS
+  elif [ "$MODE" = sriov ]; then
+    list=$SRIOV_SCENARIOS
   else
     list=$FULL_SCENARIOS
   fi
-  case " ${list//-/_} " in
-    *" x86_linux "* | *" move "* | *" s390x_linux "*) start_linux_guests ;;
-  esac
+  start_linux_guests "${list//-/_}"
   for name in $list; do
     name=${name//-/_}
     if ! declare -F "scenario_$name" >/dev/null; then
