@@ -326,7 +326,7 @@ static bool write_attrs(FILE *f, const xmlNode *n, const char *const *skip, size
     for (const xmlAttr *a = n->properties; a; a = a->next) {
         if (name_in(a->name, skip, n_skip))
             continue;
-        _cleanup_free_ char *v = xml_prop(n, (const char *)a->name);
+        _cleanup_free_ char *v = zr_xml_prop(n, (const char *)a->name);
         fprintf(f, " %s='%s'", (const char *)a->name, v ? v : "");
         any = true;
     }
@@ -353,8 +353,8 @@ static bool write_unrepresentable_attrs(FILE *f, const xmlNode *device, bool any
     free(s);
     any = any || got;
 
-    xmlNode *driver = child_element(device, "driver");
-    _cleanup_free_ char *name = driver ? xml_prop(driver, "name") : NULL;
+    xmlNode *driver = zr_xml_child(device, "driver");
+    _cleanup_free_ char *name = driver ? zr_xml_prop(driver, "name") : NULL;
     bool plain = driver && (!driver->properties ||
                             (zr_streq(name, "vfio") && !driver->properties->next));
     if (driver && !plain) {
