@@ -174,6 +174,11 @@ static bool has_any_virtualport(const struct zr_device *d)
     return d->vport.type != ZR_VPORT_NONE || d->vport_unrepresentable;
 }
 
+bool zr_device_has_vlan_beside_virtualport(const struct zr_device *d)
+{
+    return has_any_vlan(d) && has_any_virtualport(d);
+}
+
 /* Only a pair the replacement would make is dropped: a vlan that already
  * sits beside a virtualport is a value the inventory leaves out, and kept. */
 bool zr_device_drops_vlan(const struct zr_device *current, const struct zr_device *target)

@@ -144,6 +144,11 @@ void zr_device_list_finish(struct zr_device_list *l);
  * Only the fields that are set; newly allocated. */
 char *zr_device_describe(const struct zr_device *d);
 
+/* Whether d holds a vlan (of any form) beside a virtualport (of any type):
+ * a pair libvirt refuses at hotplug and start, which a replacement keeps
+ * where the definition already has it. */
+bool zr_device_has_vlan_beside_virtualport(const struct zr_device *d);
+
 /* Whether a replacement of `current` by `target` drops the current vlan /
  * virtualport because `target` puts the other one beside it (libvirt
  * refuses the pair): the edited element loses it, and the plan says so.

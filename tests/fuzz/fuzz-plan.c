@@ -134,8 +134,8 @@ static void check_action(const struct zr_plan *plan, const struct zr_action *a)
     /* libvirt refuses the pair at hotplug and start: the plan never makes
      * it, but a replacement keeps one the definition already has (the
      * contract: "even a VLAN beside a virtualport"). */
-    bool kept_pair = a->role == ZR_ROLE_REPLACE_IN && a->replaces.has_vlan &&
-                     a->replaces.vport.type != ZR_VPORT_NONE;
+    bool kept_pair =
+        a->role == ZR_ROLE_REPLACE_IN && zr_device_has_vlan_beside_virtualport(&a->replaces);
     if (a->op == ZR_OP_ATTACH && !kept_pair)
         zr_fuzz_assert(!(d.has_vlan && d.vport.type != ZR_VPORT_NONE),
                        "attach XML with a vlan beside a virtualport it did not have:\n%s",
