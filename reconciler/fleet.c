@@ -34,13 +34,6 @@ struct zr_supervisor {
     sigset_t mask; /* the signal mask to restore, and the children's */
 };
 
-static void fd_close(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-}
-
 static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *data)
 {
     struct zr_supervisor *s = data;
@@ -78,7 +71,7 @@ static void slot_clear(struct slot *t)
 {
     t->child = sd_event_source_disable_unref(t->child);
     t->io = sd_event_source_disable_unref(t->io);
-    fd_close(&t->fd);
+    closep(&t->fd);
     free(t->buf);
     t->buf = NULL;
     t->len = t->cap = 0;
@@ -146,7 +139,7 @@ static int on_output(sd_event_source *src, int fd, uint32_t revents, void *data)
     if (r > 0 || (r < 0 && (errno == EINTR || errno == EAGAIN)))
         return 0;
     t->io = sd_event_source_disable_unref(t->io);
-    fd_close(&t->fd);
+    closep(&t->fd);
     slot_done(t);
     return 0;
 }
@@ -154,9 +147,9 @@ static int on_output(sd_event_source *src, int fd, uint32_t revents, void *data)
 /* In the child: the parent's signal mask, none of the other pipes. */
 __attribute__((noreturn)) static void child_main(struct zr_supervisor *s, size_t i, int *p)
 {
-    fd_close(&p[0]);
+    closep(&p[0]);
     for (size_t k = 0; k < s->n; k++)
-        fd_close(&s->slot[k].fd);
+        closep(&s->slot[k].fd);
     pthread_sigmask(SIG_SETMASK, &s->mask, NULL);
     /* _exit: the parent's stdio buffers and atexit handlers are the
      * parent's. */
@@ -183,9 +176,9 @@ int zr_supervisor_start(struct zr_supervisor *s, size_t i)
     if (pid == 0)
         child_main(s, i, p);
     int e = errno;
-    fd_close(&p[1]);
+    closep(&p[1]);
     if (pid < 0) {
-        fd_close(&p[0]);
+        closep(&p[0]);
         return -e;
     }
     int r = slot_watch(&s->slot[i], pid, p[0]);

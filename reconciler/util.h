@@ -72,10 +72,13 @@ __attribute__((noinline)) void *zr_grow(void *v, size_t n, size_t add, size_t si
         &(v)[(n)++];                                                                               \
     })
 
+/* Closes *fd when open and marks it closed: a cleanup attribute, and the
+ * way to close a kept descriptor (a second call does nothing). */
 static inline void closep(int *fd)
 {
     if (*fd >= 0)
         close(*fd);
+    *fd = -1;
 }
 
 /* A growing string, doubled as it grows, so appending stays linear. */

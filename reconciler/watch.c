@@ -52,13 +52,6 @@
 /* A timer fires at most this late: the loop's times are short. */
 #define TIMER_ACCURACY_USEC USEC_PER_MSEC
 
-static void fd_close(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-}
-
 static uint64_t mono_usec(void)
 {
     struct timespec ts;
@@ -1263,8 +1256,8 @@ static void stop_guard_finish(struct stop_guard *g)
         stop_guard_tell(g, 2);
     if (g->started)
         pthread_join(g->thread, NULL);
-    fd_close(&g->sfd);
-    fd_close(&g->efd);
+    closep(&g->sfd);
+    closep(&g->efd);
     free(g->host_name);
 }
 
@@ -1276,7 +1269,7 @@ static void watch_finish(struct watch *w)
         unwatch_paths(w);
         close(w->ino);
     }
-    fd_close(&w->lv_fd);
+    closep(&w->lv_fd);
     for (size_t i = 0; i < w->n_names; i++)
         free(w->names[i]);
     free(w->names);
