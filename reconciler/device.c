@@ -65,6 +65,7 @@ void zr_device_finish(struct zr_device *d)
     free(d->alias);
     free(d->driver);
     free(d->xml);
+    free(d->pool);
     *d = (struct zr_device){0};
 }
 
@@ -77,6 +78,7 @@ void zr_device_copy(struct zr_device *dst, const struct zr_device *src)
     dst->alias = zr_strdup(src->alias);
     dst->driver = zr_strdup(src->driver);
     dst->xml = zr_strdup(src->xml);
+    dst->pool = zr_strdup(src->pool);
 }
 
 static int device_key_cmp(const struct zr_device *a, const struct zr_device *b)
@@ -117,6 +119,8 @@ char *zr_device_describe(const struct zr_device *d)
     char buf[ZR_UUID_STRLEN > ZR_PCI_ADDR_STRLEN ? ZR_UUID_STRLEN : ZR_PCI_ADDR_STRLEN];
 
     fprintf(f, "%s " ZR_PCI_ADDR_FMT, zr_kind_to_string(d->kind), ZR_PCI_ADDR_ARGS(d->source));
+    if (d->pool)
+        fprintf(f, " (pool %s)", d->pool);
     if (!d->managed)
         fputs(" managed=no", f);
     if (d->has_mac)

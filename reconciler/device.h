@@ -111,7 +111,18 @@ struct zr_device {
     char *xml;        /* the element as it stands in the domain XML */
 
     struct zr_mark mark; /* inventory side: where the list item starts */
+
+    /* Inventory side: the entry takes its function from this pool (wanted.h)
+     * instead of naming a source; `count` functions (1 unless given).  Once
+     * the chooser (choose.h) picked the source, `pool` stays to say where it
+     * came from; NULL for a named source and on the XML side. */
+    char *pool;
+    uint32_t count;
+    bool has_count;
+    struct zr_mark pool_mark; /* the pool's name */
 };
+
+#define ZR_POOL_COUNT_MAX 4096u
 
 const char *zr_kind_to_string(zr_kind kind);       /* "hostdev" / "interface" */
 const char *zr_vport_type_to_string(zr_vport_type t); /* "802.1Qbh" ... */

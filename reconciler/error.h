@@ -30,12 +30,13 @@ typedef enum {
     ZR_ERR_LOCK,            /* another apply holds the host */
     ZR_ERR_INTERRUPTED,     /* a signal stopped the run */
     /* The plan's own refusals and warnings. */
-    ZR_ERR_HELD,            /* a wanted value another device of the guest keeps */
-    ZR_ERR_BOOT_ORDER,      /* a boot order libvirt would refuse */
-    ZR_ERR_KIND_KEPT,       /* wanted as one kind, kept (prune: false) as the other */
-    ZR_ERR_UNBUILDABLE,     /* the device's XML cannot be built */
-    ZR_ERR_LIVE_DRIFT,      /* --config-only leaves the running guest's drift */
-    ZR_ERR_ROLLBACK,        /* --atomic's rollback left the guest otherwise than before */
+    ZR_ERR_HELD,        /* a wanted value another device of the guest keeps */
+    ZR_ERR_BOOT_ORDER,  /* a boot order libvirt would refuse */
+    ZR_ERR_KIND_KEPT,   /* wanted as one kind, kept (prune: false) as the other */
+    ZR_ERR_UNBUILDABLE, /* the device's XML cannot be built */
+    ZR_ERR_LIVE_DRIFT,  /* --config-only leaves the running guest's drift */
+    ZR_ERR_ROLLBACK,    /* --atomic's rollback left the guest otherwise than before */
+    ZR_ERR_POOL,        /* a pool entry could not be served (exhausted, no node devices) */
     ZR_ERR__COUNT,
 } zr_error_code;
 

@@ -41,6 +41,9 @@ const char *zr_hint_for(zr_error_code code)
     case ZR_ERR_IOMMU_GROUP:
         return "virsh nodedev-dumpxml pci_DDDD_BB_SS_F shows a function's IOMMU group; a group "
                "splits only where the platform isolates its functions (ACS)";
+    case ZR_ERR_POOL:
+        return "a function is free when no guest's definition holds it and no entry names it: "
+               "virsh dumpxml shows who holds what; a larger pool or a lower count frees the guest";
     case ZR_ERR_TIMEOUT:
         return "a running guest's OS must release the device itself: a longer --timeout gives it "
                "more time, --config-only leaves running guests alone";

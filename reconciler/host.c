@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "apply.h"
+#include "choose-host.h"
 #include "host.h"
 #include "preflight.h"
 #include "render.h"
@@ -22,6 +23,10 @@ struct host_session {
     struct zr_domain_listing listing;
     size_t first_guest; /* index of its first guest in the report's guests */
     int lock_fd;
+    /* The functions pool entries get (choose.h); `wanted` is its host when
+     * the inventory's host takes from pools, else the inventory's host. */
+    struct zr_choice choice;
+    const struct zr_host *wanted;
 };
 
 static void host_session_finish(struct host_session *h)
@@ -29,6 +34,8 @@ static void host_session_finish(struct host_session *h)
     if (h->states)
         zr_state_free(h->states, h->host->n_guests);
     zr_domain_listing_finish(&h->listing);
+    if (h->choice.errors)
+        zr_choice_finish(&h->choice);
     zr_apply_unlock(h->lock_fd);
     virConnectClosep(&h->conn);
     free(h->uri);
@@ -121,15 +128,44 @@ static void plan_guest(struct zr_plan *draft, struct host_session *h,
     }
 }
 
+/* Pool entries become named functions before any guest is planned (the
+ * choice is part of the decision: every guest sees the same one).  The
+ * guests' states then point at the chosen host's guests. */
+static void host_choose(struct host_session *h, const struct zr_host_options *o)
+{
+    bool selector;
+    h->wanted = h->host;
+    if (!zr_host_uses_pools(h->host, &selector))
+        return;
+    struct zr_choose_host_options co = {.host_check = o->host_check, .jobs = read_threads(o)};
+    zr_choose_host(h->conn, h->uri, h->host, h->states, &h->listing, &co, &h->choice);
+    h->wanted = &h->choice.host;
+    for (size_t g = 0; g < h->host->n_guests; g++)
+        h->states[g].wanted = &h->choice.host.guests[g];
+}
+
+/* A guest whose pool entries could not be served changes nothing. */
+static void refuse_unserved(struct zr_plan *draft, const struct host_session *h)
+{
+    for (size_t g = 0; h->choice.errors && g < h->host->n_guests; g++) {
+        const struct zr_error *e = &h->choice.errors[g];
+        if (!e->message || h->states[g].error)
+            continue;
+        zr_plan_refuse_guest(draft, g, e->code, "%s", e->message);
+        zr_plan_drop_warnings(draft, g);
+    }
+}
+
 /* Reads the host's guests, plans each once, runs the preflight on that
  * plan and keeps what it does not refuse. */
 static void host_plan(struct zr_plan *report, struct host_session *h,
                       const struct zr_host_options *o)
 {
-    const struct zr_host *host = h->host;
     struct zr_plan_options popts = {.config_only = o->config_only};
 
-    h->states = zr_state_read_listed(h->conn, host, read_threads(o), &h->listing);
+    h->states = zr_state_read_listed(h->conn, h->host, read_threads(o), &h->listing);
+    host_choose(h, o);
+    const struct zr_host *host = h->wanted;
     _cleanup_(zr_plan_finish) struct zr_plan draft = {0};
     for (size_t g = 0; g < host->n_guests; g++)
         plan_guest(&draft, h, &h->states[g], &popts);
@@ -147,6 +183,7 @@ static void host_plan(struct zr_plan *report, struct host_session *h,
         zr_plan_refuse_guest(&draft, g, check[g].code, "%s", check[g].message);
         zr_plan_drop_warnings(&draft, g);
     }
+    refuse_unserved(&draft, h);
     zr_plan_drop_refused(&draft);
     zr_plan_append(report, &draft);
     zr_render_plan(report, first_action);

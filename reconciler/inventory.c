@@ -44,6 +44,9 @@ struct loader {
     struct zr_ytree tree;
     const struct zr_inventory_rules *rules;
     struct uses uses[USE__COUNT];
+    bool has_hosts;
+    struct zr_pool *top_pools; /* every host sees them */
+    size_t n_top_pools;
 };
 
 static void loader_finish(struct loader *l)
@@ -51,6 +54,9 @@ static void loader_finish(struct loader *l)
     zr_ytree_finish(&l->tree);
     for (size_t i = 0; i < USE__COUNT; i++)
         free(l->uses[i].items);
+    for (size_t i = 0; i < l->n_top_pools; i++)
+        zr_pool_finish(&l->top_pools[i]);
+    free(l->top_pools);
 }
 
 _printf_(3, 4) static void report(struct loader *l, struct zr_mark m, const char *fmt, ...)
@@ -567,11 +573,67 @@ static const struct field rom_fields[] = {
 #undef ROM_HAS
 static const struct table rom_table = {rom_fields, ELEMENTSOF(rom_fields), check_rom};
 
+/* Pool names are words: they show in plan lines and messages unquoted. */
+static bool pool_name_ok(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+            return false;
+    return true;
+}
+
+static int parse_pool_ref(struct loader *l, const struct field *f, const struct node *v, void *obj)
+{
+    if (!is_text(v) || !pool_name_ok(v->text, v->len) || v->len > 64)
+        return type_error(l, f, v);
+    struct zr_device *d = obj;
+    free(d->pool);
+    d->pool = zr_strdup(v->text);
+    d->pool_mark = v->mark;
+    return 0;
+}
+
+/* Keys that name one function's own value: with `count` above 1 every
+ * function taken would get the same one. */
+static const char *const per_device_keys[] = {"zpci", "guest_address", "boot_order", "mac"};
+
+/* An entry names its function (`source`) or takes one from a pool. */
+static void check_entry(struct loader *l, const struct node *map, void *obj)
+{
+    const struct zr_device *d = obj;
+    const struct node *source = mapping_find(map, "source"), *pool = mapping_find(map, "pool");
+    const struct node *count = mapping_find(map, "count");
+    if (source && pool)
+        report(l, pool->mark,
+               "'pool' cannot be combined with 'source' (line %u): an entry names its function "
+               "or takes one from a pool",
+               source->mark.line);
+    else if (!source && !pool && map->type == NODE_MAPPING)
+        report(l, map->mark,
+               "missing required key 'source' in %s (or 'pool', to take a "
+               "function from a pool)",
+               zr_kind_to_string(d->kind));
+    if (count && !pool)
+        report(l, count->mark, "'count' needs 'pool': a named source is one function");
+    if (!count || !d->has_count || d->count <= 1)
+        return;
+    for (size_t i = 0; i < ELEMENTSOF(per_device_keys); i++) {
+        const struct node *k = mapping_find(map, per_device_keys[i]);
+        if (k)
+            report(l, k->mark,
+                   "'%s' cannot be given with 'count: %u' (line %u): each function taken would "
+                   "get the same value; write one entry per function instead",
+                   per_device_keys[i], (unsigned)d->count, count->mark.line);
+    }
+}
+
 #define PCI_ADDR_EXPECT                                                                            \
     "a PCI address DDDD:BB:SS.F or BB:SS.F (hex, slot up to 1f, function up to 7)"
 #define SOURCE_FIELD                                                                               \
     {                                                                                              \
-        .key = "source", .parse = parse_pci_addr, .offset = DEV(source), .required = true,         \
+        .key = "source", .parse = parse_pci_addr, .offset = DEV(source),                           \
         .expect = PCI_ADDR_EXPECT, .unique = USE_SOURCE                                            \
     }
 #define MANAGED_FIELD                                                                              \
@@ -605,20 +667,28 @@ static const struct table rom_table = {rom_fields, ELEMENTSOF(rom_fields), check
         .expect = "a mapping with bar, file and/or enabled", .sub = &rom_table                     \
     }
 
+#define POOL_FIELD                                                                                 \
+    {                                                                                              \
+        .key = "pool", .parse = parse_pool_ref, .offset = DEV(pool),                               \
+        .expect = "a pool name (letters, digits, '-' and '_')"                                     \
+    }
+#define COUNT_FIELD                                                                                \
+    {                                                                                              \
+        .key = "count", .parse = parse_number, .offset = DEV(count), .has = DEV_HAS(has_count),    \
+        .min = 1, .max = ZR_POOL_COUNT_MAX, .expect = "a number from 1 to 4096"                    \
+    }
+
 static const struct field hostdev_fields[] = {
-    SOURCE_FIELD,
-    MANAGED_FIELD,
-    ZPCI_FIELD,
-    GUEST_ADDRESS_FIELD,
-    BOOT_ORDER_FIELD,
-    ROM_FIELD,
+    SOURCE_FIELD, POOL_FIELD,          COUNT_FIELD,      MANAGED_FIELD,
+    ZPCI_FIELD,   GUEST_ADDRESS_FIELD, BOOT_ORDER_FIELD, ROM_FIELD,
 };
-static const struct table hostdev_table = {hostdev_fields, ELEMENTSOF(hostdev_fields), NULL};
+static const struct table hostdev_table = {hostdev_fields, ELEMENTSOF(hostdev_fields), check_entry};
 
 /* libvirt refuses a <vlan> beside a <virtualport> when it starts or
  * hotplugs a hostdev interface; better to say so before anything is done. */
 static void check_interface(struct loader *l, const struct node *map, void *obj)
 {
+    check_entry(l, map, obj);
     const struct node *vlan = mapping_find(map, "vlan");
     if (vlan && mapping_find(map, "virtualport"))
         report(l, vlan->mark,
@@ -628,6 +698,8 @@ static void check_interface(struct loader *l, const struct node *map, void *obj)
 
 static const struct field interface_fields[] = {
     SOURCE_FIELD,
+    POOL_FIELD,
+    COUNT_FIELD,
     {.key = "mac",
      .parse = parse_mac,
      .offset = DEV(mac),
@@ -696,6 +768,7 @@ static int parse_devices(struct loader *l, const struct field *f, const struct n
         d->kind = kind;
         d->managed = true;
         d->mark = item->use;
+        d->count = 1;
         parse_mapping(l, item, device_table(kind), zr_kind_to_string(kind), d);
     }
     return 0;
@@ -916,9 +989,154 @@ static void check_host_uris(struct loader *l, const struct zr_inventory *inv)
     free(hu);
 }
 
+/* ---- pools ---------------------------------------------------------------- */
+
+static int parse_members(struct loader *l, const struct field *f, const struct node *v, void *obj)
+{
+    struct zr_pool *p = obj;
+    if (v->type != NODE_SEQUENCE || v->n_items == 0)
+        return type_error(l, f, v);
+    p->members = zr_new0(struct zr_pci_addr, v->n_items);
+    p->has_members = true;
+    for (size_t i = 0; i < v->n_items; i++) {
+        const struct node *item = v->items[i];
+        struct zr_pci_addr a;
+        if (!is_text(item) || zr_pci_addr_parse(item->text, &a) < 0) {
+            _cleanup_free_ char *got = zr_ytree_describe(item);
+            report(l, item->mark, "each item of 'members' must be %s, got %s", PCI_ADDR_EXPECT,
+                   got);
+            continue;
+        }
+        for (size_t j = 0; j < p->n_members; j++)
+            if (zr_pci_addr_eq(&p->members[j], &a)) {
+                report(l, item->mark, "duplicate member " ZR_PCI_ADDR_FMT " in pool '%s'",
+                       ZR_PCI_ADDR_ARGS(a), p->name);
+                break;
+            }
+        p->members[p->n_members++] = a;
+    }
+    return 0;
+}
+
+static const char *const pool_selectors[] = {"vendor", "product", "physical_function", "numa_node",
+                                             "driver"};
+
+static void check_pool(struct loader *l, const struct node *map, void *obj)
+{
+    const struct zr_pool *p = obj;
+    const struct node *members = mapping_find(map, "members");
+    const struct node *selector = NULL;
+    for (size_t i = 0; i < ELEMENTSOF(pool_selectors) && !selector; i++)
+        selector = mapping_find(map, pool_selectors[i]);
+    if (!members && !selector)
+        report(l, map->mark,
+               "pool '%s' selects nothing: give 'members' or at least one of vendor, product, "
+               "physical_function, numa_node, driver",
+               p->name);
+    else if (members && selector)
+        report(l, selector->mark,
+               "'%s' cannot be combined with 'members' (line %u) in pool '%s': a pool is a "
+               "list or a selection",
+               selector->text, members->mark.line, p->name);
+}
+
+#define POOL(member) offsetof(struct zr_pool, member)
+#define POOL_HAS(member) HAS(struct zr_pool, member)
+static const struct field pool_fields[] = {
+    {.key = "members", .parse = parse_members, .expect = "a non-empty list of PCI addresses"},
+    {.key = "vendor",
+     .parse = parse_number,
+     .offset = POOL(vendor),
+     .has = POOL_HAS(has_vendor),
+     .max = 0xffff,
+     .expect = "a PCI vendor id from 0x0000 to 0xffff"},
+    {.key = "product",
+     .parse = parse_number,
+     .offset = POOL(product),
+     .has = POOL_HAS(has_product),
+     .max = 0xffff,
+     .expect = "a PCI product id from 0x0000 to 0xffff"},
+    {.key = "physical_function",
+     .parse = parse_pci_addr,
+     .offset = POOL(physical_function),
+     .has = POOL_HAS(has_physical_function),
+     .expect = PCI_ADDR_EXPECT},
+    {.key = "numa_node",
+     .parse = parse_number,
+     .offset = POOL(numa_node),
+     .has = POOL_HAS(has_numa_node),
+     .max = 0xffff,
+     .expect = "a NUMA node number from 0 to 65535"},
+    {.key = "driver",
+     .parse = parse_string,
+     .offset = POOL(driver),
+     .max = 64,
+     .expect = "a host driver name such as vfio-pci"},
+};
+#undef POOL
+#undef POOL_HAS
+static const struct table pool_table = {pool_fields, ELEMENTSOF(pool_fields), check_pool};
+
+/* `v` (a mapping or null) of pool names to their definitions. */
+static void parse_pools(struct loader *l, const struct node *v, const char *where,
+                        struct zr_pool **pools, size_t *n)
+{
+    if (!v || v->type != NODE_MAPPING)
+        return;
+    _cleanup_free_ bool *skip = find_bad_keys(l, v, "pool", where);
+    *pools = zr_new0(struct zr_pool, v->n_items / 2);
+    for (size_t i = 0; i + 1 < v->n_items; i += 2) {
+        const struct node *key = v->items[i];
+        if (skip[i / 2])
+            continue;
+        struct zr_pool *p = &(*pools)[(*n)++];
+        p->name = zr_strdup(key->text);
+        p->mark = key->use;
+        if (key->len && !pool_name_ok(key->text, key->len)) {
+            _cleanup_free_ char *s = zr_source_shown(key->text, key->len);
+            report(l, key->mark, "pool name '%s' must be letters, digits, '-' and '_' (at most 64)",
+                   s);
+        }
+        parse_named(l, key, v->items[i + 1], "pool", &pool_table, p);
+    }
+}
+
+/* The host's pools: its own, then the top-level ones of other names; then
+ * every entry's pool must be one of them. */
+static void resolve_pools(struct loader *l, struct zr_host *h, const struct node *own)
+{
+    _cleanup_free_ char *name = zr_source_shown(h->name, strlen(h->name));
+    _cleanup_free_ char *where = zr_asprintf("on host '%s'", name);
+    parse_pools(l, own, where, &h->pools, &h->n_pools);
+    size_t n_own = h->n_pools;
+    for (size_t i = 0; i < l->n_top_pools; i++) {
+        bool shadowed = false;
+        for (size_t j = 0; j < n_own && !shadowed; j++)
+            shadowed = strcmp(h->pools[j].name, l->top_pools[i].name) == 0;
+        if (shadowed)
+            continue;
+        zr_pool_copy(ZR_APPEND(h->pools, h->n_pools), &l->top_pools[i]);
+    }
+    struct zr_strbuf known = {0};
+    for (size_t i = 0; i < h->n_pools; i++)
+        zr_strbuf_addf(&known, ", ", "%s", h->pools[i].name);
+    for (size_t g = 0; g < h->n_guests; g++)
+        for (size_t d = 0; d < h->guests[g].devices.n; d++) {
+            const struct zr_device *dev = &h->guests[g].devices.items[d];
+            if (dev->pool && !zr_host_find_pool(h, dev->pool))
+                report(l, dev->pool_mark, "unknown pool '%s'%s%s (%s%s)", dev->pool,
+                       l->has_hosts ? " " : "", l->has_hosts ? where : "",
+                       known.s ? "pools here: "
+                               : "no pools are defined; 'pools:' goes at the "
+                                 "top level or under a host",
+                       known.s ? known.s : "");
+        }
+    free(known.s);
+}
+
 struct host_spec {
     char *uri;
-    const struct node *guests;
+    const struct node *guests, *pools;
 };
 
 static const struct field host_fields[] = {
@@ -932,6 +1150,10 @@ static const struct field host_fields[] = {
      .offset = offsetof(struct host_spec, guests),
      .required = true,
      .expect = "a mapping of guest names to their devices"},
+    {.key = "pools",
+     .parse = keep_mapping,
+     .offset = offsetof(struct host_spec, pools),
+     .expect = "a mapping of pool names to their members or selectors"},
 };
 static const struct table host_table = {host_fields, ELEMENTSOF(host_fields), NULL};
 
@@ -953,6 +1175,7 @@ static void parse_hosts(struct loader *l, const struct node *v, struct zr_invent
         parse_named(l, key, val, "host", &host_table, &spec);
         h->uri = TAKE_PTR(spec.uri);
         parse_guests(l, spec.guests, h);
+        resolve_pools(l, h, spec.pools);
     }
     check_host_uris(l, inv);
 }
@@ -960,7 +1183,7 @@ static void parse_hosts(struct loader *l, const struct node *v, struct zr_invent
 struct top_spec {
     uint32_t version;
     char *uri;
-    const struct node *guests, *hosts;
+    const struct node *guests, *hosts, *pools;
 };
 
 static const struct field top_fields[] = {
@@ -983,6 +1206,10 @@ static const struct field top_fields[] = {
      .parse = keep_mapping,
      .offset = offsetof(struct top_spec, hosts),
      .expect = "a mapping of host names to their uri and guests"},
+    {.key = "pools",
+     .parse = keep_mapping,
+     .offset = offsetof(struct top_spec, pools),
+     .expect = "a mapping of pool names to their members or selectors"},
 };
 static const struct table top_table = {top_fields, ELEMENTSOF(top_fields), NULL};
 
@@ -1014,8 +1241,9 @@ static void parse_top(struct loader *l, const struct node *root, struct zr_inven
                "missing required key 'guests' in the inventory (or 'hosts', for several "
                "hypervisors)");
 
+    parse_pools(l, spec.pools, "at the top level", &l->top_pools, &l->n_top_pools);
     if (spec.hosts) {
-        inv->has_hosts = true;
+        inv->has_hosts = l->has_hosts = true;
         parse_hosts(l, spec.hosts, inv);
     } else if (spec.guests) {
         inv->hosts = zr_new0(struct zr_host, 1);
@@ -1024,6 +1252,7 @@ static void parse_top(struct loader *l, const struct node *root, struct zr_inven
         inv->hosts[0].uri = TAKE_PTR(uri);
         inv->hosts[0].mark = root->mark;
         parse_guests(l, spec.guests, &inv->hosts[0]);
+        resolve_pools(l, &inv->hosts[0], NULL);
     }
 }
 
@@ -1167,8 +1396,44 @@ static void guest_finish(struct zr_guest *g)
     zr_device_list_finish(&g->devices);
 }
 
-static void host_finish(struct zr_host *h)
+void zr_pool_finish(struct zr_pool *p)
 {
+    free(p->name);
+    free(p->members);
+    free(p->driver);
+    *p = (struct zr_pool){0};
+}
+
+void zr_pool_copy(struct zr_pool *dst, const struct zr_pool *src)
+{
+    *dst = *src;
+    dst->name = zr_strdup(src->name);
+    dst->driver = zr_strdup(src->driver);
+    dst->members = NULL;
+    if (src->n_members) {
+        dst->members = zr_new0(struct zr_pci_addr, src->n_members);
+        memcpy(dst->members, src->members, src->n_members * sizeof(*src->members));
+    }
+}
+
+const struct zr_pool *zr_host_find_pool(const struct zr_host *host, const char *name)
+{
+    for (size_t i = 0; name && i < host->n_pools; i++)
+        if (strcmp(host->pools[i].name, name) == 0)
+            return &host->pools[i];
+    return NULL;
+}
+
+bool zr_pool_needs_node_devices(const struct zr_pool *p)
+{
+    return !p->has_members;
+}
+
+void zr_host_finish(struct zr_host *h)
+{
+    for (size_t i = 0; i < h->n_pools; i++)
+        zr_pool_finish(&h->pools[i]);
+    free(h->pools);
     free(h->name);
     free(h->uri);
     for (size_t i = 0; i < h->n_guests; i++)
@@ -1181,7 +1446,7 @@ void zr_inventory_free(struct zr_inventory *inv)
     if (!inv)
         return;
     for (size_t i = 0; i < inv->n_hosts; i++)
-        host_finish(&inv->hosts[i]);
+        zr_host_finish(&inv->hosts[i]);
     free(inv->hosts);
     free(inv->file);
     free(inv);

@@ -62,6 +62,10 @@ static void json_action(FILE *f, const struct zr_plan *plan, size_t i)
     zr_json_string(f, g->guest);
     fprintf(f, ", \"op\": \"%s\", \"kind\": \"%s\", \"source\": \"" ZR_PCI_ADDR_FMT "\"",
             zr_op_to_string(a->op), zr_kind_to_string(a->kind), ZR_PCI_ADDR_ARGS(a->source));
+    if (a->op == ZR_OP_ATTACH && a->device.pool) {
+        fputs(", \"pool\": ", f);
+        zr_json_string(f, a->device.pool);
+    }
     fprintf(f, ", \"live\": %s, \"config\": %s", a->live ? "true" : "false",
             a->config ? "true" : "false");
     fputs(", \"reason\": ", f);

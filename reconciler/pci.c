@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -241,4 +243,51 @@ bool zr_profileid_ok(const char *s)
         if (*p < 0x20 || *p == 0x7f || *p == '\'' || *p == '<' || *p == '&')
             return false;
     return true;
+}
+
+/* One decimal number of a nodeset, advancing *p. */
+static int nodeset_number(const char **p, unsigned long *out)
+{
+    if (**p < '0' || **p > '9')
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    *out = strtoul(*p, &end, 10);
+    if (errno || *out > UINT_MAX)
+        return -EINVAL;
+    *p = end;
+    return 0;
+}
+
+int zr_nodeset_has(const char *nodeset, unsigned node)
+{
+    /* Items apply in order, as in libvirt's virBitmapParse: "N", "N-M" add,
+     * "^N" removes. */
+    bool has = false;
+    const char *p = nodeset;
+    for (;;) {
+        while (*p == ' ')
+            p++;
+        bool negate = *p == '^';
+        if (negate)
+            p++;
+        unsigned long lo, hi;
+        if (nodeset_number(&p, &lo) < 0)
+            return -EINVAL;
+        hi = lo;
+        if (!negate && *p == '-') {
+            p++;
+            if (nodeset_number(&p, &hi) < 0 || hi < lo)
+                return -EINVAL;
+        }
+        if (node >= lo && node <= hi)
+            has = !negate;
+        while (*p == ' ')
+            p++;
+        if (*p == '\0')
+            return has;
+        if (*p != ',')
+            return -EINVAL;
+        p++;
+    }
 }

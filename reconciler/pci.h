@@ -82,3 +82,7 @@ int zr_vlan_parse(const char *s, uint32_t *out);
  * refuses them too. */
 #define ZR_VPORT_PROFILEID_MAX 39
 bool zr_profileid_ok(const char *s);
+
+/* Whether libvirt's nodeset syntax ("0-3,^2,5") names `node`: 1 yes, 0 no,
+ * -EINVAL when the set is malformed. */
+int zr_nodeset_has(const char *nodeset, unsigned node);

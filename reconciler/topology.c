@@ -177,6 +177,13 @@ int zr_pci_function_parse(const char *xml, size_t len, const char *what,
     if (numa && prop_number(numa, "node", INT_MAX, &node) == 0)
         out->numa_node = (int)node;
 
+    uint64_t id;
+    xmlNode *vendor = zr_xml_child(pci, "vendor"), *product = zr_xml_child(pci, "product");
+    if (vendor && prop_number(vendor, "id", 0xffff, &id) == 0)
+        out->vendor = (uint32_t)id;
+    if (product && prop_number(product, "id", 0xffff, &id) == 0)
+        out->product = (uint32_t)id;
+
     read_group_and_sriov(pci, out);
     return 0;
 }
@@ -324,51 +331,4 @@ size_t zr_guest_topology_free_pci_slots(const struct zr_guest_topology *t)
         if (t->ports[i].conventional && t->ports[i].used < ZR_PCI_BRIDGE_SLOTS)
             n += ZR_PCI_BRIDGE_SLOTS - t->ports[i].used;
     return n;
-}
-
-/* One decimal number of a nodeset, advancing *p. */
-static int nodeset_number(const char **p, unsigned long *out)
-{
-    if (**p < '0' || **p > '9')
-        return -EINVAL;
-    char *end;
-    errno = 0;
-    *out = strtoul(*p, &end, 10);
-    if (errno || *out > UINT_MAX)
-        return -EINVAL;
-    *p = end;
-    return 0;
-}
-
-int zr_nodeset_has(const char *nodeset, unsigned node)
-{
-    /* Items apply in order, as in libvirt's virBitmapParse: "N", "N-M" add,
-     * "^N" removes. */
-    bool has = false;
-    const char *p = nodeset;
-    for (;;) {
-        while (*p == ' ')
-            p++;
-        bool negate = *p == '^';
-        if (negate)
-            p++;
-        unsigned long lo, hi;
-        if (nodeset_number(&p, &lo) < 0)
-            return -EINVAL;
-        hi = lo;
-        if (!negate && *p == '-') {
-            p++;
-            if (nodeset_number(&p, &hi) < 0 || hi < lo)
-                return -EINVAL;
-        }
-        if (node >= lo && node <= hi)
-            has = !negate;
-        while (*p == ' ')
-            p++;
-        if (*p == '\0')
-            return has;
-        if (*p != ',')
-            return -EINVAL;
-        p++;
-    }
 }

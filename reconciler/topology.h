@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 #include "pci.h"
@@ -28,6 +29,9 @@ struct zr_pci_function {
     struct zr_pci_addr pf; /* its physical function */
     bool is_pf;            /* <capability type='virt_functions'> */
     unsigned vfs_max;      /* maxCount, 0 when not given */
+    /* <vendor id=...>, <product id=...>: 0 when libvirt gives none (no
+     * real device has id 0, PCI reserves 0xffff and 0x0000) */
+    uint32_t vendor, product;
 };
 
 /* One PCI node device's XML (virNodeDeviceGetXMLDesc).  Returns 0, or a
@@ -77,7 +81,3 @@ void zr_guest_topology_finish(struct zr_guest_topology *t);
 size_t zr_guest_topology_free_ports(const struct zr_guest_topology *t);
 /* Free slots on its hotpluggable PCI bridges, for conventional functions. */
 size_t zr_guest_topology_free_pci_slots(const struct zr_guest_topology *t);
-
-/* Whether libvirt's nodeset syntax ("0-3,^2,5") names `node`: 1 yes, 0 no,
- * -EINVAL when the set is malformed. */
-int zr_nodeset_has(const char *nodeset, unsigned node);

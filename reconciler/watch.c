@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "choose.h"
 #include "fleet.h"
 #include "notify.h"
 #include "uri.h"
@@ -645,6 +646,15 @@ static void full_pass(struct watch *w)
 static void repair_guest(struct watch *w, size_t g)
 {
     bool attaches;
+    if (zr_guest_takes_from_pool(&w->host->guests[g])) {
+        /* What a pool entry gets depends on every guest of the host (who
+         * holds what, inventory order): the whole host, as a full pass. */
+        for (size_t k = 0; k < w->host->n_guests; k++)
+            w->track[k].pending = false;
+        if (!host_quiet(w) && !w->stop)
+            apply_guests(w, NULL, w->host->n_guests);
+        return;
+    }
     if (guest_in_sync(w, g, &attaches)) {
         w->track[g].in_sync = true;
         w->track[g].failures = 0;

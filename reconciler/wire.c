@@ -10,8 +10,8 @@
  * or a plan that crossed a process boundary silently loses it.  The sizes
  * trip when a struct changes (LP64 builds only, where they are known). */
 #if __SIZEOF_POINTER__ == 8 && __SIZEOF_LONG__ == 8
-_Static_assert(sizeof(struct zr_device) == 168, "struct zr_device changed: update wire.c");
-_Static_assert(sizeof(struct zr_action) == 432, "struct zr_action changed: update wire.c");
+_Static_assert(sizeof(struct zr_device) == 192, "struct zr_device changed: update wire.c");
+_Static_assert(sizeof(struct zr_action) == 480, "struct zr_action changed: update wire.c");
 _Static_assert(sizeof(struct zr_change) == 24, "struct zr_change changed: update wire.c");
 _Static_assert(sizeof(struct zr_action_result) == 32,
                "struct zr_action_result changed: update wire.c");
@@ -104,6 +104,11 @@ static void put_device(FILE *f, const struct zr_device *d)
     put_str(f, d->unrepresentable);
     put_u32(f, d->mark.line);
     put_u32(f, d->mark.column);
+    put_str(f, d->pool);
+    put_u32(f, d->count);
+    put_bool(f, d->has_count);
+    put_u32(f, d->pool_mark.line);
+    put_u32(f, d->pool_mark.column);
 }
 
 static void put_action(FILE *f, const struct zr_action *a)
@@ -323,6 +328,11 @@ static void get_device(struct reader *r, struct zr_device *d)
     d->unrepresentable = get_str(r);
     d->mark.line = get_u32(r);
     d->mark.column = get_u32(r);
+    d->pool = get_str(r);
+    d->count = get_u32(r);
+    d->has_count = get_bool(r);
+    d->pool_mark.line = get_u32(r);
+    d->pool_mark.column = get_u32(r);
 }
 
 /* One action of a plan with n_guests guests and n actions. */

@@ -22,6 +22,12 @@ except ImportError as e:
 
 # Bad inventories the schema must reject, one per concern it can express.
 REJECTED = [
+    "pool-and-source",
+    "pool-count-zero",
+    "pool-count-per-device",
+    "pool-empty-selector",
+    "pool-members-and-selector",
+    "pool-names",
     "boot-order-zero",
     "interface-guest-address-zero-slot",
     "rom-empty",

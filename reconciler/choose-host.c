@@ -1,0 +1,165 @@
+/* Pools on a live host: see choose-host.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "choose-host.h"
+#include "topology.h"
+#include "util.h"
+
+/* What was read for the chooser, owned. */
+struct facts {
+    struct zr_other_guest *others;
+    size_t n_others;
+    struct zr_pci_addr *held;
+    size_t n_held;
+    struct zr_host_pci pci;
+    struct zr_pci_function *fns;
+    struct zr_choose_function *cfns;
+    size_t n_fns;
+    bool have_functions;
+    char *no_functions;
+    struct zr_guest_topology *topo; /* per guest */
+    size_t n_topo;
+};
+
+static void facts_finish(struct facts *f)
+{
+    zr_other_guests_free(f->others, f->n_others);
+    free(f->held);
+    zr_host_pci_finish(&f->pci);
+    for (size_t i = 0; i < f->n_fns; i++)
+        zr_pci_function_finish(&f->fns[i]);
+    free(f->fns);
+    free(f->cfns);
+    free(f->no_functions);
+    for (size_t i = 0; i < f->n_topo; i++)
+        zr_guest_topology_finish(&f->topo[i]);
+    free(f->topo);
+}
+
+/* What the guests the inventory does not name hold.  A host that cannot
+ * list them is refused by the conflict check, which lists them again. */
+static void read_held(virConnectPtr conn, const struct zr_host *host,
+                      struct zr_domain_listing *listing, unsigned jobs, struct facts *f)
+{
+    struct zr_error err = {0};
+    if (zr_state_read_others(conn, host, listing, jobs, &f->others, &f->n_others, &err) < 0) {
+        zr_error_finish(&err);
+        return;
+    }
+    for (size_t i = 0; i < f->n_others; i++) {
+        const struct zr_other_guest *o = &f->others[i];
+        for (size_t d = 0; !o->gone && !o->error && d < o->config.n; d++)
+            *ZR_APPEND(f->held, f->n_held) = o->config.items[d].source;
+    }
+}
+
+/* Whether function `a` is one the host's pools need read: every function
+ * for a selector pool, else the members (for their NUMA nodes). */
+static bool wanted_function(const struct zr_host *host, bool selector, const struct zr_pci_addr *a)
+{
+    if (selector)
+        return true;
+    for (size_t p = 0; p < host->n_pools; p++)
+        for (size_t m = 0; m < host->pools[p].n_members; m++)
+            if (zr_pci_addr_eq(&host->pools[p].members[m], a))
+                return true;
+    return false;
+}
+
+static void parse_functions(struct facts *f, const size_t *idx, size_t n, char **xml, char **errors)
+{
+    f->fns = zr_new0(struct zr_pci_function, n);
+    f->cfns = zr_new0(struct zr_choose_function, n);
+    for (size_t i = 0; i < n; i++) {
+        struct zr_error err = {0};
+        const struct zr_pci_addr *a = &f->pci.addrs[idx[i]];
+        _cleanup_free_ char *what =
+            zr_asprintf("node device of " ZR_PCI_ADDR_FMT, ZR_PCI_ADDR_ARGS(*a));
+        if (xml[i] &&
+            zr_pci_function_parse(xml[i], strlen(xml[i]), what, &f->fns[f->n_fns], &err) == 0) {
+            const struct zr_pci_function *fn = &f->fns[f->n_fns];
+            f->cfns[f->n_fns++] = (struct zr_choose_function){
+                fn->addr, fn->vendor, fn->product, fn->is_vf, fn->pf, fn->numa_node, fn->driver};
+        }
+        zr_error_finish(&err);
+        free(xml[i]);
+        free(errors[i]);
+    }
+}
+
+/* The host's PCI functions the pools need, unless the host check is off
+ * or the connection has no node devices (then `no_functions` says so). */
+static void read_functions(virConnectPtr conn, const char *uri, const struct zr_host *host,
+                           const struct zr_choose_host_options *o, bool selector, struct facts *f)
+{
+    if (!o->host_check) {
+        f->no_functions = zr_strdup("--no-host-check skips reading them");
+        return;
+    }
+    struct zr_error err = {0};
+    int r = zr_state_host_pci(conn, &f->pci, &err);
+    if (r < 0) {
+        f->no_functions = r == -ENOTSUP ? zr_asprintf("%s lists no node devices", uri)
+                                        : zr_asprintf("listing them failed: %s", err.message);
+        zr_error_finish(&err);
+        return;
+    }
+    _cleanup_free_ size_t *idx = zr_new0(size_t, f->pci.n);
+    size_t n = 0;
+    for (size_t i = 0; i < f->pci.n; i++)
+        if (wanted_function(host, selector, &f->pci.addrs[i]))
+            idx[n++] = i;
+    _cleanup_free_ char **xml = zr_new0(char *, n);
+    _cleanup_free_ char **errors = zr_new0(char *, n);
+    if (n)
+        zr_state_read_node_devices(&f->pci, idx, n, o->jobs, xml, errors);
+    parse_functions(f, idx, n, xml, errors);
+    f->have_functions = true;
+}
+
+/* Where each guest that takes from a pool pins its memory. */
+static void read_nodesets(const struct zr_host *host, const struct zr_guest_state *states,
+                          struct facts *f, struct zr_choose_guest *guests)
+{
+    f->topo = zr_new0(struct zr_guest_topology, host->n_guests);
+    f->n_topo = host->n_guests;
+    for (size_t g = 0; g < host->n_guests; g++) {
+        const struct zr_guest_state *st = &states[g];
+        guests[g] = (struct zr_choose_guest){
+            .readable = !st->error, .config = &st->config, .live = st->active ? &st->live : NULL};
+        const char *x = st->active && st->live_xml ? st->live_xml : st->config_xml;
+        if (st->error || !x || !zr_guest_takes_from_pool(&host->guests[g]))
+            continue;
+        struct zr_error err = {0};
+        if (zr_guest_topology_parse(x, strlen(x), host->guests[g].name, &f->topo[g], &err) == 0)
+            guests[g].nodeset = f->topo[g].nodeset;
+        zr_error_finish(&err); /* domain.c read it already; no preference then */
+    }
+}
+
+void zr_choose_host(virConnectPtr conn, const char *uri, const struct zr_host *host,
+                    const struct zr_guest_state *states, struct zr_domain_listing *listing,
+                    const struct zr_choose_host_options *o, struct zr_choice *out)
+{
+    struct facts f = {0};
+    bool selector = false;
+    zr_host_uses_pools(host, &selector);
+    _cleanup_free_ struct zr_choose_guest *guests = zr_new0(struct zr_choose_guest, host->n_guests);
+    read_held(conn, host, listing, o->jobs, &f);
+    read_functions(conn, uri, host, o, selector, &f);
+    read_nodesets(host, states, &f, guests);
+    struct zr_choose_input in = {
+        .host = host,
+        .guests = guests,
+        .held = f.held,
+        .n_held = f.n_held,
+        .have_functions = f.have_functions,
+        .functions = f.cfns,
+        .n_functions = f.n_fns,
+        .no_functions = f.no_functions,
+    };
+    zr_choose(&in, out);
+    facts_finish(&f);
+}

@@ -1,0 +1,23 @@
+/* Pools on a live host: reads the facts the chooser (choose.h) decides
+ * from — what the guests the inventory does not name hold, the host's PCI
+ * functions (node devices), each guest's NUMA pinning — and runs it.
+ * Never changes a guest; the decision itself stays in choose.c. */
+#pragma once
+
+#include <libvirt/libvirt.h>
+#include <stdbool.h>
+
+#include "choose.h"
+#include "state.h"
+
+struct zr_choose_host_options {
+    bool host_check; /* off: no node devices are read (selector pools refuse) */
+    unsigned jobs;   /* reads at once */
+};
+
+/* Chooses for every pool entry of `host`, whose guests `states` holds (in
+ * inventory order, read already), into `out`.  `listing` is the host's
+ * domain listing, shared with the rest of the run. */
+void zr_choose_host(virConnectPtr conn, const char *uri, const struct zr_host *host,
+                    const struct zr_guest_state *states, struct zr_domain_listing *listing,
+                    const struct zr_choose_host_options *o, struct zr_choice *out);
