@@ -121,7 +121,8 @@ static void read_functions(virConnectPtr conn, const char *uri, const struct zr_
 
 /* Where each guest that takes from a pool pins its memory. */
 static void read_nodesets(const struct zr_host *host, const struct zr_guest_state *states,
-                          struct facts *f, struct zr_choose_guest *guests)
+                          const struct zr_pool_memory *memory, struct facts *f,
+                          struct zr_choose_guest *guests)
 {
     f->topo = zr_new0(struct zr_guest_topology, host->n_guests);
     f->n_topo = host->n_guests;
@@ -129,6 +130,11 @@ static void read_nodesets(const struct zr_host *host, const struct zr_guest_stat
         const struct zr_guest_state *st = &states[g];
         guests[g] = (struct zr_choose_guest){
             .readable = !st->error, .config = &st->config, .live = st->active ? &st->live : NULL};
+        const struct zr_pool_memory_guest *had = zr_pool_memory_find(memory, host->guests[g].name);
+        if (had) {
+            guests[g].had = had->addrs;
+            guests[g].n_had = had->n;
+        }
         const char *x = st->active && st->live_xml ? st->live_xml : st->config_xml;
         if (st->error || !x || !zr_guest_takes_from_pool(&host->guests[g]))
             continue;
@@ -149,7 +155,7 @@ void zr_choose_host(virConnectPtr conn, const char *uri, const struct zr_host *h
     _cleanup_free_ struct zr_choose_guest *guests = zr_new0(struct zr_choose_guest, host->n_guests);
     read_held(conn, host, listing, o->jobs, &f);
     read_functions(conn, uri, host, o, selector, &f);
-    read_nodesets(host, states, &f, guests);
+    read_nodesets(host, states, o->memory, &f, guests);
     struct zr_choose_input in = {
         .host = host,
         .guests = guests,
@@ -161,5 +167,7 @@ void zr_choose_host(virConnectPtr conn, const char *uri, const struct zr_host *h
         .no_functions = f.no_functions,
     };
     zr_choose(&in, out);
+    if (o->memory)
+        zr_pool_memory_record(o->memory, out);
     facts_finish(&f);
 }

@@ -13,6 +13,9 @@
 struct zr_choose_host_options {
     bool host_check; /* off: no node devices are read (selector pools refuse) */
     unsigned jobs;   /* reads at once */
+    /* What the guests had when last chosen (read, then updated with this
+     * choice); NULL: no memory (one-shot runs). */
+    struct zr_pool_memory *memory;
 };
 
 /* Chooses for every pool entry of `host`, whose guests `states` holds (in

@@ -241,7 +241,8 @@ static int index_cmp(const void *a, const void *b)
 }
 
 /* Rule 2, for entry e of guest g: the pool's functions it holds as that
- * kind, lowest address first, up to the count, none twice. */
+ * kind, lowest address first, up to the count, none twice; then what it had
+ * when last chosen (zr_pool_memory) while that is free. */
 static void keep_held(struct chooser *c, size_t g, size_t e, struct guest_pick *gp)
 {
     const struct zr_device *entry = &c->in->host->guests[g].devices.items[e];
@@ -257,6 +258,13 @@ static void keep_held(struct chooser *c, size_t g, size_t e, struct guest_pick *
         if ((i == 0 || held[i] != held[i - 1]) && !picked(gp, held[i]))
             gp->got[e][gp->n_got[e]++] = held[i];
     free(held);
+    for (size_t i = 0; i < cg->n_had && gp->n_got[e] < entry->count; i++) {
+        long k = universe_find(&c->u, &cg->had[i]);
+        if (k >= 0 && w->member[k] && !c->u.taken[k]) {
+            c->u.taken[k] = true;
+            gp->got[e][gp->n_got[e]++] = (size_t)k;
+        }
+    }
 }
 
 static bool prefers(const struct zr_choose_guest *cg, int numa)
@@ -482,4 +490,47 @@ bool zr_host_uses_pools(const struct zr_host *host, bool *needs_node_devices)
             *needs_node_devices |= zr_pool_needs_node_devices(p);
         }
     return uses;
+}
+
+/* ---- memory between runs ------------------------------------------------------ */
+
+const struct zr_pool_memory_guest *zr_pool_memory_find(const struct zr_pool_memory *m,
+                                                       const char *guest)
+{
+    for (size_t i = 0; m && i < m->n; i++)
+        if (strcmp(m->items[i].guest, guest) == 0)
+            return &m->items[i];
+    return NULL;
+}
+
+static void remember(struct zr_pool_memory *m, const struct zr_guest *g)
+{
+    struct zr_pool_memory_guest *r = (struct zr_pool_memory_guest *)zr_pool_memory_find(m, g->name);
+    if (!r) {
+        r = ZR_APPEND(m->items, m->n);
+        r->guest = zr_strdup(g->name);
+    }
+    free(r->addrs);
+    r->addrs = zr_new0(struct zr_pci_addr, g->devices.n);
+    r->n = 0;
+    for (size_t d = 0; d < g->devices.n; d++)
+        if (g->devices.items[d].pool)
+            r->addrs[r->n++] = g->devices.items[d].source;
+}
+
+void zr_pool_memory_record(struct zr_pool_memory *m, const struct zr_choice *c)
+{
+    for (size_t g = 0; g < c->host.n_guests; g++)
+        if (!c->errors[g].message && zr_guest_takes_from_pool(&c->host.guests[g]))
+            remember(m, &c->host.guests[g]);
+}
+
+void zr_pool_memory_finish(struct zr_pool_memory *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->items[i].guest);
+        free(m->items[i].addrs);
+    }
+    free(m->items);
+    *m = (struct zr_pool_memory){0};
 }

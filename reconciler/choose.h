@@ -29,6 +29,10 @@ struct zr_choose_guest {
     const struct zr_device_list *config; /* its persistent definition; NULL: none */
     const struct zr_device_list *live;   /* its running state; NULL: not running */
     const char *nodeset;                 /* <numatune><memory nodeset>, NULL: not pinned */
+    /* What its pool entries had when last chosen (a long-running caller's
+     * memory, see zr_pool_memory): kept after what it holds, while free. */
+    const struct zr_pci_addr *had;
+    size_t n_had;
 };
 
 struct zr_choose_input {
@@ -59,6 +63,26 @@ struct zr_choice {
 /* Chooses for every pool entry of in->host (see the header comment). */
 void zr_choose(const struct zr_choose_input *in, struct zr_choice *out);
 void zr_choice_finish(struct zr_choice *c);
+
+/* What a long-running caller (watch) remembers between runs: the
+ * functions each guest's pool entries got.  A guest that lost one gets it
+ * back on the next run while no one else holds it. */
+struct zr_pool_memory_guest {
+    char *guest;
+    struct zr_pci_addr *addrs;
+    size_t n;
+};
+
+struct zr_pool_memory {
+    struct zr_pool_memory_guest *items;
+    size_t n;
+};
+
+const struct zr_pool_memory_guest *zr_pool_memory_find(const struct zr_pool_memory *m,
+                                                       const char *guest);
+/* Remembers what the choice gave each guest it served (in->host order). */
+void zr_pool_memory_record(struct zr_pool_memory *m, const struct zr_choice *c);
+void zr_pool_memory_finish(struct zr_pool_memory *m);
 
 /* Whether guest `g` has an entry that takes from a pool. */
 bool zr_guest_takes_from_pool(const struct zr_guest *g);

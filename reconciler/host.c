@@ -137,7 +137,8 @@ static void host_choose(struct host_session *h, const struct zr_host_options *o)
     h->wanted = h->host;
     if (!zr_host_uses_pools(h->host, &selector))
         return;
-    struct zr_choose_host_options co = {.host_check = o->host_check, .jobs = read_threads(o)};
+    struct zr_choose_host_options co = {
+        .host_check = o->host_check, .jobs = read_threads(o), .memory = o->pool_memory};
     zr_choose_host(h->conn, h->uri, h->host, h->states, &h->listing, &co, &h->choice);
     h->wanted = &h->choice.host;
     for (size_t g = 0; g < h->host->n_guests; g++)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "choose.h"
 #include "export.h"
 #include "inventory.h"
 #include "plan.h"
@@ -38,6 +39,10 @@ struct zr_host_options {
     /* Set by the caller's signal handler: the open is given up, apply
      * stops after the current call.  May be NULL. */
     volatile sig_atomic_t *interrupt;
+    /* What pool entries got on earlier runs, kept by a long-running caller
+     * (watch) so that a guest gets back a function it lost while that one
+     * is free; read and updated by the run.  NULL: none. */
+    struct zr_pool_memory *pool_memory;
 };
 
 /* Runs `host` and appends to `report` its host record (with the wall time

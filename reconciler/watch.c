@@ -131,6 +131,9 @@ struct watch {
     const struct zr_host *host; /* in inv */
     char *host_name;            /* a copy: o->host_name may point into the first inventory */
     struct guest_track *track;  /* per guest of host */
+    /* What pool entries got, so that a guest gets back what it lost while
+     * that is free (host.h: pool_memory). */
+    struct zr_pool_memory pool_memory;
     struct guest_name *by_name; /* the host's guests sorted by name */
 
     virConnectPtr conn; /* the events' connection; NULL while away */
@@ -585,6 +588,7 @@ static bool host_quiet(struct watch *w)
     struct zr_host_options ho = w->o->host;
     ho.applying = false;
     ho.interrupt = &w->stop;
+    ho.pool_memory = &w->pool_memory;
     _cleanup_(zr_plan_finish) struct zr_plan plan = {.has_hosts = w->inv->has_hosts};
     zr_host_run(w->host, &ho, &plan);
     bool quiet = plan_quiet(&plan);
@@ -611,6 +615,7 @@ static bool apply_guests(struct watch *w, const size_t *idx, size_t n)
     struct zr_host_options ho = w->o->host;
     ho.applying = true;
     ho.interrupt = &w->stop;
+    ho.pool_memory = &w->pool_memory;
     _cleanup_(zr_plan_finish) struct zr_plan done = {.has_hosts = w->inv->has_hosts};
     zr_host_run(&sub, &ho, &done);
     account(w, &done, idx, n);
@@ -1273,6 +1278,7 @@ static void stop_guard_finish(struct stop_guard *g)
 
 static void watch_finish(struct watch *w)
 {
+    zr_pool_memory_finish(&w->pool_memory);
     watch_disconnect(w);
     loop_finish(w);
     if (w->ino >= 0) {

@@ -227,6 +227,37 @@ Test(choose, a_named_source_the_guest_holds_is_not_kept_by_its_pool_entry)
     finish(&f);
 }
 
+Test(choose, what_a_guest_had_comes_back_while_free)
+{
+    struct fixture f;
+    load(&f, LAB_POOL "guests:\n"
+                      "  early: {hostdevs: [{pool: lab}]}\n"
+                      "  lost: {hostdevs: [{pool: lab}]}\n"
+                      "  gone: {hostdevs: [{pool: lab}]}\n");
+    struct zr_pci_addr had_lost = addr("0003:00:00.0"), had_gone = addr("0001:00:00.0");
+    f.guests[1].had = &had_lost; /* free: back to it, though served after early */
+    f.guests[1].n_had = 1;
+    f.guests[2].had = &had_gone; /* held by someone else now: the lowest free one */
+    f.guests[2].n_had = 1;
+    f.held[f.n_held++] = had_gone;
+    run(&f);
+    expect_sources(&f, 1, "0003:00:00.0");
+    expect_sources(&f, 0, "0002:00:00.0");
+    expect_sources(&f, 2, "");
+    cr_expect_not_null(f.choice.errors[2].message);
+
+    struct zr_pool_memory m = {0};
+    zr_pool_memory_record(&m, &f.choice);
+    cr_assert_eq(m.n, 2, "served guests only");
+    const struct zr_pool_memory_guest *r = zr_pool_memory_find(&m, "lost");
+    cr_assert_not_null(r);
+    cr_expect_eq(r->n, 1);
+    cr_expect(zr_pci_addr_eq(&r->addrs[0], &had_lost));
+    cr_expect_null(zr_pool_memory_find(&m, "gone"));
+    zr_pool_memory_finish(&m);
+    finish(&f);
+}
+
 Test(choose, count_takes_several_in_order)
 {
     struct fixture f;

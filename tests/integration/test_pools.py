@@ -1,0 +1,417 @@
+#!/usr/bin/env python3
+"""Pools (issue 26) through the real binary against real libvirt.
+
+EmbedPoolTest   members: pools on a qemu:///embed root (no node devices needed): the pick
+                in text and JSON, apply, the definitions read back, a second plan in sync,
+                stickiness, inventory order, exhaustion, export, selector pools refused.
+FleetPoolTest   a hosts: inventory of two embedded roots (one process per host): the pool
+                name crosses the process boundary, each host chooses on its own.
+SystemPoolTest  qemu:///system: a vendor: pool of this machine's virtio functions, read
+                from its node devices; they have no IOMMU group, so the host check refuses
+                the chosen one, naming it. A members: pool with --no-host-check applies.
+WatchPoolTest   watch on qemu:///system repairs a pool entry with the same rules.
+
+Guests are named zrpool-<pid>-*; sources on qemu:///system come from a PCI domain of this
+process's own (as tests/integration/test_watch.py does), so no other test meets them.
+"""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import textwrap
+import time
+import unittest
+
+import lab
+from lab import EmbedLab, hostdev_xml, run_tool, s390x_guest
+
+PREFIX = 'zrpool-%d-' % os.getpid()
+FAKE_DOMAIN = 0x1000 + (os.getpid() * 11) % 0xe000
+
+
+def fake(n):
+    return '%04x:%02x:00.0' % (FAKE_DOMAIN, n)
+
+
+def iface_xml(source, mac):
+    dom, bus, rest = source.split(':')
+    slot, fn = rest.split('.')
+    return ("<interface type='hostdev' managed='yes'><mac address='%s'/>"
+            "<source><address type='pci' domain='0x%s' bus='0x%s' slot='0x%s' function='0x%s'/>"
+            "</source></interface>") % (mac, dom, bus, slot, fn)
+
+
+def sources(lab_, name, kind=None):
+    return sorted(d['source'] for d in lab_.devices(name) if kind is None or d['kind'] == kind)
+
+
+def actions(doc):
+    return [(a['guest'], a['op'], a['kind'], a['source'], a.get('pool')) for a in doc['actions']]
+
+
+class EmbedPoolTest(unittest.TestCase):
+    POOLS = """
+        version: 1
+        pools:
+          lab:
+            members: [0003:00:00.0, 0001:00:00.0, 0002:00:00.0]
+        """
+
+    def setUp(self):
+        self.lab = EmbedLab()
+        self.addCleanup(self.lab.close)
+        self.inv = os.path.join(self.lab.root, 'inventory.yaml')
+
+    def define(self, name, *devices):
+        self.lab.define(s390x_guest(name, ''.join(devices)))
+
+    def inventory(self, guests):
+        with open(self.inv, 'w') as f:
+            f.write(textwrap.dedent(self.POOLS).lstrip() + textwrap.dedent(guests))
+
+    def tool(self, *args):
+        return run_tool(list(args) + ['-c', self.lab.uri], env={'LIBVIRT_DEFAULT_URI': None})
+
+    def test_plan_shows_the_pick_apply_makes_it_and_the_next_plan_is_in_sync(self):
+        self.define('web1')
+        self.define('web2')
+        self.inventory("""
+            guests:
+              web1:
+                interfaces:
+                  - pool: lab
+                    mac: "52:54:00:00:00:01"
+              web2:
+                hostdevs:
+                  - pool: lab
+                    count: 2
+            """)
+        rc, out, err = self.tool('plan', self.inv)
+        self.assertEqual(rc, 2, out + err)
+        self.assertIn('+ attach interface 0003:00:00.0 (pool lab) mac=52:54:00:00:00:01 [config]',
+                      out)
+        self.assertIn('+ attach hostdev 0001:00:00.0 (pool lab) [config]', out)
+        self.assertIn('+ attach hostdev 0002:00:00.0 (pool lab) [config]', out)
+        rc, out, err = self.tool('-o', 'json', 'plan', self.inv)
+        self.assertEqual(sorted(actions(json.loads(out))), [
+            ('web1', 'attach', 'interface', '0003:00:00.0', 'lab'),
+            ('web2', 'attach', 'hostdev', '0001:00:00.0', 'lab'),
+            ('web2', 'attach', 'hostdev', '0002:00:00.0', 'lab')])
+        rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(sources(self.lab, 'web1', 'interface'), ['0003:00:00.0'])
+        self.assertEqual(sources(self.lab, 'web2', 'hostdev'), ['0001:00:00.0', '0002:00:00.0'])
+        self.assertIn('52:54:00:00:00:01', self.lab.dumpxml('web1'))
+        rc, out, err = self.tool('plan', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn('web1: in sync', out)
+        self.assertIn('web2: in sync', out)
+
+    def test_a_guest_keeps_what_it_holds_the_rest_go_in_inventory_order(self):
+        self.define('first')
+        self.define('second', hostdev_xml('0003:00:00.0'))
+        self.define('third', hostdev_xml('0001:00:00.0'), hostdev_xml('0002:00:00.0'))
+        self.inventory("""
+            guests:
+              first:
+                hostdevs: [{pool: lab}]
+              second:
+                hostdevs: [{pool: lab}]
+              third:
+                hostdevs: [{pool: lab}]
+            """)
+        rc, out, err = self.tool('-o', 'json', 'apply', self.inv)
+        doc = json.loads(out)
+        # second and third keep what they hold (third its lowest one, and it lets 0002
+        # go); first is served with every member held until this run ends: it waits.
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(sources(self.lab, 'second'), ['0003:00:00.0'])
+        self.assertEqual(sources(self.lab, 'third'), ['0001:00:00.0'])
+        self.assertIn(('third', 'detach', 'hostdev', '0002:00:00.0', None), actions(doc))
+        self.assertEqual([(e['guest'], e['message']) for e in doc['errors']], [
+            ('first', "pool 'lab' has 0 free functions, guest 'first' wants 1 more; nothing "
+                      "changed on this guest")])
+        # The next run: 0002 is free now, and first takes it.
+        rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(sources(self.lab, 'first'), ['0002:00:00.0'])
+        rc, out, err = self.tool('plan', self.inv)
+        self.assertEqual(rc, 0, out + err)
+
+    def test_exhausted_pool_refuses_that_guest_only(self):
+        self.define('holder', hostdev_xml('0001:00:00.0'))
+        self.define('greedy', hostdev_xml('0004:00:00.0'))
+        self.define('modest')
+        self.inventory("""
+            guests:
+              greedy:
+                hostdevs:
+                  - pool: lab
+                    count: 3
+              modest:
+                hostdevs: [{pool: lab}]
+            """)
+        before = self.lab.dumpxml('greedy')
+        rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("greedy: error: pool 'lab' has 2 free functions, guest 'greedy' wants 3 "
+                      "more; nothing changed on this guest", out)
+        self.assertEqual(self.lab.dumpxml('greedy'), before, 'the refused guest is untouched')
+        self.assertEqual(sources(self.lab, 'modest'), ['0003:00:00.0'])
+        self.assertEqual(sources(self.lab, 'holder'), ['0001:00:00.0'])
+
+    def test_a_named_source_is_never_chosen(self):
+        self.define('named')
+        self.define('pooled')
+        self.inventory("""
+            guests:
+              pooled:
+                hostdevs: [{pool: lab}]
+              named:
+                hostdevs: [{source: 0003:00:00.0}]
+            """)
+        rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(sources(self.lab, 'pooled'), ['0001:00:00.0'])
+        self.assertEqual(sources(self.lab, 'named'), ['0003:00:00.0'])
+
+    def test_export_writes_plain_sources(self):
+        self.define('web1')
+        self.inventory("""
+            guests:
+              web1:
+                interfaces: [{pool: lab, mac: "52:54:00:00:00:07"}]
+            """)
+        rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        rc, out, err = self.tool('export', 'web1')
+        self.assertEqual(rc, 0, err)
+        self.assertIn('source: 0003:00:00.0', out)
+        self.assertNotIn('pool', out)
+
+    def test_selector_pool_needs_node_devices(self):
+        self.define('db1', hostdev_xml('0005:00:00.0'))
+        self.POOLS = """
+            version: 1
+            pools:
+              nvme: {vendor: 0x144d}
+            """
+        self.inventory("""
+            guests:
+              db1:
+                hostdevs: [{pool: nvme}]
+            """)
+        before = self.lab.dumpxml('db1')
+        for extra in ([], ['--no-host-check']):
+            rc, out, err = self.tool(*extra, 'apply', self.inv)
+            self.assertEqual(rc, 1, out + err)
+            self.assertRegex(out, r"db1: error: pool 'nvme' selects functions by the host's "
+                                  r"node devices, and (qemu:///embed\?root=\S+ lists no node "
+                                  r"devices|--no-host-check skips reading them)")
+        self.assertEqual(self.lab.dumpxml('db1'), before)
+
+    def test_invalid_pool_entries_change_nothing(self):
+        self.define('web1', hostdev_xml('0009:00:00.0'))
+        self.inventory("""
+            guests:
+              web1:
+                hostdevs:
+                  - pool: labb
+                  - pool: lab
+                    count: 2
+                    boot_order: 1
+            """)
+        before = self.lab.dumpxml('web1')
+        rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("inventory.yaml:9:15: error: unknown pool 'labb' (pools here: lab)", err)
+        self.assertIn("inventory.yaml:12:9: error: 'boot_order' cannot be given with 'count: 2'",
+                      err)
+        self.assertEqual(self.lab.dumpxml('web1'), before)
+
+
+class FleetPoolTest(unittest.TestCase):
+    def setUp(self):
+        self.a = EmbedLab()
+        self.addCleanup(self.a.close)
+        self.b = EmbedLab()
+        self.addCleanup(self.b.close)
+        self.inv = os.path.join(self.a.root, 'inventory.yaml')
+
+    def test_each_host_chooses_and_the_pool_name_crosses_processes(self):
+        self.a.define(s390x_guest('web1', hostdev_xml('0001:00:00.0')))
+        self.a.define(s390x_guest('web2'))
+        self.b.define(s390x_guest('web3'))
+        with open(self.inv, 'w') as f:
+            f.write(textwrap.dedent("""\
+                version: 1
+                pools:
+                  lab: {members: [0001:00:00.0, 0002:00:00.0]}
+                hosts:
+                  a:
+                    uri: %s
+                    guests:
+                      web2: {hostdevs: [{pool: lab}]}
+                  b:
+                    uri: %s
+                    guests:
+                      web3: {hostdevs: [{pool: lab}]}
+                """ % (self.a.uri, self.b.uri)))
+        rc, out, err = run_tool(['-o', 'json', 'apply', self.inv],
+                                env={'LIBVIRT_DEFAULT_URI': None})
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(sorted((a['host'], a['source'], a['pool'])
+                                for a in json.loads(out)['actions']),
+                         [('a', '0002:00:00.0', 'lab'), ('b', '0001:00:00.0', 'lab')])
+        self.assertEqual(sources(self.a, 'web2'), ['0002:00:00.0'])
+        self.assertEqual(sources(self.b, 'web3'), ['0001:00:00.0'])
+        rc, out, err = run_tool(['plan', self.inv], env={'LIBVIRT_DEFAULT_URI': None})
+        self.assertEqual(rc, 0, out + err)
+
+
+class SystemCase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = lab.SystemLab()
+        cls.lab.cleanup(PREFIX)
+        # A socket path of this process's own: the apply lock is per URI, so other tests'
+        # applies on the shared daemon never hold this one's.
+        cls.sockdir = tempfile.mkdtemp(prefix='zrpool-sock-')
+        os.symlink('/run/libvirt/libvirt-sock', os.path.join(cls.sockdir, 'sock'))
+        cls.uri = 'qemu:///system?socket=%s/sock' % cls.sockdir
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.cleanup(PREFIX)
+        shutil.rmtree(cls.sockdir, True)
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix='zrpool-test-')
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.inv = os.path.join(self.dir, 'inventory.yaml')
+
+    def guest(self, short, *devices):
+        name = PREFIX + short
+        self.lab.define(s390x_guest(name, ''.join(devices)))
+        self.addCleanup(self.lab.undefine, name)
+        return name
+
+    def write(self, text):
+        with open(self.inv, 'w') as f:
+            f.write(textwrap.dedent(text).lstrip())
+
+    def tool(self, *args):
+        return run_tool(list(args) + ['-c', self.uri], env={'LIBVIRT_DEFAULT_URI': None},
+                        timeout=600)
+
+
+class SystemPoolTest(SystemCase):
+    def virtio_functions(self):
+        """This machine's virtio functions (vendor 0x1af4) that no guest holds, sorted."""
+        held = set()
+        for n in self.lab.list_names():
+            try:
+                held.update(d['source'] for d in self.lab.devices(n))
+            except lab.VirshError:
+                pass
+        free = []
+        for f in lab.SystemDaemon.pci_node_devices():
+            node = 'pci_' + f.replace(':', '_').replace('.', '_')
+            if "vendor id='0x1af4'" in self.lab.virsh('nodedev-dumpxml', node) and f not in held:
+                free.append(f)
+        if not free:
+            raise lab.Skip('no free virtio function on this machine')
+        return sorted(free)
+
+    def test_vendor_pool_picks_from_node_devices_and_the_host_check_covers_it(self):
+        g = self.guest('vendor')
+        self.write("""
+            version: 1
+            pools:
+              virtio: {vendor: 0x1af4, driver: virtio-pci}
+            guests:
+              %s:
+                hostdevs: [{pool: virtio}]
+            """ % g)
+        want = self.virtio_functions()[0]
+        rc, out, err = self.tool('-o', 'json', 'plan', self.inv)
+        doc = json.loads(out)
+        self.assertEqual(actions(doc), [(g, 'attach', 'hostdev', want, 'virtio')], out + err)
+        self.assertTrue(any(w['source'] == want and 'is in no IOMMU group' in w['message']
+                            for w in doc['warnings']), doc['warnings'])
+        before = self.lab.dumpxml(g)
+        rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('%s: error: %s: %s is in no IOMMU group' % (g, want, want), out)
+        self.assertEqual(self.lab.dumpxml(g), before, 'the host check refused: nothing changed')
+
+    def test_members_pool_applies_with_no_host_check_and_stays_in_sync(self):
+        g1 = self.guest('m1', hostdev_xml(fake(2)))
+        g2 = self.guest('m2')
+        self.write("""
+            version: 1
+            pools:
+              lab: {members: [%s, %s, %s]}
+            guests:
+              %s:
+                hostdevs: [{pool: lab}]
+              %s:
+                interfaces: [{pool: lab, mac: "52:54:00:12:34:56"}]
+            """ % (fake(1), fake(2), fake(3), g1, g2))
+        rc, out, err = self.tool('--no-host-check', 'apply', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn('+ attach interface %s (pool lab) mac=52:54:00:12:34:56' % fake(1), out)
+        self.assertEqual(sources(self.lab, g1), [fake(2)])
+        self.assertEqual(sources(self.lab, g2, 'interface'), [fake(1)])
+        rc, out, err = self.tool('--no-host-check', 'plan', self.inv)
+        self.assertEqual(rc, 0, out + err)
+
+
+class WatchPoolTest(SystemCase):
+    def test_watch_repairs_a_pool_entry_with_the_same_rules(self):
+        g = self.guest('watch', hostdev_xml(fake(5)))
+        other = self.guest('other', hostdev_xml(fake(4)))
+        self.write("""
+            version: 1
+            pools:
+              lab: {members: [%s, %s, %s]}
+            guests:
+              %s:
+                hostdevs: [{pool: lab}]
+            """ % (fake(4), fake(5), fake(6), g))
+        proc = lab.start_tool(['watch', self.inv, '-c', self.uri, '--no-host-check',
+                               '--resync', '1h'], env={'LIBVIRT_DEFAULT_URI': None})
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sources(self.lab, g) != [fake(5)]:
+            time.sleep(0.2)
+        time.sleep(1)  # its first pass: in sync, the guest keeps what it holds
+        self.assertEqual(sources(self.lab, g), [fake(5)])
+        # Behind its back: the other guest gives its function up (the lowest member is
+        # free now), then the pool guest loses its own. watch remembers what the guest
+        # had and gives it back while it is free, though a lower member is free too.
+        self.lab.detach(other, hostdev_xml(fake(4)), config=True)
+        self.lab.detach(g, hostdev_xml(fake(5)), config=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sources(self.lab, g) == []:
+            time.sleep(0.2)
+        self.assertEqual(sources(self.lab, g), [fake(5)])
+        # What it had is taken by a guest the inventory does not name: the same rules give
+        # it the lowest free member.
+        self.lab.detach(g, hostdev_xml(fake(5)), config=True)
+        self.lab.attach(other, hostdev_xml(fake(5)), config=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sources(self.lab, g) == []:
+            time.sleep(0.2)
+        self.assertEqual(sources(self.lab, g), [fake(4)])
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 0, out + err)
+        self.assertIn('attach hostdev %s (pool lab)' % fake(5), out)
+        self.assertIn('attach hostdev %s (pool lab)' % fake(4), out)
+
+
+if __name__ == '__main__':
+    lab.main()
