@@ -21,10 +21,13 @@ struct walk {
     const struct zr_pool *pool;
     size_t *cand;
     size_t n_cand;
-    bool *member;  /* per universe function */
+    size_t *pos;   /* per universe function: its place in cand, NOT_MEMBER if none */
+    size_t n_free; /* candidates not taken */
     size_t cursor; /* no free candidate before it */
     bool unusable; /* a selector pool without node devices */
 };
+
+#define NOT_MEMBER ((size_t)-1)
 
 struct chooser {
     const struct zr_choose_input *in;
@@ -144,25 +147,50 @@ static void build_universe(struct chooser *c, const struct zr_choose_function *c
     for (size_t p = 0; p < n_pools; p++) {
         struct walk *w = &c->walks[p];
         w->cand = zr_new0(size_t, n_offer[p]);
-        w->member = zr_new0(bool, u->n);
+        w->pos = zr_new0(size_t, u->n);
+        for (size_t i = 0; i < u->n; i++)
+            w->pos[i] = NOT_MEMBER;
         for (size_t i = 0; i < n_offer[p]; i++) {
             w->cand[w->n_cand] = (size_t)universe_find(u, &offer[p][i]);
-            w->member[w->cand[w->n_cand++]] = true;
+            w->pos[w->cand[w->n_cand]] = w->n_cand;
+            w->n_cand++;
+        }
+        w->n_free = w->n_cand;
+    }
+}
+
+/* Takes universe function k, or gives it back: every pool offering it
+ * counts it, and a pool's cursor goes back to a function given back. */
+static void set_taken(struct chooser *c, size_t k, bool taken)
+{
+    if (c->u.taken[k] == taken)
+        return;
+    c->u.taken[k] = taken;
+    for (size_t p = 0; p < c->in->host->n_pools; p++) {
+        struct walk *w = &c->walks[p];
+        if (w->pos[k] == NOT_MEMBER)
+            continue;
+        if (taken) {
+            w->n_free--;
+        } else {
+            w->n_free++;
+            if (w->pos[k] < w->cursor)
+                w->cursor = w->pos[k];
         }
     }
 }
 
-static void take(struct universe *u, const struct zr_pci_addr *a)
+static void take(struct chooser *c, const struct zr_pci_addr *a)
 {
-    long i = universe_find(u, a);
+    long i = universe_find(&c->u, a);
     if (i >= 0)
-        u->taken[i] = true;
+        set_taken(c, (size_t)i, true);
 }
 
-static void take_list(struct universe *u, const struct zr_device_list *l)
+static void take_list(struct chooser *c, const struct zr_device_list *l)
 {
     for (size_t d = 0; l && d < l->n; d++)
-        take(u, &l->items[d].source);
+        take(c, &l->items[d].source);
 }
 
 /* Rule 1: not free is what any guest holds, in either definition, and
@@ -171,18 +199,20 @@ static void mark_taken(struct chooser *c)
 {
     const struct zr_choose_input *in = c->in;
     for (size_t i = 0; i < in->n_held; i++)
-        take(&c->u, &in->held[i]);
+        take(c, &in->held[i]);
     for (size_t g = 0; g < in->host->n_guests; g++) {
         const struct zr_choose_guest *cg = &in->guests[g];
         if (cg->readable) {
-            take_list(&c->u, cg->config);
-            take_list(&c->u, cg->live);
+            take_list(c, cg->config);
+            take_list(c, cg->live);
         }
         const struct zr_device_list *l = &in->host->guests[g].devices;
         for (size_t d = 0; d < l->n; d++) {
             long k = l->items[d].pool ? -1 : universe_find(&c->u, &l->items[d].source);
-            if (k >= 0)
-                c->u.taken[k] = c->u.named[k] = true;
+            if (k >= 0) {
+                set_taken(c, (size_t)k, true);
+                c->u.named[k] = true;
+            }
         }
     }
 }
@@ -229,7 +259,7 @@ static void consider_held(struct chooser *c, const struct walk *w, zr_kind kind,
         if (l->items[d].kind != kind)
             continue;
         long k = universe_find(&c->u, &l->items[d].source);
-        if (k >= 0 && w->member[k] && !c->u.named[k])
+        if (k >= 0 && w->pos[k] != NOT_MEMBER && !c->u.named[k])
             *ZR_APPEND(*v, *n) = (size_t)k;
     }
 }
@@ -260,8 +290,8 @@ static void keep_held(struct chooser *c, size_t g, size_t e, struct guest_pick *
     free(held);
     for (size_t i = 0; i < cg->n_had && gp->n_got[e] < entry->count; i++) {
         long k = universe_find(&c->u, &cg->had[i]);
-        if (k >= 0 && w->member[k] && !c->u.taken[k]) {
-            c->u.taken[k] = true;
+        if (k >= 0 && w->pos[k] != NOT_MEMBER && !c->u.taken[k]) {
+            set_taken(c, (size_t)k, true);
             gp->got[e][gp->n_got[e]++] = (size_t)k;
         }
     }
@@ -286,24 +316,14 @@ static long lowest_free(struct chooser *c, struct walk *w, const struct zr_choos
     return (long)w->cand[w->cursor];
 }
 
-static size_t free_count(const struct chooser *c, const struct walk *w)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < w->n_cand; i++)
-        n += !c->u.taken[w->cand[i]];
-    return n;
-}
-
 /* Gives back what guest g took in this pass (kept functions stay). */
 static void undo_picks(struct chooser *c, struct guest_pick *gp, const size_t *n_kept)
 {
     for (size_t e = 0; e < gp->n_entries; e++) {
         for (size_t i = n_kept[e]; i < gp->n_got[e]; i++)
-            c->u.taken[gp->got[e][i]] = false;
+            set_taken(c, gp->got[e][i], false);
         gp->n_got[e] = n_kept[e];
     }
-    for (size_t p = 0; p < c->in->host->n_pools; p++)
-        c->walks[p].cursor = 0;
 }
 
 static void refuse_exhausted(struct chooser *c, size_t g, const struct walk *w,
@@ -316,7 +336,7 @@ static void refuse_exhausted(struct chooser *c, size_t g, const struct walk *w,
         if (d->pool && strcmp(d->pool, w->pool->name) == 0)
             wants += d->count - n_kept[e];
     }
-    size_t n_free = free_count(c, w);
+    size_t n_free = w->n_free;
     zr_error_setc(&c->out->errors[g], ZR_ERR_POOL,
                   "pool '%s' has %zu free function%s, guest '%s' wants %zu more; nothing "
                   "changed on this guest",
@@ -339,7 +359,7 @@ static void serve_guest(struct chooser *c, size_t g, struct guest_pick *gp, cons
                 refuse_exhausted(c, g, w, n_kept);
                 return;
             }
-            c->u.taken[k] = true;
+            set_taken(c, (size_t)k, true);
             gp->got[e][gp->n_got[e]++] = (size_t)k;
         }
     }
@@ -392,7 +412,7 @@ static void chooser_finish(struct chooser *c)
 {
     for (size_t p = 0; p < c->in->host->n_pools; p++) {
         free(c->walks[p].cand);
-        free(c->walks[p].member);
+        free(c->walks[p].pos);
     }
     free(c->walks);
     free(c->u.addrs);

@@ -397,6 +397,15 @@ def node_name_to_pci(name):
     return '%s:%s:%s.%s' % (dom, bus, slot, fn)
 
 
+def own_system_uri(prefix):
+    """A qemu:///system URI of the caller's own (a socket symlink in a new temp dir):
+    the tool's apply lock is per URI, so other tests' applies on the shared daemon never
+    hold it. Returns (uri, the dir to remove)."""
+    sockdir = tempfile.mkdtemp(prefix=prefix)
+    os.symlink('/run/libvirt/libvirt-sock', os.path.join(sockdir, 'sock'))
+    return 'qemu:///system?socket=%s/sock' % sockdir, sockdir
+
+
 class SystemLab(_Lab):
     """qemu:///system; the constructor makes sure the daemon runs (Skip unless root)."""
 

@@ -17,7 +17,6 @@ process's own (as tests/integration/test_watch.py does), so no other test meets 
 
 import json
 import os
-import re
 import shutil
 import tempfile
 import textwrap
@@ -25,7 +24,16 @@ import time
 import unittest
 
 import lab
+from test_watch import Notify
 from lab import EmbedLab, hostdev_xml, run_tool, s390x_guest
+
+
+def wait_for(cond, timeout):
+    """Polls cond() until it is true or timeout seconds passed; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return cond()
 
 PREFIX = 'zrpool-%d-' % os.getpid()
 FAKE_DOMAIN = 0x1000 + (os.getpid() * 11) % 0xe000
@@ -33,14 +41,6 @@ FAKE_DOMAIN = 0x1000 + (os.getpid() * 11) % 0xe000
 
 def fake(n):
     return '%04x:%02x:00.0' % (FAKE_DOMAIN, n)
-
-
-def iface_xml(source, mac):
-    dom, bus, rest = source.split(':')
-    slot, fn = rest.split('.')
-    return ("<interface type='hostdev' managed='yes'><mac address='%s'/>"
-            "<source><address type='pci' domain='0x%s' bus='0x%s' slot='0x%s' function='0x%s'/>"
-            "</source></interface>") % (mac, dom, bus, slot, fn)
 
 
 def sources(lab_, name, kind=None):
@@ -51,7 +51,7 @@ def actions(doc):
     return [(a['guest'], a['op'], a['kind'], a['source'], a.get('pool')) for a in doc['actions']]
 
 
-class EmbedPoolTest(unittest.TestCase):
+class EmbedPoolTest(lab.EmbedToolCase):
     POOLS = """
         version: 1
         pools:
@@ -59,20 +59,8 @@ class EmbedPoolTest(unittest.TestCase):
             members: [0003:00:00.0, 0001:00:00.0, 0002:00:00.0]
         """
 
-    def setUp(self):
-        self.lab = EmbedLab()
-        self.addCleanup(self.lab.close)
-        self.inv = os.path.join(self.lab.root, 'inventory.yaml')
-
-    def define(self, name, *devices):
-        self.lab.define(s390x_guest(name, ''.join(devices)))
-
     def inventory(self, guests):
-        with open(self.inv, 'w') as f:
-            f.write(textwrap.dedent(self.POOLS).lstrip() + textwrap.dedent(guests))
-
-    def tool(self, *args):
-        return run_tool(list(args) + ['-c', self.lab.uri], env={'LIBVIRT_DEFAULT_URI': None})
+        super().inventory(textwrap.dedent(self.POOLS).lstrip() + textwrap.dedent(guests))
 
     def test_plan_shows_the_pick_apply_makes_it_and_the_next_plan_is_in_sync(self):
         self.define('web1')
@@ -276,11 +264,7 @@ class SystemCase(unittest.TestCase):
     def setUpClass(cls):
         cls.lab = lab.SystemLab()
         cls.lab.cleanup(PREFIX)
-        # A socket path of this process's own: the apply lock is per URI, so other tests'
-        # applies on the shared daemon never hold this one's.
-        cls.sockdir = tempfile.mkdtemp(prefix='zrpool-sock-')
-        os.symlink('/run/libvirt/libvirt-sock', os.path.join(cls.sockdir, 'sock'))
-        cls.uri = 'qemu:///system?socket=%s/sock' % cls.sockdir
+        cls.uri, cls.sockdir = lab.own_system_uri('zrpool-sock-')
 
     @classmethod
     def tearDownClass(cls):
@@ -381,30 +365,26 @@ class WatchPoolTest(SystemCase):
               %s:
                 hostdevs: [{pool: lab}]
             """ % (fake(4), fake(5), fake(6), g))
+        notify = Notify(os.path.join(self.dir, 'notify'))
+        self.addCleanup(notify.close)
         proc = lab.start_tool(['watch', self.inv, '-c', self.uri, '--no-host-check',
-                               '--resync', '1h'], env={'LIBVIRT_DEFAULT_URI': None})
+                               '--resync', '1h'],
+                              env={'LIBVIRT_DEFAULT_URI': None, 'NOTIFY_SOCKET': notify.path})
         self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and sources(self.lab, g) != [fake(5)]:
-            time.sleep(0.2)
-        time.sleep(1)  # its first pass: in sync, the guest keeps what it holds
+        notify.wait('READY=1')  # its first pass: in sync, the guest keeps what it holds
         self.assertEqual(sources(self.lab, g), [fake(5)])
         # Behind its back: the other guest gives its function up (the lowest member is
         # free now), then the pool guest loses its own. watch remembers what the guest
         # had and gives it back while it is free, though a lower member is free too.
         self.lab.detach(other, hostdev_xml(fake(4)), config=True)
         self.lab.detach(g, hostdev_xml(fake(5)), config=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and sources(self.lab, g) == []:
-            time.sleep(0.2)
+        wait_for(lambda: sources(self.lab, g) != [], 30)
         self.assertEqual(sources(self.lab, g), [fake(5)])
         # What it had is taken by a guest the inventory does not name: the same rules give
         # it the lowest free member.
         self.lab.detach(g, hostdev_xml(fake(5)), config=True)
         self.lab.attach(other, hostdev_xml(fake(5)), config=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and sources(self.lab, g) == []:
-            time.sleep(0.2)
+        wait_for(lambda: sources(self.lab, g) != [], 30)
         self.assertEqual(sources(self.lab, g), [fake(4)])
         proc.terminate()
         out, err = proc.communicate(timeout=30)

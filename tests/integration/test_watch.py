@@ -181,9 +181,7 @@ class SharedWatchTest(WatchTestCase):
         cls.lab = lab.SystemLab()
         cls.lab.cleanup(PREFIX)
         # A URI of this process's own for the same daemon: the apply lock is per URI.
-        cls.sockdir = tempfile.mkdtemp(prefix='zrwatch-sock-')
-        os.symlink('/run/libvirt/libvirt-sock', os.path.join(cls.sockdir, 'sock'))
-        cls.uri = 'qemu:///system?socket=%s/sock' % cls.sockdir
+        cls.uri, cls.sockdir = lab.own_system_uri('zrwatch-sock-')
 
     @classmethod
     def tearDownClass(cls):

@@ -617,7 +617,7 @@ start_linux_guests() {
   local x86=0 s390=0 n
   for n in $1; do
     case $n in
-      x86_linux | move | sriov_interface_* | sriov_move) x86=1 ;;
+      x86_linux | move | sriov_interface_* | sriov_move | sriov_pool) x86=1 ;;
       s390x_linux) s390=1 ;;
     esac
   done
@@ -1129,6 +1129,87 @@ EOF
   pass
 }
 
+# Pools (issue 26): a physical_function: pool of the igb's VFs for two running guests with
+# MACs (the Linux guest, which lets go of a VF, and one without an OS). The plan shows each
+# pick, apply makes it (live+config), the next plan is in sync; the Linux guest's entry goes,
+# which frees its VF for the next run (held until this run detached it).
+pool_inventory() {
+  {
+    printf 'version: 1\npools:\n  vfs: {physical_function: %s}\nguests:\n' "$SRIOV_PF"
+    printf '  lx-x86:\n    interfaces: %s\n' "$2"
+    printf '  t-p2:\n    interfaces: [{pool: vfs, mac: "%s"}]\n' "$MAC2"
+    [ -z "${3-}" ] || printf '  t-p3:\n    interfaces: %s\n' "$3"
+  } >"$WORK/$1.yaml"
+}
+
+# The VFs of the PF no domain's XML holds, in address order.
+free_vfs() {
+  local held d
+  held=$(for d in $(V list --all --name); do xml "$d" config; V dumpxml "$d" 2>/dev/null; done |
+    grep -oE "<address type='pci' domain='0x0000' bus='0x[0-9a-f]+' slot='0x[0-9a-f]+' function='0x[0-7]'" |
+    sed -E "s/.*bus='0x([0-9a-f]+)' slot='0x([0-9a-f]+)' function='0x([0-7])'/0000:\1:\2.\3/")
+  printf '%s\n' $SRIOV_VFS | sort | while read -r d; do
+    grep -qx "$d" <<<"$held" || echo "$d"
+  done
+}
+
+scenario_sriov_pool() {
+  need_sriov
+  local p
+  for p in t-p2 t-p3; do
+    define_x86 "$p" none
+    start "$p"
+  done
+  wait_linux lx-x86
+  local free a b
+  free=$(free_vfs | tr '\n' ' ')
+  read -r a b _ <<<"$free"
+  [ -n "$b" ] || fail "fewer than 2 free VFs of $SRIOV_PF: [$free]"
+  log "free VFs: $free"
+  pool_inventory pa "[{pool: vfs, mac: \"$MAC1\"}]"
+  zr plan -o json plan "$WORK/pa.yaml"
+  expect_rc 2 plan
+  [ "$(json plan '[(a["guest"],a["op"],a["source"],a.get("pool")) for a in j["actions"]]')" = \
+    "[[\"lx-x86\", \"attach\", \"$a\", \"vfs\"], [\"t-p2\", \"attach\", \"$b\", \"vfs\"]]" ] ||
+    fail "expected lx-x86 to get $a and t-p2 $b from pool vfs: $(cat "$WORK/plan.out")"
+  zr apply --timeout 120 apply "$WORK/pa.yaml"
+  expect_rc 0 apply
+  grep -q "attach interface $a (pool vfs) mac=$MAC1 \[live+config\] done" "$WORK/apply.out" ||
+    fail "the apply line does not name the pool: $(cat "$WORK/apply.out")"
+  note "two attaches ${ZR_SECS}s"
+  expect_iface lx-x86 live "$a $MAC1 -"
+  expect_iface lx-x86 config "$a $MAC1 -"
+  expect_iface t-p2 live "$b $MAC2 -"
+  expect_iface t-p2 config "$b $MAC2 -"
+  vf_line "$a" | grep -q "link/ether $MAC1" || fail "PF: $a does not carry $MAC1: $(vf_line "$a")"
+  wait_sees lx-x86 "$IGBVF mac=$MAC1\]" 120
+  zr again plan "$WORK/pa.yaml"
+  expect_rc 0 again
+
+  # lx-x86's entry goes and t-p3 wants every VF left: lx-x86's is held until this run
+  # detaches it, so t-p3 waits (an error naming the pool) while the others converge.
+  local want=$(( $(free_vfs | wc -l) + 1 ))
+  pool_inventory pb "[]" "[{pool: vfs, count: $want}]"
+  zr freeing -o json --timeout 120 apply "$WORK/pb.yaml"
+  expect_rc 1 freeing
+  json freeing '[e["message"] for e in j["errors"]]' | grep -q "pool 'vfs' has $((want - 1)) free function.*guest 't-p3' wants $want more" ||
+    fail "expected t-p3 refused for want of VFs: $(cat "$WORK/freeing.out")"
+  expect_iface lx-x86 live ""
+  expect_iface lx-x86 config ""
+  expect_iface t-p3 config ""
+  wait_not_sees lx-x86 "$IGBVF" 30
+  # The next run: lx-x86's VF is free, and t-p3 gets it (the lowest free) with the rest.
+  zr next -o json apply "$WORK/pb.yaml"
+  expect_rc 0 next
+  ifaces t-p3 live | grep -q "^$a " || fail "t-p3 did not get $a: $(ifaces t-p3 live)"
+  [ "$(ifaces t-p3 config | wc -l)" = "$want" ] || fail "t-p3 has not $want VFs: $(ifaces t-p3 config)"
+  expect_iface t-p2 live "$b $MAC2 -"
+  note "lx-x86's VF $a went to t-p3 on the next run"
+  zr last plan "$WORK/pb.yaml"
+  expect_rc 0 last
+  pass
+}
+
 pass() { exit 0; }
 # A line for the results summary (how a detach was confirmed, ...).
 note() { echo "NOTE: $*"; }
@@ -1136,8 +1217,8 @@ note() { echo "NOTE: $*"; }
 # ---- running ---------------------------------------------------------------------------------
 
 QUICK_SCENARIOS="s390x_attach x86_attach refuses atomic config_only iface_not_vf export_live iommu_group"
-SRIOV_SCENARIOS="sriov_hostdev_vf sriov_s390x_interface sriov_interface_live sriov_interface_change sriov_interface_detach sriov_move sriov_refusals"
-LINUX_SCENARIOS="x86_linux move s390x_linux sriov_interface_live sriov_interface_change sriov_interface_detach sriov_move"
+SRIOV_SCENARIOS="sriov_hostdev_vf sriov_s390x_interface sriov_interface_live sriov_interface_change sriov_interface_detach sriov_move sriov_pool sriov_refusals"
+LINUX_SCENARIOS="x86_linux move s390x_linux sriov_interface_live sriov_interface_change sriov_interface_detach sriov_move sriov_pool"
 FULL_SCENARIOS="$QUICK_SCENARIOS x86_linux move s390x_linux"
 
 # Destroy and undefine every per-scenario guest (t-*).
