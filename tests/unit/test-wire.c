@@ -76,6 +76,13 @@ static struct zr_plan make_plan(void)
     zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     cr_assert_geq(plan.n_actions, 6);
+    /* An attach a pool entry took names its pool (issue 26). */
+    for (size_t i = 0; i < plan.n_actions; i++)
+        if (plan.actions[i].op == ZR_OP_ATTACH && !plan.actions[i].device.pool) {
+            plan.actions[i].device.pool = strdup("nics");
+            plan.actions[i].device.pool_mark = (struct zr_mark){7, 15};
+            break;
+        }
     /* As apply leaves them: one of each result. */
     for (size_t i = 0; i < plan.n_actions; i++) {
         struct zr_action_result *r = zr_plan_record(&plan, i);
@@ -144,6 +151,8 @@ Test(wire, a_plan_comes_back_as_it_went)
         cr_assert_eq(y->device.vlan_unrepresentable, x->device.vlan_unrepresentable);
         cr_assert(zr_streq(y->device.unrepresentable, x->device.unrepresentable));
         cr_assert_eq(y->device.mark.line, x->device.mark.line);
+        cr_assert(zr_streq(y->device.pool, x->device.pool));
+        cr_assert_eq(y->device.pool_mark.column, x->device.pool_mark.column);
         const struct zr_action_result *rx = zr_plan_result(&in, i), *ry = zr_plan_result(&out, i);
         cr_assert_eq(ry->error_code, rx->error_code);
         cr_assert_eq(ry->config_removed, rx->config_removed);
