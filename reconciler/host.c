@@ -176,7 +176,7 @@ static void host_plan(struct zr_plan *report, struct host_session *h,
     size_t first_action = report->n_actions;
     struct zr_error *check =
         zr_preflight_host(report, h->conn, h->uri, &h->listing, host, h->states, &draft,
-                          o->host_check, read_threads(o), o->applying, &notes);
+                          o->host_check, read_threads(o), o->applying, h->choice.errors, &notes);
     /* A guest that could not be read keeps its own error. */
     for (size_t g = 0; g < host->n_guests; g++) {
         if (!check[g].message || h->states[g].error)

@@ -610,6 +610,9 @@ struct zr_error *zr_preflight_check(struct zr_plan *plan, const struct zr_prefli
                      .applying = applying,
                      .errors = zr_new0(struct zr_error, n),
                      .first = first};
+    for (size_t g = 0; in->refused && g < n; g++)
+        if (in->refused[g].message)
+            zr_error_setc(&p.errors[g], in->refused[g].code, "%s", in->refused[g].message);
     index_holdings(&p);
     index_wanted(&p);
     index_uses(&p);
@@ -898,11 +901,12 @@ static void read_listings(struct zr_plan *plan, virConnectPtr conn, const char *
 
 struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
                                    struct zr_domain_listing *listing, const struct zr_host *wanted,
-                                   const struct zr_guest_state *states,
-                                   const struct zr_plan *draft, bool host_check, unsigned jobs,
-                                   bool applying, struct zr_preflight_notes *notes)
+                                   const struct zr_guest_state *states, const struct zr_plan *draft,
+                                   bool host_check, unsigned jobs, bool applying,
+                                   const struct zr_error *refused, struct zr_preflight_notes *notes)
 {
-    struct zr_preflight_input in = {.host = wanted->name, .wanted = wanted, .states = states};
+    struct zr_preflight_input in = {
+        .host = wanted->name, .wanted = wanted, .states = states, .refused = refused};
     size_t n_wanted = 0;
     for (size_t g = 0; g < wanted->n_guests; g++)
         n_wanted += states[g].error ? 0 : wanted->guests[g].devices.n;

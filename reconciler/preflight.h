@@ -44,6 +44,11 @@ struct zr_preflight_input {
     size_t n_uses;
     bool have_uses;
     const struct zr_guest_topology *guests; /* wanted->n_guests; NULL: not read */
+
+    /* Guests refused before the checks (a pool entry that could not be
+     * served): wanted->n_guests errors, message NULL for the others; NULL:
+     * none.  They keep what they hold, which the cascade takes into account. */
+    const struct zr_error *refused;
 };
 
 /* Checks every wanted source of every readable guest:
@@ -104,11 +109,14 @@ void zr_preflight_notes_finish(struct zr_preflight_notes *notes);
  * warning in plan and an error for every guest of the host in apply.
  * `draft` is the decision for the host's guests before the checks (guest g
  * = inventory guest g): the checks read it, they never plan a guest again.
- * `notes` (may be NULL) receives what the plan text says about functions. */
+ * `refused` (may be NULL): guests refused before the checks (see
+ * zr_preflight_input).  `notes` (may be NULL) receives what the plan text
+ * says about functions. */
 struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
                                    struct zr_domain_listing *listing, const struct zr_host *wanted,
-                                   const struct zr_guest_state *states,
-                                   const struct zr_plan *draft, bool host_check, unsigned jobs,
-                                   bool applying, struct zr_preflight_notes *notes);
+                                   const struct zr_guest_state *states, const struct zr_plan *draft,
+                                   bool host_check, unsigned jobs, bool applying,
+                                   const struct zr_error *refused,
+                                   struct zr_preflight_notes *notes);
 
 void zr_preflight_errors_free(struct zr_error *errors, size_t n);

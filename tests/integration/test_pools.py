@@ -150,6 +150,29 @@ class EmbedPoolTest(lab.EmbedToolCase):
         self.assertEqual(sources(self.lab, 'modest'), ['0003:00:00.0'])
         self.assertEqual(sources(self.lab, 'holder'), ['0001:00:00.0'])
 
+    def test_a_refused_guest_keeps_what_it_would_have_let_go(self):
+        # greedy would detach 0009 (not listed), but its pool entry cannot be served, so
+        # nothing changes on it and it keeps 0009: taker cannot have it in this run.
+        self.define('greedy', hostdev_xml('0009:00:00.0'))
+        self.define('taker')
+        self.inventory("""
+            guests:
+              greedy:
+                hostdevs:
+                  - pool: lab
+                    count: 4
+              taker:
+                hostdevs: [{source: 0009:00:00.0}]
+            """)
+        rc, out, err = self.tool('apply', self.inv)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("greedy: error: pool 'lab' has 3 free functions, guest 'greedy' wants 4 "
+                      "more", out)
+        self.assertIn("taker: error: 0009:00:00.0 is held by guest 'greedy', which this run "
+                      "leaves alone (it has an error)", out)
+        self.assertEqual(sources(self.lab, 'greedy'), ['0009:00:00.0'])
+        self.assertEqual(sources(self.lab, 'taker'), [])
+
     def test_a_named_source_is_never_chosen(self):
         self.define('named')
         self.define('pooled')
