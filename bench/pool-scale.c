@@ -18,7 +18,7 @@
 #include "plan.h"
 
 #define PFS 8
-#define VFS 64
+#define VFS 64 /* the host */
 
 static double now(void)
 {
@@ -29,25 +29,33 @@ static double now(void)
 
 static struct zr_pci_addr pf_addr(unsigned p)
 {
-    return (struct zr_pci_addr){0, (uint8_t)(0x10 + p), 0, 0};
+    return (struct zr_pci_addr){p + 1, 0xff, 0, 0};
 }
 
 static struct zr_pci_addr vf_addr(unsigned p, unsigned v)
 {
-    return (struct zr_pci_addr){0, (uint8_t)(0x10 + p), (uint8_t)(1 + v / 8), (uint8_t)(v % 8)};
+    return (struct zr_pci_addr){p + 1, (uint8_t)(v / 256), (uint8_t)(v % 256 / 8),
+                                (uint8_t)(v % 8)};
 }
 
-/* The host's functions: each PF and its VFs, PF p on NUMA node p % 2. */
-static struct zr_choose_function *host_functions(size_t *n)
+/* The host's functions: each PF and its `vfs` VFs, PF p on NUMA node p % 2. */
+static struct zr_choose_function *host_functions(unsigned vfs, size_t *n)
 {
-    struct zr_choose_function *f = calloc(PFS * (VFS + 1), sizeof(*f));
+    struct zr_choose_function *f = calloc(PFS * (vfs + 1), sizeof(*f));
     *n = 0;
     for (unsigned p = 0; p < PFS; p++) {
-        f[(*n)++] = (struct zr_choose_function){pf_addr(p), 0x8086,       0x10c9, false,
-                                                {0},        (int)(p % 2), "igb"};
-        for (unsigned v = 0; v < VFS; v++)
-            f[(*n)++] = (struct zr_choose_function){vf_addr(p, v), 0x8086,       0x10ca, true,
-                                                    pf_addr(p),    (int)(p % 2), NULL};
+        f[(*n)++] = (struct zr_choose_function){.addr = pf_addr(p),
+                                                .vendor = 0x8086,
+                                                .product = 0x10c9,
+                                                .numa_node = (int)(p % 2),
+                                                .driver = "igb"};
+        for (unsigned v = 0; v < vfs; v++)
+            f[(*n)++] = (struct zr_choose_function){.addr = vf_addr(p, v),
+                                                    .vendor = 0x8086,
+                                                    .product = 0x10ca,
+                                                    .is_vf = true,
+                                                    .pf = pf_addr(p),
+                                                    .numa_node = (int)(p % 2)};
     }
     return f;
 }
@@ -135,42 +143,47 @@ static void run_named(size_t n, struct figures *f)
     zr_host_finish(&h);
 }
 
-/* The best of 5 of each series at n guests. */
-static void measure(size_t n, const struct zr_choose_function *fns, size_t n_fns,
-                    struct figures out[3])
+/* The best of 5 of each series at n guests: named, 8x64, 8xN/8, pinned. */
+static void measure(size_t n, struct figures out[4])
 {
+    size_t n64, nall;
+    struct zr_choose_function *f64 = host_functions(VFS, &n64);
+    struct zr_choose_function *fall = host_functions((unsigned)((n + PFS - 1) / PFS), &nall);
     for (int r = 0; r < 5; r++) {
-        struct figures f[3];
+        struct figures f[4];
         run_named(n, &f[0]);
-        run_pooled(n, NULL, fns, n_fns, &f[1]);
-        run_pooled(n, "1", fns, n_fns, &f[2]);
-        for (int s = 0; s < 3; s++)
+        run_pooled(n, NULL, f64, n64, &f[1]);
+        run_pooled(n, NULL, fall, nall, &f[2]);
+        run_pooled(n, "1", fall, nall, &f[3]);
+        for (int s = 0; s < 4; s++)
             if (r == 0 || f[s].choose + f[s].plan < out[s].choose + out[s].plan)
                 out[s] = f[s];
     }
+    free(f64);
+    free(fall);
 }
 
 int main(int argc, char **argv)
 {
-    size_t n0 = argc > 1 ? strtoul(argv[1], NULL, 10) : 125;
+    size_t n0 = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000;
     unsigned doublings = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 6;
-    size_t n_fns;
-    struct zr_choose_function *fns = host_functions(&n_fns);
-    printf("host: %d PFs x %d VFs, one physical_function pool per PF; best of 5\n", PFS, VFS);
-    printf("%7s | %-21s | %-32s | %-32s\n", "", "baseline: named", "pools",
-           "pools, pinned to node 1");
-    printf("%7s | %9s %11s | %9s %9s %12s | %9s %9s %12s\n", "guests", "plan ms", "us/guest",
-           "choose ms", "plan ms", "us/g (refs)", "choose ms", "plan ms", "us/g (refs)");
+    printf("%d PFs, one physical_function pool each; ms (best of 5), us per guest, refused\n", PFS);
+    printf("%6s | %-14s | %-27s | %-27s | %-27s\n", "", "named (base)", "pools 8x64", "pools 8xN/8",
+           "pools 8xN/8, pinned");
+    printf("%6s |", "guests");
+    printf(" %6s %7s |", "plan", "us/g");
+    for (int s = 1; s < 4; s++)
+        printf(" %6s %6s %5s %6s |", "choose", "plan", "us/g", "refs");
+    printf("\n");
     for (unsigned i = 0; i < doublings; i++) {
         size_t n = n0 << i;
-        struct figures f[3];
-        measure(n, fns, n_fns, f);
-        printf("%7zu | %9.3f %11.3f |", n, f[0].plan * 1e3, f[0].plan * 1e6 / (double)n);
-        for (int s = 1; s < 3; s++)
-            printf(" %9.3f %9.3f %6.3f (%3zu) |", f[s].choose * 1e3, f[s].plan * 1e3,
+        struct figures f[4];
+        measure(n, f);
+        printf("%6zu | %6.2f %7.3f |", n, f[0].plan * 1e3, f[0].plan * 1e6 / (double)n);
+        for (int s = 1; s < 4; s++)
+            printf(" %6.2f %6.2f %5.2f %6zu |", f[s].choose * 1e3, f[s].plan * 1e3,
                    (f[s].choose + f[s].plan) * 1e6 / (double)n, f[s].refused);
         printf("\n");
     }
-    free(fns);
     return 0;
 }

@@ -17,8 +17,19 @@ struct universe {
 
 /* One pool as the chooser walks it: its candidates (indices into the
  * universe) in the order it offers them, and whether it can be served. */
+/* A pool's candidates on one NUMA node, as places in its cand, ascending:
+ * a pinned guest's preferred candidate without a scan of the whole pool. */
+struct node_walk {
+    int node;
+    size_t *at;
+    size_t n;
+    size_t cursor; /* no free candidate of the node before it */
+};
+
 struct walk {
     const struct zr_pool *pool;
+    struct node_walk *nodes;
+    size_t n_nodes;
     size_t *cand;
     size_t n_cand;
     size_t *pos;   /* per universe function: its place in cand, NOT_MEMBER if none */
@@ -118,6 +129,25 @@ static void collect_offers(struct chooser *c, const struct zr_choose_function *c
     }
 }
 
+/* Pools list their candidates by NUMA node (few nodes: a linear search). */
+static void build_node_walks(const struct universe *u, struct walk *w)
+{
+    for (size_t i = 0; i < w->n_cand; i++) {
+        int node = u->numa[w->cand[i]];
+        struct node_walk *nw = NULL;
+        for (size_t j = 0; j < w->n_nodes && !nw; j++)
+            if (w->nodes[j].node == node)
+                nw = &w->nodes[j];
+        if (node < 0)
+            continue;
+        if (!nw) {
+            nw = ZR_APPEND(w->nodes, w->n_nodes);
+            nw->node = node;
+        }
+        *ZR_APPEND(nw->at, nw->n) = i;
+    }
+}
+
 /* The universe of every offer, and each pool's candidates in it. */
 static void build_universe(struct chooser *c, const struct zr_choose_function *const *fns,
                            struct zr_pci_addr **offer, const size_t *n_offer)
@@ -156,6 +186,32 @@ static void build_universe(struct chooser *c, const struct zr_choose_function *c
             w->n_cand++;
         }
         w->n_free = w->n_cand;
+        build_node_walks(u, w);
+    }
+}
+
+static size_t at_lower_bound(const size_t *v, size_t n, size_t x)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Candidate `at` of w, on `node`, is free again: that node's cursor goes
+ * back to it. */
+static void node_given_back(struct walk *w, int node, size_t at)
+{
+    for (size_t j = 0; j < w->n_nodes; j++) {
+        struct node_walk *nw = &w->nodes[j];
+        size_t i = nw->node == node ? at_lower_bound(nw->at, nw->n, at) : nw->cursor;
+        if (i < nw->cursor)
+            nw->cursor = i;
     }
 }
 
@@ -176,6 +232,7 @@ static void set_taken(struct chooser *c, size_t k, bool taken)
             w->n_free++;
             if (w->pos[k] < w->cursor)
                 w->cursor = w->pos[k];
+            node_given_back(w, c->u.numa[k], w->pos[k]);
         }
     }
 }
@@ -310,10 +367,17 @@ static long lowest_free(struct chooser *c, struct walk *w, const struct zr_choos
         w->cursor++;
     if (w->cursor == w->n_cand)
         return -1;
-    for (size_t i = w->cursor; cg->nodeset && i < w->n_cand; i++)
-        if (!c->u.taken[w->cand[i]] && prefers(cg, c->u.numa[w->cand[i]]))
-            return (long)w->cand[i];
-    return (long)w->cand[w->cursor];
+    size_t best = w->n_cand;
+    for (size_t j = 0; cg->nodeset && j < w->n_nodes; j++) {
+        struct node_walk *nw = &w->nodes[j];
+        if (!prefers(cg, nw->node))
+            continue;
+        while (nw->cursor < nw->n && c->u.taken[w->cand[nw->at[nw->cursor]]])
+            nw->cursor++;
+        if (nw->cursor < nw->n && nw->at[nw->cursor] < best)
+            best = nw->at[nw->cursor];
+    }
+    return (long)w->cand[best < w->n_cand ? best : w->cursor];
 }
 
 /* Gives back what guest g took in this pass (kept functions stay). */
@@ -413,6 +477,9 @@ static void chooser_finish(struct chooser *c)
     for (size_t p = 0; p < c->in->host->n_pools; p++) {
         free(c->walks[p].cand);
         free(c->walks[p].pos);
+        for (size_t j = 0; j < c->walks[p].n_nodes; j++)
+            free(c->walks[p].nodes[j].at);
+        free(c->walks[p].nodes);
     }
     free(c->walks);
     free(c->u.addrs);

@@ -323,6 +323,26 @@ Test(choose, numa_pinned_guest_prefers_its_nodes)
     finish(&f);
 }
 
+Test(choose, a_pinned_guest_gets_what_a_refused_one_gave_back_on_its_nodes)
+{
+    struct fixture f;
+    load(&f, "version: 1\n"
+             "pools:\n  nics: {physical_function: 0000:3b:00.0}\n"
+             "guests:\n"
+             "  greedy: {hostdevs: [{pool: nics, count: 5}]}\n"
+             "  pinned: {hostdevs: [{pool: nics}]}\n");
+    function_vf(&f, "0000:3b:10.0", "0000:3b:00.0", 0);
+    function_vf(&f, "0000:3b:10.2", "0000:3b:00.0", 0);
+    function_vf(&f, "0000:3b:10.4", "0000:3b:00.0", 1);
+    function_vf(&f, "0000:3b:10.6", "0000:3b:00.0", 1);
+    f.guests[0].nodeset = "1";
+    f.guests[1].nodeset = "1";
+    run(&f);
+    cr_expect_not_null(f.choice.errors[0].message);
+    expect_sources(&f, 1, "0000:3b:10.4");
+    finish(&f);
+}
+
 Test(choose, selector_pool_without_node_devices_names_the_pool)
 {
     struct fixture f;
