@@ -15,8 +15,6 @@ struct universe {
     bool *named; /* an entry names it as its source */
 };
 
-/* One pool as the chooser walks it: its candidates (indices into the
- * universe) in the order it offers them, and whether it can be served. */
 /* A pool's candidates on one NUMA node, as places in its cand, ascending:
  * a pinned guest's preferred candidate without a scan of the whole pool. */
 struct node_walk {
@@ -26,6 +24,8 @@ struct node_walk {
     size_t cursor; /* no free candidate of the node before it */
 };
 
+/* One pool as the chooser walks it: its candidates (indices into the
+ * universe) in the order it offers them, and whether it can be served. */
 struct walk {
     const struct zr_pool *pool;
     struct node_walk *nodes;

@@ -646,18 +646,24 @@ static void full_pass(struct watch *w)
     notify_status(w, "");
 }
 
+/* What a pool entry gets depends on every guest of the host (who holds
+ * what, inventory order), so a repair that involves one is the whole host,
+ * as a full pass. */
+static void repair_host(struct watch *w)
+{
+    for (size_t k = 0; k < w->host->n_guests; k++)
+        w->track[k].pending = false;
+    if (!host_quiet(w) && !w->stop)
+        apply_guests(w, NULL, w->host->n_guests);
+}
+
 /* A re-read of guest g: nothing when it is in sync, else a repair, with
  * the guests that hold what it attaches. */
 static void repair_guest(struct watch *w, size_t g)
 {
     bool attaches;
     if (zr_guest_takes_from_pool(&w->host->guests[g])) {
-        /* What a pool entry gets depends on every guest of the host (who
-         * holds what, inventory order): the whole host, as a full pass. */
-        for (size_t k = 0; k < w->host->n_guests; k++)
-            w->track[k].pending = false;
-        if (!host_quiet(w) && !w->stop)
-            apply_guests(w, NULL, w->host->n_guests);
+        repair_host(w);
         return;
     }
     if (guest_in_sync(w, g, &attaches)) {
@@ -672,6 +678,11 @@ static void repair_guest(struct watch *w, size_t g)
     if (attaches && w->conn)
         n = tied_guests(w, g, &tied);
     const size_t *idx = tied ? tied : &one;
+    for (size_t k = 0; k < n; k++)
+        if (zr_guest_takes_from_pool(&w->host->guests[idx[k]])) {
+            repair_host(w);
+            return;
+        }
     for (size_t k = 0; k < n; k++) /* run now, and accounted for by this run */
         w->track[idx[k]].pending = false;
     apply_guests(w, idx, n);
