@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "field.h"
 #include "plan.h"
 
 const char *zr_op_to_string(zr_op op)
@@ -102,117 +103,20 @@ static void diff_add(struct diff *d, const char *field, const char *old, const c
     diff_note(d, field, old, new);
 }
 
-/* hex_digits 0 prints decimal, otherwise 0x and that many digits. */
-static void format_u32(char *buf, size_t size, unsigned hex_digits, uint32_t v)
+static void diff_report(void *ctx, const char *name, const char *old, const char *new)
 {
-    if (hex_digits)
-        snprintf(buf, size, "0x%0*x", (int)hex_digits, v);
-    else
-        snprintf(buf, size, "%u", v);
-}
-
-static void diff_add_u32(struct diff *d, const char *field, unsigned hex_digits, bool old_set,
-                         uint32_t old, uint32_t new)
-{
-    char o[32] = "(none)", n[32];
-    if (old_set)
-        format_u32(o, sizeof(o), hex_digits, old);
-    format_u32(n, sizeof(n), hex_digits, new);
-    diff_add(d, field, o, n);
-}
-
-static void diff_virtualport(struct diff *d, const struct zr_virtualport *w,
-                             const struct zr_virtualport *c)
-{
-    if (w->type == ZR_VPORT_NONE)
-        return;
-    if (w->type != c->type) {
-        diff_add(d, "virtualport.type",
-                 c->type == ZR_VPORT_NONE ? "(none)" : zr_vport_type_to_string(c->type),
-                 zr_vport_type_to_string(w->type));
-        return;
-    }
-    switch (w->type) {
-    case ZR_VPORT_8021QBH:
-        if (!zr_streq(w->profileid, c->profileid))
-            diff_add(d, "virtualport.profileid", c->profileid ? c->profileid : "(none)",
-                     w->profileid);
-        break;
-    case ZR_VPORT_8021QBG:
-        if (w->has_managerid && (!c->has_managerid || c->managerid != w->managerid))
-            diff_add_u32(d, "virtualport.managerid", 0, c->has_managerid, c->managerid,
-                         w->managerid);
-        if (w->has_typeid && (!c->has_typeid || c->typeid != w->typeid))
-            diff_add_u32(d, "virtualport.typeid", 0, c->has_typeid, c->typeid, w->typeid);
-        if (w->has_typeidversion &&
-            (!c->has_typeidversion || c->typeidversion != w->typeidversion))
-            diff_add_u32(d, "virtualport.typeidversion", 0, c->has_typeidversion,
-                         c->typeidversion, w->typeidversion);
-        if (w->has_instanceid &&
-            (!c->has_instanceid || !zr_uuid_eq(&c->instanceid, &w->instanceid))) {
-            char o[ZR_UUID_STRLEN] = "(none)", n[ZR_UUID_STRLEN];
-            if (c->has_instanceid)
-                zr_uuid_format(&c->instanceid, o);
-            diff_add(d, "virtualport.instanceid", o, zr_uuid_format(&w->instanceid, n));
-        }
-        break;
-    case ZR_VPORT_NONE:
-    case ZR_VPORT__COUNT:
-        break;
-    }
+    diff_add(ctx, name, old, new);
 }
 
 static void diff_devices(struct diff *d, const struct zr_device *w, const struct zr_device *c)
 {
-    if (w->managed != c->managed)
-        diff_add(d, "managed", c->managed ? "yes" : "no", w->managed ? "yes" : "no");
-    if (w->has_zpci_uid && (!c->has_zpci_uid || c->zpci_uid != w->zpci_uid))
-        diff_add_u32(d, "zpci.uid", 4, c->has_zpci_uid, c->zpci_uid, w->zpci_uid);
-    if (w->has_zpci_fid && (!c->has_zpci_fid || c->zpci_fid != w->zpci_fid))
-        diff_add_u32(d, "zpci.fid", 8, c->has_zpci_fid, c->zpci_fid, w->zpci_fid);
-    if (w->has_guest_address &&
-        (!c->has_guest_address || !zr_pci_addr_eq(&c->guest_address, &w->guest_address))) {
-        char o[ZR_PCI_ADDR_STRLEN] = "(none)", n[ZR_PCI_ADDR_STRLEN];
-        if (c->has_guest_address)
-            zr_pci_addr_format(&c->guest_address, o);
-        diff_add(d, "guest_address", o, zr_pci_addr_format(&w->guest_address, n));
-    }
-    if (w->has_mac && (!c->has_mac || !zr_mac_eq(&c->mac, &w->mac))) {
-        char o[ZR_MAC_STRLEN] = "(none)", n[ZR_MAC_STRLEN];
-        if (c->has_mac)
-            zr_mac_format(&c->mac, o);
-        diff_add(d, "mac", o, zr_mac_format(&w->mac, n));
-    }
-    diff_virtualport(d, &w->vport, &c->vport);
-    if (w->has_boot_order && (!c->has_boot_order || c->boot_order != w->boot_order))
-        diff_add_u32(d, "boot_order", 0, c->has_boot_order, c->boot_order, w->boot_order);
-    if (w->rom.has_bar && (!c->rom.has_bar || c->rom.bar != w->rom.bar))
-        diff_add(d, "rom.bar", c->rom.has_bar ? (c->rom.bar ? "on" : "off") : "(none)",
-                 w->rom.bar ? "on" : "off");
-    if (w->rom.has_file && (!c->rom.has_file || !zr_streq(c->rom.file, w->rom.file)))
-        diff_add(d, "rom.file", c->rom.has_file ? c->rom.file : "(none)", w->rom.file);
-    if (w->rom.has_enabled && (!c->rom.has_enabled || c->rom.enabled != w->rom.enabled))
-        diff_add(d, "rom.enabled", c->rom.has_enabled ? (c->rom.enabled ? "yes" : "no") : "(none)",
-                 w->rom.enabled ? "yes" : "no");
-    if (w->has_vlan && (!c->has_vlan || c->vlan_unrepresentable || c->vlan != w->vlan)) {
-        char o[32] = "(none)", n[32];
-        if (c->vlan_unrepresentable)
-            snprintf(o, sizeof(o), "(several tags or trunk)");
-        else if (c->has_vlan)
-            snprintf(o, sizeof(o), "%u", c->vlan);
-        snprintf(n, sizeof(n), "%u", w->vlan);
-        diff_add(d, "vlan", o, n);
-    }
+    zr_field_diff(w, c, diff_report, d);
 }
 
 /* Values a current device holds by libvirt's choice that another wanted
- * device of the guest names: the replacement leaves them out, so libvirt
- * picks new ones once the named ones are taken. */
-enum {
-    MOVE_UID = 1u << 0,
-    MOVE_FID = 1u << 1,
-    MOVE_ADDR = 1u << 2,
-};
+ * device of the guest names (ZR_FIELD_BIT()s of libvirt_picks fields): the
+ * replacement leaves them out, so libvirt picks new ones once the named
+ * ones are taken. */
 
 /* The device a replacement attaches: the wanted fields, and the current
  * value of every field the inventory leaves out (unless it must move), so
@@ -232,47 +136,16 @@ static void merge_device(struct zr_device *out, const struct zr_device *w,
         return;
     free(out->unrepresentable);
     out->unrepresentable = zr_strdup(c->unrepresentable);
-    if (!w->has_zpci_uid && c->has_zpci_uid && !(move & MOVE_UID)) {
-        out->has_zpci_uid = true;
-        out->zpci_uid = c->zpci_uid;
-    }
-    if (!w->has_zpci_fid && c->has_zpci_fid && !(move & MOVE_FID)) {
-        out->has_zpci_fid = true;
-        out->zpci_fid = c->zpci_fid;
-    }
-    if (!w->has_guest_address && c->has_guest_address && !(move & MOVE_ADDR)) {
-        out->has_guest_address = true;
-        out->guest_address = c->guest_address;
-    }
-    if (!w->has_boot_order && c->has_boot_order) {
-        out->has_boot_order = true;
-        out->boot_order = c->boot_order;
-    }
-    if (!w->rom.has_bar && c->rom.has_bar) {
-        out->rom.has_bar = true;
-        out->rom.bar = c->rom.bar;
-    }
-    if (!w->rom.has_file && c->rom.has_file) {
-        out->rom.has_file = true;
-        out->rom.file = zr_strdup(c->rom.file);
-    }
-    if (!w->rom.has_enabled && c->rom.has_enabled) {
-        out->rom.has_enabled = true;
-        out->rom.enabled = c->rom.enabled;
-    }
+    zr_field_keep_current(out, w, c, move);
     if (w->kind == ZR_KIND_INTERFACE)
         merge_interface(out, w, c);
 }
 
-/* An interface's fields the inventory leaves out: the current MAC, and
- * the current virtualport or vlan where libvirt takes them together. */
+/* An interface's virtualport or vlan the inventory leaves out, where
+ * libvirt takes them together. */
 static void merge_interface(struct zr_device *out, const struct zr_device *w,
                             const struct zr_device *c)
 {
-    if (!w->has_mac && c->has_mac) {
-        out->has_mac = true;
-        out->mac = c->mac;
-    }
     /* libvirt refuses a vlan beside a virtualport on a hostdev interface:
      * a wanted vlan wins over a virtualport the inventory leaves out, unless
      * the current element has the pair already (the format cannot state
@@ -317,8 +190,8 @@ static void step_finish(struct step *s)
 /* Which values a current device must give up, and the wanted devices
  * that name them (for the change text). */
 struct move {
-    unsigned mask; /* MOVE_* */
-    const struct zr_device *uid_by, *fid_by, *addr_by;
+    unsigned mask; /* ZR_FIELD_BIT()s */
+    const struct zr_device *by[ZR_FIELD__COUNT];
 };
 
 /* "(libvirt picks another: hostdev 0001:00:00.0 wants it)", or, for a value
@@ -334,20 +207,12 @@ static char *move_why(const struct zr_device *by)
 
 static void diff_moves(struct diff *d, const struct zr_device *c, const struct move *m)
 {
-    char old[ZR_PCI_ADDR_STRLEN + 32];
-    if (m->mask & MOVE_UID) {
-        _cleanup_free_ char *why = move_why(m->uid_by);
-        format_u32(old, sizeof(old), 4, c->zpci_uid);
-        diff_add(d, "zpci.uid", old, why);
-    }
-    if (m->mask & MOVE_FID) {
-        _cleanup_free_ char *why = move_why(m->fid_by);
-        format_u32(old, sizeof(old), 8, c->zpci_fid);
-        diff_add(d, "zpci.fid", old, why);
-    }
-    if (m->mask & MOVE_ADDR) {
-        _cleanup_free_ char *why = move_why(m->addr_by);
-        diff_add(d, "guest_address", zr_pci_addr_format(&c->guest_address, old), why);
+    char old[ZR_FIELD_STRLEN];
+    for (size_t i = 0; i < ZR_FIELD__COUNT; i++) {
+        if (!(m->mask & ZR_FIELD_BIT(i)))
+            continue;
+        _cleanup_free_ char *why = move_why(m->by[i]);
+        diff_add(d, zr_fields[i].name, zr_field_format(&zr_fields[i], c, old), why);
     }
 }
 
@@ -364,7 +229,7 @@ static void diff_consequences(struct diff *d, const struct zr_device *w, const s
         snprintf(old, sizeof(old), "eno%u", c->zpci_uid);
         snprintf(new, sizeof(new), "eno%u", w->zpci_uid);
         diff_note(d, NULL, old, new);
-    } else if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && m && (m->mask & MOVE_UID)) {
+    } else if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && m && (m->mask & ZR_FIELD_BIT(ZR_FIELD_ZPCI_UID))) {
         snprintf(old, sizeof(old), "eno%u", c->zpci_uid);
         diff_note(d, NULL, old, "eno<the uid libvirt picks>");
     }
@@ -619,18 +484,13 @@ static void must_move(const struct zr_guest *wanted, const struct zr_device *c,
         const struct zr_device *w = &wanted->devices.items[i];
         if (zr_device_same_key(w, c))
             continue;
-        if (w->has_zpci_uid && c->has_zpci_uid && w->zpci_uid == c->zpci_uid && !wc->has_zpci_uid) {
-            m->mask |= MOVE_UID;
-            m->uid_by = w;
-        }
-        if (w->has_zpci_fid && c->has_zpci_fid && w->zpci_fid == c->zpci_fid && !wc->has_zpci_fid) {
-            m->mask |= MOVE_FID;
-            m->fid_by = w;
-        }
-        if (w->has_guest_address && c->has_guest_address &&
-            zr_pci_addr_eq(&w->guest_address, &c->guest_address) && !wc->has_guest_address) {
-            m->mask |= MOVE_ADDR;
-            m->addr_by = w;
+        for (size_t k = 0; k < ZR_FIELD__COUNT; k++) {
+            const struct zr_field *f = &zr_fields[k];
+            if (f->libvirt_picks && zr_field_is_set(f, w) && zr_field_is_set(f, c) &&
+                zr_field_same(f, w, c) && !zr_field_is_set(f, wc)) {
+                m->mask |= ZR_FIELD_BIT(k);
+                m->by[k] = w;
+            }
         }
     }
     /* A moved device gives up every value libvirt chose for it: what it
@@ -639,31 +499,42 @@ static void must_move(const struct zr_guest *wanted, const struct zr_device *c,
      * device that names only zPCI ids). */
     if (!m->mask)
         return;
-    if (c->has_zpci_uid && !wc->has_zpci_uid)
-        m->mask |= MOVE_UID;
-    if (c->has_zpci_fid && !wc->has_zpci_fid)
-        m->mask |= MOVE_FID;
-    if (c->has_guest_address && !wc->has_guest_address)
-        m->mask |= MOVE_ADDR;
+    for (size_t k = 0; k < ZR_FIELD__COUNT; k++) {
+        const struct zr_field *f = &zr_fields[k];
+        if (f->libvirt_picks && zr_field_is_set(f, c) && !zr_field_is_set(f, wc))
+            m->mask |= ZR_FIELD_BIT(k);
+    }
 }
 
-/* What a device holds that a wanted device may name; for messages. */
-static bool held_clash(const struct zr_device *w, bool has_uid, uint32_t uid, bool has_fid,
-                       uint32_t fid, bool has_addr, const struct zr_pci_addr *addr, bool has_boot,
-                       uint32_t boot, char *what, size_t size)
+/* The first value `v` holds among `fields` (ZR_FIELD_BIT()s) that `w`
+ * names, as messages say it ("zPCI uid 0x0001"). */
+static bool held_clash(const struct zr_device *w, const struct zr_device *v, unsigned fields,
+                       char *what, size_t size)
 {
-    char a[ZR_PCI_ADDR_STRLEN];
-    if (w->has_zpci_uid && has_uid && w->zpci_uid == uid)
-        snprintf(what, size, "zPCI uid 0x%04x", uid);
-    else if (w->has_zpci_fid && has_fid && w->zpci_fid == fid)
-        snprintf(what, size, "zPCI fid 0x%08x", fid);
-    else if (w->has_guest_address && has_addr && zr_pci_addr_eq(&w->guest_address, addr))
-        snprintf(what, size, "guest address %s", zr_pci_addr_format(addr, a));
-    else if (w->has_boot_order && has_boot && w->boot_order == boot)
-        snprintf(what, size, "boot order %u", boot);
-    else
-        return false;
-    return true;
+    char buf[ZR_FIELD_STRLEN];
+    for (size_t k = 0; k < ZR_FIELD__COUNT; k++) {
+        const struct zr_field *f = &zr_fields[k];
+        if (!f->noun || !(fields & ZR_FIELD_BIT(k)) || !zr_field_is_set(f, w) ||
+            !zr_field_is_set(f, v) || !zr_field_same(f, w, v))
+            continue;
+        snprintf(what, size, "%s %s", f->noun, zr_field_format(f, v, buf));
+        return true;
+    }
+    return false;
+}
+
+/* What current device `c` keeps through the run: everything when prune:
+ * false keeps it (`wc` NULL), else a value libvirt never picks (a boot
+ * order, so not moved) that its entry `wc` does not name. */
+static unsigned kept_fields(const struct zr_device *c, const struct zr_device *wc)
+{
+    unsigned fields = 0;
+    for (size_t k = 0; k < ZR_FIELD__COUNT; k++) {
+        const struct zr_field *f = &zr_fields[k];
+        if (zr_field_is_set(f, c) && (!wc || (!f->libvirt_picks && !zr_field_is_set(f, wc))))
+            fields |= ZR_FIELD_BIT(k);
+    }
+    return fields;
 }
 
 /* A wanted value that a device this run keeps already holds: libvirt would
@@ -683,9 +554,9 @@ static int check_held(struct zr_plan *plan, size_t gi, const struct zr_guest *wa
         const struct zr_device *w = &wanted->devices.items[i];
         for (size_t j = 0; j < cur->n_held; j++) {
             const struct zr_held *h = &cur->held[j];
-            if (!held_clash(w, h->has_zpci_uid, h->zpci_uid, h->has_zpci_fid, h->zpci_fid,
-                            h->has_guest_address, &h->guest_address, h->has_boot_order,
-                            h->boot_order, what, sizeof(what)))
+            struct zr_device values;
+            zr_field_from_held(&values, h);
+            if (!held_clash(w, &values, ~0u, what, sizeof(what)))
                 continue;
             zr_plan_refuse_guest(
                 plan, gi, ZR_ERR_HELD,
@@ -703,12 +574,7 @@ static int check_held(struct zr_plan *plan, size_t gi, const struct zr_guest *wa
             if (!wc && wanted->prune)
                 continue; /* detached first */
             bool kept = !wc;
-            /* A listed device keeps its boot order unless its entry names
-             * another one. */
-            bool boot = c->has_boot_order && (kept || !wc->has_boot_order);
-            if (!held_clash(w, kept && c->has_zpci_uid, c->zpci_uid, kept && c->has_zpci_fid,
-                            c->zpci_fid, kept && c->has_guest_address, &c->guest_address, boot,
-                            c->boot_order, what, sizeof(what)))
+            if (!held_clash(w, c, kept_fields(c, wc), what, sizeof(what)))
                 continue;
             zr_plan_refuse_guest(
                 plan, gi, ZR_ERR_HELD,
@@ -727,7 +593,10 @@ static int check_held(struct zr_plan *plan, size_t gi, const struct zr_guest *wa
 /* How many guest-side values an attach names; libvirt picks the others. */
 static unsigned named_values(const struct zr_device *d)
 {
-    return (unsigned)d->has_zpci_uid + (unsigned)d->has_zpci_fid + (unsigned)d->has_guest_address;
+    unsigned n = 0;
+    for (size_t k = 0; k < ZR_FIELD__COUNT; k++)
+        n += zr_fields[k].libvirt_picks && zr_field_is_set(&zr_fields[k], d);
+    return n;
 }
 
 /* Within a guest, attaches that name more of their guest address and zPCI
@@ -744,7 +613,10 @@ static void order_attaches(struct zr_plan *plan, size_t first)
     for (size_t i = first; i < plan->n_actions; i++)
         if (plan->actions[i].op == ZR_OP_DETACH)
             sorted[out++] = plan->actions[i];
-    for (unsigned named = 3;; named--) {
+    unsigned most = 0;
+    for (size_t k = 0; k < ZR_FIELD__COUNT; k++)
+        most += zr_fields[k].libvirt_picks;
+    for (unsigned named = most;; named--) {
         for (size_t i = first; i < plan->n_actions; i++)
             if (plan->actions[i].op == ZR_OP_ATTACH &&
                 named_values(&plan->actions[i].device) == named)
@@ -1044,17 +916,11 @@ void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *gue
  * ids, guest slot and MAC of a device being detached from the same guest. */
 static bool shares_guest_resource(const struct zr_device *a, const struct zr_device *d)
 {
-    if (a->has_zpci_uid && d->has_zpci_uid && a->zpci_uid == d->zpci_uid)
-        return true;
-    if (a->has_zpci_fid && d->has_zpci_fid && a->zpci_fid == d->zpci_fid)
-        return true;
-    if (a->has_guest_address && d->has_guest_address &&
-        zr_pci_addr_eq(&a->guest_address, &d->guest_address))
-        return true;
-    if (a->has_mac && d->has_mac && zr_mac_eq(&a->mac, &d->mac))
-        return true;
-    if (a->has_boot_order && d->has_boot_order && a->boot_order == d->boot_order)
-        return true;
+    for (size_t k = 0; k < ZR_FIELD__COUNT; k++) {
+        const struct zr_field *f = &zr_fields[k];
+        if (f->dup && zr_field_is_set(f, a) && zr_field_is_set(f, d) && zr_field_same(f, a, d))
+            return true;
+    }
     return false;
 }
 
