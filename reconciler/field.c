@@ -257,24 +257,29 @@ const char *zr_field_format(const struct zr_field *f, const struct zr_device *d,
     abort();
 }
 
-static const char *format_bound(const struct zr_field *f, uint32_t v, char *buf, size_t size)
+static const char *format_bound(uint32_t v, unsigned digits, char *buf, size_t size)
 {
-    unsigned digits = 0;
-    for (uint32_t m = f->max; m; m >>= 4)
-        digits++;
-    if (f->hex_digits && v)
+    if (digits && v)
         snprintf(buf, size, "0x%0*x", (int)digits, v);
     else
         snprintf(buf, size, "%u", v);
     return buf;
 }
 
+const char *zr_limits_format(uint32_t min, uint32_t max, bool hex, char buf[ZR_FIELD_STRLEN])
+{
+    unsigned digits = 0;
+    for (uint32_t m = max; hex && m; m >>= 4)
+        digits++;
+    char lo[24], hi[24];
+    snprintf(buf, ZR_FIELD_STRLEN, "%s to %s", format_bound(min, digits, lo, sizeof(lo)),
+             format_bound(max, digits, hi, sizeof(hi)));
+    return buf;
+}
+
 const char *zr_field_limits(const struct zr_field *f, char buf[ZR_FIELD_STRLEN])
 {
-    char lo[24], hi[24];
-    snprintf(buf, ZR_FIELD_STRLEN, "%s to %s", format_bound(f, f->min, lo, sizeof(lo)),
-             format_bound(f, f->max, hi, sizeof(hi)));
-    return buf;
+    return zr_limits_format(f->min, f->max, f->hex_digits != 0, buf);
 }
 
 bool zr_field_in_range(const struct zr_field *f, uint32_t v)

@@ -107,6 +107,8 @@ const char *zr_field_format_u32(const struct zr_field *f, uint32_t v, char buf[Z
 /* The inventory's range, "0x0001 to 0xffff", "1 to 65535": 0 is "0", and a
  * hex field's other bounds have as many digits as its maximum. */
 const char *zr_field_limits(const struct zr_field *f, char buf[ZR_FIELD_STRLEN]);
+/* The same for any range: hex bounds (but 0) with as many digits as max. */
+const char *zr_limits_format(uint32_t min, uint32_t max, bool hex, char buf[ZR_FIELD_STRLEN]);
 /* Whether a number is inside the inventory's range. */
 bool zr_field_in_range(const struct zr_field *f, uint32_t v);
 
