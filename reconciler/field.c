@@ -169,6 +169,24 @@ bool zr_field_is_odd(const struct zr_field *f, const struct zr_device *d)
     return f->odd && *AT_CONST(bool, d, f->odd - 1);
 }
 
+const void *zr_field_at(const struct zr_field *f, const struct zr_device *d)
+{
+    return AT_CONST(char, d, f->offset);
+}
+
+void *zr_field_at_mut(const struct zr_field *f, struct zr_device *d)
+{
+    return AT(char, d, f->offset);
+}
+
+void zr_field_mark(const struct zr_field *f, struct zr_device *d, bool set, bool odd)
+{
+    if (f->has)
+        *AT(bool, d, f->has - 1) = set;
+    if (f->odd)
+        *AT(bool, d, f->odd - 1) = odd;
+}
+
 bool zr_field_bool(const struct zr_field *f, const struct zr_device *d)
 {
     return *AT_CONST(bool, d, f->offset);

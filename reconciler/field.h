@@ -89,6 +89,12 @@ bool zr_field_is_set(const struct zr_field *f, const struct zr_device *d);
 bool zr_field_is_odd(const struct zr_field *f, const struct zr_device *d);
 /* Whether both hold the same value (set bits not looked at). */
 bool zr_field_same(const struct zr_field *f, const struct zr_device *a, const struct zr_device *b);
+/* Where the value is, for code that moves values as they are (wire.c). */
+const void *zr_field_at(const struct zr_field *f, const struct zr_device *d);
+void *zr_field_at_mut(const struct zr_field *f, struct zr_device *d);
+/* Sets the "is set" bit (a field without one: nothing) and the odd bit. */
+void zr_field_mark(const struct zr_field *f, struct zr_device *d, bool set, bool odd);
+
 /* The values an out-of-scope device holds, as a device (the fields with
  * `held`), so the plan compares them like any other. */
 void zr_field_from_held(struct zr_device *v, const struct zr_held *h);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "field.h"
 #include "wire.h"
 
 /* Every field of these structs is written below; a new field must be too,
@@ -20,7 +21,7 @@ _Static_assert(sizeof(struct zr_warning) == 48, "struct zr_warning changed: upda
 _Static_assert(sizeof(struct zr_plan_host) == 48, "struct zr_plan_host changed: update wire.c");
 #endif
 
-#define WIRE_MAGIC "zr-wire-1"
+#define WIRE_MAGIC "zr-wire-2"
 #define NULL_STRING UINT32_MAX
 
 /* ---- writing ------------------------------------------------------------- */
@@ -61,21 +62,8 @@ static void put_pci(FILE *f, const struct zr_pci_addr *a)
     put_u32(f, (uint32_t)a->bus << 16 | (uint32_t)a->slot << 8 | a->function);
 }
 
-static void put_device(FILE *f, const struct zr_device *d)
+static void put_virtualport(FILE *f, const struct zr_virtualport *v)
 {
-    const struct zr_virtualport *v = &d->vport;
-    put_u32(f, (uint32_t)d->kind);
-    put_pci(f, &d->source);
-    put_bool(f, d->managed);
-    put_bool(f, d->has_managed);
-    put_bool(f, d->has_zpci_uid);
-    put_bool(f, d->has_zpci_fid);
-    put_u32(f, d->zpci_uid);
-    put_u32(f, d->zpci_fid);
-    put_bool(f, d->has_guest_address);
-    put_pci(f, &d->guest_address);
-    put_bool(f, d->has_mac);
-    put(f, d->mac.b, sizeof(d->mac.b));
     put_u32(f, (uint32_t)v->type);
     put_str(f, v->profileid);
     put_bool(f, v->has_managerid);
@@ -86,21 +74,50 @@ static void put_device(FILE *f, const struct zr_device *d)
     put_u32(f, v->typeid);
     put_u32(f, v->typeidversion);
     put(f, v->instanceid.b, sizeof(v->instanceid.b));
-    put_bool(f, d->has_vlan);
-    put_u32(f, d->vlan);
-    put_bool(f, d->vlan_unrepresentable);
+}
+
+/* A field of the table (field.h): its bits, then its value. */
+static void put_field(FILE *f, const struct zr_field *fd, const struct zr_device *d)
+{
+    const void *v = zr_field_at(fd, d);
+    put_bool(f, zr_field_is_set(fd, d));
+    put_bool(f, zr_field_is_odd(fd, d));
+    switch (fd->type) {
+    case ZR_VALUE_BOOL:
+        put_bool(f, *(const bool *)v);
+        break;
+    case ZR_VALUE_U32:
+        put_u32(f, *(const uint32_t *)v);
+        break;
+    case ZR_VALUE_PCI_ADDR:
+        put_pci(f, v);
+        break;
+    case ZR_VALUE_MAC:
+        put(f, ((const struct zr_mac *)v)->b, sizeof(((const struct zr_mac *)v)->b));
+        break;
+    case ZR_VALUE_STRING:
+        put_str(f, *(char *const *)v);
+        break;
+    case ZR_VALUE_VIRTUALPORT:
+        put_virtualport(f, v);
+        break;
+    case ZR_VALUE__COUNT:
+        abort();
+    }
+}
+
+/* The fields of the table, then what the device has beside them. */
+static void put_device(FILE *f, const struct zr_device *d)
+{
+    put_u32(f, (uint32_t)d->kind);
+    put_pci(f, &d->source);
+    for (size_t i = 0; i < ZR_FIELD__COUNT; i++)
+        put_field(f, &zr_fields[i], d);
+    put_bool(f, d->has_managed);
     put_bool(f, d->vport_unrepresentable);
     put_str(f, d->alias);
     put_str(f, d->driver);
     put_str(f, d->xml);
-    put_bool(f, d->has_boot_order);
-    put_u32(f, d->boot_order);
-    put_bool(f, d->rom.has_bar);
-    put_bool(f, d->rom.bar);
-    put_bool(f, d->rom.has_file);
-    put_str(f, d->rom.file);
-    put_bool(f, d->rom.has_enabled);
-    put_bool(f, d->rom.enabled);
     put_str(f, d->unrepresentable);
     put_u32(f, d->mark.line);
     put_u32(f, d->mark.column);
@@ -280,21 +297,8 @@ static void get_pci(struct reader *r, struct zr_pci_addr *a)
     a->function = (uint8_t)bsf;
 }
 
-static void get_device(struct reader *r, struct zr_device *d)
+static void get_virtualport(struct reader *r, struct zr_virtualport *v)
 {
-    struct zr_virtualport *v = &d->vport;
-    d->kind = (zr_kind)get_enum(r, ZR_KIND__COUNT);
-    get_pci(r, &d->source);
-    d->managed = get_bool(r);
-    d->has_managed = get_bool(r);
-    d->has_zpci_uid = get_bool(r);
-    d->has_zpci_fid = get_bool(r);
-    d->zpci_uid = get_u32(r);
-    d->zpci_fid = get_u32(r);
-    d->has_guest_address = get_bool(r);
-    get_pci(r, &d->guest_address);
-    d->has_mac = get_bool(r);
-    get(r, d->mac.b, sizeof(d->mac.b));
     v->type = (zr_vport_type)get_enum(r, ZR_VPORT__COUNT);
     v->profileid = get_str(r);
     v->has_managerid = get_bool(r);
@@ -305,21 +309,51 @@ static void get_device(struct reader *r, struct zr_device *d)
     v->typeid = get_u32(r);
     v->typeidversion = get_u32(r);
     get(r, v->instanceid.b, sizeof(v->instanceid.b));
-    d->has_vlan = get_bool(r);
-    d->vlan = get_u32(r);
-    d->vlan_unrepresentable = get_bool(r);
+}
+
+static void get_field(struct reader *r, const struct zr_field *fd, struct zr_device *d)
+{
+    void *v = zr_field_at_mut(fd, d);
+    bool set = get_bool(r), odd = get_bool(r);
+    /* A field without a bit is always set: anything else is malformed. */
+    if ((!set && !fd->has && fd->type != ZR_VALUE_VIRTUALPORT) || (odd && !fd->odd))
+        r->bad = true;
+    zr_field_mark(fd, d, set, odd);
+    switch (fd->type) {
+    case ZR_VALUE_BOOL:
+        *(bool *)v = get_bool(r);
+        break;
+    case ZR_VALUE_U32:
+        *(uint32_t *)v = get_u32(r);
+        break;
+    case ZR_VALUE_PCI_ADDR:
+        get_pci(r, v);
+        break;
+    case ZR_VALUE_MAC:
+        get(r, ((struct zr_mac *)v)->b, sizeof(((struct zr_mac *)v)->b));
+        break;
+    case ZR_VALUE_STRING:
+        *(char **)v = get_str(r);
+        break;
+    case ZR_VALUE_VIRTUALPORT:
+        get_virtualport(r, v);
+        break;
+    case ZR_VALUE__COUNT:
+        abort();
+    }
+}
+
+static void get_device(struct reader *r, struct zr_device *d)
+{
+    d->kind = (zr_kind)get_enum(r, ZR_KIND__COUNT);
+    get_pci(r, &d->source);
+    for (size_t i = 0; i < ZR_FIELD__COUNT; i++)
+        get_field(r, &zr_fields[i], d);
+    d->has_managed = get_bool(r);
     d->vport_unrepresentable = get_bool(r);
     d->alias = get_str(r);
     d->driver = get_str(r);
     d->xml = get_str(r);
-    d->has_boot_order = get_bool(r);
-    d->boot_order = get_u32(r);
-    d->rom.has_bar = get_bool(r);
-    d->rom.bar = get_bool(r);
-    d->rom.has_file = get_bool(r);
-    d->rom.file = get_str(r);
-    d->rom.has_enabled = get_bool(r);
-    d->rom.enabled = get_bool(r);
     d->unrepresentable = get_str(r);
     d->mark.line = get_u32(r);
     d->mark.column = get_u32(r);
