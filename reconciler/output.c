@@ -64,8 +64,9 @@ static void json_action(FILE *f, const struct zr_plan *plan, size_t i)
             zr_op_to_string(a->op), zr_kind_to_string(a->kind), ZR_PCI_ADDR_ARGS(a->source));
     fprintf(f, ", \"live\": %s, \"config\": %s", a->live ? "true" : "false",
             a->config ? "true" : "false");
+    _cleanup_free_ char *reason = zr_action_reason(a);
     fputs(", \"reason\": ", f);
-    zr_json_string(f, a->reason);
+    zr_json_string(f, reason);
     if (a->note) {
         fputs(", \"note\": ", f);
         zr_json_string(f, a->note);
@@ -386,8 +387,10 @@ static void text_line(FILE *f, const struct line *l, struct hints_seen *seen,
     fprintf(f, "  %s%s %s ", o->color ? color : "", marker, verb);
     zr_fputs_escaped(desc, f);
     fprintf(f, "%s [%s]", o->color ? C_RESET : "", zr_action_flags_string(shown));
-    if (!l->second && a->op == ZR_OP_DETACH)
-        fprintf(f, " (%s)", a->reason);
+    if (!l->second && a->op == ZR_OP_DETACH) {
+        _cleanup_free_ char *reason = zr_action_reason(a);
+        fprintf(f, " (%s)", reason);
+    }
     const char *error = NULL;
     if (o->applied) {
         const char *prefix;

@@ -72,21 +72,72 @@ static struct zr_change *changes_copy(const struct zr_change *from, size_t n)
     struct zr_change *to = n ? zr_new0(struct zr_change, n) : NULL;
     for (size_t i = 0; i < n; i++)
         to[i] = (struct zr_change){zr_strdup(from[i].field), zr_strdup(from[i].old),
-                                   zr_strdup(from[i].new)};
+                                   zr_strdup(from[i].new), from[i].listed};
     return to;
+}
+
+/* The fields the reason names, in order, are the same in both lists. */
+static bool same_listed(const struct zr_change *a, size_t na, const struct zr_change *b,
+                        size_t nb)
+{
+    size_t i = 0, j = 0;
+    for (;;) {
+        while (i < na && !a[i].listed)
+            i++;
+        while (j < nb && !b[j].listed)
+            j++;
+        if (i == na || j == nb)
+            return i == na && j == nb;
+        if (!zr_streq(a[i].field, b[j].field))
+            return false;
+        i++;
+        j++;
+    }
+}
+
+/* "changed: zpci.uid,mac": the listed changes' fields. */
+static char *changed_reason(const struct zr_change *changes, size_t n)
+{
+    struct zr_strbuf b = {0};
+    for (size_t i = 0; i < n; i++)
+        if (changes[i].listed)
+            zr_strbuf_addf(&b, ",", "%s", changes[i].field);
+    char *s = zr_asprintf("changed: %s", b.s ? b.s : "");
+    free(b.s);
+    return s;
+}
+
+char *zr_action_reason(const struct zr_action *a)
+{
+    switch (a->role) {
+    case ZR_ROLE_ADD:
+        return zr_strdup("missing");
+    case ZR_ROLE_REMOVE:
+        return zr_strdup("not in inventory");
+    case ZR_ROLE_REPLACE_OUT:
+    case ZR_ROLE_REPLACE_IN:
+    case ZR_ROLE__COUNT:
+        break;
+    }
+    return changed_reason(a->changes, a->n_changes);
+}
+
+bool zr_action_same_reason(const struct zr_action *a, const struct zr_action *b)
+{
+    return a->role == b->role &&
+           same_listed(a->changes, a->n_changes, b->changes, b->n_changes);
 }
 
 /* What differs between a wanted device and the current one with the same
  * key.  Only fields the inventory gives are compared; `managed` always is. */
 struct diff {
-    struct zr_strbuf fields;    /* "zpci.uid,mac": the reason */
-    struct zr_change *changes;  /* each difference, and what follows from them */
+    struct zr_change *changes; /* each difference, and what follows from them */
     size_t n_changes;
+    bool differs;              /* a listed change: the device is replaced */
 };
 
 static void diff_finish(struct diff *d)
 {
-    free(d->fields.s);
     changes_free(d->changes, d->n_changes);
 }
 
@@ -94,13 +145,14 @@ static void diff_finish(struct diff *d)
 static void diff_note(struct diff *d, const char *field, const char *old, const char *new)
 {
     *ZR_APPEND(d->changes, d->n_changes) =
-        (struct zr_change){zr_strdup(field), zr_strdup(old), zr_strdup(new)};
+        (struct zr_change){zr_strdup(field), zr_strdup(old), zr_strdup(new), false};
 }
 
 static void diff_add(struct diff *d, const char *field, const char *old, const char *new)
 {
-    zr_strbuf_addf(&d->fields, ",", "%s", field);
     diff_note(d, field, old, new);
+    d->changes[d->n_changes - 1].listed = true;
+    d->differs = true;
 }
 
 static void diff_report(void *ctx, const char *name, const char *old, const char *new)
@@ -173,7 +225,6 @@ struct step {
     const struct zr_device *detach; /* current device to remove, or NULL */
     struct zr_device attach;        /* valid when has_attach */
     bool has_attach;
-    char *reason;
     struct zr_change *changes; /* a replacement's */
     size_t n_changes;
 };
@@ -182,7 +233,6 @@ static void step_finish(struct step *s)
 {
     if (s->has_attach)
         zr_device_finish(&s->attach);
-    free(s->reason);
     changes_free(s->changes, s->n_changes);
     *s = (struct step){0};
 }
@@ -255,18 +305,16 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
     if (w && !c) {
         merge_device(&s->attach, w, NULL, 0);
         s->has_attach = true;
-        s->reason = zr_strdup("missing");
     } else if (w && c) {
         struct diff d = {0};
         diff_devices(&d, w, c);
         if (m)
             diff_moves(&d, c, m);
-        if (d.fields.len) {
+        if (d.differs) {
             s->detach = c;
             merge_device(&s->attach, w, c, m ? m->mask : 0);
             s->has_attach = true;
             diff_consequences(&d, w, c, &s->attach, m);
-            s->reason = zr_asprintf("changed: %s", d.fields.s);
             s->changes = TAKE_PTR(d.changes);
             s->n_changes = d.n_changes;
             d.n_changes = 0;
@@ -274,7 +322,6 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
         diff_finish(&d);
     } else if (!w && c && prune) {
         s->detach = c;
-        s->reason = zr_strdup("not in inventory");
     }
 }
 
@@ -290,7 +337,6 @@ const char *zr_action_flags_string(const struct zr_action *a)
 
 void zr_action_finish(struct zr_action *a)
 {
-    free(a->reason);
     changes_free(a->changes, a->n_changes);
     free(a->note);
     free(a->xml);
@@ -358,7 +404,6 @@ static void plan_add_action(struct zr_plan *plan, size_t guest_index, zr_op op, 
     a->source = dev->source;
     a->live = live;
     a->config = config;
-    a->reason = zr_strdup(s->reason);
     a->changes = changes_copy(s->changes, s->n_changes);
     a->n_changes = s->n_changes;
     zr_device_copy(&a->device, dev);
@@ -389,7 +434,8 @@ static bool detach_combinable(const struct zr_device *a, const struct zr_device 
 static void emit_steps(struct zr_plan *plan, size_t gi, struct step *cfg, struct step *live)
 {
     /* Detaches. */
-    if (cfg && cfg->detach && live && live->detach && zr_streq(cfg->reason, live->reason) &&
+    if (cfg && cfg->detach && live && live->detach && cfg->has_attach == live->has_attach &&
+        same_listed(cfg->changes, cfg->n_changes, live->changes, live->n_changes) &&
         detach_combinable(cfg->detach, live->detach)) {
         plan_add_action(plan, gi, ZR_OP_DETACH, true, true, cfg);
     } else {
@@ -437,11 +483,12 @@ static void live_drift_warning(struct zr_plan *plan, const char *host, const cha
                                const struct step *s)
 {
     const struct zr_device *d = s->detach ? s->detach : &s->attach;
-    if (s->detach && s->has_attach)
+    if (s->detach && s->has_attach) {
+        _cleanup_free_ char *reason = changed_reason(s->changes, s->n_changes);
         zr_plan_add_warning(plan, host, guest, &d->source, ZR_ERR_LIVE_DRIFT,
-                            "live drift not fixed (--config-only): running %s %s", zr_kind_to_string(d->kind),
-                            s->reason);
-    else if (s->detach)
+                            "live drift not fixed (--config-only): running %s %s",
+                            zr_kind_to_string(d->kind), reason);
+    } else if (s->detach)
         zr_plan_add_warning(plan, host, guest, &d->source, ZR_ERR_LIVE_DRIFT,
                             "live drift not fixed (--config-only): running guest has %s not in inventory",
                             zr_kind_to_string(d->kind));

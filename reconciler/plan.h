@@ -43,6 +43,9 @@ typedef enum {
 struct zr_change {
     char *field;
     char *old, *new;
+    /* A compared field that differs, named by the reason ("changed:
+     * zpci.uid"); false: a consequence of those (a name, a dropped vlan). */
+    bool listed;
 };
 
 #define ZR_NO_PAIR ((size_t)-1)
@@ -58,8 +61,8 @@ struct zr_action {
     zr_kind kind;
     struct zr_pci_addr source;
     bool live, config;   /* VIR_DOMAIN_AFFECT_* to use */
-    char *reason;        /* "missing", "not in inventory", "changed: a,b" */
-    /* What a replacement changes, in the order the report names it. */
+    /* What a replacement changes, in the order the report names it; with
+     * the role, the reason (zr_action_reason()). */
     struct zr_change *changes;
     size_t n_changes;
     char *note;          /* what the host check learned, e.g. a VF's physical function */
@@ -209,6 +212,13 @@ void zr_action_finish(struct zr_action *a);
 const char *zr_op_to_string(zr_op op);
 /* Half of a replacement (either half). */
 bool zr_action_is_replacement(const struct zr_action *a);
+/* The reason as output shows it, made from the role and the listed
+ * changes: "missing", "not in inventory", "changed: zpci.uid,mac".
+ * Newly allocated. */
+char *zr_action_reason(const struct zr_action *a);
+/* Whether two actions have the same reason (role, and the fields a
+ * replacement changes), compared as values. */
+bool zr_action_same_reason(const struct zr_action *a, const struct zr_action *b);
 /* The changes as the report prints them: "zpci.uid 0x0001 → 0x0002, ...". */
 char *zr_changes_format(const struct zr_change *changes, size_t n);
 /* The flavours an action changes: "live+config", "live" or "config". */

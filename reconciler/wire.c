@@ -12,8 +12,8 @@
  * trip when a struct changes (LP64 builds only, where they are known). */
 #if __SIZEOF_POINTER__ == 8 && __SIZEOF_LONG__ == 8
 _Static_assert(sizeof(struct zr_device) == 168, "struct zr_device changed: update wire.c");
-_Static_assert(sizeof(struct zr_action) == 432, "struct zr_action changed: update wire.c");
-_Static_assert(sizeof(struct zr_change) == 24, "struct zr_change changed: update wire.c");
+_Static_assert(sizeof(struct zr_action) == 424, "struct zr_action changed: update wire.c");
+_Static_assert(sizeof(struct zr_change) == 32, "struct zr_change changed: update wire.c");
 _Static_assert(sizeof(struct zr_action_result) == 32,
                "struct zr_action_result changed: update wire.c");
 _Static_assert(sizeof(struct zr_plan_guest) == 40, "struct zr_plan_guest changed: update wire.c");
@@ -133,12 +133,12 @@ static void put_action(FILE *f, const struct zr_action *a)
     put_pci(f, &a->source);
     put_bool(f, a->live);
     put_bool(f, a->config);
-    put_str(f, a->reason);
     put_u64(f, a->n_changes);
     for (size_t j = 0; j < a->n_changes; j++) {
         put_str(f, a->changes[j].field);
         put_str(f, a->changes[j].old);
         put_str(f, a->changes[j].new);
+        put_bool(f, a->changes[j].listed);
     }
     put_str(f, a->note);
     put_str(f, a->xml);
@@ -374,14 +374,14 @@ static void get_action(struct reader *r, struct zr_action *a, size_t n_guests, s
     get_pci(r, &a->source);
     a->live = get_bool(r);
     a->config = get_bool(r);
-    a->reason = get_str(r);
-    size_t n_changes = get_count(r, 3 * 4);
+    size_t n_changes = get_count(r, 4 * 4);
     a->changes = n_changes ? zr_new0(struct zr_change, n_changes) : NULL;
     for (; a->n_changes < n_changes; a->n_changes++) {
         struct zr_change *c = &a->changes[a->n_changes];
         c->field = get_str(r);
         c->old = get_str(r);
         c->new = get_str(r);
+        c->listed = get_bool(r);
     }
     a->note = get_str(r);
     a->xml = get_str(r);

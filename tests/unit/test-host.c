@@ -112,7 +112,9 @@ Test(host, plan_says_what_apply_would_do_and_changes_nothing)
     cr_expect_eq(a->op, ZR_OP_ATTACH);
     cr_expect_eq(zr_plan_result(&l.report, 0)->result, ZR_RESULT_PLANNED);
     cr_expect(a->config && !a->live);
-    cr_expect_str_eq(a->reason, "missing");
+    cr_expect_eq(a->role, ZR_ROLE_ADD);
+    _cleanup_free_ char *reason = zr_action_reason(a);
+    cr_expect_str_eq(reason, "missing");
     cr_expect_not_null(strstr(a->xml, "domain=\"0x0001\""), "%s", a->xml);
 
     struct zr_pci_addr src[4];
