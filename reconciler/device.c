@@ -132,11 +132,8 @@ static void describe_field(FILE *f, const struct zr_field *fd, const struct zr_d
 
 char *zr_device_describe(const struct zr_device *d)
 {
-    char *s = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&s, &len);
-    if (!f)
-        abort();
+    struct zr_memstream m;
+    FILE *f = zr_memstream_open(&m);
     const char *group = NULL;
     fprintf(f, "%s " ZR_PCI_ADDR_FMT, zr_kind_to_string(d->kind), ZR_PCI_ADDR_ARGS(d->source));
     for (size_t i = 0; i < ZR_FIELD__COUNT; i++) {
@@ -148,9 +145,7 @@ char *zr_device_describe(const struct zr_device *d)
         if (shown)
             describe_field(f, fd, d, &group);
     }
-    if (fclose(f) != 0)
-        abort();
-    return s;
+    return zr_memstream_close(&m);
 }
 
 static bool has_any_vlan(const struct zr_device *d)

@@ -60,11 +60,11 @@ static void host_failed(struct zr_plan *report, size_t hi, const struct zr_host 
 }
 
 void zr_host_not_run(const struct zr_host *host, const struct zr_host_options *o,
-                     struct zr_plan *report, zr_error_code code, const char *message)
+                     struct zr_report *report, zr_error_code code, const char *message)
 {
-    size_t hi = report->n_hosts;
-    zr_plan_add_host(report, host->name, o->uri ? o->uri : host->uri);
-    host_failed(report, hi, host, code, message);
+    size_t hi = report->plan.n_hosts;
+    zr_plan_add_host(&report->plan, host->name, o->uri ? o->uri : host->uri);
+    host_failed(&report->plan, hi, host, code, message);
 }
 
 /* Connects and, when applying, takes the host's lock; on failure the host
@@ -155,39 +155,42 @@ static void host_plan(struct zr_plan *report, struct host_session *h,
     zr_preflight_errors_free(check, host->n_guests);
 }
 
-static void host_apply(struct zr_plan *report, const struct host_session *h, size_t first_action,
-                       const struct zr_host_options *o)
+static void host_apply(struct zr_report *report, const struct host_session *h,
+                       size_t first_action, const struct zr_host_options *o)
 {
+    const struct zr_plan *plan = &report->plan;
     struct zr_apply_options aopts = {
         .timeout_s = o->timeout_s,
         .atomic = o->atomic,
-        .progress = report->n_actions - first_action >= o->progress_from,
+        .progress = plan->n_actions - first_action >= o->progress_from,
         .interrupt = o->interrupt,
         .threads = o->apply_threads,
     };
-    _cleanup_free_ virDomainPtr *doms = zr_new0(virDomainPtr, report->n_guests);
+    _cleanup_free_ virDomainPtr *doms = zr_new0(virDomainPtr, plan->n_guests);
     /* host_plan appended this host's guests in inventory order, skipping
      * none. */
     for (size_t g = 0; g < h->host->n_guests; g++)
         doms[h->first_guest + g] = h->states[g].dom;
-    zr_apply_host(report, first_action, report->n_actions, h->conn, doms, &aopts);
+    zr_apply_host(plan, &report->run, first_action, plan->n_actions, h->conn, doms, &aopts);
 }
 
 void zr_host_run(const struct zr_host *host, const struct zr_host_options *o,
-                 struct zr_plan *report)
+                 struct zr_report *report)
 {
     double t0 = seconds_now();
-    size_t hi = report->n_hosts, first_action = report->n_actions;
-    zr_plan_add_host(report, host->name, o->uri ? o->uri : host->uri);
-    struct host_session h = {.host = host, .lock_fd = -1, .first_guest = report->n_guests};
-
-    if (host_open(report, hi, &h, o) == 0)
-        host_plan(report, &h, o);
-    zr_plan_finalize(report);
+    struct zr_plan *plan = &report->plan;
+    size_t hi = plan->n_hosts, first_action = plan->n_actions;
+    /* The decision stage: the plan is written here and nowhere after. */
+    zr_plan_add_host(plan, host->name, o->uri ? o->uri : host->uri);
+    struct host_session h = {.host = host, .lock_fd = -1, .first_guest = plan->n_guests};
+    if (host_open(plan, hi, &h, o) == 0)
+        host_plan(plan, &h, o);
+    zr_plan_finalize(plan);
+    /* The run: its own record. */
     if (o->applying && h.states)
         host_apply(report, &h, first_action, o);
     host_session_finish(&h);
-    report->hosts[hi].seconds = seconds_now() - t0;
+    zr_run_set_seconds(&report->run, hi, seconds_now() - t0);
 }
 
 /* ---- export --------------------------------------------------------------- */

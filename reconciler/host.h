@@ -13,6 +13,7 @@
 #include "export.h"
 #include "inventory.h"
 #include "plan.h"
+#include "run.h"
 #include "state.h"
 
 /* Guests of one host read at once.  Each read is a round trip to the
@@ -40,18 +41,18 @@ struct zr_host_options {
     volatile sig_atomic_t *interrupt;
 };
 
-/* Runs `host` and appends to `report` its host record (with the wall time
- * spent), every guest of the host in inventory order, and its actions,
- * finalized; when applying, with their results.  A host that cannot be
- * reached or locked is a failed host record whose guests carry its
- * message. */
+/* Runs `host` and appends to `report` its host record, every guest of
+ * the host in inventory order, and its actions, finalized (the plan);
+ * when applying, their results (the run), and the wall time spent either
+ * way.  A host that cannot be reached or locked is a failed host record
+ * whose guests carry its message. */
 void zr_host_run(const struct zr_host *host, const struct zr_host_options *o,
-                 struct zr_plan *report);
+                 struct zr_report *report);
 
 /* Appends to `report` a host that did not run (its process died, a signal
  * came first): the host record and each guest carry `message`. */
 void zr_host_not_run(const struct zr_host *host, const struct zr_host_options *o,
-                     struct zr_plan *report, zr_error_code code, const char *message);
+                     struct zr_report *report, zr_error_code code, const char *message);
 
 /* ---- export: the current state of a host's guests ------------------------ */
 

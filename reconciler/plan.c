@@ -346,35 +346,6 @@ void zr_action_finish(struct zr_action *a)
     free(a->deps);
 }
 
-void zr_result_finish(struct zr_action_result *r)
-{
-    free(r->error);
-    free(r->cause);
-    *r = (struct zr_action_result){0};
-}
-
-void zr_result_set(struct zr_action_result *r, zr_result result, char *error)
-{
-    zr_result_finish(r);
-    r->result = result;
-    r->error = error;
-    r->error_code = ZR_ERR_OTHER;
-}
-
-const struct zr_action_result *zr_plan_result(const struct zr_plan *plan, size_t i)
-{
-    static const struct zr_action_result planned = {.result = ZR_RESULT_PLANNED};
-    return plan->results && i < plan->n_actions ? &plan->results[i] : &planned;
-}
-
-struct zr_action_result *zr_plan_record(struct zr_plan *plan, size_t i)
-{
-    assert(i < plan->n_actions);
-    if (!plan->results)
-        plan->results = zr_new0(struct zr_action_result, plan->n_actions);
-    return &plan->results[i];
-}
-
 static size_t plan_add_guest(struct zr_plan *plan, const char *host, const char *uri,
                              const char *guest)
 {
@@ -848,7 +819,6 @@ void zr_plan_refuse_guest(struct zr_plan *plan, size_t gi, zr_error_code code, c
 
 void zr_plan_drop_refused(struct zr_plan *plan)
 {
-    assert(!plan->results);
     size_t out = 0;
     for (size_t i = 0; i < plan->n_actions; i++) {
         struct zr_action *a = &plan->actions[i];
@@ -867,9 +837,7 @@ void zr_plan_drop_warnings(struct zr_plan *plan, size_t gi)
     for (size_t i = 0; i < plan->n_warnings; i++) {
         struct zr_warning *w = &plan->warnings[i];
         if (w->guest && zr_streq(w->guest, g->guest) && zr_streq(w->host, g->host)) {
-            free(w->host);
-            free(w->guest);
-            free(w->message);
+            zr_warning_finish(w);
         } else {
             plan->warnings[out++] = *w;
         }
@@ -903,27 +871,8 @@ struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, co
         free(src);                                                                                 \
     } while (0)
 
-/* Moves src's results after dst's: a plan without any gets PLANNED ones
- * when the other has some. */
-static void append_results(struct zr_plan *dst, struct zr_plan *src)
-{
-    if (!dst->results && !src->results)
-        return;
-    size_t n = dst->n_actions + src->n_actions;
-    struct zr_action_result *r = zr_reallocarray(dst->results, n, sizeof(*r));
-    if (!dst->results)
-        memset(r, 0, dst->n_actions * sizeof(*r));
-    if (src->results)
-        memcpy(r + dst->n_actions, src->results, src->n_actions * sizeof(*r));
-    else
-        memset(r + dst->n_actions, 0, src->n_actions * sizeof(*r));
-    free(src->results);
-    dst->results = r;
-}
-
 void zr_plan_append(struct zr_plan *dst, struct zr_plan *src)
 {
-    append_results(dst, src);
     size_t guest_base = dst->n_guests, action_base = dst->n_actions;
     for (size_t i = 0; i < src->n_actions; i++) {
         struct zr_action *a = &src->actions[i];
@@ -1080,8 +1029,6 @@ static void compute_pairs(struct zr_plan *plan, size_t first, size_t end)
 
 void zr_plan_finalize(struct zr_plan *plan)
 {
-    /* Ordering comes before any run: results are indexed by action. */
-    assert(!plan->results);
     /* Actions were appended guest by guest, and guests host by host; make
      * every host's detaches come before its attaches, keeping the order
      * otherwise (a stable partition within each host's run). */
@@ -1106,6 +1053,13 @@ void zr_plan_finalize(struct zr_plan *plan)
     }
 }
 
+void zr_warning_finish(struct zr_warning *w)
+{
+    free(w->host);
+    free(w->guest);
+    free(w->message);
+}
+
 void zr_plan_finish(struct zr_plan *plan)
 {
     for (size_t i = 0; i < plan->n_guests; i++) {
@@ -1115,18 +1069,11 @@ void zr_plan_finish(struct zr_plan *plan)
         free(plan->guests[i].error);
     }
     free(plan->guests);
-    for (size_t i = 0; i < plan->n_actions; i++) {
+    for (size_t i = 0; i < plan->n_actions; i++)
         zr_action_finish(&plan->actions[i]);
-        if (plan->results)
-            zr_result_finish(&plan->results[i]);
-    }
     free(plan->actions);
-    free(plan->results);
-    for (size_t i = 0; i < plan->n_warnings; i++) {
-        free(plan->warnings[i].host);
-        free(plan->warnings[i].guest);
-        free(plan->warnings[i].message);
-    }
+    for (size_t i = 0; i < plan->n_warnings; i++)
+        zr_warning_finish(&plan->warnings[i]);
     free(plan->warnings);
     for (size_t i = 0; i < plan->n_hosts; i++) {
         free(plan->hosts[i].name);

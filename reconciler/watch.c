@@ -392,23 +392,25 @@ static bool plan_quiet(const struct zr_plan *p)
 
 /* A guest that is not defined waits for its "defined" event, not for a
  * backoff. */
-static bool guest_failed(const struct zr_plan *p, size_t k)
+static bool guest_failed(const struct zr_report *r, size_t k)
 {
+    const struct zr_plan *p = &r->plan;
     const struct zr_plan_guest *g = &p->guests[k];
     if (g->error)
         return g->error_code != ZR_ERR_NOT_FOUND && g->error_code != ZR_ERR_NOT_FOUND_NEAR;
     for (size_t i = 0; i < p->n_actions; i++)
         if (p->actions[i].guest_index == k &&
-            (zr_plan_result(p, i)->result == ZR_RESULT_FAILED ||
-             zr_plan_result(p, i)->result == ZR_RESULT_SKIPPED))
+            (zr_run_result(&r->run, i)->result == ZR_RESULT_FAILED ||
+             zr_run_result(&r->run, i)->result == ZR_RESULT_SKIPPED))
             return true;
     return false;
 }
 
-static bool guest_repaired(const struct zr_plan *p, size_t k)
+static bool guest_repaired(const struct zr_report *r, size_t k)
 {
+    const struct zr_plan *p = &r->plan;
     for (size_t i = 0; i < p->n_actions; i++)
-        if (p->actions[i].guest_index == k && zr_plan_result(p, i)->result == ZR_RESULT_DONE)
+        if (p->actions[i].guest_index == k && zr_run_result(&r->run, i)->result == ZR_RESULT_DONE)
             return true;
     return false;
 }
@@ -442,8 +444,9 @@ static size_t run_guest(const size_t *idx, size_t k)
 
 /* Reads the run's apply report back into its guests' tracks: backoff for
  * failures, reversals for repairs. */
-static void account(struct watch *w, const struct zr_plan *done, const size_t *idx, size_t n)
+static void account(struct watch *w, const struct zr_report *report, const size_t *idx, size_t n)
 {
+    const struct zr_plan *done = &report->plan;
     uint64_t now = mono_usec();
     /* The host as a whole (no connection, a manual apply's lock) in a full
      * pass: the pass is tried again (full_pass), not each guest. */
@@ -453,7 +456,7 @@ static void account(struct watch *w, const struct zr_plan *done, const size_t *i
     for (size_t k = 0; k < n && k < done->n_guests; k++) {
         size_t g = run_guest(idx, k);
         struct guest_track *t = &w->track[g];
-        bool failed = guest_failed(done, k);
+        bool failed = guest_failed(report, k);
         t->in_sync = !failed && !done->guests[k].error;
         if (failed) {
             t->not_before = now + backoff(BACKOFF_FIRST_USEC, t->failures++, BACKOFF_MAX_USEC);
@@ -462,7 +465,7 @@ static void account(struct watch *w, const struct zr_plan *done, const size_t *i
             continue;
         }
         t->failures = 0;
-        if (guest_repaired(done, k)) {
+        if (guest_repaired(report, k)) {
             any = true;
             /* The poll compares with the hash from before the repair, which
              * another change could restore: look at the result once. */
@@ -584,9 +587,9 @@ static bool host_quiet(struct watch *w)
     struct zr_host_options ho = w->o->host;
     ho.applying = false;
     ho.interrupt = &w->stop;
-    _cleanup_(zr_plan_finish) struct zr_plan plan = {.has_hosts = w->inv->has_hosts};
+    _cleanup_(zr_report_finish) struct zr_report plan = {.plan.has_hosts = w->inv->has_hosts};
     zr_host_run(w->host, &ho, &plan);
-    bool quiet = plan_quiet(&plan);
+    bool quiet = plan_quiet(&plan.plan);
     for (size_t g = 0; quiet && g < w->host->n_guests; g++) {
         w->track[g].in_sync = true;
         w->track[g].failures = 0;
@@ -610,7 +613,7 @@ static bool apply_guests(struct watch *w, const size_t *idx, size_t n)
     struct zr_host_options ho = w->o->host;
     ho.applying = true;
     ho.interrupt = &w->stop;
-    _cleanup_(zr_plan_finish) struct zr_plan done = {.has_hosts = w->inv->has_hosts};
+    _cleanup_(zr_report_finish) struct zr_report done = {.plan.has_hosts = w->inv->has_hosts};
     zr_host_run(&sub, &ho, &done);
     account(w, &done, idx, n);
     pthread_mutex_lock(&w->mu);
@@ -619,7 +622,7 @@ static bool apply_guests(struct watch *w, const size_t *idx, size_t n)
     if (w->o->ops.report)
         w->o->ops.report(w->o->ops.data, &done, &w->stats);
     notify_status(w, "");
-    return done.n_hosts && done.hosts[0].error;
+    return done.plan.n_hosts && done.plan.hosts[0].error;
 }
 
 /* Every guest of the host; a host that failed as a whole is tried again

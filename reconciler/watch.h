@@ -25,7 +25,7 @@ struct zr_watch_stats {
 struct zr_watch_ops {
     void *data;
     /* One repair's report, as apply's (results filled). */
-    void (*report)(void *data, const struct zr_plan *report, const struct zr_watch_stats *stats);
+    void (*report)(void *data, const struct zr_report *report, const struct zr_watch_stats *stats);
     /* A new inventory that does not validate; the last good one stays. */
     void (*invalid)(void *data, const struct zr_errors *errs);
     /* A line for stderr: a host lost or back, a guest changed by someone else. */

@@ -18,7 +18,8 @@ _Static_assert(sizeof(struct zr_action_result) == 32,
                "struct zr_action_result changed: update wire.c");
 _Static_assert(sizeof(struct zr_plan_guest) == 40, "struct zr_plan_guest changed: update wire.c");
 _Static_assert(sizeof(struct zr_warning) == 48, "struct zr_warning changed: update wire.c");
-_Static_assert(sizeof(struct zr_plan_host) == 48, "struct zr_plan_host changed: update wire.c");
+_Static_assert(sizeof(struct zr_plan_host) == 40, "struct zr_plan_host changed: update wire.c");
+_Static_assert(sizeof(struct zr_run_warning) == 56, "struct zr_run_warning changed: update wire.c");
 #endif
 
 #define WIRE_MAGIC "zr-wire-2"
@@ -159,14 +160,18 @@ static void put_result(FILE *f, const struct zr_action_result *r)
     put_str(f, r->cause);
 }
 
-char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
+static void put_warning(FILE *f, const struct zr_warning *w)
 {
-    char *buf = NULL;
-    FILE *f = open_memstream(&buf, len);
-    if (!f)
-        abort();
-    put(f, WIRE_MAGIC, sizeof(WIRE_MAGIC));
+    put_str(f, w->host);
+    put_str(f, w->guest);
+    put_bool(f, w->has_source);
+    put_pci(f, &w->source);
+    put_str(f, w->message);
+    put_u32(f, (uint32_t)w->code);
+}
 
+static void put_plan(FILE *f, const struct zr_plan *plan)
+{
     put_u64(f, plan->n_guests);
     for (size_t i = 0; i < plan->n_guests; i++) {
         const struct zr_plan_guest *g = &plan->guests[i];
@@ -178,20 +183,11 @@ char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
         put_bool(f, g->changed);
     }
     put_u64(f, plan->n_actions);
-    for (size_t i = 0; i < plan->n_actions; i++) {
+    for (size_t i = 0; i < plan->n_actions; i++)
         put_action(f, &plan->actions[i]);
-        put_result(f, zr_plan_result(plan, i));
-    }
     put_u64(f, plan->n_warnings);
-    for (size_t i = 0; i < plan->n_warnings; i++) {
-        const struct zr_warning *w = &plan->warnings[i];
-        put_str(f, w->host);
-        put_str(f, w->guest);
-        put_bool(f, w->has_source);
-        put_pci(f, &w->source);
-        put_str(f, w->message);
-        put_u32(f, (uint32_t)w->code);
-    }
+    for (size_t i = 0; i < plan->n_warnings; i++)
+        put_warning(f, &plan->warnings[i]);
     put_u64(f, plan->n_hosts);
     for (size_t i = 0; i < plan->n_hosts; i++) {
         const struct zr_plan_host *h = &plan->hosts[i];
@@ -200,10 +196,35 @@ char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
         put_bool(f, h->reached);
         put_str(f, h->error);
         put_u32(f, (uint32_t)h->error_code);
-        put(f, &h->seconds, sizeof(h->seconds));
     }
-    if (fclose(f) != 0)
-        abort();
+}
+
+/* A result for every action (PLANNED where none was recorded), the run's
+ * warnings, a time for every host. */
+static void put_run(FILE *f, const struct zr_report *r)
+{
+    for (size_t i = 0; i < r->plan.n_actions; i++)
+        put_result(f, zr_run_result(&r->run, i));
+    put_u64(f, r->run.n_warnings);
+    for (size_t i = 0; i < r->run.n_warnings; i++) {
+        put_u64(f, r->run.warnings[i].after);
+        put_warning(f, &r->run.warnings[i].w);
+    }
+    for (size_t i = 0; i < r->plan.n_hosts; i++) {
+        double s = zr_run_seconds(&r->run, i);
+        put(f, &s, sizeof(s));
+    }
+}
+
+char *zr_wire_encode(const struct zr_report *report, size_t *len)
+{
+    struct zr_memstream m;
+    FILE *f = zr_memstream_open(&m);
+    put(f, WIRE_MAGIC, sizeof(WIRE_MAGIC));
+    put_plan(f, &report->plan);
+    put_run(f, report);
+    char *buf = zr_memstream_close(&m);
+    *len = m.len;
     return buf;
 }
 
@@ -406,60 +427,82 @@ static void get_result(struct reader *r, struct zr_action_result *res)
     res->cause = get_str(r);
 }
 
-int zr_wire_decode(const char *data, size_t len, struct zr_plan *out)
+static void get_warning(struct reader *r, struct zr_warning *w)
+{
+    w->host = get_str(r);
+    w->guest = get_str(r);
+    w->has_source = get_bool(r);
+    get_pci(r, &w->source);
+    w->message = get_str(r);
+    w->code = (zr_error_code)get_enum(r, ZR_ERR__COUNT);
+}
+
+/* Minimum sizes: a guest is 4 strings and a flag, an action at least its
+ * fixed fields, a warning 3 strings and 3 words, a host 3 strings and 2
+ * words. */
+static void get_plan(struct reader *r, struct zr_plan *out)
+{
+    size_t n = get_count(r, 5 * 4);
+    out->guests = zr_new0(struct zr_plan_guest, n);
+    for (; out->n_guests < n; out->n_guests++) {
+        struct zr_plan_guest *g = &out->guests[out->n_guests];
+        g->host = get_str(r);
+        g->uri = get_str(r);
+        g->guest = get_str(r);
+        g->error = get_str(r);
+        g->error_code = (zr_error_code)get_enum(r, ZR_ERR__COUNT);
+        g->changed = get_bool(r);
+    }
+    n = get_count(r, 100);
+    out->actions = zr_new0(struct zr_action, n);
+    for (; out->n_actions < n; out->n_actions++)
+        get_action(r, &out->actions[out->n_actions], out->n_guests, n);
+    n = get_count(r, 6 * 4);
+    out->warnings = zr_new0(struct zr_warning, n);
+    for (; out->n_warnings < n; out->n_warnings++)
+        get_warning(r, &out->warnings[out->n_warnings]);
+    n = get_count(r, 5 * 4);
+    out->hosts = zr_new0(struct zr_plan_host, n);
+    for (; out->n_hosts < n; out->n_hosts++) {
+        struct zr_plan_host *h = &out->hosts[out->n_hosts];
+        h->name = get_str(r);
+        h->uri = get_str(r);
+        h->reached = get_bool(r);
+        h->error = get_str(r);
+        h->error_code = (zr_error_code)get_enum(r, ZR_ERR__COUNT);
+    }
+}
+
+static void get_run(struct reader *r, const struct zr_plan *plan, struct zr_run *out)
+{
+    out->results = zr_new0(struct zr_action_result, plan->n_actions);
+    for (; out->n_results < plan->n_actions; out->n_results++)
+        get_result(r, &out->results[out->n_results]);
+    size_t n = get_count(r, 8 + 6 * 4);
+    out->warnings = zr_new0(struct zr_run_warning, n);
+    for (; out->n_warnings < n; out->n_warnings++) {
+        struct zr_run_warning *w = &out->warnings[out->n_warnings];
+        w->after = (size_t)get_u64(r);
+        if (w->after > plan->n_warnings)
+            r->bad = true;
+        get_warning(r, &w->w);
+    }
+    out->seconds = zr_new0(double, plan->n_hosts);
+    for (; out->n_seconds < plan->n_hosts; out->n_seconds++)
+        get(r, &out->seconds[out->n_seconds], sizeof(double));
+}
+
+int zr_wire_decode(const char *data, size_t len, struct zr_report *out)
 {
     struct reader r = {.p = data, .left = len};
     char magic[sizeof(WIRE_MAGIC)];
     get(&r, magic, sizeof(magic));
     if (r.bad || memcmp(magic, WIRE_MAGIC, sizeof(magic)) != 0)
         return -EBADMSG;
-
-    /* Minimum sizes: a guest is 4 strings and a flag, an action at least
-     * its fixed fields, a warning 3 strings and 3 words, a host 3 strings,
-     * a flag and a double. */
-    size_t n = get_count(&r, 5 * 4);
-    out->guests = zr_new0(struct zr_plan_guest, n);
-    for (; out->n_guests < n; out->n_guests++) {
-        struct zr_plan_guest *g = &out->guests[out->n_guests];
-        g->host = get_str(&r);
-        g->uri = get_str(&r);
-        g->guest = get_str(&r);
-        g->error = get_str(&r);
-        g->error_code = (zr_error_code)get_enum(&r, ZR_ERR__COUNT);
-        g->changed = get_bool(&r);
-    }
-    n = get_count(&r, 100);
-    out->actions = zr_new0(struct zr_action, n);
-    out->results = zr_new0(struct zr_action_result, n);
-    for (; out->n_actions < n; out->n_actions++) {
-        get_action(&r, &out->actions[out->n_actions], out->n_guests, n);
-        get_result(&r, &out->results[out->n_actions]);
-    }
-    n = get_count(&r, 6 * 4);
-    out->warnings = zr_new0(struct zr_warning, n);
-    for (; out->n_warnings < n; out->n_warnings++) {
-        struct zr_warning *w = &out->warnings[out->n_warnings];
-        w->host = get_str(&r);
-        w->guest = get_str(&r);
-        w->has_source = get_bool(&r);
-        get_pci(&r, &w->source);
-        w->message = get_str(&r);
-        w->code = (zr_error_code)get_enum(&r, ZR_ERR__COUNT);
-    }
-    n = get_count(&r, 4 * 4 + 8);
-    out->hosts = zr_new0(struct zr_plan_host, n);
-    for (; out->n_hosts < n; out->n_hosts++) {
-        struct zr_plan_host *h = &out->hosts[out->n_hosts];
-        h->name = get_str(&r);
-        h->uri = get_str(&r);
-        h->reached = get_bool(&r);
-        h->error = get_str(&r);
-        h->error_code = (zr_error_code)get_enum(&r, ZR_ERR__COUNT);
-        get(&r, &h->seconds, sizeof(h->seconds));
-    }
-
+    get_plan(&r, &out->plan);
+    get_run(&r, &out->plan, &out->run);
     if (r.bad || r.left) {
-        zr_plan_finish(out);
+        zr_report_finish(out);
         return -EBADMSG;
     }
     return 0;

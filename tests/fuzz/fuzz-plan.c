@@ -246,7 +246,7 @@ static void check_output(const struct zr_plan *plan, zr_format format)
     struct zr_output_options o = {.format = format};
     struct zr_fuzz_sink sink;
     zr_fuzz_sink_open(&sink);
-    zr_output_plan(sink.f, plan, &o);
+    zr_output_plan(sink.f, &(struct zr_report){.plan = *plan}, &o);
     const char *text = zr_fuzz_sink_close(&sink);
     if (format == ZR_FORMAT_JSON)
         for (const char *p = text; *p; p++)

@@ -129,7 +129,8 @@ static char *render(const struct zr_plan *plan, zr_format format)
     size_t len = 0;
     FILE *f = open_memstream(&s, &len);
     struct zr_output_options o = {.format = format};
-    zr_output_plan(f, plan, &o);
+    /* A plan alone: no run, every action planned. */
+    zr_output_plan(f, &(struct zr_report){.plan = *plan}, &o);
     fclose(f);
     return s;
 }
