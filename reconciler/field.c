@@ -157,18 +157,6 @@ const zr_field_id zr_field_describe_order[ZR_FIELD__COUNT] = {
 
 /* ---- values --------------------------------------------------------------- */
 
-bool zr_field_is_set(const struct zr_field *f, const struct zr_device *d)
-{
-    if (f->type == ZR_VALUE_VIRTUALPORT)
-        return AT_CONST(struct zr_virtualport, d, f->offset)->type != ZR_VPORT_NONE;
-    return !f->has || *AT_CONST(bool, d, f->has - 1);
-}
-
-bool zr_field_is_odd(const struct zr_field *f, const struct zr_device *d)
-{
-    return f->odd && *AT_CONST(bool, d, f->odd - 1);
-}
-
 const void *zr_field_at(const struct zr_field *f, const struct zr_device *d)
 {
     return AT_CONST(char, d, f->offset);
@@ -190,28 +178,6 @@ void zr_field_mark(const struct zr_field *f, struct zr_device *d, bool set, bool
 bool zr_field_bool(const struct zr_field *f, const struct zr_device *d)
 {
     return *AT_CONST(bool, d, f->offset);
-}
-
-bool zr_field_same(const struct zr_field *f, const struct zr_device *a, const struct zr_device *b)
-{
-    switch (f->type) {
-    case ZR_VALUE_BOOL:
-        return *AT_CONST(bool, a, f->offset) == *AT_CONST(bool, b, f->offset);
-    case ZR_VALUE_U32:
-        return *AT_CONST(uint32_t, a, f->offset) == *AT_CONST(uint32_t, b, f->offset);
-    case ZR_VALUE_PCI_ADDR:
-        return zr_pci_addr_eq(AT_CONST(struct zr_pci_addr, a, f->offset),
-                              AT_CONST(struct zr_pci_addr, b, f->offset));
-    case ZR_VALUE_MAC:
-        return zr_mac_eq(AT_CONST(struct zr_mac, a, f->offset),
-                         AT_CONST(struct zr_mac, b, f->offset));
-    case ZR_VALUE_STRING:
-        return zr_streq(*AT_CONST(char *, a, f->offset), *AT_CONST(char *, b, f->offset));
-    case ZR_VALUE_VIRTUALPORT:
-    case ZR_VALUE__COUNT:
-        break;
-    }
-    abort();
 }
 
 void zr_field_take(const struct zr_field *f, struct zr_device *dst, const struct zr_device *src)

@@ -10,8 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "device.h"
+#include "util.h"
 
 /* In the plan's order: the "changed: a,b" reason names fields in it. */
 typedef enum {
@@ -84,11 +86,46 @@ extern const struct zr_field zr_fields[ZR_FIELD__COUNT];
  * first); each field once (test-model checks). */
 extern const zr_field_id zr_field_describe_order[ZR_FIELD__COUNT];
 
-bool zr_field_is_set(const struct zr_field *f, const struct zr_device *d);
+/* Inline: the plan asks these for every field of every device pair. */
+#define ZR_FIELD_AT(type, d, off) ((const type *)(const void *)((const char *)(d) + (off)))
+
+static inline bool zr_field_is_set(const struct zr_field *f, const struct zr_device *d)
+{
+    if (f->type == ZR_VALUE_VIRTUALPORT)
+        return ZR_FIELD_AT(struct zr_virtualport, d, f->offset)->type != ZR_VPORT_NONE;
+    return !f->has || *ZR_FIELD_AT(bool, d, f->has - 1);
+}
+
 /* The XML side has a form of it the inventory cannot state. */
-bool zr_field_is_odd(const struct zr_field *f, const struct zr_device *d);
-/* Whether both hold the same value (set bits not looked at). */
-bool zr_field_same(const struct zr_field *f, const struct zr_device *a, const struct zr_device *b);
+static inline bool zr_field_is_odd(const struct zr_field *f, const struct zr_device *d)
+{
+    return f->odd && *ZR_FIELD_AT(bool, d, f->odd - 1);
+}
+
+/* Whether both hold the same value (set bits not looked at; not for
+ * ZR_VALUE_VIRTUALPORT). */
+static inline bool zr_field_same(const struct zr_field *f, const struct zr_device *a,
+                                 const struct zr_device *b)
+{
+    switch (f->type) {
+    case ZR_VALUE_BOOL:
+        return *ZR_FIELD_AT(bool, a, f->offset) == *ZR_FIELD_AT(bool, b, f->offset);
+    case ZR_VALUE_U32:
+        return *ZR_FIELD_AT(uint32_t, a, f->offset) == *ZR_FIELD_AT(uint32_t, b, f->offset);
+    case ZR_VALUE_PCI_ADDR:
+        return zr_pci_addr_eq(ZR_FIELD_AT(struct zr_pci_addr, a, f->offset),
+                              ZR_FIELD_AT(struct zr_pci_addr, b, f->offset));
+    case ZR_VALUE_MAC:
+        return zr_mac_eq(ZR_FIELD_AT(struct zr_mac, a, f->offset),
+                         ZR_FIELD_AT(struct zr_mac, b, f->offset));
+    case ZR_VALUE_STRING:
+        return zr_streq(*ZR_FIELD_AT(char *, a, f->offset), *ZR_FIELD_AT(char *, b, f->offset));
+    case ZR_VALUE_VIRTUALPORT:
+    case ZR_VALUE__COUNT:
+        break;
+    }
+    abort();
+}
 /* Where the value is, for code that moves values as they are (wire.c). */
 const void *zr_field_at(const struct zr_field *f, const struct zr_device *d);
 void *zr_field_at_mut(const struct zr_field *f, struct zr_device *d);

@@ -497,14 +497,13 @@ static void must_move(const struct zr_guest *wanted, const struct zr_device *c,
     *m = (struct move){0};
     if (!wc)
         return; /* detached (prune) or kept (check_held refuses the clash) */
-    for (size_t i = 0; i < wanted->devices.n; i++) {
-        const struct zr_device *w = &wanted->devices.items[i];
-        if (zr_device_same_key(w, c))
+    for (size_t k = 0; k < ZR_FIELD__COUNT; k++) {
+        const struct zr_field *f = &zr_fields[k];
+        if (!f->libvirt_picks || !zr_field_is_set(f, c) || zr_field_is_set(f, wc))
             continue;
-        for (size_t k = 0; k < ZR_FIELD__COUNT; k++) {
-            const struct zr_field *f = &zr_fields[k];
-            if (f->libvirt_picks && zr_field_is_set(f, w) && zr_field_is_set(f, c) &&
-                zr_field_same(f, w, c) && !zr_field_is_set(f, wc)) {
+        for (size_t i = 0; i < wanted->devices.n; i++) {
+            const struct zr_device *w = &wanted->devices.items[i];
+            if (zr_field_is_set(f, w) && zr_field_same(f, w, c) && !zr_device_same_key(w, c)) {
                 m->mask |= ZR_FIELD_BIT(k);
                 m->by[k] = w;
             }
@@ -554,55 +553,79 @@ static unsigned kept_fields(const struct zr_device *c, const struct zr_device *w
     return fields;
 }
 
+/* Refuses the guest (returns -1) when an out-of-scope device holds a
+ * value wanted device w names. */
+static int clash_held(struct zr_plan *plan, size_t gi, const struct zr_device *w,
+                      const struct zr_device_list *cur, const struct zr_device *held,
+                      const char *flavour)
+{
+    char what[64], src[ZR_PCI_ADDR_STRLEN];
+    for (size_t j = 0; j < cur->n_held; j++) {
+        if (!held_clash(w, &held[j], ~0u, what, sizeof(what)))
+            continue;
+        zr_plan_refuse_guest(plan, gi, ZR_ERR_HELD,
+                             "%s %s wants %s, which a %s device of the guest's %s holds (out of "
+                             "scope, never changed); pick another value",
+                             zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src),
+                             what, cur->held[j].what, flavour);
+        return -1;
+    }
+    return 0;
+}
+
+/* Refuses the guest (returns -1) when a current device keeps through the
+ * run (`keeps`: what each keeps) a value wanted device w names. */
+static int clash_kept(struct zr_plan *plan, size_t gi, const struct zr_guest *wanted,
+                      const struct zr_device *w, const struct zr_device_list *cur,
+                      const unsigned *keeps, const char *flavour)
+{
+    char what[64], src[ZR_PCI_ADDR_STRLEN], other[ZR_PCI_ADDR_STRLEN];
+    for (size_t j = 0; j < cur->n; j++) {
+        const struct zr_device *c = &cur->items[j];
+        if (!keeps[j] || zr_device_same_key(c, w) ||
+            !held_clash(w, c, keeps[j], what, sizeof(what)))
+            continue;
+        bool kept = !find_key(&wanted->devices, c);
+        zr_plan_refuse_guest(
+            plan, gi, ZR_ERR_HELD,
+            "%s %s wants %s, which %s %s holds in the guest's %s and keeps (%s); %s",
+            zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src), what,
+            zr_kind_to_string(c->kind), zr_pci_addr_format(&c->source, other), flavour,
+            kept ? "prune: false" : "its entry does not change it",
+            kept ? "list that device with another value, or pick another one"
+                 : "give that device another boot_order, or pick another one");
+        return -1;
+    }
+    return 0;
+}
+
 /* A wanted value that a device this run keeps already holds: libvirt would
  * refuse the attach ("zPCI uid ... is already reserved", "Attempted double
  * use of PCI Address", "boot order ... is already used"), on every run.
  * Kept are out-of-scope devices, in-scope ones prune: false keeps, and a
  * listed device holding a boot order its entry does not change (libvirt
  * never picks a boot order, so that one is not moved).  Sets the guest's
- * error and returns -1 on the first clash. */
+ * error and returns -1 on the first clash, wanted device by wanted device.
+ * What each device holds or keeps is worked out once. */
 static int check_held(struct zr_plan *plan, size_t gi, const struct zr_guest *wanted,
                       const struct zr_device_list *cur, const char *flavour)
 {
     if (!cur)
         return 0;
-    char what[64], src[ZR_PCI_ADDR_STRLEN], other[ZR_PCI_ADDR_STRLEN];
+    _cleanup_free_ struct zr_device *held = zr_new0(struct zr_device, cur->n_held);
+    for (size_t j = 0; j < cur->n_held; j++)
+        zr_field_from_held(&held[j], &cur->held[j]);
+    _cleanup_free_ unsigned *keeps = zr_new0(unsigned, cur->n);
+    for (size_t j = 0; j < cur->n; j++) {
+        const struct zr_device *wc = find_key(&wanted->devices, &cur->items[j]);
+        if (wc || !wanted->prune) /* an unlisted one is detached first */
+            keeps[j] = kept_fields(&cur->items[j], wc);
+    }
     for (size_t i = 0; i < wanted->devices.n; i++) {
         const struct zr_device *w = &wanted->devices.items[i];
-        for (size_t j = 0; j < cur->n_held; j++) {
-            const struct zr_held *h = &cur->held[j];
-            struct zr_device values;
-            zr_field_from_held(&values, h);
-            if (!held_clash(w, &values, ~0u, what, sizeof(what)))
-                continue;
-            zr_plan_refuse_guest(
-                plan, gi, ZR_ERR_HELD,
-                "%s %s wants %s, which a %s device of the guest's %s holds (out of scope, "
-                "never changed); pick another value",
-                zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src), what, h->what,
-                flavour);
+        if (clash_held(plan, gi, w, cur, held, flavour) < 0 ||
+            clash_kept(plan, gi, wanted, w, cur, keeps, flavour) < 0)
             return -1;
-        }
-        for (size_t j = 0; j < cur->n; j++) {
-            const struct zr_device *c = &cur->items[j];
-            if (zr_device_same_key(c, w))
-                continue;
-            const struct zr_device *wc = find_key(&wanted->devices, c);
-            if (!wc && wanted->prune)
-                continue; /* detached first */
-            bool kept = !wc;
-            if (!held_clash(w, c, kept_fields(c, wc), what, sizeof(what)))
-                continue;
-            zr_plan_refuse_guest(
-                plan, gi, ZR_ERR_HELD,
-                "%s %s wants %s, which %s %s holds in the guest's %s and keeps (%s); %s",
-                zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src), what,
-                zr_kind_to_string(c->kind), zr_pci_addr_format(&c->source, other), flavour,
-                kept ? "prune: false" : "its entry does not change it",
-                kept ? "list that device with another value, or pick another one"
-                     : "give that device another boot_order, or pick another one");
-            return -1;
-        }
     }
     return 0;
 }
