@@ -273,7 +273,7 @@ static void list_guests(const struct zr_domain_listing *listing, bool live, stru
     host->guests = zr_new0(struct zr_guest, listing->n);
     for (size_t i = 0; i < listing->n; i++)
         if (!live || virDomainGetID(listing->doms[i]) != (unsigned int)-1)
-            host->guests[host->n_guests++].name = zr_strdup(virDomainGetName(listing->doms[i]));
+            host->guests[host->n_guests++].name = zr_strdup(listing->names[i]);
 }
 
 /* The named guests, each once, in the order given. */
@@ -342,6 +342,7 @@ int zr_export_read(const struct zr_export_request *req, struct zr_export_found *
         list_guests(&listing, req->live, &out->host);
     }
     out->states = zr_state_read_listed(conn, &out->host, ZR_READ_THREADS, &listing);
+    zr_state_own_domains(out->states, out->host.n_guests);
     zr_domain_listing_finish(&listing);
     export_pick(req, out);
     return 0;
