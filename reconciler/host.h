@@ -28,8 +28,8 @@
  * from the text read before (another client changed it in between), the
  * prepared part is dropped and the run reads and plans as usual. */
 struct zr_host_prepared {
-    virConnectPtr conn;             /* borrowed: the run uses it, states' domains are its */
-    struct zr_guest_state *states;  /* one per guest of the host, in order */
+    virConnectPtr conn;               /* borrowed: the run uses it, states' domains are its */
+    struct zr_guest_state *states;    /* one per guest of the host, in order */
     struct zr_domain_listing listing; /* the host's domains, when listed */
     struct zr_plan draft; /* zr_host_plan_guest() of each state, in order, nothing else */
 };

@@ -567,7 +567,8 @@ static size_t tied_guests(struct watch *w, size_t g, struct zr_host_prepared *p,
     struct zr_plan *plans = zr_new0(struct zr_plan, total);
     set[n++] = g;
     in[g] = true;
-    struct zr_guest_state *st = zr_state_read_listed(w->conn, w->host, ZR_READ_THREADS, &p->listing);
+    struct zr_guest_state *st =
+        zr_state_read_listed(w->conn, w->host, ZR_READ_THREADS, &p->listing);
     struct zr_guest_state mine = st[g];
     st[g] = p->states[0];
     p->states[0] = mine; /* freed below with p's */
