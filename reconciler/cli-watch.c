@@ -36,7 +36,9 @@ static void watch_metrics(const struct watch_cli *c, const struct zr_report *rep
 {
     _cleanup_(zr_summary_finish) struct zr_summary n;
     zr_summary_count(report, true, &n);
-    struct zr_metrics_watch mw = {.repairs = st->repairs, .last_event = st->last_event};
+    struct zr_metrics_watch mw = {.repairs = st->repairs,
+                                  .last_event = st->last_event,
+                                  .definitions_followed = st->definitions_followed};
     struct zr_metrics_run run = {
         .command = "watch",
         .applied = true,

@@ -67,8 +67,16 @@ void zr_host_not_run(const struct zr_host *host, const struct zr_host_options *o
     host_failed(&report->plan, hi, host, code, message);
 }
 
-/* Connects and, when applying, takes the host's lock; on failure the host
- * record says why.  Returns 0 or -1. */
+char *zr_host_conn_uri(virConnectPtr conn, const char *asked)
+{
+    char *uri = zr_connect_uri(conn);
+    if (!uri) /* libvirt could not say: name it as asked */
+        uri = zr_strdup(asked ? asked : "libvirt's default URI");
+    return uri;
+}
+
+/* Connects (or takes the prepared connection) and, when applying, takes
+ * the host's lock; on failure the host record says why.  Returns 0 or -1. */
 static int host_open(struct zr_plan *report, size_t hi, struct host_session *h,
                      const struct zr_host_options *o)
 {
@@ -77,15 +85,16 @@ static int host_open(struct zr_plan *report, size_t hi, struct host_session *h,
     struct zr_connect_options co = {.use = o->applying ? ZR_CONN_EVENTS : ZR_CONN_READ,
                                     .timeout_s = o->connect_timeout_s,
                                     .interrupt = o->interrupt};
-    h->conn = zr_connect_with(report->hosts[hi].uri, &co, &err);
+    if (o->prepared && o->prepared->conn && virConnectRef(o->prepared->conn) == 0)
+        h->conn = o->prepared->conn;
+    else
+        h->conn = zr_connect_with(report->hosts[hi].uri, &co, &err);
     if (!h->conn) {
         host_failed(report, hi, h->host, err.code, err.message);
         zr_error_finish(&err);
         return -1;
     }
-    h->uri = zr_connect_uri(h->conn);
-    if (!h->uri) /* libvirt could not say: name it as asked */
-        h->uri = zr_strdup(report->hosts[hi].uri ? report->hosts[hi].uri : "libvirt's default URI");
+    h->uri = zr_host_conn_uri(h->conn, report->hosts[hi].uri);
     free(report->hosts[hi].uri);
     report->hosts[hi].uri = zr_strdup(h->uri);
     report->hosts[hi].reached = true;
@@ -101,58 +110,123 @@ static int host_open(struct zr_plan *report, size_t hi, struct host_session *h,
     return 0;
 }
 
-/* One guest into the host's draft: its read error (with the closest
- * defined name when it was not found), or its plan. */
-static void plan_guest(struct zr_plan *draft, struct host_session *h,
-                       const struct zr_guest_state *st, const struct zr_plan_options *popts)
+void zr_host_plan_guest(struct zr_plan *draft, const char *host, const char *uri,
+                        virConnectPtr conn, struct zr_domain_listing *listing,
+                        const struct zr_guest_state *st, bool config_only)
 {
-    const char *host = h->host->name, *guest = st->wanted->name;
+    const char *guest = st->wanted->name;
     if (st->error) {
         _cleanup_free_ char *near =
-            st->dom ? NULL : zr_state_near_miss_listed(h->conn, &h->listing, guest);
+            st->dom ? NULL : zr_state_near_miss_listed(conn, listing, guest);
         if (near)
-            zr_plan_guest_error(draft, host, h->uri, guest, ZR_ERR_NOT_FOUND_NEAR,
+            zr_plan_guest_error(draft, host, uri, guest, ZR_ERR_NOT_FOUND_NEAR,
                                 "%s (did you mean '%s'?)", st->error, near);
         else
-            zr_plan_guest_error(draft, host, h->uri, guest, st->error_code, "%s", st->error);
+            zr_plan_guest_error(draft, host, uri, guest, st->error_code, "%s", st->error);
     } else {
-        zr_plan_guest(draft, host, h->uri, st->wanted, &st->config, st->active ? &st->live : NULL,
-                      popts);
+        struct zr_plan_options popts = {.config_only = config_only};
+        zr_plan_guest(draft, host, uri, st->wanted, &st->config, st->active ? &st->live : NULL,
+                      &popts);
     }
 }
 
-/* Reads the host's guests, plans each once, runs the preflight on that
- * plan and keeps what it does not refuse. */
-static void host_plan(struct zr_plan *report, struct host_session *h,
-                      const struct zr_host_options *o)
+void zr_host_prepared_finish(struct zr_host_prepared *p, size_t n_states)
+{
+    zr_state_free(p->states, n_states);
+    zr_domain_listing_finish(&p->listing);
+    zr_plan_finish(&p->draft);
+    *p = (struct zr_host_prepared){.conn = p->conn};
+}
+
+/* Whether `dom`'s XML (flags) reads `before` now. */
+static bool reads_same(virDomainPtr dom, unsigned flags, const char *before)
+{
+    _cleanup_free_ char *now = virDomainGetXMLDesc(dom, flags);
+    return now && before && strcmp(now, before) == 0;
+}
+
+/* Whether every prepared guest with an action is as it was read: the same
+ * state, persistent and live XML.  Read under the lock, so that no apply
+ * of another process changed them between that read and this run's. */
+static bool prepared_current(const struct zr_host_prepared *p, size_t n)
+{
+    _cleanup_free_ bool *seen = zr_new0(bool, n + 1);
+    for (size_t i = 0; i < p->draft.n_actions; i++) {
+        size_t g = p->draft.actions[i].guest_index;
+        const struct zr_guest_state *st = &p->states[g];
+        if (g >= n || seen[g])
+            continue;
+        seen[g] = true;
+        if (!st->dom || virDomainIsActive(st->dom) != (int)st->active ||
+            !reads_same(st->dom, VIR_DOMAIN_XML_INACTIVE, st->config_xml) ||
+            (st->active && !reads_same(st->dom, 0, st->live_xml)))
+            return false;
+    }
+    return true;
+}
+
+/* Takes over what the caller prepared: true when the run goes on from its
+ * draft (moved to *draft), false when it reads and plans itself. */
+static bool take_prepared(struct host_session *h, const struct zr_host_options *o,
+                          struct zr_plan *draft)
+{
+    struct zr_host_prepared *p = o->prepared;
+    size_t n = h->host->n_guests;
+    if (!p || !p->states || h->conn != p->conn)
+        return false;
+    bool go_on = !o->applying || prepared_current(p, n);
+    if (go_on) {
+        h->states = p->states;
+        h->listing = p->listing;
+        *draft = p->draft;
+        *p = (struct zr_host_prepared){.conn = p->conn};
+    }
+    zr_host_prepared_finish(p, n);
+    return go_on;
+}
+
+/* Runs the preflight on the host's draft (each guest planned once) and
+ * appends to the report what it does not refuse. */
+static void host_check(struct zr_plan *report, struct host_session *h,
+                       const struct zr_host_options *o, struct zr_plan *draft)
 {
     const struct zr_host *host = h->host;
-    struct zr_plan_options popts = {.config_only = o->config_only};
-
-    h->states = zr_state_read_listed(h->conn, host, read_threads(o), &h->listing);
-    _cleanup_(zr_plan_finish) struct zr_plan draft = {0};
-    for (size_t g = 0; g < host->n_guests; g++)
-        plan_guest(&draft, h, &h->states[g], &popts);
     /* host_check off skips the node device lookups only: the conflict
      * check still runs. */
     struct zr_preflight_notes notes = {0};
     size_t first_action = report->n_actions;
     struct zr_error *check =
-        zr_preflight_host(report, h->conn, h->uri, &h->listing, host, h->states, &draft,
+        zr_preflight_host(report, h->conn, h->uri, &h->listing, host, h->states, draft,
                           o->host_check, read_threads(o), o->applying, &notes);
     /* A guest that could not be read keeps its own error. */
     for (size_t g = 0; g < host->n_guests; g++) {
         if (!check[g].message || h->states[g].error)
             continue;
-        zr_plan_refuse_guest(&draft, g, check[g].code, "%s", check[g].message);
-        zr_plan_drop_warnings(&draft, g);
+        zr_plan_refuse_guest(draft, g, check[g].code, "%s", check[g].message);
+        zr_plan_drop_warnings(draft, g);
     }
-    zr_plan_drop_refused(&draft);
-    zr_plan_append(report, &draft);
+    zr_plan_drop_refused(draft);
+    zr_plan_append(report, draft);
     zr_render_plan(report, first_action);
     zr_preflight_annotate(report, first_action, h->first_guest, &notes);
     zr_preflight_notes_finish(&notes);
     zr_preflight_errors_free(check, host->n_guests);
+}
+
+/* Reads the host's guests (unless prepared), plans each once, runs the
+ * preflight on that plan and keeps what it does not refuse. */
+static void host_plan(struct zr_plan *report, struct host_session *h,
+                      const struct zr_host_options *o)
+{
+    const struct zr_host *host = h->host;
+    _cleanup_(zr_plan_finish) struct zr_plan draft = {0};
+    if (!take_prepared(h, o, &draft)) {
+        h->states = zr_state_read_listed(h->conn, host, read_threads(o), &h->listing);
+        for (size_t g = 0; g < host->n_guests; g++)
+            zr_host_plan_guest(&draft, host->name, h->uri, h->conn, &h->listing, &h->states[g],
+                               o->config_only);
+    }
+    host_check(report, h, o, &draft);
 }
 
 static void host_apply(struct zr_report *report, const struct host_session *h,
@@ -202,7 +276,7 @@ static void list_guests(const struct zr_domain_listing *listing, bool live, stru
     host->guests = zr_new0(struct zr_guest, listing->n);
     for (size_t i = 0; i < listing->n; i++)
         if (!live || virDomainGetID(listing->doms[i]) != (unsigned int)-1)
-            host->guests[host->n_guests++].name = zr_strdup(virDomainGetName(listing->doms[i]));
+            host->guests[host->n_guests++].name = zr_strdup(listing->names[i]);
 }
 
 /* The named guests, each once, in the order given. */
@@ -271,6 +345,7 @@ int zr_export_read(const struct zr_export_request *req, struct zr_export_found *
         list_guests(&listing, req->live, &out->host);
     }
     out->states = zr_state_read_listed(conn, &out->host, ZR_READ_THREADS, &listing);
+    zr_state_own_domains(out->states, out->host.n_guests);
     zr_domain_listing_finish(&listing);
     export_pick(req, out);
     return 0;

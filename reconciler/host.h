@@ -21,6 +21,20 @@
  * connection (bench/plan.sh).  -j counts hosts, not these. */
 #define ZR_READ_THREADS 4
 
+/* Guests a caller read and planned before the run (watch's check of a
+ * guest, its full pass), handed to zr_host_run() so that no guest is read
+ * or planned twice.  The run takes over states, listing and draft (and
+ * leaves them empty); applying, it takes the lock and then reads the
+ * definitions of the guests with an action once more: when one differs
+ * from the text read before (another client changed it in between), the
+ * prepared part is dropped and the run reads and plans as usual. */
+struct zr_host_prepared {
+    virConnectPtr conn;               /* borrowed: the run uses it, states' domains are its */
+    struct zr_guest_state *states;    /* one per guest of the host, in order */
+    struct zr_domain_listing listing; /* the host's domains, when listed */
+    struct zr_plan draft; /* zr_host_plan_guest() of each state, in order, nothing else */
+};
+
 struct zr_host_options {
     const char *uri;    /* wins over the host's uri; NULL: the host's */
     bool applying;      /* lock the host and apply the plan */
@@ -39,6 +53,9 @@ struct zr_host_options {
     /* Set by the caller's signal handler: the open is given up, apply
      * stops after the current call.  May be NULL. */
     volatile sig_atomic_t *interrupt;
+    /* NULL, or what the caller read and planned on its connection, which
+     * the run uses instead of opening one (see zr_host_prepared). */
+    struct zr_host_prepared *prepared;
 };
 
 /* Runs `host` and appends to `report` its host record, every guest of
@@ -48,6 +65,21 @@ struct zr_host_options {
  * whose guests carry its message. */
 void zr_host_run(const struct zr_host *host, const struct zr_host_options *o,
                  struct zr_report *report);
+
+/* The URI a run names for `conn`: as libvirt reports it, else `asked`,
+ * else "libvirt's default URI". */
+char *zr_host_conn_uri(virConnectPtr conn, const char *asked);
+
+/* One guest read (st) into `draft` as a run plans it before the host
+ * check: its read error (with the closest name in `listing`, listed when
+ * needed, when it was not found) or its plan.  `uri` is
+ * zr_host_conn_uri()'s. */
+void zr_host_plan_guest(struct zr_plan *draft, const char *host, const char *uri,
+                        virConnectPtr conn, struct zr_domain_listing *listing,
+                        const struct zr_guest_state *st, bool config_only);
+
+/* Frees what `p` holds (not its connection) and empties it. */
+void zr_host_prepared_finish(struct zr_host_prepared *p, size_t n_states);
 
 /* Appends to `report` a host that did not run (its process died, a signal
  * came first): the host record and each guest carry `message`. */

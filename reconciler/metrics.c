@@ -67,6 +67,11 @@ static void format_watch(FILE *f, const struct zr_metrics_watch *w)
            "When watch last saw a guest change (a libvirt event or a changed definition), as "
            "a Unix time (0: none yet).");
     fprintf(f, PREFIX "watch_last_event_timestamp_seconds %.3f\n", w->last_event);
+    header(f, "watch_definitions_followed",
+           "1: watch sees a change to a persistent definition (which libvirt sends no event "
+           "for) through the local daemon's definitions directory at once; 0: only by "
+           "polling the definitions, 64 guests a second.");
+    fprintf(f, PREFIX "watch_definitions_followed %d\n", w->definitions_followed ? 1 : 0);
 }
 
 /* The guests of each host: the counts of the JSON summary (docs/output.md,

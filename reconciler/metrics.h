@@ -15,6 +15,9 @@
 struct zr_metrics_watch {
     unsigned long repairs;
     double last_event;
+    /* Changes to persistent definitions are seen through the daemon's
+     * definitions directory, not only by the poll. */
+    bool definitions_followed;
 };
 
 struct zr_metrics_run {

@@ -20,6 +20,7 @@ struct zr_watch_stats {
     double last_event;     /* Unix time of the last change seen (a libvirt event or a
                             * changed definition), 0: none yet */
     size_t guests, in_sync;
+    bool definitions_followed; /* the daemon's definitions directory is watched */
 };
 
 struct zr_watch_ops {

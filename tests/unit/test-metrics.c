@@ -87,7 +87,8 @@ Test(metrics, counts_per_host_and_escaped_labels)
 Test(metrics, watch_series_only_for_watch)
 {
     struct zr_report plan = make_report();
-    struct zr_metrics_watch w = {.repairs = 7, .last_event = 1700000001.25};
+    struct zr_metrics_watch w = {
+        .repairs = 7, .last_event = 1700000001.25, .definitions_followed = true};
     struct zr_metrics_run run = {.command = "watch", .applied = true, .watch = &w};
     char *m = format(&plan, &run);
     cr_assert_not_null(strstr(m, "# TYPE zpci_reconcile_watch_repairs_total counter\n"
@@ -95,6 +96,9 @@ Test(metrics, watch_series_only_for_watch)
                        "%s", m);
     cr_assert_not_null(
         strstr(m, "zpci_reconcile_watch_last_event_timestamp_seconds 1700000001.250\n"), "%s", m);
+    cr_assert_not_null(strstr(m, "# TYPE zpci_reconcile_watch_definitions_followed gauge\n"
+                                 "zpci_reconcile_watch_definitions_followed 1\n"),
+                       "%s", m);
     cr_assert_not_null(strstr(m, "zpci_reconcile_last_run_exit_status{command=\"watch\"} 0\n"),
                        "%s", m);
     free(m);
