@@ -11,9 +11,9 @@
 #     threads, reconciler/host.h; -j counts hosts, bench/fleet.sh);
 #   - the floor (bench/xmldesc-loop.c -t): one domain listing and one
 #     persistent XMLDesc per listed guest from as many threads as the tool
-#     reads with, no parsing (issue 17: plan should be at most 1.3x this);
+#     reads with, no parsing (issue 27: plan should be at most 1.15x this);
 #   - the loop a user writes (bench/python-loop.py, python3-libvirt:
-#     lookupByName + XMLDesc; plan should be at most 0.5x this);
+#     lookupByName + XMLDesc; issue 27: plan should be at most 0.45x this);
 # each the least and the median wall and CPU time of REPEAT (5) interleaved
 # rounds of whole-process runs, then plan's ratios; first, how many other guests the
 # host has (the plan and the floor read them too: a warning when there are).
@@ -153,9 +153,9 @@ line "C floor: 1 listing + XMLDesc per guest, $threads threads" floor
 [ -n "$dumpxml" ] && printf '%-52s %8.3f s\n' "virsh dumpxml --inactive loop" "$dumpxml"
 line "zpci-reconcile plan ${check[*]}" plan
 [ -n "${ZR_BASE:-}" ] && line "  the same, baseline build (ZR_BASE)" base
-ratios "  plan / C floor" floor 1.3
+ratios "  plan / C floor" floor 1.15
 if [ "$py" = 1 ]; then
-    ratios "  plan / python-libvirt loop" py 0.5
+    ratios "  plan / python-libvirt loop" py 0.45
 else
     echo "  (no python3-libvirt for /usr/bin/python3: apt-get install python3-libvirt)"
 fi

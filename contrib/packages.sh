@@ -54,6 +54,8 @@ _zr_full_packages=(
   clang
   # the stages in cached Debian roots (tests/debian/root.sh)
   debootstrap
+  # the benchmarks' python-libvirt loops (bench/python-loop.py, bench/apply-loop.py)
+  python3-libvirt
 )
 
 # libFuzzer ships with clang's runtime, named for clang's major version: Debian 12 has

@@ -274,11 +274,12 @@ static void run_action(const struct zr_action *a, struct zr_action_result *res, 
 
 /* An attach waits for the detaches it depends on (same function, or a zPCI
  * id, slot or MAC freed in the same guest). */
-static char *unmet_dependency(const struct zr_plan *plan, const struct zr_action *a)
+static char *unmet_dependency(const struct zr_plan *plan, const struct zr_run *run,
+                              const struct zr_action *a)
 {
     for (size_t i = 0; i < a->n_deps; i++) {
         const struct zr_action *d = &plan->actions[a->deps[i]];
-        zr_result r = zr_plan_result(plan, a->deps[i])->result;
+        zr_result r = zr_run_result(run, a->deps[i])->result;
         if (r != ZR_RESULT_DONE) {
             char src[ZR_PCI_ADDR_STRLEN];
             return zr_asprintf("depends on the detach of %s %s from %s, which %s",
@@ -319,7 +320,8 @@ struct action_out {
 };
 
 struct host_run {
-    struct zr_plan *plan;
+    const struct zr_plan *plan;
+    struct zr_run *run; /* what this run writes */
     size_t first, end;
     virConnectPtr conn;
     virDomainPtr *doms;
@@ -385,11 +387,8 @@ static int save_devices(virDomainPtr dom, bool live, struct saved_devices *out, 
  * hostdev ... (not before); no longer holds hostdev ...", or NULL. */
 static char *saved_diff(const struct saved_devices *before, const struct saved_devices *after)
 {
-    char *s = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&s, &len);
-    if (!f)
-        abort();
+    struct zr_memstream m;
+    FILE *f = zr_memstream_open(&m);
     size_t i = 0, j = 0;
     bool any = false;
     while (i < before->n || j < after->n) {
@@ -404,7 +403,7 @@ static char *saved_diff(const struct saved_devices *before, const struct saved_d
                 c < 0 ? before->items[i++].desc : after->items[j++].desc);
         any = true;
     }
-    fclose(f);
+    char *s = zr_memstream_close(&m);
     if (!any) {
         free(s);
         return NULL;
@@ -473,15 +472,15 @@ static void verify_rollback(struct host_run *h)
             char *why = NULL;
             const char *what = live ? "running guest" : "persistent definition";
             if (save_devices(h->doms[g], live, &now, &why) < 0) {
-                zr_plan_add_warning(h->plan, pg->host, pg->guest, NULL, ZR_ERR_ROLLBACK,
-                                    "after rollback, cannot re-read the %s: %s", what, why);
+                zr_run_add_warning(h->run, h->plan, pg->host, pg->guest, ZR_ERR_ROLLBACK,
+                                   "after rollback, cannot re-read the %s: %s", what, why);
                 free(why);
                 continue;
             }
             _cleanup_free_ char *diff = saved_diff(live ? &s->running : &s->config, &now);
             if (diff)
-                zr_plan_add_warning(h->plan, pg->host, pg->guest, NULL, ZR_ERR_ROLLBACK,
-                                    "after rollback, the %s is not as before: %s", what, diff);
+                zr_run_add_warning(h->run, h->plan, pg->host, pg->guest, ZR_ERR_ROLLBACK,
+                                   "after rollback, the %s is not as before: %s", what, diff);
             saved_devices_finish(&now);
         }
     }
@@ -568,10 +567,10 @@ static void rollback_config_half(struct host_run *h, const struct zr_action *a,
 
 static void rollback(struct host_run *h)
 {
-    struct zr_plan *plan = h->plan;
+    const struct zr_plan *plan = h->plan;
     for (size_t i = h->end; i-- > h->first;) {
         const struct zr_action *a = &plan->actions[i];
-        struct zr_action_result *res = zr_plan_record(plan, i);
+        struct zr_action_result *res = zr_run_record(h->run, plan, i);
         if (res->result == ZR_RESULT_FAILED && a->op == ZR_OP_DETACH)
             rollback_config_half(h, a, res);
         if (res->result != ZR_RESULT_DONE)
@@ -637,7 +636,7 @@ static char *skip_reason(struct host_run *h, const struct zr_action *a)
     if (h->gone[a->guest_index] || !h->doms[a->guest_index])
         return zr_strdup("not run: the guest no longer exists");
     if (a->op == ZR_OP_ATTACH)
-        return unmet_dependency(h->plan, a);
+        return unmet_dependency(h->plan, h->run, a);
     return NULL;
 }
 
@@ -720,9 +719,9 @@ static bool should_run(struct host_run *h, const struct zr_action *a,
 /* Runs action i on the worker owning `slot`. */
 static void run_one(struct host_run *h, size_t i, struct removal_slot *slot)
 {
-    struct zr_plan *plan = h->plan;
+    const struct zr_plan *plan = h->plan;
     const struct zr_action *a = &plan->actions[i];
-    struct zr_action_result *res = &plan->results[i];
+    struct zr_action_result *res = &h->run->results[i];
     if (!should_run(h, a, res)) {
         progress(h, i, NULL, NULL, true);
         return;
@@ -853,8 +852,8 @@ static size_t run_host_with_events(struct host_run *h)
     return failed;
 }
 
-size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectPtr conn,
-                     virDomainPtr *doms, const struct zr_apply_options *o)
+size_t zr_apply_host(const struct zr_plan *plan, struct zr_run *run, size_t first, size_t end,
+                     virConnectPtr conn, virDomainPtr *doms, const struct zr_apply_options *o)
 {
     if (first == end)
         return 0;
@@ -866,6 +865,7 @@ size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectP
         o->progress ? zr_new0(struct action_out, end - first) : NULL;
     struct host_run h = {
         .plan = plan,
+        .run = run,
         .first = first,
         .end = end,
         .conn = conn,
@@ -884,12 +884,12 @@ size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectP
     char *error = NULL;
     /* Every result record exists before the workers write theirs. */
     if (end > first)
-        zr_plan_record(plan, first);
+        zr_run_record(run, plan, first);
 
     if (o->atomic && save_host(&h, threads, &error) < 0) {
         /* Without the saved state there is nothing to roll back to. */
         for (size_t i = first; i < end; i++)
-            zr_result_set(zr_plan_record(plan, i), ZR_RESULT_SKIPPED,
+            zr_result_set(zr_run_record(run, plan, i), ZR_RESULT_SKIPPED,
                           zr_asprintf("not run: %s", error));
         free(error);
     } else {

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "plan.h"
+#include "run.h"
 
 /* Guests of one host changed at once.  Each call is a round trip to the
  * daemon, which works on different domains at once (but one job per
@@ -27,10 +28,11 @@ struct zr_apply_options {
 };
 
 /* Runs plan->actions[first, end), all of one host.  doms[i] is the domain
- * of plan->guests[i] (NULL when it has none).  Fills each action's result
- * and error; returns the number of actions that failed. */
-size_t zr_apply_host(struct zr_plan *plan, size_t first, size_t end, virConnectPtr conn,
-                     virDomainPtr *doms, const struct zr_apply_options *o);
+ * of plan->guests[i] (NULL when it has none).  Writes each action's result
+ * and the run's warnings into `run`, never the plan; returns the number of
+ * actions that failed. */
+size_t zr_apply_host(const struct zr_plan *plan, struct zr_run *run, size_t first, size_t end,
+                     virConnectPtr conn, virDomainPtr *doms, const struct zr_apply_options *o);
 
 /* Where root's apply locks live: a directory root alone can write (the
  * systemd unit's RuntimeDirectory=).  Other users lock in

@@ -555,6 +555,14 @@ void zr_choice_finish(struct zr_choice *c)
     *c = (struct zr_choice){0};
 }
 
+bool zr_choice_refuses(const struct zr_choice *c)
+{
+    for (size_t g = 0; c->errors && g < c->host.n_guests; g++)
+        if (c->errors[g].message)
+            return true;
+    return false;
+}
+
 bool zr_guest_takes_from_pool(const struct zr_guest *g)
 {
     for (size_t d = 0; d < g->devices.n; d++)

@@ -63,6 +63,9 @@ struct zr_choice {
 /* Chooses for every pool entry of in->host (see the header comment). */
 void zr_choose(const struct zr_choose_input *in, struct zr_choice *out);
 void zr_choice_finish(struct zr_choice *c);
+/* Whether some guest's pool entries could not be served (false for an
+ * empty choice: nothing was chosen). */
+bool zr_choice_refuses(const struct zr_choice *c);
 
 /* What a long-running caller (watch) remembers between runs: the
  * functions each guest's pool entries got.  A guest that lost one gets it

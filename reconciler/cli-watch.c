@@ -31,21 +31,23 @@ static char *watch_metrics_path(const struct watch_cli *c, const struct zr_plan 
                        prom ? ".prom" : "");
 }
 
-static void watch_metrics(const struct watch_cli *c, const struct zr_plan *report,
+static void watch_metrics(const struct watch_cli *c, const struct zr_report *report,
                           const struct zr_watch_stats *st)
 {
     _cleanup_(zr_summary_finish) struct zr_summary n;
     zr_summary_count(report, true, &n);
-    struct zr_metrics_watch mw = {.repairs = st->repairs, .last_event = st->last_event};
+    struct zr_metrics_watch mw = {.repairs = st->repairs,
+                                  .last_event = st->last_event,
+                                  .definitions_followed = st->definitions_followed};
     struct zr_metrics_run run = {
         .command = "watch",
         .applied = true,
         .end_time = cli_seconds(CLOCK_REALTIME),
-        .seconds = report->n_hosts ? report->hosts[0].seconds : 0,
+        .seconds = zr_run_seconds(&report->run, 0),
         .exit_status = zr_summary_is_error(&n),
         .watch = &mw,
     };
-    _cleanup_free_ char *path = watch_metrics_path(c, report);
+    _cleanup_free_ char *path = watch_metrics_path(c, &report->plan);
     struct zr_error err = {0};
     if (zr_metrics_write_file(path, report, &run, &err) < 0) {
         fprintf(stderr, "zpci-reconcile: %s\n", err.message);
@@ -55,7 +57,8 @@ static void watch_metrics(const struct watch_cli *c, const struct zr_plan *repor
 
 /* One repair: apply's text, or one JSON line, written at once so that the
  * blocks of several hosts' processes do not mix. */
-static void watch_report(void *data, const struct zr_plan *report, const struct zr_watch_stats *st)
+static void watch_report(void *data, const struct zr_report *report,
+                         const struct zr_watch_stats *st)
 {
     const struct watch_cli *c = data;
     struct zr_output_options oo = {
@@ -64,17 +67,14 @@ static void watch_report(void *data, const struct zr_plan *report, const struct 
         .quiet = c->o->verbosity < 0,
         .applied = true,
     };
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    if (!m)
-        abort();
+    struct zr_memstream m;
+    FILE *f = zr_memstream_open(&m);
     if (c->o->format == ZR_FORMAT_JSON)
-        zr_output_json_line(m, report, &oo);
+        zr_output_json_line(f, report, &oo);
     else
-        zr_output_plan(m, report, &oo);
-    fclose(m);
-    zr_write_all(STDOUT_FILENO, buf, len);
+        zr_output_plan(f, report, &oo);
+    char *buf = zr_memstream_close(&m);
+    zr_write_all(STDOUT_FILENO, buf, m.len);
     free(buf);
     if (c->o->metrics_file)
         watch_metrics(c, report, st);

@@ -51,7 +51,7 @@ static const char *metrics_command(const struct options *o)
     return zr_streq(o->verb, "plan") || zr_streq(o->verb, "watch") ? o->verb : NULL;
 }
 
-int cli_write_metrics(const struct options *o, const struct zr_plan *plan, double t0, int rc)
+int cli_write_metrics(const struct options *o, const struct zr_report *report, double t0, int rc)
 {
     const char *command = metrics_command(o);
     if (!o->metrics_file || !command)
@@ -64,7 +64,7 @@ int cli_write_metrics(const struct options *o, const struct zr_plan *plan, doubl
         .exit_status = rc,
     };
     struct zr_error err = {0};
-    if (zr_metrics_write_file(o->metrics_file, plan, &run, &err) < 0) {
+    if (zr_metrics_write_file(o->metrics_file, report, &run, &err) < 0) {
         fprintf(stderr, "zpci-reconcile: %s\n", err.message);
         zr_error_finish(&err);
         return ZR_EXIT_ERROR;
@@ -81,7 +81,7 @@ int cli_run_failed(const struct options *o, double t0, const struct zr_errors *e
         zr_output_errors(stdout, errs, &oo);
     }
     fflush(stdout);
-    struct zr_plan empty = {0};
+    struct zr_report empty = {0};
     return cli_write_metrics(o, &empty, t0, ZR_EXIT_ERROR);
 }
 

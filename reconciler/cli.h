@@ -23,7 +23,7 @@ void cli_print_errors(const struct zr_errors *errs);
 /* The metrics of a plan or apply run (t0: its start, CLOCK_MONOTONIC);
  * returns the exit status, which a file that cannot be written turns into
  * an error. */
-int cli_write_metrics(const struct options *o, const struct zr_plan *plan, double t0, int rc);
+int cli_write_metrics(const struct options *o, const struct zr_report *report, double t0, int rc);
 
 /* A run that ends before it plans (a usage error, an invalid inventory, a
  * host that cannot be opened): the errors are already on stderr.  With

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "device.h"
+#include "field.h"
 #include "util.h"
 
 const char *zr_kind_to_string(zr_kind kind)
@@ -109,63 +110,48 @@ void zr_device_list_finish(struct zr_device_list *l)
     *l = (struct zr_device_list){0};
 }
 
+/* One field as describe shows it: " mac=...", " zpci uid=... fid=..."
+ * (a grouped field names its group before the first of it that is set). */
+static void describe_field(FILE *f, const struct zr_field *fd, const struct zr_device *d,
+                           const char **group)
+{
+    char buf[ZR_FIELD_STRLEN];
+    const char *dot = strchr(fd->name, '.');
+    if (fd->type == ZR_VALUE_VIRTUALPORT) {
+        fd->describe(&d->vport, f);
+        return;
+    }
+    if (!fd->grouped) {
+        fprintf(f, " %s=%s", fd->name, zr_field_format(fd, d, buf));
+        return;
+    }
+    size_t glen = (size_t)(dot - fd->name);
+    if (!*group || strncmp(*group, fd->name, glen) != 0)
+        fprintf(f, " %.*s", (int)glen, fd->name);
+    *group = fd->name;
+    fprintf(f, " %s=%s", dot + 1, zr_field_format(fd, d, buf));
+}
+
 char *zr_device_describe(const struct zr_device *d)
 {
-    char *s = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&s, &len);
-    if (!f)
-        abort();
-    char buf[ZR_UUID_STRLEN > ZR_PCI_ADDR_STRLEN ? ZR_UUID_STRLEN : ZR_PCI_ADDR_STRLEN];
-
+    struct zr_memstream m;
+    FILE *f = zr_memstream_open(&m);
+    const char *group = NULL;
     fprintf(f, "%s " ZR_PCI_ADDR_FMT, zr_kind_to_string(d->kind), ZR_PCI_ADDR_ARGS(d->source));
+    /* Where the function came from, when a pool entry took it (choose.h):
+     * not a field the plan compares, so not in the field table. */
     if (d->pool)
         fprintf(f, " (pool %s)", d->pool);
-    if (!d->managed)
-        fputs(" managed=no", f);
-    if (d->has_mac)
-        fprintf(f, " mac=%s", zr_mac_format(&d->mac, buf));
-    if (d->has_zpci_uid || d->has_zpci_fid) {
-        fputs(" zpci", f);
-        if (d->has_zpci_uid)
-            fprintf(f, " uid=0x%04x", d->zpci_uid);
-        if (d->has_zpci_fid)
-            fprintf(f, " fid=0x%08x", d->zpci_fid);
+    for (size_t i = 0; i < ZR_FIELD__COUNT; i++) {
+        const struct zr_field *fd = &zr_fields[zr_field_describe_order[i]];
+        /* A field without an "is set" bit (managed) shows only when off. */
+        bool shown = zr_field_is_set(fd, d);
+        if (!fd->has && fd->type == ZR_VALUE_BOOL)
+            shown = !zr_field_bool(fd, d);
+        if (shown)
+            describe_field(f, fd, d, &group);
     }
-    if (d->has_guest_address)
-        fprintf(f, " guest_address=" ZR_PCI_ADDR_FMT, ZR_PCI_ADDR_ARGS(d->guest_address));
-    switch (d->vport.type) {
-    case ZR_VPORT_8021QBH:
-        fprintf(f, " virtualport=802.1Qbh profileid=%s", d->vport.profileid ? d->vport.profileid : "");
-        break;
-    case ZR_VPORT_8021QBG:
-        fputs(" virtualport=802.1Qbg", f);
-        if (d->vport.has_managerid)
-            fprintf(f, " managerid=%u", d->vport.managerid);
-        if (d->vport.has_typeid)
-            fprintf(f, " typeid=%u", d->vport.typeid);
-        if (d->vport.has_typeidversion)
-            fprintf(f, " typeidversion=%u", d->vport.typeidversion);
-        if (d->vport.has_instanceid)
-            fprintf(f, " instanceid=%s", zr_uuid_format(&d->vport.instanceid, buf));
-        break;
-    case ZR_VPORT_NONE:
-    case ZR_VPORT__COUNT:
-        break;
-    }
-    if (d->has_vlan)
-        fprintf(f, " vlan=%u", d->vlan);
-    if (d->has_boot_order)
-        fprintf(f, " boot_order=%u", d->boot_order);
-    if (d->rom.has_bar)
-        fprintf(f, " rom.bar=%s", d->rom.bar ? "on" : "off");
-    if (d->rom.has_file)
-        fprintf(f, " rom.file=%s", d->rom.file);
-    if (d->rom.has_enabled)
-        fprintf(f, " rom.enabled=%s", d->rom.enabled ? "yes" : "no");
-    if (fclose(f) != 0)
-        abort();
-    return s;
+    return zr_memstream_close(&m);
 }
 
 static bool has_any_vlan(const struct zr_device *d)

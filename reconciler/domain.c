@@ -319,15 +319,41 @@ static bool name_in(const xmlChar *name, const char *const *names, size_t n)
     return false;
 }
 
-/* Writes " NAME='VALUE'" for each attribute of `n` not in `skip`; whether any. */
-static bool write_attrs(FILE *f, const xmlNode *n, const char *const *skip, size_t n_skip)
+/* Text opened only once something is written: most devices have nothing
+ * the model cannot carry, and opening a memstream cost more than the rest
+ * of reading such a device. */
+struct lazy_text {
+    FILE *f;
+    char *s;
+    size_t len;
+};
+
+static FILE *lazy_file(struct lazy_text *t)
+{
+    if (!t->f && !(t->f = open_memstream(&t->s, &t->len)))
+        abort();
+    return t->f;
+}
+
+/* The text written, NULL when nothing was. */
+static char *lazy_take(struct lazy_text *t)
+{
+    if (t->f && fclose(t->f) != 0)
+        abort();
+    return t->s;
+}
+
+/* Writes "NAME='VALUE'" for each attribute of `n` not in `skip`, the first
+ * after `lead`, the others after a space; whether any. */
+static bool write_attrs(struct lazy_text *t, const xmlNode *n, const char *const *skip,
+                        size_t n_skip, const char *lead)
 {
     bool any = false;
     for (const xmlAttr *a = n->properties; a; a = a->next) {
         if (name_in(a->name, skip, n_skip))
             continue;
         _cleanup_free_ char *v = zr_xml_prop(n, (const char *)a->name);
-        fprintf(f, " %s='%s'", (const char *)a->name, v ? v : "");
+        fprintf(lazy_file(t), "%s%s='%s'", any ? " " : lead, (const char *)a->name, v ? v : "");
         any = true;
     }
     return any;
@@ -337,30 +363,19 @@ static bool write_attrs(FILE *f, const xmlNode *n, const char *const *skip, size
  * (a PCI hostdev's display='on' ramfb='on') and a <driver> that says more
  * than name='vfio' (a VFIO variant driver, <driver model='vfio-pci-igb'/>).
  * Named as " display='on'" and "<driver model='vfio-pci-igb'>". */
-static bool write_unrepresentable_attrs(FILE *f, const xmlNode *device, bool any)
+static bool write_unrepresentable_attrs(struct lazy_text *t, const xmlNode *device, bool any)
 {
     static const char *const device_attrs[] = {"mode", "type", "managed"};
-    char *s = NULL;
-    size_t len = 0;
-    FILE *g = open_memstream(&s, &len);
-    if (!g)
-        abort();
-    bool got = write_attrs(g, device, device_attrs, ELEMENTSOF(device_attrs));
-    if (fclose(g) != 0)
-        abort();
-    if (got)
-        fprintf(f, "%s%s", any ? ", " : "", s + 1);
-    free(s);
-    any = any || got;
+    any = write_attrs(t, device, device_attrs, ELEMENTSOF(device_attrs), any ? ", " : "") || any;
 
     xmlNode *driver = zr_xml_child(device, "driver");
     _cleanup_free_ char *name = driver ? zr_xml_prop(driver, "name") : NULL;
     bool plain = driver && (!driver->properties ||
                             (zr_streq(name, "vfio") && !driver->properties->next));
     if (driver && !plain) {
-        fprintf(f, "%s<driver", any ? ", " : "");
-        write_attrs(f, driver, NULL, 0);
-        fputc('>', f);
+        fprintf(lazy_file(t), "%s<driver", any ? ", " : "");
+        write_attrs(t, driver, NULL, 0, " ");
+        fputc('>', lazy_file(t));
         any = true;
     }
     return any;
@@ -370,19 +385,15 @@ static bool write_unrepresentable_attrs(FILE *f, const xmlNode *device, bool any
  * name it and people know a replacement keeps it. */
 static void read_unrepresentable(const xmlNode *device, struct zr_device *d)
 {
-    char *s = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&s, &len);
-    if (!f)
-        abort();
-    bool any = write_unrepresentable_attrs(f, device, false);
+    struct lazy_text t = {0};
+    bool any = write_unrepresentable_attrs(&t, device, false);
     for (xmlNode *c = device->children; c; c = c->next) {
         if (c->type != XML_ELEMENT_NODE)
             continue;
         if (zr_xml_is_element(c, "address")) {
             _cleanup_free_ char *type = zr_xml_prop(c, "type");
             if (!zr_streq(type, "pci")) {
-                fprintf(f, "%s%s %s address", any ? ", " : "",
+                fprintf(lazy_file(&t), "%s%s %s address", any ? ", " : "",
                         type && strchr("aeiou", type[0]) ? "an" : "a", type ? type : "untyped");
                 any = true;
             }
@@ -390,17 +401,12 @@ static void read_unrepresentable(const xmlNode *device, struct zr_device *d)
         }
         if (known_child(c, d->kind))
             continue;
-        fprintf(f, "%s<%s%s%s>", any ? ", " : "",
+        fprintf(lazy_file(&t), "%s<%s%s%s>", any ? ", " : "",
                 c->ns && c->ns->prefix ? (const char *)c->ns->prefix : "",
                 c->ns && c->ns->prefix ? ":" : "", (const char *)c->name);
         any = true;
     }
-    if (fclose(f) != 0)
-        abort();
-    if (any)
-        d->unrepresentable = s;
-    else
-        free(s);
+    d->unrepresentable = lazy_take(&t);
 }
 
 static char *node_to_string(xmlNode *node)

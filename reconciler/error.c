@@ -71,6 +71,23 @@ char *zr_vasprintf(const char *fmt, va_list ap)
     return s;
 }
 
+FILE *zr_memstream_open(struct zr_memstream *m)
+{
+    *m = (struct zr_memstream){0};
+    m->f = open_memstream(&m->buf, &m->len);
+    if (!m->f)
+        abort();
+    return m->f;
+}
+
+char *zr_memstream_close(struct zr_memstream *m)
+{
+    if (fclose(m->f) != 0)
+        abort();
+    m->f = NULL;
+    return TAKE_PTR(m->buf);
+}
+
 void zr_strbuf_addf(struct zr_strbuf *b, const char *sep, const char *fmt, ...)
 {
     va_list ap;
@@ -176,14 +193,9 @@ void zr_fputs_escaped(const char *s, FILE *f)
 
 char *zr_escaped(const char *s)
 {
-    char *out = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&out, &len);
-    if (!f)
-        abort();
-    zr_fputs_escaped(s, f);
-    fclose(f);
-    return out;
+    struct zr_memstream m;
+    zr_fputs_escaped(s, zr_memstream_open(&m));
+    return zr_memstream_close(&m);
 }
 
 void zr_error_print(const struct zr_error *e, FILE *f)

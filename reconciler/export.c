@@ -10,6 +10,7 @@
 
 #include "domain.h"
 #include "export.h"
+#include "field.h"
 
 void zr_export_warnings_finish(struct zr_export_warnings *w)
 {
@@ -219,24 +220,31 @@ _printf_(4, 5) static void warn(struct emitter *em, const char *guest, const str
 
 /* ---- devices -------------------------------------------------------------- */
 
+/* A number field under its inventory key, as the plan shows it. */
+static void emit_number(struct emitter *em, const char *key, zr_field_id id,
+                        const struct zr_device *d)
+{
+    char buf[ZR_FIELD_STRLEN];
+    emit_plain(em, key);
+    emit_plain(em, zr_field_format(&zr_fields[id], d, buf));
+}
+
 static void emit_zpci(struct emitter *em, const char *guest, const struct zr_device *d)
 {
-    bool uid = d->has_zpci_uid && d->zpci_uid >= ZR_ZPCI_UID_MIN && d->zpci_uid <= ZR_ZPCI_UID_MAX;
+    const struct zr_field *f = &zr_fields[ZR_FIELD_ZPCI_UID];
+    char limits[ZR_FIELD_STRLEN];
+    bool uid = d->has_zpci_uid && zr_field_in_range(f, d->zpci_uid);
     if (d->has_zpci_uid && !uid)
-        warn(em, guest, d, "zpci uid %#x left out: the inventory takes 0x0001 to 0xffff",
-             d->zpci_uid);
+        warn(em, guest, d, "zpci uid %#x left out: the inventory takes %s", d->zpci_uid,
+             zr_field_limits(f, limits));
     if (!uid && !d->has_zpci_fid)
         return;
     emit_plain(em, "zpci");
     emit_mapping_start(em, true);
-    if (uid) {
-        emit_plain(em, "uid");
-        emit_plainf(em, "0x%04x", d->zpci_uid);
-    }
-    if (d->has_zpci_fid) {
-        emit_plain(em, "fid");
-        emit_plainf(em, "0x%08x", d->zpci_fid);
-    }
+    if (uid)
+        emit_number(em, "uid", ZR_FIELD_ZPCI_UID, d);
+    if (d->has_zpci_fid)
+        emit_number(em, "fid", ZR_FIELD_ZPCI_FID, d);
     emit_mapping_end(em);
 }
 
@@ -300,8 +308,8 @@ static void emit_guest_address(struct emitter *em, const char *guest, const stru
 {
     char buf[ZR_PCI_ADDR_STRLEN];
     if (d->has_guest_address && d->guest_address.domain > ZR_PCI_DOMAIN_MAX) {
-        warn(em, guest, d, "guest_address %s left out: the inventory takes domains up to ffff",
-             zr_pci_addr_format(&d->guest_address, buf));
+        warn(em, guest, d, "guest_address %s left out: the inventory takes domains up to %x",
+             zr_pci_addr_format(&d->guest_address, buf), ZR_PCI_DOMAIN_MAX);
     } else if (d->has_guest_address) {
         emit_plain(em, "guest_address");
         emit_plain(em, zr_pci_addr_format(&d->guest_address, buf));
@@ -310,18 +318,20 @@ static void emit_guest_address(struct emitter *em, const char *guest, const stru
 
 static void emit_boot_rom(struct emitter *em, const char *guest, const struct zr_device *d)
 {
-    if (d->has_boot_order && (d->boot_order < 1 || d->boot_order > ZR_BOOT_ORDER_MAX)) {
-        warn(em, guest, d, "boot order %u left out: the inventory takes 1 to %u", d->boot_order,
-             ZR_BOOT_ORDER_MAX);
+    const struct zr_field *boot = &zr_fields[ZR_FIELD_BOOT_ORDER];
+    char limits[ZR_FIELD_STRLEN];
+    if (d->has_boot_order && !zr_field_in_range(boot, d->boot_order)) {
+        warn(em, guest, d, "%s %u left out: the inventory takes %s", boot->noun, d->boot_order,
+             zr_field_limits(boot, limits));
     } else if (d->has_boot_order) {
-        emit_plain(em, "boot_order");
-        emit_plainf(em, "%u", d->boot_order);
+        emit_number(em, "boot_order", ZR_FIELD_BOOT_ORDER, d);
     }
     const struct zr_rom *r = &d->rom;
-    bool file = r->has_file && strlen(r->file) <= ZR_ROM_FILE_MAX;
+    uint32_t file_max = zr_fields[ZR_FIELD_ROM_FILE].max;
+    bool file = r->has_file && strlen(r->file) <= file_max;
     if (r->has_file && !file)
         warn(em, guest, d, "rom file left out: the inventory takes paths up to %u bytes",
-             ZR_ROM_FILE_MAX);
+             file_max);
     if (!r->has_bar && !file && !r->has_enabled)
         return;
     emit_plain(em, "rom");
@@ -339,6 +349,40 @@ static void emit_boot_rom(struct emitter *em, const char *guest, const struct zr
         emit_plain(em, r->enabled ? "true" : "false");
     }
     emit_mapping_end(em);
+}
+
+/* What only an interface has: mac, managed (in its place), virtualport,
+ * vlan.  `mac_twin`: see emit_device(). */
+static void emit_interface_keys(struct emitter *em, const char *guest, const struct zr_device *d,
+                                const struct zr_device *mac_twin)
+{
+    char buf[ZR_PCI_ADDR_STRLEN > ZR_MAC_STRLEN ? ZR_PCI_ADDR_STRLEN : ZR_MAC_STRLEN];
+    if (d->has_mac && mac_twin) {
+        char twin[ZR_PCI_ADDR_STRLEN];
+        warn(em, guest, d,
+             "mac %s left out: interface %s of the guest has it too (the inventory gives a "
+             "MAC once per guest)",
+             zr_mac_format(&d->mac, buf), zr_pci_addr_format(&mac_twin->source, twin));
+    } else if (d->has_mac) {
+        emit_plain(em, "mac");
+        /* Quoted: YAML 1.1 tools read an unquoted MAC as a number. */
+        emit_scalar(em, zr_mac_format(&d->mac, buf), YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+    }
+    emit_plain(em, "managed");
+    emit_plain(em, d->managed ? "true" : "false");
+    bool vport = emit_virtualport(em, guest, d);
+    if (d->vlan_unrepresentable) {
+        warn(em, guest, d,
+             "vlan left out: the inventory holds one tag, not a trunk, several tags or a "
+             "native vlan");
+    } else if (d->has_vlan && vport) {
+        warn(em, guest, d,
+             "vlan %u left out: the inventory cannot hold a vlan beside a virtualport "
+             "(libvirt refuses the pair when it starts the guest)",
+             d->vlan);
+    } else if (d->has_vlan) {
+        emit_number(em, "vlan", ZR_FIELD_VLAN, d);
+    }
 }
 
 /* Keys in the order docs/inventory.md lists them.  `mac_twin`: an earlier
@@ -360,49 +404,15 @@ static void emit_device(struct emitter *em, const char *guest, const struct zr_d
     emit_mapping_start(em, false);
     emit_plain(em, "source");
     emit_plain(em, zr_pci_addr_format(&d->source, buf));
-    switch (d->kind) {
-    case ZR_KIND_HOSTDEV:
+    if (d->kind == ZR_KIND_INTERFACE) {
+        emit_interface_keys(em, guest, d, mac_twin);
+    } else {
         emit_plain(em, "managed");
         emit_plain(em, d->managed ? "true" : "false");
-        emit_zpci(em, guest, d);
-        emit_guest_address(em, guest, d);
-        emit_boot_rom(em, guest, d);
-        break;
-    case ZR_KIND_INTERFACE:
-        if (d->has_mac && mac_twin) {
-            char twin[ZR_PCI_ADDR_STRLEN];
-            warn(em, guest, d,
-                 "mac %s left out: interface %s of the guest has it too (the inventory gives a "
-                 "MAC once per guest)",
-                 zr_mac_format(&d->mac, buf), zr_pci_addr_format(&mac_twin->source, twin));
-        } else if (d->has_mac) {
-            emit_plain(em, "mac");
-            /* Quoted: YAML 1.1 tools read an unquoted MAC as a number. */
-            emit_scalar(em, zr_mac_format(&d->mac, buf), YAML_DOUBLE_QUOTED_SCALAR_STYLE);
-        }
-        emit_plain(em, "managed");
-        emit_plain(em, d->managed ? "true" : "false");
-        bool vport = emit_virtualport(em, guest, d);
-        if (d->vlan_unrepresentable) {
-            warn(em, guest, d,
-                 "vlan left out: the inventory holds one tag, not a trunk, several tags or a "
-                 "native vlan");
-        } else if (d->has_vlan && vport) {
-            warn(em, guest, d,
-                 "vlan %u left out: the inventory cannot hold a vlan beside a virtualport "
-                 "(libvirt refuses the pair when it starts the guest)",
-                 d->vlan);
-        } else if (d->has_vlan) {
-            emit_plain(em, "vlan");
-            emit_plainf(em, "%u", d->vlan);
-        }
-        emit_zpci(em, guest, d);
-        emit_guest_address(em, guest, d);
-        emit_boot_rom(em, guest, d);
-        break;
-    case ZR_KIND__COUNT:
-        break;
     }
+    emit_zpci(em, guest, d);
+    emit_guest_address(em, guest, d);
+    emit_boot_rom(em, guest, d);
     emit_mapping_end(em);
 }
 

@@ -230,7 +230,7 @@ struct fleet {
     const struct zr_inventory *inv;
     const struct zr_host_options *o;
     struct zr_supervisor *sup;
-    struct zr_plan *results; /* per host, in inventory order */
+    struct zr_report *results; /* per host, in inventory order */
     unsigned jobs;
     size_t next, running, done;
     bool forwarded;
@@ -239,18 +239,18 @@ struct fleet {
 static int worker_main(void *data, size_t i, int fd)
 {
     const struct fleet *f = data;
-    struct zr_plan report = {0};
+    struct zr_report report = {0};
     zr_host_run(&f->inv->hosts[i], f->o, &report);
     size_t len;
     _cleanup_free_ char *buf = zr_wire_encode(&report, &len);
-    zr_plan_finish(&report);
+    zr_report_finish(&report);
     return zr_write_all(fd, buf, len) < 0 ? 1 : 0;
 }
 
 /* A report for a host whose process did not deliver one. */
 static void host_not_run(struct fleet *f, size_t i, zr_error_code code, const char *message)
 {
-    zr_plan_finish(&f->results[i]);
+    zr_report_finish(&f->results[i]);
     zr_host_not_run(&f->inv->hosts[i], f->o, &f->results[i], code, message);
 }
 
@@ -321,10 +321,10 @@ static void worker_signal(void *data, int sig)
 }
 
 void zr_fleet_run(const struct zr_inventory *inv, const struct zr_host_options *o, unsigned jobs,
-                  struct zr_plan *report)
+                  struct zr_report *report)
 {
     size_t n = inv->n_hosts;
-    _cleanup_free_ struct zr_plan *results = zr_new0(struct zr_plan, n);
+    _cleanup_free_ struct zr_report *results = zr_new0(struct zr_report, n);
     struct fleet f = {.inv = inv, .o = o, .results = results, .jobs = jobs};
     struct zr_supervisor_ops ops = {.data = &f,
                                     .pipe = true,
@@ -346,5 +346,5 @@ void zr_fleet_run(const struct zr_inventory *inv, const struct zr_host_options *
         zr_supervisor_free(f.sup);
     }
     for (size_t i = 0; i < n; i++)
-        zr_plan_append(report, &results[i]);
+        zr_report_append(report, &results[i]);
 }

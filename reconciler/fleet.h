@@ -61,4 +61,4 @@ void zr_supervisor_exit(struct zr_supervisor *s);
  * are the loop's while it runs (o->interrupt is set to the signal); one
  * that arrives is passed on to the running children. */
 void zr_fleet_run(const struct zr_inventory *inv, const struct zr_host_options *o, unsigned jobs,
-                  struct zr_plan *report);
+                  struct zr_report *report);

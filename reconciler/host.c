@@ -1,5 +1,5 @@
-/* One host's run: connect -> lock -> read -> preflight -> plan -> apply.
- * See host.h. */
+/* One host's run: connect -> lock -> read -> choose -> plan -> preflight ->
+ * apply.  See host.h. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,10 +23,9 @@ struct host_session {
     struct zr_domain_listing listing;
     size_t first_guest; /* index of its first guest in the report's guests */
     int lock_fd;
-    /* The functions pool entries get (choose.h); `wanted` is its host when
-     * the inventory's host takes from pools, else the inventory's host. */
+    /* The functions pool entries get (choose.h; zr_host_choose()); empty
+     * (errors NULL) when the host takes from no pool. */
     struct zr_choice choice;
-    const struct zr_host *wanted;
 };
 
 static void host_session_finish(struct host_session *h)
@@ -67,15 +66,23 @@ static void host_failed(struct zr_plan *report, size_t hi, const struct zr_host 
 }
 
 void zr_host_not_run(const struct zr_host *host, const struct zr_host_options *o,
-                     struct zr_plan *report, zr_error_code code, const char *message)
+                     struct zr_report *report, zr_error_code code, const char *message)
 {
-    size_t hi = report->n_hosts;
-    zr_plan_add_host(report, host->name, o->uri ? o->uri : host->uri);
-    host_failed(report, hi, host, code, message);
+    size_t hi = report->plan.n_hosts;
+    zr_plan_add_host(&report->plan, host->name, o->uri ? o->uri : host->uri);
+    host_failed(&report->plan, hi, host, code, message);
 }
 
-/* Connects and, when applying, takes the host's lock; on failure the host
- * record says why.  Returns 0 or -1. */
+char *zr_host_conn_uri(virConnectPtr conn, const char *asked)
+{
+    char *uri = zr_connect_uri(conn);
+    if (!uri) /* libvirt could not say: name it as asked */
+        uri = zr_strdup(asked ? asked : "libvirt's default URI");
+    return uri;
+}
+
+/* Connects (or takes the prepared connection) and, when applying, takes
+ * the host's lock; on failure the host record says why.  Returns 0 or -1. */
 static int host_open(struct zr_plan *report, size_t hi, struct host_session *h,
                      const struct zr_host_options *o)
 {
@@ -84,15 +91,16 @@ static int host_open(struct zr_plan *report, size_t hi, struct host_session *h,
     struct zr_connect_options co = {.use = o->applying ? ZR_CONN_EVENTS : ZR_CONN_READ,
                                     .timeout_s = o->connect_timeout_s,
                                     .interrupt = o->interrupt};
-    h->conn = zr_connect_with(report->hosts[hi].uri, &co, &err);
+    if (o->prepared && o->prepared->conn && virConnectRef(o->prepared->conn) == 0)
+        h->conn = o->prepared->conn;
+    else
+        h->conn = zr_connect_with(report->hosts[hi].uri, &co, &err);
     if (!h->conn) {
         host_failed(report, hi, h->host, err.code, err.message);
         zr_error_finish(&err);
         return -1;
     }
-    h->uri = zr_connect_uri(h->conn);
-    if (!h->uri) /* libvirt could not say: name it as asked */
-        h->uri = zr_strdup(report->hosts[hi].uri ? report->hosts[hi].uri : "libvirt's default URI");
+    h->uri = zr_host_conn_uri(h->conn, report->hosts[hi].uri);
     free(report->hosts[hi].uri);
     report->hosts[hi].uri = zr_strdup(h->uri);
     report->hosts[hi].reached = true;
@@ -108,41 +116,109 @@ static int host_open(struct zr_plan *report, size_t hi, struct host_session *h,
     return 0;
 }
 
-/* One guest into the host's draft: its read error (with the closest
- * defined name when it was not found), or its plan. */
-static void plan_guest(struct zr_plan *draft, struct host_session *h,
-                       const struct zr_guest_state *st, const struct zr_plan_options *popts)
+void zr_host_plan_guest(struct zr_plan *draft, const char *host, const char *uri,
+                        virConnectPtr conn, struct zr_domain_listing *listing,
+                        const struct zr_guest_state *st, bool config_only)
 {
-    const char *host = h->host->name, *guest = st->wanted->name;
+    const char *guest = st->wanted->name;
     if (st->error) {
         _cleanup_free_ char *near =
-            st->dom ? NULL : zr_state_near_miss_listed(h->conn, &h->listing, guest);
+            st->dom ? NULL : zr_state_near_miss_listed(conn, listing, guest);
         if (near)
-            zr_plan_guest_error(draft, host, h->uri, guest, ZR_ERR_NOT_FOUND_NEAR,
+            zr_plan_guest_error(draft, host, uri, guest, ZR_ERR_NOT_FOUND_NEAR,
                                 "%s (did you mean '%s'?)", st->error, near);
         else
-            zr_plan_guest_error(draft, host, h->uri, guest, st->error_code, "%s", st->error);
+            zr_plan_guest_error(draft, host, uri, guest, st->error_code, "%s", st->error);
     } else {
-        zr_plan_guest(draft, host, h->uri, st->wanted, &st->config, st->active ? &st->live : NULL,
-                      popts);
+        struct zr_plan_options popts = {.config_only = config_only};
+        zr_plan_guest(draft, host, uri, st->wanted, &st->config, st->active ? &st->live : NULL,
+                      &popts);
     }
 }
 
-/* Pool entries become named functions before any guest is planned (the
- * choice is part of the decision: every guest sees the same one).  The
- * guests' states then point at the chosen host's guests. */
-static void host_choose(struct host_session *h, const struct zr_host_options *o)
+void zr_host_choose(virConnectPtr conn, const char *uri, const struct zr_host *host,
+                    struct zr_guest_state *states, struct zr_domain_listing *listing,
+                    const struct zr_host_options *o, struct zr_choice *choice)
 {
     bool selector;
-    h->wanted = h->host;
-    if (!zr_host_uses_pools(h->host, &selector))
+    if (!zr_host_uses_pools(host, &selector))
         return;
     struct zr_choose_host_options co = {
         .host_check = o->host_check, .jobs = read_threads(o), .memory = o->pool_memory};
-    zr_choose_host(h->conn, h->uri, h->host, h->states, &h->listing, &co, &h->choice);
-    h->wanted = &h->choice.host;
-    for (size_t g = 0; g < h->host->n_guests; g++)
-        h->states[g].wanted = &h->choice.host.guests[g];
+    zr_choose_host(conn, uri, host, states, listing, &co, choice);
+    for (size_t g = 0; g < host->n_guests; g++)
+        states[g].wanted = &choice->host.guests[g];
+}
+
+void zr_host_prepared_finish(struct zr_host_prepared *p, size_t n_states)
+{
+    zr_state_free(p->states, n_states);
+    zr_domain_listing_finish(&p->listing);
+    if (p->choice.errors)
+        zr_choice_finish(&p->choice);
+    zr_plan_finish(&p->draft);
+    *p = (struct zr_host_prepared){.conn = p->conn};
+}
+
+/* Whether `dom`'s XML (flags) reads `before` now. */
+static bool reads_same(virDomainPtr dom, unsigned flags, const char *before)
+{
+    _cleanup_free_ char *now = virDomainGetXMLDesc(dom, flags);
+    return now && before && strcmp(now, before) == 0;
+}
+
+static bool still_reads(const struct zr_guest_state *st)
+{
+    return st->dom && virDomainIsActive(st->dom) == (int)st->active &&
+           reads_same(st->dom, VIR_DOMAIN_XML_INACTIVE, st->config_xml) &&
+           (!st->active || reads_same(st->dom, 0, st->live_xml));
+}
+
+/* Whether every prepared guest with an action is as it was read: the same
+ * state, persistent and live XML.  Read under the lock, so that no apply
+ * of another process changed them between that read and this run's.  A
+ * choice depends on what every guest holds: then each guest read is. */
+static bool prepared_current(const struct zr_host_prepared *p, size_t n)
+{
+    _cleanup_free_ bool *acts = zr_new0(bool, n + 1);
+    for (size_t i = 0; i < p->draft.n_actions; i++) {
+        size_t g = p->draft.actions[i].guest_index;
+        acts[g < n ? g : n] = true;
+    }
+    if (acts[n])
+        return false;
+    for (size_t g = 0; g < n; g++) {
+        /* A guest whose read failed holds nothing the chooser saw. */
+        bool chosen_from = p->choice.errors && p->states[g].dom && !p->states[g].error;
+        if ((acts[g] || chosen_from) && !still_reads(&p->states[g]))
+            return false;
+    }
+    return true;
+}
+
+/* Takes over what the caller prepared: true when the run goes on from its
+ * draft (moved to *draft), false when it reads and plans itself.  A
+ * caller's part made without the choice the host needs (or with one it
+ * does not) is dropped too. */
+static bool take_prepared(struct host_session *h, const struct zr_host_options *o,
+                          struct zr_plan *draft)
+{
+    struct zr_host_prepared *p = o->prepared;
+    size_t n = h->host->n_guests;
+    bool selector;
+    if (!p || !p->states || h->conn != p->conn)
+        return false;
+    bool go_on = zr_host_uses_pools(h->host, &selector) == (p->choice.errors != NULL) &&
+                 (!o->applying || prepared_current(p, n));
+    if (go_on) {
+        h->states = p->states;
+        h->listing = p->listing;
+        h->choice = p->choice;
+        *draft = p->draft;
+        *p = (struct zr_host_prepared){.conn = p->conn};
+    }
+    zr_host_prepared_finish(p, n);
+    return go_on;
 }
 
 /* A guest whose pool entries could not be served changes nothing. */
@@ -157,75 +233,89 @@ static void refuse_unserved(struct zr_plan *draft, const struct host_session *h)
     }
 }
 
-/* Reads the host's guests, plans each once, runs the preflight on that
- * plan and keeps what it does not refuse. */
-static void host_plan(struct zr_plan *report, struct host_session *h,
-                      const struct zr_host_options *o)
+/* Runs the preflight on the host's draft (each guest planned once, on the
+ * chosen functions) and appends to the report what it does not refuse. */
+static void host_check(struct zr_plan *report, struct host_session *h,
+                       const struct zr_host_options *o, struct zr_plan *draft)
 {
-    struct zr_plan_options popts = {.config_only = o->config_only};
-
-    h->states = zr_state_read_listed(h->conn, h->host, read_threads(o), &h->listing);
-    host_choose(h, o);
-    const struct zr_host *host = h->wanted;
-    _cleanup_(zr_plan_finish) struct zr_plan draft = {0};
-    for (size_t g = 0; g < host->n_guests; g++)
-        plan_guest(&draft, h, &h->states[g], &popts);
+    const struct zr_host *host = h->choice.errors ? &h->choice.host : h->host;
     /* host_check off skips the node device lookups only: the conflict
      * check still runs. */
     struct zr_preflight_notes notes = {0};
     size_t first_action = report->n_actions;
     struct zr_error *check =
-        zr_preflight_host(report, h->conn, h->uri, &h->listing, host, h->states, &draft,
+        zr_preflight_host(report, h->conn, h->uri, &h->listing, host, h->states, draft,
                           o->host_check, read_threads(o), o->applying, h->choice.errors, &notes);
     /* A guest that could not be read keeps its own error. */
     for (size_t g = 0; g < host->n_guests; g++) {
         if (!check[g].message || h->states[g].error)
             continue;
-        zr_plan_refuse_guest(&draft, g, check[g].code, "%s", check[g].message);
-        zr_plan_drop_warnings(&draft, g);
+        zr_plan_refuse_guest(draft, g, check[g].code, "%s", check[g].message);
+        zr_plan_drop_warnings(draft, g);
     }
-    refuse_unserved(&draft, h);
-    zr_plan_drop_refused(&draft);
-    zr_plan_append(report, &draft);
+    refuse_unserved(draft, h);
+    zr_plan_drop_refused(draft);
+    zr_plan_append(report, draft);
     zr_render_plan(report, first_action);
     zr_preflight_annotate(report, first_action, h->first_guest, &notes);
     zr_preflight_notes_finish(&notes);
     zr_preflight_errors_free(check, host->n_guests);
 }
 
-static void host_apply(struct zr_plan *report, const struct host_session *h, size_t first_action,
-                       const struct zr_host_options *o)
+/* Reads the host's guests (unless prepared), chooses for its pool
+ * entries, plans each guest once, runs the preflight on that plan and
+ * keeps what it does not refuse. */
+static void host_plan(struct zr_plan *report, struct host_session *h,
+                      const struct zr_host_options *o)
 {
+    const struct zr_host *host = h->host;
+    _cleanup_(zr_plan_finish) struct zr_plan draft = {0};
+    if (!take_prepared(h, o, &draft)) {
+        h->states = zr_state_read_listed(h->conn, host, read_threads(o), &h->listing);
+        zr_host_choose(h->conn, h->uri, host, h->states, &h->listing, o, &h->choice);
+        for (size_t g = 0; g < host->n_guests; g++)
+            zr_host_plan_guest(&draft, host->name, h->uri, h->conn, &h->listing, &h->states[g],
+                               o->config_only);
+    }
+    host_check(report, h, o, &draft);
+}
+
+static void host_apply(struct zr_report *report, const struct host_session *h,
+                       size_t first_action, const struct zr_host_options *o)
+{
+    const struct zr_plan *plan = &report->plan;
     struct zr_apply_options aopts = {
         .timeout_s = o->timeout_s,
         .atomic = o->atomic,
-        .progress = report->n_actions - first_action >= o->progress_from,
+        .progress = plan->n_actions - first_action >= o->progress_from,
         .interrupt = o->interrupt,
         .threads = o->apply_threads,
     };
-    _cleanup_free_ virDomainPtr *doms = zr_new0(virDomainPtr, report->n_guests);
+    _cleanup_free_ virDomainPtr *doms = zr_new0(virDomainPtr, plan->n_guests);
     /* host_plan appended this host's guests in inventory order, skipping
      * none. */
     for (size_t g = 0; g < h->host->n_guests; g++)
         doms[h->first_guest + g] = h->states[g].dom;
-    zr_apply_host(report, first_action, report->n_actions, h->conn, doms, &aopts);
+    zr_apply_host(plan, &report->run, first_action, plan->n_actions, h->conn, doms, &aopts);
 }
 
 void zr_host_run(const struct zr_host *host, const struct zr_host_options *o,
-                 struct zr_plan *report)
+                 struct zr_report *report)
 {
     double t0 = seconds_now();
-    size_t hi = report->n_hosts, first_action = report->n_actions;
-    zr_plan_add_host(report, host->name, o->uri ? o->uri : host->uri);
-    struct host_session h = {.host = host, .lock_fd = -1, .first_guest = report->n_guests};
-
-    if (host_open(report, hi, &h, o) == 0)
-        host_plan(report, &h, o);
-    zr_plan_finalize(report);
+    struct zr_plan *plan = &report->plan;
+    size_t hi = plan->n_hosts, first_action = plan->n_actions;
+    /* The decision stage: the plan is written here and nowhere after. */
+    zr_plan_add_host(plan, host->name, o->uri ? o->uri : host->uri);
+    struct host_session h = {.host = host, .lock_fd = -1, .first_guest = plan->n_guests};
+    if (host_open(plan, hi, &h, o) == 0)
+        host_plan(plan, &h, o);
+    zr_plan_finalize(plan);
+    /* The run: its own record. */
     if (o->applying && h.states)
         host_apply(report, &h, first_action, o);
     host_session_finish(&h);
-    report->hosts[hi].seconds = seconds_now() - t0;
+    zr_run_set_seconds(&report->run, hi, seconds_now() - t0);
 }
 
 /* ---- export --------------------------------------------------------------- */
@@ -237,7 +327,7 @@ static void list_guests(const struct zr_domain_listing *listing, bool live, stru
     host->guests = zr_new0(struct zr_guest, listing->n);
     for (size_t i = 0; i < listing->n; i++)
         if (!live || virDomainGetID(listing->doms[i]) != (unsigned int)-1)
-            host->guests[host->n_guests++].name = zr_strdup(virDomainGetName(listing->doms[i]));
+            host->guests[host->n_guests++].name = zr_strdup(listing->names[i]);
 }
 
 /* The named guests, each once, in the order given. */
@@ -306,6 +396,7 @@ int zr_export_read(const struct zr_export_request *req, struct zr_export_found *
         list_guests(&listing, req->live, &out->host);
     }
     out->states = zr_state_read_listed(conn, &out->host, ZR_READ_THREADS, &listing);
+    zr_state_own_domains(out->states, out->host.n_guests);
     zr_domain_listing_finish(&listing);
     export_pick(req, out);
     return 0;

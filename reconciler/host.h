@@ -14,12 +14,33 @@
 #include "export.h"
 #include "inventory.h"
 #include "plan.h"
+#include "run.h"
 #include "state.h"
 
 /* Guests of one host read at once.  Each read is a round trip to the
  * daemon; a few in flight hide the latency, more gain little over one
  * connection (bench/plan.sh).  -j counts hosts, not these. */
 #define ZR_READ_THREADS 4
+
+/* Guests a caller read and planned before the run (watch's check of a
+ * guest, its full pass), handed to zr_host_run() so that no guest is read
+ * or planned twice.  A host that takes from pools is chosen for between
+ * the read and the plan, as a run does (zr_host_choose()).  The run takes
+ * over states, listing, choice and draft (and leaves them empty);
+ * applying, it takes the lock and then reads the definitions of the
+ * guests with an action once more (of every guest read when a choice was
+ * made: it depends on what each holds): when one differs from the text
+ * read before (another client changed it in between), the prepared part
+ * is dropped and the run reads, chooses and plans as usual. */
+struct zr_host_prepared {
+    virConnectPtr conn;               /* borrowed: the run uses it, states' domains are its */
+    struct zr_guest_state *states;    /* one per guest of the host, in order */
+    struct zr_domain_listing listing; /* the host's domains, when listed */
+    /* zr_host_choose()'s for the states; empty (errors NULL) when the host
+     * takes from no pool. */
+    struct zr_choice choice;
+    struct zr_plan draft; /* zr_host_plan_guest() of each state, in order, nothing else */
+};
 
 struct zr_host_options {
     const char *uri;    /* wins over the host's uri; NULL: the host's */
@@ -43,20 +64,49 @@ struct zr_host_options {
      * (watch) so that a guest gets back a function it lost while that one
      * is free; read and updated by the run.  NULL: none. */
     struct zr_pool_memory *pool_memory;
+    /* NULL, or what the caller read and planned on its connection, which
+     * the run uses instead of opening one (see zr_host_prepared). */
+    struct zr_host_prepared *prepared;
 };
 
-/* Runs `host` and appends to `report` its host record (with the wall time
- * spent), every guest of the host in inventory order, and its actions,
- * finalized; when applying, with their results.  A host that cannot be
- * reached or locked is a failed host record whose guests carry its
- * message. */
+/* Runs `host` and appends to `report` its host record, every guest of
+ * the host in inventory order, and its actions, finalized (the plan);
+ * when applying, their results (the run), and the wall time spent either
+ * way.  A host that cannot be reached or locked is a failed host record
+ * whose guests carry its message. */
 void zr_host_run(const struct zr_host *host, const struct zr_host_options *o,
-                 struct zr_plan *report);
+                 struct zr_report *report);
+
+/* The URI a run names for `conn`: as libvirt reports it, else `asked`,
+ * else "libvirt's default URI". */
+char *zr_host_conn_uri(virConnectPtr conn, const char *asked);
+
+/* One guest read (st) into `draft` as a run plans it before the host
+ * check: its read error (with the closest name in `listing`, listed when
+ * needed, when it was not found) or its plan.  `uri` is
+ * zr_host_conn_uri()'s. */
+void zr_host_plan_guest(struct zr_plan *draft, const char *host, const char *uri,
+                        virConnectPtr conn, struct zr_domain_listing *listing,
+                        const struct zr_guest_state *st, bool config_only);
+
+/* The chooser (choose.h) on a host's guests read (`states`, in inventory
+ * order), as a run calls it between the read and the plan: when `host`
+ * takes from pools, `choice` gets what each pool entry gets (with
+ * o->pool_memory read and updated) and each state's `wanted` points at its
+ * guest in choice->host, whose pool entries name functions.  Nothing when
+ * the host takes from no pool (choice left empty).  `uri` is
+ * zr_host_conn_uri()'s. */
+void zr_host_choose(virConnectPtr conn, const char *uri, const struct zr_host *host,
+                    struct zr_guest_state *states, struct zr_domain_listing *listing,
+                    const struct zr_host_options *o, struct zr_choice *choice);
+
+/* Frees what `p` holds (not its connection) and empties it. */
+void zr_host_prepared_finish(struct zr_host_prepared *p, size_t n_states);
 
 /* Appends to `report` a host that did not run (its process died, a signal
  * came first): the host record and each guest carry `message`. */
 void zr_host_not_run(const struct zr_host *host, const struct zr_host_options *o,
-                     struct zr_plan *report, zr_error_code code, const char *message);
+                     struct zr_report *report, zr_error_code code, const char *message);
 
 /* ---- export: the current state of a host's guests ------------------------ */
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <ctype.h>
 
+#include "field.h"
 #include "inventory.h"
 #include "util.h"
 #include "yaml-tree.h"
@@ -25,19 +26,12 @@ struct uses {
     size_t n;
 };
 
-/* Values that must not repeat, and over what scope. */
-typedef enum {
-    USE_NONE,
-    USE_SOURCE, /* per host */
-    USE_UID,    /* per guest */
-    USE_FID,    /* per guest */
-    USE_GUEST_ADDRESS, /* per guest */
-    USE_BOOT,   /* per guest */
-    USE_MAC,    /* per guest: its network breaks, and libvirt finds an
-                 * interface to detach by MAC */
+/* Values that must not repeat: a device field's (zr_field.dup) per guest,
+ * indexed by its zr_field_id, and a source per host. */
+enum {
+    USE_SOURCE = ZR_FIELD__COUNT,
     USE__COUNT,
-} use_kind;
-
+};
 
 struct loader {
     struct zr_source src;
@@ -75,16 +69,30 @@ typedef int (*field_parser)(struct loader *l, const struct field *f, const struc
 
 struct table;
 
+/* How "'KEY' must be ..." states the limits: `expect`, then the range
+ * ("0x0001 to 0xffff") or the maximum, then `tail`: made from the limits,
+ * so a limit is written once. */
+typedef enum {
+    LIMIT_NONE,
+    LIMIT_RANGE,
+    LIMIT_MAX,
+} limit_text;
+
 struct field {
     const char *key;
     field_parser parse;
+    /* A device field: offset, bit, limits and uniqueness are the
+     * descriptor's (field.h), not written here. */
+    const struct zr_field *dev;
     size_t offset; /* of the value in the object */
     size_t has;    /* HAS(): 1 + offset of its "is set" bit; 0 for none */
     bool required;
     uint64_t min, max;       /* numbers; max is also a string's length limit */
-    const char *expect;      /* completes "'KEY' must be ..." */
-    const struct table *sub; /* a nested mapping filling the same object */
-    use_kind unique;         /* values that must not repeat */
+    bool hex;                /* the limits are shown in hex */
+    limit_text limit;
+    const char *expect, *tail; /* complete "'KEY' must be ..." */
+    const struct table *sub;   /* a nested mapping filling the same object */
+    size_t unique;             /* 1 + index into loader.uses; 0: may repeat */
 };
 
 /* Offset 0 is a valid place for a bit, and tables leave `has` out where
@@ -120,8 +128,30 @@ static void set_bit(const struct field *f, void *obj)
 static int type_error(struct loader *l, const struct field *f, const struct node *v)
 {
     _cleanup_free_ char *got = zr_ytree_describe(v);
-    report(l, v->mark, "'%s' must be %s, got %s", f->key, f->expect, got);
+    char limits[ZR_FIELD_STRLEN] = "";
+    if (f->limit == LIMIT_RANGE)
+        zr_limits_format((uint32_t)f->min, (uint32_t)f->max, f->hex, limits);
+    else if (f->limit == LIMIT_MAX)
+        snprintf(limits, sizeof(limits), "%" PRIu64, f->max);
+    report(l, v->mark, "'%s' must be %s%s%s, got %s", f->key, f->expect, limits,
+           f->tail ? f->tail : "", got);
     return -EINVAL;
+}
+
+/* A key as its parser sees it: a device field's offset, bit, limits and
+ * uniqueness filled in from its descriptor. */
+static struct field resolved(const struct field *f)
+{
+    struct field r = *f;
+    if (!f->dev)
+        return r;
+    r.offset = f->dev->offset;
+    r.has = f->dev->has;
+    r.min = f->dev->min;
+    r.max = f->dev->max;
+    r.hex = f->dev->hex_digits != 0;
+    r.unique = f->dev->dup ? 1 + (size_t)(f->dev - zr_fields) : 0;
+    return r;
 }
 
 static const struct node *mapping_find(const struct node *map, const char *key)
@@ -221,7 +251,8 @@ static void parse_mapping(struct loader *l, const struct node *map, const struct
                 continue;
             }
             seen |= UINT64_C(1) << (f - t->fields);
-            f->parse(l, f, map->items[i + 1], obj);
+            struct field r = resolved(f);
+            f->parse(l, &r, map->items[i + 1], obj);
         }
     }
     for (size_t j = 0; j < t->n_fields; j++)
@@ -243,9 +274,9 @@ static uint64_t pci_addr_key(const struct zr_pci_addr *a)
  * once the whole guest or host is read. */
 static void track(struct loader *l, const struct field *f, uint64_t value, struct zr_mark use)
 {
-    if (f->unique == USE_NONE)
+    if (!f->unique)
         return;
-    struct uses *u = &l->uses[f->unique];
+    struct uses *u = &l->uses[f->unique - 1];
     *ZR_APPEND(u->items, u->n) = (struct use){value, use};
 }
 
@@ -437,22 +468,12 @@ static void check_zpci(struct loader *l, const struct node *map, void *obj)
 #define DEV(member) offsetof(struct zr_device, member)
 #define DEV_HAS(member) HAS(struct zr_device, member)
 
+#define NUMBER_EXPECT .limit = LIMIT_RANGE, .expect = "a number from "
+#define BOOL_EXPECT .expect = "true, false, yes or no"
+
 static const struct field zpci_fields[] = {
-    {.key = "uid",
-     .parse = parse_number,
-     .offset = DEV(zpci_uid),
-     .has = DEV_HAS(has_zpci_uid),
-     .min = ZR_ZPCI_UID_MIN,
-     .max = ZR_ZPCI_UID_MAX,
-     .expect = "a number from 0x0001 to 0xffff",
-     .unique = USE_UID},
-    {.key = "fid",
-     .parse = parse_number,
-     .offset = DEV(zpci_fid),
-     .has = DEV_HAS(has_zpci_fid),
-     .max = ZR_ZPCI_FID_MAX,
-     .expect = "a number from 0 to 0xffffffff",
-     .unique = USE_FID},
+    {.key = "uid", .parse = parse_number, .dev = &zr_fields[ZR_FIELD_ZPCI_UID], NUMBER_EXPECT},
+    {.key = "fid", .parse = parse_number, .dev = &zr_fields[ZR_FIELD_ZPCI_FID], NUMBER_EXPECT},
 };
 static const struct table zpci_table = {zpci_fields, ELEMENTSOF(zpci_fields), check_zpci};
 
@@ -500,26 +521,30 @@ static const struct field virtualport_fields[] = {
     {.key = "profileid",
      .parse = parse_profileid,
      .offset = VP(profileid),
+     .min = 1,
      .max = ZR_VPORT_PROFILEID_MAX,
-     .expect = "a port profile name of 1 to 39 ASCII characters"},
+     .limit = LIMIT_RANGE,
+     .expect = "a port profile name of ",
+     .tail = " ASCII characters"},
     {.key = "managerid",
      .parse = parse_number,
      .offset = VP(managerid),
      .has = VP_HAS(has_managerid),
      .max = ZR_VPORT_MANAGERID_MAX,
-     .expect = "a number from 0 to 255"},
+     NUMBER_EXPECT},
     {.key = "typeid",
      .parse = parse_number,
      .offset = VP(typeid),
      .has = VP_HAS(has_typeid),
      .max = ZR_VPORT_TYPEID_MAX,
-     .expect = "a number from 0 to 0xffffff"},
+     .hex = true,
+     NUMBER_EXPECT},
     {.key = "typeidversion",
      .parse = parse_number,
      .offset = VP(typeidversion),
      .has = VP_HAS(has_typeidversion),
      .max = ZR_VPORT_TYPEIDVERSION_MAX,
-     .expect = "a number from 0 to 255"},
+     NUMBER_EXPECT},
     {.key = "instanceid",
      .parse = parse_uuid,
      .offset = VP(instanceid),
@@ -549,28 +574,16 @@ static void check_rom(struct loader *l, const struct node *map, void *obj)
         report(l, map->mark, "'rom' needs 'bar', 'file', 'enabled' or several of them");
 }
 
-#define ROM(member) offsetof(struct zr_rom, member)
-#define ROM_HAS(member) HAS(struct zr_rom, member)
 static const struct field rom_fields[] = {
-    {.key = "bar",
-     .parse = parse_bool,
-     .offset = ROM(bar),
-     .has = ROM_HAS(has_bar),
-     .expect = "true, false, yes or no"},
+    {.key = "bar", .parse = parse_bool, .dev = &zr_fields[ZR_FIELD_ROM_BAR], BOOL_EXPECT},
     {.key = "file",
      .parse = parse_rom_file,
-     .offset = ROM(file),
-     .has = ROM_HAS(has_file),
-     .max = ZR_ROM_FILE_MAX,
-     .expect = "a path of at most 4096 bytes (\"\" for no ROM image)"},
-    {.key = "enabled",
-     .parse = parse_bool,
-     .offset = ROM(enabled),
-     .has = ROM_HAS(has_enabled),
-     .expect = "true, false, yes or no"},
+     .dev = &zr_fields[ZR_FIELD_ROM_FILE],
+     .limit = LIMIT_MAX,
+     .expect = "a path of at most ",
+     .tail = " bytes (\"\" for no ROM image)"},
+    {.key = "enabled", .parse = parse_bool, .dev = &zr_fields[ZR_FIELD_ROM_ENABLED], BOOL_EXPECT},
 };
-#undef ROM
-#undef ROM_HAS
 static const struct table rom_table = {rom_fields, ELEMENTSOF(rom_fields), check_rom};
 
 /* Pool names are words: they show in plan lines and messages unquoted. */
@@ -595,9 +608,31 @@ static int parse_pool_ref(struct loader *l, const struct field *f, const struct 
     return 0;
 }
 
-/* Keys that name one function's own value: with `count` above 1 every
- * function taken would get the same one. */
-static const char *const per_device_keys[] = {"zpci", "guest_address", "boot_order", "mac"};
+/* With `count` above 1 every function taken would get the same value of
+ * each key given: a field that must not repeat in a guest (zr_field.dup)
+ * cannot be given.  Its key is the field's name up to a '.' ("zpci" for
+ * zpci.uid and zpci.fid, reported once). */
+static void check_count_keys(struct loader *l, const struct node *map, const struct node *count,
+                             uint32_t n)
+{
+    const char *prev = "";
+    size_t prev_len = 0;
+    for (size_t i = 0; i < ZR_FIELD__COUNT; i++) {
+        const char *name = zr_fields[i].name;
+        size_t len = strcspn(name, ".");
+        if (!zr_fields[i].dup || (len == prev_len && strncmp(name, prev, len) == 0))
+            continue;
+        prev = name;
+        prev_len = len;
+        _cleanup_free_ char *key = zr_strndup(name, len);
+        const struct node *k = mapping_find(map, key);
+        if (k)
+            report(l, k->mark,
+                   "'%s' cannot be given with 'count: %u' (line %u): each function taken would "
+                   "get the same value; write one entry per function instead",
+                   key, (unsigned)n, count->mark.line);
+    }
+}
 
 /* An entry names its function (`source`) or takes one from a pool. */
 static void check_entry(struct loader *l, const struct node *map, void *obj)
@@ -617,16 +652,8 @@ static void check_entry(struct loader *l, const struct node *map, void *obj)
                zr_kind_to_string(d->kind));
     if (count && !pool)
         report(l, count->mark, "'count' needs 'pool': a named source is one function");
-    if (!count || !d->has_count || d->count <= 1)
-        return;
-    for (size_t i = 0; i < ELEMENTSOF(per_device_keys); i++) {
-        const struct node *k = mapping_find(map, per_device_keys[i]);
-        if (k)
-            report(l, k->mark,
-                   "'%s' cannot be given with 'count: %u' (line %u): each function taken would "
-                   "get the same value; write one entry per function instead",
-                   per_device_keys[i], (unsigned)d->count, count->mark.line);
-    }
+    if (count && d->has_count && d->count > 1)
+        check_count_keys(l, map, count, d->count);
 }
 
 #define PCI_ADDR_EXPECT                                                                            \
@@ -634,12 +661,12 @@ static void check_entry(struct loader *l, const struct node *map, void *obj)
 #define SOURCE_FIELD                                                                               \
     {                                                                                              \
         .key = "source", .parse = parse_pci_addr, .offset = DEV(source),                           \
-        .expect = PCI_ADDR_EXPECT, .unique = USE_SOURCE                                            \
+        .expect = PCI_ADDR_EXPECT, .unique = 1 + USE_SOURCE                                        \
     }
 #define MANAGED_FIELD                                                                              \
     {                                                                                              \
         .key = "managed", .parse = parse_bool, .offset = DEV(managed),                             \
-        .has = DEV_HAS(has_managed), .expect = "true, false, yes or no"                            \
+        .has = DEV_HAS(has_managed), BOOL_EXPECT                                                   \
     }
 /* The ids are fields of the device itself, hence offset 0. */
 #define ZPCI_FIELD                                                                                 \
@@ -650,20 +677,19 @@ static void check_entry(struct loader *l, const struct node *map, void *obj)
 
 #define GUEST_ADDRESS_FIELD                                                                        \
     {                                                                                              \
-        .key = "guest_address", .parse = parse_guest_address, .offset = DEV(guest_address),        \
-        .has = DEV_HAS(has_guest_address), .expect = PCI_ADDR_EXPECT,                              \
-        .unique = USE_GUEST_ADDRESS                                                                \
+        .key = "guest_address", .parse = parse_guest_address,                                     \
+        .dev = &zr_fields[ZR_FIELD_GUEST_ADDRESS], .expect = PCI_ADDR_EXPECT                       \
     }
 /* libvirt refuses a boot order used twice in a guest. */
 #define BOOT_ORDER_FIELD                                                                           \
     {                                                                                              \
-        .key = "boot_order", .parse = parse_number, .offset = DEV(boot_order),                     \
-        .has = DEV_HAS(has_boot_order), .min = 1, .max = ZR_BOOT_ORDER_MAX,                        \
-        .expect = "a number from 1 to 65535", .unique = USE_BOOT                                   \
+        .key = "boot_order", .parse = parse_number, .dev = &zr_fields[ZR_FIELD_BOOT_ORDER],        \
+        NUMBER_EXPECT                                                                              \
     }
+/* The rom's keys are fields of the device itself, hence offset 0. */
 #define ROM_FIELD                                                                                  \
     {                                                                                              \
-        .key = "rom", .parse = parse_submapping, .offset = DEV(rom),                               \
+        .key = "rom", .parse = parse_submapping, .offset = 0,                                      \
         .expect = "a mapping with bar, file and/or enabled", .sub = &rom_table                     \
     }
 
@@ -675,7 +701,7 @@ static void check_entry(struct loader *l, const struct node *map, void *obj)
 #define COUNT_FIELD                                                                                \
     {                                                                                              \
         .key = "count", .parse = parse_number, .offset = DEV(count), .has = DEV_HAS(has_count),    \
-        .min = 1, .max = ZR_POOL_COUNT_MAX, .expect = "a number from 1 to 4096"                    \
+        .min = 1, .max = ZR_POOL_COUNT_MAX, NUMBER_EXPECT                                          \
     }
 
 static const struct field hostdev_fields[] = {
@@ -702,22 +728,15 @@ static const struct field interface_fields[] = {
     COUNT_FIELD,
     {.key = "mac",
      .parse = parse_mac,
-     .offset = DEV(mac),
-     .has = DEV_HAS(has_mac),
-     .expect = "a MAC address like 02:00:00:00:00:01",
-     .unique = USE_MAC},
+     .dev = &zr_fields[ZR_FIELD_MAC],
+     .expect = "a MAC address like 02:00:00:00:00:01"},
     MANAGED_FIELD,
     {.key = "virtualport",
      .parse = parse_submapping,
-     .offset = DEV(vport),
+     .offset = DEV(vport), /* its keys are its own (struct zr_virtualport) */
      .expect = "a mapping with a type (802.1Qbh or 802.1Qbg)",
      .sub = &virtualport_table},
-    {.key = "vlan",
-     .parse = parse_number,
-     .offset = DEV(vlan),
-     .has = DEV_HAS(has_vlan),
-     .max = ZR_VLAN_MAX,
-     .expect = "a number from 0 to 4095"},
+    {.key = "vlan", .parse = parse_number, .dev = &zr_fields[ZR_FIELD_VLAN], NUMBER_EXPECT},
     ZPCI_FIELD,
     GUEST_ADDRESS_FIELD,
     BOOT_ORDER_FIELD,
@@ -795,39 +814,45 @@ static int use_cmp(const void *a, const void *b)
     return zr_mark_cmp(x->mark, y->mark);
 }
 
-static char *use_format(use_kind kind, uint64_t v)
+static struct zr_pci_addr pci_addr_from_key(uint64_t v)
 {
-    switch (kind) {
-    case USE_SOURCE:
-        return zr_asprintf("source %04x:%02x:%02x.%x", (unsigned)(v >> 24),
-                           (unsigned)(v >> 16) & 0xff, (unsigned)(v >> 8) & 0xff,
-                           (unsigned)v & 0xff);
-    case USE_UID:
-        return zr_asprintf("zPCI uid 0x%04" PRIx64, v);
-    case USE_FID:
-        return zr_asprintf("zPCI fid 0x%08" PRIx64, v);
-    case USE_GUEST_ADDRESS:
-        return zr_asprintf("guest_address %04x:%02x:%02x.%x", (unsigned)(v >> 24),
-                           (unsigned)(v >> 16) & 0xff, (unsigned)(v >> 8) & 0xff,
-                           (unsigned)v & 0xff);
-    case USE_BOOT:
-        return zr_asprintf("boot_order %" PRIu64, v);
-    case USE_MAC: {
-        struct zr_mac m;
-        char buf[ZR_MAC_STRLEN];
-        for (size_t i = 0; i < sizeof(m.b); i++)
-            m.b[i] = (uint8_t)(v >> (8 * (sizeof(m.b) - 1 - i)));
-        return zr_asprintf("mac %s", zr_mac_format(&m, buf));
-    }
-    case USE_NONE:
-    case USE__COUNT:
+    return (struct zr_pci_addr){(uint32_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8),
+                                (uint8_t)v};
+}
+
+/* A tracked value for messages, "zPCI uid 0x0001": a device field's
+ * (its key back in a device, shown as the plan shows it) or a source. */
+static char *use_format(size_t kind, uint64_t v)
+{
+    char buf[ZR_FIELD_STRLEN];
+    struct zr_pci_addr a = pci_addr_from_key(v);
+    if (kind == USE_SOURCE)
+        return zr_asprintf("source %s", zr_pci_addr_format(&a, buf));
+    const struct zr_field *f = &zr_fields[kind];
+    struct zr_device d = {0};
+    switch (f->type) {
+    case ZR_VALUE_U32:
+        *FIELD_PTR(&d, f->offset, uint32_t) = (uint32_t)v;
         break;
+    case ZR_VALUE_PCI_ADDR:
+        *FIELD_PTR(&d, f->offset, struct zr_pci_addr) = a;
+        break;
+    case ZR_VALUE_MAC:
+        for (size_t i = 0; i < sizeof(d.mac.b); i++)
+            FIELD_PTR(&d, f->offset, struct zr_mac)->b[i] =
+                (uint8_t)(v >> (8 * (sizeof(d.mac.b) - 1 - i)));
+        break;
+    case ZR_VALUE_BOOL:
+    case ZR_VALUE_STRING:
+    case ZR_VALUE_VIRTUALPORT:
+    case ZR_VALUE__COUNT:
+        abort(); /* never tracked */
     }
-    abort();
+    return zr_asprintf("%s %s", f->dup, zr_field_format(f, &d, buf));
 }
 
 /* Reports every use of a value after its first, then forgets them all. */
-static void check_uses(struct loader *l, use_kind kind, const char *where)
+static void check_uses(struct loader *l, size_t kind, const char *where)
 {
     struct uses *u = &l->uses[kind];
     if (u->n == 0)
@@ -854,10 +879,7 @@ struct guest_spec {
 };
 
 static const struct field guest_fields[] = {
-    {.key = "prune",
-     .parse = parse_bool,
-     .offset = offsetof(struct guest_spec, prune),
-     .expect = "true, false, yes or no"},
+    {.key = "prune", .parse = parse_bool, .offset = offsetof(struct guest_spec, prune), BOOL_EXPECT},
     {.key = "hostdevs",
      .parse = parse_hostdevs,
      .offset = offsetof(struct guest_spec, hostdevs),
@@ -909,11 +931,9 @@ static void parse_guest(struct loader *l, const struct node *key, const struct n
     free(spec.hostdevs.items);
     free(spec.interfaces.items);
 
-    check_uses(l, USE_UID, in);
-    check_uses(l, USE_FID, in);
-    check_uses(l, USE_GUEST_ADDRESS, in);
-    check_uses(l, USE_BOOT, in);
-    check_uses(l, USE_MAC, in);
+    for (size_t k = 0; k < ZR_FIELD__COUNT; k++)
+        if (zr_fields[k].dup)
+            check_uses(l, k, in);
 }
 
 /* Guests of one host; `v` is a mapping or null. */
@@ -1049,13 +1069,17 @@ static const struct field pool_fields[] = {
      .offset = POOL(vendor),
      .has = POOL_HAS(has_vendor),
      .max = 0xffff,
-     .expect = "a PCI vendor id from 0x0000 to 0xffff"},
+     .hex = true,
+     .limit = LIMIT_RANGE,
+     .expect = "a PCI vendor id from "},
     {.key = "product",
      .parse = parse_number,
      .offset = POOL(product),
      .has = POOL_HAS(has_product),
      .max = 0xffff,
-     .expect = "a PCI product id from 0x0000 to 0xffff"},
+     .hex = true,
+     .limit = LIMIT_RANGE,
+     .expect = "a PCI product id from "},
     {.key = "physical_function",
      .parse = parse_pci_addr,
      .offset = POOL(physical_function),
@@ -1066,7 +1090,8 @@ static const struct field pool_fields[] = {
      .offset = POOL(numa_node),
      .has = POOL_HAS(has_numa_node),
      .max = 0xffff,
-     .expect = "a NUMA node number from 0 to 65535"},
+     .limit = LIMIT_RANGE,
+     .expect = "a NUMA node number from "},
     {.key = "driver",
      .parse = parse_string,
      .offset = POOL(driver),

@@ -88,7 +88,7 @@ static int verb_validate(const struct options *o)
     return ZR_EXIT_IN_SYNC;
 }
 
-static int print_report(const struct options *o, bool applying, const struct zr_plan *plan)
+static int print_report(const struct options *o, bool applying, const struct zr_report *report)
 {
     if (interrupted)
         fprintf(stderr,
@@ -100,9 +100,9 @@ static int print_report(const struct options *o, bool applying, const struct zr_
         .quiet = o->verbosity < 0,
         .applied = applying,
     };
-    zr_output_plan(stdout, plan, &oo);
+    zr_output_plan(stdout, report, &oo);
     fflush(stdout);
-    return zr_summary_exit_status(plan, applying, interrupted);
+    return zr_summary_exit_status(report, applying, interrupted);
 }
 
 static int verb_plan_apply(const struct options *o, bool applying)
@@ -121,7 +121,7 @@ static int verb_plan_apply(const struct options *o, bool applying)
                        : o->verbosity == 0 && isatty(STDERR_FILENO) ? 10
                                                                     : SIZE_MAX;
     ho.interrupt = &interrupted;
-    _cleanup_(zr_plan_finish) struct zr_plan plan = {.has_hosts = inv->has_hosts};
+    _cleanup_(zr_report_finish) struct zr_report report = {.plan.has_hosts = inv->has_hosts};
     /* A signal gives up a connection that is still being opened (libvirt
      * would restart its wait on EINTR for ever) and reports it; apply then
      * starts no more calls, and a plan of several hosts reports the hosts
@@ -131,11 +131,11 @@ static int verb_plan_apply(const struct options *o, bool applying)
     else
         on_plan_signals();
     if (inv->n_hosts == 1)
-        zr_host_run(&inv->hosts[0], &ho, &plan);
+        zr_host_run(&inv->hosts[0], &ho, &report);
     else
-        zr_fleet_run(inv, &ho, o->jobs, &plan);
-    int rc = print_report(o, applying, &plan);
-    return cli_write_metrics(o, &plan, t0, rc);
+        zr_fleet_run(inv, &ho, o->jobs, &report);
+    int rc = print_report(o, applying, &report);
+    return cli_write_metrics(o, &report, t0, rc);
 }
 
 static int verb_plan(const struct options *o)

@@ -67,6 +67,11 @@ static void format_watch(FILE *f, const struct zr_metrics_watch *w)
            "When watch last saw a guest change (a libvirt event or a changed definition), as "
            "a Unix time (0: none yet).");
     fprintf(f, PREFIX "watch_last_event_timestamp_seconds %.3f\n", w->last_event);
+    header(f, "watch_definitions_followed",
+           "1: watch sees a change to a persistent definition (which libvirt sends no event "
+           "for) through the local daemon's definitions directory at once; 0: only by "
+           "polling the definitions, 64 guests a second.");
+    fprintf(f, PREFIX "watch_definitions_followed %d\n", w->definitions_followed ? 1 : 0);
 }
 
 /* The guests of each host: the counts of the JSON summary (docs/output.md,
@@ -94,10 +99,11 @@ static void format_guests(FILE *f, const struct zr_plan *plan, const struct zr_s
     }
 }
 
-void zr_metrics_format(FILE *f, const struct zr_plan *plan, const struct zr_metrics_run *run)
+void zr_metrics_format(FILE *f, const struct zr_report *report, const struct zr_metrics_run *run)
 {
+    const struct zr_plan *plan = &report->plan;
     _cleanup_(zr_summary_finish) struct zr_summary c;
-    zr_summary_count(plan, run->applied, &c);
+    zr_summary_count(report, run->applied, &c);
 
     format_last_run(f, run);
     if (run->watch)
@@ -112,7 +118,7 @@ void zr_metrics_format(FILE *f, const struct zr_plan *plan, const struct zr_metr
     for (size_t h = 0; h < plan->n_hosts; h++) {
         fputs(PREFIX "host_duration_seconds{host=", f);
         label_value(f, plan->hosts[h].name);
-        fprintf(f, "} %.6f\n", plan->hosts[h].seconds);
+        fprintf(f, "} %.6f\n", zr_run_seconds(&report->run, h));
     }
     format_guests(f, plan, &c);
     header(f, "actions",
@@ -131,7 +137,7 @@ void zr_metrics_format(FILE *f, const struct zr_plan *plan, const struct zr_metr
                 }
 }
 
-int zr_metrics_write_file(const char *path, const struct zr_plan *plan,
+int zr_metrics_write_file(const char *path, const struct zr_report *report,
                           const struct zr_metrics_run *run, struct zr_error *err)
 {
     /* The temporary file sits beside the target, so rename() replaces it
@@ -155,7 +161,7 @@ int zr_metrics_write_file(const char *path, const struct zr_plan *plan,
         zr_error_set(err, NULL, 0, 0, "cannot write metrics to %s: %s", path, strerror(e));
         return -e;
     }
-    zr_metrics_format(f, plan, run);
+    zr_metrics_format(f, report, run);
     int e = 0;
     if (fflush(f) != 0 || ferror(f) || fchmod(fd, 0644) < 0 || fsync(fd) < 0)
         e = errno ? errno : EIO;

@@ -45,10 +45,11 @@ void zr_json_string(FILE *f, const char *s)
 
 /* ---- JSON ---------------------------------------------------------------- */
 
-static void json_action(FILE *f, const struct zr_plan *plan, size_t i)
+static void json_action(FILE *f, const struct zr_report *rep, size_t i)
 {
+    const struct zr_plan *plan = &rep->plan;
     const struct zr_action *a = &plan->actions[i];
-    const struct zr_action_result *r = zr_plan_result(plan, i);
+    const struct zr_action_result *r = zr_run_result(&rep->run, i);
     const struct zr_plan_guest *g = &plan->guests[a->guest_index];
 
     fputs("    {\"host\": ", f);
@@ -68,8 +69,9 @@ static void json_action(FILE *f, const struct zr_plan *plan, size_t i)
     }
     fprintf(f, ", \"live\": %s, \"config\": %s", a->live ? "true" : "false",
             a->config ? "true" : "false");
+    _cleanup_free_ char *reason = zr_action_reason(a);
     fputs(", \"reason\": ", f);
-    zr_json_string(f, a->reason);
+    zr_json_string(f, reason);
     if (a->note) {
         fputs(", \"note\": ", f);
         zr_json_string(f, a->note);
@@ -84,11 +86,13 @@ static void json_action(FILE *f, const struct zr_plan *plan, size_t i)
     fputc('}', f);
 }
 
-static void json_warnings(FILE *f, const struct zr_plan *plan)
+static void json_warnings(FILE *f, const struct zr_report *r)
 {
+    size_t n;
+    _cleanup_free_ const struct zr_warning **all = zr_report_warnings(r, &n);
     fputs("  \"warnings\": [", f);
-    for (size_t i = 0; i < plan->n_warnings; i++) {
-        const struct zr_warning *w = &plan->warnings[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct zr_warning *w = all[i];
         char src[ZR_PCI_ADDR_STRLEN];
         fputs(i ? ",\n    {\"host\": " : "\n    {\"host\": ", f);
         zr_json_string(f, w->host);
@@ -106,7 +110,7 @@ static void json_warnings(FILE *f, const struct zr_plan *plan)
         zr_json_string(f, w->message);
         fputc('}', f);
     }
-    fputs(plan->n_warnings ? "\n  ],\n" : "],\n", f);
+    fputs(n ? "\n  ],\n" : "],\n", f);
 }
 
 static void json_hosts(FILE *f, const struct zr_plan *plan)
@@ -135,19 +139,20 @@ static void json_hosts(FILE *f, const struct zr_plan *plan)
     fputs("\n  ],\n", f);
 }
 
-static void output_json(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+static void output_json(FILE *f, const struct zr_report *r, const struct zr_output_options *o)
 {
+    const struct zr_plan *plan = &r->plan;
     _cleanup_(zr_summary_finish) struct zr_summary c;
-    zr_summary_count(plan, o->applied, &c);
+    zr_summary_count(r, o->applied, &c);
 
     fputs("{\n  \"version\": 1,\n  \"actions\": [", f);
     for (size_t i = 0; i < plan->n_actions; i++) {
         fputs(i ? ",\n" : "\n", f);
-        json_action(f, plan, i);
+        json_action(f, r, i);
     }
     fputs(plan->n_actions ? "\n  ],\n" : "],\n", f);
 
-    json_warnings(f, plan);
+    json_warnings(f, r);
 
     fputs("  \"errors\": [", f);
     bool first = true;
@@ -198,16 +203,12 @@ static void json_one_line(FILE *f, char *buf, size_t len)
     free(buf);
 }
 
-void zr_output_json_line(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+void zr_output_json_line(FILE *f, const struct zr_report *r, const struct zr_output_options *o)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    if (!m)
-        abort();
-    output_json(m, plan, o);
-    fclose(m);
-    json_one_line(f, buf, len);
+    struct zr_memstream m;
+    output_json(zr_memstream_open(&m), r, o);
+    char *buf = zr_memstream_close(&m);
+    json_one_line(f, buf, m.len);
 }
 
 /* `"errors": [...], "errors_truncated": B,` of an input's errors. */
@@ -257,14 +258,10 @@ void zr_output_errors(FILE *f, const struct zr_errors *errs, const struct zr_out
         output_errors(f, errs);
         return;
     }
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    if (!m)
-        abort();
-    output_errors(m, errs);
-    fclose(m);
-    json_one_line(f, buf, len);
+    struct zr_memstream m;
+    output_errors(zr_memstream_open(&m), errs);
+    char *buf = zr_memstream_close(&m);
+    json_one_line(f, buf, m.len);
 }
 
 void zr_output_validate(FILE *f, const char *file, const struct zr_inventory_counts *counts,
@@ -390,8 +387,10 @@ static void text_line(FILE *f, const struct line *l, struct hints_seen *seen,
     fprintf(f, "  %s%s %s ", o->color ? color : "", marker, verb);
     zr_fputs_escaped(desc, f);
     fprintf(f, "%s [%s]", o->color ? C_RESET : "", zr_action_flags_string(shown));
-    if (!l->second && a->op == ZR_OP_DETACH)
-        fprintf(f, " (%s)", a->reason);
+    if (!l->second && a->op == ZR_OP_DETACH) {
+        _cleanup_free_ char *reason = zr_action_reason(a);
+        fprintf(f, " (%s)", reason);
+    }
     const char *error = NULL;
     if (o->applied) {
         const char *prefix;
@@ -425,9 +424,10 @@ static void text_line(FILE *f, const struct line *l, struct hints_seen *seen,
 }
 
 /* `acts` are the indices of the guest's actions, in plan order. */
-static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi, const size_t *acts,
+static void text_guest(FILE *f, const struct zr_report *r, size_t gi, const size_t *acts,
                        size_t n_acts, struct hints_seen *seen, const struct zr_output_options *o)
 {
+    const struct zr_plan *plan = &r->plan;
     const struct zr_plan_guest *g = &plan->guests[gi];
     if (g->error) {
         fputs(o->color ? C_BOLD : "", f);
@@ -454,10 +454,10 @@ static void text_guest(FILE *f, const struct zr_plan *plan, size_t gi, const siz
             continue;
         struct line *l = ZR_APPEND(lines, n);
         l->first = a;
-        l->first_result = zr_plan_result(plan, acts[i]);
+        l->first_result = zr_run_result(&r->run, acts[i]);
         if (a->role == ZR_ROLE_REPLACE_OUT && a->pair != ZR_NO_PAIR) {
             l->second = &plan->actions[a->pair];
-            l->second_result = zr_plan_result(plan, a->pair);
+            l->second_result = zr_run_result(&r->run, a->pair);
         }
     }
     qsort(lines, n, sizeof(*lines), line_cmp);
@@ -506,15 +506,17 @@ static void text_host_header(FILE *f, const struct zr_plan *plan, const char *ho
     fprintf(f, ") ==%s\n", o->color ? C_RESET : "");
 }
 
-static void text_warnings(FILE *f, const struct zr_plan *plan, struct hints_seen *seen,
+static void text_warnings(FILE *f, const struct zr_report *r, struct hints_seen *seen,
                           const struct zr_output_options *o)
 {
-    if (plan->n_warnings)
+    size_t n;
+    _cleanup_free_ const struct zr_warning **all = zr_report_warnings(r, &n);
+    if (n)
         fputs("\nWarnings:\n", f);
-    for (size_t i = 0; i < plan->n_warnings; i++) {
-        const struct zr_warning *w = &plan->warnings[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct zr_warning *w = all[i];
         fputs("  ", f);
-        if (plan->has_hosts) {
+        if (r->plan.has_hosts) {
             zr_fputs_escaped(w->host, f);
             fputs(": ", f);
         }
@@ -531,10 +533,10 @@ static void text_warnings(FILE *f, const struct zr_plan *plan, struct hints_seen
 }
 
 /* The last line: what was (or would be) done, on how many guests. */
-static void text_summary(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+static void text_summary(FILE *f, const struct zr_report *r, const struct zr_output_options *o)
 {
     _cleanup_(zr_summary_finish) struct zr_summary c;
-    zr_summary_count(plan, o->applied, &c);
+    zr_summary_count(r, o->applied, &c);
     const struct zr_guest_counts *g = &c.guests;
     if (o->applied) {
         fprintf(f, "Apply: %zu attached, %zu detached, %zu replaced, %zu failed", c.attached,
@@ -553,12 +555,13 @@ static void text_summary(FILE *f, const struct zr_plan *plan, const struct zr_ou
     if (g->failed)
         fprintf(f, " (%zu with errors)", g->failed);
     if (c.hosts_failed)
-        fprintf(f, "; %zu of %zu hosts failed", c.hosts_failed, plan->n_hosts);
+        fprintf(f, "; %zu of %zu hosts failed", c.hosts_failed, r->plan.n_hosts);
     fputs(".\n", f);
 }
 
-static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+static void output_text(FILE *f, const struct zr_report *r, const struct zr_output_options *o)
 {
+    const struct zr_plan *plan = &r->plan;
     if (!o->quiet) {
         /* Guests come host by host, in the order of the host records.  A
          * host's error gets a line of its own only when no guest line
@@ -573,7 +576,7 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
             size_t first = gi;
             text_host_header(f, plan, host->name, host->uri, o);
             for (; gi < plan->n_guests && zr_streq(plan->guests[gi].host, host->name); gi++)
-                text_guest(f, plan, gi, GUEST_ACTIONS(gi), &seen, o);
+                text_guest(f, r, gi, GUEST_ACTIONS(gi), &seen, o);
             if (host->error && gi == first) {
                 fprintf(f, "%serror:%s ", o->color ? C_RED C_BOLD : "", o->color ? C_RESET : "");
                 zr_fputs_escaped(host->error, f);
@@ -587,26 +590,26 @@ static void output_text(FILE *f, const struct zr_plan *plan, const struct zr_out
             if (!zr_streq(g->host, host))
                 text_host_header(f, plan, g->host, g->uri, o);
             host = g->host;
-            text_guest(f, plan, gi, GUEST_ACTIONS(gi), &seen, o);
+            text_guest(f, r, gi, GUEST_ACTIONS(gi), &seen, o);
         }
 #undef GUEST_ACTIONS
-        text_warnings(f, plan, &seen, o);
+        text_warnings(f, r, &seen, o);
         free(seen.items);
         fputc('\n', f);
     }
 
-    text_summary(f, plan, o);
+    text_summary(f, r, o);
 }
 
-void zr_output_plan(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o)
+void zr_output_plan(FILE *f, const struct zr_report *r, const struct zr_output_options *o)
 {
     switch (o->format) {
     case ZR_FORMAT_JSON:
-        output_json(f, plan, o);
+        output_json(f, r, o);
         break;
     case ZR_FORMAT_TEXT:
     case ZR_FORMAT__COUNT:
-        output_text(f, plan, o);
+        output_text(f, r, o);
         break;
     }
 }

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "plan.h"
+#include "run.h"
 
 typedef enum {
     ZR_FORMAT_TEXT,
@@ -22,11 +22,13 @@ struct zr_output_options {
     bool one_line; /* zr_output_errors(): one line of JSON Lines (watch) */
 };
 
-void zr_output_plan(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o);
+/* The plan and what the run made of it (no results: every action
+ * planned). */
+void zr_output_plan(FILE *f, const struct zr_report *r, const struct zr_output_options *o);
 
 /* The JSON document of zr_output_plan() on one line and a newline: one
  * line of JSON Lines, as watch prints one per repair. */
-void zr_output_json_line(FILE *f, const struct zr_plan *plan, const struct zr_output_options *o);
+void zr_output_json_line(FILE *f, const struct zr_report *r, const struct zr_output_options *o);
 
 /* A run that ended before any plan (an invalid inventory, a usage error):
  * with JSON, the document of CONTRACT.md with no actions and `errors`

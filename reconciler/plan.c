@@ -1,8 +1,8 @@
-#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "field.h"
 #include "plan.h"
 
 const char *zr_op_to_string(zr_op op)
@@ -71,21 +71,72 @@ static struct zr_change *changes_copy(const struct zr_change *from, size_t n)
     struct zr_change *to = n ? zr_new0(struct zr_change, n) : NULL;
     for (size_t i = 0; i < n; i++)
         to[i] = (struct zr_change){zr_strdup(from[i].field), zr_strdup(from[i].old),
-                                   zr_strdup(from[i].new)};
+                                   zr_strdup(from[i].new), from[i].listed};
     return to;
+}
+
+/* The fields the reason names, in order, are the same in both lists. */
+static bool same_listed(const struct zr_change *a, size_t na, const struct zr_change *b,
+                        size_t nb)
+{
+    size_t i = 0, j = 0;
+    for (;;) {
+        while (i < na && !a[i].listed)
+            i++;
+        while (j < nb && !b[j].listed)
+            j++;
+        if (i == na || j == nb)
+            return i == na && j == nb;
+        if (!zr_streq(a[i].field, b[j].field))
+            return false;
+        i++;
+        j++;
+    }
+}
+
+/* "changed: zpci.uid,mac": the listed changes' fields. */
+static char *changed_reason(const struct zr_change *changes, size_t n)
+{
+    struct zr_strbuf b = {0};
+    for (size_t i = 0; i < n; i++)
+        if (changes[i].listed)
+            zr_strbuf_addf(&b, ",", "%s", changes[i].field);
+    char *s = zr_asprintf("changed: %s", b.s ? b.s : "");
+    free(b.s);
+    return s;
+}
+
+char *zr_action_reason(const struct zr_action *a)
+{
+    switch (a->role) {
+    case ZR_ROLE_ADD:
+        return zr_strdup("missing");
+    case ZR_ROLE_REMOVE:
+        return zr_strdup("not in inventory");
+    case ZR_ROLE_REPLACE_OUT:
+    case ZR_ROLE_REPLACE_IN:
+    case ZR_ROLE__COUNT:
+        break;
+    }
+    return changed_reason(a->changes, a->n_changes);
+}
+
+bool zr_action_same_reason(const struct zr_action *a, const struct zr_action *b)
+{
+    return a->role == b->role &&
+           same_listed(a->changes, a->n_changes, b->changes, b->n_changes);
 }
 
 /* What differs between a wanted device and the current one with the same
  * key.  Only fields the inventory gives are compared; `managed` always is. */
 struct diff {
-    struct zr_strbuf fields;    /* "zpci.uid,mac": the reason */
-    struct zr_change *changes;  /* each difference, and what follows from them */
+    struct zr_change *changes; /* each difference, and what follows from them */
     size_t n_changes;
+    bool differs;              /* a listed change: the device is replaced */
 };
 
 static void diff_finish(struct diff *d)
 {
-    free(d->fields.s);
     changes_free(d->changes, d->n_changes);
 }
 
@@ -93,126 +144,30 @@ static void diff_finish(struct diff *d)
 static void diff_note(struct diff *d, const char *field, const char *old, const char *new)
 {
     *ZR_APPEND(d->changes, d->n_changes) =
-        (struct zr_change){zr_strdup(field), zr_strdup(old), zr_strdup(new)};
+        (struct zr_change){zr_strdup(field), zr_strdup(old), zr_strdup(new), false};
 }
 
 static void diff_add(struct diff *d, const char *field, const char *old, const char *new)
 {
-    zr_strbuf_addf(&d->fields, ",", "%s", field);
     diff_note(d, field, old, new);
+    d->changes[d->n_changes - 1].listed = true;
+    d->differs = true;
 }
 
-/* hex_digits 0 prints decimal, otherwise 0x and that many digits. */
-static void format_u32(char *buf, size_t size, unsigned hex_digits, uint32_t v)
+static void diff_report(void *ctx, const char *name, const char *old, const char *new)
 {
-    if (hex_digits)
-        snprintf(buf, size, "0x%0*x", (int)hex_digits, v);
-    else
-        snprintf(buf, size, "%u", v);
-}
-
-static void diff_add_u32(struct diff *d, const char *field, unsigned hex_digits, bool old_set,
-                         uint32_t old, uint32_t new)
-{
-    char o[32] = "(none)", n[32];
-    if (old_set)
-        format_u32(o, sizeof(o), hex_digits, old);
-    format_u32(n, sizeof(n), hex_digits, new);
-    diff_add(d, field, o, n);
-}
-
-static void diff_virtualport(struct diff *d, const struct zr_virtualport *w,
-                             const struct zr_virtualport *c)
-{
-    if (w->type == ZR_VPORT_NONE)
-        return;
-    if (w->type != c->type) {
-        diff_add(d, "virtualport.type",
-                 c->type == ZR_VPORT_NONE ? "(none)" : zr_vport_type_to_string(c->type),
-                 zr_vport_type_to_string(w->type));
-        return;
-    }
-    switch (w->type) {
-    case ZR_VPORT_8021QBH:
-        if (!zr_streq(w->profileid, c->profileid))
-            diff_add(d, "virtualport.profileid", c->profileid ? c->profileid : "(none)",
-                     w->profileid);
-        break;
-    case ZR_VPORT_8021QBG:
-        if (w->has_managerid && (!c->has_managerid || c->managerid != w->managerid))
-            diff_add_u32(d, "virtualport.managerid", 0, c->has_managerid, c->managerid,
-                         w->managerid);
-        if (w->has_typeid && (!c->has_typeid || c->typeid != w->typeid))
-            diff_add_u32(d, "virtualport.typeid", 0, c->has_typeid, c->typeid, w->typeid);
-        if (w->has_typeidversion &&
-            (!c->has_typeidversion || c->typeidversion != w->typeidversion))
-            diff_add_u32(d, "virtualport.typeidversion", 0, c->has_typeidversion,
-                         c->typeidversion, w->typeidversion);
-        if (w->has_instanceid &&
-            (!c->has_instanceid || !zr_uuid_eq(&c->instanceid, &w->instanceid))) {
-            char o[ZR_UUID_STRLEN] = "(none)", n[ZR_UUID_STRLEN];
-            if (c->has_instanceid)
-                zr_uuid_format(&c->instanceid, o);
-            diff_add(d, "virtualport.instanceid", o, zr_uuid_format(&w->instanceid, n));
-        }
-        break;
-    case ZR_VPORT_NONE:
-    case ZR_VPORT__COUNT:
-        break;
-    }
+    diff_add(ctx, name, old, new);
 }
 
 static void diff_devices(struct diff *d, const struct zr_device *w, const struct zr_device *c)
 {
-    if (w->managed != c->managed)
-        diff_add(d, "managed", c->managed ? "yes" : "no", w->managed ? "yes" : "no");
-    if (w->has_zpci_uid && (!c->has_zpci_uid || c->zpci_uid != w->zpci_uid))
-        diff_add_u32(d, "zpci.uid", 4, c->has_zpci_uid, c->zpci_uid, w->zpci_uid);
-    if (w->has_zpci_fid && (!c->has_zpci_fid || c->zpci_fid != w->zpci_fid))
-        diff_add_u32(d, "zpci.fid", 8, c->has_zpci_fid, c->zpci_fid, w->zpci_fid);
-    if (w->has_guest_address &&
-        (!c->has_guest_address || !zr_pci_addr_eq(&c->guest_address, &w->guest_address))) {
-        char o[ZR_PCI_ADDR_STRLEN] = "(none)", n[ZR_PCI_ADDR_STRLEN];
-        if (c->has_guest_address)
-            zr_pci_addr_format(&c->guest_address, o);
-        diff_add(d, "guest_address", o, zr_pci_addr_format(&w->guest_address, n));
-    }
-    if (w->has_mac && (!c->has_mac || !zr_mac_eq(&c->mac, &w->mac))) {
-        char o[ZR_MAC_STRLEN] = "(none)", n[ZR_MAC_STRLEN];
-        if (c->has_mac)
-            zr_mac_format(&c->mac, o);
-        diff_add(d, "mac", o, zr_mac_format(&w->mac, n));
-    }
-    diff_virtualport(d, &w->vport, &c->vport);
-    if (w->has_boot_order && (!c->has_boot_order || c->boot_order != w->boot_order))
-        diff_add_u32(d, "boot_order", 0, c->has_boot_order, c->boot_order, w->boot_order);
-    if (w->rom.has_bar && (!c->rom.has_bar || c->rom.bar != w->rom.bar))
-        diff_add(d, "rom.bar", c->rom.has_bar ? (c->rom.bar ? "on" : "off") : "(none)",
-                 w->rom.bar ? "on" : "off");
-    if (w->rom.has_file && (!c->rom.has_file || !zr_streq(c->rom.file, w->rom.file)))
-        diff_add(d, "rom.file", c->rom.has_file ? c->rom.file : "(none)", w->rom.file);
-    if (w->rom.has_enabled && (!c->rom.has_enabled || c->rom.enabled != w->rom.enabled))
-        diff_add(d, "rom.enabled", c->rom.has_enabled ? (c->rom.enabled ? "yes" : "no") : "(none)",
-                 w->rom.enabled ? "yes" : "no");
-    if (w->has_vlan && (!c->has_vlan || c->vlan_unrepresentable || c->vlan != w->vlan)) {
-        char o[32] = "(none)", n[32];
-        if (c->vlan_unrepresentable)
-            snprintf(o, sizeof(o), "(several tags or trunk)");
-        else if (c->has_vlan)
-            snprintf(o, sizeof(o), "%u", c->vlan);
-        snprintf(n, sizeof(n), "%u", w->vlan);
-        diff_add(d, "vlan", o, n);
-    }
+    zr_field_diff(w, c, diff_report, d);
 }
 
 /* Values a current device holds by libvirt's choice that another wanted
- * device of the guest names: the replacement leaves them out, so libvirt
- * picks new ones once the named ones are taken. */
-enum {
-    MOVE_UID = 1u << 0,
-    MOVE_FID = 1u << 1,
-    MOVE_ADDR = 1u << 2,
-};
+ * device of the guest names (ZR_FIELD_BIT()s of libvirt_picks fields): the
+ * replacement leaves them out, so libvirt picks new ones once the named
+ * ones are taken. */
 
 /* The device a replacement attaches: the wanted fields, and the current
  * value of every field the inventory leaves out (unless it must move), so
@@ -232,47 +187,16 @@ static void merge_device(struct zr_device *out, const struct zr_device *w,
         return;
     free(out->unrepresentable);
     out->unrepresentable = zr_strdup(c->unrepresentable);
-    if (!w->has_zpci_uid && c->has_zpci_uid && !(move & MOVE_UID)) {
-        out->has_zpci_uid = true;
-        out->zpci_uid = c->zpci_uid;
-    }
-    if (!w->has_zpci_fid && c->has_zpci_fid && !(move & MOVE_FID)) {
-        out->has_zpci_fid = true;
-        out->zpci_fid = c->zpci_fid;
-    }
-    if (!w->has_guest_address && c->has_guest_address && !(move & MOVE_ADDR)) {
-        out->has_guest_address = true;
-        out->guest_address = c->guest_address;
-    }
-    if (!w->has_boot_order && c->has_boot_order) {
-        out->has_boot_order = true;
-        out->boot_order = c->boot_order;
-    }
-    if (!w->rom.has_bar && c->rom.has_bar) {
-        out->rom.has_bar = true;
-        out->rom.bar = c->rom.bar;
-    }
-    if (!w->rom.has_file && c->rom.has_file) {
-        out->rom.has_file = true;
-        out->rom.file = zr_strdup(c->rom.file);
-    }
-    if (!w->rom.has_enabled && c->rom.has_enabled) {
-        out->rom.has_enabled = true;
-        out->rom.enabled = c->rom.enabled;
-    }
+    zr_field_keep_current(out, w, c, move);
     if (w->kind == ZR_KIND_INTERFACE)
         merge_interface(out, w, c);
 }
 
-/* An interface's fields the inventory leaves out: the current MAC, and
- * the current virtualport or vlan where libvirt takes them together. */
+/* An interface's virtualport or vlan the inventory leaves out, where
+ * libvirt takes them together. */
 static void merge_interface(struct zr_device *out, const struct zr_device *w,
                             const struct zr_device *c)
 {
-    if (!w->has_mac && c->has_mac) {
-        out->has_mac = true;
-        out->mac = c->mac;
-    }
     /* libvirt refuses a vlan beside a virtualport on a hostdev interface:
      * a wanted vlan wins over a virtualport the inventory leaves out, unless
      * the current element has the pair already (the format cannot state
@@ -300,7 +224,6 @@ struct step {
     const struct zr_device *detach; /* current device to remove, or NULL */
     struct zr_device attach;        /* valid when has_attach */
     bool has_attach;
-    char *reason;
     struct zr_change *changes; /* a replacement's */
     size_t n_changes;
 };
@@ -309,7 +232,6 @@ static void step_finish(struct step *s)
 {
     if (s->has_attach)
         zr_device_finish(&s->attach);
-    free(s->reason);
     changes_free(s->changes, s->n_changes);
     *s = (struct step){0};
 }
@@ -317,8 +239,8 @@ static void step_finish(struct step *s)
 /* Which values a current device must give up, and the wanted devices
  * that name them (for the change text). */
 struct move {
-    unsigned mask; /* MOVE_* */
-    const struct zr_device *uid_by, *fid_by, *addr_by;
+    unsigned mask; /* ZR_FIELD_BIT()s */
+    const struct zr_device *by[ZR_FIELD__COUNT];
 };
 
 /* "(libvirt picks another: hostdev 0001:00:00.0 wants it)", or, for a value
@@ -334,20 +256,12 @@ static char *move_why(const struct zr_device *by)
 
 static void diff_moves(struct diff *d, const struct zr_device *c, const struct move *m)
 {
-    char old[ZR_PCI_ADDR_STRLEN + 32];
-    if (m->mask & MOVE_UID) {
-        _cleanup_free_ char *why = move_why(m->uid_by);
-        format_u32(old, sizeof(old), 4, c->zpci_uid);
-        diff_add(d, "zpci.uid", old, why);
-    }
-    if (m->mask & MOVE_FID) {
-        _cleanup_free_ char *why = move_why(m->fid_by);
-        format_u32(old, sizeof(old), 8, c->zpci_fid);
-        diff_add(d, "zpci.fid", old, why);
-    }
-    if (m->mask & MOVE_ADDR) {
-        _cleanup_free_ char *why = move_why(m->addr_by);
-        diff_add(d, "guest_address", zr_pci_addr_format(&c->guest_address, old), why);
+    char old[ZR_FIELD_STRLEN];
+    for (size_t i = 0; i < ZR_FIELD__COUNT; i++) {
+        if (!(m->mask & ZR_FIELD_BIT(i)))
+            continue;
+        _cleanup_free_ char *why = move_why(m->by[i]);
+        diff_add(d, zr_fields[i].name, zr_field_format(&zr_fields[i], c, old), why);
     }
 }
 
@@ -364,7 +278,7 @@ static void diff_consequences(struct diff *d, const struct zr_device *w, const s
         snprintf(old, sizeof(old), "eno%u", c->zpci_uid);
         snprintf(new, sizeof(new), "eno%u", w->zpci_uid);
         diff_note(d, NULL, old, new);
-    } else if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && m && (m->mask & MOVE_UID)) {
+    } else if (c->kind == ZR_KIND_INTERFACE && c->has_zpci_uid && m && (m->mask & ZR_FIELD_BIT(ZR_FIELD_ZPCI_UID))) {
         snprintf(old, sizeof(old), "eno%u", c->zpci_uid);
         diff_note(d, NULL, old, "eno<the uid libvirt picks>");
     }
@@ -390,18 +304,16 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
     if (w && !c) {
         merge_device(&s->attach, w, NULL, 0);
         s->has_attach = true;
-        s->reason = zr_strdup("missing");
     } else if (w && c) {
         struct diff d = {0};
         diff_devices(&d, w, c);
         if (m)
             diff_moves(&d, c, m);
-        if (d.fields.len) {
+        if (d.differs) {
             s->detach = c;
             merge_device(&s->attach, w, c, m ? m->mask : 0);
             s->has_attach = true;
             diff_consequences(&d, w, c, &s->attach, m);
-            s->reason = zr_asprintf("changed: %s", d.fields.s);
             s->changes = TAKE_PTR(d.changes);
             s->n_changes = d.n_changes;
             d.n_changes = 0;
@@ -409,7 +321,6 @@ static void step_compute(struct step *s, const struct zr_device *w, const struct
         diff_finish(&d);
     } else if (!w && c && prune) {
         s->detach = c;
-        s->reason = zr_strdup("not in inventory");
     }
 }
 
@@ -425,7 +336,6 @@ const char *zr_action_flags_string(const struct zr_action *a)
 
 void zr_action_finish(struct zr_action *a)
 {
-    free(a->reason);
     changes_free(a->changes, a->n_changes);
     free(a->note);
     free(a->xml);
@@ -433,35 +343,6 @@ void zr_action_finish(struct zr_action *a)
     if (a->role == ZR_ROLE_REPLACE_IN)
         zr_device_finish(&a->replaces);
     free(a->deps);
-}
-
-void zr_result_finish(struct zr_action_result *r)
-{
-    free(r->error);
-    free(r->cause);
-    *r = (struct zr_action_result){0};
-}
-
-void zr_result_set(struct zr_action_result *r, zr_result result, char *error)
-{
-    zr_result_finish(r);
-    r->result = result;
-    r->error = error;
-    r->error_code = ZR_ERR_OTHER;
-}
-
-const struct zr_action_result *zr_plan_result(const struct zr_plan *plan, size_t i)
-{
-    static const struct zr_action_result planned = {.result = ZR_RESULT_PLANNED};
-    return plan->results && i < plan->n_actions ? &plan->results[i] : &planned;
-}
-
-struct zr_action_result *zr_plan_record(struct zr_plan *plan, size_t i)
-{
-    assert(i < plan->n_actions);
-    if (!plan->results)
-        plan->results = zr_new0(struct zr_action_result, plan->n_actions);
-    return &plan->results[i];
 }
 
 static size_t plan_add_guest(struct zr_plan *plan, const char *host, const char *uri,
@@ -493,7 +374,6 @@ static void plan_add_action(struct zr_plan *plan, size_t guest_index, zr_op op, 
     a->source = dev->source;
     a->live = live;
     a->config = config;
-    a->reason = zr_strdup(s->reason);
     a->changes = changes_copy(s->changes, s->n_changes);
     a->n_changes = s->n_changes;
     zr_device_copy(&a->device, dev);
@@ -524,7 +404,8 @@ static bool detach_combinable(const struct zr_device *a, const struct zr_device 
 static void emit_steps(struct zr_plan *plan, size_t gi, struct step *cfg, struct step *live)
 {
     /* Detaches. */
-    if (cfg && cfg->detach && live && live->detach && zr_streq(cfg->reason, live->reason) &&
+    if (cfg && cfg->detach && live && live->detach && cfg->has_attach == live->has_attach &&
+        same_listed(cfg->changes, cfg->n_changes, live->changes, live->n_changes) &&
         detach_combinable(cfg->detach, live->detach)) {
         plan_add_action(plan, gi, ZR_OP_DETACH, true, true, cfg);
     } else {
@@ -572,11 +453,12 @@ static void live_drift_warning(struct zr_plan *plan, const char *host, const cha
                                const struct step *s)
 {
     const struct zr_device *d = s->detach ? s->detach : &s->attach;
-    if (s->detach && s->has_attach)
+    if (s->detach && s->has_attach) {
+        _cleanup_free_ char *reason = changed_reason(s->changes, s->n_changes);
         zr_plan_add_warning(plan, host, guest, &d->source, ZR_ERR_LIVE_DRIFT,
-                            "live drift not fixed (--config-only): running %s %s", zr_kind_to_string(d->kind),
-                            s->reason);
-    else if (s->detach)
+                            "live drift not fixed (--config-only): running %s %s",
+                            zr_kind_to_string(d->kind), reason);
+    } else if (s->detach)
         zr_plan_add_warning(plan, host, guest, &d->source, ZR_ERR_LIVE_DRIFT,
                             "live drift not fixed (--config-only): running guest has %s not in inventory",
                             zr_kind_to_string(d->kind));
@@ -615,22 +497,16 @@ static void must_move(const struct zr_guest *wanted, const struct zr_device *c,
     *m = (struct move){0};
     if (!wc)
         return; /* detached (prune) or kept (check_held refuses the clash) */
-    for (size_t i = 0; i < wanted->devices.n; i++) {
-        const struct zr_device *w = &wanted->devices.items[i];
-        if (zr_device_same_key(w, c))
+    for (size_t k = 0; k < ZR_FIELD__COUNT; k++) {
+        const struct zr_field *f = &zr_fields[k];
+        if (!f->libvirt_picks || !zr_field_is_set(f, c) || zr_field_is_set(f, wc))
             continue;
-        if (w->has_zpci_uid && c->has_zpci_uid && w->zpci_uid == c->zpci_uid && !wc->has_zpci_uid) {
-            m->mask |= MOVE_UID;
-            m->uid_by = w;
-        }
-        if (w->has_zpci_fid && c->has_zpci_fid && w->zpci_fid == c->zpci_fid && !wc->has_zpci_fid) {
-            m->mask |= MOVE_FID;
-            m->fid_by = w;
-        }
-        if (w->has_guest_address && c->has_guest_address &&
-            zr_pci_addr_eq(&w->guest_address, &c->guest_address) && !wc->has_guest_address) {
-            m->mask |= MOVE_ADDR;
-            m->addr_by = w;
+        for (size_t i = 0; i < wanted->devices.n; i++) {
+            const struct zr_device *w = &wanted->devices.items[i];
+            if (zr_field_is_set(f, w) && zr_field_same(f, w, c) && !zr_device_same_key(w, c)) {
+                m->mask |= ZR_FIELD_BIT(k);
+                m->by[k] = w;
+            }
         }
     }
     /* A moved device gives up every value libvirt chose for it: what it
@@ -639,31 +515,88 @@ static void must_move(const struct zr_guest *wanted, const struct zr_device *c,
      * device that names only zPCI ids). */
     if (!m->mask)
         return;
-    if (c->has_zpci_uid && !wc->has_zpci_uid)
-        m->mask |= MOVE_UID;
-    if (c->has_zpci_fid && !wc->has_zpci_fid)
-        m->mask |= MOVE_FID;
-    if (c->has_guest_address && !wc->has_guest_address)
-        m->mask |= MOVE_ADDR;
+    for (size_t k = 0; k < ZR_FIELD__COUNT; k++) {
+        const struct zr_field *f = &zr_fields[k];
+        if (f->libvirt_picks && zr_field_is_set(f, c) && !zr_field_is_set(f, wc))
+            m->mask |= ZR_FIELD_BIT(k);
+    }
 }
 
-/* What a device holds that a wanted device may name; for messages. */
-static bool held_clash(const struct zr_device *w, bool has_uid, uint32_t uid, bool has_fid,
-                       uint32_t fid, bool has_addr, const struct zr_pci_addr *addr, bool has_boot,
-                       uint32_t boot, char *what, size_t size)
+/* The first value `v` holds among `fields` (ZR_FIELD_BIT()s) that `w`
+ * names, as messages say it ("zPCI uid 0x0001"). */
+static bool held_clash(const struct zr_device *w, const struct zr_device *v, unsigned fields,
+                       char *what, size_t size)
 {
-    char a[ZR_PCI_ADDR_STRLEN];
-    if (w->has_zpci_uid && has_uid && w->zpci_uid == uid)
-        snprintf(what, size, "zPCI uid 0x%04x", uid);
-    else if (w->has_zpci_fid && has_fid && w->zpci_fid == fid)
-        snprintf(what, size, "zPCI fid 0x%08x", fid);
-    else if (w->has_guest_address && has_addr && zr_pci_addr_eq(&w->guest_address, addr))
-        snprintf(what, size, "guest address %s", zr_pci_addr_format(addr, a));
-    else if (w->has_boot_order && has_boot && w->boot_order == boot)
-        snprintf(what, size, "boot order %u", boot);
-    else
-        return false;
-    return true;
+    char buf[ZR_FIELD_STRLEN];
+    for (size_t k = 0; k < ZR_FIELD__COUNT; k++) {
+        const struct zr_field *f = &zr_fields[k];
+        if (!f->noun || !(fields & ZR_FIELD_BIT(k)) || !zr_field_is_set(f, w) ||
+            !zr_field_is_set(f, v) || !zr_field_same(f, w, v))
+            continue;
+        snprintf(what, size, "%s %s", f->noun, zr_field_format(f, v, buf));
+        return true;
+    }
+    return false;
+}
+
+/* What current device `c` keeps through the run: everything when prune:
+ * false keeps it (`wc` NULL), else a value libvirt never picks (a boot
+ * order, so not moved) that its entry `wc` does not name. */
+static unsigned kept_fields(const struct zr_device *c, const struct zr_device *wc)
+{
+    unsigned fields = 0;
+    for (size_t k = 0; k < ZR_FIELD__COUNT; k++) {
+        const struct zr_field *f = &zr_fields[k];
+        if (zr_field_is_set(f, c) && (!wc || (!f->libvirt_picks && !zr_field_is_set(f, wc))))
+            fields |= ZR_FIELD_BIT(k);
+    }
+    return fields;
+}
+
+/* Refuses the guest (returns -1) when an out-of-scope device holds a
+ * value wanted device w names. */
+static int clash_held(struct zr_plan *plan, size_t gi, const struct zr_device *w,
+                      const struct zr_device_list *cur, const struct zr_device *held,
+                      const char *flavour)
+{
+    char what[64], src[ZR_PCI_ADDR_STRLEN];
+    for (size_t j = 0; j < cur->n_held; j++) {
+        if (!held_clash(w, &held[j], ~0u, what, sizeof(what)))
+            continue;
+        zr_plan_refuse_guest(plan, gi, ZR_ERR_HELD,
+                             "%s %s wants %s, which a %s device of the guest's %s holds (out of "
+                             "scope, never changed); pick another value",
+                             zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src),
+                             what, cur->held[j].what, flavour);
+        return -1;
+    }
+    return 0;
+}
+
+/* Refuses the guest (returns -1) when a current device keeps through the
+ * run (`keeps`: what each keeps) a value wanted device w names. */
+static int clash_kept(struct zr_plan *plan, size_t gi, const struct zr_guest *wanted,
+                      const struct zr_device *w, const struct zr_device_list *cur,
+                      const unsigned *keeps, const char *flavour)
+{
+    char what[64], src[ZR_PCI_ADDR_STRLEN], other[ZR_PCI_ADDR_STRLEN];
+    for (size_t j = 0; j < cur->n; j++) {
+        const struct zr_device *c = &cur->items[j];
+        if (!keeps[j] || zr_device_same_key(c, w) ||
+            !held_clash(w, c, keeps[j], what, sizeof(what)))
+            continue;
+        bool kept = !find_key(&wanted->devices, c);
+        zr_plan_refuse_guest(
+            plan, gi, ZR_ERR_HELD,
+            "%s %s wants %s, which %s %s holds in the guest's %s and keeps (%s); %s",
+            zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src), what,
+            zr_kind_to_string(c->kind), zr_pci_addr_format(&c->source, other), flavour,
+            kept ? "prune: false" : "its entry does not change it",
+            kept ? "list that device with another value, or pick another one"
+                 : "give that device another boot_order, or pick another one");
+        return -1;
+    }
+    return 0;
 }
 
 /* A wanted value that a device this run keeps already holds: libvirt would
@@ -672,54 +605,27 @@ static bool held_clash(const struct zr_device *w, bool has_uid, uint32_t uid, bo
  * Kept are out-of-scope devices, in-scope ones prune: false keeps, and a
  * listed device holding a boot order its entry does not change (libvirt
  * never picks a boot order, so that one is not moved).  Sets the guest's
- * error and returns -1 on the first clash. */
+ * error and returns -1 on the first clash, wanted device by wanted device.
+ * What each device holds or keeps is worked out once. */
 static int check_held(struct zr_plan *plan, size_t gi, const struct zr_guest *wanted,
                       const struct zr_device_list *cur, const char *flavour)
 {
     if (!cur)
         return 0;
-    char what[64], src[ZR_PCI_ADDR_STRLEN], other[ZR_PCI_ADDR_STRLEN];
+    _cleanup_free_ struct zr_device *held = zr_new0(struct zr_device, cur->n_held);
+    for (size_t j = 0; j < cur->n_held; j++)
+        zr_field_from_held(&held[j], &cur->held[j]);
+    _cleanup_free_ unsigned *keeps = zr_new0(unsigned, cur->n);
+    for (size_t j = 0; j < cur->n; j++) {
+        const struct zr_device *wc = find_key(&wanted->devices, &cur->items[j]);
+        if (wc || !wanted->prune) /* an unlisted one is detached first */
+            keeps[j] = kept_fields(&cur->items[j], wc);
+    }
     for (size_t i = 0; i < wanted->devices.n; i++) {
         const struct zr_device *w = &wanted->devices.items[i];
-        for (size_t j = 0; j < cur->n_held; j++) {
-            const struct zr_held *h = &cur->held[j];
-            if (!held_clash(w, h->has_zpci_uid, h->zpci_uid, h->has_zpci_fid, h->zpci_fid,
-                            h->has_guest_address, &h->guest_address, h->has_boot_order,
-                            h->boot_order, what, sizeof(what)))
-                continue;
-            zr_plan_refuse_guest(
-                plan, gi, ZR_ERR_HELD,
-                "%s %s wants %s, which a %s device of the guest's %s holds (out of scope, "
-                "never changed); pick another value",
-                zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src), what, h->what,
-                flavour);
+        if (clash_held(plan, gi, w, cur, held, flavour) < 0 ||
+            clash_kept(plan, gi, wanted, w, cur, keeps, flavour) < 0)
             return -1;
-        }
-        for (size_t j = 0; j < cur->n; j++) {
-            const struct zr_device *c = &cur->items[j];
-            if (zr_device_same_key(c, w))
-                continue;
-            const struct zr_device *wc = find_key(&wanted->devices, c);
-            if (!wc && wanted->prune)
-                continue; /* detached first */
-            bool kept = !wc;
-            /* A listed device keeps its boot order unless its entry names
-             * another one. */
-            bool boot = c->has_boot_order && (kept || !wc->has_boot_order);
-            if (!held_clash(w, kept && c->has_zpci_uid, c->zpci_uid, kept && c->has_zpci_fid,
-                            c->zpci_fid, kept && c->has_guest_address, &c->guest_address, boot,
-                            c->boot_order, what, sizeof(what)))
-                continue;
-            zr_plan_refuse_guest(
-                plan, gi, ZR_ERR_HELD,
-                "%s %s wants %s, which %s %s holds in the guest's %s and keeps (%s); %s",
-                zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src), what,
-                zr_kind_to_string(c->kind), zr_pci_addr_format(&c->source, other), flavour,
-                kept ? "prune: false" : "its entry does not change it",
-                kept ? "list that device with another value, or pick another one"
-                     : "give that device another boot_order, or pick another one");
-            return -1;
-        }
     }
     return 0;
 }
@@ -727,7 +633,10 @@ static int check_held(struct zr_plan *plan, size_t gi, const struct zr_guest *wa
 /* How many guest-side values an attach names; libvirt picks the others. */
 static unsigned named_values(const struct zr_device *d)
 {
-    return (unsigned)d->has_zpci_uid + (unsigned)d->has_zpci_fid + (unsigned)d->has_guest_address;
+    unsigned n = 0;
+    for (size_t k = 0; k < ZR_FIELD__COUNT; k++)
+        n += zr_fields[k].libvirt_picks && zr_field_is_set(&zr_fields[k], d);
+    return n;
 }
 
 /* Within a guest, attaches that name more of their guest address and zPCI
@@ -744,7 +653,10 @@ static void order_attaches(struct zr_plan *plan, size_t first)
     for (size_t i = first; i < plan->n_actions; i++)
         if (plan->actions[i].op == ZR_OP_DETACH)
             sorted[out++] = plan->actions[i];
-    for (unsigned named = 3;; named--) {
+    unsigned most = 0;
+    for (size_t k = 0; k < ZR_FIELD__COUNT; k++)
+        most += zr_fields[k].libvirt_picks;
+    for (unsigned named = most;; named--) {
         for (size_t i = first; i < plan->n_actions; i++)
             if (plan->actions[i].op == ZR_OP_ATTACH &&
                 named_values(&plan->actions[i].device) == named)
@@ -929,7 +841,6 @@ void zr_plan_refuse_guest(struct zr_plan *plan, size_t gi, zr_error_code code, c
 
 void zr_plan_drop_refused(struct zr_plan *plan)
 {
-    assert(!plan->results);
     size_t out = 0;
     for (size_t i = 0; i < plan->n_actions; i++) {
         struct zr_action *a = &plan->actions[i];
@@ -948,9 +859,7 @@ void zr_plan_drop_warnings(struct zr_plan *plan, size_t gi)
     for (size_t i = 0; i < plan->n_warnings; i++) {
         struct zr_warning *w = &plan->warnings[i];
         if (w->guest && zr_streq(w->guest, g->guest) && zr_streq(w->host, g->host)) {
-            free(w->host);
-            free(w->guest);
-            free(w->message);
+            zr_warning_finish(w);
         } else {
             plan->warnings[out++] = *w;
         }
@@ -984,27 +893,8 @@ struct zr_plan_host *zr_plan_add_host(struct zr_plan *plan, const char *name, co
         free(src);                                                                                 \
     } while (0)
 
-/* Moves src's results after dst's: a plan without any gets PLANNED ones
- * when the other has some. */
-static void append_results(struct zr_plan *dst, struct zr_plan *src)
-{
-    if (!dst->results && !src->results)
-        return;
-    size_t n = dst->n_actions + src->n_actions;
-    struct zr_action_result *r = zr_reallocarray(dst->results, n, sizeof(*r));
-    if (!dst->results)
-        memset(r, 0, dst->n_actions * sizeof(*r));
-    if (src->results)
-        memcpy(r + dst->n_actions, src->results, src->n_actions * sizeof(*r));
-    else
-        memset(r + dst->n_actions, 0, src->n_actions * sizeof(*r));
-    free(src->results);
-    dst->results = r;
-}
-
 void zr_plan_append(struct zr_plan *dst, struct zr_plan *src)
 {
-    append_results(dst, src);
     size_t guest_base = dst->n_guests, action_base = dst->n_actions;
     for (size_t i = 0; i < src->n_actions; i++) {
         struct zr_action *a = &src->actions[i];
@@ -1044,17 +934,11 @@ void zr_plan_add_warning(struct zr_plan *plan, const char *host, const char *gue
  * ids, guest slot and MAC of a device being detached from the same guest. */
 static bool shares_guest_resource(const struct zr_device *a, const struct zr_device *d)
 {
-    if (a->has_zpci_uid && d->has_zpci_uid && a->zpci_uid == d->zpci_uid)
-        return true;
-    if (a->has_zpci_fid && d->has_zpci_fid && a->zpci_fid == d->zpci_fid)
-        return true;
-    if (a->has_guest_address && d->has_guest_address &&
-        zr_pci_addr_eq(&a->guest_address, &d->guest_address))
-        return true;
-    if (a->has_mac && d->has_mac && zr_mac_eq(&a->mac, &d->mac))
-        return true;
-    if (a->has_boot_order && d->has_boot_order && a->boot_order == d->boot_order)
-        return true;
+    for (size_t k = 0; k < ZR_FIELD__COUNT; k++) {
+        const struct zr_field *f = &zr_fields[k];
+        if (f->dup && zr_field_is_set(f, a) && zr_field_is_set(f, d) && zr_field_same(f, a, d))
+            return true;
+    }
     return false;
 }
 
@@ -1167,8 +1051,6 @@ static void compute_pairs(struct zr_plan *plan, size_t first, size_t end)
 
 void zr_plan_finalize(struct zr_plan *plan)
 {
-    /* Ordering comes before any run: results are indexed by action. */
-    assert(!plan->results);
     /* Actions were appended guest by guest, and guests host by host; make
      * every host's detaches come before its attaches, keeping the order
      * otherwise (a stable partition within each host's run). */
@@ -1193,6 +1075,13 @@ void zr_plan_finalize(struct zr_plan *plan)
     }
 }
 
+void zr_warning_finish(struct zr_warning *w)
+{
+    free(w->host);
+    free(w->guest);
+    free(w->message);
+}
+
 void zr_plan_finish(struct zr_plan *plan)
 {
     for (size_t i = 0; i < plan->n_guests; i++) {
@@ -1202,18 +1091,11 @@ void zr_plan_finish(struct zr_plan *plan)
         free(plan->guests[i].error);
     }
     free(plan->guests);
-    for (size_t i = 0; i < plan->n_actions; i++) {
+    for (size_t i = 0; i < plan->n_actions; i++)
         zr_action_finish(&plan->actions[i]);
-        if (plan->results)
-            zr_result_finish(&plan->results[i]);
-    }
     free(plan->actions);
-    free(plan->results);
-    for (size_t i = 0; i < plan->n_warnings; i++) {
-        free(plan->warnings[i].host);
-        free(plan->warnings[i].guest);
-        free(plan->warnings[i].message);
-    }
+    for (size_t i = 0; i < plan->n_warnings; i++)
+        zr_warning_finish(&plan->warnings[i]);
     free(plan->warnings);
     for (size_t i = 0; i < plan->n_hosts; i++) {
         free(plan->hosts[i].name);

@@ -43,6 +43,9 @@ typedef enum {
 struct zr_change {
     char *field;
     char *old, *new;
+    /* A compared field that differs, named by the reason ("changed:
+     * zpci.uid"); false: a consequence of those (a name, a dropped vlan). */
+    bool listed;
 };
 
 #define ZR_NO_PAIR ((size_t)-1)
@@ -58,8 +61,8 @@ struct zr_action {
     zr_kind kind;
     struct zr_pci_addr source;
     bool live, config;   /* VIR_DOMAIN_AFFECT_* to use */
-    char *reason;        /* "missing", "not in inventory", "changed: a,b" */
-    /* What a replacement changes, in the order the report names it. */
+    /* What a replacement changes, in the order the report names it; with
+     * the role, the reason (zr_action_reason()). */
     struct zr_change *changes;
     size_t n_changes;
     char *note;          /* what the host check learned, e.g. a VF's physical function */
@@ -75,20 +78,6 @@ struct zr_action {
     char *xml;
     size_t *deps;        /* indices of detaches this attach waits for */
     size_t n_deps;
-};
-
-/* What a run made of one action.  Written by apply (and carried between
- * processes by wire.h), never by the decision stage: the plan says what to
- * do, this record what happened, and output reads both. */
-struct zr_action_result {
-    zr_result result;
-    char *error;              /* FAILED: the message shown; SKIPPED: why */
-    zr_error_code error_code; /* what kind of failure (hints key on it) */
-    /* A live+config detach failed after libvirt had already taken the
-     * device out of the persistent definition: a fact --atomic acts on.
-     * `cause` is then the failure itself, without what follows from it. */
-    bool config_removed;
-    char *cause;
 };
 
 struct zr_warning {
@@ -119,7 +108,6 @@ struct zr_plan_host {
     bool reached;   /* connected (and, for apply, locked) */
     char *error;    /* why the host as a whole failed; NULL when it did not */
     zr_error_code error_code;
-    double seconds; /* wall time spent on the host, filled by the caller */
 };
 
 struct zr_plan {
@@ -131,10 +119,6 @@ struct zr_plan {
     size_t n_warnings;
     struct zr_plan_host *hosts;
     size_t n_hosts;
-    /* What became of each action, indexed like `actions`; NULL until a run
-     * records a result (every action is then PLANNED).  Only
-     * zr_plan_record() writes it. */
-    struct zr_action_result *results;
     /* The inventory has a hosts: section, so text names each host (one
      * may be called "default"); set by the caller, kept by append. */
     bool has_hosts;
@@ -191,24 +175,20 @@ void zr_plan_append(struct zr_plan *dst, struct zr_plan *src);
  * attach depends on. */
 void zr_plan_finalize(struct zr_plan *plan);
 
-/* Action i's result: PLANNED when no run recorded one. */
-const struct zr_action_result *zr_plan_result(const struct zr_plan *plan, size_t i);
-
-/* The record of action i's result, for a run to write (the first call
- * gives every action a PLANNED record). */
-struct zr_action_result *zr_plan_record(struct zr_plan *plan, size_t i);
-
-/* Sets a result: its error (taken), its code reset to ZR_ERR_OTHER and no
- * fact beyond it. */
-void zr_result_set(struct zr_action_result *r, zr_result result, char *error);
-void zr_result_finish(struct zr_action_result *r);
-
 void zr_plan_finish(struct zr_plan *plan);
+void zr_warning_finish(struct zr_warning *w);
 void zr_action_finish(struct zr_action *a);
 
 const char *zr_op_to_string(zr_op op);
 /* Half of a replacement (either half). */
 bool zr_action_is_replacement(const struct zr_action *a);
+/* The reason as output shows it, made from the role and the listed
+ * changes: "missing", "not in inventory", "changed: zpci.uid,mac".
+ * Newly allocated. */
+char *zr_action_reason(const struct zr_action *a);
+/* Whether two actions have the same reason (role, and the fields a
+ * replacement changes), compared as values. */
+bool zr_action_same_reason(const struct zr_action *a, const struct zr_action *b);
 /* The changes as the report prints them: "zpci.uid 0x0001 → 0x0002, ...". */
 char *zr_changes_format(const struct zr_change *changes, size_t n);
 /* The flavours an action changes: "live+config", "live" or "config". */

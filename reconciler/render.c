@@ -28,7 +28,7 @@ static bool attaches_combine(const struct zr_action *cfg, const struct zr_action
 {
     return cfg->op == ZR_OP_ATTACH && live->op == ZR_OP_ATTACH && cfg->config && !cfg->live &&
            live->live && !live->config && same_device(cfg, live) &&
-           zr_streq(cfg->reason, live->reason) && cfg->xml && zr_streq(cfg->xml, live->xml);
+           zr_action_same_reason(cfg, live) && cfg->xml && zr_streq(cfg->xml, live->xml);
 }
 
 /* The guest of an attach whose XML cannot be built: why, once. */

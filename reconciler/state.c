@@ -478,10 +478,15 @@ static void read_one(void *ctx, unsigned worker, size_t i)
     zr_state_read_guest(c->conn, &c->states[i]);
 }
 
-static int domain_name_cmp(const void *a, const void *b)
+/* A listed domain and its name, to sort by. */
+struct named_dom {
+    const char *name;
+    virDomainPtr dom;
+};
+
+static int named_dom_cmp(const void *a, const void *b)
 {
-    return strcmp(virDomainGetName(*(virDomainPtr const *)a),
-                  virDomainGetName(*(virDomainPtr const *)b));
+    return strcmp(((const struct named_dom *)a)->name, ((const struct named_dom *)b)->name);
 }
 
 int zr_domain_listing_ensure(virConnectPtr conn, struct zr_domain_listing *l, struct zr_error *err)
@@ -495,8 +500,16 @@ int zr_domain_listing_ensure(virConnectPtr conn, struct zr_domain_listing *l, st
         zr_error_set(err, NULL, 0, 0, "cannot list the host's guests: %s", zr_libvirt_error());
         return -EIO;
     }
+    _cleanup_free_ struct named_dom *v = zr_new0(struct named_dom, (size_t)n + 1);
+    for (int i = 0; i < n; i++)
+        v[i] = (struct named_dom){virDomainGetName(all[i]), all[i]};
     if (n > 0)
-        qsort(all, (size_t)n, sizeof(*all), domain_name_cmp);
+        qsort(v, (size_t)n, sizeof(*v), named_dom_cmp);
+    l->names = zr_new0(const char *, (size_t)n + 1);
+    for (int i = 0; i < n; i++) {
+        all[i] = v[i].dom;
+        l->names[i] = v[i].name;
+    }
     l->doms = all;
     l->n = (size_t)n;
     l->listed = true;
@@ -508,7 +521,8 @@ void zr_domain_listing_finish(struct zr_domain_listing *l)
     for (size_t i = 0; i < l->n; i++)
         virDomainFree(l->doms[i]);
     free(l->doms);
-    zr_name_index_finish(&l->names);
+    free(l->names);
+    zr_name_index_finish(&l->index);
     *l = (struct zr_domain_listing){0};
 }
 
@@ -518,7 +532,7 @@ static virDomainPtr listing_find(const struct zr_domain_listing *l, const char *
     size_t lo = 0, hi = l->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(virDomainGetName(l->doms[mid]), name);
+        int c = strcmp(l->names[mid], name);
         if (c == 0)
             return l->doms[mid];
         if (c < 0)
@@ -544,8 +558,9 @@ static void resolve_domains(virConnectPtr conn, struct zr_guest_state *states, s
     for (size_t i = 0; i < n; i++) {
         virDomainPtr d = listing_find(listing, states[i].wanted->name);
         states[i].listed = true;
-        if (d && virDomainRef(d) == 0) {
+        if (d) {
             states[i].dom = d;
+            states[i].borrowed = true;
             states[i].active = virDomainGetID(d) != (unsigned int)-1;
         }
     }
@@ -567,8 +582,20 @@ struct zr_guest_state *zr_state_read(virConnectPtr conn, const struct zr_host *h
 {
     struct zr_domain_listing listing = {0};
     struct zr_guest_state *states = zr_state_read_listed(conn, host, jobs, &listing);
+    zr_state_own_domains(states, host->n_guests);
     zr_domain_listing_finish(&listing);
     return states;
+}
+
+void zr_state_own_domains(struct zr_guest_state *states, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!states[i].borrowed)
+            continue;
+        if (virDomainRef(states[i].dom) < 0) /* cannot fail on a live handle */
+            abort();
+        states[i].borrowed = false;
+    }
 }
 
 void zr_state_free(struct zr_guest_state *states, size_t n)
@@ -576,7 +603,7 @@ void zr_state_free(struct zr_guest_state *states, size_t n)
     if (!states)
         return;
     for (size_t i = 0; i < n; i++) {
-        if (states[i].dom)
+        if (states[i].dom && !states[i].borrowed)
             virDomainFree(states[i].dom);
         zr_device_list_finish(&states[i].config);
         zr_device_list_finish(&states[i].live);
@@ -595,13 +622,10 @@ char *zr_state_near_miss_listed(virConnectPtr conn, struct zr_domain_listing *l,
         return NULL;
     }
     if (!l->indexed) {
-        _cleanup_free_ const char **names = zr_new0(const char *, l->n);
-        for (size_t i = 0; i < l->n; i++)
-            names[i] = virDomainGetName(l->doms[i]);
-        zr_name_index_init(&l->names, names, l->n);
+        zr_name_index_init(&l->index, l->names, l->n);
         l->indexed = true;
     }
-    const char *best = zr_name_index_nearest(&l->names, name);
+    const char *best = zr_name_index_nearest(&l->index, name);
     return best ? zr_strdup(best) : NULL;
 }
 
@@ -794,7 +818,7 @@ int zr_state_read_others(virConnectPtr conn, const struct zr_host *host,
         qsort(named, host->n_guests, sizeof(*named), str_cmp);
     size_t k = 0;
     for (size_t i = 0; i < listing->n; i++) {
-        const char *name = virDomainGetName(listing->doms[i]);
+        const char *name = listing->names[i];
         if (!name || bsearch(&name, named, host->n_guests, sizeof(*named), str_cmp))
             continue;
         others[k].name = zr_strdup(name);

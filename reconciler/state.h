@@ -76,6 +76,10 @@ struct zr_guest_state {
     char *error;                  /* why the guest could not be read */
     zr_error_code error_code;
     bool listed; /* dom and active come from the host's domain listing */
+    /* dom is the listing's handle, not a reference of the state's own
+     * (a virDomainRef and a virDomainFree less per guest): the listing
+     * must outlive the state, or zr_state_own_domains() first. */
+    bool borrowed;
     /* The XML the device lists came from, kept for the host check, which
      * reads more of it only for guests that get a device. */
     char *config_xml;
@@ -90,9 +94,12 @@ struct zr_domain_listing {
     bool listed;        /* doms holds the host's domains */
     unsigned failures;  /* listings tried and failed */
     virDomainPtr *doms; /* sorted by name */
+    /* names[i] is doms[i]'s (owned by the handle): read once, since each
+     * virDomainGetName() formats the UUID for libvirt's debug log. */
+    const char **names;
     size_t n;
-    bool indexed; /* names is built (on the first near miss) */
-    struct zr_name_index names;
+    bool indexed; /* index is built (on the first near miss) */
+    struct zr_name_index index;
 };
 
 /* Lists the host's domains unless `l` holds them already; a listing that
@@ -109,6 +116,9 @@ struct zr_guest_state *zr_state_read(virConnectPtr conn, const struct zr_host *h
 struct zr_guest_state *zr_state_read_listed(virConnectPtr conn, const struct zr_host *host,
                                             unsigned jobs, struct zr_domain_listing *listing);
 void zr_state_free(struct zr_guest_state *states, size_t n);
+/* Gives states that borrow their listing's domain handles references of
+ * their own, before that listing is finished. */
+void zr_state_own_domains(struct zr_guest_state *states, size_t n);
 
 /* Re-reads one guest (after apply changed it). */
 int zr_state_read_guest(virConnectPtr conn, struct zr_guest_state *st);

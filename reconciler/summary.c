@@ -7,12 +7,13 @@
 /* The replacement detaches whose attach was done (or is still to be):
  * found through each replacement attach's dependencies, which name its
  * own detach.  The others left the guest without the function. */
-static bool *replacement_completed(const struct zr_plan *plan)
+static bool *replacement_completed(const struct zr_report *rep)
 {
+    const struct zr_plan *plan = &rep->plan;
     bool *done = zr_new0(bool, plan->n_actions);
     for (size_t i = 0; i < plan->n_actions; i++) {
         const struct zr_action *a = &plan->actions[i];
-        zr_result r = zr_plan_result(plan, i)->result;
+        zr_result r = zr_run_result(&rep->run, i)->result;
         if (a->role != ZR_ROLE_REPLACE_IN ||
             (r != ZR_RESULT_PLANNED && r != ZR_RESULT_DONE))
             continue;
@@ -44,13 +45,14 @@ struct guest_facts {
     bool acted, changed, failed;
 };
 
-static void count_actions(const struct zr_plan *plan, bool applied, struct zr_summary *s,
+static void count_actions(const struct zr_report *rep, bool applied, struct zr_summary *s,
                           struct guest_facts *facts)
 {
-    _cleanup_free_ bool *completed = replacement_completed(plan);
+    const struct zr_plan *plan = &rep->plan;
+    _cleanup_free_ bool *completed = replacement_completed(rep);
     for (size_t i = 0; i < plan->n_actions; i++) {
         const struct zr_action *a = &plan->actions[i];
-        zr_result r = zr_plan_result(plan, i)->result;
+        zr_result r = zr_run_result(&rep->run, i)->result;
         if (r >= ZR_RESULT__COUNT || a->op >= ZR_OP__COUNT)
             continue;
         s->by_result[r]++;
@@ -91,9 +93,10 @@ static void add_guest(struct zr_guest_counts *c, const struct zr_plan_guest *g,
     c->drifted += f->acted;
 }
 
-static void count_per_host(const struct zr_plan *plan, struct zr_summary *s,
+static void count_per_host(const struct zr_report *rep, struct zr_summary *s,
                            const struct guest_facts *facts)
 {
+    const struct zr_plan *plan = &rep->plan;
     _cleanup_free_ size_t *host = zr_new0(size_t, plan->n_guests);
     size_t h = 0;
     for (size_t i = 0; i < plan->n_guests; i++) {
@@ -104,7 +107,7 @@ static void count_per_host(const struct zr_plan *plan, struct zr_summary *s,
     }
     for (size_t i = 0; i < plan->n_actions; i++) {
         const struct zr_action *a = &plan->actions[i];
-        zr_result r = zr_plan_result(plan, i)->result;
+        zr_result r = zr_run_result(&rep->run, i)->result;
         h = a->guest_index < plan->n_guests ? host[a->guest_index] : SIZE_MAX;
         if (h == SIZE_MAX || a->op >= ZR_OP__COUNT || a->kind >= ZR_KIND__COUNT ||
             r >= ZR_RESULT__COUNT)
@@ -118,16 +121,17 @@ static void count_per_host(const struct zr_plan *plan, struct zr_summary *s,
         s->hosts_failed += plan->hosts[i].error != NULL;
 }
 
-void zr_summary_count(const struct zr_plan *plan, bool applied, struct zr_summary *s)
+void zr_summary_count(const struct zr_report *r, bool applied, struct zr_summary *s)
 {
+    const struct zr_plan *plan = &r->plan;
     *s = (struct zr_summary){
         .n_hosts = plan->n_hosts,
         .host_guests = zr_new0(struct zr_guest_counts, plan->n_hosts),
     };
     s->host_actions = zr_reallocarray_zero(sizeof(*s->host_actions), plan->n_hosts);
     _cleanup_free_ struct guest_facts *facts = zr_new0(struct guest_facts, plan->n_guests);
-    count_actions(plan, applied, s, facts);
-    count_per_host(plan, s, facts);
+    count_actions(r, applied, s, facts);
+    count_per_host(r, s, facts);
 }
 
 void zr_summary_finish(struct zr_summary *s)
@@ -143,11 +147,11 @@ bool zr_summary_is_error(const struct zr_summary *s)
            s->by_result[ZR_RESULT_SKIPPED];
 }
 
-int zr_summary_exit_status(const struct zr_plan *plan, bool applied, bool interrupted)
+int zr_summary_exit_status(const struct zr_report *r, bool applied, bool interrupted)
 {
     _cleanup_(zr_summary_finish) struct zr_summary c;
-    zr_summary_count(plan, applied, &c);
+    zr_summary_count(r, applied, &c);
     if (zr_summary_is_error(&c) || interrupted)
         return ZR_EXIT_ERROR;
-    return !applied && plan->n_actions > 0 ? ZR_EXIT_CHANGES : ZR_EXIT_IN_SYNC;
+    return !applied && r->plan.n_actions > 0 ? ZR_EXIT_CHANGES : ZR_EXIT_IN_SYNC;
 }

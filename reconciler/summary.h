@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "plan.h"
+#include "run.h"
 
 /* How the guests of a run came out (docs/output.md, "Counting").  A guest
  * counts under each property it has: one that apply changed and where
@@ -39,16 +39,17 @@ struct zr_summary {
     size_t (*host_actions)[ZR_OP__COUNT][ZR_KIND__COUNT][ZR_RESULT__COUNT];
 };
 
-/* Counts `plan`.  With `applied`, only `done` actions changed anything;
- * without, the plan's actions are what would change. */
-void zr_summary_count(const struct zr_plan *plan, bool applied, struct zr_summary *s);
+/* Counts a report: its plan and what the run made of it.  With `applied`,
+ * only `done` actions changed anything; without, the plan's actions are
+ * what would change. */
+void zr_summary_count(const struct zr_report *r, bool applied, struct zr_summary *s);
 void zr_summary_finish(struct zr_summary *s);
 
 /* The run ends with exit status 1: a host or guest failed, or an action
  * failed or was skipped. */
 bool zr_summary_is_error(const struct zr_summary *s);
 
-/* The exit status of a plan or apply run over `plan` (zpci-reconcile(1)):
+/* The exit status of a plan or apply run (zpci-reconcile(1)):
  * ZR_EXIT_ERROR when something failed or a signal cut the run short,
  * ZR_EXIT_CHANGES for a plan with actions pending, else ZR_EXIT_IN_SYNC. */
 enum {
@@ -56,4 +57,4 @@ enum {
     ZR_EXIT_ERROR = 1,
     ZR_EXIT_CHANGES = 2,
 };
-int zr_summary_exit_status(const struct zr_plan *plan, bool applied, bool interrupted);
+int zr_summary_exit_status(const struct zr_report *r, bool applied, bool interrupted);

@@ -117,6 +117,44 @@ bool zr_uri_is_embedded(const char *uri)
     return uri && local_qemu(uri, &embed) && embed;
 }
 
+/* The value of parameter `name` of URI u, unescaped, or NULL. */
+static char *uri_param(xmlURIPtr u, const char *name)
+{
+    const char *query = u->query_raw ? u->query_raw : u->query;
+    _cleanup_free_ char *q = zr_strdup(query);
+    size_t len = strlen(name);
+    for (char *save = NULL, *t = q ? strtok_r(q, "&;", &save) : NULL; t;
+         t = strtok_r(NULL, "&;", &save))
+        if (strncmp(t, name, len) == 0 && t[len] == '=')
+            return xmlURIUnescapeString(t + len + 1, 0, NULL);
+    return NULL;
+}
+
+char *zr_uri_config_dir(const char *uri)
+{
+    _cleanup_free_ char *n = zr_uri_normalize(uri);
+    xmlURIPtr u = n ? xmlParseURI(n) : NULL;
+    bool local = u && u->scheme && strcmp(u->scheme, "qemu") == 0 && (!u->server || !*u->server);
+    const char *path = local && u->path ? u->path : "";
+    char *dir = NULL;
+    if (strcmp(path, "/system") == 0) {
+        dir = zr_strdup("/etc/libvirt/qemu");
+    } else if (strcmp(path, "/session") == 0) {
+        const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+        if (xdg && *xdg == '/')
+            dir = zr_asprintf("%s/libvirt/qemu", xdg);
+        else if (home && *home == '/')
+            dir = zr_asprintf("%s/.config/libvirt/qemu", home);
+    } else if (strcmp(path, "/embed") == 0) {
+        char *root = uri_param(u, "root");
+        if (root && *root == '/')
+            dir = zr_asprintf("%s/etc/qemu", root);
+        xmlFree(root);
+    }
+    xmlFreeURI(u);
+    return dir;
+}
+
 bool zr_uri_blocked_by_embed(const char *root, const char *uri)
 {
     if (!uri)

@@ -29,3 +29,11 @@ bool zr_uri_is_embedded(const char *uri);
  * same root and a URI with a host or a transport (the remote driver) still
  * open. */
 bool zr_uri_blocked_by_embed(const char *root, const char *uri);
+
+/* The directory libvirt's QEMU driver keeps the persistent definitions of
+ * a local `uri` in, one NAME.xml per guest: /etc/libvirt/qemu for
+ * qemu:///system, $XDG_CONFIG_HOME (else ~/.config)/libvirt/qemu for
+ * qemu:///session, ROOT/etc/qemu for qemu:///embed?root=ROOT; NULL for
+ * any other URI.  Where a daemon was built with another prefix the
+ * directory differs: a caller checks that it holds the daemon's guests. */
+char *zr_uri_config_dir(const char *uri);

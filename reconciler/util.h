@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -86,6 +87,18 @@ struct zr_strbuf {
     char *s; /* NUL-terminated once anything was added; owned */
     size_t len, cap;
 };
+
+/* A stream writing into memory, for text built with stdio: open, write,
+ * close, take the string (owned by the caller) and its length.  Out of
+ * memory aborts, as zr_malloc0() does.  The struct must not move while
+ * the stream is open. */
+struct zr_memstream {
+    FILE *f;
+    char *buf;
+    size_t len;
+};
+FILE *zr_memstream_open(struct zr_memstream *m);
+char *zr_memstream_close(struct zr_memstream *m);
 
 /* Appends the formatted text, after `sep` when the string is not empty. */
 void zr_strbuf_addf(struct zr_strbuf *b, const char *sep, const char *fmt, ...) _printf_(3, 4);

@@ -20,12 +20,13 @@ struct zr_watch_stats {
     double last_event;     /* Unix time of the last change seen (a libvirt event or a
                             * changed definition), 0: none yet */
     size_t guests, in_sync;
+    bool definitions_followed; /* the daemon's definitions directory is watched */
 };
 
 struct zr_watch_ops {
     void *data;
     /* One repair's report, as apply's (results filled). */
-    void (*report)(void *data, const struct zr_plan *report, const struct zr_watch_stats *stats);
+    void (*report)(void *data, const struct zr_report *report, const struct zr_watch_stats *stats);
     /* A new inventory that does not validate; the last good one stays. */
     void (*invalid)(void *data, const struct zr_errors *errs);
     /* A line for stderr: a host lost or back, a guest changed by someone else. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "field.h"
 #include "wire.h"
 
 /* Every field of these structs is written below; a new field must be too,
@@ -11,16 +12,17 @@
  * trip when a struct changes (LP64 builds only, where they are known). */
 #if __SIZEOF_POINTER__ == 8 && __SIZEOF_LONG__ == 8
 _Static_assert(sizeof(struct zr_device) == 192, "struct zr_device changed: update wire.c");
-_Static_assert(sizeof(struct zr_action) == 480, "struct zr_action changed: update wire.c");
-_Static_assert(sizeof(struct zr_change) == 24, "struct zr_change changed: update wire.c");
+_Static_assert(sizeof(struct zr_action) == 472, "struct zr_action changed: update wire.c");
+_Static_assert(sizeof(struct zr_change) == 32, "struct zr_change changed: update wire.c");
 _Static_assert(sizeof(struct zr_action_result) == 32,
                "struct zr_action_result changed: update wire.c");
 _Static_assert(sizeof(struct zr_plan_guest) == 40, "struct zr_plan_guest changed: update wire.c");
 _Static_assert(sizeof(struct zr_warning) == 48, "struct zr_warning changed: update wire.c");
-_Static_assert(sizeof(struct zr_plan_host) == 48, "struct zr_plan_host changed: update wire.c");
+_Static_assert(sizeof(struct zr_plan_host) == 40, "struct zr_plan_host changed: update wire.c");
+_Static_assert(sizeof(struct zr_run_warning) == 56, "struct zr_run_warning changed: update wire.c");
 #endif
 
-#define WIRE_MAGIC "zr-wire-1"
+#define WIRE_MAGIC "zr-wire-2"
 #define NULL_STRING UINT32_MAX
 
 /* ---- writing ------------------------------------------------------------- */
@@ -61,21 +63,8 @@ static void put_pci(FILE *f, const struct zr_pci_addr *a)
     put_u32(f, (uint32_t)a->bus << 16 | (uint32_t)a->slot << 8 | a->function);
 }
 
-static void put_device(FILE *f, const struct zr_device *d)
+static void put_virtualport(FILE *f, const struct zr_virtualport *v)
 {
-    const struct zr_virtualport *v = &d->vport;
-    put_u32(f, (uint32_t)d->kind);
-    put_pci(f, &d->source);
-    put_bool(f, d->managed);
-    put_bool(f, d->has_managed);
-    put_bool(f, d->has_zpci_uid);
-    put_bool(f, d->has_zpci_fid);
-    put_u32(f, d->zpci_uid);
-    put_u32(f, d->zpci_fid);
-    put_bool(f, d->has_guest_address);
-    put_pci(f, &d->guest_address);
-    put_bool(f, d->has_mac);
-    put(f, d->mac.b, sizeof(d->mac.b));
     put_u32(f, (uint32_t)v->type);
     put_str(f, v->profileid);
     put_bool(f, v->has_managerid);
@@ -86,21 +75,50 @@ static void put_device(FILE *f, const struct zr_device *d)
     put_u32(f, v->typeid);
     put_u32(f, v->typeidversion);
     put(f, v->instanceid.b, sizeof(v->instanceid.b));
-    put_bool(f, d->has_vlan);
-    put_u32(f, d->vlan);
-    put_bool(f, d->vlan_unrepresentable);
+}
+
+/* A field of the table (field.h): its bits, then its value. */
+static void put_field(FILE *f, const struct zr_field *fd, const struct zr_device *d)
+{
+    const void *v = zr_field_at(fd, d);
+    put_bool(f, zr_field_is_set(fd, d));
+    put_bool(f, zr_field_is_odd(fd, d));
+    switch (fd->type) {
+    case ZR_VALUE_BOOL:
+        put_bool(f, *(const bool *)v);
+        break;
+    case ZR_VALUE_U32:
+        put_u32(f, *(const uint32_t *)v);
+        break;
+    case ZR_VALUE_PCI_ADDR:
+        put_pci(f, v);
+        break;
+    case ZR_VALUE_MAC:
+        put(f, ((const struct zr_mac *)v)->b, sizeof(((const struct zr_mac *)v)->b));
+        break;
+    case ZR_VALUE_STRING:
+        put_str(f, *(char *const *)v);
+        break;
+    case ZR_VALUE_VIRTUALPORT:
+        put_virtualport(f, v);
+        break;
+    case ZR_VALUE__COUNT:
+        abort();
+    }
+}
+
+/* The fields of the table, then what the device has beside them. */
+static void put_device(FILE *f, const struct zr_device *d)
+{
+    put_u32(f, (uint32_t)d->kind);
+    put_pci(f, &d->source);
+    for (size_t i = 0; i < ZR_FIELD__COUNT; i++)
+        put_field(f, &zr_fields[i], d);
+    put_bool(f, d->has_managed);
     put_bool(f, d->vport_unrepresentable);
     put_str(f, d->alias);
     put_str(f, d->driver);
     put_str(f, d->xml);
-    put_bool(f, d->has_boot_order);
-    put_u32(f, d->boot_order);
-    put_bool(f, d->rom.has_bar);
-    put_bool(f, d->rom.bar);
-    put_bool(f, d->rom.has_file);
-    put_str(f, d->rom.file);
-    put_bool(f, d->rom.has_enabled);
-    put_bool(f, d->rom.enabled);
     put_str(f, d->unrepresentable);
     put_u32(f, d->mark.line);
     put_u32(f, d->mark.column);
@@ -121,12 +139,12 @@ static void put_action(FILE *f, const struct zr_action *a)
     put_pci(f, &a->source);
     put_bool(f, a->live);
     put_bool(f, a->config);
-    put_str(f, a->reason);
     put_u64(f, a->n_changes);
     for (size_t j = 0; j < a->n_changes; j++) {
         put_str(f, a->changes[j].field);
         put_str(f, a->changes[j].old);
         put_str(f, a->changes[j].new);
+        put_bool(f, a->changes[j].listed);
     }
     put_str(f, a->note);
     put_str(f, a->xml);
@@ -147,14 +165,18 @@ static void put_result(FILE *f, const struct zr_action_result *r)
     put_str(f, r->cause);
 }
 
-char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
+static void put_warning(FILE *f, const struct zr_warning *w)
 {
-    char *buf = NULL;
-    FILE *f = open_memstream(&buf, len);
-    if (!f)
-        abort();
-    put(f, WIRE_MAGIC, sizeof(WIRE_MAGIC));
+    put_str(f, w->host);
+    put_str(f, w->guest);
+    put_bool(f, w->has_source);
+    put_pci(f, &w->source);
+    put_str(f, w->message);
+    put_u32(f, (uint32_t)w->code);
+}
 
+static void put_plan(FILE *f, const struct zr_plan *plan)
+{
     put_u64(f, plan->n_guests);
     for (size_t i = 0; i < plan->n_guests; i++) {
         const struct zr_plan_guest *g = &plan->guests[i];
@@ -166,20 +188,11 @@ char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
         put_bool(f, g->changed);
     }
     put_u64(f, plan->n_actions);
-    for (size_t i = 0; i < plan->n_actions; i++) {
+    for (size_t i = 0; i < plan->n_actions; i++)
         put_action(f, &plan->actions[i]);
-        put_result(f, zr_plan_result(plan, i));
-    }
     put_u64(f, plan->n_warnings);
-    for (size_t i = 0; i < plan->n_warnings; i++) {
-        const struct zr_warning *w = &plan->warnings[i];
-        put_str(f, w->host);
-        put_str(f, w->guest);
-        put_bool(f, w->has_source);
-        put_pci(f, &w->source);
-        put_str(f, w->message);
-        put_u32(f, (uint32_t)w->code);
-    }
+    for (size_t i = 0; i < plan->n_warnings; i++)
+        put_warning(f, &plan->warnings[i]);
     put_u64(f, plan->n_hosts);
     for (size_t i = 0; i < plan->n_hosts; i++) {
         const struct zr_plan_host *h = &plan->hosts[i];
@@ -188,10 +201,35 @@ char *zr_wire_encode(const struct zr_plan *plan, size_t *len)
         put_bool(f, h->reached);
         put_str(f, h->error);
         put_u32(f, (uint32_t)h->error_code);
-        put(f, &h->seconds, sizeof(h->seconds));
     }
-    if (fclose(f) != 0)
-        abort();
+}
+
+/* A result for every action (PLANNED where none was recorded), the run's
+ * warnings, a time for every host. */
+static void put_run(FILE *f, const struct zr_report *r)
+{
+    for (size_t i = 0; i < r->plan.n_actions; i++)
+        put_result(f, zr_run_result(&r->run, i));
+    put_u64(f, r->run.n_warnings);
+    for (size_t i = 0; i < r->run.n_warnings; i++) {
+        put_u64(f, r->run.warnings[i].after);
+        put_warning(f, &r->run.warnings[i].w);
+    }
+    for (size_t i = 0; i < r->plan.n_hosts; i++) {
+        double s = zr_run_seconds(&r->run, i);
+        put(f, &s, sizeof(s));
+    }
+}
+
+char *zr_wire_encode(const struct zr_report *report, size_t *len)
+{
+    struct zr_memstream m;
+    FILE *f = zr_memstream_open(&m);
+    put(f, WIRE_MAGIC, sizeof(WIRE_MAGIC));
+    put_plan(f, &report->plan);
+    put_run(f, report);
+    char *buf = zr_memstream_close(&m);
+    *len = m.len;
     return buf;
 }
 
@@ -285,21 +323,8 @@ static void get_pci(struct reader *r, struct zr_pci_addr *a)
     a->function = (uint8_t)bsf;
 }
 
-static void get_device(struct reader *r, struct zr_device *d)
+static void get_virtualport(struct reader *r, struct zr_virtualport *v)
 {
-    struct zr_virtualport *v = &d->vport;
-    d->kind = (zr_kind)get_enum(r, ZR_KIND__COUNT);
-    get_pci(r, &d->source);
-    d->managed = get_bool(r);
-    d->has_managed = get_bool(r);
-    d->has_zpci_uid = get_bool(r);
-    d->has_zpci_fid = get_bool(r);
-    d->zpci_uid = get_u32(r);
-    d->zpci_fid = get_u32(r);
-    d->has_guest_address = get_bool(r);
-    get_pci(r, &d->guest_address);
-    d->has_mac = get_bool(r);
-    get(r, d->mac.b, sizeof(d->mac.b));
     v->type = (zr_vport_type)get_enum(r, ZR_VPORT__COUNT);
     v->profileid = get_str(r);
     v->has_managerid = get_bool(r);
@@ -310,21 +335,51 @@ static void get_device(struct reader *r, struct zr_device *d)
     v->typeid = get_u32(r);
     v->typeidversion = get_u32(r);
     get(r, v->instanceid.b, sizeof(v->instanceid.b));
-    d->has_vlan = get_bool(r);
-    d->vlan = get_u32(r);
-    d->vlan_unrepresentable = get_bool(r);
+}
+
+static void get_field(struct reader *r, const struct zr_field *fd, struct zr_device *d)
+{
+    void *v = zr_field_at_mut(fd, d);
+    bool set = get_bool(r), odd = get_bool(r);
+    /* A field without a bit is always set: anything else is malformed. */
+    if ((!set && !fd->has && fd->type != ZR_VALUE_VIRTUALPORT) || (odd && !fd->odd))
+        r->bad = true;
+    zr_field_mark(fd, d, set, odd);
+    switch (fd->type) {
+    case ZR_VALUE_BOOL:
+        *(bool *)v = get_bool(r);
+        break;
+    case ZR_VALUE_U32:
+        *(uint32_t *)v = get_u32(r);
+        break;
+    case ZR_VALUE_PCI_ADDR:
+        get_pci(r, v);
+        break;
+    case ZR_VALUE_MAC:
+        get(r, ((struct zr_mac *)v)->b, sizeof(((struct zr_mac *)v)->b));
+        break;
+    case ZR_VALUE_STRING:
+        *(char **)v = get_str(r);
+        break;
+    case ZR_VALUE_VIRTUALPORT:
+        get_virtualport(r, v);
+        break;
+    case ZR_VALUE__COUNT:
+        abort();
+    }
+}
+
+static void get_device(struct reader *r, struct zr_device *d)
+{
+    d->kind = (zr_kind)get_enum(r, ZR_KIND__COUNT);
+    get_pci(r, &d->source);
+    for (size_t i = 0; i < ZR_FIELD__COUNT; i++)
+        get_field(r, &zr_fields[i], d);
+    d->has_managed = get_bool(r);
     d->vport_unrepresentable = get_bool(r);
     d->alias = get_str(r);
     d->driver = get_str(r);
     d->xml = get_str(r);
-    d->has_boot_order = get_bool(r);
-    d->boot_order = get_u32(r);
-    d->rom.has_bar = get_bool(r);
-    d->rom.bar = get_bool(r);
-    d->rom.has_file = get_bool(r);
-    d->rom.file = get_str(r);
-    d->rom.has_enabled = get_bool(r);
-    d->rom.enabled = get_bool(r);
     d->unrepresentable = get_str(r);
     d->mark.line = get_u32(r);
     d->mark.column = get_u32(r);
@@ -350,14 +405,14 @@ static void get_action(struct reader *r, struct zr_action *a, size_t n_guests, s
     get_pci(r, &a->source);
     a->live = get_bool(r);
     a->config = get_bool(r);
-    a->reason = get_str(r);
-    size_t n_changes = get_count(r, 3 * 4);
+    size_t n_changes = get_count(r, 4 * 4);
     a->changes = n_changes ? zr_new0(struct zr_change, n_changes) : NULL;
     for (; a->n_changes < n_changes; a->n_changes++) {
         struct zr_change *c = &a->changes[a->n_changes];
         c->field = get_str(r);
         c->old = get_str(r);
         c->new = get_str(r);
+        c->listed = get_bool(r);
     }
     a->note = get_str(r);
     a->xml = get_str(r);
@@ -382,60 +437,82 @@ static void get_result(struct reader *r, struct zr_action_result *res)
     res->cause = get_str(r);
 }
 
-int zr_wire_decode(const char *data, size_t len, struct zr_plan *out)
+static void get_warning(struct reader *r, struct zr_warning *w)
+{
+    w->host = get_str(r);
+    w->guest = get_str(r);
+    w->has_source = get_bool(r);
+    get_pci(r, &w->source);
+    w->message = get_str(r);
+    w->code = (zr_error_code)get_enum(r, ZR_ERR__COUNT);
+}
+
+/* Minimum sizes: a guest is 4 strings and a flag, an action at least its
+ * fixed fields, a warning 3 strings and 3 words, a host 3 strings and 2
+ * words. */
+static void get_plan(struct reader *r, struct zr_plan *out)
+{
+    size_t n = get_count(r, 5 * 4);
+    out->guests = zr_new0(struct zr_plan_guest, n);
+    for (; out->n_guests < n; out->n_guests++) {
+        struct zr_plan_guest *g = &out->guests[out->n_guests];
+        g->host = get_str(r);
+        g->uri = get_str(r);
+        g->guest = get_str(r);
+        g->error = get_str(r);
+        g->error_code = (zr_error_code)get_enum(r, ZR_ERR__COUNT);
+        g->changed = get_bool(r);
+    }
+    n = get_count(r, 100);
+    out->actions = zr_new0(struct zr_action, n);
+    for (; out->n_actions < n; out->n_actions++)
+        get_action(r, &out->actions[out->n_actions], out->n_guests, n);
+    n = get_count(r, 6 * 4);
+    out->warnings = zr_new0(struct zr_warning, n);
+    for (; out->n_warnings < n; out->n_warnings++)
+        get_warning(r, &out->warnings[out->n_warnings]);
+    n = get_count(r, 5 * 4);
+    out->hosts = zr_new0(struct zr_plan_host, n);
+    for (; out->n_hosts < n; out->n_hosts++) {
+        struct zr_plan_host *h = &out->hosts[out->n_hosts];
+        h->name = get_str(r);
+        h->uri = get_str(r);
+        h->reached = get_bool(r);
+        h->error = get_str(r);
+        h->error_code = (zr_error_code)get_enum(r, ZR_ERR__COUNT);
+    }
+}
+
+static void get_run(struct reader *r, const struct zr_plan *plan, struct zr_run *out)
+{
+    out->results = zr_new0(struct zr_action_result, plan->n_actions);
+    for (; out->n_results < plan->n_actions; out->n_results++)
+        get_result(r, &out->results[out->n_results]);
+    size_t n = get_count(r, 8 + 6 * 4);
+    out->warnings = zr_new0(struct zr_run_warning, n);
+    for (; out->n_warnings < n; out->n_warnings++) {
+        struct zr_run_warning *w = &out->warnings[out->n_warnings];
+        w->after = (size_t)get_u64(r);
+        if (w->after > plan->n_warnings)
+            r->bad = true;
+        get_warning(r, &w->w);
+    }
+    out->seconds = zr_new0(double, plan->n_hosts);
+    for (; out->n_seconds < plan->n_hosts; out->n_seconds++)
+        get(r, &out->seconds[out->n_seconds], sizeof(double));
+}
+
+int zr_wire_decode(const char *data, size_t len, struct zr_report *out)
 {
     struct reader r = {.p = data, .left = len};
     char magic[sizeof(WIRE_MAGIC)];
     get(&r, magic, sizeof(magic));
     if (r.bad || memcmp(magic, WIRE_MAGIC, sizeof(magic)) != 0)
         return -EBADMSG;
-
-    /* Minimum sizes: a guest is 4 strings and a flag, an action at least
-     * its fixed fields, a warning 3 strings and 3 words, a host 3 strings,
-     * a flag and a double. */
-    size_t n = get_count(&r, 5 * 4);
-    out->guests = zr_new0(struct zr_plan_guest, n);
-    for (; out->n_guests < n; out->n_guests++) {
-        struct zr_plan_guest *g = &out->guests[out->n_guests];
-        g->host = get_str(&r);
-        g->uri = get_str(&r);
-        g->guest = get_str(&r);
-        g->error = get_str(&r);
-        g->error_code = (zr_error_code)get_enum(&r, ZR_ERR__COUNT);
-        g->changed = get_bool(&r);
-    }
-    n = get_count(&r, 100);
-    out->actions = zr_new0(struct zr_action, n);
-    out->results = zr_new0(struct zr_action_result, n);
-    for (; out->n_actions < n; out->n_actions++) {
-        get_action(&r, &out->actions[out->n_actions], out->n_guests, n);
-        get_result(&r, &out->results[out->n_actions]);
-    }
-    n = get_count(&r, 6 * 4);
-    out->warnings = zr_new0(struct zr_warning, n);
-    for (; out->n_warnings < n; out->n_warnings++) {
-        struct zr_warning *w = &out->warnings[out->n_warnings];
-        w->host = get_str(&r);
-        w->guest = get_str(&r);
-        w->has_source = get_bool(&r);
-        get_pci(&r, &w->source);
-        w->message = get_str(&r);
-        w->code = (zr_error_code)get_enum(&r, ZR_ERR__COUNT);
-    }
-    n = get_count(&r, 4 * 4 + 8);
-    out->hosts = zr_new0(struct zr_plan_host, n);
-    for (; out->n_hosts < n; out->n_hosts++) {
-        struct zr_plan_host *h = &out->hosts[out->n_hosts];
-        h->name = get_str(&r);
-        h->uri = get_str(&r);
-        h->reached = get_bool(&r);
-        h->error = get_str(&r);
-        h->error_code = (zr_error_code)get_enum(&r, ZR_ERR__COUNT);
-        get(&r, &h->seconds, sizeof(h->seconds));
-    }
-
+    get_plan(&r, &out->plan);
+    get_run(&r, &out->plan, &out->run);
     if (r.bad || r.left) {
-        zr_plan_finish(out);
+        zr_report_finish(out);
         return -EBADMSG;
     }
     return 0;

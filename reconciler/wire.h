@@ -7,13 +7,13 @@
 
 #include <stddef.h>
 
-#include "plan.h"
+#include "run.h"
 
-/* Encodes everything `plan` holds.  Returns a newly allocated buffer and
- * its length in *len. */
-char *zr_wire_encode(const struct zr_plan *plan, size_t *len);
+/* Encodes everything `report` holds: the plan, then the run.  Returns a
+ * newly allocated buffer and its length in *len. */
+char *zr_wire_encode(const struct zr_report *report, size_t *len);
 
 /* Decodes what zr_wire_encode() wrote into `out`, which must be empty.
  * Returns 0, or -EBADMSG for input that is cut short or inconsistent (an
  * index out of range, an unknown enum value); `out` is then left empty. */
-int zr_wire_decode(const char *data, size_t len, struct zr_plan *out);
+int zr_wire_decode(const char *data, size_t len, struct zr_report *out);

@@ -375,6 +375,40 @@ static void on_collection_end(struct zr_ytree *l)
     n->complete = true;
 }
 
+/* One event into the tree: < 0 an error (reported), 1 the end of what
+ * is read, 0 go on. */
+static int on_event(struct zr_ytree *l, const yaml_event_t *ev, unsigned *documents,
+                    struct node **root)
+{
+    switch (ev->type) {
+    case YAML_DOCUMENT_START_EVENT:
+        if (++*documents < 2)
+            return 0;
+        zr_source_report(l->src, zr_source_mark(l->src, (ev->start_mark).index),
+                         "a second YAML document; an inventory is exactly one document");
+        return 1;
+    case YAML_ALIAS_EVENT:
+        return on_alias(l, ev, root);
+    case YAML_SCALAR_EVENT:
+        return on_scalar(l, ev, root);
+    case YAML_SEQUENCE_START_EVENT:
+        return on_collection_start(l, ev, NODE_SEQUENCE, root);
+    case YAML_MAPPING_START_EVENT:
+        return on_collection_start(l, ev, NODE_MAPPING, root);
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+        on_collection_end(l);
+        return 0;
+    case YAML_STREAM_END_EVENT:
+        return 1;
+    case YAML_NO_EVENT:
+    case YAML_STREAM_START_EVENT:
+    case YAML_DOCUMENT_END_EVENT:
+        break;
+    }
+    return 0;
+}
+
 int zr_ytree_read(struct zr_ytree *l, struct node **root)
 {
     _cleanup_(yaml_parser_delete) yaml_parser_t parser;
@@ -390,49 +424,13 @@ int zr_ytree_read(struct zr_ytree *l, struct node **root)
 
     for (;;) {
         yaml_event_t ev;
-        int r = 0;
-        bool done = false;
-
         if (!yaml_parser_parse(&parser, &ev)) {
             report_yaml_error(l, &parser);
             return -EINVAL;
         }
-        switch (ev.type) {
-        case YAML_DOCUMENT_START_EVENT:
-            if (++documents == 2) {
-                zr_source_report(l->src, zr_source_mark(l->src, (ev.start_mark).index),
-                                 "a second YAML document; an inventory is exactly one document");
-                done = true;
-            }
-            break;
-        case YAML_ALIAS_EVENT:
-            r = on_alias(l, &ev, root);
-            break;
-        case YAML_SCALAR_EVENT:
-            r = on_scalar(l, &ev, root);
-            break;
-        case YAML_SEQUENCE_START_EVENT:
-            r = on_collection_start(l, &ev, NODE_SEQUENCE, root);
-            break;
-        case YAML_MAPPING_START_EVENT:
-            r = on_collection_start(l, &ev, NODE_MAPPING, root);
-            break;
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            on_collection_end(l);
-            break;
-        case YAML_STREAM_END_EVENT:
-            done = true;
-            break;
-        case YAML_NO_EVENT:
-        case YAML_STREAM_START_EVENT:
-        case YAML_DOCUMENT_END_EVENT:
-            break;
-        }
+        int r = on_event(l, &ev, &documents, root);
         yaml_event_delete(&ev);
-        if (r < 0)
-            return r;
-        if (done)
-            return 0;
+        if (r != 0)
+            return r < 0 ? r : 0;
     }
 }

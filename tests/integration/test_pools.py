@@ -415,6 +415,32 @@ class WatchPoolTest(SystemCase):
         self.assertIn('attach hostdev %s (pool lab)' % fake(5), out)
         self.assertIn('attach hostdev %s (pool lab)' % fake(4), out)
 
+    def test_watch_reports_an_exhausted_pool(self):
+        # The pass chooses before it plans: the guest's plan alone has nothing to do (it
+        # keeps what it holds), but its refusal is not "in sync" and gets reported.
+        g = self.guest('starved')
+        self.guest('holder', hostdev_xml(fake(7)))
+        self.write("""
+            version: 1
+            pools:
+              lab: {members: [%s]}
+            guests:
+              %s:
+                hostdevs: [{pool: lab}]
+            """ % (fake(7), g))
+        notify = Notify(os.path.join(self.dir, 'notify'))
+        self.addCleanup(notify.close)
+        proc = lab.start_tool(['watch', self.inv, '-c', self.uri, '--no-host-check',
+                               '--resync', '1h'],
+                              env={'LIBVIRT_DEFAULT_URI': None, 'NOTIFY_SOCKET': notify.path})
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        notify.wait('READY=1')
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 0, out + err)
+        self.assertIn("pool 'lab' has 0 free functions, guest '%s' wants 1 more" % g, out + err)
+        self.assertEqual(sources(self.lab, g), [])
+
 
 if __name__ == '__main__':
     lab.main()

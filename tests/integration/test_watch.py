@@ -219,6 +219,8 @@ class SharedWatchTest(WatchTestCase):
         text = wait_until(repair_counted, 10, 'the metrics file counts the repair')
         self.assertIn('# TYPE zpci_reconcile_watch_repairs_total counter', text)
         self.assertRegex(text, r'zpci_reconcile_watch_last_event_timestamp_seconds [1-9]')
+        # the shared daemon keeps its guests in /etc/libvirt/qemu: followed (issue 27)
+        self.assertRegex(text, r'zpci_reconcile_watch_definitions_followed 1\b')
         promtool = shutil.which('promtool')
         if promtool:
             check = subprocess.run([promtool, 'check', 'metrics'], input=text, text=True,
@@ -618,6 +620,77 @@ class EmbedUriWatchTest(unittest.TestCase):
                    'the edit applied: ' + w.stdout() + w.stderr())
         self.assertEqual(w.stop(), 0, w.stderr())
         self.assertEqual(sorted(dv['source'] for dv in root.devices(g)), [fake(30), fake(32)])
+
+
+class PlanOnceWatchTest(unittest.TestCase):
+    """Each guest is read and planned once per pass (issue 24): the run that repairs goes on
+    from the pass's own read and plan, on the watch's connection."""
+
+    def watch_first_pass(self, prefix, entries, pools=''):
+        """Three guests of an embedded root, the last without its device, watched until the
+        first pass repaired it; `entries` gives guest i's inventory entry. Returns the
+        root, the guests, watch's output and the counted libvirt calls."""
+        root = lab.EmbedLab()
+        self.addCleanup(root.close)
+        d = tempfile.mkdtemp(prefix=prefix)
+        self.addCleanup(shutil.rmtree, d, True)
+        names = ['%s%d' % (prefix, i) for i in range(3)]
+        # the last one lacks its device: the first pass repairs it
+        for i, g in enumerate(names):
+            root.define(s390x_guest(g, hostdev_xml(fake(40 + i)) if i < 2 else ''))
+        inv = os.path.join(d, 'inventory.yaml')
+        with open(inv, 'w') as f:
+            f.write('version: 1\nuri: "%s"\n%sguests:\n' % (root.uri, pools))
+            f.write(''.join('  %s:\n    hostdevs:\n      - %s\n' % (g, entries(i))
+                            for i, g in enumerate(names)))
+        counts = os.path.join(d, 'counts')
+        notify = Notify(os.path.join(d, 'notify'))
+        self.addCleanup(notify.close)
+        env = lab.fault_env(counts=counts)
+        env.update({'LIBVIRT_DEFAULT_URI': None, 'NOTIFY_SOCKET': notify.path})
+        w = Watch(['watch', inv, '--no-host-check'], env)
+        self.addCleanup(w.kill)
+        notify.wait('READY=1')
+        wait_until(lambda: 'attach hostdev %s' % fake(42) in w.stdout(), 30,
+                   'the repair printed: ' + w.stdout() + w.stderr())
+        out = w.stdout()
+        self.assertEqual(w.stop(), 0, w.stderr())
+        return root, names, out, lab.read_counts(counts)
+
+    def test_first_pass_reads_each_guest_once(self):
+        root, names, _, c = self.watch_first_pass(
+            'zrwatch-once-', lambda i: 'source: %s' % fake(40 + i))
+        # one connection: the repair runs on the watch's own
+        self.assertEqual(c.get('virConnectOpen', 0), 1, c)
+        # one listing, shared by the pass's read and the repair's conflict check
+        self.assertEqual(c.get('virConnectListAllDomains', 0), 1, c)
+        # the definition poll looks each guest up and reads it (one XMLDesc per lookup);
+        # besides, each guest is read once, and the repaired one once more under the lock
+        # to see that nobody changed it since (before: 3 reads by the pass's plan and 3 by
+        # the apply run)
+        polled = c.get('virDomainLookupByName', 0)
+        self.assertEqual(c.get('virDomainGetXMLDesc', 0) - polled, 3 + 1, c)
+        self.assertEqual(c.get('virDomainAttachDeviceFlags', 0), 1, c)
+        self.assertEqual(sorted(dv['source'] for dv in root.devices(names[2])), [fake(42)])
+
+    def test_first_pass_with_pools_chooses_and_plans_once(self):
+        # The pass chooses between its read and its plan (issue 26) and the repair goes on
+        # from that choice: the first two keep what they hold, the third gets the lowest
+        # free member.
+        root, names, out, c = self.watch_first_pass(
+            'zrwatch-pool-', lambda i: 'pool: lab',
+            'pools:\n  lab: {members: [%s]}\n' % ', '.join(fake(40 + i) for i in range(4)))
+        self.assertIn('attach hostdev %s (pool lab)' % fake(42), out)
+        self.assertEqual(c.get('virConnectOpen', 0), 1, c)
+        # one listing, shared by the read, the chooser's look at other guests and the
+        # conflict check
+        self.assertEqual(c.get('virConnectListAllDomains', 0), 1, c)
+        # each guest read once, and under the lock each once more (a choice depends on
+        # what every guest holds); a run that chose again would read all three again
+        polled = c.get('virDomainLookupByName', 0)
+        self.assertEqual(c.get('virDomainGetXMLDesc', 0) - polled, 3 + 3, c)
+        self.assertEqual(c.get('virDomainAttachDeviceFlags', 0), 1, c)
+        self.assertEqual(sorted(dv['source'] for dv in root.devices(names[2])), [fake(42)])
 
 
 class CliWatchTest(unittest.TestCase):

@@ -69,7 +69,7 @@ static char *round_trip(const struct zr_export_guest *guests, size_t n,
     zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     struct zr_summary c;
-    zr_summary_count(&plan, false, &c);
+    zr_summary_count(&(struct zr_report){.plan = plan}, false, &c);
     cr_assert_eq(plan.n_actions, 0, "export does not plan to nothing:\n%s", yaml);
     cr_assert_eq(c.guests.failed, 0, "%s", yaml);
     zr_summary_finish(&c);

@@ -68,3 +68,8 @@ Test(hints, nothing_for_other_codes)
         cr_expect_null(zr_hint_for(none[i]), "code %d", (int)none[i]);
     cr_expect_null(zr_hint_for(ZR_ERR__COUNT));
 }
+
+Test(hints, pool_not_served)
+{
+    expect_hint(ZR_ERR_POOL, WORDS("virsh dumpxml", "a larger pool", "a lower count"));
+}

@@ -34,7 +34,7 @@ struct lab {
      * test's calls and the host's run, as in a watcher. */
     virConnectPtr conn;
     struct zr_inventory *inv;
-    struct zr_plan report;
+    struct zr_report report;
 };
 
 static const char domain_xml[] =
@@ -66,7 +66,7 @@ static void lab_init(struct lab *l, const char *devices_xml, const char *invento
 
 static void lab_finish(struct lab *l)
 {
-    zr_plan_finish(&l->report);
+    zr_report_finish(&l->report);
     zr_inventory_free(l->inv);
     virConnectClosep(&l->conn);
     free(l->uri);
@@ -101,18 +101,20 @@ Test(host, plan_says_what_apply_would_do_and_changes_nothing)
     struct zr_host_options o = {.host_check = false};
     zr_host_run(&l.inv->hosts[0], &o, &l.report);
 
-    cr_assert_eq(l.report.n_hosts, 1);
-    cr_expect(l.report.hosts[0].reached);
-    cr_expect_null(l.report.hosts[0].error);
-    cr_expect_str_eq(l.report.hosts[0].uri, l.uri);
-    cr_assert_eq(l.report.n_guests, 1);
-    cr_expect_null(l.report.guests[0].error);
-    cr_assert_eq(l.report.n_actions, 1);
-    const struct zr_action *a = &l.report.actions[0];
+    cr_assert_eq(l.report.plan.n_hosts, 1);
+    cr_expect(l.report.plan.hosts[0].reached);
+    cr_expect_null(l.report.plan.hosts[0].error);
+    cr_expect_str_eq(l.report.plan.hosts[0].uri, l.uri);
+    cr_assert_eq(l.report.plan.n_guests, 1);
+    cr_expect_null(l.report.plan.guests[0].error);
+    cr_assert_eq(l.report.plan.n_actions, 1);
+    const struct zr_action *a = &l.report.plan.actions[0];
     cr_expect_eq(a->op, ZR_OP_ATTACH);
-    cr_expect_eq(zr_plan_result(&l.report, 0)->result, ZR_RESULT_PLANNED);
+    cr_expect_eq(zr_run_result(&l.report.run, 0)->result, ZR_RESULT_PLANNED);
     cr_expect(a->config && !a->live);
-    cr_expect_str_eq(a->reason, "missing");
+    cr_expect_eq(a->role, ZR_ROLE_ADD);
+    _cleanup_free_ char *reason = zr_action_reason(a);
+    cr_expect_str_eq(reason, "missing");
     cr_expect_not_null(strstr(a->xml, "domain=\"0x0001\""), "%s", a->xml);
 
     struct zr_pci_addr src[4];
@@ -127,14 +129,15 @@ Test(host, apply_attaches_and_prunes)
     struct zr_host_options o = {.applying = true, .progress_from = SIZE_MAX, .timeout_s = 5};
     zr_host_run(&l.inv->hosts[0], &o, &l.report);
 
-    cr_assert_eq(l.report.n_actions, 2);
-    cr_expect_eq(l.report.actions[0].op, ZR_OP_DETACH);
-    cr_expect_eq(zr_plan_result(&l.report, 0)->result, ZR_RESULT_DONE, "%s",
-                 zr_plan_result(&l.report, 0)->error);
-    cr_expect_eq(l.report.actions[1].op, ZR_OP_ATTACH);
-    cr_expect_eq(zr_plan_result(&l.report, 1)->result, ZR_RESULT_DONE, "%s",
-                 zr_plan_result(&l.report, 1)->error);
-    cr_expect(l.report.hosts[0].seconds > 0);
+    cr_assert_eq(l.report.plan.n_actions, 2);
+    cr_expect_eq(l.report.plan.actions[0].op, ZR_OP_DETACH);
+    cr_expect_eq(zr_run_result(&l.report.run, 0)->result, ZR_RESULT_DONE, "%s",
+                 zr_run_result(&l.report.run, 0)->error);
+    cr_expect_eq(l.report.plan.actions[1].op, ZR_OP_ATTACH);
+    cr_expect_eq(zr_run_result(&l.report.run, 1)->result, ZR_RESULT_DONE, "%s",
+                 zr_run_result(&l.report.run, 1)->error);
+    cr_expect(zr_run_seconds(&l.report.run, 0) > 0);
+    cr_expect_eq(l.report.plan.n_warnings, 0, "apply wrote nothing into the plan");
 
     struct zr_pci_addr src[4], want;
     zr_pci_addr_parse("0002:00:00.0", &want);
@@ -142,10 +145,10 @@ Test(host, apply_attaches_and_prunes)
     cr_expect(zr_pci_addr_eq(&src[0], &want));
 
     /* The same options again: a watcher's next round finds nothing to do. */
-    zr_plan_finish(&l.report);
+    zr_report_finish(&l.report);
     zr_host_run(&l.inv->hosts[0], &o, &l.report);
-    cr_expect_eq(l.report.n_actions, 0);
-    cr_expect_null(l.report.guests[0].error);
+    cr_expect_eq(l.report.plan.n_actions, 0);
+    cr_expect_null(l.report.plan.guests[0].error);
     lab_finish(&l);
 }
 
@@ -162,12 +165,12 @@ Test(host, an_interrupt_before_apply_changes_nothing)
      * wait long on a daemon that does not answer); the actions a run that
      * did connect does not start are covered by the integration tests
      * (test_reports.py, test_system.py). */
-    cr_assert_eq(l.report.n_hosts, 1);
-    cr_expect_not(l.report.hosts[0].reached);
-    cr_expect_eq(l.report.hosts[0].error_code, ZR_ERR_INTERRUPTED);
-    cr_expect_not_null(strstr(l.report.hosts[0].error, "interrupted by signal 15"), "%s",
-                       l.report.hosts[0].error);
-    cr_expect_eq(l.report.n_actions, 0);
+    cr_assert_eq(l.report.plan.n_hosts, 1);
+    cr_expect_not(l.report.plan.hosts[0].reached);
+    cr_expect_eq(l.report.plan.hosts[0].error_code, ZR_ERR_INTERRUPTED);
+    cr_expect_not_null(strstr(l.report.plan.hosts[0].error, "interrupted by signal 15"), "%s",
+                       l.report.plan.hosts[0].error);
+    cr_expect_eq(l.report.plan.n_actions, 0);
     struct zr_pci_addr src[4];
     cr_expect_eq(defined_sources(&l, src, 4), 0);
     lab_finish(&l);
@@ -180,16 +183,16 @@ Test(host, a_host_that_cannot_be_reached_fails_each_guest)
     struct zr_host_options o = {.uri = "qemu+unix:///system?socket=/nonexistent/zr-no-such-socket"};
     zr_host_run(&l.inv->hosts[0], &o, &l.report);
 
-    cr_assert_eq(l.report.n_hosts, 1);
-    cr_expect_not(l.report.hosts[0].reached);
-    cr_assert_not_null(l.report.hosts[0].error);
-    cr_expect_not_null(strstr(l.report.hosts[0].error, "cannot connect to qemu+unix:///system"),
-                       "%s", l.report.hosts[0].error);
-    cr_assert_eq(l.report.n_guests, 1);
-    cr_expect_str_eq(l.report.guests[0].error, l.report.hosts[0].error);
+    cr_assert_eq(l.report.plan.n_hosts, 1);
+    cr_expect_not(l.report.plan.hosts[0].reached);
+    cr_assert_not_null(l.report.plan.hosts[0].error);
+    cr_expect_not_null(strstr(l.report.plan.hosts[0].error, "cannot connect to qemu+unix:///system"),
+                       "%s", l.report.plan.hosts[0].error);
+    cr_assert_eq(l.report.plan.n_guests, 1);
+    cr_expect_str_eq(l.report.plan.guests[0].error, l.report.plan.hosts[0].error);
     /* No socket there: the code says so (hints and callers key on it). */
-    cr_expect_eq(l.report.hosts[0].error_code, ZR_ERR_NO_DAEMON);
-    cr_expect_eq(l.report.guests[0].error_code, ZR_ERR_NO_DAEMON);
-    cr_expect_eq(l.report.n_actions, 0);
+    cr_expect_eq(l.report.plan.hosts[0].error_code, ZR_ERR_NO_DAEMON);
+    cr_expect_eq(l.report.plan.guests[0].error_code, ZR_ERR_NO_DAEMON);
+    cr_expect_eq(l.report.plan.n_actions, 0);
     lab_finish(&l);
 }

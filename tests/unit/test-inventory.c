@@ -760,3 +760,30 @@ Test(inventory_uri, what_a_process_holding_an_embedded_root_can_open)
     cr_expect(zr_uri_blocked_by_embed(root, "qemu:///embed?root=/other"));
     cr_expect(zr_uri_blocked_by_embed(root, NULL));
 }
+
+static void expect_config_dir(const char *uri, const char *want)
+{
+    _cleanup_free_ char *got = zr_uri_config_dir(uri);
+    cr_expect(zr_streq(got, want), "%s: %s, want %s", uri ? uri : "(null)", got ? got : "(null)",
+              want ? want : "(null)");
+}
+
+/* issue 27: where watch looks for a local daemon's NAME.xml files. */
+Test(inventory_uri, where_a_local_qemu_driver_keeps_definitions)
+{
+    expect_config_dir("qemu:///system", "/etc/libvirt/qemu");
+    expect_config_dir("qemu+unix:///system?socket=/tmp/s/sock", "/etc/libvirt/qemu");
+    expect_config_dir("qemu:///embed?root=/var//lib/zr/", "/var/lib/zr/etc/qemu");
+    expect_config_dir("qemu:///embed?root=/var/lib/a%20b", "/var/lib/a b/etc/qemu");
+    expect_config_dir("qemu:///embed?root=relative", NULL);
+    setenv("XDG_CONFIG_HOME", "/home/u/.cfg", 1);
+    expect_config_dir("qemu:///session", "/home/u/.cfg/libvirt/qemu");
+    unsetenv("XDG_CONFIG_HOME");
+    setenv("HOME", "/home/u", 1);
+    expect_config_dir("qemu:///session", "/home/u/.config/libvirt/qemu");
+    expect_config_dir("qemu+ssh://kvm1/system", NULL);
+    expect_config_dir("qemu://kvm1/system", NULL);
+    expect_config_dir("test:///default", NULL);
+    expect_config_dir("not a uri", NULL);
+    expect_config_dir(NULL, NULL);
+}

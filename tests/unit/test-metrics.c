@@ -10,9 +10,10 @@
 
 #include "metrics.h"
 #include "plan.h"
+#include "run.h"
 #include "render.h"
 
-static char *format(const struct zr_plan *plan, const struct zr_metrics_run *run)
+static char *format(const struct zr_report *plan, const struct zr_metrics_run *run)
 {
     char *s = NULL;
     size_t n = 0;
@@ -22,7 +23,7 @@ static char *format(const struct zr_plan *plan, const struct zr_metrics_run *run
     return s;
 }
 
-static struct zr_plan make_plan(void)
+static struct zr_report make_report(void)
 {
     struct zr_plan plan = {0};
     zr_plan_add_host(&plan, "kvm\"1\\\n", "qemu:///system")->reached = true;
@@ -35,12 +36,12 @@ static struct zr_plan make_plan(void)
     zr_plan_guest_error(&plan, "down", NULL, "x", ZR_ERR_OTHER, "refused");
     zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
-    return plan;
+    return (struct zr_report){.plan = plan};
 }
 
 Test(metrics, counts_per_host_and_escaped_labels)
 {
-    struct zr_plan plan = make_plan();
+    struct zr_report plan = make_report();
     struct zr_metrics_run run = {
         .command = "plan", .end_time = 1700000000.5, .seconds = 2, .exit_status = 1};
     char *m = format(&plan, &run);
@@ -67,7 +68,7 @@ Test(metrics, counts_per_host_and_escaped_labels)
     free(m);
 
     /* apply: what became of each action; a failed one fails its guest. */
-    zr_plan_record(&plan, 0)->result = ZR_RESULT_FAILED;
+    zr_run_record(&plan.run, &plan.plan, 0)->result = ZR_RESULT_FAILED;
     run.command = "apply";
     run.applied = true;
     m = format(&plan, &run);
@@ -78,15 +79,16 @@ Test(metrics, counts_per_host_and_escaped_labels)
     cr_assert_not_null(
         strstr(m, "zpci_reconcile_guests{host=\"kvm\\\"1\\\\\\n\",state=\"failed\"} 1\n"), "%s", m);
     free(m);
-    zr_plan_finish(&plan);
+    zr_report_finish(&plan);
 }
 
 /* watch adds its repairs counter and the time of the last event; plan and
  * apply do not have them. */
 Test(metrics, watch_series_only_for_watch)
 {
-    struct zr_plan plan = make_plan();
-    struct zr_metrics_watch w = {.repairs = 7, .last_event = 1700000001.25};
+    struct zr_report plan = make_report();
+    struct zr_metrics_watch w = {
+        .repairs = 7, .last_event = 1700000001.25, .definitions_followed = true};
     struct zr_metrics_run run = {.command = "watch", .applied = true, .watch = &w};
     char *m = format(&plan, &run);
     cr_assert_not_null(strstr(m, "# TYPE zpci_reconcile_watch_repairs_total counter\n"
@@ -94,6 +96,9 @@ Test(metrics, watch_series_only_for_watch)
                        "%s", m);
     cr_assert_not_null(
         strstr(m, "zpci_reconcile_watch_last_event_timestamp_seconds 1700000001.250\n"), "%s", m);
+    cr_assert_not_null(strstr(m, "# TYPE zpci_reconcile_watch_definitions_followed gauge\n"
+                                 "zpci_reconcile_watch_definitions_followed 1\n"),
+                       "%s", m);
     cr_assert_not_null(strstr(m, "zpci_reconcile_last_run_exit_status{command=\"watch\"} 0\n"),
                        "%s", m);
     free(m);
@@ -102,7 +107,7 @@ Test(metrics, watch_series_only_for_watch)
     m = format(&plan, &run);
     cr_assert_null(strstr(m, "watch_"), "%s", m);
     free(m);
-    zr_plan_finish(&plan);
+    zr_report_finish(&plan);
 }
 
 Test(metrics, file_is_replaced_whole_and_readable_by_all)
@@ -111,7 +116,7 @@ Test(metrics, file_is_replaced_whole_and_readable_by_all)
     cr_assert_not_null(mkdtemp(dir));
     char *path = NULL;
     cr_assert_geq(asprintf(&path, "%s/zpci.prom", dir), 0);
-    struct zr_plan plan = make_plan();
+    struct zr_report plan = make_report();
     struct zr_metrics_run run = {.command = "plan"};
     struct zr_error err = {0};
     cr_assert_eq(zr_metrics_write_file(path, &plan, &run, &err), 0);
@@ -135,5 +140,5 @@ Test(metrics, file_is_replaced_whole_and_readable_by_all)
     rmdir(dir);
     free(bad);
     free(path);
-    zr_plan_finish(&plan);
+    zr_report_finish(&plan);
 }

@@ -129,7 +129,8 @@ static char *render(const struct zr_plan *plan, zr_format format)
     size_t len = 0;
     FILE *f = open_memstream(&s, &len);
     struct zr_output_options o = {.format = format};
-    zr_output_plan(f, plan, &o);
+    /* A plan alone: no run, every action planned. */
+    zr_output_plan(f, &(struct zr_report){.plan = *plan}, &o);
     fclose(f);
     return s;
 }
@@ -398,7 +399,8 @@ Test(plan, libvirt_chosen_uid_moves_and_the_named_attach_waits)
     cr_assert_eq(plan.n_actions, 3);
     cr_expect_eq(plan.actions[0].op, ZR_OP_DETACH);
     cr_expect_eq(plan.actions[0].source.domain, 0);
-    cr_expect_str_eq(plan.actions[0].reason, "changed: zpci.uid,zpci.fid");
+    _cleanup_free_ char *reason = zr_action_reason(&plan.actions[0]);
+    cr_expect_str_eq(reason, "changed: zpci.uid,zpci.fid");
     cr_expect_eq(plan.actions[1].op, ZR_OP_ATTACH);
     cr_expect_eq(plan.actions[1].source.domain, 1, "the named attach goes first");
     cr_assert_eq(plan.actions[1].n_deps, 1);

@@ -790,7 +790,8 @@ Test(preflight, the_plan_names_a_virtual_functions_physical_function)
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    zr_output_plan(f, &plan, &(struct zr_output_options){.format = ZR_FORMAT_TEXT});
+    zr_output_plan(f, &(struct zr_report){.plan = plan},
+                   &(struct zr_output_options){.format = ZR_FORMAT_TEXT});
     fclose(f);
     cr_assert(strstr(text, "a:\n  + attach interface 0000:02:10.7 [config]\n"
                            "      SR-IOV virtual function of 0000:02:00.1\n"),

@@ -10,12 +10,13 @@
 #include "metrics.h"
 #include "output.h"
 #include "plan.h"
+#include "run.h"
 #include "render.h"
 #include "summary.h"
 
 /* Guests a (two attaches), b (one detach), c (in sync) and d (not found)
  * on one host. */
-static struct zr_plan make_plan(void)
+static struct zr_report make_report(void)
 {
     struct zr_plan plan = {0};
     zr_plan_add_host(&plan, "default", NULL)->reached = true;
@@ -33,22 +34,23 @@ static struct zr_plan make_plan(void)
     zr_render_plan(&plan, 0);
     zr_plan_finalize(&plan);
     cr_assert_eq(plan.n_actions, 3);
-    return plan;
+    return (struct zr_report){.plan = plan};
 }
 
 /* The action of guest `guest` (an index) with source domain `dom`. */
 /* The result record of a guest's action on a source domain, as apply
  * writes it. */
-static struct zr_action_result *result_of(struct zr_plan *plan, size_t guest, unsigned dom)
+static struct zr_action_result *result_of(struct zr_report *r, size_t guest, unsigned dom)
 {
+    const struct zr_plan *plan = &r->plan;
     for (size_t i = 0; i < plan->n_actions; i++)
         if (plan->actions[i].guest_index == guest && plan->actions[i].source.domain == dom)
-            return zr_plan_record(plan, i);
+            return zr_run_record(&r->run, plan, i);
     cr_assert_fail("no action of guest %zu on domain %u", guest, dom);
     return NULL;
 }
 
-static char *render(const struct zr_plan *plan, zr_format format, bool applied)
+static char *render(const struct zr_report *plan, zr_format format, bool applied)
 {
     char *s = NULL;
     size_t n = 0;
@@ -59,7 +61,7 @@ static char *render(const struct zr_plan *plan, zr_format format, bool applied)
     return s;
 }
 
-static char *metrics(const struct zr_plan *plan, bool applied)
+static char *metrics(const struct zr_report *plan, bool applied)
 {
     char *s = NULL;
     size_t n = 0;
@@ -72,7 +74,7 @@ static char *metrics(const struct zr_plan *plan, bool applied)
 
 /* The text line, the JSON summary and the metrics' guests all say
  * `changed` changed, `failed` failed and `in_sync` in sync. */
-static void assert_reports(const struct zr_plan *plan, bool applied, const char *line,
+static void assert_reports(const struct zr_report *plan, bool applied, const char *line,
                            size_t changed, size_t failed, size_t in_sync)
 {
     char *text = render(plan, ZR_FORMAT_TEXT, applied);
@@ -107,7 +109,7 @@ static void assert_reports(const struct zr_plan *plan, bool applied, const char 
 
 Test(summary, a_plan_counts_what_it_would_change)
 {
-    struct zr_plan plan = make_plan();
+    struct zr_report plan = make_report();
     assert_reports(
         &plan, false,
         "Plan: 2 to attach, 1 to detach, 0 to replace on 2 of 4 guests (1 with errors).\n", 2, 1,
@@ -118,13 +120,13 @@ Test(summary, a_plan_counts_what_it_would_change)
     cr_assert_eq(s.calls[ZR_OP_ATTACH], 2);
     cr_assert_eq(s.calls[ZR_OP_DETACH], 1);
     zr_summary_finish(&s);
-    zr_plan_finish(&plan);
+    zr_report_finish(&plan);
 }
 
 /* A signal after a's first attach: b was never touched, nobody failed. */
 Test(summary, an_interrupted_apply_counts_only_touched_guests)
 {
-    struct zr_plan plan = make_plan();
+    struct zr_report plan = make_report();
     result_of(&plan, 0, 1)->result = ZR_RESULT_DONE;
     result_of(&plan, 0, 2)->result = ZR_RESULT_SKIPPED;
     result_of(&plan, 1, 3)->result = ZR_RESULT_SKIPPED;
@@ -137,14 +139,14 @@ Test(summary, an_interrupted_apply_counts_only_touched_guests)
     cr_assert_eq(s.by_result[ZR_RESULT_SKIPPED], 2);
     cr_assert(zr_summary_is_error(&s), "skipped actions end the run with status 1");
     zr_summary_finish(&s);
-    zr_plan_finish(&plan);
+    zr_report_finish(&plan);
 }
 
 /* A guest one of whose actions was done and another failed is changed and
  * failed. */
 Test(summary, a_failed_action_fails_its_guest_and_a_done_one_changes_it)
 {
-    struct zr_plan plan = make_plan();
+    struct zr_report plan = make_report();
     result_of(&plan, 0, 1)->result = ZR_RESULT_DONE;
     result_of(&plan, 0, 2)->result = ZR_RESULT_FAILED;
     result_of(&plan, 1, 3)->result = ZR_RESULT_DONE;
@@ -152,13 +154,13 @@ Test(summary, a_failed_action_fails_its_guest_and_a_done_one_changes_it)
                    "Apply: 1 attached, 1 detached, 0 replaced, 1 failed on 2 of 4 guests (2 with "
                    "errors).\n",
                    2, 2, 1);
-    zr_plan_finish(&plan);
+    zr_report_finish(&plan);
 }
 
 /* --atomic undid a's attaches after b's detach failed: nothing changed. */
 Test(summary, a_rolled_back_guest_is_not_changed)
 {
-    struct zr_plan plan = make_plan();
+    struct zr_report plan = make_report();
     result_of(&plan, 0, 1)->result = ZR_RESULT_ROLLED_BACK;
     result_of(&plan, 0, 2)->result = ZR_RESULT_ROLLED_BACK;
     result_of(&plan, 1, 3)->result = ZR_RESULT_FAILED;
@@ -166,17 +168,17 @@ Test(summary, a_rolled_back_guest_is_not_changed)
                    "Apply: 0 attached, 0 detached, 0 replaced, 1 failed, 2 rolled back on 0 of 4 "
                    "guests (2 with errors).\n",
                    0, 2, 1);
-    zr_plan_finish(&plan);
+    zr_report_finish(&plan);
 }
 
 Test(summary, a_converged_apply)
 {
-    struct zr_plan plan = make_plan();
-    for (size_t i = 0; i < plan.n_actions; i++)
-        zr_plan_record(&plan, i)->result = ZR_RESULT_DONE;
+    struct zr_report plan = make_report();
+    for (size_t i = 0; i < plan.plan.n_actions; i++)
+        zr_run_record(&plan.run, &plan.plan, i)->result = ZR_RESULT_DONE;
     assert_reports(&plan, true,
                    "Apply: 2 attached, 1 detached, 0 replaced, 0 failed on 2 of 4 guests (1 with "
                    "errors).\n",
                    2, 1, 1);
-    zr_plan_finish(&plan);
+    zr_report_finish(&plan);
 }
