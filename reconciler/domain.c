@@ -646,6 +646,16 @@ static void span_close(struct pruner *p, xmlParserCtxtPtr ctxt)
     ctxt->node->_private = (void *)(uintptr_t)s->n;
 }
 
+/* Whether the element open at p->depth is built with its attributes and
+ * text: the reader takes whole a <hostdev>, an <interface> and another
+ * device's <address>, and reads another device's <boot order>; of the root,
+ * <os>, its <boot>, <devices> and the other devices it needs the names
+ * alone (namespace declarations stay: they give the names). */
+static bool builds_all(const struct pruner *p)
+{
+    return p->keep_all || p->whole_from || p->depth >= 4;
+}
+
 static void prune_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
                         const xmlChar *uri, int nb_namespaces, const xmlChar **namespaces,
                         int nb_attributes, int nb_defaulted, const xmlChar **attributes)
@@ -660,6 +670,8 @@ static void prune_start(void *ctx, const xmlChar *localname, const xmlChar *pref
             p->skip_from = p->depth;
         return;
     }
+    if (!builds_all(p))
+        nb_attributes = nb_defaulted = 0;
     p->sax2.startElementNs(ctx, localname, prefix, uri, nb_namespaces, namespaces, nb_attributes,
                            nb_defaulted, attributes);
     if (at_device(p, localname))
@@ -683,32 +695,33 @@ static void prune_end(void *ctx, const xmlChar *localname, const xmlChar *prefix
 }
 
 /* Text, CDATA, comments and processing instructions inside a skipped
- * element would land on its kept parent: dropped. */
+ * element would land on its kept parent: dropped, and so are those the
+ * reader does not read (builds_all()). */
 static void prune_characters(void *ctx, const xmlChar *ch, int len)
 {
     struct pruner *p = zr_xml_filter_data(ctx);
-    if (!p->skip_from)
+    if (!p->skip_from && builds_all(p))
         p->sax2.characters(ctx, ch, len);
 }
 
 static void prune_cdata(void *ctx, const xmlChar *ch, int len)
 {
     struct pruner *p = zr_xml_filter_data(ctx);
-    if (!p->skip_from)
+    if (!p->skip_from && builds_all(p))
         p->sax2.cdataBlock(ctx, ch, len);
 }
 
 static void prune_comment(void *ctx, const xmlChar *value)
 {
     struct pruner *p = zr_xml_filter_data(ctx);
-    if (!p->skip_from)
+    if (!p->skip_from && builds_all(p))
         p->sax2.comment(ctx, value);
 }
 
 static void prune_pi(void *ctx, const xmlChar *target, const xmlChar *data)
 {
     struct pruner *p = zr_xml_filter_data(ctx);
-    if (!p->skip_from)
+    if (!p->skip_from && builds_all(p))
         p->sax2.processingInstruction(ctx, target, data);
 }
 
