@@ -145,6 +145,15 @@ xmlNode *zr_xml_child(const xmlNode *parent, const char *name)
 
 char *zr_xml_prop(const xmlNode *node, const char *name)
 {
+    /* The usual attribute holds one text node: its content is the value,
+     * copied once (xmlGetNoNsProp copies it, and the copy is copied again
+     * for free()).  Anything else (entity references) goes the long way. */
+    const xmlAttr *a = xmlHasNsProp(node, BAD_CAST name, NULL);
+    if (!a)
+        return NULL;
+    const xmlNode *t = a->type == XML_ATTRIBUTE_NODE ? a->children : NULL;
+    if (t && !t->next && t->type == XML_TEXT_NODE && t->content)
+        return zr_strdup((const char *)t->content);
     xmlChar *v = xmlGetNoNsProp(node, BAD_CAST name);
     if (!v)
         return NULL;
