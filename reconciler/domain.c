@@ -43,7 +43,8 @@ _printf_(3, 4) static int reader_fail(const struct reader *r, const xmlNode *nod
 static int prop_uint(const struct reader *r, const xmlNode *node, const char *name, int base,
                      unsigned long max, uint32_t *out)
 {
-    _cleanup_free_ char *v = zr_xml_prop(node, name);
+    _cleanup_free_ char *owned = NULL;
+    const char *v = zr_xml_prop_peek(node, name, &owned);
     if (!v)
         return 0;
     int ret = zr_xml_uint(v, base, max, out);

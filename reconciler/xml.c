@@ -143,23 +143,37 @@ xmlNode *zr_xml_child(const xmlNode *parent, const char *name)
     return NULL;
 }
 
-char *zr_xml_prop(const xmlNode *node, const char *name)
+/* xmlGetNoNsProp's copy, in memory of malloc(). */
+static char *prop_copy(const xmlNode *node, const char *name)
 {
-    /* The usual attribute holds one text node: its content is the value,
-     * copied once (xmlGetNoNsProp copies it, and the copy is copied again
-     * for free()).  Anything else (entity references) goes the long way. */
-    const xmlAttr *a = xmlHasNsProp(node, BAD_CAST name, NULL);
-    if (!a)
-        return NULL;
-    const xmlNode *t = a->type == XML_ATTRIBUTE_NODE ? a->children : NULL;
-    if (t && !t->next && t->type == XML_TEXT_NODE && t->content)
-        return zr_strdup((const char *)t->content);
     xmlChar *v = xmlGetNoNsProp(node, BAD_CAST name);
     if (!v)
         return NULL;
     char *s = zr_strdup((const char *)v);
     xmlFree(v);
     return s;
+}
+
+const char *zr_xml_prop_peek(const xmlNode *node, const char *name, char **owned)
+{
+    *owned = NULL;
+    /* The usual attribute holds one text node: its content is the value.
+     * Anything else (entity references, a DTD's default) goes the long
+     * way. */
+    const xmlAttr *a = xmlHasNsProp(node, BAD_CAST name, NULL);
+    if (!a)
+        return NULL;
+    const xmlNode *t = a->type == XML_ATTRIBUTE_NODE ? a->children : NULL;
+    if (t && !t->next && t->type == XML_TEXT_NODE && t->content)
+        return (const char *)t->content;
+    return *owned = prop_copy(node, name);
+}
+
+char *zr_xml_prop(const xmlNode *node, const char *name)
+{
+    char *owned;
+    const char *v = zr_xml_prop_peek(node, name, &owned);
+    return owned ? owned : v ? zr_strdup(v) : NULL;
 }
 
 int zr_xml_uint(const char *s, int base, unsigned long max, uint32_t *out)
