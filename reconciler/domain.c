@@ -436,8 +436,8 @@ static char *span_text(const struct spans *s, const xmlNode *node)
     uintptr_t i = (uintptr_t)node->_private;
     if (!s || i == 0 || i > s->n)
         return NULL;
-    return zr_strndup(s->text + s->items[i - 1].start,
-                      s->items[i - 1].end - s->items[i - 1].start);
+    const struct span *sp = &s->items[i - 1];
+    return zr_strndup(s->text + sp->start, sp->end - sp->start);
 }
 
 static char *node_to_string(xmlNode *node)
