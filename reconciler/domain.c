@@ -18,10 +18,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(xmlBufferPtr, xmlBufferFree)
 
 #define ZR_USER_ALIAS_PREFIX "ua-" /* libvirt keeps these in definitions */
 
-/* Where messages point: the input's name and the caller's error. */
+struct spans;
+
+/* Where messages point: the input's name and the caller's error; and where
+ * the device elements stand in the input (NULL: nowhere known). */
 struct reader {
     const char *what;
     struct zr_error *err;
+    const struct spans *spans;
 };
 
 _printf_(3, 4) static int reader_fail(const struct reader *r, const xmlNode *node,
@@ -39,7 +43,8 @@ _printf_(3, 4) static int reader_fail(const struct reader *r, const xmlNode *nod
 static int prop_uint(const struct reader *r, const xmlNode *node, const char *name, int base,
                      unsigned long max, uint32_t *out)
 {
-    _cleanup_free_ char *v = zr_xml_prop(node, name);
+    _cleanup_free_ char *owned = NULL;
+    const char *v = zr_xml_prop_peek(node, name, &owned);
     if (!v)
         return 0;
     int ret = zr_xml_uint(v, base, max, out);
@@ -409,6 +414,32 @@ static void read_unrepresentable(const xmlNode *device, struct zr_device *d)
     d->unrepresentable = lazy_take(&t);
 }
 
+/* Where a device element stands in the input: bytes [start, end). */
+struct span {
+    size_t start, end;
+};
+
+/* The input and where its device elements stand, recorded during the parse
+ * (struct pruner): each such element's node has its span's index + 1 in
+ * _private. */
+struct spans {
+    const char *text;
+    size_t len;
+    struct span *items;
+    size_t n;
+};
+
+/* The element as the input has it; NULL when its place is not known (the
+ * input was decoded from another encoding, or was not a domain). */
+static char *span_text(const struct spans *s, const xmlNode *node)
+{
+    uintptr_t i = (uintptr_t)node->_private;
+    if (!s || i == 0 || i > s->n)
+        return NULL;
+    const struct span *sp = &s->items[i - 1];
+    return zr_strndup(s->text + sp->start, sp->end - sp->start);
+}
+
 static char *node_to_string(xmlNode *node)
 {
     _cleanup_(xmlBufferFreep) xmlBufferPtr buf = xmlBufferCreate();
@@ -491,7 +522,9 @@ static int parse_element(const struct reader *r, xmlNode *node, struct zr_device
         return ret;
     read_common(node, &d);
     read_unrepresentable(node, &d);
-    d.xml = node_to_string(node);
+    d.xml = span_text(r->spans, node);
+    if (!d.xml)
+        d.xml = node_to_string(node);
 
     *out = d;
     d = (struct zr_device){0};
@@ -503,7 +536,7 @@ static int parse_element(const struct reader *r, xmlNode *node, struct zr_device
 static void read_held(xmlNode *node, struct zr_device_list *out)
 {
     struct zr_held h = {0};
-    const struct reader quiet = {"domain XML", NULL};
+    const struct reader quiet = {"domain XML", NULL, NULL};
     xmlNode *addr = zr_xml_child(node, "address");
     _cleanup_free_ char *type = addr ? zr_xml_prop(addr, "type") : NULL;
     if (addr && zr_streq(type, "pci")) {
@@ -538,7 +571,10 @@ struct pruner {
     unsigned depth;           /* of the element last opened; the root is 1 */
     unsigned skip_from;       /* depth of the outermost skipped element, or 0 */
     unsigned whole_from;      /* depth from which everything is kept, or 0 */
-    bool in_devices;          /* the depth-2 element kept is <devices> */
+    bool in_devices;          /* the depth-2 element open is <devices> */
+    bool keep_all;            /* the whole tree: nothing is pruned */
+    struct spans *spans;      /* where the device elements stand */
+    size_t open_start;        /* where the device element open starts, or SIZE_MAX */
 };
 
 static bool named(const xmlChar *name, const char *what)
@@ -555,7 +591,6 @@ static bool prune_keep(struct pruner *p, const xmlChar *name)
     case 1:
         return true;
     case 2:
-        p->in_devices = named(name, "devices");
         return p->in_devices || named(name, "os");
     case 3:
         if (!p->in_devices)
@@ -572,6 +607,56 @@ static bool prune_keep(struct pruner *p, const xmlChar *name)
     }
 }
 
+/* Whether the element `name` at p->depth is a device element whose text
+ * parse_element() keeps. */
+static bool at_device(const struct pruner *p, const xmlChar *name)
+{
+    return p->spans && p->depth == 3 && p->in_devices &&
+           (named(name, "hostdev") || named(name, "interface"));
+}
+
+/* Offsets are the input's own bytes only when nothing was decoded (libvirt
+ * writes UTF-8 without a declaration). */
+static long input_offset(xmlParserCtxtPtr ctxt, const struct spans *s)
+{
+    if (ctxt->inputNr != 1 || !ctxt->input->buf || ctxt->input->buf->encoder)
+        return -1;
+    long at = xmlByteConsumed(ctxt);
+    return at > 0 && (size_t)at <= s->len ? at : -1;
+}
+
+/* Called once the start tag is read, up to its '>' or "/>": the tag starts
+ * at the last '<' before (none can stand inside an attribute value). */
+static void span_open(struct pruner *p, xmlParserCtxtPtr ctxt)
+{
+    long at = input_offset(ctxt, p->spans);
+    const char *lt = at > 0 ? memrchr(p->spans->text, '<', (size_t)at) : NULL;
+    p->open_start = lt ? (size_t)(lt - p->spans->text) : SIZE_MAX;
+}
+
+/* Called once the end tag (or the "/>") is read, before the node is
+ * closed: ctxt->node is the element. */
+static void span_close(struct pruner *p, xmlParserCtxtPtr ctxt)
+{
+    struct spans *s = p->spans;
+    long at = input_offset(ctxt, s);
+    if (at < 0 || p->open_start == SIZE_MAX || (size_t)at <= p->open_start ||
+        s->text[at - 1] != '>' || !ctxt->node)
+        return;
+    *ZR_APPEND(s->items, s->n) = (struct span){p->open_start, (size_t)at};
+    ctxt->node->_private = (void *)(uintptr_t)s->n;
+}
+
+/* Whether the element open at p->depth is built with its attributes and
+ * text: the reader takes whole a <hostdev>, an <interface> and another
+ * device's <address>, and reads another device's <boot order>; of the root,
+ * <os>, its <boot>, <devices> and the other devices it needs the names
+ * alone (namespace declarations stay: they give the names). */
+static bool builds_all(const struct pruner *p)
+{
+    return p->keep_all || p->whole_from || p->depth >= 4;
+}
+
 static void prune_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
                         const xmlChar *uri, int nb_namespaces, const xmlChar **namespaces,
                         int nb_attributes, int nb_defaulted, const xmlChar **attributes)
@@ -579,13 +664,19 @@ static void prune_start(void *ctx, const xmlChar *localname, const xmlChar *pref
     xmlParserCtxtPtr ctxt = ctx;
     struct pruner *p = zr_xml_filter_data(ctxt);
     p->depth++;
-    if (p->skip_from || !prune_keep(p, localname)) {
+    if (p->depth == 2)
+        p->in_devices = named(localname, "devices");
+    if (!p->keep_all && (p->skip_from || !prune_keep(p, localname))) {
         if (!p->skip_from)
             p->skip_from = p->depth;
         return;
     }
+    if (!builds_all(p))
+        nb_attributes = nb_defaulted = 0;
     p->sax2.startElementNs(ctx, localname, prefix, uri, nb_namespaces, namespaces, nb_attributes,
                            nb_defaulted, attributes);
+    if (at_device(p, localname))
+        span_open(p, ctxt);
 }
 
 static void prune_end(void *ctx, const xmlChar *localname, const xmlChar *prefix,
@@ -593,6 +684,8 @@ static void prune_end(void *ctx, const xmlChar *localname, const xmlChar *prefix
 {
     xmlParserCtxtPtr ctxt = ctx;
     struct pruner *p = zr_xml_filter_data(ctxt);
+    if (!p->skip_from && at_device(p, localname))
+        span_close(p, ctxt);
     if (!p->skip_from)
         p->sax2.endElementNs(ctx, localname, prefix, uri);
     if (p->skip_from == p->depth)
@@ -603,32 +696,33 @@ static void prune_end(void *ctx, const xmlChar *localname, const xmlChar *prefix
 }
 
 /* Text, CDATA, comments and processing instructions inside a skipped
- * element would land on its kept parent: dropped. */
+ * element would land on its kept parent: dropped, and so are those the
+ * reader does not read (builds_all()). */
 static void prune_characters(void *ctx, const xmlChar *ch, int len)
 {
     struct pruner *p = zr_xml_filter_data(ctx);
-    if (!p->skip_from)
+    if (!p->skip_from && builds_all(p))
         p->sax2.characters(ctx, ch, len);
 }
 
 static void prune_cdata(void *ctx, const xmlChar *ch, int len)
 {
     struct pruner *p = zr_xml_filter_data(ctx);
-    if (!p->skip_from)
+    if (!p->skip_from && builds_all(p))
         p->sax2.cdataBlock(ctx, ch, len);
 }
 
 static void prune_comment(void *ctx, const xmlChar *value)
 {
     struct pruner *p = zr_xml_filter_data(ctx);
-    if (!p->skip_from)
+    if (!p->skip_from && builds_all(p))
         p->sax2.comment(ctx, value);
 }
 
 static void prune_pi(void *ctx, const xmlChar *target, const xmlChar *data)
 {
     struct pruner *p = zr_xml_filter_data(ctx);
-    if (!p->skip_from)
+    if (!p->skip_from && builds_all(p))
         p->sax2.processingInstruction(ctx, target, data);
 }
 
@@ -646,26 +740,33 @@ static void prune_install(xmlParserCtxtPtr ctxt)
 }
 
 /* `options`: ZR_XML_PARSE_OPTIONS, with ZR_XML_READ_ONLY for a tree that is
- * only read; `prune`: build only what zr_domain_parse_devices() reads. */
-static int load_doc(const struct reader *r, const char *xml, size_t len, int options, bool prune,
-                    xmlDocPtr *out)
+ * only read; `p`: NULL, or what to build of a domain and where its device
+ * elements' text is recorded. */
+static int load_doc(const struct reader *r, const char *xml, size_t len, int options,
+                    struct pruner *p, xmlDocPtr *out)
 {
-    struct pruner p = {0};
     const struct zr_xml_input in = {
         .what = r->what,
         .err = r->err,
-        .filter = prune ? prune_install : NULL,
-        .filter_data = &p,
+        .filter = p ? prune_install : NULL,
+        .filter_data = p,
     };
     return zr_xml_load(&in, xml, len, options, out);
+}
+
+static void spans_finish(struct spans *s)
+{
+    free(s->items);
 }
 
 static int parse_devices(const char *xml, size_t len, const char *what, bool prune,
                          struct zr_device_list *out, struct zr_error *err)
 {
-    const struct reader r = {what ? what : "domain XML", err};
+    _cleanup_(spans_finish) struct spans spans = {.text = xml, .len = len};
+    struct pruner p = {.keep_all = !prune, .spans = &spans, .open_start = SIZE_MAX};
+    const struct reader r = {what ? what : "domain XML", err, &spans};
     _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
-    int ret = load_doc(&r, xml, len, ZR_XML_READ_ONLY, prune, &doc);
+    int ret = load_doc(&r, xml, len, ZR_XML_READ_ONLY, &p, &doc);
     if (ret < 0)
         return ret;
 
@@ -724,9 +825,9 @@ int zr_domain_parse_devices_whole(const char *xml, size_t len, const char *what,
 int zr_domain_parse_device(const char *xml, size_t len, struct zr_device *out,
                            struct zr_error *err)
 {
-    const struct reader r = {"device XML", err};
+    const struct reader r = {"device XML", err, NULL};
     _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
-    int ret = load_doc(&r, xml, len, ZR_XML_READ_ONLY, false, &doc);
+    int ret = load_doc(&r, xml, len, ZR_XML_READ_ONLY, NULL, &doc);
     if (ret < 0)
         return ret;
     return parse_element(&r, xmlDocGetRootElement(doc), out);
@@ -934,9 +1035,9 @@ static void strip_generated_alias(xmlNode *root)
 /* The current element, parsed, without generated aliases. */
 static int load_current(const struct zr_device *current, xmlDocPtr *doc, xmlNode **root)
 {
-    const struct reader r = {"device XML", NULL};
+    const struct reader r = {"device XML", NULL, NULL};
     _cleanup_(xmlFreeDocp) xmlDocPtr d = NULL;
-    if (load_doc(&r, current->xml, strlen(current->xml), ZR_XML_PARSE_OPTIONS, false, &d) < 0)
+    if (load_doc(&r, current->xml, strlen(current->xml), ZR_XML_PARSE_OPTIONS, NULL, &d) < 0)
         return -EINVAL;
     *root = xmlDocGetRootElement(d);
     if (!*root)

@@ -12,8 +12,10 @@
 
 /* Parses a whole <domain> document (never with network access or entity
  * expansion; a document with a DOCTYPE is refused, libvirt never writes
- * one).  Appends every in-scope device to `out`, each with its element
- * serialised in `xml`; out-of-scope devices are skipped.  `what` names the
+ * one).  Appends every in-scope device to `out`, each with its element's
+ * text in `xml` as the input has it (the parser's byte offsets; written
+ * again from the tree only when the input was decoded from another
+ * encoding); out-of-scope devices are skipped.  `what` names the
  * input in messages (e.g. "linux1 (persistent)").  Returns 0 or -EINVAL
  * with err filled (file = what, line = the offending element's line); `out`
  * is left untouched on error.

@@ -453,10 +453,11 @@ static void check_guest(struct pass *p, size_t g)
         return;
     for (size_t d = 0; d < guest->devices.n; d++) {
         const struct zr_pci_addr *s = &guest->devices.items[d].source;
+        /* Written only for a message: most sources have none. */
         char src[ZR_PCI_ADDR_STRLEN];
-        zr_pci_addr_format(s, src);
 
         if (in->have_pci && !host_has(in, s)) {
+            zr_pci_addr_format(s, src);
             _cleanup_free_ char *error =
                 zr_asprintf("host has no PCI function %s (node device "
                             "pci_%04x_%02x_%02x_%x); nothing changed on this guest",
@@ -474,6 +475,7 @@ static void check_guest(struct pass *p, size_t g)
                 zr_plan_add_warning(p->plan, in->host, guest->name, s, ZR_ERR_CONFLICT,
                                     "also held by %s: both definitions hold this function", who);
         } else {
+            zr_pci_addr_format(s, src);
             _cleanup_free_ char *error =
                 zr_asprintf("%s is held by %s; libvirt would let both definitions hold "
                             "it, so nothing changed on this guest",

@@ -153,12 +153,32 @@ const char *zr_source_ptr(const struct zr_source *l, struct zr_mark m)
     return p;
 }
 
+/* Printable ASCII from the cursor on, up to `n` bytes: each is one
+ * character, one column and one byte, so a run of them is one step. */
+static size_t plain_run(const struct zr_source *l, const struct zr_source_cursor *c, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)l->data + c->offset;
+    size_t k = 0;
+    while (k < n && p[k] >= 0x20 && p[k] < 0x7f)
+        k++;
+    return k;
+}
+
 struct zr_mark zr_source_mark(struct zr_source *l, size_t index)
 {
     if (index < l->cursor.index || l->cursor.mark.line == 0)
         l->cursor = cursor_start(l);
-    while (l->cursor.index < index && l->cursor.offset < l->len)
-        cursor_step(l, &l->cursor);
+    while (l->cursor.index < index && l->cursor.offset < l->len) {
+        size_t want = index - l->cursor.index, left = l->len - l->cursor.offset;
+        size_t k = plain_run(l, &l->cursor, want < left ? want : left);
+        if (k == 0) {
+            cursor_step(l, &l->cursor);
+            continue;
+        }
+        l->cursor.offset += k;
+        l->cursor.index += k;
+        l->cursor.mark.column += (unsigned)k;
+    }
     return l->cursor.mark;
 }
 

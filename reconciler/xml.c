@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libxml/parserInternals.h>
 #include <libxml/xmlerror.h>
 
 #include "xml.h"
@@ -15,6 +16,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(xmlParserCtxtPtr, xmlFreeParserCtxt)
 struct load_state {
     bool doctype;
     unsigned doctype_line;
+    size_t len;
+    startDocumentSAXFunc start_document; /* libxml2's own */
     void *filter_data;
 };
 
@@ -40,6 +43,24 @@ static void refuse_doctype(void *user, const xmlChar *name, const xmlChar *exter
     s->doctype = true;
     s->doctype_line = ctxt->input && ctxt->input->line > 0 ? (unsigned)ctxt->input->line : 0;
     xmlStopParser(ctxt);
+}
+
+/* The whole input is in memory, and libxml2 2.9's reader for it only says
+ * "no more" (xmlInputReadCallbackNop); yet within 250 bytes of the end each
+ * GROW asks it again, through xmlParserInputBufferGrow and xmlBufGrow: 90
+ * times a domain, 7 % of the instructions of a plan.  Without a read
+ * callback xmlParserInputGrow returns at once (libxml2 2.12 leaves memory
+ * input without one itself).  Once the XML declaration is read: only input
+ * that is not decoded (a decoder fills the buffer on those calls) and below
+ * the lookup limit (xmlGROW exempts only the Nop reader from it). */
+static void start_document(void *user)
+{
+    xmlParserCtxtPtr ctxt = user;
+    const struct load_state *s = ctxt->_private;
+    s->start_document(user);
+    xmlParserInputBufferPtr buf = ctxt->input ? ctxt->input->buf : NULL;
+    if (ctxt->inputNr == 1 && buf && !buf->encoder && s->len < XML_MAX_LOOKUP_LIMIT)
+        buf->readcallback = NULL;
 }
 
 static int fail(const struct zr_xml_input *in, unsigned line, const char *terse, const char *detail,
@@ -77,9 +98,15 @@ int zr_xml_load(const struct zr_xml_input *in, const char *xml, size_t len, int 
     _cleanup_(xmlFreeParserCtxtp) xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
     if (!ctxt || !ctxt->sax)
         abort();
-    struct load_state state = {.filter_data = in->filter_data};
+    struct load_state state = {
+        .len = len,
+        .start_document = ctxt->sax->startDocument,
+        .filter_data = in->filter_data,
+    };
     ctxt->_private = &state;
     ctxt->sax->internalSubset = refuse_doctype;
+    if (state.start_document)
+        ctxt->sax->startDocument = start_document;
     if (in->filter)
         in->filter(ctxt);
 
@@ -116,7 +143,8 @@ xmlNode *zr_xml_child(const xmlNode *parent, const char *name)
     return NULL;
 }
 
-char *zr_xml_prop(const xmlNode *node, const char *name)
+/* xmlGetNoNsProp's copy, in memory of malloc(). */
+static char *prop_copy(const xmlNode *node, const char *name)
 {
     xmlChar *v = xmlGetNoNsProp(node, BAD_CAST name);
     if (!v)
@@ -124,6 +152,28 @@ char *zr_xml_prop(const xmlNode *node, const char *name)
     char *s = zr_strdup((const char *)v);
     xmlFree(v);
     return s;
+}
+
+const char *zr_xml_prop_peek(const xmlNode *node, const char *name, char **owned)
+{
+    *owned = NULL;
+    /* The usual attribute holds one text node: its content is the value.
+     * Anything else (entity references, a DTD's default) goes the long
+     * way. */
+    const xmlAttr *a = xmlHasNsProp(node, BAD_CAST name, NULL);
+    if (!a)
+        return NULL;
+    const xmlNode *t = a->type == XML_ATTRIBUTE_NODE ? a->children : NULL;
+    if (t && !t->next && t->type == XML_TEXT_NODE && t->content)
+        return (const char *)t->content;
+    return *owned = prop_copy(node, name);
+}
+
+char *zr_xml_prop(const xmlNode *node, const char *name)
+{
+    char *owned;
+    const char *v = zr_xml_prop_peek(node, name, &owned);
+    return owned ? owned : v ? zr_strdup(v) : NULL;
 }
 
 int zr_xml_uint(const char *s, int base, unsigned long max, uint32_t *out)

@@ -68,6 +68,11 @@ xmlNode *zr_xml_child(const xmlNode *parent, const char *name);
 /* An attribute in no namespace as a malloc()ed string, NULL when absent. */
 char *zr_xml_prop(const xmlNode *node, const char *name);
 
+/* The same without a copy where the tree holds the value as one string:
+ * valid while the tree is; when a copy was needed it is in *owned too, for
+ * the caller to free(). */
+const char *zr_xml_prop_peek(const xmlNode *node, const char *name, char **owned);
+
 /* A number as libvirt reads it with strtoul() (virXMLPropUInt,
  * virStrToLong_uip): base 0 makes "0x21" hex, "021" octal and "33" decimal;
  * '-' is refused and the value must fit an unsigned int.  0, -EINVAL when

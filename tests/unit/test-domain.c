@@ -1049,6 +1049,65 @@ Test(scan, pruned_tree_reads_as_the_whole_one)
     zr_device_list_finish(&w);
 }
 
+/* A device's text is its bytes in the input: from '<' to the closing '>',
+ * with its own spacing, quotes, references and comments; an empty element
+ * and one beside another on the same line alike. */
+Test(scan, device_text_is_the_input_bytes)
+{
+    static const char *const elements[] = {
+        "<hostdev mode=\"subsystem\" type='pci' managed='yes'>\n"
+        "      <!-- a > comment --><source>\n"
+        "  <address domain='0x0000' bus='0x03' slot='0x07' function='0x1'/>\n"
+        "      </source><alias name='ua-a&amp;&#98;'/>\n    </hostdev   >",
+        "<interface type='hostdev'><source><address type='pci' domain='0' bus='3' slot='7' "
+        "function='2'/></source></interface>",
+    };
+    for (int whole = 0; whole < 2; whole++) {
+        _cleanup_free_ char *xml =
+            zr_asprintf("<?xml version='1.0' encoding='UTF-8'?>\n<domain><devices>\n    %s%s"
+                        "<hostdev mode='subsystem' type='usb'/></devices></domain>\n",
+                        elements[0], elements[1]);
+        struct zr_device_list l = {0};
+        struct zr_error err = {0};
+        int r = whole ? zr_domain_parse_devices_whole(xml, strlen(xml), "t", &l, &err)
+                      : zr_domain_parse_devices(xml, strlen(xml), "t", &l, &err);
+        cr_assert_eq(r, 0, "%s", err.message);
+        cr_assert_eq(l.n, 2);
+        for (size_t i = 0; i < 2; i++)
+            cr_expect_str_eq(l.items[i].xml, elements[i], "whole %d #%zu", whole, i);
+        cr_expect_str_eq(l.items[0].alias, "ua-a&b");
+        zr_device_list_finish(&l);
+    }
+}
+
+/* Decoded input has no byte offsets of its own: the element is written
+ * again from the tree, in UTF-8, and reads back as the same device. */
+Test(scan, device_text_of_decoded_input_is_written_again)
+{
+    static const char latin1[] =
+        "<?xml version='1.0' encoding='ISO-8859-1'?>\n<domain><devices>"
+        "<hostdev mode='subsystem' type='pci'><source><address domain='0' bus='3' slot='7' "
+        "function='1'/></source><alias name='ua-\xe9'/></hostdev></devices></domain>";
+    struct zr_device_list l = {0};
+    struct zr_error err = {0};
+    cr_assert_eq(zr_domain_parse_devices(latin1, sizeof(latin1) - 1, "t", &l, &err), 0, "%s",
+                 err.message);
+    cr_assert_eq(l.n, 1);
+    cr_expect_str_eq(l.items[0].alias, "ua-\xc3\xa9");
+    cr_expect_str_eq(l.items[0].xml, "<hostdev mode=\"subsystem\" type=\"pci\">\n"
+                                     "  <source>\n"
+                                     "    <address domain=\"0\" bus=\"3\" slot=\"7\" "
+                                     "function=\"1\"/>\n"
+                                     "  </source>\n"
+                                     "  <alias name=\"ua-\xc3\xa9\"/>\n"
+                                     "</hostdev>");
+    struct zr_device again = {0};
+    cr_assert_eq(parse_one(l.items[0].xml, &again, &err), 0, "%s", err.message);
+    cr_expect_str_eq(again.alias, "ua-\xc3\xa9");
+    zr_device_finish(&again);
+    zr_device_list_finish(&l);
+}
+
 /* ---- what the model does not carry, and the in-place edit of a replacement */
 
 static const char rich_interface[] =
