@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -553,38 +554,31 @@ class LockTest(ReportTestCase):
         return found
 
     def our_lock(self):
-        """The lock file of this lab's URI: the one a run creates."""
-        before = self.lock_files()
-        rc, out, err = self.tool('apply', self.inv)
-        self.assertEqual(rc, 0, out + err)
-        new = self.lock_files() - before
-        if len(new) > 1:
-            new = {self.held_by_us(new)}
-        self.assertEqual(len(new), 1, new)
+        """The lock file of this lab's URI: the one a run holds. Found from the run itself
+        (stopped before its attach, while it holds the lock, its flock in /proc/locks names
+        the file's inode), so the locks other tests take beside ours are never touched."""
+        env = lab.fault_env('virDomainAttachDeviceFlags:1:stop')
+        env['LIBVIRT_DEFAULT_URI'] = None
+        proc = lab.start_tool(['-j', '1', 'apply', self.inv, '-c', self.lab.uri], env=env)
+        try:
+            lab.wait_stopped(proc)
+            path = self.locked_by(proc.pid)
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+            out, err = proc.communicate(timeout=600)
+        self.assertEqual(proc.returncode, 0, out + err)
         rc, out, err = self.tool('apply', self.empty)
         self.assertEqual(rc, 0, out + err)
-        return new.pop()
+        return path
 
-    def held_by_us(self, candidates):
-        """Which of the lock files other tests made beside ours is this lab's: with
-        every candidate held, our apply is refused and names it."""
-        held = []
-        try:
-            for path in candidates:
-                f = open(path, 'a+')
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:  # held by its own test: not ours, ours is free
-                    f.close()
-                    continue
-                held.append(f)
-            rc, out, err = self.tool('apply', self.inv)
-        finally:
-            for f in held:
-                f.close()
-        self.assertEqual(rc, 1, out + err)
-        found = [p for p in candidates if 'lock file %s\n' % p in out]
-        self.assertEqual(len(found), 1, out)
+    def locked_by(self, pid):
+        """The apply lock file process pid holds a flock on."""
+        with open('/proc/locks') as f:
+            inodes = {int(fields[5].rsplit(':', 1)[1]) for fields in
+                      (line.split() for line in f)
+                      if fields[1] == 'FLOCK' and fields[4] == str(pid)}
+        found = [p for p in self.lock_files() if os.stat(p).st_ino in inodes]
+        self.assertEqual(len(found), 1, (inodes, found))
         return found[0]
 
     def test_nobody_cannot_create_or_hold_the_lock(self):
