@@ -377,6 +377,16 @@ class SystemPoolTest(SystemCase):
 
 
 class WatchPoolTest(SystemCase):
+    def start_watch(self):
+        """watch on the inventory, its notify socket read by the test; killed at cleanup."""
+        notify = Notify(os.path.join(self.dir, 'notify'))
+        self.addCleanup(notify.close)
+        proc = lab.start_tool(['watch', self.inv, '-c', self.uri, '--no-host-check',
+                               '--resync', '1h'],
+                              env={'LIBVIRT_DEFAULT_URI': None, 'NOTIFY_SOCKET': notify.path})
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        return proc, notify
+
     def test_watch_repairs_a_pool_entry_with_the_same_rules(self):
         g = self.guest('watch', hostdev_xml(fake(5)))
         other = self.guest('other', hostdev_xml(fake(4)))
@@ -388,12 +398,7 @@ class WatchPoolTest(SystemCase):
               %s:
                 hostdevs: [{pool: lab}]
             """ % (fake(4), fake(5), fake(6), g))
-        notify = Notify(os.path.join(self.dir, 'notify'))
-        self.addCleanup(notify.close)
-        proc = lab.start_tool(['watch', self.inv, '-c', self.uri, '--no-host-check',
-                               '--resync', '1h'],
-                              env={'LIBVIRT_DEFAULT_URI': None, 'NOTIFY_SOCKET': notify.path})
-        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        proc, notify = self.start_watch()
         notify.wait('READY=1')  # its first pass: in sync, the guest keeps what it holds
         self.assertEqual(sources(self.lab, g), [fake(5)])
         # Behind its back: the other guest gives its function up (the lowest member is
@@ -428,12 +433,7 @@ class WatchPoolTest(SystemCase):
               %s:
                 hostdevs: [{pool: lab}]
             """ % (fake(7), g))
-        notify = Notify(os.path.join(self.dir, 'notify'))
-        self.addCleanup(notify.close)
-        proc = lab.start_tool(['watch', self.inv, '-c', self.uri, '--no-host-check',
-                               '--resync', '1h'],
-                              env={'LIBVIRT_DEFAULT_URI': None, 'NOTIFY_SOCKET': notify.path})
-        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        proc, notify = self.start_watch()
         notify.wait('READY=1')
         proc.terminate()
         out, err = proc.communicate(timeout=30)
