@@ -45,9 +45,8 @@ names=()
 for i in $(seq -f %04g 1 "$n"); do names+=("$prefix-$i"); done
 cleanup() {
     if [ "${KEEP:-0}" != 1 ]; then
-        local cmds="" name
-        for name in "${names[@]}"; do cmds+="undefine $name;"; done
-        virsh -q -c "$uri" "$cmds" >/dev/null 2>&1 || true
+        local name
+        for name in "${names[@]}"; do echo "undefine $name"; done | virsh_batch "$uri" 2>/dev/null || true
     fi
     rm -rf "$work"
 }

@@ -8,11 +8,11 @@ function_domain() {
 }
 
 # define_hostdev_guests URI WORK BUS NAME...: one inactive s390x guest per NAME in
-# the libvirtd at URI (one virsh call), each holding the zPCI hostdev
+# the libvirtd at URI (one virsh process), each holding the zPCI hostdev
 # DOMAIN:BUS:00.0 (function_domain; BUS two hex digits) with uid 1, fid 0.
 # The domain XML files are written to WORK.
 define_hostdev_guests() {
-    local uri=$1 work=$2 bus=$3 cmds="" name
+    local uri=$1 work=$2 bus=$3 name
     shift 3
     for name in "$@"; do
         cat >"$work/$name.xml" <<XML
@@ -24,7 +24,14 @@ define_hostdev_guests() {
 <address type='pci'><zpci uid='0x0001' fid='0x00000000'/></address></hostdev>
 </devices></domain>
 XML
-        cmds+="define $work/$name.xml;"
-    done
-    virsh -q -c "$uri" "$cmds" >/dev/null
+        echo "define $work/$name.xml"
+    done | virsh_batch "$uri"
+}
+
+# virsh_batch URI: runs the virsh commands on stdin, one a line, on one
+# connection.  Not as one command string: an argument is at most 128 KiB
+# (MAX_ARG_STRLEN), which a few thousand guests' commands exceed.  Errors go
+# to stderr; so does a failed command's output.
+virsh_batch() {
+    virsh -q -c "$1" >/dev/null
 }

@@ -56,16 +56,14 @@ extra=()
 for i in $(seq -f %04g 1 "$n_others"); do extra+=("zrplanx-$i"); done
 if [ "$n_others" -gt 0 ] && ! virsh -q -c "$uri" domstate "${extra[-1]}" >/dev/null 2>&1; then
     echo "defining $n_others other guests ..." >&2
-    cmds=""
     for name in "${extra[@]}"; do
         cat > "$work/$name.xml" <<XML
 <domain type='qemu'><name>$name</name><memory unit='KiB'>131072</memory><vcpu>1</vcpu>
 <os><type arch='s390x' machine='s390-ccw-virtio'>hvm</type></os>
 <devices><emulator>/usr/bin/qemu-system-s390x</emulator></devices></domain>
 XML
-        cmds+="define $work/$name.xml;"
-    done
-    virsh -q -c "$uri" "$cmds" >/dev/null
+        echo "define $work/$name.xml"
+    done | virsh_batch "$uri"
 fi
 
 # The inventory wants each guest as it is, with another uid, so plan has
@@ -161,7 +159,5 @@ else
 fi
 
 if [ "${KEEP:-0}" != 1 ]; then
-    cmds=""
-    for name in "${names[@]}" "${extra[@]}"; do cmds+="undefine $name;"; done
-    virsh -q -c "$uri" "$cmds" >/dev/null
+    for name in "${names[@]}" "${extra[@]}"; do echo "undefine $name"; done | virsh_batch "$uri"
 fi
