@@ -406,6 +406,25 @@ def own_system_uri(prefix):
     return 'qemu:///system?socket=%s/sock' % sockdir, sockdir
 
 
+class OwnSystemURICase(unittest.TestCase):
+    """Tests on the shared qemu:///system: guests named PREFIX* (removed before and after
+    the class) and a URI of the class's own (own_system_uri, its socket dir named
+    SOCK_PREFIX*), so that no other test's apply holds the lock these tests' runs take."""
+    PREFIX = None
+    SOCK_PREFIX = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = SystemLab()
+        cls.lab.cleanup(cls.PREFIX)
+        cls.uri, cls.sockdir = own_system_uri(cls.SOCK_PREFIX)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.cleanup(cls.PREFIX)
+        shutil.rmtree(cls.sockdir, True)
+
+
 class SystemLab(_Lab):
     """qemu:///system; the constructor makes sure the daemon runs (Skip unless root)."""
 

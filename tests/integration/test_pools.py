@@ -282,17 +282,9 @@ class FleetPoolTest(unittest.TestCase):
         self.assertEqual(rc, 0, out + err)
 
 
-class SystemCase(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.lab = lab.SystemLab()
-        cls.lab.cleanup(PREFIX)
-        cls.uri, cls.sockdir = lab.own_system_uri('zrpool-sock-')
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.cleanup(PREFIX)
-        shutil.rmtree(cls.sockdir, True)
+class SystemCase(lab.OwnSystemURICase):
+    PREFIX = PREFIX
+    SOCK_PREFIX = 'zrpool-sock-'
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix='zrpool-test-')

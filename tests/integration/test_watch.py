@@ -174,19 +174,9 @@ class WatchTestCase(unittest.TestCase):
                 e, self.sources(name), w.stdout() if w else '', w.stderr() if w else ''))
 
 
-class SharedWatchTest(WatchTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.lab = lab.SystemLab()
-        cls.lab.cleanup(PREFIX)
-        # A URI of this process's own for the same daemon: the apply lock is per URI.
-        cls.uri, cls.sockdir = lab.own_system_uri('zrwatch-sock-')
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.cleanup(PREFIX)
-        shutil.rmtree(cls.sockdir, True)
+class SharedWatchTest(lab.OwnSystemURICase, WatchTestCase):
+    PREFIX = PREFIX
+    SOCK_PREFIX = 'zrwatch-sock-'
 
     def guest(self, short, srcs, running=False):
         name = PREFIX + short
