@@ -1485,12 +1485,17 @@ size_t zr_inventory_count_guests(const struct zr_inventory *inv)
     return n;
 }
 
+/* The functions the inventory asks for: a pool entry with `count: N`
+ * counts N. */
 size_t zr_inventory_count_devices(const struct zr_inventory *inv)
 {
     size_t n = 0;
     for (size_t i = 0; i < inv->n_hosts; i++)
-        for (size_t j = 0; j < inv->hosts[i].n_guests; j++)
-            n += inv->hosts[i].guests[j].devices.n;
+        for (size_t j = 0; j < inv->hosts[i].n_guests; j++) {
+            const struct zr_device_list *l = &inv->hosts[i].guests[j].devices;
+            for (size_t d = 0; d < l->n; d++)
+                n += l->items[d].count > 0 ? l->items[d].count : 1;
+        }
     return n;
 }
 

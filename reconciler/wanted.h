@@ -61,4 +61,5 @@ bool zr_pool_needs_node_devices(const struct zr_pool *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct zr_inventory *, zr_inventory_free)
 
 size_t zr_inventory_count_guests(const struct zr_inventory *inv);
+/* Functions asked for: a pool entry counts its `count`. */
 size_t zr_inventory_count_devices(const struct zr_inventory *inv);

@@ -223,6 +223,22 @@ class EmbedPoolTest(lab.EmbedToolCase):
                                   r"devices|--no-host-check skips reading them)")
         self.assertEqual(self.lab.dumpxml('db1'), before)
 
+    def test_validate_counts_each_function_a_pool_entry_asks_for(self):
+        self.inventory("""
+            guests:
+              web1:
+                hostdevs:
+                  - pool: lab
+                    count: 3
+                  - source: 0009:00:00.0
+            """)
+        rc, out, err = self.tool('validate', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out, self.inv + ': valid (1 host, 1 guest, 4 devices)\n')
+        rc, out, err = self.tool('validate', '-o', 'json', self.inv)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(json.loads(out)['devices'], 4)
+
     def test_invalid_pool_entries_change_nothing(self):
         self.define('web1', hostdev_xml('0009:00:00.0'))
         self.inventory("""
