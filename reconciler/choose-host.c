@@ -50,8 +50,8 @@ static void read_held(virConnectPtr conn, const struct zr_host *host,
     }
     for (size_t i = 0; i < f->n_others; i++) {
         const struct zr_other_guest *o = &f->others[i];
-        for (size_t d = 0; !o->gone && !o->error && d < o->config.n; d++)
-            *ZR_APPEND(f->held, f->n_held) = o->config.items[d].source;
+        for (size_t d = 0; !o->gone && !o->error && d < o->devices.n; d++)
+            *ZR_APPEND(f->held, f->n_held) = o->devices.items[d].source;
     }
 }
 

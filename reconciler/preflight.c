@@ -122,8 +122,8 @@ static void index_holdings(struct pass *p)
     const struct zr_preflight_input *in = p->in;
     for (size_t i = 0; i < in->n_others; i++) {
         const struct zr_other_guest *o = &in->others[i];
-        for (size_t d = 0; !o->gone && !o->error && d < o->config.n; d++)
-            *ZR_APPEND(p->held, p->n_held) = (struct holding){o->config.items[d].source, false, i};
+        for (size_t d = 0; !o->gone && !o->error && d < o->devices.n; d++)
+            *ZR_APPEND(p->held, p->n_held) = (struct holding){o->devices.items[d].source, false, i};
     }
     for (size_t g = 0; g < in->wanted->n_guests; g++) {
         const struct zr_guest_state *st = &in->states[g];

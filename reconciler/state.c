@@ -764,12 +764,20 @@ struct others_ctx {
     struct zr_other_guest *out;
 };
 
-static void read_other(void *ctx, unsigned worker, size_t i)
+static bool lists_source(const struct zr_device_list *l, const struct zr_pci_addr *a)
 {
-    (void)worker;
-    struct others_ctx *c = ctx;
-    struct zr_other_guest *o = &c->out[i];
-    char *xml = virDomainGetXMLDesc(c->doms[i], VIR_DOMAIN_XML_INACTIVE);
+    for (size_t d = 0; d < l->n; d++)
+        if (zr_pci_addr_eq(&l->items[d].source, a))
+            return true;
+    return false;
+}
+
+/* One definition of another guest (flags: persistent or live) into
+ * o->devices, each source once; false when it cannot be read (o says
+ * why). */
+static bool read_other_flavour(virDomainPtr dom, unsigned flags, struct zr_other_guest *o)
+{
+    _cleanup_free_ char *xml = virDomainGetXMLDesc(dom, flags);
     if (!xml) {
         virErrorPtr e = virGetLastError();
         /* Undefined since the listing: it holds nothing any more. */
@@ -777,21 +785,39 @@ static void read_other(void *ctx, unsigned worker, size_t i)
             o->gone = true;
         else
             o->error = zr_strdup(zr_libvirt_error());
-        return;
+        return false;
     }
     /* Most guests of a host have no device in scope; a scan of their XML
      * spares a parse that would find none. */
-    if (!zr_domain_may_hold_devices(xml)) {
-        free(xml);
-        return;
-    }
-    _cleanup_free_ char *what = zr_asprintf("%s (persistent)", o->name);
+    if (!zr_domain_may_hold_devices(xml))
+        return true;
+    const bool live = flags != VIR_DOMAIN_XML_INACTIVE;
+    _cleanup_free_ char *what = zr_asprintf("%s (%s)", o->name, live ? "live" : "persistent");
+    _cleanup_(zr_device_list_finish) struct zr_device_list found = {0};
     struct zr_error e = {0};
-    if (zr_domain_parse_devices(xml, strlen(xml), what, &o->config, &e) < 0) {
+    if (zr_domain_parse_devices(xml, strlen(xml), what, &found, &e) < 0) {
         o->error = zr_strdup(e.message);
         zr_error_finish(&e);
+        return false;
     }
-    free(xml);
+    for (size_t d = 0; d < found.n; d++) {
+        if (live && lists_source(&o->devices, &found.items[d].source))
+            continue;
+        *zr_device_list_append(&o->devices) = found.items[d];
+        found.items[d] = (struct zr_device){0};
+    }
+    return true;
+}
+
+static void read_other(void *ctx, unsigned worker, size_t i)
+{
+    (void)worker;
+    struct others_ctx *c = ctx;
+    struct zr_other_guest *o = &c->out[i];
+    /* A listed domain's id is -1 when it is not running. */
+    if (read_other_flavour(c->doms[i], VIR_DOMAIN_XML_INACTIVE, o) &&
+        virDomainGetID(c->doms[i]) != (unsigned int)-1)
+        read_other_flavour(c->doms[i], 0, o);
 }
 
 static int str_cmp(const void *a, const void *b)
@@ -837,7 +863,7 @@ void zr_other_guests_free(struct zr_other_guest *others, size_t n)
         return;
     for (size_t i = 0; i < n; i++) {
         free(others[i].name);
-        zr_device_list_finish(&others[i].config);
+        zr_device_list_finish(&others[i].devices);
         free(others[i].error);
     }
     free(others);

@@ -165,19 +165,23 @@ int zr_state_read_host_uses(virConnectPtr conn, unsigned jobs, char ***xml, size
                             struct zr_error *err);
 
 /* A guest of the host that the inventory does not name, as far as the
- * conflict check needs it: the devices of its persistent definition. */
+ * conflict check and the chooser need it: the in-scope devices it holds in
+ * its persistent definition or, running, in its live one (a function
+ * hot-plugged without --config is held all the same; CONTRACT.md: "free").
+ * A device in both is listed once. */
 struct zr_other_guest {
     char *name;
-    struct zr_device_list config;
+    struct zr_device_list devices;
     bool gone;   /* undefined between the listing and the read */
     char *error; /* could not be read */
 };
 
-/* Every guest of the host that `host` does not name, with its persistent
- * in-scope devices: from `listing` (listed first if it is not yet), then
- * one XMLDesc per guest on up to `jobs` threads.  Returns 0, or a negative
- * value with err filled when the host cannot list its guests (a guest that
- * cannot be read has its error set). */
+/* Every guest of the host that `host` does not name, with the in-scope
+ * devices it holds: from `listing` (listed first if it is not yet), then
+ * one persistent XMLDesc per guest, and one live XMLDesc per running one,
+ * on up to `jobs` threads.  Returns 0, or a negative value with err filled
+ * when the host cannot list its guests (a guest that cannot be read has its
+ * error set). */
 int zr_state_read_others(virConnectPtr conn, const struct zr_host *host,
                          struct zr_domain_listing *listing, unsigned jobs,
                          struct zr_other_guest **out, size_t *n, struct zr_error *err);

@@ -365,6 +365,47 @@ EOF
   pass
 }
 
+# A running guest the inventory does not name holds 00:04.0 only live (hot-plugged without
+# --config): the conflict check refuses that function to another guest, and a pool passes it
+# over (CONTRACT.md: a function is free when no guest holds it, persistent or live).
+scenario_held_live() {
+  define_x86 t-live none
+  start t-live
+  hostdev_xml 04 >"$WORK/h04.xml"
+  V attach-device t-live "$WORK/h04.xml" --live >/dev/null || fail "cannot hot-plug 00:04.0"
+  expect_devs t-live live "04 hostdev"
+  expect_devs t-live config ""
+  define_x86 t-want none
+  inventory named <<'EOF'
+version: 1
+guests:
+  t-want:
+    hostdevs:
+      - source: 0000:00:04.0
+EOF
+  zr apply -o json apply "$WORK/named.yaml"
+  expect_rc 1 apply
+  grep -q "held by guest 't-live', which the inventory does not name" "$WORK/apply.out" ||
+    fail "the live holder is not named: $(cat "$WORK/apply.out")"
+  expect_devs t-want config ""
+  expect_devs t-live live "04 hostdev"
+  inventory pool <<'EOF'
+version: 1
+pools:
+  lab: {members: [0000:00:04.0, 0000:00:05.0]}
+guests:
+  t-want:
+    hostdevs:
+      - pool: lab
+EOF
+  zr pool-apply -o json apply "$WORK/pool.yaml"
+  expect_rc 0 pool-apply
+  expect_devs t-want config "05 hostdev"
+  zr pool-plan plan "$WORK/pool.yaml"
+  expect_rc 0 pool-plan
+  pass
+}
+
 # <interface type='hostdev'> on a function that is no SR-IOV VF: refused, naming it.
 scenario_iface_not_vf() {
   define_x86 t-if none
@@ -1216,7 +1257,7 @@ note() { echo "NOTE: $*"; }
 
 # ---- running ---------------------------------------------------------------------------------
 
-QUICK_SCENARIOS="s390x_attach x86_attach refuses atomic config_only iface_not_vf export_live iommu_group"
+QUICK_SCENARIOS="s390x_attach x86_attach refuses atomic config_only held_live iface_not_vf export_live iommu_group"
 SRIOV_SCENARIOS="sriov_hostdev_vf sriov_s390x_interface sriov_interface_live sriov_interface_change sriov_interface_detach sriov_move sriov_pool sriov_refusals"
 LINUX_SCENARIOS="x86_linux move s390x_linux sriov_interface_live sriov_interface_change sriov_interface_detach sriov_move sriov_pool"
 FULL_SCENARIOS="$QUICK_SCENARIOS x86_linux move s390x_linux"

@@ -71,7 +71,7 @@ static void add_other(struct lab *l, const char *name, const char *holds)
 {
     struct zr_other_guest *o = &l->others[l->n_others++];
     o->name = (char *)name;
-    add_device(&o->config, holds);
+    add_device(&o->devices, holds);
 }
 
 static void add_pci(struct lab *l, const char *s)
@@ -131,7 +131,7 @@ static void finish(struct lab *l)
         zr_guest_topology_finish(&l->guest_topology[g]);
     }
     for (size_t i = 0; i < l->n_others; i++)
-        zr_device_list_finish(&l->others[i].config);
+        zr_device_list_finish(&l->others[i].devices);
     for (size_t i = 0; i < l->n_functions; i++)
         zr_pci_function_finish(&l->functions[i].fn);
     for (size_t i = 0; i < l->n_uses; i++)
