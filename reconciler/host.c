@@ -81,14 +81,25 @@ char *zr_host_conn_uri(virConnectPtr conn, const char *asked)
     return uri;
 }
 
-/* Connects (or takes the prepared connection) and, when applying, takes
- * the host's lock; on failure the host record says why.  Returns 0 or -1. */
+/* apply waits for device removal events; plan only reads. */
+static enum zr_conn_use conn_use(bool applying)
+{
+    return applying ? ZR_CONN_EVENTS : ZR_CONN_READ;
+}
+
+void zr_host_connect_early(const char *uri, bool applying)
+{
+    zr_connect_early(uri, conn_use(applying));
+}
+
+/* Connects (or takes the prepared connection, or the one opened early)
+ * and, when applying, takes the host's lock; on failure the host record
+ * says why.  Returns 0 or -1. */
 static int host_open(struct zr_plan *report, size_t hi, struct host_session *h,
                      const struct zr_host_options *o)
 {
     struct zr_error err = {0};
-    /* apply waits for device removal events; plan only reads. */
-    struct zr_connect_options co = {.use = o->applying ? ZR_CONN_EVENTS : ZR_CONN_READ,
+    struct zr_connect_options co = {.use = conn_use(o->applying),
                                     .timeout_s = o->connect_timeout_s,
                                     .interrupt = o->interrupt};
     if (o->prepared && o->prepared->conn && virConnectRef(o->prepared->conn) == 0)

@@ -77,6 +77,11 @@ struct zr_host_options {
 void zr_host_run(const struct zr_host *host, const struct zr_host_options *o,
                  struct zr_report *report);
 
+/* Starts opening `uri` (a daemon's; --connect) for a run that applies or
+ * not, while the caller reads the inventory: the run's own open of the
+ * same URI takes it over (zr_connect_early()). */
+void zr_host_connect_early(const char *uri, bool applying);
+
 /* The URI a run names for `conn`: as libvirt reports it, else `asked`,
  * else "libvirt's default URI". */
 char *zr_host_conn_uri(virConnectPtr conn, const char *asked);

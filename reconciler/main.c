@@ -108,6 +108,10 @@ static int print_report(const struct options *o, bool applying, const struct zr_
 static int verb_plan_apply(const struct options *o, bool applying)
 {
     double t0 = cli_seconds(CLOCK_MONOTONIC);
+    /* With --connect the host is known: its connection opens while the
+     * inventory is read. */
+    if (o->uri)
+        zr_host_connect_early(o->uri, applying);
     _cleanup_(zr_errors_finish) struct zr_errors errs = {0};
     _cleanup_(zr_inventory_freep) struct zr_inventory *inv = zr_inventory_load(o->args[0], &errs);
     struct cli_env env = {0};

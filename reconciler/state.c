@@ -172,6 +172,9 @@ struct pending_open {
     char *message;
     struct pending_open *next; /* in `abandoned` */
     bool listed;
+    /* Started ahead of its caller (zr_connect_early()): kept for it once
+     * done, where an abandoned open is closed. */
+    bool early;
 };
 
 /* Opens given up while their daemon had not answered, at most one per
@@ -222,7 +225,7 @@ static void *open_thread(void *arg)
         p->message = zr_strdup(zr_libvirt_error());
     }
     p->done = true;
-    bool listed = p->listed;
+    bool listed = p->listed && !p->early;
     if (listed) /* nobody waits: too late to be of use */
         unlist(p);
     pthread_cond_signal(&p->cv);
@@ -234,7 +237,9 @@ static void *open_thread(void *arg)
     return NULL;
 }
 
-static struct pending_open *pending_start(const char *uri)
+/* `inline_open`: when no thread can be started, open on this one, without
+ * a deadline; else give up (NULL). */
+static struct pending_open *pending_start(const char *uri, bool inline_open)
 {
     struct pending_open *p = zr_new0(struct pending_open, 1);
     pthread_mutex_init(&p->mu, NULL);
@@ -251,6 +256,11 @@ static struct pending_open *pending_start(const char *uri)
     pthread_t t;
     int r = pthread_create(&t, &ta, open_thread, p);
     pthread_attr_destroy(&ta);
+    if (r != 0 && !inline_open) {
+        p->refs = 1;
+        pending_unref(p);
+        return NULL;
+    }
     if (r != 0) /* no thread to spare: open on this one, without a deadline */
         open_thread(p);
     return p;
@@ -277,6 +287,15 @@ static struct timespec timespec_at(double t)
     return (struct timespec){.tv_sec = (time_t)s, .tv_nsec = (long)((t - s) * 1e9)};
 }
 
+/* Whether an open of `uri` is listed (under abandoned_mu). */
+static bool listed_for(const char *uri)
+{
+    for (struct pending_open *q = abandoned; q; q = q->next)
+        if (zr_streq(q->uri, uri))
+            return true;
+    return false;
+}
+
 /* The abandoned open of `uri` (taken out of the list, its reference now
  * the caller's), or a new one. */
 static struct pending_open *pending_adopt(const char *uri)
@@ -288,7 +307,7 @@ static struct pending_open *pending_adopt(const char *uri)
     if (p)
         unlist(p);
     pthread_mutex_unlock(&abandoned_mu);
-    return p ? p : pending_start(uri);
+    return p ? p : pending_start(uri, true);
 }
 
 /* Gives up waiting for `p`: unless it finished meanwhile, it is listed
@@ -296,9 +315,7 @@ static struct pending_open *pending_adopt(const char *uri)
 static void pending_abandon(struct pending_open *p)
 {
     pthread_mutex_lock(&abandoned_mu);
-    bool taken = false;
-    for (struct pending_open *q = abandoned; q && !taken; q = q->next)
-        taken = zr_streq(q->uri, p->uri);
+    bool taken = listed_for(p->uri);
     pthread_mutex_lock(&p->mu);
     if (!p->done && !taken) {
         p->refs++;
@@ -309,6 +326,30 @@ static void pending_abandon(struct pending_open *p)
     pthread_mutex_unlock(&p->mu);
     pthread_mutex_unlock(&abandoned_mu);
     pending_unref(p);
+}
+
+void zr_connect_early(const char *uri, enum zr_conn_use use)
+{
+    struct zr_error err = {0};
+    if (!uri || !daemon_uri(uri) || libvirt_setup(needs_event_loop(uri, use), &err) < 0) {
+        zr_error_finish(&err);
+        return;
+    }
+    pthread_mutex_lock(&abandoned_mu);
+    bool listed = listed_for(uri);
+    pthread_mutex_unlock(&abandoned_mu);
+    struct pending_open *p = listed ? NULL : pending_start(uri, false);
+    if (!p)
+        return;
+    /* Its opener may be done already: listed all the same, for the caller. */
+    pthread_mutex_lock(&abandoned_mu);
+    pthread_mutex_lock(&p->mu);
+    p->early = true;
+    p->listed = true; /* the list takes this function's reference */
+    p->next = abandoned;
+    abandoned = p;
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&abandoned_mu);
 }
 
 /* Waits for the open until `deadline` (CLOCK_MONOTONIC seconds; INFINITY:

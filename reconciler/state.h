@@ -57,6 +57,14 @@ struct zr_connect_options {
 virConnectPtr zr_connect_with(const char *uri, const struct zr_connect_options *o,
                               struct zr_error *err);
 
+/* Starts opening the daemon URI `uri` for `use` on a thread of its own
+ * and returns at once: the next zr_connect_with() of the same URI takes
+ * that open over, with its own deadline, so a caller can read its input
+ * meanwhile.  An open nobody takes ends with the process.  Does nothing for
+ * NULL, an embedded URI (its open starts QEMU probes and locks the root),
+ * or when no thread can be started. */
+void zr_connect_early(const char *uri, enum zr_conn_use use);
+
 /* Whether a zr_connect_with() of this process is waiting for its open
  * (async-signal-safe: a handler may ask). */
 bool zr_connect_waiting(void);

@@ -8,7 +8,8 @@ closes it afterwards: the shared daemon on qemu:///system is never touched.
 
 FrozenPlanApplyTest  plan and apply give up after ZPCI_RECONCILE_CONNECT_TIMEOUT with an
                      error naming the URI and the deadline (text, JSON, metrics), and end
-                     at once on SIGINT or SIGTERM while they wait.
+                     at once on SIGINT or SIGTERM while they wait; a bad inventory ends
+                     them at once though the open started beside it waits.
 FrozenMidApplyTest   apply whose daemon freezes mid-run fails the call in progress after
                      about the same deadline (keepalive) and skips the rest; a plan stuck
                      after the open still ends on ^C.
@@ -99,6 +100,17 @@ class FrozenPlanApplyTest(FrozenDaemonCase):
     def test_apply_gives_up_after_the_deadline(self):
         rc, out, err = self.run_frozen('apply', '-o', 'json', timeout_s=2)
         self.check_failed_host(rc, out, err, '%s did not answer within 2 s' % self.uri)
+
+    def test_a_bad_inventory_does_not_wait_for_the_daemon(self):
+        # --connect opens the connection while the inventory is read; an inventory that
+        # fails ends the run at once, whatever that open still waits for
+        with open(self.inv, 'w') as f:
+            f.write('version: 1\nguests:\n  zrfrozen-g: {hostdevs: [{source: 0000:00:00.0, uid: 1}]}\n')
+        for verb in ('plan', 'apply'):
+            rc, out, err = self.run_frozen(verb, timeout_s=HANG_S * 2)
+            self.assertEqual(rc, 1, out + err)
+            self.assertIn("inventory.yaml:3:", err)
+            self.assertNotIn('did not answer', out + err)
 
     def interrupt_while_waiting(self, verb, sig):
         env = {'LIBVIRT_DEFAULT_URI': None}     # the default deadline, 30 s

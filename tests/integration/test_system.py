@@ -304,8 +304,9 @@ class SharedDaemonTest(DaemonTestCase):
         self.assertEqual(calls.get('virConnectListAllNodeDevices'), 2, calls)
         self.assertNotIn('virNodeDeviceLookupByName', calls)
         # one domain listing, shared by the read of the inventory's guests and the
-        # conflict check
+        # conflict check; one connection
         self.assertEqual(calls.get('virConnectListAllDomains'), 1, calls)
+        self.assertEqual(calls.get('virConnectOpen'), 1, calls)
 
         # node device XML only of the functions an action attaches (f0, f1), and of
         # what the host uses on them
@@ -323,10 +324,12 @@ class SharedDaemonTest(DaemonTestCase):
         # the conflict check still runs, on the one listing of the host's guests
         self.assertEqual(calls.get('virConnectListAllDomains'), 1, calls)
 
-        # in sync: one listing, and no node device XML is read at all
+        # in sync: one listing, and no node device XML is read at all; the connection
+        # opened while the inventory was read is the one the run uses
         rc, out, err = self.tool('plan', self.inv, env=lab.fault_env(counts=counts))
         self.assertEqual(rc, 0, out + err)
         calls = lab.read_counts(counts)
+        self.assertEqual(calls.get('virConnectOpen'), 1, calls)
         self.assertEqual(calls.get('virConnectListAllNodeDevices'), 1, calls)
         self.assertNotIn('virNodeDeviceGetXMLDesc', calls)
 
