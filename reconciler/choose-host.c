@@ -7,13 +7,11 @@
 #include "topology.h"
 #include "util.h"
 
-/* What was read for the chooser, owned. */
-struct facts {
-    struct zr_other_guest *others;
-    size_t n_others;
+/* What the chooser made of the host's facts, owned; the facts themselves
+ * (other guests, the PCI listing) are the run's (facts.h). */
+struct seen {
     struct zr_pci_addr *held;
     size_t n_held;
-    struct zr_host_pci pci;
     struct zr_pci_function *fns;
     struct zr_choose_function *cfns;
     size_t n_fns;
@@ -23,11 +21,9 @@ struct facts {
     size_t n_topo;
 };
 
-static void facts_finish(struct facts *f)
+static void seen_finish(struct seen *f)
 {
-    zr_other_guests_free(f->others, f->n_others);
     free(f->held);
-    zr_host_pci_finish(&f->pci);
     for (size_t i = 0; i < f->n_fns; i++)
         zr_pci_function_finish(&f->fns[i]);
     free(f->fns);
@@ -39,17 +35,17 @@ static void facts_finish(struct facts *f)
 }
 
 /* What the guests the inventory does not name hold.  A host that cannot
- * list them is refused by the conflict check, which lists them again. */
-static void read_held(virConnectPtr conn, const struct zr_host *host,
-                      struct zr_domain_listing *listing, unsigned jobs, struct facts *f)
+ * list them is refused by the conflict check, which reports the same
+ * failed read. */
+static void read_held(struct zr_host_facts *facts, struct seen *f)
 {
-    struct zr_error err = {0};
-    if (zr_state_read_others(conn, host, listing, jobs, &f->others, &f->n_others, &err) < 0) {
-        zr_error_finish(&err);
+    const struct zr_other_guest *others;
+    size_t n;
+    const struct zr_error *err;
+    if (zr_host_facts_others(facts, &others, &n, &err) < 0)
         return;
-    }
-    for (size_t i = 0; i < f->n_others; i++) {
-        const struct zr_other_guest *o = &f->others[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct zr_other_guest *o = &others[i];
         for (size_t d = 0; !o->gone && !o->error && d < o->devices.n; d++)
             *ZR_APPEND(f->held, f->n_held) = o->devices.items[d].source;
     }
@@ -68,13 +64,14 @@ static bool wanted_function(const struct zr_host *host, bool selector, const str
     return false;
 }
 
-static void parse_functions(struct facts *f, const size_t *idx, size_t n, char **xml, char **errors)
+static void parse_functions(struct seen *f, const struct zr_host_pci *pci, const size_t *idx,
+                            size_t n, char **xml, char **errors)
 {
     f->fns = zr_new0(struct zr_pci_function, n);
     f->cfns = zr_new0(struct zr_choose_function, n);
     for (size_t i = 0; i < n; i++) {
         struct zr_error err = {0};
-        const struct zr_pci_addr *a = &f->pci.addrs[idx[i]];
+        const struct zr_pci_addr *a = &pci->addrs[idx[i]];
         _cleanup_free_ char *what =
             zr_asprintf("node device of " ZR_PCI_ADDR_FMT, ZR_PCI_ADDR_ARGS(*a));
         if (xml[i] &&
@@ -91,37 +88,37 @@ static void parse_functions(struct facts *f, const size_t *idx, size_t n, char *
 
 /* The host's PCI functions the pools need, unless the host check is off
  * or the connection has no node devices (then `no_functions` says so). */
-static void read_functions(virConnectPtr conn, const char *uri, const struct zr_host *host,
-                           const struct zr_choose_host_options *o, bool selector, struct facts *f)
+static void read_functions(struct zr_host_facts *facts, const char *uri, const struct zr_host *host,
+                           const struct zr_choose_host_options *o, bool selector, struct seen *f)
 {
     if (!o->host_check) {
         f->no_functions = zr_strdup("--no-host-check skips reading them");
         return;
     }
-    struct zr_error err = {0};
-    int r = zr_state_host_pci(conn, &f->pci, &err);
+    const struct zr_host_pci *pci;
+    const struct zr_error *err;
+    int r = zr_host_facts_pci(facts, &pci, &err);
     if (r < 0) {
         f->no_functions = r == -ENOTSUP ? zr_asprintf("%s lists no node devices", uri)
-                                        : zr_asprintf("listing them failed: %s", err.message);
-        zr_error_finish(&err);
+                                        : zr_asprintf("listing them failed: %s", err->message);
         return;
     }
-    _cleanup_free_ size_t *idx = zr_new0(size_t, f->pci.n);
+    _cleanup_free_ size_t *idx = zr_new0(size_t, pci->n);
     size_t n = 0;
-    for (size_t i = 0; i < f->pci.n; i++)
-        if (wanted_function(host, selector, &f->pci.addrs[i]))
+    for (size_t i = 0; i < pci->n; i++)
+        if (wanted_function(host, selector, &pci->addrs[i]))
             idx[n++] = i;
     _cleanup_free_ char **xml = zr_new0(char *, n);
     _cleanup_free_ char **errors = zr_new0(char *, n);
     if (n)
-        zr_state_read_node_devices(&f->pci, idx, n, o->jobs, xml, errors);
-    parse_functions(f, idx, n, xml, errors);
+        zr_state_read_node_devices(pci, idx, n, o->jobs, xml, errors);
+    parse_functions(f, pci, idx, n, xml, errors);
     f->have_functions = true;
 }
 
 /* Where each guest that takes from a pool pins its memory. */
 static void read_nodesets(const struct zr_host *host, const struct zr_guest_state *states,
-                          const struct zr_pool_memory *memory, struct facts *f,
+                          const struct zr_pool_memory *memory, struct seen *f,
                           struct zr_choose_guest *guests)
 {
     f->topo = zr_new0(struct zr_guest_topology, host->n_guests);
@@ -145,16 +142,16 @@ static void read_nodesets(const struct zr_host *host, const struct zr_guest_stat
     }
 }
 
-void zr_choose_host(virConnectPtr conn, const char *uri, const struct zr_host *host,
-                    const struct zr_guest_state *states, struct zr_domain_listing *listing,
-                    const struct zr_choose_host_options *o, struct zr_choice *out)
+void zr_choose_host(struct zr_host_facts *facts, const char *uri, const struct zr_host *host,
+                    const struct zr_guest_state *states, const struct zr_choose_host_options *o,
+                    struct zr_choice *out)
 {
-    struct facts f = {0};
+    struct seen f = {0};
     bool selector = false;
     zr_host_uses_pools(host, &selector);
     _cleanup_free_ struct zr_choose_guest *guests = zr_new0(struct zr_choose_guest, host->n_guests);
-    read_held(conn, host, listing, o->jobs, &f);
-    read_functions(conn, uri, host, o, selector, &f);
+    read_held(facts, &f);
+    read_functions(facts, uri, host, o, selector, &f);
     read_nodesets(host, states, o->memory, &f, guests);
     struct zr_choose_input in = {
         .host = host,
@@ -169,5 +166,5 @@ void zr_choose_host(virConnectPtr conn, const char *uri, const struct zr_host *h
     zr_choose(&in, out);
     if (o->memory)
         zr_pool_memory_record(o->memory, out);
-    facts_finish(&f);
+    seen_finish(&f);
 }

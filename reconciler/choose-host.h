@@ -1,6 +1,7 @@
-/* Pools on a live host: reads the facts the chooser (choose.h) decides
- * from — what the guests the inventory does not name hold, the host's PCI
- * functions (node devices), each guest's NUMA pinning — and runs it.
+/* Pools on a live host: gathers the facts the chooser (choose.h) decides
+ * from — what the guests the inventory does not name hold and the host's
+ * PCI functions (the run's facts.h record, shared with the preflight), the
+ * pool functions' node devices, each guest's NUMA pinning — and runs it.
  * Never changes a guest; the decision itself stays in choose.c. */
 #pragma once
 
@@ -8,6 +9,7 @@
 #include <stdbool.h>
 
 #include "choose.h"
+#include "facts.h"
 #include "state.h"
 
 struct zr_choose_host_options {
@@ -19,8 +21,10 @@ struct zr_choose_host_options {
 };
 
 /* Chooses for every pool entry of `host`, whose guests `states` holds (in
- * inventory order, read already), into `out`.  `listing` is the host's
- * domain listing, shared with the rest of the run. */
-void zr_choose_host(virConnectPtr conn, const char *uri, const struct zr_host *host,
-                    const struct zr_guest_state *states, struct zr_domain_listing *listing,
-                    const struct zr_choose_host_options *o, struct zr_choice *out);
+ * inventory order, read already), into `out`.  The other guests and the
+ * PCI listing come from `facts` (read there on first need, kept for the
+ * rest of the run); a listing that failed is left to the preflight to
+ * report. */
+void zr_choose_host(struct zr_host_facts *facts, const char *uri, const struct zr_host *host,
+                    const struct zr_guest_state *states, const struct zr_choose_host_options *o,
+                    struct zr_choice *out);

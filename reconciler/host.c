@@ -8,6 +8,7 @@
 
 #include "apply.h"
 #include "choose-host.h"
+#include "facts.h"
 #include "host.h"
 #include "preflight.h"
 #include "render.h"
@@ -26,10 +27,14 @@ struct host_session {
     /* The functions pool entries get (choose.h; zr_host_choose()); empty
      * (errors NULL) when the host takes from no pool. */
     struct zr_choice choice;
+    /* What the chooser and the preflight both need (the other guests, the
+     * PCI listing), read under the lock by whichever needs it first. */
+    struct zr_host_facts facts;
 };
 
 static void host_session_finish(struct host_session *h)
 {
+    zr_host_facts_finish(&h->facts);
     if (h->states)
         zr_state_free(h->states, h->host->n_guests);
     zr_domain_listing_finish(&h->listing);
@@ -147,18 +152,31 @@ void zr_host_plan_guest(struct zr_plan *draft, const char *host, const char *uri
     }
 }
 
-void zr_host_choose(virConnectPtr conn, const char *uri, const struct zr_host *host,
-                    struct zr_guest_state *states, struct zr_domain_listing *listing,
-                    const struct zr_host_options *o, struct zr_choice *choice)
+/* zr_host_choose() on `facts`: the run's, or a record of the caller's. */
+static void choose_on(struct zr_host_facts *facts, const char *uri, const struct zr_host *host,
+                      struct zr_guest_state *states, const struct zr_host_options *o,
+                      struct zr_choice *choice)
 {
     bool selector;
     if (!zr_host_uses_pools(host, &selector))
         return;
     struct zr_choose_host_options co = {
         .host_check = o->host_check, .jobs = read_threads(o), .memory = o->pool_memory};
-    zr_choose_host(conn, uri, host, states, listing, &co, choice);
+    zr_choose_host(facts, uri, host, states, &co, choice);
     for (size_t g = 0; g < host->n_guests; g++)
         states[g].wanted = &choice->host.guests[g];
+}
+
+void zr_host_choose(virConnectPtr conn, const char *uri, const struct zr_host *host,
+                    struct zr_guest_state *states, struct zr_domain_listing *listing,
+                    const struct zr_host_options *o, struct zr_choice *choice)
+{
+    /* Read outside any run's lock (watch's pass): dropped here, so that
+     * the run that goes on from this choice reads its own. */
+    struct zr_host_facts facts;
+    zr_host_facts_init(&facts, conn, host, listing, read_threads(o));
+    choose_on(&facts, uri, host, states, o, choice);
+    zr_host_facts_finish(&facts);
 }
 
 void zr_host_prepared_finish(struct zr_host_prepared *p, size_t n_states)
@@ -255,8 +273,8 @@ static void host_check(struct zr_plan *report, struct host_session *h,
     struct zr_preflight_notes notes = {0};
     size_t first_action = report->n_actions;
     struct zr_error *check =
-        zr_preflight_host(report, h->conn, h->uri, &h->listing, host, h->states, draft,
-                          o->host_check, read_threads(o), o->applying, h->choice.errors, &notes);
+        zr_preflight_host(report, &h->facts, h->uri, host, h->states, draft, o->host_check,
+                          read_threads(o), o->applying, h->choice.errors, &notes);
     /* A guest that could not be read keeps its own error. */
     for (size_t g = 0; g < host->n_guests; g++) {
         if (!check[g].message || h->states[g].error)
@@ -275,15 +293,19 @@ static void host_check(struct zr_plan *report, struct host_session *h,
 
 /* Reads the host's guests (unless prepared), chooses for its pool
  * entries, plans each guest once, runs the preflight on that plan and
- * keeps what it does not refuse. */
+ * keeps what it does not refuse.  The chooser and the preflight share the
+ * session's facts: each is read once per run. */
 static void host_plan(struct zr_plan *report, struct host_session *h,
                       const struct zr_host_options *o)
 {
     const struct zr_host *host = h->host;
     _cleanup_(zr_plan_finish) struct zr_plan draft = {0};
+    /* Fresh for this run: a prepared draft brings no facts, and the
+     * preflight reads its own under the lock. */
+    zr_host_facts_init(&h->facts, h->conn, host, &h->listing, read_threads(o));
     if (!take_prepared(h, o, &draft)) {
         h->states = zr_state_read_listed(h->conn, host, read_threads(o), &h->listing);
-        zr_host_choose(h->conn, h->uri, host, h->states, &h->listing, o, &h->choice);
+        choose_on(&h->facts, h->uri, host, h->states, o, &h->choice);
         for (size_t g = 0; g < host->n_guests; g++)
             zr_host_plan_guest(&draft, host->name, h->uri, h->conn, &h->listing, &h->states[g],
                                o->config_only);

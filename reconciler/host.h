@@ -100,7 +100,9 @@ void zr_host_plan_guest(struct zr_plan *draft, const char *host, const char *uri
  * o->pool_memory read and updated) and each state's `wanted` points at its
  * guest in choice->host, whose pool entries name functions.  Nothing when
  * the host takes from no pool (choice left empty).  `uri` is
- * zr_host_conn_uri()'s. */
+ * zr_host_conn_uri()'s.  The facts it reads (facts.h) are dropped on
+ * return: a run that goes on from this choice reads its own under its
+ * lock (within one run, the chooser and the preflight share them). */
 void zr_host_choose(virConnectPtr conn, const char *uri, const struct zr_host *host,
                     struct zr_guest_state *states, struct zr_domain_listing *listing,
                     const struct zr_host_options *o, struct zr_choice *choice);

@@ -673,7 +673,7 @@ static void topology_view(struct zr_plan *view, const struct zr_plan *draft,
 /* A listing the check needs failed: plan warns; apply refuses the host
  * (the first reason wins). */
 static void listing_failed(struct zr_plan *plan, const char *host, const char *check,
-                           const char *advice, bool applying, struct zr_error *err,
+                           const char *advice, bool applying, const struct zr_error *err,
                            struct zr_error *refuse)
 {
     if (!applying)
@@ -682,7 +682,6 @@ static void listing_failed(struct zr_plan *plan, const char *host, const char *c
                             err->message);
     else if (!refuse->message)
         zr_error_setc(refuse, err->code, "%s; nothing changed%s", err->message, advice);
-    zr_error_finish(err);
 }
 
 /* Everything the topology checks read, owned. */
@@ -862,47 +861,45 @@ static void topology_read(struct topology_read *t, struct zr_plan *plan, virConn
     read_guest_topologies(t, wanted, states, attaching);
 }
 
-/* The listings the checks need: the host's PCI functions (host_check)
- * and the guests the inventory does not name.  One that fails is a
+/* The listings the checks need, from the run's facts (read there unless
+ * the chooser read them already): the host's PCI functions (host_check)
+ * and the guests the inventory does not name.  One that failed is a
  * warning in plan and, in apply, `refuse` for every guest of the host. */
-static void read_listings(struct zr_plan *plan, virConnectPtr conn, const char *uri,
-                          struct zr_domain_listing *listing, const struct zr_host *wanted,
-                          bool host_check, unsigned jobs, bool applying,
-                          struct zr_preflight_input *in, struct zr_host_pci *pci,
-                          struct zr_other_guest **others, struct zr_error *refuse)
+static void read_listings(struct zr_plan *plan, struct zr_host_facts *facts, const char *uri,
+                          const struct zr_host *wanted, bool host_check, bool applying,
+                          struct zr_preflight_input *in, const struct zr_host_pci **pci,
+                          struct zr_error *refuse)
 {
-    struct zr_error err = {0};
+    const struct zr_error *err;
     if (host_check) {
-        int r = zr_state_host_pci(conn, pci, &err);
+        int r = zr_host_facts_pci(facts, pci, &err);
         if (r == -ENOTSUP) {
             zr_plan_add_warning(plan, wanted->name, NULL, NULL, ZR_ERR_NO_NODEDEVS,
                                 "host check skipped: %s lists no node devices", uri);
         } else if (r < 0) {
             listing_failed(plan, wanted->name, "host check", " (--no-host-check skips this check)",
-                           applying, &err, refuse);
+                           applying, err, refuse);
         } else {
             in->have_pci = true;
-            in->pci = pci->addrs;
-            in->n_pci = pci->n;
+            in->pci = (*pci)->addrs;
+            in->n_pci = (*pci)->n;
         }
     }
 
-    int r = zr_state_read_others(conn, wanted, listing, jobs, others, &in->n_others, &err);
-    if (r < 0) {
-        listing_failed(plan, wanted->name, "conflict check", "", applying, &err, refuse);
+    if (zr_host_facts_others(facts, &in->others, &in->n_others, &err) < 0) {
+        listing_failed(plan, wanted->name, "conflict check", "", applying, err, refuse);
     } else {
         in->have_others = true;
-        in->others = *others;
         for (size_t i = 0; i < in->n_others; i++)
-            if ((*others)[i].error)
+            if (in->others[i].error)
                 zr_plan_add_warning(plan, wanted->name, NULL, NULL, ZR_ERR_CONFLICT,
-                                    "conflict check cannot read guest '%s': %s", (*others)[i].name,
-                                    (*others)[i].error);
+                                    "conflict check cannot read guest '%s': %s", in->others[i].name,
+                                    in->others[i].error);
     }
 }
 
-struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
-                                   struct zr_domain_listing *listing, const struct zr_host *wanted,
+struct zr_error *zr_preflight_host(struct zr_plan *plan, struct zr_host_facts *facts,
+                                   const char *uri, const struct zr_host *wanted,
                                    const struct zr_guest_state *states, const struct zr_plan *draft,
                                    bool host_check, unsigned jobs, bool applying,
                                    const struct zr_error *refused, struct zr_preflight_notes *notes)
@@ -916,19 +913,17 @@ struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, con
     if (n_wanted == 0)
         return zr_new0(struct zr_error, wanted->n_guests);
 
-    struct zr_host_pci pci = {0};
-    struct zr_other_guest *others = NULL;
+    const struct zr_host_pci *pci = NULL;
     /* apply: why no guest of the host is changed */
     _cleanup_(zr_error_finish) struct zr_error refuse = {0};
 
-    read_listings(plan, conn, uri, listing, wanted, host_check, jobs, applying, &in, &pci, &others,
-                  &refuse);
+    read_listings(plan, facts, uri, wanted, host_check, applying, &in, &pci, &refuse);
 
     struct zr_plan planned = {0};
     struct topology_read t = {0};
     if (in.have_pci) {
-        topology_view(&planned, draft, wanted, &pci);
-        topology_read(&t, plan, conn, wanted, states, &planned, &pci, jobs);
+        topology_view(&planned, draft, wanted, pci);
+        topology_read(&t, plan, facts->conn, wanted, states, &planned, pci, jobs);
         in.planned = &planned;
         in.functions = t.functions;
         in.n_functions = t.n_functions;
@@ -943,8 +938,6 @@ struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, con
         zr_preflight_collect_notes(&in, notes);
     topology_read_finish(&t);
     free(planned.actions); /* a view: the draft owns the rest */
-    zr_other_guests_free(others, in.n_others);
-    zr_host_pci_finish(&pci);
     if (refuse.message)
         for (size_t g = 0; g < wanted->n_guests; g++)
             zr_error_setc(&errors[g], refuse.code, "%s", refuse.message);

@@ -12,6 +12,7 @@
 #include <libvirt/libvirt.h>
 #include <stdbool.h>
 
+#include "facts.h"
 #include "inventory.h"
 #include "plan.h"
 #include "state.h"
@@ -98,12 +99,14 @@ void zr_preflight_annotate(struct zr_plan *plan, size_t first_action, size_t fir
                            const struct zr_preflight_notes *notes);
 void zr_preflight_notes_finish(struct zr_preflight_notes *notes);
 
-/* Reads what the checks need and runs them: one node device listing
- * (unless !host_check), the host's domain listing (`listing`, shared with
- * the guests' read; listed here only if that failed) and one persistent XMLDesc per
- * guest the inventory does not name (on up to `jobs` threads), and node
- * device XML only for the functions an action attaches and the other
- * functions of their IOMMU groups; none of it when the host's guests want
+/* Reads what the checks need and runs them.  From `facts` (facts.h: read
+ * there on first need, unless the chooser of the same run read them
+ * already, failures included): one node device listing (unless
+ * !host_check), and the definitions of the guests the inventory does not
+ * name (zr_state_read_others(), on the host's one domain listing, shared
+ * with the guests' read; listed there only if that failed).  Here: node device XML only for the
+ * functions an action attaches and the other functions of their IOMMU
+ * groups, on up to `jobs` threads; none of it when the host's guests want
  * no device at all.  A host without node devices (qemu:///embed) is only
  * not checked for functions, with a warning.  A listing that fails is a
  * warning in plan and an error for every guest of the host in apply.
@@ -112,8 +115,8 @@ void zr_preflight_notes_finish(struct zr_preflight_notes *notes);
  * `refused` (may be NULL): guests refused before the checks (see
  * zr_preflight_input).  `notes` (may be NULL) receives what the plan text
  * says about functions. */
-struct zr_error *zr_preflight_host(struct zr_plan *plan, virConnectPtr conn, const char *uri,
-                                   struct zr_domain_listing *listing, const struct zr_host *wanted,
+struct zr_error *zr_preflight_host(struct zr_plan *plan, struct zr_host_facts *facts,
+                                   const char *uri, const struct zr_host *wanted,
                                    const struct zr_guest_state *states, const struct zr_plan *draft,
                                    bool host_check, unsigned jobs, bool applying,
                                    const struct zr_error *refused,
