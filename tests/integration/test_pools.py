@@ -3,12 +3,15 @@
 
 EmbedPoolTest   members: pools on a qemu:///embed root (no node devices needed): the pick
                 in text and JSON, apply, the definitions read back, a second plan in sync,
-                stickiness, inventory order, exhaustion, export, selector pools refused.
+                stickiness, inventory order, exhaustion, export, selector pools refused;
+                the chooser and the preflight share one read of each host fact (counted and
+                failed through the fault shim): both report the one failed listing.
 FleetPoolTest   a hosts: inventory of two embedded roots (one process per host): the pool
                 name crosses the process boundary, each host chooses on its own.
 SystemPoolTest  qemu:///system: a vendor: pool of this machine's virtio functions, read
                 from its node devices; they have no IOMMU group, so the host check refuses
                 the chosen one, naming it. A members: pool with --no-host-check applies.
+                One domain and one PCI node device listing per plan and apply run.
 WatchPoolTest   watch on qemu:///system repairs a pool entry with the same rules.
 
 Guests are named zrpool-<pid>-*; sources on qemu:///system come from a PCI domain of this
@@ -25,7 +28,7 @@ import unittest
 
 import lab
 from test_watch import Notify
-from lab import EmbedLab, hostdev_xml, run_tool, s390x_guest
+from lab import EmbedLab, hostdev_xml, injected, run_tool, s390x_guest
 
 
 def wait_for(cond, timeout):
@@ -223,6 +226,107 @@ class EmbedPoolTest(lab.EmbedToolCase):
                                   r"devices|--no-host-check skips reading them)")
         self.assertEqual(self.lab.dumpxml('db1'), before)
 
+    # The chooser and the preflight of one run share its facts (reconciler/facts.h): a
+    # listing that fails is read once and both report that one failure.
+
+    def test_a_failed_node_device_listing_is_read_once_and_reported_by_both(self):
+        self.define('db1', hostdev_xml('0005:00:00.0'))
+        self.define('web1')
+        self.POOLS = """
+            version: 1
+            pools:
+              nvme: {vendor: 0x144d}
+              lab: {members: [0001:00:00.0]}
+            """
+        self.inventory("""
+            guests:
+              db1:
+                hostdevs: [{pool: nvme}]
+              web1:
+                hostdevs: [{pool: lab}]
+            """)
+        fault = 'virConnectListAllNodeDevices:1+'
+        msg = "cannot list the host's PCI devices: " + injected('virConnectListAllNodeDevices', 1)
+        counts = os.path.join(self.lab.root, 'counts')
+        unserved = ("pool 'nvme' selects functions by the host's node devices, and listing "
+                    "them failed: %s (a 'members:' pool needs none); nothing changed on this "
+                    "guest" % msg)
+        rc, doc, err = self.tool_json('plan', self.inv, fault=fault, counts=counts)
+        self.assertEqual(rc, 1, err)
+        self.assertEqual(lab.read_counts(counts)['virConnectListAllNodeDevices'], 1)
+        self.assertEqual(doc['warnings'], [
+            {'host': 'default', 'guest': None, 'source': None,
+             'message': "host check skipped: %s; apply will leave this host's guests alone"
+                        % msg}])
+        self.assertEqual(doc['errors'], [{'host': 'default', 'guest': 'db1', 'message': unserved}])
+        self.assertEqual(actions(doc), [('web1', 'attach', 'hostdev', '0001:00:00.0', 'lab')])
+        before = self.lab.dumpxml('db1'), self.lab.dumpxml('web1')
+        rc, out, err = self.tool('apply', self.inv, fault=fault, counts=counts)
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(lab.read_counts(counts)['virConnectListAllNodeDevices'], 1)
+        self.assertIn('db1: error: %s\n' % unserved, out)
+        self.assertIn('web1: error: %s; nothing changed (--no-host-check skips this check)\n'
+                      % msg, out)
+        self.assertEqual((self.lab.dumpxml('db1'), self.lab.dumpxml('web1')), before)
+
+    def test_no_node_devices_is_read_once(self):
+        self.define('web1')
+        self.inventory("""
+            guests:
+              web1:
+                hostdevs: [{pool: lab}]
+            """)
+        counts = os.path.join(self.lab.root, 'counts')
+        rc, doc, err = self.tool_json('plan', self.inv, counts=counts)
+        self.assertEqual(rc, 2, err)
+        self.assertEqual(lab.read_counts(counts)['virConnectListAllNodeDevices'], 1)
+        self.assertEqual(actions(doc), [('web1', 'attach', 'hostdev', '0003:00:00.0', 'lab')])
+        self.assertEqual([w['message'] for w in doc['warnings']],
+                         ['host check skipped: %s lists no node devices' % self.lab.uri])
+
+    def test_a_failed_guest_listing_is_listed_once_more_not_twice(self):
+        # The guests' read lists first (call 1); when that fails, the guests are looked up
+        # one by one and the chooser lists again (call 2); the conflict check reports that
+        # failure rather than listing a third time.
+        self.define('web1')
+        self.inventory("""
+            guests:
+              web1:
+                hostdevs: [{pool: lab}]
+            """)
+        msg = "cannot list the host's guests: " + injected('virConnectListAllDomains', 2)
+        counts = os.path.join(self.lab.root, 'counts')
+        rc, doc, err = self.tool_json('plan', self.inv, fault='virConnectListAllDomains:1+',
+                                      counts=counts)
+        self.assertEqual(rc, 2, err)
+        self.assertEqual(lab.read_counts(counts)['virConnectListAllDomains'], 2)
+        self.assertIn("conflict check skipped: %s; apply will leave this host's guests alone"
+                      % msg, [w['message'] for w in doc['warnings']])
+        before = self.lab.dumpxml('web1')
+        rc, out, err = self.tool('apply', self.inv, fault='virConnectListAllDomains:1+')
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('web1: error: %s; nothing changed\n' % msg, out)
+        self.assertEqual(self.lab.dumpxml('web1'), before)
+
+    def test_an_unreadable_other_guest_is_read_once(self):
+        # The chooser's read of 'other' fails: it cannot see what other holds, and the
+        # conflict check reports that read instead of reading other again.
+        self.define('other', hostdev_xml('0003:00:00.0'))
+        self.define('web1')
+        self.inventory("""
+            guests:
+              web1:
+                hostdevs: [{pool: lab}]
+            """)
+        rc, doc, err = self.tool_json('plan', self.inv, fault='virDomainGetXMLDesc@other:1')
+        self.assertEqual(rc, 2, err)
+        self.assertIn("conflict check cannot read guest 'other': " +
+                      injected('virDomainGetXMLDesc', 1), [w['message'] for w in doc['warnings']])
+        self.assertEqual(actions(doc), [('web1', 'attach', 'hostdev', '0003:00:00.0', 'lab')])
+        # read for real, other holds 0003: web1 gets the next member
+        rc, doc, err = self.tool_json('plan', self.inv)
+        self.assertEqual(actions(doc), [('web1', 'attach', 'hostdev', '0001:00:00.0', 'lab')])
+
     def test_validate_counts_each_function_a_pool_entry_asks_for(self):
         self.inventory("""
             guests:
@@ -361,6 +465,46 @@ class SystemPoolTest(SystemCase):
         self.assertEqual(rc, 1, out + err)
         self.assertIn('%s: error: %s: %s is in no IOMMU group' % (g, want, want), out)
         self.assertEqual(self.lab.dumpxml(g), before, 'the host check refused: nothing changed')
+
+    def test_one_read_of_each_fact_per_run(self):
+        # The chooser and the preflight share one read of the other guests and one PCI
+        # node device listing per run (reconciler/facts.h), in plan and in apply.
+        g1 = self.guest('f1', hostdev_xml(fake(8)))
+        g2 = self.guest('f2')
+        other = self.guest('f-other', hostdev_xml(fake(9)))
+        self.write("""
+            version: 1
+            pools:
+              lab: {members: [%s, %s, %s]}
+            guests:
+              %s:
+                hostdevs: [{pool: lab}]
+              %s:
+                hostdevs: [{pool: lab}]
+            """ % (fake(8), fake(9), fake(10), g1, g2))
+        counts = os.path.join(self.dir, 'counts')
+        env = lab.fault_env(counts=counts)
+        env['LIBVIRT_DEFAULT_URI'] = None
+        rc, out, err = run_tool(['-o', 'json', 'plan', self.inv, '-c', self.uri], env=env,
+                                timeout=600)
+        doc = json.loads(out)
+        # g1 keeps what it holds; other holds fake(9), as the chooser read it
+        self.assertEqual(actions(doc), [(g2, 'attach', 'hostdev', fake(10), 'lab')], out + err)
+        # the host check, on the same listing: fake(10) is no function of this host
+        self.assertIn('host has no PCI function %s' % fake(10),
+                      ' '.join(w['message'] for w in doc['warnings']))
+        calls = lab.read_counts(counts)
+        self.assertEqual(calls.get('virConnectListAllDomains'), 1, calls)
+        self.assertEqual(calls.get('virConnectListAllNodeDevices'), 1, calls)
+        before = self.lab.dumpxml(g2)
+        rc, out, err = run_tool(['apply', self.inv, '-c', self.uri], env=env, timeout=600)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('%s: error: host has no PCI function %s' % (g2, fake(10)), out)
+        self.assertEqual(self.lab.dumpxml(g2), before)
+        self.assertEqual(sources(self.lab, other), [fake(9)])
+        calls = lab.read_counts(counts)
+        self.assertEqual(calls.get('virConnectListAllDomains'), 1, calls)
+        self.assertEqual(calls.get('virConnectListAllNodeDevices'), 1, calls)
 
     def test_members_pool_applies_with_no_host_check_and_stays_in_sync(self):
         g1 = self.guest('m1', hostdev_xml(fake(2)))
