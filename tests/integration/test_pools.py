@@ -421,9 +421,16 @@ class SystemCase(lab.OwnSystemURICase):
         with open(self.inv, 'w') as f:
             f.write(textwrap.dedent(text).lstrip())
 
-    def tool(self, *args):
-        return run_tool(list(args) + ['-c', self.uri], env={'LIBVIRT_DEFAULT_URI': None},
-                        timeout=600)
+    def write_pool(self, members, *guests):
+        """An inventory of one members: pool 'lab' and guests that take one function of it."""
+        self.write('version: 1\npools:\n  lab: {members: [%s]}\nguests:\n' % ', '.join(members) +
+                   ''.join('  %s:\n    hostdevs: [{pool: lab}]\n' % g for g in guests))
+
+    def tool(self, *args, counts=None):
+        """The tool on this class's URI; through the fault shim, counting calls, with counts."""
+        env = lab.fault_env(counts=counts) if counts else {}
+        env['LIBVIRT_DEFAULT_URI'] = None
+        return run_tool(list(args) + ['-c', self.uri], env=env, timeout=600)
 
 
 class SystemPoolTest(SystemCase):
@@ -472,21 +479,9 @@ class SystemPoolTest(SystemCase):
         g1 = self.guest('f1', hostdev_xml(fake(8)))
         g2 = self.guest('f2')
         other = self.guest('f-other', hostdev_xml(fake(9)))
-        self.write("""
-            version: 1
-            pools:
-              lab: {members: [%s, %s, %s]}
-            guests:
-              %s:
-                hostdevs: [{pool: lab}]
-              %s:
-                hostdevs: [{pool: lab}]
-            """ % (fake(8), fake(9), fake(10), g1, g2))
+        self.write_pool([fake(8), fake(9), fake(10)], g1, g2)
         counts = os.path.join(self.dir, 'counts')
-        env = lab.fault_env(counts=counts)
-        env['LIBVIRT_DEFAULT_URI'] = None
-        rc, out, err = run_tool(['-o', 'json', 'plan', self.inv, '-c', self.uri], env=env,
-                                timeout=600)
+        rc, out, err = self.tool('-o', 'json', 'plan', self.inv, counts=counts)
         doc = json.loads(out)
         # g1 keeps what it holds; other holds fake(9), as the chooser read it
         self.assertEqual(actions(doc), [(g2, 'attach', 'hostdev', fake(10), 'lab')], out + err)
@@ -497,7 +492,7 @@ class SystemPoolTest(SystemCase):
         self.assertEqual(calls.get('virConnectListAllDomains'), 1, calls)
         self.assertEqual(calls.get('virConnectListAllNodeDevices'), 1, calls)
         before = self.lab.dumpxml(g2)
-        rc, out, err = run_tool(['apply', self.inv, '-c', self.uri], env=env, timeout=600)
+        rc, out, err = self.tool('apply', self.inv, counts=counts)
         self.assertEqual(rc, 1, out + err)
         self.assertIn('%s: error: host has no PCI function %s' % (g2, fake(10)), out)
         self.assertEqual(self.lab.dumpxml(g2), before)
@@ -542,14 +537,7 @@ class WatchPoolTest(SystemCase):
     def test_watch_repairs_a_pool_entry_with_the_same_rules(self):
         g = self.guest('watch', hostdev_xml(fake(5)))
         other = self.guest('other', hostdev_xml(fake(4)))
-        self.write("""
-            version: 1
-            pools:
-              lab: {members: [%s, %s, %s]}
-            guests:
-              %s:
-                hostdevs: [{pool: lab}]
-            """ % (fake(4), fake(5), fake(6), g))
+        self.write_pool([fake(4), fake(5), fake(6)], g)
         proc, notify = self.start_watch()
         notify.wait('READY=1')  # its first pass: in sync, the guest keeps what it holds
         self.assertEqual(sources(self.lab, g), [fake(5)])
@@ -577,14 +565,7 @@ class WatchPoolTest(SystemCase):
         # keeps what it holds), but its refusal is not "in sync" and gets reported.
         g = self.guest('starved')
         self.guest('holder', hostdev_xml(fake(7)))
-        self.write("""
-            version: 1
-            pools:
-              lab: {members: [%s]}
-            guests:
-              %s:
-                hostdevs: [{pool: lab}]
-            """ % (fake(7), g))
+        self.write_pool([fake(7)], g)
         proc, notify = self.start_watch()
         notify.wait('READY=1')
         proc.terminate()
