@@ -64,6 +64,7 @@ struct holding {
     struct zr_pci_addr addr;
     bool inventory;
     size_t index;
+    bool live; /* an inventory guest's running definition holds it */
 };
 
 static int holding_cmp(const void *pa, const void *pb)
@@ -123,21 +124,41 @@ static void index_holdings(struct pass *p)
     for (size_t i = 0; i < in->n_others; i++) {
         const struct zr_other_guest *o = &in->others[i];
         for (size_t d = 0; !o->gone && !o->error && d < o->devices.n; d++)
-            *ZR_APPEND(p->held, p->n_held) = (struct holding){o->devices.items[d].source, false, i};
+            *ZR_APPEND(p->held, p->n_held) =
+                (struct holding){o->devices.items[d].source, false, i, false};
     }
     for (size_t g = 0; g < in->wanted->n_guests; g++) {
         const struct zr_guest_state *st = &in->states[g];
         for (size_t d = 0; !st->error && d < st->config.n; d++)
-            *ZR_APPEND(p->held, p->n_held) = (struct holding){st->config.items[d].source, true, g};
+            *ZR_APPEND(p->held, p->n_held) =
+                (struct holding){st->config.items[d].source, true, g, false};
+        for (size_t d = 0; !st->error && st->active && d < st->live.n; d++)
+            *ZR_APPEND(p->held, p->n_held) =
+                (struct holding){st->live.items[d].source, true, g, true};
     }
     if (p->n_held) /* qsort takes no NULL array, even empty */
         qsort(p->held, p->n_held, sizeof(*p->held), holding_cmp);
 }
 
+/* Whether guest g's plan (the draft) takes `s` out of its running
+ * definition. */
+static bool detaches_live(const struct zr_preflight_input *in, size_t g,
+                          const struct zr_pci_addr *s)
+{
+    for (size_t i = 0; in->draft && i < in->draft->n_actions; i++) {
+        const struct zr_action *a = &in->draft->actions[i];
+        if (a->guest_index == g && a->op == ZR_OP_DETACH && a->live &&
+            zr_pci_addr_eq(&a->source, s))
+            return true;
+    }
+    return false;
+}
+
 /* Who else keeps `s` after this run, as words for a message ("guest 'x',
  * which the inventory does not name"), or NULL.  A guest of the inventory
- * gives the function up when it is planned and prunes; `errors` says
- * which guests will be refused. */
+ * gives the function up when it is planned and prunes; a running one keeps
+ * it in its running definition unless its plan detaches it live (not so
+ * with --config-only); `errors` says which guests will be refused. */
 static char *holder(const struct pass *p, size_t self, const struct zr_pci_addr *s)
 {
     const struct zr_preflight_input *in = p->in;
@@ -158,6 +179,10 @@ static char *holder(const struct pass *p, size_t self, const struct zr_pci_addr 
                                      g->name)
                        : zr_asprintf("guest '%s', which apply will leave alone (see its warnings)",
                                      g->name);
+        if (h->live && !detaches_live(in, h->index, s))
+            return zr_asprintf("guest '%s', whose running definition keeps it (this run "
+                               "changes definitions only)",
+                               g->name);
     }
     return NULL;
 }
@@ -904,8 +929,11 @@ struct zr_error *zr_preflight_host(struct zr_plan *plan, struct zr_host_facts *f
                                    bool host_check, unsigned jobs, bool applying,
                                    const struct zr_error *refused, struct zr_preflight_notes *notes)
 {
-    struct zr_preflight_input in = {
-        .host = wanted->name, .wanted = wanted, .states = states, .refused = refused};
+    struct zr_preflight_input in = {.host = wanted->name,
+                                    .wanted = wanted,
+                                    .states = states,
+                                    .refused = refused,
+                                    .draft = draft};
     size_t n_wanted = 0;
     for (size_t g = 0; g < wanted->n_guests; g++)
         n_wanted += states[g].error ? 0 : wanted->guests[g].devices.n;

@@ -50,13 +50,19 @@ struct zr_preflight_input {
      * served): wanted->n_guests errors, message NULL for the others; NULL:
      * none.  They keep what they hold, which the cascade takes into account. */
     const struct zr_error *refused;
+
+    /* Each guest planned before the checks (guest i = inventory guest i):
+     * which running guest gives up a function from its running definition
+     * (a live detach).  NULL: none does. */
+    const struct zr_plan *draft;
 };
 
 /* Checks every wanted source of every readable guest:
  * - not a PCI function of the host (when have_pci);
  * - held by a guest that keeps it after this run: one the inventory does
- *   not name, one whose prune: false keeps it, or one this run does not
- *   change because it is refused.  libvirt lets two definitions hold one
+ *   not name, one whose prune: false keeps it, one this run does not
+ *   change because it is refused, or a running one whose plan leaves it
+ *   in its running definition (--config-only).  libvirt lets two definitions hold one
  *   function, and only one of those guests can then start;
  * - for each function `planned` attaches: its IOMMU group, SR-IOV (for an
  *   interface), driver binding, NUMA node, and the guest's hotplug ports.

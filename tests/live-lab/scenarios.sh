@@ -403,6 +403,26 @@ EOF
   expect_devs t-want config "05 hostdev"
   zr pool-plan plan "$WORK/pool.yaml"
   expect_rc 0 pool-plan
+  # Named now, with nothing wanted: its plan detaches 00:04.0 live, so another guest may
+  # have it; with --config-only the running definition keeps it, so that guest may not.
+  inventory both <<'EOF'
+version: 1
+guests:
+  t-live:
+    hostdevs: []
+  t-want:
+    hostdevs:
+      - source: 0000:00:04.0
+EOF
+  zr both-plan plan -o json "$WORK/both.yaml"
+  expect_rc 2 both-plan
+  [ "$(json both-plan 'sorted((a["guest"], a["op"], a["live"], a["config"]) for a in j["actions"])')" = \
+    '[["t-live", "detach", true, false], ["t-want", "attach", false, true], ["t-want", "detach", false, true]]' ] ||
+    fail "expected the live detach from t-live and the move on t-want: $(cat "$WORK/both-plan.out")"
+  zr both-co plan --config-only "$WORK/both.yaml"
+  expect_rc 2 both-co
+  grep -q "held by guest 't-live', whose running definition keeps it" "$WORK/both-co.out" ||
+    fail "--config-only: the running holder is not named: $(cat "$WORK/both-co.out")"
   pass
 }
 

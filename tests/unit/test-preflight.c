@@ -33,6 +33,7 @@ struct lab {
     size_t n_uses;
     struct zr_guest_topology guest_topology[MAX_GUESTS];
     struct zr_plan planned;
+    struct zr_plan *draft; /* the guests' plans, when a test gives them */
     struct zr_preflight_input in;
 };
 
@@ -104,6 +105,7 @@ static void run(struct lab *l, bool applying)
         .have_others = true,
         .others = l->others,
         .n_others = l->n_others,
+        .draft = l->draft,
     };
     if (l->topology) {
         qsort(l->functions, l->n_functions, sizeof(l->functions[0]), function_cmp);
@@ -297,6 +299,35 @@ Test(preflight, prune_false_keeps_the_function)
     cr_assert_str_eq(l.errors[1].message, "0001:00:00.0 is held by guest 'a', whose prune: false "
                                   "keeps it; libvirt would let both definitions hold it, so "
                                   "nothing changed on this guest");
+    finish(&l);
+}
+
+/* a runs with 0001 hot-plugged (its definition does not hold it): unless
+ * its plan detaches it live, it keeps it, as with --config-only. */
+Test(preflight, a_running_guest_keeps_what_its_plan_leaves_in_its_running_definition)
+{
+    struct lab l = {0};
+    add_guest(&l, "a", true, NONE, NONE);
+    l.states[0].active = true;
+    add_device(&l.states[0].live, "0001:00:00.0");
+    add_guest(&l, "b", true, (const char *[]){"0001:00:00.0", NULL}, NONE);
+    run(&l, true);
+    cr_assert_null(l.errors[0].message);
+    cr_assert_str_eq(l.errors[1].message,
+                     "0001:00:00.0 is held by guest 'a', whose running definition keeps it (this "
+                     "run changes definitions only); libvirt would let both definitions hold it, "
+                     "so nothing changed on this guest");
+
+    /* its plan detaches it live: b may have it */
+    struct zr_plan draft = {0};
+    struct zr_action *a = ZR_APPEND(draft.actions, draft.n_actions);
+    *a = (struct zr_action){.guest_index = 0, .op = ZR_OP_DETACH, .live = true};
+    a->source = addr("0001:00:00.0");
+    l.draft = &draft;
+    rerun(&l, true);
+    cr_assert_null(l.errors[0].message);
+    cr_assert_null(l.errors[1].message);
+    free(draft.actions);
     finish(&l);
 }
 
