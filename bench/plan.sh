@@ -26,6 +26,10 @@
 # ZR_BASE=PATH: time another one beside it in the same rounds (a baseline);
 # OTHERS=M: also define M guests without devices that the inventory does
 # not name (zrplanx-NNNN; removed with the others).
+# PIN=CPU: run every contender on that one CPU (taskset), the daemon where
+# the kernel puts it: on a small VM, client threads spread over every CPU
+# cost both sides more than their own work does (docs/design.md,
+# "Performance (issue 27)", third round).
 set -euo pipefail
 
 n=${1:-1000}
@@ -90,10 +94,12 @@ run_once() {
 # alike; each figure is the least and the median of its rounds, wall and CPU
 # separately.
 declare -A samples
+pin=()
+[ -n "${PIN:-}" ] && pin=(taskset -c "$PIN")
 contend() { # KEY COMMAND...
     local key=$1
     shift
-    samples[$key]+="$(run_once "$@")"$'\n'
+    samples[$key]+="$(run_once "${pin[@]}" "$@")"$'\n'
 }
 # stat KEY COLUMN(1 wall, 2 cpu) least|median
 stat() {
@@ -140,7 +146,7 @@ ratios() { # LABEL KEY TARGET
     done
     printf '%-52s %8s x %8s x %8s x %8s x  (target <= %s, wall)\n' "$1" "${r[@]}" "$3"
 }
-echo "load average $load0 (start), $load1 (end); $(nproc) CPUs; ${REPEAT:-5} interleaved rounds"
+echo "load average $load0 (start), $load1 (end); $(nproc) CPUs; ${REPEAT:-5} interleaved rounds${PIN:+; every contender on CPU $PIN}"
 printf '%-52s %10s %10s %10s %10s\n' "" "least wall" "cpu" "median wall" "cpu"
 printf '%-52s %8s\n' "guests (plan: $([ "${SYNC:-0}" = 1 ] && echo in sync || echo one replacement each))" "$n"
 printf '%-52s %8s\n' "other guests on the host (read by the conflict check)" "$others"
