@@ -268,6 +268,20 @@ static void expect_addr(struct zr_pci_addr a, const char *want)
     cr_expect_str_eq(zr_pci_addr_format(&a, buf), want);
 }
 
+/* A hosts: section may list no host (a templated inventory for a group
+ * without hypervisors): valid, and there is nothing to plan. */
+Test(inventory_model, hosts_without_a_host_is_valid_and_empty)
+{
+    const char *forms[] = {"version: 1\nhosts:\n", "version: 1\nhosts: {}\n",
+                           "version: 1\nhosts:\n #kv guest: {}\n"};
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        struct zr_inventory *inv = parse_ok(forms[i]);
+        cr_expect(inv->has_hosts, "%s", forms[i]);
+        cr_expect_eq(inv->n_hosts, 0, "%s", forms[i]);
+        zr_inventory_free(inv);
+    }
+}
+
 Test(inventory_model, minimal_defaults)
 {
     struct zr_inventory *inv = load_ok("ok/minimal.yaml");
