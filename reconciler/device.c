@@ -99,6 +99,14 @@ struct zr_device *zr_device_list_append(struct zr_device_list *l)
     return ZR_APPEND(l->items, l->n);
 }
 
+bool zr_device_list_holds(const struct zr_device_list *l, const struct zr_pci_addr *s)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (zr_pci_addr_eq(&l->items[i].source, s))
+            return true;
+    return false;
+}
+
 void zr_device_list_finish(struct zr_device_list *l)
 {
     for (size_t i = 0; i < l->n; i++)

@@ -150,6 +150,8 @@ struct zr_device_list {
 
 struct zr_device *zr_device_list_append(struct zr_device_list *l);
 void zr_device_list_finish(struct zr_device_list *l);
+/* Whether a device of `l` has host source `s` (any kind). */
+bool zr_device_list_holds(const struct zr_device_list *l, const struct zr_pci_addr *s);
 
 /* One line for people: "hostdev 0002:00:00.0 zpci uid=0x0001 fid=0x00000000".
  * Only the fields that are set; newly allocated. */

@@ -5,14 +5,6 @@
 #include "cascade.h"
 #include "preflight.h"
 
-static bool list_holds(const struct zr_device_list *l, const struct zr_pci_addr *s)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (zr_pci_addr_eq(&l->items[i].source, s))
-            return true;
-    return false;
-}
-
 static bool host_has(const struct zr_preflight_input *in, const struct zr_pci_addr *s)
 {
     size_t lo = 0, hi = in->n_pci;
@@ -48,7 +40,7 @@ static const struct zr_function_info *function_of(const struct zr_preflight_inpu
 
 static bool wants(const struct zr_guest *g, const struct zr_pci_addr *s)
 {
-    return list_holds(&g->devices, s);
+    return zr_device_list_holds(&g->devices, s);
 }
 
 /* Bound to nothing, or to a driver VFIO accepts beside an assigned
@@ -494,7 +486,7 @@ static void check_guest(struct pass *p, size_t g)
         _cleanup_free_ char *who = holder(p, g, s);
         if (!who)
             continue;
-        if (list_holds(&st->config, s)) {
+        if (zr_device_list_holds(&st->config, s)) {
             /* Nothing new is attached here; it is only worth knowing. */
             if (p->warn)
                 zr_plan_add_warning(p->plan, in->host, guest->name, s, ZR_ERR_CONFLICT,

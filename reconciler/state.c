@@ -805,14 +805,6 @@ struct others_ctx {
     struct zr_other_guest *out;
 };
 
-static bool lists_source(const struct zr_device_list *l, const struct zr_pci_addr *a)
-{
-    for (size_t d = 0; d < l->n; d++)
-        if (zr_pci_addr_eq(&l->items[d].source, a))
-            return true;
-    return false;
-}
-
 /* One definition of another guest (flags: persistent or live) into
  * o->devices, each source once; false when it cannot be read (o says
  * why). */
@@ -842,7 +834,7 @@ static bool read_other_flavour(virDomainPtr dom, unsigned flags, struct zr_other
         return false;
     }
     for (size_t d = 0; d < found.n; d++) {
-        if (live && lists_source(&o->devices, &found.items[d].source))
+        if (live && zr_device_list_holds(&o->devices, &found.items[d].source))
             continue;
         *zr_device_list_append(&o->devices) = found.items[d];
         found.items[d] = (struct zr_device){0};

@@ -531,13 +531,8 @@ static bool plan_attaches(const struct zr_plan *p)
 /* Whether guest `st` holds function `s`, in its definition or running. */
 static bool holds(const struct zr_guest_state *st, const struct zr_pci_addr *s)
 {
-    for (size_t d = 0; !st->error && d < st->config.n; d++)
-        if (zr_pci_addr_eq(&st->config.items[d].source, s))
-            return true;
-    for (size_t d = 0; !st->error && st->active && d < st->live.n; d++)
-        if (zr_pci_addr_eq(&st->live.items[d].source, s))
-            return true;
-    return false;
+    return !st->error && (zr_device_list_holds(&st->config, s) ||
+                          (st->active && zr_device_list_holds(&st->live, s)));
 }
 
 /* Adds to the run every guest of `st` (the host's, read) that holds a
