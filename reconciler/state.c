@@ -335,20 +335,18 @@ void zr_connect_early(const char *uri, enum zr_conn_use use)
         zr_error_finish(&err);
         return;
     }
+    /* One critical section, so that a URI is listed at most once; the
+     * opener takes abandoned_mu only when done, so it waits for the list. */
     pthread_mutex_lock(&abandoned_mu);
-    bool listed = listed_for(uri);
-    pthread_mutex_unlock(&abandoned_mu);
-    struct pending_open *p = listed ? NULL : pending_start(uri, false);
-    if (!p)
-        return;
-    /* Its opener may be done already: listed all the same, for the caller. */
-    pthread_mutex_lock(&abandoned_mu);
-    pthread_mutex_lock(&p->mu);
-    p->early = true;
-    p->listed = true; /* the list takes this function's reference */
-    p->next = abandoned;
-    abandoned = p;
-    pthread_mutex_unlock(&p->mu);
+    struct pending_open *p = listed_for(uri) ? NULL : pending_start(uri, false);
+    if (p) {
+        pthread_mutex_lock(&p->mu);
+        p->early = true;
+        p->listed = true; /* the list takes this function's reference */
+        p->next = abandoned;
+        abandoned = p;
+        pthread_mutex_unlock(&p->mu);
+    }
     pthread_mutex_unlock(&abandoned_mu);
 }
 
