@@ -1074,6 +1074,20 @@ static void remove_children(xmlNode *parent, const char *name)
     }
 }
 
+/* The first child named `name`, with every later one removed: libvirt reads
+ * only the first (an <address>, a <zpci>), so an edit of the first must not
+ * let a later one take its place when the first goes. */
+static xmlNode *only_child(xmlNode *parent, const char *name)
+{
+    xmlNode *first = zr_xml_child(parent, name), *next;
+    for (xmlNode *c = first ? first->next : NULL; c; c = next) {
+        next = c->next;
+        if (zr_xml_is_element(c, name))
+            remove_node(c);
+    }
+    return first;
+}
+
 static xmlNode *ensure_child(xmlNode *parent, const char *name)
 {
     xmlNode *c = zr_xml_child(parent, name);
@@ -1149,7 +1163,7 @@ static void edit_guest_address(xmlNode *root, const struct zr_device *c, const s
     if (!ga && !uid && !fid)
         return;
     bool wants = t->has_guest_address || t->has_zpci_uid || t->has_zpci_fid;
-    xmlNode *addr = zr_xml_child(root, "address");
+    xmlNode *addr = only_child(root, "address");
     _cleanup_free_ char *type = addr ? zr_xml_prop(addr, "type") : NULL;
     if (!addr || !zr_streq(type, "pci")) {
         if (!wants)
@@ -1167,7 +1181,7 @@ static void edit_guest_address(xmlNode *root, const struct zr_device *c, const s
             unset_prop(addr, attrs[i]);
     }
     if (uid || fid) {
-        xmlNode *zpci = zr_xml_child(addr, "zpci");
+        xmlNode *zpci = only_child(addr, "zpci");
         if (!zpci && (t->has_zpci_uid || t->has_zpci_fid))
             zpci = new_child(addr, "zpci");
         if (zpci && uid && t->has_zpci_uid)
