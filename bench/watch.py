@@ -17,7 +17,9 @@ ZR_BASE=PATH, an older one, in alternating rounds):
     every 20 ms; the watch detaches it: prune).
 
 Usage: bench/watch.py [N] [BUILDDIR]; REPEAT (2) rounds, IDLE, CHANGES; KEEP=1 keeps the
-guests.  Needs python3-libvirt."""
+guests; WATCH_URI the URI watch is given (default qemu:///system; qemu+unix:///system is the
+same daemon seen as a remote host is: watch does not follow its definitions directory, so
+only the daemon's events, libvirt 11.3, or the poll show a change).  Needs python3-libvirt."""
 import os
 import socket
 import subprocess
@@ -101,7 +103,8 @@ def run_watch(binary, inv, work, conn, names, idle_s, changes):
     env = dict(os.environ, NOTIFY_SOCKET=path)
     env.pop('LIBVIRT_DEFAULT_URI', None)
     t0 = time.monotonic()
-    proc = subprocess.Popen([binary, 'watch', '-q', '--no-host-check', '-c', URI, inv],
+    watch_uri = os.environ.get('WATCH_URI') or URI
+    proc = subprocess.Popen([binary, 'watch', '-q', '--no-host-check', '-c', watch_uri, inv],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_ready(sock, proc)
@@ -156,7 +159,9 @@ def main():
     load1 = open('/proc/loadavg').read().split()[:3]
     print('load average %s (start), %s (end); %d CPUs; %d rounds, %g s idle each, %d changes'
           % (' '.join(load0), ' '.join(load1), os.cpu_count(), repeat, idle_s, changes))
-    print('%d inactive guests in the inventory, all in sync' % n)
+    print('%d inactive guests in the inventory, all in sync; libvirtd %s; watch on %s'
+          % (n, '.'.join(str(conn.getLibVersion() // 1000 ** k % 1000) for k in (2, 1, 0)),
+             os.environ.get('WATCH_URI') or URI))
     print('daemon, no watch running: %5.2f %% of one core (median of rounds)'
           % (100 * sorted(quiet)[len(quiet) // 2]))
     print('%-20s %9s %12s %14s %13s %13s' % ('', 'ready s', 'watch cpu %', 'daemon cpu %',

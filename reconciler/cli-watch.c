@@ -38,7 +38,8 @@ static void watch_metrics(const struct watch_cli *c, const struct zr_report *rep
     zr_summary_count(report, true, &n);
     struct zr_metrics_watch mw = {.repairs = st->repairs,
                                   .last_event = st->last_event,
-                                  .definitions_followed = st->definitions_followed};
+                                  .definitions_followed = st->definitions_followed,
+                                  .definitions_announced = st->definitions_announced};
     struct zr_metrics_run run = {
         .command = "watch",
         .applied = true,

@@ -68,10 +68,15 @@ static void format_watch(FILE *f, const struct zr_metrics_watch *w)
            "a Unix time (0: none yet).");
     fprintf(f, PREFIX "watch_last_event_timestamp_seconds %.3f\n", w->last_event);
     header(f, "watch_definitions_followed",
-           "1: watch sees a change to a persistent definition (which libvirt sends no event "
-           "for) through the local daemon's definitions directory at once; 0: only by "
-           "polling the definitions, 64 guests a second.");
+           "1: watch sees a change to a persistent definition through the local daemon's "
+           "definitions directory at once; 0: not through the directory.");
     fprintf(f, PREFIX "watch_definitions_followed %d\n", w->definitions_followed ? 1 : 0);
+    header(f, "watch_definitions_announced",
+           "1: the daemon (libvirt 11.3 or later) sends an event for a config-only attach "
+           "or detach, which watch takes at once; 0: it sends none (libvirt 9.0). Where "
+           "neither this nor watch_definitions_followed is 1, watch sees such a change only "
+           "by polling the definitions, 64 guests a second.");
+    fprintf(f, PREFIX "watch_definitions_announced %d\n", w->definitions_announced ? 1 : 0);
 }
 
 /* The guests of each host: the counts of the JSON summary (docs/output.md,

@@ -18,6 +18,9 @@ struct zr_metrics_watch {
     /* Changes to persistent definitions are seen through the daemon's
      * definitions directory, not only by the poll. */
     bool definitions_followed;
+    /* The daemon sends an event for a config-only attach and detach
+     * (libvirt 11.3 and later). */
+    bool definitions_announced;
 };
 
 struct zr_metrics_run {

@@ -30,15 +30,21 @@
 #define USEC_PER_SEC 1000000ULL
 /* Events about one guest within this long become one re-read. */
 #define COALESCE_USEC (500 * USEC_PER_MSEC)
-/* libvirt sends no event when only a persistent definition changes (a
+/* libvirt 9.0 sends no event when only a persistent definition changes (a
  * config-only attach or detach of another client), so the definitions
  * are compared by hash this often, this many guests a round. */
 #define POLL_USEC USEC_PER_SEC
 #define POLL_BATCH 64
 /* Where the daemon's definitions directory is watched (a local daemon: its
  * NAME.xml files change with every definition), the poll is only a
- * backstop: a round this often. */
+ * backstop: a round this often.  A daemon's events never make it one: even
+ * libvirt 11.3 sends none for detach-device-alias --config. */
 #define POLL_BACKSTOP_USEC (10 * USEC_PER_SEC)
+/* The first daemon version seen to send VIR_DOMAIN_EVENT_DEFINED (detail
+ * UPDATED) for a config-only attach and detach (libvirt 11.3.0; 9.0.0 sends
+ * none), so that such a change is seen at once without the directory: see
+ * "watch" in docs/design.md.  Told in a metric. */
+#define ANNOUNCES_DEFINITIONS_SINCE 11003000UL
 /* Read this much of a NAME.xml to find the guest's <uuid> (libvirt writes
  * it right after <name>). */
 #define DEFINITION_HEAD 16384
@@ -153,6 +159,9 @@ struct watch {
     char *embed_root;   /* the embedded root this process opened, if any */
     int cb[4];
     bool was_lost;
+    /* conn's daemon sends an event for a config-only attach and detach
+     * (ANNOUNCES_DEFINITIONS_SINCE) */
+    bool announced;
     uint64_t reconnect_wait, resync_wait;
     size_t poll_next;
 
@@ -322,6 +331,7 @@ static void watch_disconnect(struct watch *w)
     virConnectUnregisterCloseCallback(w->conn, on_close);
     virConnectClose(w->conn);
     w->conn = NULL;
+    w->announced = false;
     free(w->conn_uri);
     w->conn_uri = NULL;
     definitions_unwatch(w);
@@ -356,6 +366,11 @@ static int watch_connect(struct watch *w)
         return -1;
     }
     w->conn_uri = zr_host_conn_uri(w->conn, host_uri(w));
+    /* The daemon's version (over a remote connection too); unknown: the
+     * poll stays at its full rate. */
+    unsigned long version = 0;
+    w->announced = virConnectGetLibVersion(w->conn, &version) == 0 &&
+                   version >= ANNOUNCES_DEFINITIONS_SINCE;
     /* A daemon that hangs rather than closes the socket is noticed too. */
     virConnectSetKeepAlive(w->conn, 5, 3);
     virConnectRegisterCloseCallback(w->conn, on_close, w, NULL);
@@ -632,6 +647,7 @@ static bool apply_guests(struct watch *w, const size_t *idx, size_t n, struct zr
     w->stats.last_event = w->last_event;
     pthread_mutex_unlock(&w->mu);
     w->stats.definitions_followed = w->def_ino >= 0;
+    w->stats.definitions_announced = w->conn && w->announced;
     if (w->o->ops.report)
         w->o->ops.report(w->o->ops.data, &done, &w->stats);
     notify_status(w, "");

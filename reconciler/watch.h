@@ -20,7 +20,8 @@ struct zr_watch_stats {
     double last_event;     /* Unix time of the last change seen (a libvirt event or a
                             * changed definition), 0: none yet */
     size_t guests, in_sync;
-    bool definitions_followed; /* the daemon's definitions directory is watched */
+    bool definitions_followed;  /* the daemon's definitions directory is watched */
+    bool definitions_announced; /* the daemon sends an event for a config-only attach/detach */
 };
 
 struct zr_watch_ops {

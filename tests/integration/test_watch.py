@@ -8,6 +8,9 @@ SharedWatchTest   the machine's libvirtd, shared: only guests named zrwatch-<pid
                   test's.
 RestartWatchTest  a libvirtd of the test's own (lab.PrivateDaemon), killed and started
                   again under a running watch: the shared daemon is never stopped.
+RemoteWatchTest   watch over qemu+tcp:// (tests/tcpdaemon.py): a config-only change seen
+                  through the daemon's event (libvirt 11.3) or the poll (9.0), the poll
+                  at its full rate on both.
 EmbedUriWatchTest watch on a qemu:///embed root whose inventory's uri changes to one the
                   process cannot open any more.
 CliWatchTest      option errors, no libvirt.
@@ -32,6 +35,7 @@ import unittest
 
 import lab
 from lab import hostdev_xml, s390x_guest
+from tcpdaemon import TcpDaemon
 
 PREFIX = 'zrwatch-%d-' % os.getpid()
 FAKE_DOMAIN = 0x1000 + (os.getpid() * 7) % 0xe000
@@ -210,7 +214,7 @@ class SharedWatchTest(lab.OwnSystemURICase, WatchTestCase):
         self.assertIn('# TYPE zpci_reconcile_watch_repairs_total counter', text)
         self.assertRegex(text, r'zpci_reconcile_watch_last_event_timestamp_seconds [1-9]')
         # the shared daemon keeps its guests in /etc/libvirt/qemu: followed (issue 27)
-        self.assertRegex(text, r'zpci_reconcile_watch_definitions_followed 1\b')
+        self.assertRegex(text, r'(?m)^zpci_reconcile_watch_definitions_followed 1$')
         promtool = shutil.which('promtool')
         if promtool:
             check = subprocess.run([promtool, 'check', 'metrics'], input=text, text=True,
@@ -610,6 +614,69 @@ class EmbedUriWatchTest(unittest.TestCase):
                    'the edit applied: ' + w.stdout() + w.stderr())
         self.assertEqual(w.stop(), 0, w.stderr())
         self.assertEqual(sorted(dv['source'] for dv in root.devices(g)), [fake(30), fake(32)])
+
+
+def daemon_version(uri):
+    """The libvirt version of the daemon behind uri, as a tuple."""
+    out = subprocess.run(['virsh', '-c', uri, 'version', '--daemon'], capture_output=True,
+                         text=True, check=True).stdout
+    m = re.search(r'Running against daemon: *(\d+)\.(\d+)\.(\d+)', out)
+    if not m:
+        raise AssertionError('no daemon version in: ' + out)
+    return tuple(int(x) for x in m.groups())
+
+
+class RemoteWatchTest(WatchTestCase):
+    """watch on a host reached over qemu+tcp:// (a libvirtd of the test's own,
+    tests/tcpdaemon.py): its definitions directory is not this process's to follow, so a
+    config-only change is seen through the daemon's "defined" event where it sends one
+    (libvirt 11.3), else by the poll, 64 guests a second (libvirt 9.0 sends no event).
+    The poll keeps its full rate on both: 11.3 sends no event for detach-device-alias
+    --config."""
+
+    @classmethod
+    def setUpClass(cls):
+        lab.require_root()
+        cls.tcp = TcpDaemon().start()
+        cls.uri = cls.tcp.uri
+        cls.lab = cls.tcp.lab()
+        cls.version = daemon_version(cls.uri)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tcp.stop()
+
+    def test_config_only_change_is_repaired_and_the_poll_keeps_its_rate(self):
+        g = PREFIX + 'remote'
+        self.lab.define(s390x_guest(g, hostdev_xml(fake(60))))
+        self.addCleanup(self.lab.undefine, g)
+        write_inventory(self.inv, {g: [fake(60)]})
+        metrics = os.path.join(self.dir, 'watch.prom')
+        counts = os.path.join(self.dir, 'counts')
+        started = time.monotonic()
+        w, _ = self.start_watch('--metrics-file', metrics, env=lab.fault_env(counts=counts))
+        self.lab.detach(g, hostdev_xml(fake(60)), config=True)
+        self.wait_sources(g, [fake(60)], w=w)
+
+        def repair_counted():
+            try:
+                with open(metrics) as f:
+                    text = f.read()
+            except FileNotFoundError:
+                return None
+            return text if re.search(r'zpci_reconcile_watch_repairs_total 1\b', text) else None
+        text = wait_until(repair_counted, 10, 'the metrics file counts the repair')
+        announced = self.version >= (11, 3, 0)
+        self.assertRegex(text, r'(?m)^zpci_reconcile_watch_definitions_followed 0$')
+        # (anchored: each HELP line begins with the gauge's name and '1:')
+        self.assertRegex(text, r'(?m)^zpci_reconcile_watch_definitions_announced %d$' % announced)
+        time.sleep(4)  # a few rounds of the full-rate poll, none of a backstop's
+        self.assertEqual(w.stop(), 0, w.stderr())
+        ran = time.monotonic() - started
+        # The poll looks the guest up by name, then reads it (the first pass reads through
+        # the listing): a round every second, the first at the start, on either daemon.
+        looked_up = lab.read_counts(counts).get('virDomainLookupByName', 0)
+        self.assertGreaterEqual(looked_up, int(ran) - 2, (ran, self.version))
 
 
 class PlanOnceWatchTest(unittest.TestCase):

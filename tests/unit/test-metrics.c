@@ -99,6 +99,9 @@ Test(metrics, watch_series_only_for_watch)
     cr_assert_not_null(strstr(m, "# TYPE zpci_reconcile_watch_definitions_followed gauge\n"
                                  "zpci_reconcile_watch_definitions_followed 1\n"),
                        "%s", m);
+    cr_assert_not_null(strstr(m, "# TYPE zpci_reconcile_watch_definitions_announced gauge\n"
+                                 "zpci_reconcile_watch_definitions_announced 0\n"),
+                       "%s", m);
     cr_assert_not_null(strstr(m, "zpci_reconcile_last_run_exit_status{command=\"watch\"} 0\n"),
                        "%s", m);
     free(m);
