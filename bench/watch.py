@@ -17,9 +17,10 @@ ZR_BASE=PATH, an older one, in alternating rounds):
     every 20 ms; the watch detaches it: prune).
 
 Usage: bench/watch.py [N] [BUILDDIR]; REPEAT (2) rounds, IDLE, CHANGES; KEEP=1 keeps the
-guests; WATCH_URI the URI watch is given (default qemu:///system; qemu+unix:///system is the
-same daemon seen as a remote host is: watch does not follow its definitions directory, so
-only the daemon's events, libvirt 11.3, or the poll show a change).  Needs python3-libvirt."""
+guests.  REMOTE=1: a libvirtd of the bench's own reached over qemu+tcp://127.0.0.1
+(tests/tcpdaemon.py), a remote host as watch sees one: it does not follow that daemon's
+definitions directory, so only the daemon's events (libvirt 11.3) or the poll show a change.
+Needs python3-libvirt."""
 import os
 import socket
 import subprocess
@@ -31,6 +32,7 @@ import libvirt
 
 URI = 'qemu:///system'
 PREFIX = 'zrwatchb-'
+DAEMON = None  # REMOTE=1: the TcpDaemon
 
 
 def hostdev(dom, bus):
@@ -54,6 +56,8 @@ def cpu_seconds(pid):
 
 
 def daemon_pid():
+    if DAEMON:
+        return DAEMON.proc.pid
     with open('/run/libvirtd.pid') as f:
         return int(f.read().strip())
 
@@ -103,8 +107,7 @@ def run_watch(binary, inv, work, conn, names, idle_s, changes):
     env = dict(os.environ, NOTIFY_SOCKET=path)
     env.pop('LIBVIRT_DEFAULT_URI', None)
     t0 = time.monotonic()
-    watch_uri = os.environ.get('WATCH_URI') or URI
-    proc = subprocess.Popen([binary, 'watch', '-q', '--no-host-check', '-c', watch_uri, inv],
+    proc = subprocess.Popen([binary, 'watch', '-q', '--no-host-check', '-c', URI, inv],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_ready(sock, proc)
@@ -136,8 +139,15 @@ def main():
     repeat = int(os.environ.get('REPEAT', 2))
     idle_s = float(os.environ.get('IDLE', 20))
     changes = int(os.environ.get('CHANGES', 5))
-    subprocess.run(['bash', os.path.join(top, 'tests', 'start-libvirtd.sh')],
-                   stdout=subprocess.DEVNULL, check=True)
+    global URI, DAEMON
+    if os.environ.get('REMOTE') == '1':
+        sys.path.insert(0, os.path.join(top, 'tests'))
+        from tcpdaemon import TcpDaemon
+        DAEMON = TcpDaemon().start()
+        URI = DAEMON.uri
+    else:
+        subprocess.run(['bash', os.path.join(top, 'tests', 'start-libvirtd.sh')],
+                       stdout=subprocess.DEVNULL, check=True)
     conn = libvirt.open(URI)
     names = ['%s%04d' % (PREFIX, i) for i in range(1, n + 1)]
     define(conn, names)
@@ -159,9 +169,9 @@ def main():
     load1 = open('/proc/loadavg').read().split()[:3]
     print('load average %s (start), %s (end); %d CPUs; %d rounds, %g s idle each, %d changes'
           % (' '.join(load0), ' '.join(load1), os.cpu_count(), repeat, idle_s, changes))
-    print('%d inactive guests in the inventory, all in sync; libvirtd %s; watch on %s'
+    print('%d inactive guests in the inventory, all in sync; libvirtd %s on %s'
           % (n, '.'.join(str(conn.getLibVersion() // 1000 ** k % 1000) for k in (2, 1, 0)),
-             os.environ.get('WATCH_URI') or URI))
+             'qemu+tcp:// (REMOTE=1)' if DAEMON else URI))
     print('daemon, no watch running: %5.2f %% of one core (median of rounds)'
           % (100 * sorted(quiet)[len(quiet) // 2]))
     print('%-20s %9s %12s %14s %13s %13s' % ('', 'ready s', 'watch cpu %', 'daemon cpu %',
@@ -172,10 +182,12 @@ def main():
         print('%-20s %9.2f %12.2f %14.2f %13.2f %13.2f'
               % (label, med('ready'), 100 * med('cpu'), 100 * med('daemon'),
                  lat[len(lat) // 2], lat[-1]))
-    if os.environ.get('KEEP') != '1':
+    if os.environ.get('KEEP') != '1' and not DAEMON:  # a private daemon leaves nothing
         for name in names:
             conn.lookupByName(name).undefine()
     conn.close()
+    if DAEMON:
+        DAEMON.stop()
     subprocess.run(['rm', '-rf', work])
 
 
