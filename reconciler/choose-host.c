@@ -65,7 +65,7 @@ static bool wanted_function(const struct zr_host *host, bool selector, const str
 }
 
 static void parse_functions(struct seen *f, const struct zr_host_pci *pci, const size_t *idx,
-                            size_t n, char **xml, char **errors)
+                            size_t n, const char **xml)
 {
     f->fns = zr_new0(struct zr_pci_function, n);
     f->cfns = zr_new0(struct zr_choose_function, n);
@@ -81,8 +81,6 @@ static void parse_functions(struct seen *f, const struct zr_host_pci *pci, const
                 fn->addr, fn->vendor, fn->product, fn->is_vf, fn->pf, fn->numa_node, fn->driver};
         }
         zr_error_finish(&err);
-        free(xml[i]);
-        free(errors[i]);
     }
 }
 
@@ -108,11 +106,10 @@ static void read_functions(struct zr_host_facts *facts, const char *uri, const s
     for (size_t i = 0; i < pci->n; i++)
         if (wanted_function(host, selector, &pci->addrs[i]))
             idx[n++] = i;
-    _cleanup_free_ char **xml = zr_new0(char *, n);
-    _cleanup_free_ char **errors = zr_new0(char *, n);
-    if (n)
-        zr_state_read_node_devices(pci, idx, n, o->jobs, xml, errors);
-    parse_functions(f, pci, idx, n, xml, errors);
+    _cleanup_free_ const char **xml = zr_new0(const char *, n);
+    _cleanup_free_ const char **errors = zr_new0(const char *, n);
+    zr_host_facts_nodedev_xml(facts, idx, n, xml, errors);
+    parse_functions(f, pci, idx, n, xml);
     f->have_functions = true;
 }
 

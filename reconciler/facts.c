@@ -11,6 +11,13 @@ void zr_host_facts_finish(struct zr_host_facts *f)
 {
     zr_other_guests_free(f->others, f->n_others);
     zr_error_finish(&f->others_err);
+    for (size_t i = 0; f->nodedev_done && i < f->pci.n; i++) {
+        free(f->nodedev_xml[i]);
+        free(f->nodedev_err[i]);
+    }
+    free(f->nodedev_done);
+    free(f->nodedev_xml);
+    free(f->nodedev_err);
     zr_host_pci_finish(&f->pci);
     zr_error_finish(&f->pci_err);
     *f = (struct zr_host_facts){0};
@@ -40,4 +47,34 @@ int zr_host_facts_pci(struct zr_host_facts *f, const struct zr_host_pci **pci,
     *pci = &f->pci;
     *err = &f->pci_err;
     return f->pci_r;
+}
+
+void zr_host_facts_nodedev_xml(struct zr_host_facts *f, const size_t *idx, size_t n,
+                               const char **xml, const char **errors)
+{
+    if (!f->nodedev_done) {
+        f->nodedev_done = zr_new0(bool, f->pci.n);
+        f->nodedev_xml = zr_new0(char *, f->pci.n);
+        f->nodedev_err = zr_new0(char *, f->pci.n);
+    }
+    _cleanup_free_ size_t *todo = zr_new0(size_t, n);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!f->nodedev_done[idx[i]]) {
+            f->nodedev_done[idx[i]] = true; /* idx may name one twice */
+            todo[k++] = idx[i];
+        }
+    if (k) {
+        _cleanup_free_ char **x = zr_new0(char *, k);
+        _cleanup_free_ char **e = zr_new0(char *, k);
+        zr_state_read_node_devices(&f->pci, todo, k, f->jobs, x, e);
+        for (size_t i = 0; i < k; i++) {
+            f->nodedev_xml[todo[i]] = x[i];
+            f->nodedev_err[todo[i]] = e[i];
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        xml[i] = f->nodedev_xml[idx[i]];
+        errors[i] = f->nodedev_err[idx[i]];
+    }
 }

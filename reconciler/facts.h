@@ -30,6 +30,11 @@ struct zr_host_facts {
     int pci_r;
     struct zr_error pci_err;
     struct zr_host_pci pci;
+
+    /* Node device XML of pci's functions, by index into pci, each read
+     * at most once (NULL arrays until the first need). */
+    bool *nodedev_done;
+    char **nodedev_xml, **nodedev_err;
 };
 
 /* Nothing read yet; the record borrows everything it is given. */
@@ -47,3 +52,12 @@ int zr_host_facts_others(struct zr_host_facts *f, const struct zr_other_guest **
  * *pci (empty unless 0) and *err. */
 int zr_host_facts_pci(struct zr_host_facts *f, const struct zr_host_pci **pci,
                       const struct zr_error **err);
+
+/* The node device XML of functions idx[0..n) of the PCI listing (after
+ * zr_host_facts_pci() returned 0), reading those not read yet on `jobs`
+ * threads: xml[i] its text, or NULL and errors[i] why not.  Both borrowed
+ * from the facts.  The chooser reads the pools' functions, the host check
+ * the attached ones and their IOMMU groups: a function both need is read
+ * once. */
+void zr_host_facts_nodedev_xml(struct zr_host_facts *f, const size_t *idx, size_t n,
+                               const char **xml, const char **errors);

@@ -727,35 +727,35 @@ static void topology_read_finish(struct topology_read *t)
     free(t->guests);
 }
 
-/* Reads the node devices of the functions marked in `mark` (indices into
- * pci) that are not read yet, into xml/errors. */
-static void read_marked(const struct zr_host_pci *pci, const bool *mark, bool *done, unsigned jobs,
-                        char **xml, char **errors)
+/* The node devices of the functions marked in `mark` (indices into the
+ * facts' PCI listing) that are not done yet, into xml/errors (borrowed
+ * from the facts: one the chooser read is not read again). */
+static void read_marked(struct zr_host_facts *facts, const bool *mark, bool *done,
+                        const char **xml, const char **errors)
 {
-    _cleanup_free_ size_t *idx = zr_new0(size_t, pci->n);
+    size_t n = facts->pci.n;
+    _cleanup_free_ size_t *idx = zr_new0(size_t, n);
     size_t k = 0;
-    for (size_t i = 0; i < pci->n; i++)
+    for (size_t i = 0; i < n; i++)
         if (mark[i] && !done[i]) {
             idx[k++] = i;
             done[i] = true;
         }
-    if (k == 0)
-        return;
-    _cleanup_free_ char **x = zr_new0(char *, k);
-    _cleanup_free_ char **e = zr_new0(char *, k);
-    zr_state_read_node_devices(pci, idx, k, jobs, x, e);
+    _cleanup_free_ const char **x = zr_new0(const char *, k);
+    _cleanup_free_ const char **e = zr_new0(const char *, k);
+    zr_host_facts_nodedev_xml(facts, idx, k, x, e);
     for (size_t i = 0; i < k; i++) {
         xml[idx[i]] = x[i];
         errors[idx[i]] = e[i];
     }
 }
 
-static void parse_function(struct zr_function_info *fi, const struct zr_pci_addr *a, char *xml,
-                           char *error)
+static void parse_function(struct zr_function_info *fi, const struct zr_pci_addr *a,
+                           const char *xml, const char *error)
 {
     fi->addr = *a;
     if (!xml) {
-        fi->error = error ? error : zr_strdup("cannot read its node device");
+        fi->error = zr_strdup(error ? error : "cannot read its node device");
         return;
     }
     _cleanup_free_ char *what =
@@ -767,7 +767,6 @@ static void parse_function(struct zr_function_info *fi, const struct zr_pci_addr
     } else {
         fi->read = true;
     }
-    free(xml);
 }
 
 /* Node device XML of each function `planned` attaches and of the other
@@ -817,16 +816,17 @@ static void read_guest_topologies(struct topology_read *t, const struct zr_host 
     }
 }
 
-static void topology_read(struct topology_read *t, struct zr_plan *plan, virConnectPtr conn,
-                          const struct zr_host *wanted, const struct zr_guest_state *states,
-                          const struct zr_plan *planned, const struct zr_host_pci *pci,
+static void topology_read(struct topology_read *t, struct zr_plan *plan,
+                          struct zr_host_facts *facts, const struct zr_host *wanted,
+                          const struct zr_guest_state *states, const struct zr_plan *planned,
                           unsigned jobs)
 {
+    const struct zr_host_pci *pci = &facts->pci;
     _cleanup_free_ bool *mark = zr_new0(bool, pci->n);
     _cleanup_free_ bool *done = zr_new0(bool, pci->n);
     _cleanup_free_ bool *attaching = zr_new0(bool, wanted->n_guests);
-    _cleanup_free_ char **xml = zr_new0(char *, pci->n);
-    _cleanup_free_ char **errors = zr_new0(char *, pci->n);
+    _cleanup_free_ const char **xml = zr_new0(const char *, pci->n);
+    _cleanup_free_ const char **errors = zr_new0(const char *, pci->n);
     size_t n_attach = 0;
     for (size_t i = 0; i < planned->n_actions; i++) {
         const struct zr_action *a = &planned->actions[i];
@@ -841,7 +841,7 @@ static void topology_read(struct topology_read *t, struct zr_plan *plan, virConn
     }
     if (n_attach == 0)
         return; /* steady state: no node device is read */
-    read_marked(pci, mark, done, jobs, xml, errors);
+    read_marked(facts, mark, done, xml, errors);
 
     /* Round two: the rest of their IOMMU groups.  Parse round one first
      * to learn the groups. */
@@ -863,7 +863,7 @@ static void topology_read(struct topology_read *t, struct zr_plan *plan, virConn
         if (round1[i].read && !vfio_ready(fn->driver))
             need_uses = true;
     }
-    read_marked(pci, mark, done, jobs, xml, errors);
+    read_marked(facts, mark, done, xml, errors);
     for (size_t i = 0; i < pci->n; i++) {
         if (!done[i])
             continue;
@@ -874,7 +874,7 @@ static void topology_read(struct topology_read *t, struct zr_plan *plan, virConn
     }
 
     if (need_uses)
-        read_uses(t, plan, conn, wanted->name, jobs);
+        read_uses(t, plan, facts->conn, wanted->name, jobs);
     read_guest_topologies(t, wanted, states, attaching);
 }
 
@@ -943,7 +943,7 @@ struct zr_error *zr_preflight_host(struct zr_plan *plan, struct zr_host_facts *f
     struct topology_read t = {0};
     if (in.have_pci) {
         topology_view(&planned, draft, wanted, pci);
-        topology_read(&t, plan, facts->conn, wanted, states, &planned, pci, jobs);
+        topology_read(&t, plan, facts, wanted, states, &planned, jobs);
         in.planned = &planned;
         in.functions = t.functions;
         in.n_functions = t.n_functions;

@@ -462,14 +462,23 @@ class SystemPoolTest(SystemCase):
                 hostdevs: [{pool: virtio}]
             """ % g)
         want = self.virtio_functions()[0]
-        rc, out, err = self.tool('-o', 'json', 'plan', self.inv)
+        counts = os.path.join(self.dir, 'counts')
+        rc, out, err = self.tool('-o', 'json', 'plan', self.inv, counts=counts)
         doc = json.loads(out)
         self.assertEqual(actions(doc), [(g, 'attach', 'hostdev', want, 'virtio')], out + err)
         self.assertTrue(any(w['source'] == want and 'is in no IOMMU group' in w['message']
                             for w in doc['warnings']), doc['warnings'])
+        # The chooser reads every PCI function's node device (a vendor pool); the host
+        # check's read of the one attached is that same read (reconciler/facts.h), and
+        # it reads what the host uses (its net and storage node devices: the function is
+        # bound to virtio-pci, not vfio-pci). Each node device once: before, 1 more.
+        n_pci = len(lab.SystemDaemon.pci_node_devices())
+        n_uses = len(self.lab.virsh('nodedev-list', '--cap', 'net,storage').split())
+        self.assertEqual(lab.read_counts(counts).get('virNodeDeviceGetXMLDesc'), n_pci + n_uses)
         before = self.lab.dumpxml(g)
-        rc, out, err = self.tool('apply', self.inv)
+        rc, out, err = self.tool('apply', self.inv, counts=counts)
         self.assertEqual(rc, 1, out + err)
+        self.assertEqual(lab.read_counts(counts).get('virNodeDeviceGetXMLDesc'), n_pci + n_uses)
         self.assertIn('%s: error: %s: %s is in no IOMMU group' % (g, want, want), out)
         self.assertEqual(self.lab.dumpxml(g), before, 'the host check refused: nothing changed')
 
