@@ -101,6 +101,19 @@ class Notify:
         self.sock.close()
 
 
+def wait_repairs_counted(path, n, timeout=10):
+    """The metrics file watch wrote, once it counts n repairs.  It is written after the
+    report is printed: on a loaded machine it can lag."""
+    def counted():
+        try:
+            with open(path) as f:
+                text = f.read()
+        except FileNotFoundError:
+            return None
+        return text if re.search(r'(?m)^zpci_reconcile_watch_repairs_total %d$' % n, text) else None
+    return wait_until(counted, timeout, 'the metrics file counts %d repair(s)' % n)
+
+
 class Watch:
     """A running `zpci-reconcile watch`; stdout and stderr are collected by threads."""
 
@@ -201,16 +214,7 @@ class SharedWatchTest(lab.OwnSystemURICase, WatchTestCase):
         self.wait_sources(g, [fake(1)], w=w)
         wait_until(lambda: 'attach hostdev %s' % fake(1) in w.stdout(), 10, 'the repair printed')
         self.assertIn('Apply: 1 attached', w.stdout())
-
-        def repair_counted():
-            # written after the report is printed: on a loaded machine it can lag
-            try:
-                with open(metrics) as f:
-                    text = f.read()
-            except FileNotFoundError:
-                return None
-            return text if re.search(r'zpci_reconcile_watch_repairs_total 1\b', text) else None
-        text = wait_until(repair_counted, 10, 'the metrics file counts the repair')
+        text = wait_repairs_counted(metrics, 1)
         self.assertIn('# TYPE zpci_reconcile_watch_repairs_total counter', text)
         self.assertRegex(text, r'zpci_reconcile_watch_last_event_timestamp_seconds [1-9]')
         # the shared daemon keeps its guests in /etc/libvirt/qemu: followed (issue 27)
@@ -657,15 +661,7 @@ class RemoteWatchTest(WatchTestCase):
         w, _ = self.start_watch('--metrics-file', metrics, env=lab.fault_env(counts=counts))
         self.lab.detach(g, hostdev_xml(fake(60)), config=True)
         self.wait_sources(g, [fake(60)], w=w)
-
-        def repair_counted():
-            try:
-                with open(metrics) as f:
-                    text = f.read()
-            except FileNotFoundError:
-                return None
-            return text if re.search(r'zpci_reconcile_watch_repairs_total 1\b', text) else None
-        text = wait_until(repair_counted, 10, 'the metrics file counts the repair')
+        text = wait_repairs_counted(metrics, 1)
         announced = self.version >= (11, 3, 0)
         self.assertRegex(text, r'(?m)^zpci_reconcile_watch_definitions_followed 0$')
         # (anchored: each HELP line begins with the gauge's name and '1:')
