@@ -366,8 +366,8 @@ static int watch_connect(struct watch *w)
         return -1;
     }
     w->conn_uri = zr_host_conn_uri(w->conn, host_uri(w));
-    /* The daemon's version (over a remote connection too); unknown: the
-     * poll stays at its full rate. */
+    /* The daemon's version (over a remote connection too), for the metric;
+     * unknown: not announced. */
     unsigned long version = 0;
     w->announced = virConnectGetLibVersion(w->conn, &version) == 0 &&
                    version >= ANNOUNCES_DEFINITIONS_SINCE;
