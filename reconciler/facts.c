@@ -75,6 +75,7 @@ void zr_host_facts_nodedev_xml(struct zr_host_facts *f, const size_t *idx, size_
     }
     for (size_t i = 0; i < n; i++) {
         xml[i] = f->nodedev_xml[idx[i]];
-        errors[i] = f->nodedev_err[idx[i]];
+        if (errors)
+            errors[i] = f->nodedev_err[idx[i]];
     }
 }

@@ -55,8 +55,8 @@ int zr_host_facts_pci(struct zr_host_facts *f, const struct zr_host_pci **pci,
 
 /* The node device XML of functions idx[0..n) of the PCI listing (after
  * zr_host_facts_pci() returned 0), reading those not read yet on `jobs`
- * threads: xml[i] its text, or NULL and errors[i] why not.  Both borrowed
- * from the facts.  The chooser reads the pools' functions, the host check
+ * threads: xml[i] its text, or NULL and errors[i] why not (errors may be
+ * NULL).  Both borrowed from the facts.  The chooser reads the pools' functions, the host check
  * the attached ones and their IOMMU groups: a function both need is read
  * once. */
 void zr_host_facts_nodedev_xml(struct zr_host_facts *f, const size_t *idx, size_t n,

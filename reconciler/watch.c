@@ -647,7 +647,7 @@ static bool apply_guests(struct watch *w, const size_t *idx, size_t n, struct zr
     w->stats.last_event = w->last_event;
     pthread_mutex_unlock(&w->mu);
     w->stats.definitions_followed = w->def_ino >= 0;
-    w->stats.definitions_announced = w->conn && w->announced;
+    w->stats.definitions_announced = w->announced; /* false while not connected */
     if (w->o->ops.report)
         w->o->ops.report(w->o->ops.data, &done, &w->stats);
     notify_status(w, "");
