@@ -80,9 +80,7 @@ static int has_device(virDomainPtr dom, unsigned xml_flags, const struct zr_acti
         zr_error_finish(&e);
         return r;
     }
-    bool found = false;
-    for (size_t i = 0; i < devs.n && !found; i++)
-        found = devs.items[i].kind == a->kind && zr_pci_addr_eq(&devs.items[i].source, &a->source);
+    bool found = zr_device_list_find(&devs, a->kind, &a->source) != NULL;
     zr_device_list_finish(&devs);
     return found;
 }
@@ -500,10 +498,10 @@ static char *undo_xml(const struct zr_action *a, virDomainPtr dom, char **error)
     }
     struct zr_device_list devs = {0};
     char *out = NULL;
-    if (zr_domain_parse_devices(xml, strlen(xml), "rollback", &devs, NULL) == 0)
-        for (size_t i = 0; i < devs.n && !out; i++)
-            if (devs.items[i].kind == a->kind && zr_pci_addr_eq(&devs.items[i].source, &a->source))
-                out = zr_domain_detach_xml(&devs.items[i]);
+    if (zr_domain_parse_devices(xml, strlen(xml), "rollback", &devs, NULL) == 0) {
+        const struct zr_device *d = zr_device_list_find(&devs, a->kind, &a->source);
+        out = d ? zr_domain_detach_xml(d) : NULL;
+    }
     zr_device_list_finish(&devs);
     free(xml);
     if (!out)

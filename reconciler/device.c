@@ -99,6 +99,15 @@ struct zr_device *zr_device_list_append(struct zr_device_list *l)
     return ZR_APPEND(l->items, l->n);
 }
 
+const struct zr_device *zr_device_list_find(const struct zr_device_list *l, zr_kind kind,
+                                            const struct zr_pci_addr *source)
+{
+    for (size_t i = 0; l && i < l->n; i++)
+        if (l->items[i].kind == kind && zr_pci_addr_eq(&l->items[i].source, source))
+            return &l->items[i];
+    return NULL;
+}
+
 bool zr_device_list_holds(const struct zr_device_list *l, const struct zr_pci_addr *s)
 {
     for (size_t i = 0; i < l->n; i++)

@@ -150,6 +150,10 @@ struct zr_device_list {
 
 struct zr_device *zr_device_list_append(struct zr_device_list *l);
 void zr_device_list_finish(struct zr_device_list *l);
+/* The device of `l` with this key (kind and host source), or NULL; `l` may
+ * be NULL (no list: nothing found). */
+const struct zr_device *zr_device_list_find(const struct zr_device_list *l, zr_kind kind,
+                                            const struct zr_pci_addr *source);
 /* Whether a device of `l` has host source `s` (any kind). */
 bool zr_device_list_holds(const struct zr_device_list *l, const struct zr_pci_addr *s);
 

@@ -426,12 +426,7 @@ static void emit_steps(struct zr_plan *plan, size_t gi, struct step *cfg, struct
 
 static const struct zr_device *find_key(const struct zr_device_list *l, const struct zr_device *k)
 {
-    if (!l)
-        return NULL;
-    for (size_t i = 0; i < l->n; i++)
-        if (zr_device_same_key(&l->items[i], k))
-            return &l->items[i];
-    return NULL;
+    return zr_device_list_find(l, k->kind, &k->source);
 }
 
 /* The keys to visit, each once: wanted first (inventory order), then the

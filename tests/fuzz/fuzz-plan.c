@@ -66,16 +66,6 @@ static bool devices_of(const struct input *in, size_t i, struct zr_device_list *
     return r == 0;
 }
 
-static const struct zr_device *find_key(const struct zr_device_list *l, zr_kind kind,
-                                        const struct zr_pci_addr *source)
-{
-    const struct zr_device key = {.kind = kind, .source = *source};
-    for (size_t i = 0; l && i < l->n; i++)
-        if (zr_device_same_key(&l->items[i], &key))
-            return &l->items[i];
-    return NULL;
-}
-
 static void copy_list(struct zr_device_list *dst, const struct zr_device_list *src)
 {
     for (size_t i = 0; i < src->n; i++)
@@ -102,13 +92,13 @@ static void simulate(struct zr_device_list *sim, const struct zr_action *a, cons
     zr_pci_addr_format(&a->source, src);
 
     if (a->op == ZR_OP_DETACH) {
-        zr_fuzz_assert(find_key(sim, a->kind, &a->source), "%s detach of %s %s, not there",
-                       flavour, zr_kind_to_string(a->kind), src);
+        zr_fuzz_assert(zr_device_list_find(sim, a->kind, &a->source),
+                       "%s detach of %s %s, not there", flavour, zr_kind_to_string(a->kind), src);
         remove_key(sim, a->kind, &a->source);
         return;
     }
-    zr_fuzz_assert(!find_key(sim, a->kind, &a->source), "%s attach of %s %s, already there",
-                   flavour, zr_kind_to_string(a->kind), src);
+    zr_fuzz_assert(!zr_device_list_find(sim, a->kind, &a->source),
+                   "%s attach of %s %s, already there", flavour, zr_kind_to_string(a->kind), src);
     struct zr_device *d = zr_device_list_append(sim);
     zr_fuzz_read_device(a->xml, "attach XML", d);
     zr_fuzz_assert(d->kind == a->kind && zr_pci_addr_eq(&d->source, &a->source),
@@ -152,13 +142,14 @@ static void check_keys(const struct zr_guest *wanted, const struct zr_device_lis
     char src[ZR_PCI_ADDR_STRLEN];
     for (size_t i = 0; i < wanted->devices.n; i++) {
         const struct zr_device *w = &wanted->devices.items[i];
-        zr_fuzz_assert(find_key(sim, w->kind, &w->source), "%s: wanted %s %s is not there after apply",
-                       flavour, zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src));
+        zr_fuzz_assert(zr_device_list_find(sim, w->kind, &w->source),
+                       "%s: wanted %s %s is not there after apply", flavour,
+                       zr_kind_to_string(w->kind), zr_pci_addr_format(&w->source, src));
     }
     for (size_t i = 0; i < sim->n; i++) {
         const struct zr_device *d = &sim->items[i];
-        bool ok = find_key(&wanted->devices, d->kind, &d->source) ||
-                  (!wanted->prune && find_key(cur, d->kind, &d->source));
+        bool ok = zr_device_list_find(&wanted->devices, d->kind, &d->source) ||
+                  (!wanted->prune && zr_device_list_find(cur, d->kind, &d->source));
         zr_fuzz_assert(ok, "%s: %s %s is there after apply, not wanted%s", flavour,
                        zr_kind_to_string(d->kind), zr_pci_addr_format(&d->source, src),
                        wanted->prune ? "" : " nor kept");
@@ -166,8 +157,8 @@ static void check_keys(const struct zr_guest *wanted, const struct zr_device_lis
     if (!wanted->prune)
         for (size_t i = 0; i < cur->n; i++) {
             const struct zr_device *c = &cur->items[i];
-            zr_fuzz_assert(find_key(sim, c->kind, &c->source), "%s: kept %s %s was removed",
-                           flavour, zr_kind_to_string(c->kind),
+            zr_fuzz_assert(zr_device_list_find(sim, c->kind, &c->source),
+                           "%s: kept %s %s was removed", flavour, zr_kind_to_string(c->kind),
                            zr_pci_addr_format(&c->source, src));
         }
 }

@@ -81,3 +81,24 @@ Test(model, one_host_one_uri_with_the_callers_normaliser)
                      "qemu:///system; each host needs its own");
     zr_errors_finish(&errs);
 }
+
+/* A device is found by its key, kind and host source together: apply's
+ * re-read, the rollback and the planner all look devices up this way. */
+Test(model, a_device_list_finds_by_kind_and_source)
+{
+    struct zr_device_list l = {0};
+    const struct zr_pci_addr a = {.domain = 2}, b = {.domain = 2, .function = 1};
+    struct zr_device *hostdev = zr_device_list_append(&l);
+    hostdev->kind = ZR_KIND_HOSTDEV;
+    hostdev->source = a;
+    struct zr_device *iface = zr_device_list_append(&l);
+    iface->kind = ZR_KIND_INTERFACE;
+    iface->source = b;
+
+    cr_expect_eq(zr_device_list_find(&l, ZR_KIND_HOSTDEV, &a), &l.items[0]);
+    cr_expect_eq(zr_device_list_find(&l, ZR_KIND_INTERFACE, &b), &l.items[1]);
+    cr_expect_null(zr_device_list_find(&l, ZR_KIND_INTERFACE, &a), "the source, not the kind");
+    cr_expect_null(zr_device_list_find(&l, ZR_KIND_HOSTDEV, &b), "the kind, not the source");
+    cr_expect_null(zr_device_list_find(NULL, ZR_KIND_HOSTDEV, &a), "no list holds nothing");
+    zr_device_list_finish(&l);
+}
