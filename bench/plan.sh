@@ -30,6 +30,12 @@
 # the kernel puts it: on a small VM, client threads spread over every CPU
 # cost both sides more than their own work does (docs/design.md,
 # "Performance (issue 27)", third round).
+# Each run's daemon CPU is taken from libvirtd's threads (/proc/PID/task/*/
+# schedstat, nanoseconds) before and after it: the last columns, and the
+# closing lines that add it to the contender's own CPU.  When client and
+# daemon together keep every CPU busy, the wall ratio of two contenders
+# follows the ratio of those sums, whatever either does to go faster
+# (docs/design.md, "Performance (issue 27)", fifth round).
 set -euo pipefail
 
 n=${1:-1000}
@@ -89,6 +95,13 @@ run_once() {
     t=$( { time { "$@" >/dev/null 2>&1 || [ $? -eq 2 ]; }; } 2>&1 )
     awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' <<<"$t"
 }
+# The CPU time libvirtd's threads have used, in nanoseconds (0 when the
+# daemon's pid file or /proc cannot tell).
+daemon_pid=$(cat /run/libvirtd.pid 2>/dev/null || true)
+daemon_ns() {
+    [ -n "$daemon_pid" ] || { echo 0; return; }
+    cat /proc/"$daemon_pid"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
+}
 # The contenders' runs are interleaved (one of each per round, REPEAT
 # rounds, default 5), so a burst of other work on the machine hits them
 # alike; each figure is the least and the median of its rounds, wall and CPU
@@ -97,11 +110,14 @@ declare -A samples
 pin=()
 [ -n "${PIN:-}" ] && pin=(taskset -c "$PIN")
 contend() { # KEY COMMAND...
-    local key=$1
+    local key=$1 d0 r d1
     shift
-    samples[$key]+="$(run_once "${pin[@]}" "$@")"$'\n'
+    d0=$(daemon_ns)
+    r=$(run_once "${pin[@]}" "$@")
+    d1=$(daemon_ns)
+    samples[$key]+="$r $(awk -v a="$d0" -v b="$d1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')"$'\n'
 }
-# stat KEY COLUMN(1 wall, 2 cpu) least|median
+# stat KEY COLUMN(1 wall, 2 cpu, 3 daemon cpu) least|median
 stat() {
     printf '%s' "${samples[$1]}" | awk -v c="$2" '{ print $c }' | sort -n |
         awk -v m="$3" '{ v[NR] = $1 } END { print (m == "least") ? v[1] : v[int((NR + 1) / 2)] }'
@@ -136,8 +152,13 @@ fi
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 line() {
-    printf '%-52s %8.3f s %8.3f s %8.3f s %8.3f s\n' "$1" "$(stat "$2" 1 least)" \
-        "$(stat "$2" 2 least)" "$(stat "$2" 1 median)" "$(stat "$2" 2 median)"
+    printf '%-52s %8.3f s %8.3f s %8.3f s %8.3f s %8.3f s\n' "$1" "$(stat "$2" 1 least)" \
+        "$(stat "$2" 2 least)" "$(stat "$2" 1 median)" "$(stat "$2" 2 median)" "$(stat "$2" 3 median)"
+}
+# The median of each round's own CPU plus the daemon's, in seconds.
+both() {
+    printf '%s' "${samples[$1]}" | awk '{ print $2 + $3 }' | sort -n |
+        awk '{ v[NR] = $1 } END { printf "%.3f", v[int((NR + 1) / 2)] }'
 }
 ratios() { # LABEL KEY TARGET
     local m r=()
@@ -147,7 +168,7 @@ ratios() { # LABEL KEY TARGET
     printf '%-52s %8s x %8s x %8s x %8s x  (target <= %s, wall)\n' "$1" "${r[@]}" "$3"
 }
 echo "load average $load0 (start), $load1 (end); $(nproc) CPUs; ${REPEAT:-5} interleaved rounds${PIN:+; every contender on CPU $PIN}"
-printf '%-52s %10s %10s %10s %10s\n' "" "least wall" "cpu" "median wall" "cpu"
+printf '%-52s %10s %10s %10s %10s %10s\n' "" "least wall" "cpu" "median wall" "cpu" "daemon cpu"
 printf '%-52s %8s\n' "guests (plan: $([ "${SYNC:-0}" = 1 ] && echo in sync || echo one replacement each))" "$n"
 printf '%-52s %8s\n' "other guests on the host (read by the conflict check)" "$others"
 printf '%-52s %8s\n' "  of which defined by this run, without devices" "$n_others"
@@ -162,6 +183,16 @@ if [ "$py" = 1 ]; then
     ratios "  plan / python-libvirt loop" py 0.45
 else
     echo "  (no python3-libvirt for /usr/bin/python3: apt-get install python3-libvirt)"
+fi
+cpus=$(nproc)
+if [ -n "$daemon_pid" ]; then
+    printf '%-52s %8.3f s %8.3f s  (medians; / %d CPUs: %.3f s, %.3f s)\n' \
+        "CPU of a run, own + daemon's: floor, plan" "$(both floor)" "$(both plan)" "$cpus" \
+        "$(awk -v a="$(both floor)" -v n="$cpus" 'BEGIN { print a / n }')" \
+        "$(awk -v a="$(both plan)" -v n="$cpus" 'BEGIN { print a / n }')"
+    printf '%-52s %8s x\n' "  plan / C floor, CPU with the daemon's" "$(ratio "$(both plan)" "$(both floor)")"
+else
+    echo "  (no /run/libvirtd.pid: the daemon's CPU is not counted)"
 fi
 
 if [ "${KEEP:-0}" != 1 ]; then
