@@ -35,3 +35,13 @@ XML
 virsh_batch() {
     virsh -q -c "$1" >/dev/null
 }
+
+# daemon_cpu_ns: the CPU time libvirtd's threads (qemu:///system's daemon,
+# /run/libvirtd.pid) have used so far, in nanoseconds from
+# /proc/PID/task/*/schedstat; 0 when the pid file or /proc cannot tell.
+# Two readings around a run give the daemon's share of it.
+daemon_cpu_ns() {
+    local pid
+    pid=$(cat /run/libvirtd.pid 2>/dev/null) || { echo 0; return; }
+    cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
+}

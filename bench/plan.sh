@@ -95,13 +95,7 @@ run_once() {
     t=$( { time { "$@" >/dev/null 2>&1 || [ $? -eq 2 ]; }; } 2>&1 )
     awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' <<<"$t"
 }
-# The CPU time libvirtd's threads have used, in nanoseconds (0 when the
-# daemon's pid file or /proc cannot tell).
 daemon_pid=$(cat /run/libvirtd.pid 2>/dev/null || true)
-daemon_ns() {
-    [ -n "$daemon_pid" ] || { echo 0; return; }
-    cat /proc/"$daemon_pid"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
-}
 # The contenders' runs are interleaved (one of each per round, REPEAT
 # rounds, default 5), so a burst of other work on the machine hits them
 # alike; each figure is the least and the median of its rounds, wall and CPU
@@ -112,9 +106,9 @@ pin=()
 contend() { # KEY COMMAND...
     local key=$1 d0 r d1
     shift
-    d0=$(daemon_ns)
+    d0=$(daemon_cpu_ns)
     r=$(run_once "${pin[@]}" "$@")
-    d1=$(daemon_ns)
+    d1=$(daemon_cpu_ns)
     samples[$key]+="$r $(awk -v a="$d0" -v b="$d1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')"$'\n'
 }
 # stat KEY COLUMN(1 wall, 2 cpu, 3 daemon cpu) least|median
