@@ -17,11 +17,27 @@
 static pthread_once_t base_once = PTHREAD_ONCE_INIT, event_once = PTHREAD_ONCE_INIT;
 static int base_status, event_status;
 
+/* libvirt's remote client stops and restarts the event loop's watch on its
+ * socket around every call, and each time the loop's thread wakes up to
+ * find nothing to do: two thread switches per call, which cost apply (the
+ * loop bounds its calls with keepalive) half again plan's CPU time for the
+ * same reads (docs/design.md, "Performance (issue 27)", fifth round).  So
+ * the thread pauses between iterations: the wake-ups of a pause are
+ * handled in one, and a keepalive, a domain event or a lost connection is
+ * seen at most this much later.  Not while the loop also serves an
+ * embedded driver: its QEMU monitor replies come through the loop, one
+ * round trip after another. */
+#define LOOP_PAUSE_NSEC (20 * 1000 * 1000L)
+static atomic_bool loop_serves_embedded;
+
 static void *event_loop(void *arg)
 {
-    for (;;)
+    for (;;) {
         if (virEventRunDefaultImpl() < 0)
             break;
+        if (!atomic_load(&loop_serves_embedded))
+            nanosleep(&(struct timespec){.tv_nsec = LOOP_PAUSE_NSEC}, NULL);
+    }
     return NULL;
 }
 
@@ -77,10 +93,10 @@ int zr_libvirt_init(struct zr_error *err)
  * the embedded driver, and for libvirt's default URI, which may name an
  * embedded root and is not known before the open.  A run that only reads a
  * daemon does without: with a loop registered, libvirt's remote client
- * hands every reply through the loop's thread, which about doubles the CPU
- * time of reading a host's guests (bench/plan.sh); without one, the
- * calling thread reads its own reply.  Once started, the loop serves every
- * later connection of the process. */
+ * wakes the loop's thread around every call, which made reading a host's
+ * guests take half again as much CPU time until the thread pauses between
+ * iterations (event_loop()), and still a few per cent since.  Once
+ * started, the loop serves every later connection of the process. */
 static bool needs_event_loop(const char *uri, enum zr_conn_use use)
 {
     if (use == ZR_CONN_EVENTS)
@@ -389,6 +405,8 @@ virConnectPtr zr_connect_with(const char *uri, const struct zr_connect_options *
                               struct zr_error *err)
 {
     bool events = needs_event_loop(uri, o->use);
+    if (!daemon_uri(uri))
+        atomic_store(&loop_serves_embedded, true);
     if (libvirt_setup(events, err) < 0)
         return NULL;
     if (o->interrupt && *o->interrupt) {
