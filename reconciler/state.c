@@ -454,19 +454,26 @@ char *zr_connect_uri(virConnectPtr conn)
     return r;
 }
 
-static int read_flavour(virDomainPtr dom, unsigned flags, const char *guest, const char *flavour,
-                        struct zr_device_list *out, char **keep, char **error)
+/* One flavour's XML into *keep; on failure *error says why. */
+static int fetch_flavour(virDomainPtr dom, unsigned flags, const char *flavour, char **keep,
+                         char **error)
 {
     char *xml = virDomainGetXMLDesc(dom, flags);
     if (!xml) {
         *error = zr_asprintf("cannot read the %s definition: %s", flavour, zr_libvirt_error());
         return -EIO;
     }
+    free(*keep);
+    *keep = xml;
+    return 0;
+}
+
+static int parse_flavour(const char *xml, const char *guest, const char *flavour,
+                         struct zr_device_list *out, char **error)
+{
     _cleanup_free_ char *what = zr_asprintf("%s (%s)", guest, flavour);
     struct zr_error e = {0};
     int r = zr_domain_parse_devices(xml, strlen(xml), what, out, &e);
-    free(*keep);
-    *keep = xml;
     if (r < 0) {
         *error = zr_strdup(e.message);
         zr_error_finish(&e);
@@ -474,7 +481,10 @@ static int read_flavour(virDomainPtr dom, unsigned flags, const char *guest, con
     return r;
 }
 
-int zr_state_read_guest(virConnectPtr conn, struct zr_guest_state *st)
+/* A guest's read, first half: its round trips to the daemon (the lookup
+ * and state where the listing gave none, then its XML).  On failure
+ * st->error says why. */
+static int fetch_guest(virConnectPtr conn, struct zr_guest_state *st)
 {
     const char *name = st->wanted->name;
 
@@ -510,29 +520,54 @@ int zr_state_read_guest(virConnectPtr conn, struct zr_guest_state *st)
         }
         st->active = active == 1;
     }
-    int r = read_flavour(st->dom, VIR_DOMAIN_XML_INACTIVE, name, "persistent", &st->config,
-                         &st->config_xml, &st->error);
-    if (r < 0)
-        return r;
-    if (st->active)
-        r = read_flavour(st->dom, 0, name, "live", &st->live, &st->live_xml, &st->error);
+    int r =
+        fetch_flavour(st->dom, VIR_DOMAIN_XML_INACTIVE, "persistent", &st->config_xml, &st->error);
+    if (r == 0 && st->active)
+        r = fetch_flavour(st->dom, 0, "live", &st->live_xml, &st->error);
     return r;
+}
+
+/* The second half: the devices of the XML fetch_guest() got. */
+static int parse_guest(struct zr_guest_state *st)
+{
+    const char *name = st->wanted->name;
+    int r = parse_flavour(st->config_xml, name, "persistent", &st->config, &st->error);
+    if (r == 0 && st->active)
+        r = parse_flavour(st->live_xml, name, "live", &st->live, &st->error);
+    return r;
+}
+
+int zr_state_read_guest(virConnectPtr conn, struct zr_guest_state *st)
+{
+    int r = fetch_guest(conn, st);
+    return r < 0 ? r : parse_guest(st);
 }
 
 /* The guests' and node devices' reads run on zr_pool_run()'s threads,
  * sharing one connection: each XMLDesc is a round trip to the daemon, and a
- * few in flight hide the latency. */
+ * few in flight hide the latency.  A host's guests are fetched first and
+ * parsed afterwards, each half on the pool: a parse between two round trips
+ * costs its thread about twice as much CPU, and the daemon more too
+ * (docs/design.md, "Performance (issue 27)", sixth round). */
 
 struct read_ctx {
     virConnectPtr conn;
     struct zr_guest_state *states;
 };
 
-static void read_one(void *ctx, unsigned worker, size_t i)
+static void fetch_one(void *ctx, unsigned worker, size_t i)
 {
     (void)worker;
     struct read_ctx *c = ctx;
-    zr_state_read_guest(c->conn, &c->states[i]);
+    fetch_guest(c->conn, &c->states[i]);
+}
+
+static void parse_one(void *ctx, unsigned worker, size_t i)
+{
+    (void)worker;
+    struct read_ctx *c = ctx;
+    if (!c->states[i].error)
+        parse_guest(&c->states[i]);
 }
 
 /* A listed domain and its name, to sort by. */
@@ -631,7 +666,8 @@ struct zr_guest_state *zr_state_read_listed(virConnectPtr conn, const struct zr_
         states[i].wanted = &host->guests[i];
     resolve_domains(conn, states, host->n_guests, listing);
     struct read_ctx c = {.conn = conn, .states = states};
-    zr_pool_run(host->n_guests, jobs, read_one, &c);
+    zr_pool_run(host->n_guests, jobs, fetch_one, &c);
+    zr_pool_run(host->n_guests, jobs, parse_one, &c);
     return states;
 }
 
