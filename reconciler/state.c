@@ -855,33 +855,41 @@ int zr_state_read_host_uses(virConnectPtr conn, unsigned jobs, char ***xml, size
 struct others_ctx {
     virDomainPtr *doms;
     struct zr_other_guest *out;
+    char **xml; /* 2 per guest: persistent, live; fetched, then parsed */
 };
 
-/* One definition of another guest (flags: persistent or live) into
- * o->devices, each source once; false when it cannot be read (o says
- * why). */
-static bool read_other_flavour(virDomainPtr dom, unsigned flags, struct zr_other_guest *o)
+/* One definition of another guest (flags: persistent or live) into *xml;
+ * false when it cannot be read (o says why). */
+static bool fetch_other_flavour(virDomainPtr dom, unsigned flags, struct zr_other_guest *o,
+                                char **xml)
 {
-    _cleanup_free_ char *xml = virDomainGetXMLDesc(dom, flags);
-    if (!xml) {
-        virErrorPtr e = virGetLastError();
-        /* Undefined since the listing: it holds nothing any more. */
-        if (e && e->code == VIR_ERR_NO_DOMAIN)
-            o->gone = true;
-        else
-            o->error = zr_strdup(zr_libvirt_error());
-        return false;
-    }
+    *xml = virDomainGetXMLDesc(dom, flags);
+    if (*xml)
+        return true;
+    virErrorPtr e = virGetLastError();
+    /* Undefined since the listing: it holds nothing any more. */
+    if (e && e->code == VIR_ERR_NO_DOMAIN)
+        o->gone = true;
+    else
+        o->error = zr_strdup(zr_libvirt_error());
+    return false;
+}
+
+/* The in-scope devices of one of its definitions into o->devices, each
+ * source once; false when it does not parse (o says why, unless it says
+ * something already). */
+static bool parse_other_flavour(const char *xml, bool live, struct zr_other_guest *o)
+{
     /* Most guests of a host have no device in scope; a scan of their XML
      * spares a parse that would find none. */
     if (!zr_domain_may_hold_devices(xml))
         return true;
-    const bool live = flags != VIR_DOMAIN_XML_INACTIVE;
     _cleanup_free_ char *what = zr_asprintf("%s (%s)", o->name, live ? "live" : "persistent");
     _cleanup_(zr_device_list_finish) struct zr_device_list found = {0};
     struct zr_error e = {0};
     if (zr_domain_parse_devices(xml, strlen(xml), what, &found, &e) < 0) {
-        o->error = zr_strdup(e.message);
+        if (!o->error)
+            o->error = zr_strdup(e.message);
         zr_error_finish(&e);
         return false;
     }
@@ -894,15 +902,28 @@ static bool read_other_flavour(virDomainPtr dom, unsigned flags, struct zr_other
     return true;
 }
 
-static void read_other(void *ctx, unsigned worker, size_t i)
+/* As for the inventory's guests: every round trip first, then every parse. */
+static void fetch_other(void *ctx, unsigned worker, size_t i)
 {
     (void)worker;
     struct others_ctx *c = ctx;
     struct zr_other_guest *o = &c->out[i];
     /* A listed domain's id is -1 when it is not running. */
-    if (read_other_flavour(c->doms[i], VIR_DOMAIN_XML_INACTIVE, o) &&
+    if (fetch_other_flavour(c->doms[i], VIR_DOMAIN_XML_INACTIVE, o, &c->xml[2 * i]) &&
         virDomainGetID(c->doms[i]) != (unsigned int)-1)
-        read_other_flavour(c->doms[i], 0, o);
+        fetch_other_flavour(c->doms[i], 0, o, &c->xml[2 * i + 1]);
+}
+
+static void parse_other(void *ctx, unsigned worker, size_t i)
+{
+    (void)worker;
+    struct others_ctx *c = ctx;
+    char **xml = &c->xml[2 * i];
+    if (xml[0] && parse_other_flavour(xml[0], false, &c->out[i]) && xml[1])
+        parse_other_flavour(xml[1], true, &c->out[i]);
+    free(xml[0]);
+    free(xml[1]);
+    xml[0] = xml[1] = NULL;
 }
 
 static int str_cmp(const void *a, const void *b)
@@ -935,8 +956,10 @@ int zr_state_read_others(virConnectPtr conn, const struct zr_host *host,
         others[k].name = zr_strdup(name);
         doms[k++] = listing->doms[i]; /* borrowed: the listing outlives the reads */
     }
-    struct others_ctx c = {.doms = doms, .out = others};
-    zr_pool_run(k, jobs, read_other, &c);
+    _cleanup_free_ char **xml = zr_new0(char *, 2 * k);
+    struct others_ctx c = {.doms = doms, .out = others, .xml = xml};
+    zr_pool_run(k, jobs, fetch_other, &c);
+    zr_pool_run(k, jobs, parse_other, &c);
     *out = others;
     *n = k;
     return 0;
