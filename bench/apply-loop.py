@@ -5,8 +5,8 @@ the one it should have (both --config), one call after another on one
 connection.  bench/apply.sh times it beside `zpci-reconcile apply`.
 
 Usage: apply-loop.py URI PREFIX N FROM_BUS TO_BUS [THREADS]
-Guest PREFIX-NNNN (1..N) holds source NNNN:FROM_BUS:00.0 (NNNN's decimal digits
-read as hex, as bench/apply.sh writes them; buses in hex) and gets
+Guest PREFIX-NNNN (1..N) holds source DDDD:FROM_BUS:00.0 (DDDD: NNNN in hex,
+as bench/apply.sh writes them, bench/lib.sh's function_domain; buses in hex) and gets
 NNNN:TO_BUS:00.0 with the same zPCI ids (the detach frees them).
 THREADS > 1 splits the guests among that many threads sharing the connection
 (libvirt-python lets go of the GIL during a call): what the daemon can do with

@@ -9,8 +9,10 @@
 #   - bench/apply-loop.py: the bare sequential python-libvirt loop a user
 #     would write (lookupByName + XMLDesc, then detach + attach), the
 #     baseline;
-#   - the same loop split over as many threads as apply's pool: what the
-#     daemon does with that many calls in flight (the floor);
+#   - the same loop split over as many threads as apply's pool;
+#   - the floor as issue 27 defines it (bench/apply-floor.c): the same
+#     calls from as many threads in C, what the daemon does with that many
+#     calls in flight and a client that costs next to nothing;
 #   - zpci-reconcile apply -q --no-host-check with one worker
 #     (ZPCI_RECONCILE_APPLY_THREADS=1: every action in turn);
 #   - the same with the default pool (ZR_APPLY_THREADS in reconciler/apply.h);
@@ -34,12 +36,13 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=${2:-$top/build}
 uri=qemu:///system
 zr="$build/reconciler/zpci-reconcile"
+cfloor="$build/bench/apply-floor"
 seq_zr=${ZR_BIN:-$zr}
 shim="$build/tests/libzr-fault.so"
 py=/usr/bin/python3
 repeat=${REPEAT:-3}
 prefix=zrapply
-[ -x "$zr" ] && [ -x "$seq_zr" ] || { echo "build first: meson setup build -Dtests=true && meson compile -C build" >&2; exit 1; }
+[ -x "$zr" ] && [ -x "$seq_zr" ] && [ -x "$cfloor" ] || { echo "build first: meson setup build -Dtests=true && meson compile -C build" >&2; exit 1; }
 [ -f "$shim" ] || { echo "needs the fault shim: meson setup build -Dtests=true" >&2; exit 1; }
 "$py" -c 'import libvirt' 2>/dev/null || { echo "needs python3-libvirt (apt-get install python3-libvirt)" >&2; exit 1; }
 
@@ -141,7 +144,12 @@ for round in $(seq 1 "$repeat"); do
     py_loop loop
     zr "$zr" "" "$work/at0.yaml"; expect_calls "reset" "$n $n"
 
-    py_loop floor "$threads"
+    py_loop pythreads "$threads"
+    zr "$zr" "" "$work/at0.yaml"; expect_calls "reset" "$n $n"
+
+    d0=$(dnow); t0=$(now)
+    "$cfloor" "$uri" "$prefix" "$n" e0 e1 "$threads"
+    best floor "$(elapsed "$t0" "$(now)")" "$(elapsed "$d0" "$(dnow)")"
     zr "$zr" "" "$work/at0.yaml"; expect_calls "reset" "$n $n"
 
     zr "$seq_zr" 1 "$work/at1.yaml"; best seq "$secs" "$dsecs"
@@ -169,7 +177,10 @@ row() { # LABEL KEY CALLS
         "$(ratio "${best_s[$2]}" "$loop")" "${best_d[$2]}" "$3"
 }
 row "bare python-libvirt loop (baseline)" loop "$n $n"
-row "the same loop on $threads threads (floor)" floor "$n $n"
+row "the same loop on $threads threads" pythreads "$n $n"
+row "the same calls from $threads threads in C (floor)" floor "$n $n"
 row "zpci-reconcile apply, 1 worker${ZR_BIN:+ (ZR_BIN)}" seq "$seq_calls"
 row "zpci-reconcile apply, $threads workers" par "$par_calls"
 row "zpci-reconcile apply in sync (nothing to do)" sync "$sync_calls"
+echo
+echo "apply, $threads workers / the C floor: $(ratio "${best_s[par]}" "${best_s[floor]}") x (issue 27: at most 1.2); / the python loop: $(ratio "${best_s[par]}" "$loop") x (at most 0.5)"
