@@ -468,6 +468,8 @@ static int fetch_flavour(virDomainPtr dom, unsigned flags, const char *flavour, 
     return 0;
 }
 
+/* The in-scope devices of one flavour's XML into *out; on failure *error
+ * (NULL before) says why. */
 static int parse_flavour(const char *xml, const char *guest, const char *flavour,
                          struct zr_device_list *out, char **error)
 {
@@ -884,13 +886,13 @@ static bool parse_other_flavour(const char *xml, bool live, struct zr_other_gues
      * spares a parse that would find none. */
     if (!zr_domain_may_hold_devices(xml))
         return true;
-    _cleanup_free_ char *what = zr_asprintf("%s (%s)", o->name, live ? "live" : "persistent");
     _cleanup_(zr_device_list_finish) struct zr_device_list found = {0};
-    struct zr_error e = {0};
-    if (zr_domain_parse_devices(xml, strlen(xml), what, &found, &e) < 0) {
+    char *why = NULL;
+    if (parse_flavour(xml, o->name, live ? "live" : "persistent", &found, &why) < 0) {
         if (!o->error)
-            o->error = zr_strdup(e.message);
-        zr_error_finish(&e);
+            o->error = why;
+        else
+            free(why);
         return false;
     }
     for (size_t d = 0; d < found.n; d++) {
